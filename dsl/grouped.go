@@ -1,0 +1,117 @@
+package dsl
+
+import (
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// Grouped is a stream grouped by key, ready for an aggregation: Kafka
+// Streams' KGroupedStream. If the stream was rekeyed, the aggregation first
+// repartitions it through "<name>-repartition", where name is the Named
+// option of the grouping or else the store's name.
+type Grouped[K, V any] struct {
+	s           Stream[K, V]
+	name        string
+	repartition bool
+}
+
+// GroupByKey groups the stream by its current key. Kafka Streams:
+// KStream.groupByKey.
+func (s Stream[K, V]) GroupByKey(opts ...Option) Grouped[K, V] {
+	return Grouped[K, V]{s: s, name: collect(opts).name, repartition: s.rekeyed}
+}
+
+// GroupBy groups the stream by the key f selects, always repartitioning.
+// keys is the serde of the new key. Kafka Streams: KStream.groupBy.
+func GroupBy[K, V, K2 any](s Stream[K, V], f func(K, V) K2, keys serde.Serde[K2], opts ...Option) Grouped[K2, V] {
+	o := collect(opts)
+	rekeyed := SelectKey(s, f)
+	rekeyed.keys = keys
+	return Grouped[K2, V]{s: rekeyed, name: o.name, repartition: true}
+}
+
+// storeSpec returns the key-value store of a stateful operation: the name
+// from Materialized, else from Named, else generated from prefix.
+func (b *Builder) storeSpec(o options, prefix string) *topology.StoreSpec {
+	spec := &topology.StoreSpec{Kind: topology.KeyValue, Timestamped: true}
+	if o.store != nil {
+		spec.Name = o.store.Name
+		spec.InMemory = o.store.InMemory
+		spec.DisableLogging = o.store.DisableLogging
+		spec.DisableCaching = o.store.DisableCaching
+		spec.ChangelogConfig = o.store.ChangelogConfig
+	}
+	if spec.Name == "" {
+		spec.Name = o.name
+	}
+	if spec.Name == "" {
+		spec.Name = b.newName(prefix + "-STATE-STORE")
+		spec.Generated = true
+	}
+	b.addStore(spec)
+	return spec
+}
+
+// aggregate adds a stream aggregation: processor name, store, the
+// repartition step if needed, and the node mk builds.
+func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error)) Table[K, A] {
+	b := g.s.b
+	o := collect(opts)
+	spec := b.storeSpec(o, prefix)
+	name := b.nameOr(o.name, prefix)
+	s := g.s
+	if g.repartition {
+		base := g.name
+		if base == "" {
+			base = spec.Name
+		}
+		s = s.repartitionAs(base, 0)
+	}
+	if s.keys == nil {
+		b.fail(name, "missing key serde for store %s: set it with WithKeySerde before grouping", spec.Name)
+	}
+	if aggs == nil {
+		b.fail(name, "missing value serde for store %s", spec.Name)
+	}
+	keys := s.keys
+	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error) {
+		return mk(ctx, name, spec.Name, keys, next)
+	}, s.node)
+	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name}
+}
+
+// Count counts the records of each key into a table (Int64 values). Records
+// with a null key or value are dropped and counted. Kafka Streams:
+// KGroupedStream.count.
+func (g Grouped[K, V]) Count(opts ...Option) Table[K, int64] {
+	return aggregate(g, opts, "KSTREAM-AGGREGATE", serde.Int64,
+		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, V], error) {
+			return operators.Aggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], next)
+		})
+}
+
+func zero() int64 { return 0 }
+
+func increment[K, V any](_ K, _ V, n int64) int64 { return n + 1 }
+
+// Reduce combines the values of each key with f, the first value being the
+// initial aggregate. The stream's value serde stores the result. Kafka
+// Streams: KGroupedStream.reduce.
+func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
+	return aggregate(g, opts, "KSTREAM-REDUCE", g.s.values,
+		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
+			return operators.Reduce(ctx, node, store, keys, g.s.values, f, next)
+		})
+}
+
+// Aggregate folds the values of each key into an aggregate of type A,
+// starting from init(); aggs stores the aggregate. Kafka Streams:
+// KGroupedStream.aggregate.
+func Aggregate[K, V, A any](g Grouped[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[K, A] {
+	return aggregate(g, opts, "KSTREAM-AGGREGATE", aggs,
+		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error) {
+			return operators.Aggregate(ctx, node, store, keys, aggs, init, add, next)
+		})
+}

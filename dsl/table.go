@@ -1,0 +1,204 @@
+package dsl
+
+import (
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// Table is a typed changelog stream read as a table: each key's latest
+// value (Kafka Streams' KTable). Its updates flow downstream as
+// operators.Change values carrying the new and the old value.
+type Table[K, V any] struct {
+	b      *Builder
+	node   *topology.Node
+	keys   serde.Serde[K]
+	values serde.Serde[V]
+	// store is the name of the store that holds the table, or "" if the
+	// table is not materialized.
+	store string
+}
+
+// StoreName is the name of the store that holds the table, or "" when the
+// table is computed on the fly (a Filter or MapValues without Materialized).
+func (t Table[K, V]) StoreName() string { return t.store }
+
+// TableFromTopic reads topic as a table: a record sets its key's value, a
+// tombstone deletes it. The table is kept in a store named by Named or
+// Materialized (else generated, "<topic>-STATE-STORE-..."). Kafka Streams:
+// StreamsBuilder.table.
+func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Table[K, V] {
+	o := collect(opts)
+	spec := b.storeSpec(o, topic)
+	srcName, name := b.newName("KSTREAM-SOURCE"), b.newName("KTABLE-SOURCE")
+	if o.name != "" {
+		srcName, name = o.name+"-source", o.name
+	}
+	if keys == nil || values == nil {
+		b.fail(srcName, "table source of %s needs a key and a value serde", topic)
+	}
+	src := sourceNode(b, srcName, []string{topic}, false, keys, values)
+	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
+		return operators.TableSource(ctx, name, spec.Name, keys, values, next)
+	}, src)
+	return Table[K, V]{b: b, node: n, keys: keys, values: values, store: spec.Name}
+}
+
+// materialize returns the store a table operation keeps its result in, if
+// the Materialized option asks for one.
+func (t Table[K, V]) materialize(o options, prefix string) string {
+	if o.store == nil {
+		return ""
+	}
+	return t.b.storeSpec(o, prefix).Name
+}
+
+// Filter keeps the rows for which pred holds; an update whose new value
+// fails it deletes the row downstream. With Materialized the result is
+// kept in a store. Kafka Streams: KTable.filter.
+func (t Table[K, V]) Filter(pred func(K, V) bool, opts ...Option) Table[K, V] {
+	return t.filter(pred, true, opts)
+}
+
+// FilterNot drops the rows for which pred holds. Kafka Streams:
+// KTable.filterNot.
+func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Table[K, V] {
+	return t.filter(pred, false, opts)
+}
+
+func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) Table[K, V] {
+	o := collect(opts)
+	store := t.materialize(o, "KTABLE-FILTER")
+	name := t.b.nameOr(o.name, "KTABLE-FILTER")
+	var stores []string
+	if store != "" {
+		stores = []string{store}
+	}
+	keys, values := t.keys, t.values
+	n := processor(t.b, name, stores, func(ctx operators.Context, next operators.Node[K, operators.Change[V]]) (operators.Node[K, operators.Change[V]], error) {
+		return operators.TableFilter(ctx, name, store, keys, values, pred, keep, next)
+	}, t.node)
+	out := t
+	out.node, out.store = n, store
+	return out
+}
+
+// ToStream returns the stream of the table's updates: each new value, and a
+// tombstone for each delete. Kafka Streams: KTable.toStream.
+func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
+	name := t.b.nameOr(collect(opts).name, "KTABLE-TOSTREAM")
+	n := stateless(t.b, name, func(next operators.Node[K, V]) operators.Node[K, operators.Change[V]] {
+		return operators.ToStream(next)
+	}, t.node)
+	return Stream[K, V]{b: t.b, node: n, keys: t.keys, values: t.values}
+}
+
+// TableMapValues maps the table's values; values is the serde of the new
+// values (needed when the result is materialized or written). Kafka
+// Streams: KTable.mapValues.
+func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...Option) Table[K, V2] {
+	o := collect(opts)
+	store := t.materialize(o, "KTABLE-MAPVALUES")
+	name := t.b.nameOr(o.name, "KTABLE-MAPVALUES")
+	var stores []string
+	if store != "" {
+		stores = []string{store}
+		if values == nil {
+			t.b.fail(name, "missing value serde for store %s", store)
+		}
+	}
+	keys := t.keys
+	n := processor(t.b, name, stores, func(ctx operators.Context, next operators.Node[K, operators.Change[V2]]) (operators.Node[K, operators.Change[V]], error) {
+		return operators.TableMapValues(ctx, name, store, keys, values, f, next)
+	}, t.node)
+	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store}
+}
+
+// GroupedTable is a table regrouped by a new key, ready for an aggregation
+// with an adder and a subtractor: Kafka Streams' KGroupedTable.
+type GroupedTable[K, V any] struct {
+	s    Stream[K, operators.Change[V]]
+	vals serde.Serde[V]
+	name string
+}
+
+// TableGroupBy regroups a table's rows under the key f selects, with the
+// value f returns. When a row changes, its old value is retracted from its
+// old group and its new value added to its new group, so aggregations stay
+// exact when a row moves between groups. Always repartitions. Kafka
+// Streams: KTable.groupBy.
+func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(K, V) (K2, V2), keys serde.Serde[K2], values serde.Serde[V2], opts ...Option) GroupedTable[K2, V2] {
+	o := collect(opts)
+	name := t.b.nameOr(o.name, "KTABLE-SELECT")
+	if keys == nil || values == nil {
+		t.b.fail(name, "table groupBy needs a key and a value serde")
+	}
+	n := stateless(t.b, name, func(next operators.Node[K2, operators.Change[V2]]) operators.Node[K, operators.Change[V]] {
+		return operators.TableGroupBy(name, f, keys, next)
+	}, t.node)
+	var changes serde.Serde[operators.Change[V2]]
+	if values != nil {
+		changes = operators.ChangeSerde(values)
+	}
+	return GroupedTable[K2, V2]{
+		s:    Stream[K2, operators.Change[V2]]{b: t.b, node: n, keys: keys, values: changes},
+		vals: values,
+		name: o.name,
+	}
+}
+
+func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error)) Table[K, A] {
+	b := g.s.b
+	o := collect(opts)
+	spec := b.storeSpec(o, "KTABLE-AGGREGATE")
+	base := g.name
+	if base == "" {
+		base = spec.Name
+	}
+	// As in Kafka Streams: no null-key filter (the selector gives every row
+	// a key), and the sink and source are named after the grouping.
+	sinkName, sourceName := b.newName("KSTREAM-SINK"), b.newName("KSTREAM-SOURCE")
+	if g.name != "" {
+		sinkName, sourceName = g.name+"-sink", g.name+"-source"
+	}
+	s := g.s.throughTopic(base+"-repartition", sinkName, sourceName, 0, g.s.node)
+	name := b.nameOr(o.name, prefix)
+	if aggs == nil {
+		b.fail(name, "missing value serde for store %s", spec.Name)
+	}
+	keys := s.keys
+	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error) {
+		return mk(ctx, name, spec.Name, keys, next)
+	}, s.node)
+	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name}
+}
+
+// Count counts the rows of each group. Kafka Streams: KGroupedTable.count.
+func (g GroupedTable[K, V]) Count(opts ...Option) Table[K, int64] {
+	return tableAggregate(g, opts, "KTABLE-AGGREGATE", serde.Int64,
+		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, operators.Change[V]], error) {
+			return operators.TableAggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], decrement[K, V], next)
+		})
+}
+
+func decrement[K, V any](_ K, _ V, n int64) int64 { return n - 1 }
+
+// Reduce combines the values of each group: add folds a new value in, sub
+// takes an old one out. Kafka Streams: KGroupedTable.reduce.
+func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...Option) Table[K, V] {
+	return tableAggregate(g, opts, "KTABLE-REDUCE", g.vals,
+		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, operators.Change[V]], error) {
+			return operators.TableReduce(ctx, node, store, keys, g.vals, add, sub, next)
+		})
+}
+
+// TableAggregate folds the values of each group into an aggregate: add
+// folds a new value in, sub takes an old one out. Kafka Streams:
+// KGroupedTable.aggregate.
+func TableAggregate[K, V, A any](g GroupedTable[K, V], init func() A, add, sub func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[K, A] {
+	return tableAggregate(g, opts, "KTABLE-AGGREGATE", aggs,
+		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error) {
+			return operators.TableAggregate(ctx, node, store, keys, aggs, init, add, sub, next)
+		})
+}

@@ -1,0 +1,377 @@
+// Package task runs one task of a topology: one sub-topology on one input
+// partition. It instantiates the sub-topology's nodes, owns the task's
+// stores, stream time and punctuation schedules, and processes raw records
+// one at a time. It is shared by the runtime and the test driver, so both
+// run the very same operators and stores.
+//
+// A Task is used by one goroutine at a time.
+package task
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// DeserializationPolicy says what a task does with an input record it
+// cannot deserialize.
+type DeserializationPolicy int
+
+const (
+	// FailOnDeserializationError stops the task with an error naming the
+	// topic, partition, offset and source (Kafka Streams'
+	// LogAndFailExceptionHandler, its default).
+	FailOnDeserializationError DeserializationPolicy = iota
+	// SkipOnDeserializationError logs the record, counts it as dropped with
+	// the reason "deserialization-error" and goes on (Kafka Streams'
+	// LogAndContinueExceptionHandler).
+	SkipOnDeserializationError
+)
+
+// Config configures a Task.
+type Config struct {
+	// ApplicationID prefixes internal topic names.
+	ApplicationID string
+	SubTopology   *topology.SubTopology
+	// Partition is the input partition the task processes.
+	Partition int32
+	// Collector receives what the task's sinks write.
+	Collector operators.Collector
+	// OpenStore opens (creates or recovers) a store of the task.
+	OpenStore func(taskID string, spec *topology.StoreSpec) (state.Store, error)
+	// Clock is the wall clock; nil means time.Now.
+	Clock func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// OnDeserializationError is the policy for undecodable input.
+	OnDeserializationError DeserializationPolicy
+	// Dropped, if set, is told of every record a node drops on purpose.
+	Dropped func(taskID, node, reason string)
+}
+
+// ID returns the Kafka Streams style task ID "<sub-topology>_<partition>".
+func ID(subTopology int, partition int32) string {
+	return fmt.Sprintf("%d_%d", subTopology, partition)
+}
+
+// Task is one sub-topology instantiated for one partition.
+type Task struct {
+	id      string
+	cfg     Config
+	log     *slog.Logger
+	clock   func() time.Time
+	sources map[string]operators.RawProcessor
+	closers []topology.Closer
+	stores  map[string]state.Store
+	order   []string // store names in open order
+
+	// metadata of the record being processed
+	topic     string
+	partition int32
+	offset    int64
+
+	streamTime int64
+	schedules  []*schedule
+	seq        int
+}
+
+// New instantiates the sub-topology for one partition: it opens the task's
+// stores and creates every node, children before parents. On error,
+// everything opened so far is closed.
+func New(cfg Config) (t *Task, err error) {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st := cfg.SubTopology
+	t = &Task{
+		id:         ID(st.ID, cfg.Partition),
+		cfg:        cfg,
+		clock:      cfg.Clock,
+		sources:    map[string]operators.RawProcessor{},
+		stores:     map[string]state.Store{},
+		streamTime: -1,
+		partition:  -1,
+		offset:     -1,
+	}
+	t.log = log.With("task", t.id)
+	defer func() {
+		if err != nil {
+			_ = t.Close()
+		}
+	}()
+	for _, spec := range st.Stores {
+		s, err := cfg.OpenStore(t.id, spec)
+		if err != nil {
+			return nil, fmt.Errorf("sluice: task %s: open store %s: %w", t.id, spec.Name, err)
+		}
+		t.stores[spec.Name] = s
+		t.order = append(t.order, spec.Name)
+	}
+	inst := make(map[*topology.Node]any, len(st.Nodes))
+	for _, n := range slices.Backward(st.Nodes) {
+		children := make([]any, len(n.Children))
+		for i, c := range n.Children {
+			ci, ok := inst[c]
+			if !ok {
+				return nil, fmt.Errorf("sluice: task %s: node %s: child %s is not instantiated before it", t.id, n.Name, c.Name)
+			}
+			children[i] = ci
+		}
+		in, err := n.New(&nodeContext{t: t, node: n}, children)
+		if err != nil {
+			return nil, t.wrap(n.Name, err)
+		}
+		inst[n] = in
+		if c, ok := in.(topology.Closer); ok {
+			t.closers = append(t.closers, c)
+		}
+		if n.Kind == topology.Source {
+			rp, ok := in.(operators.RawProcessor)
+			if !ok {
+				return nil, fmt.Errorf("sluice: task %s: source %s is a %T, not a RawProcessor", t.id, n.Name, in)
+			}
+			for _, tp := range n.Topics {
+				if n.Internal {
+					tp = t.internalTopic(tp)
+				}
+				t.sources[tp] = rp
+			}
+		}
+	}
+	return t, nil
+}
+
+// ID is the task's ID, "<sub-topology>_<partition>".
+func (t *Task) ID() string { return t.id }
+
+// Partition is the input partition of the task.
+func (t *Task) Partition() int32 { return t.cfg.Partition }
+
+// SubTopology is the sub-topology the task runs.
+func (t *Task) SubTopology() *topology.SubTopology { return t.cfg.SubTopology }
+
+// StreamTime is the largest timestamp processed, -1 before any.
+func (t *Task) StreamTime() int64 { return t.streamTime }
+
+// Store returns the task's store named name, or nil.
+func (t *Task) Store(name string) state.Store { return t.stores[name] }
+
+// Topics returns the Kafka topics the task reads (internal ones with the
+// application ID prefix).
+func (t *Task) Topics() []string {
+	ts := make([]string, 0, len(t.sources))
+	for tp := range t.sources {
+		ts = append(ts, tp)
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+func (t *Task) internalTopic(name string) string {
+	if t.cfg.ApplicationID == "" {
+		return name
+	}
+	return t.cfg.ApplicationID + "-" + name
+}
+
+// Process runs one input record through the sub-topology: it advances
+// stream time to the record's timestamp (it never goes back), hands the
+// record to the source of its topic, and then fires the stream-time
+// punctuations that are due.
+func (t *Task) Process(r *operators.RawRecord) error {
+	src, ok := t.sources[r.Topic]
+	if !ok {
+		return fmt.Errorf("sluice: task %s reads no topic %q (it reads %v)", t.id, r.Topic, t.Topics())
+	}
+	t.topic, t.partition, t.offset = r.Topic, r.Partition, r.Offset
+	if r.Timestamp > t.streamTime {
+		t.streamTime = r.Timestamp
+	}
+	if err := src.ProcessRaw(r); err != nil {
+		return t.wrap("", err)
+	}
+	return t.punctuate(operators.StreamTime, t.streamTime)
+}
+
+// PunctuateWallClock fires the wall-clock punctuations due at now.
+func (t *Task) PunctuateWallClock(now time.Time) error {
+	return t.punctuate(operators.WallClockTime, now.UnixMilli())
+}
+
+// Flush flushes the task's stores.
+func (t *Task) Flush() error {
+	var errs []error
+	for _, name := range t.order {
+		if err := t.stores[name].Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("sluice: task %s: flush store %s: %w", t.id, name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the task's processors, then its stores.
+func (t *Task) Close() error {
+	var errs []error
+	for _, c := range t.closers {
+		if err := c.Close(); err != nil {
+			errs = append(errs, t.wrap("", err))
+		}
+	}
+	t.closers = nil
+	for _, name := range t.order {
+		if err := t.stores[name].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("sluice: task %s: close store %s: %w", t.id, name, err))
+		}
+	}
+	t.order = nil
+	return errors.Join(errs...)
+}
+
+// wrap names the task (and node, if known) in err.
+func (t *Task) wrap(node string, err error) error {
+	var ne *operators.NodeError
+	if errors.As(err, &ne) {
+		if ne.Task == "" {
+			ne.Task = t.id
+		}
+		return err
+	}
+	if node == "" {
+		return fmt.Errorf("sluice: task %s: %w", t.id, err)
+	}
+	return &operators.NodeError{Task: t.id, Node: node, Err: err}
+}
+
+// schedule is one punctuation schedule.
+type schedule struct {
+	node      string
+	typ       operators.PunctuationType
+	interval  int64
+	next      int64
+	seq       int
+	fn        operators.Punctuator
+	cancelled bool
+}
+
+func (s *schedule) Cancel() { s.cancelled = true }
+
+// punctuate fires the schedules of typ due at now, earliest first, each at
+// most once, with now as their timestamp.
+func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
+	if len(t.schedules) == 0 {
+		return nil
+	}
+	var due []*schedule
+	for _, s := range t.schedules {
+		if s.typ == typ && !s.cancelled && s.next <= now {
+			due = append(due, s)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	slices.SortFunc(due, func(a, b *schedule) int {
+		if a.next != b.next {
+			return int(min(max(a.next-b.next, -1), 1))
+		}
+		return a.seq - b.seq
+	})
+	topic, partition, offset := t.topic, t.partition, t.offset
+	t.topic, t.partition, t.offset = "", -1, -1
+	defer func() { t.topic, t.partition, t.offset = topic, partition, offset }()
+	for _, s := range due {
+		if s.cancelled {
+			continue
+		}
+		// Missed punctuations are skipped, not replayed, and the schedule
+		// stays on its grid (Kafka Streams' PunctuationSchedule.next).
+		next := s.next + s.interval
+		if now >= next {
+			next = s.next + ((now-s.next)/s.interval+1)*s.interval
+		}
+		s.next = next
+		if err := s.fn(now); err != nil {
+			return t.wrap(s.node, fmt.Errorf("%s punctuator: %w", typ, err))
+		}
+	}
+	t.schedules = slices.DeleteFunc(t.schedules, func(s *schedule) bool { return s.cancelled })
+	return nil
+}
+
+// nodeContext is the operators.Context of one node of a task.
+type nodeContext struct {
+	t    *Task
+	node *topology.Node
+}
+
+func (c *nodeContext) TaskID() string                { return c.t.id }
+func (c *nodeContext) ApplicationID() string         { return c.t.cfg.ApplicationID }
+func (c *nodeContext) Topic() string                 { return c.t.topic }
+func (c *nodeContext) Partition() int32              { return c.t.partition }
+func (c *nodeContext) Offset() int64                 { return c.t.offset }
+func (c *nodeContext) StreamTime() int64             { return c.t.streamTime }
+func (c *nodeContext) WallClockTime() time.Time      { return c.t.clock() }
+func (c *nodeContext) InternalTopic(n string) string { return c.t.internalTopic(n) }
+func (c *nodeContext) Collector() operators.Collector {
+	return c.t.cfg.Collector
+}
+
+func (c *nodeContext) Store(name string) (state.Store, error) {
+	if !slices.Contains(c.node.Stores, name) {
+		return nil, fmt.Errorf("%w: node %s, store %s", operators.ErrStoreNotDeclared, c.node.Name, name)
+	}
+	s, ok := c.t.stores[name]
+	if !ok {
+		return nil, fmt.Errorf("sluice: task %s has no store %s", c.t.id, name)
+	}
+	return s, nil
+}
+
+func (c *nodeContext) Schedule(interval time.Duration, typ operators.PunctuationType, p operators.Punctuator) (operators.Cancellable, error) {
+	if interval < time.Millisecond {
+		return nil, fmt.Errorf("sluice: node %s: punctuation interval %v is below 1ms", c.node.Name, interval)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("sluice: node %s: nil punctuator", c.node.Name)
+	}
+	s := &schedule{node: c.node.Name, typ: typ, interval: interval.Milliseconds(), fn: p, seq: c.t.seq}
+	c.t.seq++
+	switch typ {
+	case operators.StreamTime:
+		// Aligned to 0: fires with the first record, as in Kafka Streams.
+		s.next = 0
+	case operators.WallClockTime:
+		s.next = c.t.clock().UnixMilli() + s.interval
+	default:
+		return nil, fmt.Errorf("sluice: node %s: unknown punctuation type %v", c.node.Name, typ)
+	}
+	c.t.schedules = append(c.t.schedules, s)
+	return s, nil
+}
+
+func (c *nodeContext) DeserializationError(node string, r *operators.RawRecord, err error) error {
+	if c.t.cfg.OnDeserializationError == SkipOnDeserializationError {
+		c.t.log.Warn("skipping a record that cannot be deserialized",
+			"node", node, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		c.RecordDropped(node, "deserialization-error")
+		return nil
+	}
+	return err
+}
+
+func (c *nodeContext) RecordDropped(node, reason string) {
+	if c.t.cfg.Dropped != nil {
+		c.t.cfg.Dropped(c.t.id, node, reason)
+	}
+}

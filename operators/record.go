@@ -1,0 +1,198 @@
+package operators
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/state"
+)
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is a typed record as it moves between processors.
+//
+// Timestamp is in milliseconds since the Unix epoch, as in Kafka.
+// NullKey and Tombstone report a Kafka null key or value: Key or Value is
+// then the zero value of its type. A tombstone is a record whose value is
+// null (a delete in a compacted topic) or a table update that deleted its
+// key. Sinks write them as nulls; stream aggregations and repartitioning
+// skip records with a null key, and aggregations skip tombstones, as Kafka
+// Streams does with null keys and values. An operation that computes a new
+// key or value clears the flag.
+type Record[K, V any] struct {
+	Key       K
+	Value     V
+	Timestamp int64
+	Headers   []Header
+	NullKey   bool
+	Tombstone bool
+}
+
+// Change is an update of a table row: the new value and the value it
+// replaced. HasNew is false for a delete; HasOld is false when the key had
+// no value before (or the old value is not known).
+type Change[V any] struct {
+	New    V
+	Old    V
+	HasNew bool
+	HasOld bool
+}
+
+// Node is a node instance of a task's processor graph that accepts records
+// of type K, V: what a parent forwards to.
+//
+// Process is called on the task's goroutine only. An error stops the task:
+// the node that raised it wraps it in a NodeError naming itself, and its
+// parents pass it up unchanged.
+type Node[K, V any] interface {
+	Process(r Record[K, V]) error
+}
+
+// RawRecord is a record as read from a topic, before deserialization.
+// Key and Value are nil for Kafka nulls. The slices belong to the caller
+// and are valid only during the call that received them.
+type RawRecord struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+}
+
+// RawProcessor accepts records before deserialization: source nodes.
+type RawProcessor interface {
+	ProcessRaw(r *RawRecord) error
+}
+
+// Collector receives the records that sinks write. The slices passed to
+// Send are reused by the caller after Send returns: a Collector that keeps
+// them must copy them. A partition below zero means the collector chooses
+// the partition (murmur2 of the key, as Kafka's default partitioner).
+type Collector interface {
+	Send(topic string, partition int32, key, value []byte, headers []Header, timestamp int64) error
+}
+
+// PunctuationType says which clock drives a punctuation schedule.
+type PunctuationType int
+
+const (
+	// StreamTime punctuations fire as the task's stream time advances, that
+	// is, only when records arrive. Kafka Streams: PunctuationType.STREAM_TIME.
+	StreamTime PunctuationType = iota
+	// WallClockTime punctuations fire on the system clock (or, in the test
+	// driver, on the driver's clock). Kafka Streams: WALL_CLOCK_TIME.
+	WallClockTime
+)
+
+func (t PunctuationType) String() string {
+	switch t {
+	case StreamTime:
+		return "stream-time"
+	case WallClockTime:
+		return "wall-clock-time"
+	}
+	return fmt.Sprintf("PunctuationType(%d)", int(t))
+}
+
+// Punctuator is called by a punctuation schedule with the time it fires at,
+// in milliseconds: the stream time for StreamTime schedules and the clock
+// time for WallClockTime schedules.
+type Punctuator func(timestamp int64) error
+
+// Cancellable cancels a punctuation schedule.
+type Cancellable interface {
+	Cancel()
+}
+
+// Context is what a processor instance sees of its task. It is valid for
+// the lifetime of the task; its record metadata methods describe the record
+// being processed (or, inside a punctuator, the last one).
+type Context interface {
+	// TaskID names the task, "<sub-topology>_<partition>" as in Kafka Streams.
+	TaskID() string
+	// ApplicationID is the application ID (the consumer group).
+	ApplicationID() string
+	// Topic, Partition and Offset locate the input record being processed.
+	Topic() string
+	Partition() int32
+	Offset() int64
+	// StreamTime is the largest timestamp the task has processed, in ms; it
+	// never goes back. It is -1 before the first record.
+	StreamTime() int64
+	// WallClockTime is the task's clock: system time in production, the
+	// driver's clock in tests.
+	WallClockTime() time.Time
+	// Store returns the state store named name that the node declared.
+	Store(name string) (state.Store, error)
+	// Schedule runs p every interval on the given clock until cancelled.
+	Schedule(interval time.Duration, typ PunctuationType, p Punctuator) (Cancellable, error)
+	// InternalTopic returns the Kafka topic name of an internal topic of
+	// the topology: "<application.id>-<name>".
+	InternalTopic(name string) string
+	// Collector is where sinks write.
+	Collector() Collector
+	// DeserializationError decides what happens to an input record that node
+	// could not deserialize: it returns nil to skip the record (after
+	// counting and logging it) or the error that stops the task.
+	DeserializationError(node string, r *RawRecord, err error) error
+	// RecordDropped counts a record a node dropped on purpose (a null key for
+	// an aggregation, a late record), with the reason as a metric label.
+	RecordDropped(node, reason string)
+}
+
+// ErrStoreNotDeclared is returned by Context.Store for a store the node did
+// not declare.
+var ErrStoreNotDeclared = errors.New("sluice: state store not declared by the processor")
+
+// NodeError is an error of one node of a task.
+type NodeError struct {
+	Task string
+	Node string
+	Err  error
+}
+
+func (e *NodeError) Error() string {
+	return fmt.Sprintf("sluice: task %s, node %s: %v", e.Task, e.Node, e.Err)
+}
+
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// DeserializationError is an input record that a source could not decode.
+type DeserializationError struct {
+	Node      string
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Part is "key" or "value".
+	Part string
+	Err  error
+}
+
+func (e *DeserializationError) Error() string {
+	return fmt.Sprintf("sluice: source %s: cannot deserialize the %s of the record at topic %s, partition %d, offset %d: %v",
+		e.Node, e.Part, e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+func (e *DeserializationError) Unwrap() error { return e.Err }
+
+// SerializationError is an output record that a sink could not encode.
+type SerializationError struct {
+	Node  string
+	Topic string
+	// Part is "key" or "value".
+	Part string
+	Err  error
+}
+
+func (e *SerializationError) Error() string {
+	return fmt.Sprintf("sluice: sink %s: cannot serialize the %s of a record for topic %s: %v", e.Node, e.Part, e.Topic, e.Err)
+}
+
+func (e *SerializationError) Unwrap() error { return e.Err }

@@ -1,0 +1,457 @@
+package operators
+
+import (
+	"bytes"
+
+	"github.com/sluicehq/sluice/serde"
+)
+
+// Aggregate folds the records of each key into an aggregate kept in the
+// timestamped key-value store named store, and forwards every update as a
+// Change of the key's aggregate. The first record of a key starts from
+// init(). Records with a null key or value are dropped and counted, as in
+// Kafka Streams. The update's timestamp is the largest of the key's input
+// timestamps.
+func Aggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
+	init func() A, add func(K, V, A) A, next Node[K, Change[A]]) (Node[K, V], error) {
+	s, err := openTimestamped(ctx, store, keys, aggs)
+	if err != nil {
+		return nil, err
+	}
+	return &aggregate[K, V, A]{ctx: ctx, node: node, store: s, init: init, add: add, next: next}, nil
+}
+
+type aggregate[K, V, A any] struct {
+	ctx   Context
+	node  string
+	store *timestamped[K, A]
+	init  func() A
+	add   func(K, V, A) A
+	next  Node[K, Change[A]]
+}
+
+func (p *aggregate[K, V, A]) Process(r Record[K, V]) error {
+	if r.NullKey || r.Tombstone {
+		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
+		return nil
+	}
+	kb, err := p.store.key(r.Key)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	old, ts, ok, err := p.store.get(kb)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	agg := old
+	if !ok {
+		agg = p.init()
+		ts = r.Timestamp
+	}
+	agg = p.add(r.Key, r.Value, agg)
+	ts = max(ts, r.Timestamp)
+	if err := p.store.put(kb, agg, ts); err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	return p.next.Process(Record[K, Change[A]]{
+		Key: r.Key, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
+	})
+}
+
+func nullReason(nullKey bool) string {
+	if nullKey {
+		return "null-key"
+	}
+	return "null-value"
+}
+
+// Reduce combines the values of each key with reduce, the first value of a
+// key being its aggregate; otherwise as Aggregate.
+func Reduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
+	reduce func(V, V) V, next Node[K, Change[V]]) (Node[K, V], error) {
+	s, err := openTimestamped(ctx, store, keys, values)
+	if err != nil {
+		return nil, err
+	}
+	return &reducer[K, V]{ctx: ctx, node: node, store: s, reduce: reduce, next: next}, nil
+}
+
+type reducer[K, V any] struct {
+	ctx    Context
+	node   string
+	store  *timestamped[K, V]
+	reduce func(V, V) V
+	next   Node[K, Change[V]]
+}
+
+func (p *reducer[K, V]) Process(r Record[K, V]) error {
+	if r.NullKey || r.Tombstone {
+		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
+		return nil
+	}
+	kb, err := p.store.key(r.Key)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	old, ts, ok, err := p.store.get(kb)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	agg := r.Value
+	if ok {
+		agg = p.reduce(old, r.Value)
+		ts = max(ts, r.Timestamp)
+	} else {
+		ts = r.Timestamp
+	}
+	if err := p.store.put(kb, agg, ts); err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	return p.next.Process(Record[K, Change[V]]{
+		Key: r.Key, Value: Change[V]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
+	})
+}
+
+// TableSource turns the records of a topic into table updates: each record
+// is the new value of its key, a tombstone deletes the key. The table is
+// kept in the timestamped store named store, which gives each update its old
+// value. A record with a null key is dropped and counted; a tombstone for an
+// absent key changes nothing and is not forwarded.
+func TableSource[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V], next Node[K, Change[V]]) (Node[K, V], error) {
+	s, err := openTimestamped(ctx, store, keys, values)
+	if err != nil {
+		return nil, err
+	}
+	return &tableSource[K, V]{ctx: ctx, node: node, store: s, next: next}, nil
+}
+
+type tableSource[K, V any] struct {
+	ctx   Context
+	node  string
+	store *timestamped[K, V]
+	next  Node[K, Change[V]]
+}
+
+func (p *tableSource[K, V]) Process(r Record[K, V]) error {
+	if r.NullKey {
+		p.ctx.RecordDropped(p.node, "null-key")
+		return nil
+	}
+	kb, err := p.store.key(r.Key)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	old, _, ok, err := p.store.get(kb)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	ch := Change[V]{Old: old, HasOld: ok}
+	if r.Tombstone {
+		if !ok {
+			return nil
+		}
+		err = p.store.delete(kb)
+	} else {
+		ch.New, ch.HasNew = r.Value, true
+		err = p.store.put(kb, r.Value, r.Timestamp)
+	}
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	return p.next.Process(Record[K, Change[V]]{Key: r.Key, Value: ch, Timestamp: r.Timestamp, Headers: r.Headers})
+}
+
+// tableStore writes a table operator's results to its materialized store,
+// when it has one.
+type tableStore[K, V any] struct {
+	node  string
+	store *timestamped[K, V]
+}
+
+func (m tableStore[K, V]) apply(r Record[K, Change[V]]) error {
+	if m.store == nil {
+		return nil
+	}
+	kb, err := m.store.key(r.Key)
+	if err == nil {
+		if r.Value.HasNew {
+			err = m.store.put(kb, r.Value.New, r.Timestamp)
+		} else {
+			err = m.store.delete(kb)
+		}
+	}
+	if err != nil {
+		return &NodeError{Node: m.node, Err: err}
+	}
+	return nil
+}
+
+func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V]) (tableStore[K, V], error) {
+	m := tableStore[K, V]{node: node}
+	if store == "" {
+		return m, nil
+	}
+	s, err := openTimestamped(ctx, store, keys, values)
+	m.store = s
+	return m, err
+}
+
+// TableFilter keeps the rows of a table for which pred returns keep. A row
+// whose new value fails the predicate is forwarded as a delete; an update
+// that is invisible both before and after is not forwarded. With a store
+// name the result is materialized there.
+func TableFilter[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
+	pred func(K, V) bool, keep bool, next Node[K, Change[V]]) (Node[K, Change[V]], error) {
+	m, err := openTableStore(ctx, node, store, keys, values)
+	if err != nil {
+		return nil, err
+	}
+	return &tableFilter[K, V]{pred: pred, keep: keep, store: m, next: next}, nil
+}
+
+type tableFilter[K, V any] struct {
+	pred  func(K, V) bool
+	keep  bool
+	store tableStore[K, V]
+	next  Node[K, Change[V]]
+}
+
+func (p *tableFilter[K, V]) Process(r Record[K, Change[V]]) error {
+	c := r.Value
+	var out Change[V]
+	if c.HasNew && p.pred(r.Key, c.New) == p.keep {
+		out.New, out.HasNew = c.New, true
+	}
+	if c.HasOld && p.pred(r.Key, c.Old) == p.keep {
+		out.Old, out.HasOld = c.Old, true
+	}
+	if !out.HasNew && !out.HasOld {
+		return nil
+	}
+	r.Value = out
+	if err := p.store.apply(r); err != nil {
+		return err
+	}
+	return p.next.Process(r)
+}
+
+// TableMapValues maps the new and old values of every table update. With a
+// store name the result is materialized there.
+func TableMapValues[K, V, V2 any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V2],
+	f func(V) V2, next Node[K, Change[V2]]) (Node[K, Change[V]], error) {
+	m, err := openTableStore(ctx, node, store, keys, values)
+	if err != nil {
+		return nil, err
+	}
+	return &tableMapValues[K, V, V2]{f: f, store: m, next: next}, nil
+}
+
+type tableMapValues[K, V, V2 any] struct {
+	f     func(V) V2
+	store tableStore[K, V2]
+	next  Node[K, Change[V2]]
+}
+
+func (p *tableMapValues[K, V, V2]) Process(r Record[K, Change[V]]) error {
+	c := r.Value
+	out := Change[V2]{HasNew: c.HasNew, HasOld: c.HasOld}
+	if c.HasNew {
+		out.New = p.f(c.New)
+	}
+	if c.HasOld {
+		out.Old = p.f(c.Old)
+	}
+	r2 := Record[K, Change[V2]]{Key: r.Key, Value: out, Timestamp: r.Timestamp, Headers: r.Headers}
+	if err := p.store.apply(r2); err != nil {
+		return err
+	}
+	return p.next.Process(r2)
+}
+
+// ToStream turns table updates into a stream of their new values; a delete
+// becomes a tombstone.
+func ToStream[K, V any](next Node[K, V]) Node[K, Change[V]] {
+	return &toStream[K, V]{next: next}
+}
+
+type toStream[K, V any] struct{ next Node[K, V] }
+
+func (p *toStream[K, V]) Process(r Record[K, Change[V]]) error {
+	return p.next.Process(Record[K, V]{
+		Key: r.Key, Value: r.Value.New, Tombstone: !r.Value.HasNew, Timestamp: r.Timestamp, Headers: r.Headers,
+	})
+}
+
+// TableGroupBy re-keys table updates for a table aggregation (Kafka
+// Streams' KTableRepartitionMap): the old row is sent as a retraction under
+// its old group key and the new row as an addition under its new one; when
+// both map to the same group key they travel as one update, so the
+// aggregation subtracts and adds in one step. keys compares group keys by
+// their encoding.
+func TableGroupBy[K, V, K2, V2 any](node string, sel func(K, V) (K2, V2), keys serde.Serde[K2], next Node[K2, Change[V2]]) Node[K, Change[V]] {
+	return &tableGroupBy[K, V, K2, V2]{node: node, sel: sel, keys: keys, next: next}
+}
+
+type tableGroupBy[K, V, K2, V2 any] struct {
+	node       string
+	sel        func(K, V) (K2, V2)
+	keys       serde.Serde[K2]
+	next       Node[K2, Change[V2]]
+	kbuf, obuf []byte
+}
+
+func (p *tableGroupBy[K, V, K2, V2]) Process(r Record[K, Change[V]]) error {
+	c := r.Value
+	var newK, oldK K2
+	var newV, oldV V2
+	if c.HasNew {
+		newK, newV = p.sel(r.Key, c.New)
+	}
+	if c.HasOld {
+		oldK, oldV = p.sel(r.Key, c.Old)
+	}
+	if c.HasNew && c.HasOld {
+		var err error
+		if p.kbuf, err = p.keys.Encode(p.kbuf[:0], newK); err != nil {
+			return &SerializationError{Node: p.node, Part: "key", Err: err}
+		}
+		if p.obuf, err = p.keys.Encode(p.obuf[:0], oldK); err != nil {
+			return &SerializationError{Node: p.node, Part: "key", Err: err}
+		}
+		if bytes.Equal(p.kbuf, p.obuf) {
+			return p.next.Process(Record[K2, Change[V2]]{Key: newK, Value: Change[V2]{New: newV, HasNew: true, Old: oldV, HasOld: true},
+				Timestamp: r.Timestamp, Headers: r.Headers})
+		}
+	}
+	if c.HasOld {
+		if err := p.next.Process(Record[K2, Change[V2]]{Key: oldK, Value: Change[V2]{Old: oldV, HasOld: true},
+			Timestamp: r.Timestamp, Headers: r.Headers}); err != nil {
+			return err
+		}
+	}
+	if c.HasNew {
+		return p.next.Process(Record[K2, Change[V2]]{Key: newK, Value: Change[V2]{New: newV, HasNew: true},
+			Timestamp: r.Timestamp, Headers: r.Headers})
+	}
+	return nil
+}
+
+// TableAggregate maintains an aggregate per group key from table updates:
+// the old value of an update is removed with sub, the new one added with
+// add (Kafka Streams' KTableAggregate). The update's timestamp is the
+// largest of the record's and the aggregate's.
+func TableAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
+	init func() A, add, sub func(K, V, A) A, next Node[K, Change[A]]) (Node[K, Change[V]], error) {
+	s, err := openTimestamped(ctx, store, keys, aggs)
+	if err != nil {
+		return nil, err
+	}
+	return &tableAggregate[K, V, A]{ctx: ctx, node: node, store: s, init: init, add: add, sub: sub, next: next}, nil
+}
+
+type tableAggregate[K, V, A any] struct {
+	ctx      Context
+	node     string
+	store    *timestamped[K, A]
+	init     func() A
+	add, sub func(K, V, A) A
+	next     Node[K, Change[A]]
+}
+
+func (p *tableAggregate[K, V, A]) Process(r Record[K, Change[V]]) error {
+	if r.NullKey {
+		p.ctx.RecordDropped(p.node, "null-key")
+		return nil
+	}
+	kb, err := p.store.key(r.Key)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	old, oldTs, ok, err := p.store.get(kb)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	c := r.Value
+	agg, has := old, ok
+	ts := r.Timestamp
+	if c.HasOld && ok {
+		agg = p.sub(r.Key, c.Old, agg)
+		ts = max(ts, oldTs)
+	}
+	if c.HasNew {
+		if !has {
+			agg, has = p.init(), true
+		}
+		agg = p.add(r.Key, c.New, agg)
+		if ok {
+			ts = max(ts, oldTs)
+		}
+	}
+	if !has {
+		return nil
+	}
+	if err := p.store.put(kb, agg, ts); err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	return p.next.Process(Record[K, Change[A]]{Key: r.Key, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
+		Timestamp: ts, Headers: r.Headers})
+}
+
+// TableReduce is TableAggregate with the first value of a group as its
+// aggregate (Kafka Streams' KTableReduce).
+func TableReduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
+	add, sub func(V, V) V, next Node[K, Change[V]]) (Node[K, Change[V]], error) {
+	s, err := openTimestamped(ctx, store, keys, values)
+	if err != nil {
+		return nil, err
+	}
+	return &tableReduce[K, V]{ctx: ctx, node: node, store: s, add: add, sub: sub, next: next}, nil
+}
+
+type tableReduce[K, V any] struct {
+	ctx      Context
+	node     string
+	store    *timestamped[K, V]
+	add, sub func(V, V) V
+	next     Node[K, Change[V]]
+}
+
+func (p *tableReduce[K, V]) Process(r Record[K, Change[V]]) error {
+	if r.NullKey {
+		p.ctx.RecordDropped(p.node, "null-key")
+		return nil
+	}
+	kb, err := p.store.key(r.Key)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	old, oldTs, ok, err := p.store.get(kb)
+	if err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	c := r.Value
+	agg, has := old, ok
+	ts := r.Timestamp
+	if c.HasOld && ok {
+		agg = p.sub(agg, c.Old)
+		ts = max(ts, oldTs)
+	}
+	if c.HasNew {
+		if has {
+			agg = p.add(agg, c.New)
+		} else {
+			agg, has = c.New, true
+		}
+		if ok {
+			ts = max(ts, oldTs)
+		}
+	}
+	if !has {
+		return nil
+	}
+	if err := p.store.put(kb, agg, ts); err != nil {
+		return &NodeError{Node: p.node, Err: err}
+	}
+	return p.next.Process(Record[K, Change[V]]{Key: r.Key, Value: Change[V]{New: agg, HasNew: true, Old: old, HasOld: ok},
+		Timestamp: ts, Headers: r.Headers})
+}

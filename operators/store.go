@@ -1,0 +1,158 @@
+package operators
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/state"
+)
+
+// OpenKeyValueStore returns the key-value store named name from ctx.
+func OpenKeyValueStore(ctx Context, name string) (state.KeyValueStore, error) {
+	s, err := ctx.Store(name)
+	if err != nil {
+		return nil, err
+	}
+	kv, ok := s.(state.KeyValueStore)
+	if !ok {
+		return nil, fmt.Errorf("sluice: store %s is a %T, not a key-value store", name, s)
+	}
+	return kv, nil
+}
+
+// timestamped is the typed view of a key-value store whose values carry the
+// timestamp of their last update: an 8-byte big-endian timestamp followed by
+// the value's encoding, the layout of Kafka Streams' timestamped stores.
+type timestamped[K, V any] struct {
+	name   string
+	store  state.KeyValueStore
+	keys   serde.Serde[K]
+	values serde.Serde[V]
+	kbuf   []byte
+	vbuf   []byte
+}
+
+func openTimestamped[K, V any](ctx Context, name string, keys serde.Serde[K], values serde.Serde[V]) (*timestamped[K, V], error) {
+	kv, err := OpenKeyValueStore(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &timestamped[K, V]{name: name, store: kv, keys: keys, values: values}, nil
+}
+
+// key encodes k into the view's key buffer; the result is valid until the
+// next call.
+func (s *timestamped[K, V]) key(k K) ([]byte, error) {
+	var err error
+	s.kbuf, err = s.keys.Encode(s.kbuf[:0], k)
+	if err != nil {
+		return nil, fmt.Errorf("sluice: store %s: cannot serialize key: %w", s.name, err)
+	}
+	return s.kbuf, nil
+}
+
+func (s *timestamped[K, V]) get(kb []byte) (v V, ts int64, ok bool, err error) {
+	b, ok, err := s.store.Get(kb)
+	if err != nil || !ok {
+		return v, 0, false, err
+	}
+	if len(b) < 8 {
+		return v, 0, false, fmt.Errorf("sluice: store %s: value of %d bytes has no timestamp", s.name, len(b))
+	}
+	v, err = s.values.Decode(b[8:])
+	if err != nil {
+		return v, 0, false, fmt.Errorf("sluice: store %s: cannot deserialize value: %w", s.name, err)
+	}
+	return v, int64(binary.BigEndian.Uint64(b)), true, nil
+}
+
+func (s *timestamped[K, V]) put(kb []byte, v V, ts int64) error {
+	buf := binary.BigEndian.AppendUint64(s.vbuf[:0], uint64(ts))
+	buf, err := s.values.Encode(buf, v)
+	if err != nil {
+		return fmt.Errorf("sluice: store %s: cannot serialize value: %w", s.name, err)
+	}
+	s.vbuf = buf
+	return s.store.Put(kb, buf)
+}
+
+func (s *timestamped[K, V]) delete(kb []byte) error { return s.store.Delete(kb) }
+
+// DecodeTimestamped splits a value of a timestamped store into its
+// timestamp and the value's encoding.
+func DecodeTimestamped(b []byte) (ts int64, value []byte, err error) {
+	if len(b) < 8 {
+		return 0, nil, fmt.Errorf("sluice: timestamped value of %d bytes is shorter than its 8-byte timestamp", len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), b[8:], nil
+}
+
+// ChangeSerde encodes table updates on repartition topics: a flags byte
+// (1: has new, 2: has old), then the new value's length as a uvarint and its
+// encoding, then the old value's encoding.
+func ChangeSerde[V any](values serde.Serde[V]) serde.Serde[Change[V]] {
+	return changeSerde[V]{values: values}
+}
+
+type changeSerde[V any] struct{ values serde.Serde[V] }
+
+func (c changeSerde[V]) Encode(dst []byte, ch Change[V]) ([]byte, error) {
+	var flags byte
+	if ch.HasNew {
+		flags |= 1
+	}
+	if ch.HasOld {
+		flags |= 2
+	}
+	dst = append(dst, flags)
+	var err error
+	if ch.HasNew {
+		// Encode after a reserved length and move it down once the length
+		// is known, so the value is encoded once into dst.
+		start := len(dst)
+		dst, err = c.values.Encode(dst, ch.New)
+		if err != nil {
+			return dst, err
+		}
+		n := len(dst) - start
+		var lb [binary.MaxVarintLen64]byte
+		l := binary.PutUvarint(lb[:], uint64(n))
+		dst = append(dst, lb[:l]...)
+		copy(dst[start+l:], dst[start:start+n])
+		copy(dst[start:], lb[:l])
+	}
+	if ch.HasOld {
+		dst, err = c.values.Encode(dst, ch.Old)
+	}
+	return dst, err
+}
+
+func (c changeSerde[V]) Decode(b []byte) (Change[V], error) {
+	var ch Change[V]
+	if len(b) == 0 {
+		return ch, fmt.Errorf("sluice: change: empty encoding")
+	}
+	flags, b := b[0], b[1:]
+	ch.HasNew, ch.HasOld = flags&1 != 0, flags&2 != 0
+	if flags&^3 != 0 {
+		return ch, fmt.Errorf("sluice: change: unknown flags %#x", flags)
+	}
+	var err error
+	if ch.HasNew {
+		n, l := binary.Uvarint(b)
+		if l <= 0 || n > uint64(len(b)-l) {
+			return ch, fmt.Errorf("sluice: change: bad length of new value in %d bytes", len(b))
+		}
+		if ch.New, err = c.values.Decode(b[l : l+int(n)]); err != nil {
+			return ch, err
+		}
+		b = b[l+int(n):]
+	}
+	if ch.HasOld {
+		ch.Old, err = c.values.Decode(b)
+	} else if len(b) > 0 {
+		return ch, fmt.Errorf("sluice: change: %d trailing bytes", len(b))
+	}
+	return ch, err
+}

@@ -1,0 +1,225 @@
+package topology
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Describe returns the topology in the layout of Kafka Streams'
+// TopologyDescription.toString, so that a Kafka Streams user reads it at a
+// glance and tools that parse that layout can read it:
+//
+//	Topologies:
+//	   Sub-topology: 0
+//	    Source: KSTREAM-SOURCE-0000000000 (topics: [input])
+//	      --> KSTREAM-FLATMAPVALUES-0000000001
+//	    ...
+//
+// Nodes within a sub-topology are ordered as Kafka Streams orders them:
+// larger sub-trees first, then by name. Topic and store lists follow the
+// iteration order of Java's HashSet, as Kafka Streams prints them.
+// Successor and predecessor lists use the same order as the node list
+// (Kafka Streams sorts them while the graph is still being built, so for a
+// node with several parents or children its order can differ).
+// Internal topics are shown without the application ID prefix.
+func (t *Topology) Describe() string {
+	size := t.subtreeSizes()
+	order := func(a, b *Node) int {
+		if c := cmp.Compare(size[b], size[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	}
+	names := func(ns []*Node) string {
+		if len(ns) == 0 {
+			return "none"
+		}
+		s := slices.Clone(ns)
+		slices.SortFunc(s, order)
+		out := make([]string, len(s))
+		for i, n := range s {
+			out[i] = n.Name
+		}
+		return strings.Join(out, ", ")
+	}
+	var sb strings.Builder
+	sb.WriteString("Topologies:\n ")
+	for _, st := range t.subs {
+		fmt.Fprintf(&sb, "  Sub-topology: %d\n", st.ID)
+		nodes := slices.Clone(st.Nodes)
+		slices.SortFunc(nodes, order)
+		for _, n := range nodes {
+			switch n.Kind {
+			case Source:
+				fmt.Fprintf(&sb, "    Source: %s (topics: [%s])\n      --> %s\n", n.Name, strings.Join(javaHashSetOrder(n.Topics), ", "), names(n.Children))
+			case Processor:
+				fmt.Fprintf(&sb, "    Processor: %s (stores: [%s])\n      --> %s\n      <-- %s\n", n.Name, strings.Join(javaHashSetOrder(n.Stores), ", "), names(n.Children), names(n.Parents))
+			case Sink:
+				if len(n.Topics) == 0 {
+					fmt.Fprintf(&sb, "    Sink: %s (extractor: topic chosen per record)\n      <-- %s\n", n.Name, names(n.Parents))
+				} else {
+					fmt.Fprintf(&sb, "    Sink: %s (topic: %s)\n      <-- %s\n", n.Name, n.Topics[0], names(n.Parents))
+				}
+			}
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+// subtreeSizes counts, for every node, the nodes of the sub-tree below it,
+// itself included; a node reachable by several paths counts once per path,
+// as in Kafka Streams.
+func (t *Topology) subtreeSizes() map[*Node]int {
+	size := make(map[*Node]int, len(t.nodes))
+	var visit func(n *Node) int
+	visit = func(n *Node) int {
+		if s, ok := size[n]; ok {
+			return s
+		}
+		s := 1
+		for _, c := range n.Children {
+			s += visit(c)
+		}
+		size[n] = s
+		return s
+	}
+	for _, n := range t.nodes {
+		visit(n)
+	}
+	return size
+}
+
+// javaHashSetOrder returns ss in the iteration order of a java.util.HashSet
+// built from them (new HashSet<>(list)): by bucket of the spread
+// String.hashCode, then insertion order within a bucket.
+func javaHashSetOrder(ss []string) []string {
+	if len(ss) < 2 {
+		return ss
+	}
+	// HashSet(Collection c) sizes its map for max(c.size()/.75+1, 16).
+	need := max(int(float64(len(ss))/0.75)+1, 16)
+	capacity := 1
+	for capacity < need {
+		capacity <<= 1
+	}
+	type entry struct {
+		s      string
+		bucket int
+		i      int
+	}
+	seen := map[string]bool{}
+	var es []entry
+	for i, s := range ss {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		var h int32
+		for _, u := range utf16Units(s) {
+			h = 31*h + int32(u)
+		}
+		spread := uint32(h) ^ (uint32(h) >> 16)
+		es = append(es, entry{s: s, bucket: int(spread & uint32(capacity-1)), i: i})
+	}
+	slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.bucket, b.bucket) })
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.s
+	}
+	return out
+}
+
+func utf16Units(s string) []uint16 {
+	var us []uint16
+	for _, r := range s {
+		if r >= 0x10000 {
+			r -= 0x10000
+			us = append(us, uint16(0xD800+(r>>10)), uint16(0xDC00+(r&0x3FF)))
+		} else {
+			us = append(us, uint16(r))
+		}
+	}
+	return us
+}
+
+// DOT renders the topology as a Graphviz digraph: a cluster per
+// sub-topology, topics as ellipses, stores as cylinders.
+func (t *Topology) DOT() string {
+	var sb strings.Builder
+	sb.WriteString("digraph topology {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n")
+	topics := map[string]bool{}
+	for _, st := range t.subs {
+		fmt.Fprintf(&sb, "  subgraph cluster_%d {\n    label=\"Sub-topology %d\";\n", st.ID, st.ID)
+		for _, n := range st.Nodes {
+			fmt.Fprintf(&sb, "    %q [label=%q];\n", n.Name, n.Kind.String()+"\\n"+n.Name)
+		}
+		for _, s := range st.Stores {
+			fmt.Fprintf(&sb, "    %q [shape=cylinder, label=%q];\n", "store:"+s.Name, s.Name)
+		}
+		sb.WriteString("  }\n")
+	}
+	for _, n := range t.nodes {
+		for _, c := range n.Children {
+			fmt.Fprintf(&sb, "  %q -> %q;\n", n.Name, c.Name)
+		}
+		for _, s := range n.Stores {
+			fmt.Fprintf(&sb, "  %q -> %q [dir=both, style=dashed];\n", n.Name, "store:"+s)
+		}
+		for _, tp := range n.Topics {
+			id := "topic:" + tp
+			if !topics[tp] {
+				topics[tp] = true
+				fmt.Fprintf(&sb, "  %q [shape=ellipse, label=%q];\n", id, tp)
+			}
+			if n.Kind == Source {
+				fmt.Fprintf(&sb, "  %q -> %q;\n", id, n.Name)
+			} else {
+				fmt.Fprintf(&sb, "  %q -> %q;\n", n.Name, id)
+			}
+		}
+	}
+	sb.WriteString("}\n")
+	return sb.String()
+}
+
+// Mermaid renders the topology as a Mermaid flowchart: a subgraph per
+// sub-topology, topics as stadiums, stores as cylinders.
+func (t *Topology) Mermaid() string {
+	var sb strings.Builder
+	sb.WriteString("flowchart TB\n")
+	id := func(prefix, s string) string { return prefix + quoteID(s) }
+	topics := map[string]bool{}
+	for _, st := range t.subs {
+		fmt.Fprintf(&sb, "  subgraph sub%d[\"Sub-topology %d\"]\n", st.ID, st.ID)
+		for _, n := range st.Nodes {
+			fmt.Fprintf(&sb, "    %s[\"%s: %s\"]\n", id("n_", n.Name), n.Kind, n.Name)
+		}
+		for _, s := range st.Stores {
+			fmt.Fprintf(&sb, "    %s[(\"%s\")]\n", id("s_", s.Name), s.Name)
+		}
+		sb.WriteString("  end\n")
+	}
+	for _, n := range t.nodes {
+		for _, tp := range n.Topics {
+			if !topics[tp] {
+				topics[tp] = true
+				fmt.Fprintf(&sb, "  %s([\"%s\"])\n", id("t_", tp), tp)
+			}
+			if n.Kind == Source {
+				fmt.Fprintf(&sb, "  %s --> %s\n", id("t_", tp), id("n_", n.Name))
+			} else {
+				fmt.Fprintf(&sb, "  %s --> %s\n", id("n_", n.Name), id("t_", tp))
+			}
+		}
+		for _, c := range n.Children {
+			fmt.Fprintf(&sb, "  %s --> %s\n", id("n_", n.Name), id("n_", c.Name))
+		}
+		for _, s := range n.Stores {
+			fmt.Fprintf(&sb, "  %s -.- %s\n", id("n_", n.Name), id("s_", s))
+		}
+	}
+	return sb.String()
+}

@@ -1,0 +1,470 @@
+// Package topology holds a compiled topology: the graph of source,
+// processor and sink nodes that the DSL builds, split into sub-topologies at
+// repartition topics, with its state stores and internal topics.
+//
+// A Topology is what runs: the runtime and the test driver create one task
+// per sub-topology and input partition and instantiate each node of the
+// sub-topology for that task. It is immutable once compiled and can be
+// shared by any number of tasks and drivers.
+//
+// Describe prints the topology in the layout of Kafka Streams'
+// TopologyDescription, so a Kafka Streams user reads it at a glance; DOT and
+// Mermaid render it as a graph.
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sluicehq/sluice/operators"
+)
+
+// NodeKind says what a node does.
+type NodeKind int
+
+const (
+	// Source nodes read topics and deserialize records.
+	Source NodeKind = iota
+	// Processor nodes transform, filter, aggregate.
+	Processor
+	// Sink nodes serialize records and write them to a topic.
+	Sink
+)
+
+func (k NodeKind) String() string {
+	switch k {
+	case Source:
+		return "Source"
+	case Processor:
+		return "Processor"
+	case Sink:
+		return "Sink"
+	}
+	return fmt.Sprintf("NodeKind(%d)", int(k))
+}
+
+// Factory instantiates a node for one task. children holds the instances of
+// the node's children in the order of Node.Children; each is an
+// operators.Processor of this node's output types. A source returns an
+// operators.RawProcessor; any other node returns an operators.Processor of
+// its input types. An instance that also implements Closer is closed when
+// the task closes.
+type Factory func(ctx operators.Context, children []any) (any, error)
+
+// Closer is implemented by node instances that hold resources.
+type Closer interface {
+	Close() error
+}
+
+// Node is one node of the topology graph.
+type Node struct {
+	// Name is unique in the topology.
+	Name string
+	Kind NodeKind
+	// Topics are the topics a source reads, or the one topic a sink writes
+	// (empty for a sink that chooses its topic per record).
+	Topics []string
+	// Internal marks topics that belong to the topology (repartition
+	// topics): their Kafka names are prefixed with the application ID.
+	Internal bool
+	// Partitions is, for the sink of an internal topic, the partition count
+	// asked for; 0 means that of the sub-topology that writes it.
+	Partitions int32
+	// Stores are the names of the state stores the node uses.
+	Stores []string
+	// Parents and Children are the node's neighbours in the graph.
+	Parents  []*Node
+	Children []*Node
+	// New instantiates the node for a task.
+	New Factory
+}
+
+// AddChild links child below n.
+func (n *Node) AddChild(child *Node) {
+	n.Children = append(n.Children, child)
+	child.Parents = append(child.Parents, n)
+}
+
+// StoreKind is the kind of a state store.
+type StoreKind int
+
+const (
+	// KeyValue stores map keys to values.
+	KeyValue StoreKind = iota
+	// Window stores hold values per key and time window.
+	Window
+	// Session stores hold values per key and session.
+	Session
+)
+
+// StoreSpec describes a state store of the topology. The zero value of
+// each option is the default of Kafka Streams: logged, cached, persistent.
+type StoreSpec struct {
+	Name string
+	Kind StoreKind
+	// InMemory keeps the store in memory instead of Pebble; it is still
+	// restored from its changelog.
+	InMemory bool
+	// DisableLogging turns the changelog topic off (Kafka Streams:
+	// withLoggingDisabled): the store does not survive the task moving.
+	DisableLogging bool
+	// DisableCaching turns the record cache off (withCachingDisabled):
+	// every update is forwarded and logged.
+	DisableCaching bool
+	// ChangelogConfig overrides topic configs of the changelog topic.
+	ChangelogConfig map[string]string
+	// Timestamped stores keep each value's timestamp with it: an 8-byte
+	// big-endian timestamp before the value's encoding, as Kafka Streams'
+	// timestamped stores (the DSL's aggregations and tables use them).
+	Timestamped bool
+	// Generated reports that the name was generated, not given by the user.
+	Generated bool
+}
+
+// ChangelogTopic is the name of the store's changelog topic, before the
+// application ID prefix: "<store>-changelog".
+func (s *StoreSpec) ChangelogTopic() string { return s.Name + "-changelog" }
+
+// TopicKind is the role of an internal topic.
+type TopicKind int
+
+const (
+	// Repartition topics carry records between sub-topologies after a key
+	// change.
+	Repartition TopicKind = iota
+	// Changelog topics back state stores.
+	Changelog
+)
+
+func (k TopicKind) String() string {
+	if k == Changelog {
+		return "changelog"
+	}
+	return "repartition"
+}
+
+// InternalTopic is a topic the topology creates and owns.
+type InternalTopic struct {
+	// Name is the topic name without the "<application.id>-" prefix.
+	Name string
+	Kind TopicKind
+	// Partitions is the number of partitions the user asked for, or 0 for
+	// the number of partitions of the sub-topology that writes (repartition)
+	// or owns (changelog) it.
+	Partitions int32
+	// SubTopology is the sub-topology that writes the topic.
+	SubTopology int
+	// Config holds the topic configs to create it with.
+	Config map[string]string
+}
+
+// RepartitionTopicConfig returns the configs Kafka Streams creates
+// repartition topics with.
+func RepartitionTopicConfig() map[string]string {
+	return map[string]string{
+		"cleanup.policy":         "delete",
+		"retention.ms":           "-1",
+		"segment.bytes":          "52428800",
+		"message.timestamp.type": "CreateTime",
+	}
+}
+
+// ChangelogTopicConfig returns the configs Kafka Streams creates key-value
+// changelog topics with.
+func ChangelogTopicConfig() map[string]string {
+	return map[string]string{
+		"cleanup.policy":         "compact",
+		"message.timestamp.type": "CreateTime",
+	}
+}
+
+// SubTopology is a connected part of the topology: the nodes that run in one
+// task.
+type SubTopology struct {
+	ID int
+	// Nodes in the order they were created.
+	Nodes []*Node
+	// Sources are the source nodes, in creation order.
+	Sources []*Node
+	// Stores used by the nodes, in creation order.
+	Stores []*StoreSpec
+}
+
+// SourceTopics lists the topics the sub-topology reads, in order.
+func (st *SubTopology) SourceTopics() []string {
+	var ts []string
+	for _, n := range st.Sources {
+		ts = append(ts, n.Topics...)
+	}
+	return ts
+}
+
+// Topology is a compiled topology.
+type Topology struct {
+	subs           []*SubTopology
+	nodes          []*Node
+	stores         []*StoreSpec
+	internalTopics []InternalTopic
+}
+
+// SubTopologies returns the sub-topologies in ID order.
+func (t *Topology) SubTopologies() []*SubTopology { return t.subs }
+
+// Stores returns the state stores in the order they were declared.
+func (t *Topology) Stores() []*StoreSpec { return t.stores }
+
+// Store returns the store named name, or nil.
+func (t *Topology) Store(name string) *StoreSpec {
+	for _, s := range t.stores {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// InternalTopics returns the repartition topics, then the changelog topics.
+func (t *Topology) InternalTopics() []InternalTopic { return t.internalTopics }
+
+// Node returns the node named name, or nil.
+func (t *Topology) Node(name string) *Node {
+	for _, n := range t.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// SourceTopics returns the external (non-internal) topics the topology reads.
+func (t *Topology) SourceTopics() []string {
+	var ts []string
+	for _, n := range t.nodes {
+		if n.Kind == Source && !n.Internal {
+			ts = append(ts, n.Topics...)
+		}
+	}
+	return ts
+}
+
+// ErrEmptyTopology is returned when compiling a topology with no source.
+var ErrEmptyTopology = errors.New("sluice: topology has no source node: read at least one topic")
+
+// BuildError is an error in the graph given to Compile; it names the node
+// (or store) at fault.
+type BuildError struct {
+	Node  string
+	Store string
+	Msg   string
+}
+
+func (e *BuildError) Error() string {
+	switch {
+	case e.Node != "" && e.Store != "":
+		return fmt.Sprintf("sluice: node %s, store %s: %s", e.Node, e.Store, e.Msg)
+	case e.Store != "":
+		return fmt.Sprintf("sluice: store %s: %s", e.Store, e.Msg)
+	}
+	return fmt.Sprintf("sluice: node %s: %s", e.Node, e.Msg)
+}
+
+// Compile checks the graph of nodes and splits it into sub-topologies. nodes
+// must be in creation order (it fixes node and sub-topology order); stores
+// are the declared stores in declaration order.
+func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
+	var errs []error
+	names := make(map[string]bool, len(nodes))
+	topicSource := map[string]string{}
+	hasSource := false
+	storeByName := map[string]*StoreSpec{}
+	for _, s := range stores {
+		if storeByName[s.Name] != nil {
+			errs = append(errs, &BuildError{Store: s.Name, Msg: "declared twice: store names must be unique"})
+		}
+		storeByName[s.Name] = s
+	}
+	for _, n := range nodes {
+		if names[n.Name] {
+			errs = append(errs, &BuildError{Node: n.Name, Msg: "duplicate node name: names given with Named must be unique"})
+		}
+		names[n.Name] = true
+		if n.New == nil {
+			errs = append(errs, &BuildError{Node: n.Name, Msg: "node has no factory"})
+		}
+		switch n.Kind {
+		case Source:
+			hasSource = true
+			if len(n.Topics) == 0 {
+				errs = append(errs, &BuildError{Node: n.Name, Msg: "source reads no topic"})
+			}
+			for _, tp := range n.Topics {
+				if tp == "" {
+					errs = append(errs, &BuildError{Node: n.Name, Msg: "empty topic name"})
+				} else if other, ok := topicSource[tp]; ok {
+					errs = append(errs, &BuildError{Node: n.Name, Msg: fmt.Sprintf("topic %q is already read by source %s: read a topic once and share the stream", tp, other)})
+				} else {
+					topicSource[tp] = n.Name
+				}
+			}
+		default:
+			if len(n.Parents) == 0 {
+				errs = append(errs, &BuildError{Node: n.Name, Msg: "node has no parent"})
+			}
+		}
+		for _, s := range n.Stores {
+			if storeByName[s] == nil {
+				errs = append(errs, &BuildError{Node: n.Name, Store: s, Msg: "store is used but not declared"})
+			}
+		}
+	}
+	if !hasSource {
+		errs = append(errs, ErrEmptyTopology)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	// Connected components by graph edges; repartition topics are not edges
+	// (their sink and source are separate nodes), so they split components.
+	index := make(map[*Node]int, len(nodes))
+	for i, n := range nodes {
+		index[n] = i
+	}
+	parent := make([]int, len(nodes))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	union := func(a, b int) {
+		ra, rb := find(a), find(b)
+		if ra == rb {
+			return
+		}
+		if ra < rb {
+			parent[rb] = ra
+		} else {
+			parent[ra] = rb
+		}
+	}
+	for _, n := range nodes {
+		for _, c := range n.Children {
+			ci, ok := index[c]
+			if !ok {
+				return nil, &BuildError{Node: c.Name, Msg: "node is linked from " + n.Name + " but not part of the topology"}
+			}
+			union(index[n], ci)
+		}
+	}
+
+	t := &Topology{nodes: nodes}
+	subOf := map[int]*SubTopology{}
+	for i, n := range nodes {
+		r := find(i)
+		st := subOf[r]
+		if st == nil {
+			st = &SubTopology{ID: len(t.subs)}
+			subOf[r] = st
+			t.subs = append(t.subs, st)
+		}
+		st.Nodes = append(st.Nodes, n)
+		if n.Kind == Source {
+			st.Sources = append(st.Sources, n)
+		}
+	}
+
+	// A store belongs to exactly one sub-topology.
+	storeSub := map[string]*SubTopology{}
+	storeUser := map[string]string{}
+	for _, st := range t.subs {
+		for _, n := range st.Nodes {
+			for _, s := range n.Stores {
+				if other, ok := storeSub[s]; ok && other != st {
+					errs = append(errs, &BuildError{Node: n.Name, Store: s, Msg: fmt.Sprintf(
+						"store is used by sub-topology %d (node %s) and sub-topology %d: a store belongs to one sub-topology",
+						other.ID, storeUser[s], st.ID)})
+					continue
+				}
+				if _, ok := storeSub[s]; !ok {
+					storeSub[s] = st
+					storeUser[s] = n.Name
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, s := range stores {
+		if st := storeSub[s.Name]; st != nil {
+			st.Stores = append(st.Stores, s)
+			t.stores = append(t.stores, s)
+		}
+	}
+
+	// Internal topics: repartition topics in the order their sinks appear,
+	// then changelogs in store order.
+	seen := map[string]bool{}
+	for _, st := range t.subs {
+		for _, n := range st.Nodes {
+			if n.Kind != Sink || !n.Internal {
+				continue
+			}
+			for _, tp := range n.Topics {
+				if seen[tp] {
+					continue
+				}
+				seen[tp] = true
+				t.internalTopics = append(t.internalTopics, InternalTopic{
+					Name: tp, Kind: Repartition, SubTopology: st.ID, Partitions: n.Partitions, Config: RepartitionTopicConfig(),
+				})
+			}
+		}
+	}
+	for _, st := range t.subs {
+		for _, s := range st.Stores {
+			if s.DisableLogging {
+				continue
+			}
+			cfg := ChangelogTopicConfig()
+			for k, v := range s.ChangelogConfig {
+				cfg[k] = v
+			}
+			t.internalTopics = append(t.internalTopics, InternalTopic{
+				Name: s.ChangelogTopic(), Kind: Changelog, SubTopology: st.ID, Config: cfg,
+			})
+		}
+	}
+	return t, nil
+}
+
+// sortedNames returns the names of ns, sorted, or nil.
+func sortedNames(ns []*Node) []string {
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, n.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// quoteID makes a node name safe as a DOT or Mermaid identifier.
+func quoteID(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
