@@ -1,0 +1,45 @@
+package serde
+
+import (
+	"errors"
+	"strconv"
+)
+
+// DecodeError reports bytes that a serde could not decode. Decoders in this
+// package return a *DecodeError for every failure; find it with errors.As.
+type DecodeError struct {
+	// Serde names the serde that failed: "int32", "int64", "float64", or
+	// "json(T)" with T the Go type being decoded, for example
+	// "json(main.Event)".
+	Serde string
+	// Len is the length in bytes of the input that could not be decoded.
+	Len int
+	// Err is the cause: for the fixed-width serdes an error saying how many
+	// bytes were wanted, for JSON the error from encoding/json.
+	Err error
+}
+
+// Error returns a message naming the serde, the input length and the cause,
+// for example "sluice: serde int64: cannot decode 3 bytes: want 8".
+func (e *DecodeError) Error() string {
+	unit := " bytes"
+	if e.Len == 1 {
+		unit = " byte"
+	}
+	msg := "sluice: serde " + e.Serde + ": cannot decode " + strconv.Itoa(e.Len) + unit
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause, so errors.Is and errors.As see through a
+// DecodeError to, for example, a *json.SyntaxError.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// Causes of length errors, allocated once: the error path of the
+// fixed-width decoders then allocates only the *DecodeError itself.
+var (
+	errWant4 = errors.New("want 4")
+	errWant8 = errors.New("want 8")
+)
