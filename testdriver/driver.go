@@ -75,7 +75,8 @@ type Driver struct {
 	topics  map[string]*topicLog  // records written to non-internal topics
 	offsets map[string]int64      // next offset of each topic piped into
 	queue   []queued              // records written to topics the topology reads
-	arena   []byte                // bytes of piped and queued records
+	arena   arena                 // bytes of piped and queued records
+	raw     operators.RawRecord   // the record being processed (reused: Process does not nest)
 	dropped map[[2]string]int64
 	closed  bool
 }
@@ -87,23 +88,26 @@ type queued struct {
 	ts         int64
 }
 
-// copyBytes copies b into the driver's arena, so piped and queued records
-// cost no allocation each. The arena is filled in chunks and never
-// overwritten: a value that aliases the bytes of a record it was decoded
-// from (serde.Bytes) stays valid, as it does in the runtime.
-func (d *Driver) copyBytes(b []byte) []byte {
+// arena holds copies of record bytes, filled in chunks that are never
+// moved or overwritten: copying a record costs no allocation of its own,
+// and a value that aliases the bytes it was decoded from (serde.Bytes)
+// stays valid, as it does in the runtime.
+type arena []byte
+
+// copy returns a copy of b in the arena; nil stays nil (a Kafka null).
+func (a *arena) copy(b []byte) []byte {
 	if b == nil {
 		return nil
 	}
 	if len(b) == 0 {
 		return []byte{}
 	}
-	if cap(d.arena)-len(d.arena) < len(b) {
-		d.arena = make([]byte, 0, max(1<<20, len(b)))
+	if cap(*a)-len(*a) < len(b) {
+		*a = make([]byte, 0, max(1<<20, len(b)))
 	}
-	n := len(d.arena)
-	d.arena = append(d.arena, b...)
-	return d.arena[n:len(d.arena):len(d.arena)]
+	n := len(*a)
+	*a = append(*a, b...)
+	return (*a)[n:len(*a):len(*a)]
 }
 
 // New creates a driver for topo and instantiates its tasks. The caller must
@@ -230,8 +234,8 @@ func (d *Driver) pipe(topic string, key, value []byte, headers []operators.Heade
 	}
 	off := d.offsets[topic]
 	d.offsets[topic] = off + 1
-	r := operators.RawRecord{Topic: topic, Partition: 0, Offset: off, Timestamp: ts, Key: key, Value: value, Headers: headers}
-	if err := t.Process(&r); err != nil {
+	d.raw = operators.RawRecord{Topic: topic, Partition: 0, Offset: off, Timestamp: ts, Key: key, Value: value, Headers: headers}
+	if err := t.Process(&d.raw); err != nil {
 		d.queue = d.queue[:0]
 		return err
 	}
@@ -246,9 +250,9 @@ func (d *Driver) drain() error {
 		t := d.readers[q.topic]
 		off := d.offsets[q.topic]
 		d.offsets[q.topic] = off + 1
-		r := operators.RawRecord{Topic: q.topic, Partition: 0, Offset: off, Timestamp: q.ts,
+		d.raw = operators.RawRecord{Topic: q.topic, Partition: 0, Offset: off, Timestamp: q.ts,
 			Key: q.key, Value: q.value, Headers: q.headers}
-		if err := t.Process(&r); err != nil {
+		if err := t.Process(&d.raw); err != nil {
 			d.queue = d.queue[:0]
 			return err
 		}
@@ -272,7 +276,7 @@ type collector Driver
 func (c *collector) Send(topic string, _ int32, key, value []byte, headers []operators.Header, ts int64) error {
 	d := (*Driver)(c)
 	if _, ok := d.readers[topic]; ok {
-		d.queue = append(d.queue, queued{topic: topic, key: d.copyBytes(key), value: d.copyBytes(value),
+		d.queue = append(d.queue, queued{topic: topic, key: d.arena.copy(key), value: d.arena.copy(value),
 			headers: cloneHeaders(headers), ts: ts})
 		if isInternal(d, topic) {
 			return nil
@@ -296,48 +300,35 @@ func isInternal(d *Driver, topic string) bool {
 	return false
 }
 
-// topicLog holds the records written to one topic: their bytes in one
-// append-only arena, so capturing output costs no allocation per record.
+// topicLog holds the records written to one topic. Records and their bytes
+// are kept in fixed-size chunks that are never moved or overwritten, so
+// capturing output costs no allocation and no copying per record beyond the
+// record's own bytes.
 type topicLog struct {
-	data []byte
-	recs []storedRecord
-	read int
+	chunks [][]storedRecord
+	n      int
+	read   int
+	arena  arena
 }
 
+const logChunk = 4096
+
 type storedRecord struct {
-	koff, klen int // klen -1: null key
-	voff, vlen int // vlen -1: null value
+	key, value []byte // nil: Kafka null
 	ts         int64
 	headers    []operators.Header
 }
 
-func (r storedRecord) key(data []byte) []byte {
-	if r.klen < 0 {
-		return nil
+func (l *topicLog) append(key, value []byte, headers []operators.Header, ts int64) {
+	if l.n%logChunk == 0 {
+		l.chunks = append(l.chunks, make([]storedRecord, 0, logChunk))
 	}
-	return data[r.koff : r.koff+r.klen : r.koff+r.klen]
+	c := &l.chunks[len(l.chunks)-1]
+	*c = append(*c, storedRecord{key: l.arena.copy(key), value: l.arena.copy(value), ts: ts, headers: cloneHeaders(headers)})
+	l.n++
 }
 
-func (r storedRecord) value(data []byte) []byte {
-	if r.vlen < 0 {
-		return nil
-	}
-	return data[r.voff : r.voff+r.vlen : r.voff+r.vlen]
-}
-
-func appendRecord(data, key, value []byte, headers []operators.Header, ts int64) (storedRecord, []byte) {
-	r := storedRecord{klen: -1, vlen: -1, ts: ts}
-	if key != nil {
-		r.koff, r.klen = len(data), len(key)
-		data = append(data, key...)
-	}
-	if value != nil {
-		r.voff, r.vlen = len(data), len(value)
-		data = append(data, value...)
-	}
-	r.headers = cloneHeaders(headers)
-	return r, data
-}
+func (l *topicLog) at(i int) storedRecord { return l.chunks[i/logChunk][i%logChunk] }
 
 func cloneHeaders(hs []operators.Header) []operators.Header {
 	if len(hs) == 0 {
@@ -350,17 +341,11 @@ func cloneHeaders(hs []operators.Header) []operators.Header {
 	return out
 }
 
-func (l *topicLog) append(key, value []byte, headers []operators.Header, ts int64) {
-	var r storedRecord
-	r, l.data = appendRecord(l.data, key, value, headers, ts)
-	l.recs = append(l.recs, r)
-}
-
 // unread yields the unread records and marks them read as it goes.
 func (l *topicLog) unread() iter.Seq[storedRecord] {
 	return func(yield func(storedRecord) bool) {
-		for l.read < len(l.recs) {
-			r := l.recs[l.read]
+		for l.read < l.n {
+			r := l.at(l.read)
 			l.read++
 			if !yield(r) {
 				return

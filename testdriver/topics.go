@@ -51,13 +51,13 @@ func (in *InputTopic[K, V]) PipeRecord(r operators.Record[K, V]) error {
 		if in.kbuf, err = in.keys.Encode(in.kbuf[:0], r.Key); err != nil {
 			return fmt.Errorf("sluice: testdriver: topic %s: cannot serialize key: %w", in.topic, err)
 		}
-		k = in.d.copyBytes(nonNil(in.kbuf))
+		k = in.d.arena.copy(nonNil(in.kbuf))
 	}
 	if !r.Tombstone {
 		if in.vbuf, err = in.values.Encode(in.vbuf[:0], r.Value); err != nil {
 			return fmt.Errorf("sluice: testdriver: topic %s: cannot serialize value: %w", in.topic, err)
 		}
-		v = in.d.copyBytes(nonNil(in.vbuf))
+		v = in.d.arena.copy(nonNil(in.vbuf))
 	}
 	return in.d.pipe(in.topic, k, v, cloneHeaders(r.Headers), r.Timestamp)
 }
@@ -82,7 +82,7 @@ func (in *InputTopic[K, V]) PipeRecords(rs []operators.Record[K, V]) error {
 // PipeRaw pipes bytes as they are, for testing what the topology does with
 // input it cannot decode. A nil key or value is a Kafka null.
 func (in *InputTopic[K, V]) PipeRaw(key, value []byte, ts int64) error {
-	return in.d.pipe(in.topic, in.d.copyBytes(key), in.d.copyBytes(value), nil, ts)
+	return in.d.pipe(in.topic, in.d.arena.copy(key), in.d.arena.copy(value), nil, ts)
 }
 
 // OutputTopic reads typed records the topology wrote to a topic. Reading
@@ -104,23 +104,23 @@ func CreateOutputTopic[K, V any](d *Driver, topic string, keys serde.Serde[K], v
 // QueueSize is the number of unread records.
 func (o *OutputTopic[K, V]) QueueSize() int {
 	l := o.d.topicLog(o.topic)
-	return len(l.recs) - l.read
+	return l.n - l.read
 }
 
 // IsEmpty reports whether every record was read.
 func (o *OutputTopic[K, V]) IsEmpty() bool { return o.QueueSize() == 0 }
 
-func (o *OutputTopic[K, V]) decode(l *topicLog, s storedRecord) (operators.Record[K, V], error) {
+func (o *OutputTopic[K, V]) decode(s storedRecord) (operators.Record[K, V], error) {
 	r := operators.Record[K, V]{Timestamp: s.ts, Headers: s.headers}
 	var err error
-	if s.klen < 0 {
+	if s.key == nil {
 		r.NullKey = true
-	} else if r.Key, err = o.keys.Decode(s.key(l.data)); err != nil {
+	} else if r.Key, err = o.keys.Decode(s.key); err != nil {
 		return r, fmt.Errorf("sluice: testdriver: topic %s: cannot deserialize key: %w", o.topic, err)
 	}
-	if s.vlen < 0 {
+	if s.value == nil {
 		r.Tombstone = true
-	} else if r.Value, err = o.values.Decode(s.value(l.data)); err != nil {
+	} else if r.Value, err = o.values.Decode(s.value); err != nil {
 		return r, fmt.Errorf("sluice: testdriver: topic %s: cannot deserialize value: %w", o.topic, err)
 	}
 	return r, nil
@@ -130,7 +130,7 @@ func (o *OutputTopic[K, V]) decode(l *topicLog, s storedRecord) (operators.Recor
 func (o *OutputTopic[K, V]) ReadRecord() (operators.Record[K, V], error) {
 	l := o.d.topicLog(o.topic)
 	for s := range l.unread() {
-		return o.decode(l, s)
+		return o.decode(s)
 	}
 	return operators.Record[K, V]{}, fmt.Errorf("%w: %s", ErrNoRecord, o.topic)
 }
@@ -146,7 +146,7 @@ func (o *OutputTopic[K, V]) ReadRecords() ([]operators.Record[K, V], error) {
 	l := o.d.topicLog(o.topic)
 	var out []operators.Record[K, V]
 	for s := range l.unread() {
-		r, err := o.decode(l, s)
+		r, err := o.decode(s)
 		if err != nil {
 			return out, err
 		}

@@ -460,7 +460,7 @@ func sortedNames(ns []*Node) []string {
 func quoteID(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
 			b.WriteRune(r)
 		} else {
 			b.WriteByte('_')

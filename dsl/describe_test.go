@@ -1,0 +1,105 @@
+package dsl_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n--- got:\n%s\n--- want:\n%s", name, got, want)
+	}
+}
+
+func wordCountTopology(t testing.TB) *topology.Topology {
+	t.Helper()
+	b := dsl.NewBuilder()
+	lines := dsl.FromTopic(b, "input", serde.String, serde.String)
+	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) {
+		for _, w := range strings.Fields(line) {
+			emit(strings.ToLower(w))
+		}
+	})
+	counts := dsl.GroupBy(words, func(_, w string) string { return w }, serde.String).
+		Count(dsl.Materialized(dsl.StoreOptions{Name: "counts"}))
+	counts.ToStream().To("output", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// The word count golden file is byte for byte what Kafka Streams 4.0.0
+// prints for stream("input").flatMapValues(..).groupBy(..)
+// .count(Materialized.as("counts")).toStream().to("output"), names
+// included: two sub-topologies joined by counts-repartition.
+func TestDescribeWordCount(t *testing.T) {
+	topo := wordCountTopology(t)
+	golden(t, "wordcount.describe", topo.Describe())
+	golden(t, "wordcount.dot", topo.DOT())
+	golden(t, "wordcount.mermaid", topo.Mermaid())
+
+	subs := topo.SubTopologies()
+	if len(subs) != 2 {
+		t.Fatalf("got %d sub-topologies, want 2", len(subs))
+	}
+	var got []string
+	for _, it := range topo.InternalTopics() {
+		got = append(got, it.Kind.String()+":"+it.Name+":"+it.Config["cleanup.policy"])
+	}
+	want := []string{"repartition:counts-repartition:delete", "changelog:counts-changelog:compact"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("internal topics = %v, want %v", got, want)
+	}
+}
+
+// A pipeline with Split, Merge and a table aggregation: orders are split by
+// size, the large ones flagged and merged back, written out, and a users
+// table is regrouped by region and counted.
+func TestDescribeSplitMergeTableAggregation(t *testing.T) {
+	b := dsl.NewBuilder()
+	orders := dsl.FromTopic(b, "orders", serde.String, serde.Int64)
+	branches := orders.Split(dsl.Named("size-")).
+		Branch("large", func(_ string, amount int64) bool { return amount >= 1000 }).
+		DefaultBranch("small")
+	large := dsl.MapValues(branches["size-large"], func(a int64) int64 { return -a })
+	all := large.Merge(branches["size-small"])
+	all.To("orders-flagged", serde.String, serde.Int64)
+
+	users := dsl.TableFromTopic(b, "users", serde.String, serde.String, dsl.Named("users"))
+	perRegion := dsl.TableGroupBy(users, func(user, region string) (string, string) { return region, user },
+		serde.String, serde.String).Count(dsl.Named("users-per-region"))
+	perRegion.ToStream().To("region-counts", serde.String, serde.Int64)
+
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "split-merge-table.describe", topo.Describe())
+	if n := len(topo.SubTopologies()); n != 3 {
+		t.Errorf("got %d sub-topologies, want 3 (orders; users up to the repartition; the regional count)", n)
+	}
+}
