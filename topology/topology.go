@@ -15,7 +15,6 @@ package topology
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/operators"
@@ -336,8 +335,7 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]
@@ -444,16 +442,6 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 		}
 	}
 	return t, nil
-}
-
-// sortedNames returns the names of ns, sorted, or nil.
-func sortedNames(ns []*Node) []string {
-	out := make([]string, 0, len(ns))
-	for _, n := range ns {
-		out = append(out, n.Name)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // quoteID makes a node name safe as a DOT or Mermaid identifier.

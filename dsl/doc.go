@@ -1,0 +1,61 @@
+// Package dsl is Sluice's typed, fluent builder of stream-processing
+// pipelines, in the manner of Kafka Streams' StreamsBuilder.
+//
+// A pipeline starts from a Builder and topics (FromTopic, FromTopics,
+// TableFromTopic) and is linked by typed handles: Stream[K, V] for record
+// streams, Table[K, V] for changelog tables, Grouped and GroupedTable for
+// groupings ready to aggregate. Operations that keep the key and value types
+// are methods (s.Filter, s.Peek, s.Merge, s.Split, s.Repartition, s.To,
+// s.GroupByKey, g.Count, t.ToStream); operations that change a type are
+// package functions, because Go methods cannot take type parameters
+// (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
+// TableMapValues, TableGroupBy, TableAggregate, Process). A lambda or serde of
+// the wrong type is a compile error.
+//
+//	b := dsl.NewBuilder()
+//	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
+//	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) { ... })
+//	counts := dsl.GroupBy(words, func(_, w string) string { return w }, serde.String).
+//		Count(dsl.Named("counts"))
+//	counts.ToStream().To("word-counts", serde.String, serde.Int64)
+//	topo, err := b.Build()
+//
+// Build compiles the pipeline into a topology.Topology: sub-topologies split
+// at repartition topics, state stores, and the internal topics to create.
+// A key-changing operation (Map, SelectKey, FlatMap, Process, GroupBy)
+// followed by a stateful one inserts "<name>-repartition" so that records
+// of a key meet in one task. Errors are collected while the pipeline is
+// built and reported by Build, each naming the node at fault: a missing
+// serde, a duplicate name, a store shared by two sub-topologies, an empty
+// topology.
+//
+// # Names
+//
+// Nodes, stores and internal topics get generated names in the style of
+// Kafka Streams (KSTREAM-FILTER-0000000001), numbered in the order the
+// operations are called, with the same numbering rules, so Describe prints
+// what Kafka Streams prints for the same pipeline. Named fixes a name: for a
+// stateful operation it names the store and the internal topics derived
+// from it ("counts" → "counts-changelog", "counts-repartition"). Generated
+// store names change when operations are added upstream, which orphans the
+// old state; RequireNamedStores makes Build refuse them.
+//
+// # Serdes
+//
+// Sources take the serdes of their topics, and a stream carries them along
+// while its types stay the same. An operation that changes a type loses the
+// serde of that type; set it again with WithKeySerde or WithValueSerde, or
+// pass it to the operation that needs it (To, GroupBy, Aggregate).
+//
+// # Nulls
+//
+// A Kafka null key or value is flagged on the record (operators.Record's
+// NullKey and Tombstone) rather than decoded. As in Kafka Streams, stream
+// aggregations and repartitions drop records with a null key, aggregations
+// skip null values, and for tables a null value deletes the key.
+//
+// # Testing
+//
+// Package testdriver runs a topology in memory with no broker; see the
+// examples.
+package dsl

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/testdriver"
+)
+
+func TestSplitWords(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"", nil},
+		{"   ", nil},
+		{"Hello", []string{"hello"}},
+		{"  The quick\tBROWN\nfox  ", []string{"the", "quick", "brown", "fox"}},
+		{"Ünïcode\u00a0WÖRDS", []string{"ünïcode", "wörds"}},
+	} {
+		var got []string
+		splitWords(tc.line, func(w string) { got = append(got, w) })
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("splitWords(%q) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
+// The counts the topology writes equal the counts made directly from the
+// generated lines.
+func TestWordCountMatchesDirectCount(t *testing.T) {
+	topo, err := Topology("text-input", "word-counts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "text-input", serde.Bytes, serde.String)
+	out := testdriver.CreateOutputTopic(d, "word-counts", serde.String, serde.Int64)
+	want := map[string]int64{}
+	updates := 0
+	for _, line := range generateLines(2000) {
+		for _, w := range strings.Fields(line) {
+			want[strings.ToLower(w)]++
+			updates++
+		}
+		if err := in.PipeValue(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := out.QueueSize(); n != updates {
+		t.Errorf("got %d count updates, want one per word: %d", n, updates)
+	}
+	got, err := testdriver.ReadKeyValuesToMap(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d distinct words, want %d", len(got), len(want))
+	}
+	for w, n := range want {
+		if got[w] != n {
+			t.Errorf("count of %q = %d, want %d", w, got[w], n)
+		}
+	}
+	store, err := testdriver.KeyValueStore(d, "counts", serde.String, serde.Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok, err := store.Get("the"); err != nil || !ok || n != want["the"] {
+		t.Errorf(`store "counts" has the=%d (%v, %v), want %d`, n, ok, err, want["the"])
+	}
+}
+
+func TestRunDescribe(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"-describe"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{"Sub-topology: 0", "Sub-topology: 1", "(topic: counts-repartition)", "(stores: [counts])", "(topic: word-counts)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("-describe output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestRunPrintsTopWords(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"-generate", "500", "-top", "3"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "Counted ") || !strings.HasPrefix(strings.TrimSpace(lines[2]), "the ") {
+		t.Errorf("unexpected output:\n%s", out.String())
+	}
+}
