@@ -1,0 +1,621 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/internal/task"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// App runs a topology on Kafka as one instance of an application: a member
+// of the consumer group named by the application ID, which processes the
+// tasks the group assigns it. Start more instances with the same
+// application ID to share the work.
+type App struct {
+	topo    *topology.Topology
+	cfg     config
+	log     *slog.Logger
+	metrics *metrics
+	brokers []string
+
+	running  atomic.Bool
+	closing  chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	cancel   context.CancelFunc
+	finished chan struct{}
+
+	embedded *connectors.Embedded
+	admin    *kgo.Client
+	layout   *layout
+	client   *kgo.Client
+	prod     *producer
+
+	// mu guards runners and byPartition: the poll loop holds it while
+	// processing and committing, the rebalance callbacks while they change
+	// the assignment.
+	mu          sync.Mutex
+	runners     map[taskID]*runner
+	byPartition map[topicPartition]*runner
+	fatal       error
+	changed     chan struct{} // closed when the set of tasks changes
+
+	work chan *runner
+	done chan *runner
+	now  time.Time
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// New validates the options and returns an App for topo. Nothing connects
+// until Run.
+func New(topo *topology.Topology, opts ...Option) (*App, error) {
+	if topo == nil {
+		return nil, errors.New("sluice: runtime.New: nil topology")
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m, err := newMetrics(cfg.appID, cfg.registerer)
+	if err != nil {
+		return nil, fmt.Errorf("sluice: register metrics: %w", err)
+	}
+	return &App{
+		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
+		brokers: cfg.brokers, closing: make(chan struct{}), finished: make(chan struct{}),
+		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{},
+	}, nil
+}
+
+// Brokers returns the brokers the App uses: the configured ones, or the
+// embedded broker's once Run has started it.
+func (a *App) Brokers() []string {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
+	return slices.Clone(a.brokers)
+}
+
+// Run connects, creates the internal topics, joins the group and processes
+// until ctx ends, Close is called, or a fatal error occurs; it then shuts
+// down gracefully: it finishes the records in hand, flushes state and
+// output, commits offsets, closes the stores and leaves the group. It
+// returns nil after a shutdown asked for by ctx or Close. Run may be called
+// once.
+func (a *App) Run(ctx context.Context) (err error) {
+	if !a.running.CompareAndSwap(false, true) {
+		return errors.New("sluice: App.Run called twice")
+	}
+	defer close(a.finished)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.closeMu.Lock()
+	if a.closed {
+		a.closeMu.Unlock()
+		return ErrClosed
+	}
+	a.cancel = cancel
+	a.closeMu.Unlock()
+
+	defer a.release()
+	if err := a.start(ctx); err != nil {
+		return err
+	}
+	a.log.Info("running", "brokers", a.brokers, "tasks", a.layout.tasks)
+	loopErr := a.loop(ctx)
+	shutdownErr := a.shutdown()
+	if loopErr != nil {
+		return loopErr
+	}
+	return shutdownErr
+}
+
+// Close stops a running App gracefully and waits for Run to return. It is
+// idempotent and safe to call from any goroutine.
+func (a *App) Close() error {
+	a.closeMu.Lock()
+	if a.closed {
+		a.closeMu.Unlock()
+		if a.running.Load() {
+			<-a.finished
+		}
+		return nil
+	}
+	a.closed = true
+	cancel := a.cancel
+	a.closeMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if a.running.Load() {
+		<-a.finished
+	}
+	return nil
+}
+
+// baseClientOpts are the options every client of the App uses.
+func (a *App) baseClientOpts() []kgo.Opt {
+	opts := slices.Clone(a.cfg.clientOpts)
+	return append(opts, kgo.SeedBrokers(a.brokers...))
+}
+
+// start brings up the embedded broker if asked, checks the brokers within
+// the start-up timeout, plans and creates the internal topics and joins the
+// group.
+func (a *App) start(ctx context.Context) error {
+	if len(a.brokers) == 0 {
+		e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{DataDir: a.cfg.embeddedDir})
+		if err != nil {
+			return err
+		}
+		a.closeMu.Lock()
+		a.embedded, a.brokers = e, e.Brokers()
+		a.closeMu.Unlock()
+		a.log.Info("started embedded broker", "brokers", a.brokers, "data_dir", a.cfg.embeddedDir)
+	}
+	admin, err := kgo.NewClient(a.baseClientOpts()...)
+	if err != nil {
+		return &BrokerError{Brokers: a.brokers, Err: err}
+	}
+	a.admin = admin
+	adm := kadm.NewClient(admin)
+	sctx, cancel := context.WithTimeout(ctx, a.cfg.startupTimeout)
+	defer cancel()
+	if _, err := adm.BrokerMetadata(sctx); err != nil {
+		if ctx.Err() == nil && sctx.Err() != nil {
+			err = fmt.Errorf("no answer within %v: %w", a.cfg.startupTimeout, err)
+		}
+		return &BrokerError{Brokers: a.brokers, Err: err}
+	}
+	l, err := a.planTopics(sctx, adm)
+	if err != nil {
+		return err
+	}
+	a.layout = l
+	if err := a.createInternalTopics(sctx, adm, l); err != nil {
+		return err
+	}
+	bal := &taskBalancer{subs: map[string]int{}, topics: l.topics}
+	for sub, ts := range l.topics {
+		for _, t := range ts {
+			bal.subs[t] = sub
+		}
+	}
+	opts := append(a.baseClientOpts(),
+		kgo.ConsumerGroup(a.cfg.appID),
+		kgo.ConsumeTopics(l.sourceTopics()...),
+		kgo.Balancers(bal),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(a.onAssigned),
+		kgo.OnPartitionsRevoked(a.onRevoked),
+		kgo.OnPartitionsLost(a.onLost),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(partitioner{}),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return &BrokerError{Brokers: a.brokers, Err: err}
+	}
+	a.client = cl
+	a.prod = newProducer(cl)
+	a.work = make(chan *runner)
+	a.done = make(chan *runner)
+	for range a.cfg.workers {
+		go a.worker()
+	}
+	return nil
+}
+
+// worker processes the runners it is handed, one at a time, so a task's
+// records are processed in order by one goroutine per round.
+func (a *App) worker() {
+	for r := range a.work {
+		if r.err == nil {
+			r.err = r.process(a.now)
+		}
+		a.done <- r
+	}
+}
+
+// loop polls, processes and commits until ctx ends or a fatal error.
+func (a *App) loop(ctx context.Context) error {
+	lastCommit := time.Now()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		fetches := a.client.PollRecords(pctx, a.cfg.maxPollRecords)
+		cancel()
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			a.client.AllowRebalance()
+			return nil
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+		})
+		a.mu.Lock()
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			r := a.byPartition[topicPartition{p.Topic, p.Partition}]
+			if r == nil {
+				fetchErr = fmt.Errorf("sluice: records for topic %s partition %d, which no task of this instance owns", p.Topic, p.Partition)
+				return
+			}
+			r.add(p.Topic, p.Partition, p.Records)
+		})
+		err := fetchErr
+		if err == nil {
+			err = a.processLocked()
+		}
+		if err == nil && time.Since(lastCommit) >= a.cfg.commitInterval {
+			err = a.commitLocked(ctx, slices.Collect(maps.Values(a.runners)))
+			lastCommit = time.Now()
+		}
+		a.mu.Unlock()
+		a.client.AllowRebalance()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// processLocked hands every runner to the workers for one round and waits
+// for all of them.
+func (a *App) processLocked() error {
+	a.now = time.Now()
+	rs := slices.Collect(maps.Values(a.runners))
+	n := len(rs)
+	go func() {
+		for _, r := range rs {
+			a.work <- r
+		}
+	}()
+	var errs []error
+	for range n {
+		r := <-a.done
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+		if r.processed > 0 {
+			a.metrics.processed.WithLabelValues(r.task.ID()).Add(float64(r.processed))
+			r.processed = 0
+		}
+	}
+	if len(errs) > 0 {
+		a.fatal = errors.Join(errs...)
+		return a.fatal
+	}
+	return a.prod.err()
+}
+
+// commitLocked commits the progress of runners: it flushes their stores,
+// waits for everything produced so far (output and changelogs), then
+// commits the offsets of the records processed. Output and state changes
+// therefore reach Kafka before the offsets that cover them: at-least-once.
+func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
+	if len(runners) == 0 {
+		return nil
+	}
+	start := time.Now()
+	for _, r := range runners {
+		if err := r.task.Flush(); err != nil {
+			return err
+		}
+	}
+	// Flush is bounded by ctx; at shutdown ctx is already done, so give
+	// it a context of its own.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := a.client.Flush(fctx); err != nil {
+		return fmt.Errorf("sluice: flush output: %w", err)
+	}
+	if err := a.prod.err(); err != nil {
+		return err
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, r := range runners {
+		r.offsets(offsets)
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var commitErr error
+	a.client.CommitOffsetsSync(fctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && commitErr == nil {
+					commitErr = fmt.Errorf("topic %s partition %d: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		return fmt.Errorf("sluice: commit offsets: %w", commitErr)
+	}
+	for _, r := range runners {
+		r.committed(offsets)
+	}
+	a.metrics.commits.Inc()
+	a.metrics.commitDur.Observe(time.Since(start).Seconds())
+	a.purgeRepartition(fctx, offsets)
+	return nil
+}
+
+// purgeRepartition deletes the records of repartition topics below the
+// committed offsets: they are consumed and will never be read again.
+func (a *App) purgeRepartition(ctx context.Context, committed map[string]map[int32]kgo.EpochOffset) {
+	var os kadm.Offsets
+	for t, ps := range committed {
+		if kind, internal := a.layout.kinds[t]; !internal || kind != topology.Repartition {
+			continue
+		}
+		for p, eo := range ps {
+			os.Add(kadm.Offset{Topic: t, Partition: p, At: eo.Offset})
+		}
+	}
+	if len(os) == 0 {
+		return
+	}
+	if _, err := kadm.NewClient(a.admin).DeleteRecords(ctx, os); err != nil {
+		a.log.Warn("purge repartition topics", "err", err)
+	}
+}
+
+// onAssigned creates the tasks of newly assigned partitions.
+func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for topic, parts := range assigned {
+		sub, ok := a.subOf(topic)
+		if !ok {
+			continue
+		}
+		for _, p := range parts {
+			id := taskID{sub, p}
+			r := a.runners[id]
+			if r == nil {
+				var err error
+				if r, err = a.newRunner(ctx, id); err != nil {
+					a.failLocked(err)
+					return
+				}
+				a.runners[id] = r
+			}
+			a.byPartition[topicPartition{topic, p}] = r
+			r.queue(topic, p)
+		}
+	}
+	a.tasksChangedLocked()
+	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners))
+}
+
+// onRevoked commits and closes the tasks of revoked partitions.
+func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rs := a.affectedLocked(revoked)
+	if len(rs) == 0 {
+		return
+	}
+	if a.fatal == nil {
+		if err := a.commitLocked(ctx, rs); err != nil {
+			a.failLocked(err)
+		}
+	}
+	a.closeRunnersLocked(rs)
+	a.log.Info("partitions revoked", "partitions", revoked, "tasks", len(a.runners))
+}
+
+// onLost closes the tasks of lost partitions without committing: another
+// member may own them already.
+func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closeRunnersLocked(a.affectedLocked(lost))
+	a.log.Warn("partitions lost", "partitions", lost)
+}
+
+func (a *App) affectedLocked(parts map[string][]int32) []*runner {
+	seen := map[*runner]bool{}
+	var rs []*runner
+	for topic, ps := range parts {
+		for _, p := range ps {
+			if r := a.byPartition[topicPartition{topic, p}]; r != nil && !seen[r] {
+				seen[r] = true
+				rs = append(rs, r)
+			}
+		}
+	}
+	return rs
+}
+
+func (a *App) closeRunnersLocked(rs []*runner) {
+	for _, r := range rs {
+		if err := r.task.Close(); err != nil {
+			a.log.Warn("close task", "task", r.task.ID(), "err", err)
+		}
+		delete(a.runners, r.id)
+		for _, q := range r.queues {
+			delete(a.byPartition, topicPartition{q.topic, q.partition})
+		}
+	}
+	a.tasksChangedLocked()
+}
+
+func (a *App) failLocked(err error) {
+	if a.fatal == nil {
+		a.fatal = err
+		a.log.Error("fatal error", "err", err)
+	}
+	a.closeMu.Lock()
+	cancel := a.cancel
+	a.closeMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+func (a *App) subOf(topic string) (int, bool) {
+	for sub, ts := range a.layout.topics {
+		if slices.Contains(ts, topic) {
+			return sub, true
+		}
+	}
+	return 0, false
+}
+
+// newRunner instantiates the task of id, restoring its stores from their
+// changelogs.
+func (a *App) newRunner(ctx context.Context, id taskID) (*runner, error) {
+	st := a.topo.SubTopologies()[id.sub]
+	r := &runner{id: id}
+	policy := task.FailOnDeserializationError
+	if a.cfg.skipBadRecords {
+		policy = task.SkipOnDeserializationError
+	}
+	t, err := task.New(task.Config{
+		ApplicationID: a.cfg.appID,
+		SubTopology:   st,
+		Partition:     id.partition,
+		Collector:     collector{a.prod},
+		OpenStore: func(taskID string, spec *topology.StoreSpec) (state.Store, error) {
+			return a.openStore(ctx, r, spec, id.partition)
+		},
+		Logger:                 a.log,
+		OnDeserializationError: policy,
+		Dropped: func(taskID, node, reason string) {
+			a.metrics.dropped.WithLabelValues(taskID, node, reason).Inc()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.task = t
+	return r, nil
+}
+
+// openStore creates a store of a task and restores it from its changelog.
+func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec, partition int32) (state.Store, error) {
+	if spec.Kind != topology.KeyValue {
+		return nil, fmt.Errorf("sluice: store %s: kind %d is not supported yet", spec.Name, spec.Kind)
+	}
+	var kv state.KeyValueStore = state.NewInMemoryKeyValueStore(spec.Name)
+	if spec.DisableLogging {
+		return kv, nil
+	}
+	topic := a.cfg.appID + "-" + spec.ChangelogTopic()
+	start := time.Now()
+	n, err := a.restore(ctx, kv, topic, partition, spec.Timestamped)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		a.metrics.restored.WithLabelValues(spec.Name).Add(float64(n))
+		a.log.Info("restored store", "store", spec.Name, "partition", partition, "records", n, "took", time.Since(start))
+	}
+	return &loggedStore{KeyValueStore: kv, topic: topic, partition: partition, timestamped: spec.Timestamped, p: a.prod,
+		now: func() int64 {
+			if r.task != nil {
+				return max(r.task.StreamTime(), 0)
+			}
+			return 0
+		}}, nil
+}
+
+// shutdown finishes gracefully: commit what was processed, close the tasks
+// and leave the group.
+func (a *App) shutdown() error {
+	var err error
+	a.mu.Lock()
+	rs := slices.Collect(maps.Values(a.runners))
+	if a.fatal == nil {
+		err = a.commitLocked(context.Background(), rs)
+	}
+	a.closeRunnersLocked(rs)
+	fatal := a.fatal
+	a.mu.Unlock()
+	close(a.work)
+	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if lerr := a.client.LeaveGroupContext(lctx); lerr != nil {
+		a.log.Warn("leave group", "err", lerr)
+	}
+	if fatal != nil {
+		return fatal
+	}
+	return err
+}
+
+// release closes the clients and the embedded broker.
+func (a *App) release() {
+	if a.client != nil {
+		a.client.Close()
+	}
+	if a.admin != nil {
+		a.admin.Close()
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+	}
+}
+
+// Tasks returns the IDs of the tasks assigned to this instance, sorted,
+// and a channel that is closed when that set next changes.
+func (a *App) Tasks() ([]string, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]string, 0, len(a.runners))
+	for _, r := range a.runners {
+		ids = append(ids, r.task.ID())
+	}
+	slices.Sort(ids)
+	if a.changed == nil {
+		a.changed = make(chan struct{})
+	}
+	return ids, a.changed
+}
+
+// tasksChangedLocked wakes the waiters of Tasks.
+func (a *App) tasksChangedLocked() {
+	a.metrics.tasks.Set(float64(len(a.runners)))
+	if a.changed != nil {
+		close(a.changed)
+		a.changed = nil
+	}
+}

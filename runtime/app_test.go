@@ -1,0 +1,257 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/testdriver"
+	"github.com/sluicehq/sluice/topology"
+)
+
+func wordCount(t *testing.T, input, output string) *topology.Topology {
+	t.Helper()
+	b := dsl.NewBuilder()
+	lines := dsl.FromTopic(b, input, serde.Bytes, serde.String)
+	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) {
+		for _, w := range strings.Fields(line) {
+			emit(strings.ToLower(w))
+		}
+	})
+	dsl.GroupBy(words, func(_ []byte, w string) string { return w }, serde.String).
+		Count(dsl.Named("counts")).
+		ToStream().To(output, serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// lines makes n lines over a vocabulary of words word0..word{vocab-1}, and
+// adds their word counts to want.
+func lines(start, n, vocab int, want map[string]int64) []string {
+	out := make([]string, n)
+	for i := range out {
+		var ws []string
+		for j := range 1 + (start+i)%5 {
+			w := fmt.Sprintf("Word%d", ((start+i)*7+j*13)%vocab)
+			ws = append(ws, w)
+			want[strings.ToLower(w)]++
+		}
+		out[i] = strings.Join(ws, " ")
+	}
+	return out
+}
+
+// instance is one App running in the background.
+type instance struct {
+	app  *runtime.App
+	done chan error
+}
+
+func start(t *testing.T, topo *topology.Topology, opts ...runtime.Option) *instance {
+	t.Helper()
+	app, err := runtime.New(topo, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{app: app, done: make(chan error, 1)}
+	go func() { in.done <- app.Run(context.Background()) }()
+	t.Cleanup(func() { _ = app.Close() })
+	return in
+}
+
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	if err := in.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of Close")
+	}
+}
+
+// Word count on the broker gives the exact counts, the same as the test
+// driver gives for the same input.
+func TestWordCountExact(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "lines"), topic(t, "counts")
+	c.create(t, 4, input, output)
+	want := map[string]int64{}
+	ls := lines(0, 2000, 97, want)
+	c.produce(t, input, ls...)
+
+	topo := wordCount(t, input, output)
+	in := start(t, topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...),
+		runtime.CommitInterval(100*time.Millisecond), runtime.Workers(2))
+	got, _ := c.counts(t, output, time.Minute, equalCounts(want))
+	if d := diffCounts(got, want); d != "" {
+		t.Fatalf("counts differ: %s", d)
+	}
+	in.stop(t)
+
+	// The same input through the test driver.
+	d, err := testdriver.New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pipe := testdriver.CreateInputTopic(d, input, serde.Bytes, serde.String)
+	for _, l := range ls {
+		if err := pipe.PipeValue(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	driven, err := testdriver.ReadKeyValuesToMap(testdriver.CreateOutputTopic(d, output, serde.String, serde.Int64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(driven, got) {
+		t.Errorf("broker and test driver differ: %s", diffCounts(got, driven))
+	}
+}
+
+// Three instances share the tasks; one is stopped, later another joins;
+// every input record is reflected in the final counts.
+func TestScaleOutAndIn(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "lines"), topic(t, "counts")
+	c.create(t, 6, input, output)
+	topo := wordCount(t, input, output)
+	appID := topic(t, "app")
+	opts := []runtime.Option{runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100 * time.Millisecond)}
+
+	want := map[string]int64{}
+	insts := []*instance{start(t, topo, opts...), start(t, topo, opts...), start(t, topo, opts...)}
+	// 12 tasks: two sub-topologies on 6 partitions, 4 for each instance.
+	waitTasks(t, insts, 4, 4, 4)
+	c.produce(t, input, lines(0, 1000, 50, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("with three instances: %s", diffCounts(got, want))
+	}
+
+	insts[1].stop(t)
+	waitTasks(t, []*instance{insts[0], insts[2]}, 6, 6)
+	c.produce(t, input, lines(1000, 1000, 50, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after stopping one instance: %s", diffCounts(got, want))
+	}
+
+	insts = append(insts, start(t, topo, opts...))
+	waitTasks(t, []*instance{insts[0], insts[2], insts[3]}, 4, 4, 4)
+	c.produce(t, input, lines(2000, 1000, 50, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after adding an instance: %s", diffCounts(got, want))
+	}
+	for _, in := range []*instance{insts[0], insts[2], insts[3]} {
+		in.stop(t)
+	}
+}
+
+// Inputs of a stateful sub-topology with different partition counts are
+// refused at start-up, naming both topics and counts.
+func TestCoPartitioningValidated(t *testing.T) {
+	c := newCluster(t)
+	a, b := topic(t, "a"), topic(t, "b")
+	c.create(t, 4, a)
+	c.create(t, 3, b)
+	bld := dsl.NewBuilder()
+	dsl.FromTopics(bld, []string{a, b}, serde.String, serde.String).GroupByKey().Count(dsl.Named("n"))
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = app.Run(ctx)
+	var cpe *runtime.CoPartitionError
+	if !errors.As(err, &cpe) {
+		t.Fatalf("Run = %v, want a CoPartitionError", err)
+	}
+	for _, want := range []string{a + " (4 partitions)", b + " (3 partitions)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}
+
+// A broker that does not answer gives a clear error once the start-up
+// timeout has passed, not a hang.
+func TestUnreachableBroker(t *testing.T) {
+	topo := wordCount(t, "in", "out")
+	app, err := runtime.New(topo, runtime.ApplicationID("unreachable"), runtime.Brokers("127.0.0.1:1"),
+		runtime.StartupTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		var be *runtime.BrokerError
+		if !errors.As(err, &be) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Fatalf("Run = %v, want a BrokerError naming the broker", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run hung on an unreachable broker")
+	}
+}
+
+func TestConfigErrorsNameTheOption(t *testing.T) {
+	topo := wordCount(t, "in", "out")
+	_, err := runtime.New(topo, runtime.Brokers("x:1"), runtime.Workers(0))
+	for _, key := range []string{"ApplicationID", "Workers"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("New = %v, want an error naming %s", err, key)
+		}
+	}
+}
+
+// waitTasks waits until the instances hold the given numbers of tasks.
+func waitTasks(t *testing.T, insts []*instance, want ...int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	deadline := ctx.Done()
+	for {
+		got := make([]int, len(insts))
+		wake := make(chan struct{}, len(insts))
+		for i, in := range insts {
+			ids, changed := in.app.Tasks()
+			got[i] = len(ids)
+			go func() {
+				select {
+				case <-changed:
+					wake <- struct{}{}
+				case <-deadline:
+				}
+			}()
+		}
+		if slices.Equal(got, want) {
+			return
+		}
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatalf("tasks per instance = %v, want %v", got, want)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/connectors"
+)
+
+// testCluster is the broker the integration tests run against: a real
+// Kafka broker when KAFKA_BROKERS is set (make test-kafka), else an
+// embedded kfake cluster.
+type testCluster struct {
+	brokers []string
+	real    bool
+}
+
+func newCluster(t *testing.T) *testCluster {
+	t.Helper()
+	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
+		return &testCluster{brokers: strings.Split(b, ","), real: true}
+	}
+	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return &testCluster{brokers: e.Brokers()}
+}
+
+// topic returns a topic name unique to the test, so tests can share a real
+// broker.
+func topic(t *testing.T, name string) string {
+	return fmt.Sprintf("%s-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), name, time.Now().UnixNano())
+}
+
+func (c *testCluster) create(t *testing.T, partitions int32, topics ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := connectors.CreateTopics(ctx, c.brokers, partitions, topics...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *testCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// produce writes values (null keys) to topic and waits for them.
+func (c *testCluster) produce(t *testing.T, topic string, values ...string) {
+	t.Helper()
+	cl := c.client(t, kgo.DefaultProduceTopic(topic))
+	rs := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		rs[i] = &kgo.Record{Value: []byte(v)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// counts reads a topic of string keys and int64 values into the latest
+// value per key until done(latest) holds or the deadline passes; it returns
+// the latest values and the number of records read.
+func (c *testCluster) counts(t *testing.T, topic string, timeout time.Duration, done func(map[string]int64) bool) (map[string]int64, int) {
+	t.Helper()
+	cl := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	latest := map[string]int64{}
+	n := 0
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !done(latest) {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return latest, n
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			if len(r.Value) != 8 {
+				t.Errorf("record %s/%d@%d: value of %d bytes, want an 8-byte int64", r.Topic, r.Partition, r.Offset, len(r.Value))
+				return
+			}
+			latest[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+		})
+	}
+	return latest, n
+}
+
+// equalCounts is a done function for counts: the latest values equal want.
+func equalCounts(want map[string]int64) func(map[string]int64) bool {
+	return func(got map[string]int64) bool {
+		if len(got) != len(want) {
+			return false
+		}
+		for k, v := range want {
+			if got[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func diffCounts(got, want map[string]int64) string {
+	var sb strings.Builder
+	for k, v := range want {
+		if got[k] != v {
+			fmt.Fprintf(&sb, "%s: got %d, want %d; ", k, got[k], v)
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			fmt.Fprintf(&sb, "%s: got %d, want none; ", k, v)
+		}
+	}
+	return sb.String()
+}

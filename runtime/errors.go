@@ -1,0 +1,63 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrClosed is returned by Run on an App that was closed.
+var ErrClosed = errors.New("sluice: app is closed")
+
+// ProduceError is a record the runtime could not write to Kafka.
+type ProduceError struct {
+	Topic     string
+	Partition int32
+	Err       error
+}
+
+func (e *ProduceError) Error() string {
+	return fmt.Sprintf("sluice: produce to topic %s, partition %d: %v", e.Topic, e.Partition, e.Err)
+}
+
+func (e *ProduceError) Unwrap() error { return e.Err }
+
+// CoPartitionError reports input topics of one sub-topology whose partition
+// counts differ: records of a key would not meet in one task.
+type CoPartitionError struct {
+	SubTopology int
+	// Topics and their partition counts, in the sub-topology's order.
+	Topics     []string
+	Partitions []int32
+}
+
+func (e *CoPartitionError) Error() string {
+	parts := make([]string, len(e.Topics))
+	for i, t := range e.Topics {
+		parts[i] = fmt.Sprintf("%s (%d partitions)", t, e.Partitions[i])
+	}
+	return fmt.Sprintf("sluice: topics %s are read by sub-topology %d and must be co-partitioned: give them the same number of partitions",
+		strings.Join(parts, " and "), e.SubTopology)
+}
+
+// BrokerError reports brokers that could not be reached or used at
+// start-up.
+type BrokerError struct {
+	Brokers []string
+	Err     error
+}
+
+func (e *BrokerError) Error() string {
+	return fmt.Sprintf("sluice: cannot use Kafka brokers %v: %v", e.Brokers, e.Err)
+}
+
+func (e *BrokerError) Unwrap() error { return e.Err }
+
+// MissingTopicError reports source topics that do not exist.
+type MissingTopicError struct {
+	Topics []string
+}
+
+func (e *MissingTopicError) Error() string {
+	return fmt.Sprintf("sluice: source topics %v do not exist: create them before starting the application", e.Topics)
+}

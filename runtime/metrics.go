@@ -1,0 +1,50 @@
+package runtime
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the App's Prometheus metrics, registered only when a
+// Registerer is configured. Names follow Kafka Streams' where it has one
+// (dropped-records-total → sluice_dropped_records_total).
+type metrics struct {
+	processed *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
+	commits   prometheus.Counter
+	commitDur prometheus.Histogram
+	tasks     prometheus.Gauge
+	restored  *prometheus.CounterVec
+}
+
+func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
+	labels := prometheus.Labels{"application_id": appID}
+	m := &metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_processed_records_total", Help: "Input records processed, by task.", ConstLabels: labels,
+		}, []string{"task"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_dropped_records_total", Help: "Records dropped on purpose (null key, null value, undecodable, late), by task, node and reason.", ConstLabels: labels,
+		}, []string{"task", "node", "reason"}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_commits_total", Help: "Completed commits.", ConstLabels: labels,
+		}),
+		commitDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_commit_duration_seconds", Help: "Time to flush state and output and commit offsets.", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		tasks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_active_tasks", Help: "Tasks assigned to this instance.", ConstLabels: labels,
+		}),
+		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_restored_records_total", Help: "Changelog records restored into stores, by store.", ConstLabels: labels,
+		}, []string{"store"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,186 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicehq/sluice/topology"
+)
+
+// layout is where the topology meets a cluster: the Kafka name and
+// partition count of every topic the application reads or creates, and the
+// number of tasks of each sub-topology.
+type layout struct {
+	partitions map[string]int32
+	tasks      map[int]int32
+	// topics lists the Kafka topics each sub-topology reads.
+	topics map[int][]string
+	// internal are the Kafka names of the internal topics, in topology order.
+	internal []string
+	kinds    map[string]topology.TopicKind
+}
+
+func (a *App) kafkaName(it topology.InternalTopic) string { return a.cfg.appID + "-" + it.Name }
+
+// planTopics reads the partition counts of the source topics, derives those
+// of the internal topics, and checks co-partitioning: the source topics of
+// a sub-topology that keeps state must have equal partition counts.
+func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error) {
+	l := &layout{partitions: map[string]int32{}, tasks: map[int]int32{}, topics: map[int][]string{}, kinds: map[string]topology.TopicKind{}}
+	external := a.topo.SourceTopics()
+	if len(external) > 0 {
+		md, err := adm.Metadata(ctx, external...)
+		if err != nil {
+			return nil, &BrokerError{Brokers: a.brokers, Err: err}
+		}
+		var missing []string
+		for _, t := range external {
+			td, ok := md.Topics[t]
+			if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || len(td.Partitions) == 0 {
+				missing = append(missing, t)
+				continue
+			}
+			if td.Err != nil {
+				return nil, fmt.Errorf("sluice: describe topic %s: %w", t, td.Err)
+			}
+			l.partitions[t] = int32(len(td.Partitions))
+		}
+		if len(missing) > 0 {
+			return nil, &MissingTopicError{Topics: missing}
+		}
+	}
+	for _, st := range a.topo.SubTopologies() {
+		for _, n := range st.Sources {
+			for _, t := range n.Topics {
+				if n.Internal {
+					t = a.cfg.appID + "-" + t
+				}
+				l.topics[st.ID] = append(l.topics[st.ID], t)
+			}
+		}
+	}
+	byName := map[string]topology.InternalTopic{}
+	for _, it := range a.topo.InternalTopics() {
+		name := a.kafkaName(it)
+		byName[name] = it
+		l.internal = append(l.internal, name)
+		l.kinds[name] = it.Kind
+		if it.Kind == topology.Repartition && it.Partitions > 0 {
+			l.partitions[name] = it.Partitions
+		}
+	}
+	// Resolve sub-topologies once their inputs are known, and repartition
+	// topics once their writers are: a fixed point over the DAG.
+	for changed := true; changed; {
+		changed = false
+		for _, st := range a.topo.SubTopologies() {
+			if _, done := l.tasks[st.ID]; done {
+				continue
+			}
+			n, ok, err := subPartitions(st, l.topics[st.ID], l.partitions)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				l.tasks[st.ID] = n
+				changed = true
+			}
+		}
+		for name, it := range byName {
+			if _, done := l.partitions[name]; done || it.Kind != topology.Repartition {
+				continue
+			}
+			if n, ok := l.tasks[it.SubTopology]; ok {
+				l.partitions[name] = n
+				changed = true
+			}
+		}
+	}
+	for _, st := range a.topo.SubTopologies() {
+		if _, ok := l.tasks[st.ID]; !ok {
+			return nil, fmt.Errorf("sluice: cannot derive the partition count of sub-topology %d", st.ID)
+		}
+	}
+	for name, it := range byName {
+		if it.Kind == topology.Changelog {
+			l.partitions[name] = l.tasks[it.SubTopology]
+		}
+	}
+	return l, nil
+}
+
+// subPartitions is the task count of a sub-topology: the largest partition
+// count of its topics, all of which must be equal if it keeps state.
+func subPartitions(st *topology.SubTopology, topics []string, partitions map[string]int32) (int32, bool, error) {
+	var n int32
+	counts := make([]int32, len(topics))
+	for i, t := range topics {
+		c, ok := partitions[t]
+		if !ok {
+			return 0, false, nil
+		}
+		counts[i] = c
+		n = max(n, c)
+	}
+	if len(st.Stores) > 0 {
+		for i, c := range counts {
+			if c != counts[0] {
+				return 0, false, &CoPartitionError{SubTopology: st.ID,
+					Topics: []string{topics[0], topics[i]}, Partitions: []int32{counts[0], c}}
+			}
+		}
+	}
+	return n, true, nil
+}
+
+// createInternalTopics creates the repartition and changelog topics with
+// their configs; existing ones must have the planned partition count.
+func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *layout) error {
+	configs := map[string]map[string]string{}
+	for _, it := range a.topo.InternalTopics() {
+		configs[a.kafkaName(it)] = it.Config
+	}
+	var errs []error
+	for _, name := range l.internal {
+		cfg := map[string]*string{}
+		for k, v := range configs[name] {
+			cfg[k] = &v
+		}
+		resp, err := adm.CreateTopic(ctx, l.partitions[name], -1, cfg, name)
+		if err == nil {
+			err = resp.Err
+		}
+		switch {
+		case err == nil:
+			a.log.Info("created internal topic", "topic", name, "partitions", l.partitions[name], "kind", l.kinds[name])
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			md, err := adm.Metadata(ctx, name)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("sluice: describe internal topic %s: %w", name, err))
+				continue
+			}
+			if n := int32(len(md.Topics[name].Partitions)); n != l.partitions[name] {
+				errs = append(errs, fmt.Errorf("sluice: internal topic %s has %d partitions, the topology needs %d: delete it or reset the application",
+					name, n, l.partitions[name]))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("sluice: create internal topic %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sourceTopics lists every topic the application consumes, sorted.
+func (l *layout) sourceTopics() []string {
+	var ts []string
+	for _, topics := range l.topics {
+		ts = append(ts, topics...)
+	}
+	slices.Sort(ts)
+	return slices.Compact(ts)
+}
