@@ -57,40 +57,23 @@ func (e *Embedded) Cluster() *kfake.Cluster { return e.cluster }
 // Close stops the cluster (persisting it first, with a data dir).
 func (e *Embedded) Close() { e.cluster.Close() }
 
-// CreateTopics creates topics with the given partition count (replication
-// factor 1, or the broker default if it has fewer nodes); topics that
-// exist already with that count are not an error, with another count they
-// are.
+// CreateTopics creates the topics that do not exist yet, with the given
+// partition count and the broker's default replication factor. Existing
+// topics are left as they are.
 func CreateTopics(ctx context.Context, brokers []string, partitions int32, topics ...string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	resps, err := adm.CreateTopics(ctx, partitions, -1, nil, topics...)
+	resps, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, -1, nil, topics...)
 	if err != nil {
 		return fmt.Errorf("sluice: create topics %v: %w", topics, err)
 	}
 	var errs []error
-	var existing []string
 	for _, r := range resps.Sorted() {
-		switch {
-		case errors.Is(r.Err, kerr.TopicAlreadyExists):
-			existing = append(existing, r.Topic)
-		case r.Err != nil:
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 			errs = append(errs, fmt.Errorf("sluice: create topic %s: %w", r.Topic, r.Err))
-		}
-	}
-	if len(existing) > 0 {
-		md, err := adm.Metadata(ctx, existing...)
-		if err != nil {
-			return fmt.Errorf("sluice: describe topics %v: %w", existing, err)
-		}
-		for _, t := range existing {
-			if n := int32(len(md.Topics[t].Partitions)); n != partitions {
-				errs = append(errs, fmt.Errorf("sluice: topic %s exists with %d partitions, want %d", t, n, partitions))
-			}
 		}
 	}
 	return errors.Join(errs...)

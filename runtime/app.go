@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
@@ -41,7 +40,6 @@ type App struct {
 	cancel   context.CancelFunc
 	finished chan struct{}
 
-	embedded *connectors.Embedded
 	admin    *kgo.Client
 	layout   *layout
 	client   *kgo.Client
@@ -94,14 +92,6 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	}, nil
 }
 
-// Brokers returns the brokers the App uses: the configured ones, or the
-// embedded broker's once Run has started it.
-func (a *App) Brokers() []string {
-	a.closeMu.Lock()
-	defer a.closeMu.Unlock()
-	return slices.Clone(a.brokers)
-}
-
 // Run connects, creates the internal topics, joins the group and processes
 // until ctx ends, Close is called, or a fatal error occurs; it then shuts
 // down gracefully: it finishes the records in hand, flushes state and
@@ -125,7 +115,15 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 	defer a.release()
 	if err := a.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // shut down while starting, as asked
+		}
 		return err
+	}
+	a.work = make(chan *runner)
+	a.done = make(chan *runner)
+	for range a.cfg.workers {
+		go a.worker()
 	}
 	a.log.Info("running", "brokers", a.brokers, "tasks", a.layout.tasks)
 	loopErr := a.loop(ctx)
@@ -165,20 +163,10 @@ func (a *App) baseClientOpts() []kgo.Opt {
 	return append(opts, kgo.SeedBrokers(a.brokers...))
 }
 
-// start brings up the embedded broker if asked, checks the brokers within
+// start checks the brokers within
 // the start-up timeout, plans and creates the internal topics and joins the
 // group.
 func (a *App) start(ctx context.Context) error {
-	if len(a.brokers) == 0 {
-		e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{DataDir: a.cfg.embeddedDir})
-		if err != nil {
-			return err
-		}
-		a.closeMu.Lock()
-		a.embedded, a.brokers = e, e.Brokers()
-		a.closeMu.Unlock()
-		a.log.Info("started embedded broker", "brokers", a.brokers, "data_dir", a.cfg.embeddedDir)
-	}
 	admin, err := kgo.NewClient(a.baseClientOpts()...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
@@ -226,11 +214,6 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.client = cl
 	a.prod = newProducer(cl)
-	a.work = make(chan *runner)
-	a.done = make(chan *runner)
-	for range a.cfg.workers {
-		go a.worker()
-	}
 	return nil
 }
 
@@ -589,9 +572,6 @@ func (a *App) release() {
 	}
 	if a.admin != nil {
 		a.admin.Close()
-	}
-	if a.embedded != nil {
-		a.embedded.Close()
 	}
 }
 

@@ -29,8 +29,6 @@ type config struct {
 	startupTimeout time.Duration
 	maxPollRecords int
 	skipBadRecords bool
-	embeddedDir    string
-	embedded       bool
 }
 
 func defaultConfig() config {
@@ -46,8 +44,9 @@ func defaultConfig() config {
 // of internal topic names. Required. Kafka Streams: application.id.
 func ApplicationID(id string) Option { return optionFunc(func(c *config) { c.appID = id }) }
 
-// Brokers sets the seed brokers. With none, the App starts an embedded
-// broker (see EmbeddedBroker). Kafka Streams: bootstrap.servers.
+// Brokers sets the seed brokers; required. For a broker in the same
+// process, start one with connectors.StartEmbedded and pass its Brokers.
+// Kafka Streams: bootstrap.servers.
 func Brokers(addrs ...string) Option {
 	return optionFunc(func(c *config) { c.brokers = append(c.brokers, addrs...) })
 }
@@ -98,13 +97,6 @@ func MaxPollRecords(n int) Option { return optionFunc(func(c *config) { c.maxPol
 // LogAndFailExceptionHandler).
 func SkipUndecodableRecords() Option { return optionFunc(func(c *config) { c.skipBadRecords = true }) }
 
-// EmbeddedBroker makes the App start an in-process broker (kfake) when no
-// brokers are configured, persisted in dataDir if it is not empty. Without
-// this option and without brokers, New fails.
-func EmbeddedBroker(dataDir string) Option {
-	return optionFunc(func(c *config) { c.embedded, c.embeddedDir = true, dataDir })
-}
-
 // ConfigError is an invalid option; Key names the option.
 type ConfigError struct {
 	Key string
@@ -118,8 +110,8 @@ func (c *config) validate() error {
 	if c.appID == "" {
 		errs = append(errs, &ConfigError{"ApplicationID", "required"})
 	}
-	if len(c.brokers) == 0 && !c.embedded {
-		errs = append(errs, &ConfigError{"Brokers", "no brokers configured (set Brokers, or EmbeddedBroker for an in-process broker)"})
+	if len(c.brokers) == 0 {
+		errs = append(errs, &ConfigError{"Brokers", "no brokers configured (for an in-process broker, start connectors.StartEmbedded and pass its Brokers)"})
 	}
 	if c.commitInterval < time.Millisecond {
 		errs = append(errs, &ConfigError{"CommitInterval", fmt.Sprintf("%v is below 1ms", c.commitInterval)})

@@ -1,45 +1,65 @@
 // Command wordcount counts words: the flagship Sluice example.
 //
-// It reads lines of text from a topic, splits them into lowercased words,
-// keeps a running count per word in a state store and writes every updated
-// count to an output topic.
+// It reads lines of text from a topic (UTF-8 values; keys are ignored),
+// splits them on whitespace into lowercased words, keeps a running count
+// per word in a state store and writes every updated count to an output
+// topic, with the word as a UTF-8 key and the count as an 8-byte big-endian
+// int64 value (what Kafka's LongSerializer writes).
 //
-//	wordcount -describe      print the compiled topology and exit
-//	wordcount -generate N    run on N generated lines and print the top words
+//	wordcount                       run on the embedded broker until SIGINT/SIGTERM
+//	wordcount -brokers host:9092    run on a Kafka cluster
+//	wordcount -generate 100000      also feed 100,000 generated lines, print the top words and exit
+//	wordcount -describe             print the compiled topology and exit
 //
-// Until the runtime lands, the program runs the topology in Sluice's
-// in-memory test driver.
+// With no -brokers it starts an in-process Kafka broker (kfake), so it runs
+// on a bare machine. It creates its input and output topics if they do not
+// exist. The first SIGINT or SIGTERM shuts it down gracefully (offsets
+// committed, group left) and it exits 0; a second one exits at once.
 package main
 
 import (
 	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/serde"
-	"github.com/sluicehq/sluice/testdriver"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	ctx, stop := runtime.SignalContext(context.Background())
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "wordcount:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, out io.Writer) error {
+func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
+	fs.SetOutput(logOut)
+	brokers := fs.String("brokers", "", "comma-separated Kafka brokers; empty starts an embedded broker")
 	input := fs.String("input", "text-input", "topic of text lines")
 	output := fs.String("output", "word-counts", "topic of word counts")
+	appID := fs.String("app-id", "wordcount", "application ID (consumer group, internal topic prefix)")
+	stateDir := fs.String("state-dir", "", "directory of local state (and of the embedded broker's data)")
+	partitions := fs.Int("partitions", 4, "partitions of the input and output topics, if they are created")
+	generate := fs.Int("generate", 0, "feed this many generated lines, print the top words and exit")
+	top := fs.Int("top", 10, "number of top words to print with -generate")
 	describe := fs.Bool("describe", false, "print the topology and exit")
-	generate := fs.Int("generate", 100000, "number of generated lines to count")
-	top := fs.Int("top", 10, "number of top words to print")
+	verbose := fs.Bool("v", false, "log what the runtime does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,33 +71,133 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprint(out, topo.Describe())
 		return nil
 	}
-
-	d, err := testdriver.New(topo, testdriver.WithApplicationID("wordcount"))
-	if err != nil {
-		return err
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
 	}
-	defer d.Close()
-	in := testdriver.CreateInputTopic(d, *input, serde.Bytes, serde.String)
-	start := time.Now()
-	words := 0
-	for _, line := range generateLines(*generate) {
-		words += len(strings.Fields(line))
-		if err := in.PipeValue(line); err != nil {
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+
+	addrs := strings.Split(*brokers, ",")
+	where := "Kafka at " + *brokers
+	if *brokers == "" {
+		var dataDir string
+		if *stateDir != "" {
+			dataDir = *stateDir + "/embedded-broker"
+		}
+		e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{DataDir: dataDir})
+		if err != nil {
 			return err
 		}
+		defer e.Close()
+		addrs, where = e.Brokers(), "the embedded broker"
 	}
-	elapsed := time.Since(start)
-	counts, err := testdriver.ReadKeyValuesToMap(testdriver.CreateOutputTopic(d, *output, serde.String, serde.Int64))
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = connectors.CreateTopics(cctx, addrs, int32(*partitions), *input, *output)
+	cancel()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Counted %d words (%d distinct) in %d lines in %v (in-memory test driver).\n",
-		words, len(counts), *generate, elapsed.Round(time.Millisecond))
-	fmt.Fprintf(out, "Top %d words:\n", *top)
+
+	app, err := runtime.New(topo, runtime.ApplicationID(*appID), runtime.Brokers(addrs...),
+		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(time.Second))
+	if err != nil {
+		return err
+	}
+	appCtx, stopApp := context.WithCancel(ctx)
+	defer stopApp()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(appCtx) }()
+
+	if *generate <= 0 {
+		fmt.Fprintf(out, "Counting words from %s on %s into %s; Ctrl-C stops.\n", *input, where, *output)
+		return <-done
+	}
+
+	lines := generateLines(*generate)
+	want := map[string]int64{}
+	words := 0
+	for _, l := range lines {
+		for _, w := range strings.Fields(l) {
+			want[strings.ToLower(w)]++
+			words++
+		}
+	}
+	start := time.Now()
+	if err := produceLines(ctx, addrs, *input, lines); err != nil {
+		return err
+	}
+	counts, err := awaitCounts(ctx, addrs, *output, want, done)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	stopApp()
+	if err := <-done; err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Counted %d words (%d distinct) in %d lines on %s in %v.\n",
+		words, len(counts), len(lines), where, elapsed.Round(time.Millisecond))
+	fmt.Fprintf(out, "Every count matches a direct count of the generated text. Top %d words:\n", *top)
 	for _, w := range topWords(counts, *top) {
 		fmt.Fprintf(out, "  %-10s %d\n", w, counts[w])
 	}
 	return nil
+}
+
+// produceLines writes lines to topic with null keys and waits for them.
+func produceLines(ctx context.Context, brokers []string, topic string, lines []string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for _, l := range lines {
+		cl.Produce(ctx, &kgo.Record{Value: []byte(l)}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("produce input: %w", err)
+	}
+	return nil
+}
+
+// awaitCounts reads the output topic until the latest count of every word
+// is the expected one, the app fails, or a minute passes.
+func awaitCounts(ctx context.Context, brokers []string, topic string, want map[string]int64, appDone <-chan error) (map[string]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	got := map[string]int64{}
+	matching := 0
+	for matching < len(want) {
+		select {
+		case err := <-appDone:
+			return nil, cmp.Or(err, errors.New("the app stopped before the counts were complete"))
+		default:
+		}
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return got, fmt.Errorf("counts incomplete after a minute: %d of %d words have their final count", matching, len(want))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if len(r.Value) != 8 {
+				return
+			}
+			w, n := string(r.Key), int64(binary.BigEndian.Uint64(r.Value))
+			if got[w] == want[w] {
+				matching--
+			}
+			got[w] = n
+			if n == want[w] {
+				matching++
+			}
+		})
+	}
+	return got, nil
 }
 
 // topWords returns the n most frequent words, ties by word.

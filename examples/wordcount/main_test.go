@@ -1,7 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
 	"slices"
 	"strings"
 	"testing"
@@ -80,7 +87,7 @@ func TestWordCountMatchesDirectCount(t *testing.T) {
 
 func TestRunDescribe(t *testing.T) {
 	var out bytes.Buffer
-	if err := run([]string{"-describe"}, &out); err != nil {
+	if err := run(context.Background(), []string{"-describe"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
@@ -91,13 +98,52 @@ func TestRunDescribe(t *testing.T) {
 	}
 }
 
-func TestRunPrintsTopWords(t *testing.T) {
+// -generate on the embedded broker feeds the lines, waits for the exact
+// counts, prints the top words and returns.
+func TestRunGenerateOnEmbeddedBroker(t *testing.T) {
 	var out bytes.Buffer
-	if err := run([]string{"-generate", "500", "-top", "3"}, &out); err != nil {
+	if err := run(context.Background(), []string{"-generate", "2000", "-top", "3"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 5 || !strings.HasPrefix(lines[0], "Counted ") || !strings.HasPrefix(strings.TrimSpace(lines[2]), "the ") {
 		t.Errorf("unexpected output:\n%s", out.String())
+	}
+}
+
+// The program runs until SIGTERM, then shuts down gracefully and exits 0.
+func TestSIGTERMShutsDownGracefully(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "wordcount")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-v")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the banner: the app is running.
+	banner, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(banner, "Counting words") {
+		t.Fatalf("banner = %q, %v; stderr:\n%s", banner, err, logs.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v; stderr:\n%s", err, logs.String())
+		}
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("still running a minute after SIGTERM; stderr:\n%s", logs.String())
 	}
 }

@@ -41,4 +41,3 @@ func splitWords(line string, emit func(string)) {
 		emit(strings.ToLower(line[start:]))
 	}
 }
-
