@@ -23,10 +23,12 @@ func (s Stream[K, V]) GroupByKey(opts ...Option) Grouped[K, V] {
 }
 
 // GroupBy groups the stream by the key f selects, always repartitioning.
-// keys is the serde of the new key. Kafka Streams: KStream.groupBy.
+// keys is the serde of the new key. Named names the key-selecting node and
+// the repartition topic, as Grouped.as does in Kafka Streams.
+// Kafka Streams: KStream.groupBy.
 func GroupBy[K, V, K2 any](s Stream[K, V], f func(K, V) K2, keys serde.Serde[K2], opts ...Option) Grouped[K2, V] {
 	o := collect(opts)
-	rekeyed := SelectKey(s, f)
+	rekeyed := SelectKey(s, f, Named(o.name))
 	rekeyed.keys = keys
 	return Grouped[K2, V]{s: rekeyed, name: o.name, repartition: true}
 }

@@ -113,7 +113,8 @@ type Cancellable interface {
 
 // Context is what a processor instance sees of its task. It is valid for
 // the lifetime of the task; its record metadata methods describe the record
-// being processed (or, inside a punctuator, the last one).
+// being processed. Inside a punctuator there is no such record: Topic is ""
+// and Partition and Offset are -1, as in Kafka Streams.
 type Context interface {
 	// TaskID names the task, "<sub-topology>_<partition>" as in Kafka Streams.
 	TaskID() string

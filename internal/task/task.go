@@ -78,6 +78,7 @@ type Task struct {
 	offset    int64
 
 	streamTime int64
+	skipped    bool // the record being processed was skipped as undecodable
 	schedules  []*schedule
 	seq        int
 }
@@ -85,7 +86,7 @@ type Task struct {
 // New instantiates the sub-topology for one partition: it opens the task's
 // stores and creates every node, children before parents. On error,
 // everything opened so far is closed.
-func New(cfg Config) (t *Task, err error) {
+func New(cfg Config) (_ *Task, err error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -94,7 +95,7 @@ func New(cfg Config) (t *Task, err error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	st := cfg.SubTopology
-	t = &Task{
+	t := &Task{
 		id:         ID(st.ID, cfg.Partition),
 		cfg:        cfg,
 		clock:      cfg.Clock,
@@ -105,6 +106,8 @@ func New(cfg Config) (t *Task, err error) {
 		offset:     -1,
 	}
 	t.log = log.With("task", t.id)
+	// t is not the named result: the error returns below set that to nil
+	// before this runs, and what was opened so far must still be closed.
 	defer func() {
 		if err != nil {
 			_ = t.Close()
@@ -188,18 +191,29 @@ func (t *Task) internalTopic(name string) string {
 // Process runs one input record through the sub-topology: it advances
 // stream time to the record's timestamp (it never goes back), hands the
 // record to the source of its topic, and then fires the stream-time
-// punctuations that are due.
+// punctuations that are due. A record the source skips as undecodable
+// leaves stream time as it was.
 func (t *Task) Process(r *operators.RawRecord) error {
 	src, ok := t.sources[r.Topic]
 	if !ok {
 		return fmt.Errorf("sluice: task %s reads no topic %q (it reads %v)", t.id, r.Topic, t.Topics())
 	}
 	t.topic, t.partition, t.offset = r.Topic, r.Partition, r.Offset
+	prev := t.streamTime
 	if r.Timestamp > t.streamTime {
 		t.streamTime = r.Timestamp
 	}
+	t.skipped = false
 	if err := src.ProcessRaw(r); err != nil {
 		return t.wrap("", err)
+	}
+	if t.skipped {
+		// A record skipped as undecodable does not advance stream time (nor
+		// fire punctuations): Kafka Streams drops it before its timestamp is
+		// taken into account (RecordQueue.updateHead). Only the source saw
+		// the advanced time, and it forwarded nothing.
+		t.streamTime = prev
+		return nil
 	}
 	return t.punctuate(operators.StreamTime, t.streamTime)
 }
@@ -365,6 +379,7 @@ func (c *nodeContext) DeserializationError(node string, r *operators.RawRecord, 
 		c.t.log.Warn("skipping a record that cannot be deserialized",
 			"node", node, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 		c.RecordDropped(node, "deserialization-error")
+		c.t.skipped = true
 		return nil
 	}
 	return err
