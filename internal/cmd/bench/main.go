@@ -1,0 +1,307 @@
+// Command bench measures Sluice against the raw franz-go consume→produce
+// loop on one broker in one run: records/s and CPU-seconds per million
+// records for each workload, and the ratio of each to the raw loop.
+//
+//	go run ./internal/cmd/bench                      # on an embedded kfake broker
+//	go run ./internal/cmd/bench -brokers host:9092   # on a real broker
+//
+// Every workload reads the same input topic (records of about 100 bytes:
+// keys from a vocabulary of 10,000 words, values lines of words) and writes
+// its own output topic. CPU time is this process's (user+system); with the
+// embedded broker that includes the broker's work, with a real broker it
+// does not.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name    string
+	records int
+	elapsed time.Duration
+	cpu     time.Duration
+}
+
+func (r result) rate() float64 { return float64(r.records) / r.elapsed.Seconds() }
+func (r result) cpuPerMillion() float64 {
+	return r.cpu.Seconds() / (float64(r.records) / 1e6)
+}
+
+func run() error {
+	brokersFlag := flag.String("brokers", "", "Kafka brokers; empty starts an embedded kfake broker")
+	n := flag.Int("records", 2_000_000, "input records")
+	partitions := flag.Int("partitions", 4, "input partitions")
+	workers := flag.Int("workers", 2, "Sluice worker goroutines")
+	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,wordcount); empty runs all")
+	flag.Parse()
+
+	ctx := context.Background()
+	brokers := strings.Split(*brokersFlag, ",")
+	where := "real Kafka at " + *brokersFlag
+	if *brokersFlag == "" {
+		e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		brokers, where = e.Brokers(), "embedded kfake"
+	}
+	run := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	input := run + "-input"
+	if err := connectors.CreateTopics(ctx, brokers, int32(*partitions), input); err != nil {
+		return err
+	}
+	fmt.Printf("Producing %d records of ~100 B (10,000 keys) to %s on %s...\n", *n, input, where)
+	if err := produceInput(ctx, brokers, input, *n); err != nil {
+		return err
+	}
+
+	workloads := []struct {
+		name string
+		run  func() (result, error)
+	}{
+		{"raw", func() (result, error) { return rawLoop(ctx, brokers, input, run+"-raw", *n, int32(*partitions)) }},
+		{"stateless", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "stateless", *n, *workers, int32(*partitions), stateless)
+		}},
+		{"count", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "count", *n, *workers, int32(*partitions), countByKey)
+		}},
+		{"wordcount", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "wordcount", *n, *workers, int32(*partitions), wordCount)
+		}},
+	}
+	var results []result
+	for _, w := range workloads {
+		if *only != "" && !strings.Contains(","+*only+",", ","+w.name+",") {
+			continue
+		}
+		r, err := w.run()
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.name, err)
+		}
+		results = append(results, r)
+		fmt.Printf("  %-40s %9.0f records/s  %6.2f CPU-s/M\n", r.name, r.rate(), r.cpuPerMillion())
+	}
+	fmt.Printf("\nOn %s, %d records, %d partitions, %d workers:\n", where, *n, *partitions, *workers)
+	fmt.Printf("%-42s %12s %10s %14s\n", "workload", "records/s", "CPU-s/M", "vs raw loop")
+	var raw float64
+	for _, r := range results {
+		if strings.HasPrefix(r.name, "raw") {
+			raw = r.rate()
+		}
+	}
+	for _, r := range results {
+		ratio := "-"
+		if raw > 0 {
+			ratio = fmt.Sprintf("%.2f", r.rate()/raw)
+		}
+		fmt.Printf("%-42s %12.0f %10.2f %14s\n", r.name, r.rate(), r.cpuPerMillion(), ratio)
+	}
+	return nil
+}
+
+var vocabulary = func() []string {
+	rng := rand.New(rand.NewPCG(7, 7))
+	ws := make([]string, 10_000)
+	for i := range ws {
+		b := make([]byte, 4+rng.IntN(6))
+		for j := range b {
+			b[j] = byte('a' + rng.IntN(26))
+		}
+		ws[i] = string(b)
+	}
+	return ws
+}()
+
+// produceInput writes n records: a key from the vocabulary and a value of
+// words making about 90 bytes.
+func produceInput(ctx context.Context, brokers []string, topic string, n int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var perr error
+	for i := range n {
+		key := vocabulary[rng.IntN(len(vocabulary))]
+		var sb strings.Builder
+		for sb.Len() < 85 {
+			if sb.Len() > 0 {
+				sb.WriteByte(' ')
+			}
+			sb.WriteString(vocabulary[rng.IntN(len(vocabulary))])
+		}
+		cl.Produce(ctx, &kgo.Record{Key: []byte(key), Value: []byte(sb.String())}, func(_ *kgo.Record, err error) {
+			if err != nil && perr == nil {
+				perr = err
+			}
+		})
+		_ = i
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	return perr
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rawLoop is the ceiling: a franz-go group consumer that produces every
+// record it reads to an output topic, flushing and committing every 100,000
+// records and at the end.
+func rawLoop(ctx context.Context, brokers []string, input, group string, n int, partitions int32) (result, error) {
+	output := group + "-out"
+	if err := connectors.CreateTopics(ctx, brokers, partitions, output); err != nil {
+		return result{}, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(input),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.DefaultProduceTopic(output))
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	start, cpu := time.Now(), cpuTime()
+	seen, sinceCommit := 0, 0
+	for seen < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return result{}, err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			cl.Produce(ctx, &kgo.Record{Key: r.Key, Value: r.Value}, nil)
+			seen++
+			sinceCommit++
+		})
+		if sinceCommit >= 100_000 || seen >= n {
+			if err := cl.Flush(ctx); err != nil {
+				return result{}, err
+			}
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+				return result{}, err
+			}
+			sinceCommit = 0
+		}
+	}
+	return result{name: "raw franz-go consume→produce", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}, nil
+}
+
+func stateless(in, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, in, serde.Bytes, serde.Bytes).
+		Filter(func(_, v []byte) bool { return len(v) > 0 })
+	dsl.MapValues(s, func(v []byte) []byte { return v[:len(v)-1] }).To(out, serde.Bytes, serde.Bytes)
+	topo, _ := b.Build()
+	return topo, "Sluice filter→mapValues→to"
+}
+
+func countByKey(in, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, in, serde.String, serde.Bytes).GroupByKey().Count(dsl.Named("counts")).
+		ToStream().To(out, serde.String, serde.Int64)
+	topo, _ := b.Build()
+	return topo, "Sluice count per key (10k keys)"
+}
+
+func wordCount(in, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	lines := dsl.FromTopic(b, in, serde.Bytes, serde.String)
+	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) {
+		for w := range strings.FieldsSeq(line) {
+			emit(w)
+		}
+	})
+	dsl.GroupBy(words, func(_ []byte, w string) string { return w }, serde.String).
+		Count(dsl.Named("counts")).ToStream().To(out, serde.String, serde.Int64)
+	topo, _ := b.Build()
+	return topo, "Sluice word count (repartition, ~14 words/rec)"
+}
+
+// sluice runs a topology until it has processed every input record, then
+// closes the app (final flush and commit) and stops the clock.
+func sluice(ctx context.Context, brokers []string, input, run, name string, n, workers int, partitions int32,
+	build func(in, out string) (*topology.Topology, string)) (result, error) {
+	output := run + "-" + name + "-out"
+	if err := connectors.CreateTopics(ctx, brokers, partitions, output); err != nil {
+		return result{}, err
+	}
+	topo, label := build(input, output)
+	reg := prometheus.NewRegistry()
+	app, err := runtime.New(topo, runtime.ApplicationID(run+"-"+name), runtime.Brokers(brokers...),
+		runtime.Workers(workers), runtime.CommitInterval(time.Second), runtime.Registerer(reg))
+	if err != nil {
+		return result{}, err
+	}
+	start, cpu := time.Now(), cpuTime()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for processedInput(reg, topo) < float64(n) {
+		select {
+		case err := <-done:
+			return result{}, fmt.Errorf("app stopped early: %v", err)
+		case <-tick.C:
+		}
+	}
+	if err := app.Close(); err != nil {
+		return result{}, err
+	}
+	if err := <-done; err != nil {
+		return result{}, err
+	}
+	return result{name: label, records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}, nil
+}
+
+// processedInput sums the records processed by the tasks of the first
+// sub-topology (the one reading the input topic).
+func processedInput(reg *prometheus.Registry, topo *topology.Topology) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_processed_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "task" && strings.HasPrefix(l.GetValue(), "0_") {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}

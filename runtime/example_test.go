@@ -1,0 +1,63 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/serde"
+)
+
+// An uppercasing service on an embedded broker: build the topology, run it
+// as an App, feed it and read its output.
+func ExampleApp() {
+	ctx := context.Background()
+	broker, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close()
+	if err := connectors.CreateTopics(ctx, broker.Brokers(), 1, "names", "lengths"); err != nil {
+		panic(err)
+	}
+
+	b := dsl.NewBuilder()
+	names := dsl.FromTopic(b, "names", serde.String, serde.String)
+	dsl.MapValues(names, func(v string) int64 { return int64(len(v)) }).
+		To("lengths", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+	app, err := runtime.New(topo, runtime.ApplicationID("lengths"), runtime.Brokers(broker.Brokers()...),
+		runtime.CommitInterval(100*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	go app.Run(ctx)
+	defer app.Close()
+
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(broker.Brokers()...), kgo.DefaultProduceTopic("names"),
+		kgo.ConsumeTopics("lengths"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	for _, name := range []string{"ada", "grace", "barbara"} {
+		cl.ProduceSync(ctx, &kgo.Record{Key: []byte(strings.ToUpper(name[:1])), Value: []byte(name)})
+	}
+	for n := 0; n < 3; {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			fmt.Println(string(r.Key), binary.BigEndian.Uint64(r.Value))
+			n++
+		})
+	}
+	// Output:
+	// A 3
+	// G 5
+	// B 7
+}
