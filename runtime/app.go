@@ -40,10 +40,10 @@ type App struct {
 	cancel   context.CancelFunc
 	finished chan struct{}
 
-	admin    *kgo.Client
-	layout   *layout
-	client   *kgo.Client
-	prod     *producer
+	admin  *kgo.Client
+	layout *layout
+	client *kgo.Client
+	prod   *producer
 
 	// mu guards runners and byPartition: the poll loop holds it while
 	// processing and committing, the rebalance callbacks while they change

@@ -7,11 +7,11 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"syscall"
-	"time"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
