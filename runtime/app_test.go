@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
@@ -96,13 +98,49 @@ func TestWordCountExact(t *testing.T) {
 	c.produce(t, input, ls...)
 
 	topo := wordCount(t, input, output)
-	in := start(t, topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...),
+	appID := topic(t, "app")
+	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...),
 		runtime.CommitInterval(100*time.Millisecond), runtime.Workers(2))
 	got, _ := c.counts(t, output, time.Minute, equalCounts(want))
 	if d := diffCounts(got, want); d != "" {
 		t.Fatalf("counts differ: %s", d)
 	}
 	in.stop(t)
+
+	// A graceful stop committed every input offset, left the group, and
+	// purged the consumed records of the repartition topic.
+	adm := kadm.NewClient(c.client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	committed, err := adm.FetchOffsets(ctx, appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if c, ok := committed.Lookup(o.Topic, o.Partition); !ok || c.At != o.Offset {
+			t.Errorf("partition %d: committed %d, end offset %d", o.Partition, c.At, o.Offset)
+		}
+	})
+	groups, err := adm.DescribeGroups(ctx, appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups[appID]; len(g.Members) != 0 {
+		t.Errorf("group still has %d members after a graceful stop", len(g.Members))
+	}
+	starts, err := adm.ListStartOffsets(ctx, appID+"-counts-repartition")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var purged int64
+	starts.Each(func(o kadm.ListedOffset) { purged += o.Offset })
+	if purged == 0 {
+		t.Error("no record of the repartition topic was purged after commit")
+	}
 
 	// The same input through the test driver.
 	d, err := testdriver.New(topo)

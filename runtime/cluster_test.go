@@ -63,7 +63,7 @@ func (c *testCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 // produce writes values (null keys) to topic and waits for them.
 func (c *testCluster) produce(t *testing.T, topic string, values ...string) {
 	t.Helper()
-	cl := c.client(t, kgo.DefaultProduceTopic(topic))
+	cl := c.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	rs := make([]*kgo.Record, len(values))
 	for i, v := range values {
 		rs[i] = &kgo.Record{Value: []byte(v)}
