@@ -5,7 +5,9 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME   ?= 1s
 
-.PHONY: all test lint bench run
+BENCH_RECORDS ?= 2000000
+
+.PHONY: all test test-kafka lint bench bench-go bench-kfake bench-kafka run kafka-fetch
 
 all: lint test
 
@@ -19,9 +21,26 @@ lint:
 	$(GO) vet ./...
 	GOFLAGS= $(GO) run $(STATICCHECK) ./...
 
-## bench: records/s and allocations per record of the hot paths
-bench:
+## test-kafka: the integration suite against a real Apache Kafka broker
+## (jars fetched from Maven Central on first use, broker started on loopback)
+test-kafka:
+	scripts/kafka.sh run -- $(GO) test -count=1 -race ./runtime/...
+
+kafka-fetch:
+	scripts/kafka.sh fetch
+
+## bench: go benchmarks, then the runtime against the raw franz-go loop on
+## the embedded broker and on a real Kafka broker
+bench: bench-go bench-kfake bench-kafka
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+bench-kfake:
+	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)
+
+bench-kafka:
+	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS) -brokers $$KAFKA_BROKERS'
 
 ## run: the flagship example, word count, on generated input
 run:

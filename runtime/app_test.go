@@ -56,8 +56,9 @@ func lines(start, n, vocab int, want map[string]int64) []string {
 
 // instance is one App running in the background.
 type instance struct {
-	app  *runtime.App
-	done chan error
+	app      *runtime.App
+	done     chan error
+	finished chan struct{} // closed when Run returns
 }
 
 func start(t *testing.T, topo *topology.Topology, opts ...runtime.Option) *instance {
@@ -66,8 +67,11 @@ func start(t *testing.T, topo *topology.Topology, opts ...runtime.Option) *insta
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{app: app, done: make(chan error, 1)}
-	go func() { in.done <- app.Run(context.Background()) }()
+	in := &instance{app: app, done: make(chan error, 1), finished: make(chan struct{})}
+	go func() {
+		in.done <- app.Run(context.Background())
+		close(in.finished)
+	}()
 	t.Cleanup(func() { _ = app.Close() })
 	return in
 }
@@ -285,6 +289,13 @@ func waitTasks(t *testing.T, insts []*instance, want ...int) {
 		}
 		if slices.Equal(got, want) {
 			return
+		}
+		for i, in := range insts {
+			select {
+			case <-in.finished:
+				t.Fatalf("instance %d stopped: %v", i, <-in.done)
+			default:
+			}
 		}
 		select {
 		case <-wake:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -159,20 +160,55 @@ func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *lay
 		case err == nil:
 			a.log.Info("created internal topic", "topic", name, "partitions", l.partitions[name], "kind", l.kinds[name])
 		case errors.Is(err, kerr.TopicAlreadyExists):
-			md, err := adm.Metadata(ctx, name)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("sluice: describe internal topic %s: %w", name, err))
-				continue
-			}
-			if n := int32(len(md.Topics[name].Partitions)); n != l.partitions[name] {
-				errs = append(errs, fmt.Errorf("sluice: internal topic %s has %d partitions, the topology needs %d: delete it or reset the application",
-					name, n, l.partitions[name]))
-			}
+			// Created earlier, or by another instance starting now:
+			// awaitTopics checks its partition count.
 		default:
 			errs = append(errs, fmt.Errorf("sluice: create internal topic %s: %w", name, err))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return a.awaitTopics(ctx, adm, l)
+}
+
+// awaitTopics waits until the metadata shows every internal topic with a
+// leader for each of its partitions: a broker creates topics
+// asynchronously, and a task must not look for a changelog before it is
+// there. An internal topic with another partition count than planned is an
+// error.
+func (a *App) awaitTopics(ctx context.Context, adm *kadm.Client, l *layout) error {
+	for {
+		md, err := adm.Metadata(ctx, l.internal...)
+		if err == nil {
+			ready := true
+			for _, name := range l.internal {
+				td := md.Topics[name]
+				n := int32(len(td.Partitions))
+				if n > 0 && n != l.partitions[name] {
+					return fmt.Errorf("sluice: internal topic %s has %d partitions, the topology needs %d: delete it or reset the application",
+						name, n, l.partitions[name])
+				}
+				if td.Err != nil || n != l.partitions[name] {
+					ready = false
+					break
+				}
+				for _, p := range td.Partitions {
+					if p.Err != nil || p.Leader < 0 {
+						ready = false
+					}
+				}
+			}
+			if ready {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sluice: internal topics %v not ready: %w", l.internal, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // sourceTopics lists every topic the application consumes, sorted.
