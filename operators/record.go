@@ -91,6 +91,7 @@ const (
 	WallClockTime
 )
 
+// String implements fmt.Stringer.
 func (t PunctuationType) String() string {
 	switch t {
 	case StreamTime:
@@ -159,10 +160,12 @@ type NodeError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *NodeError) Error() string {
 	return fmt.Sprintf("sluice: task %s, node %s: %v", e.Task, e.Node, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *NodeError) Unwrap() error { return e.Err }
 
 // DeserializationError is an input record that a source could not decode.
@@ -176,11 +179,13 @@ type DeserializationError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *DeserializationError) Error() string {
 	return fmt.Sprintf("sluice: source %s: cannot deserialize the %s of the record at topic %s, partition %d, offset %d: %v",
 		e.Node, e.Part, e.Topic, e.Partition, e.Offset, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *DeserializationError) Unwrap() error { return e.Err }
 
 // SerializationError is an output record that a sink could not encode.
@@ -192,8 +197,10 @@ type SerializationError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *SerializationError) Error() string {
 	return fmt.Sprintf("sluice: sink %s: cannot serialize the %s of a record for topic %s: %v", e.Node, e.Part, e.Topic, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *SerializationError) Unwrap() error { return e.Err }

@@ -103,6 +103,7 @@ type ConfigError struct {
 	Msg string
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string { return fmt.Sprintf("sluice: config %s: %s", e.Key, e.Msg) }
 
 func (c *config) validate() error {

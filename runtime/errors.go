@@ -16,10 +16,12 @@ type ProduceError struct {
 	Err       error
 }
 
+// Error implements error.
 func (e *ProduceError) Error() string {
 	return fmt.Sprintf("sluice: produce to topic %s, partition %d: %v", e.Topic, e.Partition, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *ProduceError) Unwrap() error { return e.Err }
 
 // CoPartitionError reports input topics of one sub-topology whose partition
@@ -31,6 +33,7 @@ type CoPartitionError struct {
 	Partitions []int32
 }
 
+// Error implements error.
 func (e *CoPartitionError) Error() string {
 	parts := make([]string, len(e.Topics))
 	for i, t := range e.Topics {
@@ -47,10 +50,12 @@ type BrokerError struct {
 	Err     error
 }
 
+// Error implements error.
 func (e *BrokerError) Error() string {
 	return fmt.Sprintf("sluice: cannot use Kafka brokers %v: %v", e.Brokers, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *BrokerError) Unwrap() error { return e.Err }
 
 // MissingTopicError reports source topics that do not exist.
@@ -58,6 +63,7 @@ type MissingTopicError struct {
 	Topics []string
 }
 
+// Error implements error.
 func (e *MissingTopicError) Error() string {
 	return fmt.Sprintf("sluice: source topics %v do not exist: create them before starting the application", e.Topics)
 }

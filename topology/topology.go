@@ -32,6 +32,7 @@ const (
 	Sink
 )
 
+// String implements fmt.Stringer.
 func (k NodeKind) String() string {
 	switch k {
 	case Source:
@@ -137,6 +138,7 @@ const (
 	Changelog
 )
 
+// String implements fmt.Stringer.
 func (k TopicKind) String() string {
 	if k == Changelog {
 		return "changelog"
@@ -259,6 +261,7 @@ type BuildError struct {
 	Msg   string
 }
 
+// Error implements error.
 func (e *BuildError) Error() string {
 	switch {
 	case e.Node != "" && e.Store != "":
