@@ -37,7 +37,7 @@ fetch() {
 POM
 	rm -rf "$JARS"
 	echo "kafka.sh: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central..." >&2
-	mvn -q -f "$HOME_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$JARS" >&2 \
+	mvn -q -B -f "$HOME_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$JARS" >&2 \
 		|| die "mvn could not resolve Kafka $KAFKA_VERSION"
 	ls "$JARS"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar after fetching"
 	touch "$JARS/.complete"
