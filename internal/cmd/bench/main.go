@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ func run() error {
 	partitions := flag.Int("partitions", 4, "input partitions")
 	workers := flag.Int("workers", 2, "Sluice worker goroutines")
 	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,wordcount); empty runs all")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the workloads (not of producing the input) to this file")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -94,6 +96,16 @@ func run() error {
 		{"wordcount", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "wordcount", *n, *workers, int32(*partitions), wordCount)
 		}},
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var results []result
 	for _, w := range workloads {
