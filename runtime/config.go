@@ -59,6 +59,9 @@ func ClientOptions(opts ...kgo.Opt) Option {
 }
 
 // StateDir sets the directory of local state. Kafka Streams: state.dir.
+// Stores are in memory for now (restored from their changelogs when a task
+// starts), so nothing is written there yet; persistent stores will keep
+// their Pebble databases and offset checkpoints in it.
 func StateDir(dir string) Option { return optionFunc(func(c *config) { c.stateDir = dir }) }
 
 // CommitInterval sets how often processing progress is committed: stores
