@@ -1,6 +1,8 @@
 package operators
 
 import (
+	"fmt"
+
 	"github.com/sluicehq/sluice/serde"
 )
 
@@ -59,7 +61,9 @@ type sink[K, V any] struct {
 func (p *sink[K, V]) Process(r Record[K, V]) error {
 	topic := p.topic
 	if p.extract != nil {
-		topic = p.extract(r.Key, r.Value)
+		if topic = p.extract(r.Key, r.Value); topic == "" {
+			return &NodeError{Node: p.node, Err: fmt.Errorf("the topic extractor returned an empty topic name")}
+		}
 	}
 	var k, v []byte
 	var err error

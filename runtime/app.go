@@ -54,6 +54,12 @@ type App struct {
 	fatal       error
 	changed     chan struct{} // closed when the set of tasks changes
 
+	// resume holds, per input partition of a task being assigned, the
+	// offset after the latest input its restored state reflects, for
+	// adjustOffsets. Guarded by resumeMu, not mu.
+	resumeMu sync.Mutex
+	resume   map[topicPartition]int64
+
 	work chan *runner
 	done chan *runner
 	now  time.Time
@@ -88,7 +94,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	return &App{
 		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
 		brokers: cfg.brokers, closing: make(chan struct{}), finished: make(chan struct{}),
-		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{},
+		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{}, resume: map[topicPartition]int64{},
 	}, nil
 }
 
@@ -195,7 +201,11 @@ func (a *App) start(ctx context.Context) error {
 			bal.subs[t] = sub
 		}
 	}
+	// The rebalance callbacks use the producer: it exists before the client
+	// that calls them, and gets the client once it is made.
+	a.prod = newProducer(nil)
 	opts := append(a.baseClientOpts(),
+		kgo.RecordDeliveryTimeout(2*time.Minute),
 		kgo.ConsumerGroup(a.cfg.appID),
 		kgo.ConsumeTopics(l.sourceTopics()...),
 		kgo.Balancers(bal),
@@ -204,6 +214,7 @@ func (a *App) start(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(a.onAssigned),
 		kgo.OnPartitionsRevoked(a.onRevoked),
 		kgo.OnPartitionsLost(a.onLost),
+		kgo.AdjustFetchOffsetsFn(a.adjustOffsets),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{}),
 		kgo.FetchMaxWait(500*time.Millisecond),
@@ -213,7 +224,7 @@ func (a *App) start(ctx context.Context) error {
 		return &BrokerError{Brokers: a.brokers, Err: err}
 	}
 	a.client = cl
-	a.prod = newProducer(cl)
+	a.prod.cl = cl
 	return nil
 }
 
@@ -244,7 +255,12 @@ func (a *App) loop(ctx context.Context) error {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 				return
 			}
-			a.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			var ke *kerr.Error
+			if errors.As(err, &ke) && !ke.Retriable && fetchErr == nil {
+				fetchErr = fmt.Errorf("sluice: fetch topic %s partition %d: %w", t, p, err)
+				return
+			}
+			a.log.Warn("fetch error, retrying", "topic", t, "partition", p, "err", err)
 		})
 		a.mu.Lock()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
@@ -321,10 +337,7 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	// it a context of its own.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if err := a.client.Flush(fctx); err != nil {
-		return fmt.Errorf("sluice: flush output: %w", err)
-	}
-	if err := a.prod.err(); err != nil {
+	if err := a.prod.flush(fctx); err != nil {
 		return err
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
@@ -349,6 +362,13 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 		}
 	})
 	if commitErr != nil {
+		if isRebalanceError(commitErr) {
+			// The group moved on without this member: its tasks are lost
+			// (onLost follows) and their new owners reprocess from the last
+			// commit. At-least-once holds; this is not fatal.
+			a.log.Warn("commit refused: the group is rebalancing; the uncommitted input will be processed again", "err", commitErr)
+			return nil
+		}
 		return fmt.Errorf("sluice: commit offsets: %w", commitErr)
 	}
 	for _, r := range runners {
@@ -524,7 +544,7 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 	}
 	topic := a.cfg.appID + "-" + spec.ChangelogTopic()
 	start := time.Now()
-	n, err := a.restore(ctx, kv, topic, partition, spec.Timestamped)
+	n, seen, err := a.restore(ctx, kv, topic, partition, spec.Timestamped)
 	if err != nil {
 		return nil, err
 	}
@@ -532,13 +552,51 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 		a.metrics.restored.WithLabelValues(spec.Name).Add(float64(n))
 		a.log.Info("restored store", "store", spec.Name, "partition", partition, "records", n, "took", time.Since(start))
 	}
+	// The task resumes after the latest input its state reflects; with
+	// several stores, after the earliest of their latest, so that no store
+	// misses an input record.
+	a.resumeMu.Lock()
+	for tp, off := range seen {
+		if cur, ok := a.resume[tp]; !ok || off+1 < cur {
+			a.resume[tp] = off + 1
+		}
+	}
+	a.resumeMu.Unlock()
 	return &loggedStore{KeyValueStore: kv, topic: topic, partition: partition, timestamped: spec.Timestamped, p: a.prod,
-		now: func() int64 {
-			if r.task != nil {
-				return max(r.task.StreamTime(), 0)
+		position: func() (string, int32, int64, int64) {
+			if r.task == nil {
+				return "", -1, -1, 0
 			}
-			return 0
+			t, p, o := r.task.Position()
+			return t, p, o, r.task.StreamTime()
 		}}, nil
+}
+
+// adjustOffsets starts each assigned partition at the later of the group's
+// committed offset and the position after the latest input record the
+// restored state reflects: under at-least-once, the changelog can be ahead
+// of the committed offsets (a crash between the two), and replaying that
+// input would apply it to the state twice.
+func (a *App) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	// Not a.mu: franz-go may call this while the poll loop holds a.mu and
+	// waits in a commit for the rebalance to finish.
+	a.resumeMu.Lock()
+	defer a.resumeMu.Unlock()
+	for topic, ps := range offsets {
+		for p, o := range ps {
+			resume, ok := a.resume[topicPartition{topic, p}]
+			if !ok {
+				continue
+			}
+			delete(a.resume, topicPartition{topic, p})
+			if committed := o.EpochOffset().Offset; committed < resume {
+				a.log.Info("resuming after the input the restored state reflects", "topic", topic, "partition", p,
+					"committed", committed, "resume", resume)
+				ps[p] = kgo.NewOffset().At(resume)
+			}
+		}
+	}
+	return offsets, nil
 }
 
 // shutdown finishes gracefully: commit what was processed, close the tasks
@@ -598,4 +656,11 @@ func (a *App) tasksChangedLocked() {
 		close(a.changed)
 		a.changed = nil
 	}
+}
+
+// isRebalanceError reports a commit refused because this member's
+// generation is over.
+func isRebalanceError(err error) bool {
+	return errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.FencedInstanceID)
 }

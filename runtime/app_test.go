@@ -7,11 +7,16 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
@@ -303,4 +308,85 @@ func waitTasks(t *testing.T, insts []*instance, want ...int) {
 			t.Fatalf("tasks per instance = %v, want %v", got, want)
 		}
 	}
+}
+
+// A crash between flushing the changelog and committing the offsets leaves
+// the changelog ahead of the committed offsets. The restarted task resumes
+// after the input its restored state reflects: no input record is counted
+// twice. The crash is injected with kfake: every offset commit of the first
+// run fails.
+func TestNoDoubleApplyAfterCrashBeforeCommit(t *testing.T) {
+	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	c := &testCluster{brokers: e.Brokers()}
+	input, output := topic(t, "in"), topic(t, "out")
+	c.create(t, 1, input, output)
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, input, serde.String, serde.String).GroupByKey().Count(dsl.Named("n")).
+		ToStream().To(output, serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := c.client(t, kgo.DefaultProduceTopic(input))
+	var rs []*kgo.Record
+	for range 100 {
+		rs = append(rs, &kgo.Record{Key: []byte("k"), Value: []byte("v")})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var failing atomic.Bool
+	failing.Store(true)
+	e.Cluster().ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.Cluster().KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		creq := req.(*kmsg.OffsetCommitRequest)
+		resp := creq.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range creq.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	appID := topic(t, "app")
+	first, err := runtime.New(topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Run(ctx); err == nil || !strings.Contains(err.Error(), "commit") {
+		t.Fatalf("first run = %v, want the failed commit", err)
+	}
+	// The first run's output shows the changelog got ahead of the commit.
+	if got, _ := c.counts(t, output, 10*time.Second, equalCounts(map[string]int64{"k": 100})); got["k"] != 100 {
+		t.Fatalf("first run counted %d before failing, want all 100", got["k"])
+	}
+	failing.Store(false)
+
+	second := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
+	// One more record: the count must reach exactly 101.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.counts(t, output, 30*time.Second, func(m map[string]int64) bool { return m["k"] >= 101 })
+	if got["k"] != 101 {
+		t.Errorf("count after restart = %d, want 101 (each input counted once)", got["k"])
+	}
+	second.stop(t)
 }

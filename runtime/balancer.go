@@ -117,9 +117,9 @@ func (b *taskBalancer) tasks(partitions map[string]int32) []taskID {
 }
 
 // assignTasks assigns tasks to members: first each task to its previous
-// owner while that member is below its quota, then the rest to the least
-// loaded members, preferring those with the fewest tasks of the same
-// sub-topology. Quotas differ by at most one task. members is in a
+// owner while that member is below its quota and its share of the task's
+// sub-topology, then the rest to the least loaded members, preferring those
+// with the fewest tasks of the same sub-topology. Quotas differ by at most one task. members is in a
 // deterministic order (the group's), which breaks ties.
 func assignTasks(tasks []taskID, members []string, prev map[taskID]string) map[taskID]string {
 	out := make(map[taskID]string, len(tasks))
@@ -150,9 +150,17 @@ func assignTasks(tasks []taskID, members []string, prev map[taskID]string) map[t
 		perSub[m][t.sub]++
 		out[t] = m
 	}
+	// A member keeps a task only up to its share of the task's
+	// sub-topology, so that scaling out spreads every sub-topology rather
+	// than handing whole sub-topologies to the newcomers.
+	subTasks := map[int]int{}
+	for _, t := range tasks {
+		subTasks[t.sub]++
+	}
+	share := func(sub int) int { return (subTasks[sub] + len(members) - 1) / len(members) }
 	var rest []taskID
 	for _, t := range tasks {
-		if m, ok := prev[t]; ok && perSub[m] != nil && fits(m) {
+		if m, ok := prev[t]; ok && perSub[m] != nil && fits(m) && perSub[m][t.sub] < share(t.sub) {
 			take(t, m)
 		} else {
 			rest = append(rest, t)

@@ -86,3 +86,21 @@ func TestAssignTasksMoreMembersThanTasks(t *testing.T) {
 		t.Errorf("tasks share members: %v", assign)
 	}
 }
+
+// Scaling out from one member spreads both sub-topologies over the two.
+func TestAssignTasksScaleOutSpreadsSubTopologies(t *testing.T) {
+	tasks := tasksOf(2, 6)
+	one := assignTasks(tasks, []string{"a"}, nil)
+	two := assignTasks(tasks, []string{"a", "b"}, one)
+	for _, m := range []string{"a", "b"} {
+		per := map[int]int{}
+		for tk, owner := range two {
+			if owner == m {
+				per[tk.sub]++
+			}
+		}
+		if per[0] != 3 || per[1] != 3 {
+			t.Errorf("member %s has tasks per sub-topology %v, want 3 and 3", m, per)
+		}
+	}
+}

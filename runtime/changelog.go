@@ -3,27 +3,66 @@ package runtime
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 )
+
+// inputHeader is the header of a changelog record that says which input
+// record caused the change: partition (4 bytes) and offset (8 bytes),
+// big-endian, then the topic. After restoring a changelog, a task resumes
+// after the latest input record its state reflects, even when that is past
+// the group's committed offset, so input is not applied to state twice.
+const inputHeader = "sluice.input"
+
+func appendInputPosition(dst []byte, topic string, partition int32, offset int64) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(partition))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
+	return append(dst, topic...)
+}
+
+func parseInputPosition(b []byte) (topicPartition, int64, bool) {
+	if len(b) < 12 {
+		return topicPartition{}, 0, false
+	}
+	p := int32(binary.BigEndian.Uint32(b))
+	off := int64(binary.BigEndian.Uint64(b[4:]))
+	return topicPartition{string(b[12:]), p}, off, true
+}
 
 // loggedStore writes every change of a key-value store to its changelog
 // topic, on the task's partition, through the task's producer: a put as
 // the value, a delete as a tombstone. For a timestamped store the value's
 // timestamp becomes the changelog record's timestamp and the value is
-// logged without it, as Kafka Streams logs timestamped stores.
+// logged without it, as Kafka Streams logs timestamped stores. Each record
+// carries the position of the input record that caused it (inputHeader).
 type loggedStore struct {
 	state.KeyValueStore
 	topic       string
 	partition   int32
 	timestamped bool
 	p           *producer
-	now         func() int64
+	// position returns the input record being processed and the stream
+	// time.
+	position func() (topic string, partition int32, offset int64, streamTime int64)
+	hbuf     []byte
+	hdr      [1]operators.Header
+}
+
+func (s *loggedStore) headers() ([]operators.Header, int64) {
+	topic, part, off, st := s.position()
+	if off < 0 {
+		return nil, max(st, 0)
+	}
+	s.hbuf = appendInputPosition(s.hbuf[:0], topic, part, off)
+	s.hdr[0] = operators.Header{Key: inputHeader, Value: s.hbuf}
+	return s.hdr[:], max(st, 0)
 }
 
 func (s *loggedStore) Put(key, value []byte) error {
@@ -33,14 +72,15 @@ func (s *loggedStore) Put(key, value []byte) error {
 	if err := s.p.err(); err != nil {
 		return err
 	}
-	ts, v := s.now(), value
+	hdrs, ts := s.headers()
+	v := value
 	if s.timestamped && len(value) >= 8 {
 		ts, v = int64(binary.BigEndian.Uint64(value)), value[8:]
 	}
 	if v == nil {
 		v = []byte{}
 	}
-	s.p.send(s.topic, s.partition, key, v, nil, ts)
+	s.p.send(s.topic, s.partition, key, v, hdrs, ts)
 	return nil
 }
 
@@ -51,76 +91,122 @@ func (s *loggedStore) Delete(key []byte) error {
 	if err := s.p.err(); err != nil {
 		return err
 	}
-	s.p.send(s.topic, s.partition, key, nil, nil, s.now())
+	hdrs, ts := s.headers()
+	s.p.send(s.topic, s.partition, key, nil, hdrs, ts)
 	return nil
 }
 
-// restore replays a changelog partition into store, from the start to the
+// restoreStall bounds how long a restore may go without progress.
+const restoreStall = 30 * time.Second
+
+// restore replays a changelog partition into store, from its start to the
 // end offset read when restoring starts, with a client of its own (not the
-// group's). It returns the number of records applied.
-func (a *App) restore(ctx context.Context, store state.KeyValueStore, topic string, partition int32, timestamped bool) (int64, error) {
+// group's). It returns the number of records applied and, per input
+// partition, the offset of the latest input record the restored state
+// reflects.
+func (a *App) restore(ctx context.Context, store state.KeyValueStore, topic string, partition int32, timestamped bool) (int64, map[topicPartition]int64, error) {
 	adm := kadm.NewClient(a.admin)
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	seen := map[topicPartition]int64{}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
 	if err != nil {
-		return 0, fmt.Errorf("sluice: restore %s: list end offsets: %w", topic, err)
+		return 0, nil, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
 	}
-	end, ok := ends.Lookup(topic, partition)
-	if !ok || end.Err != nil {
-		return 0, fmt.Errorf("sluice: restore %s: no end offset for partition %d: %v", topic, partition, end.Err)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
 	}
-	if end.Offset == 0 {
-		return 0, nil
+	if err != nil {
+		return 0, nil, fmt.Errorf("sluice: restore %s partition %d: list end offsets: %w", topic, partition, err)
+	}
+	start, ok1 := starts.Lookup(topic, partition)
+	end, ok2 := ends.Lookup(topic, partition)
+	if !ok1 || !ok2 {
+		return 0, nil, fmt.Errorf("sluice: restore %s: the broker lists no partition %d", topic, partition)
+	}
+	if start.Offset >= end.Offset {
+		return 0, seen, nil // empty, or everything deleted by retention
 	}
 	opts := append(a.baseClientOpts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}),
+		kgo.KeepControlRecords(), // a transaction marker may be the last offset
 		kgo.FetchMaxWait(100*time.Millisecond),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer cl.Close()
 	var n int64
 	var buf []byte
+	last := start.Offset - 1
 	for {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, restoreStall)
+		fs := cl.PollFetches(pctx)
+		stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
+		cancel()
 		if err := ctx.Err(); err != nil {
-			return n, err
+			return n, nil, err
+		}
+		if stalled {
+			return n, nil, fmt.Errorf("sluice: restore %s partition %d stalled at offset %d of %d for %v",
+				topic, partition, last+1, end.Offset, restoreStall)
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			ferr = fmt.Errorf("sluice: restore %s partition %d: %w", t, p, err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = fmt.Errorf("sluice: restore %s partition %d: %w", t, p, err)
+			}
 		})
 		if ferr != nil {
-			return n, ferr
+			return n, nil, ferr
 		}
-		done := false
 		fs.EachRecord(func(r *kgo.Record) {
-			if done || r.Offset >= end.Offset {
-				done = true
+			if err != nil || r.Offset >= end.Offset {
 				return
 			}
-			if r.Value == nil {
+			last = r.Offset
+			if r.Attrs.IsControl() {
+				return
+			}
+			switch {
+			case r.Value == nil:
 				err = store.Delete(r.Key)
-			} else if timestamped {
+			case timestamped:
 				buf = binary.BigEndian.AppendUint64(buf[:0], uint64(r.Timestamp.UnixMilli()))
 				buf = append(buf, r.Value...)
 				err = store.Put(r.Key, buf)
-			} else {
+			default:
 				err = store.Put(r.Key, r.Value)
 			}
-			if err == nil {
-				n++
+			if err != nil {
+				err = fmt.Errorf("sluice: restore %s partition %d offset %d: %w", topic, partition, r.Offset, err)
+				return
 			}
-			if r.Offset >= end.Offset-1 {
-				done = true
+			n++
+			for _, h := range r.Headers {
+				if h.Key != inputHeader {
+					continue
+				}
+				if tp, off, ok := parseInputPosition(h.Value); ok && off > seenOr(seen, tp) {
+					seen[tp] = off
+				}
 			}
 		})
 		if err != nil {
-			return n, fmt.Errorf("sluice: restore %s partition %d: %w", topic, partition, err)
+			return n, nil, err
 		}
-		if done {
-			return n, nil
+		if last >= end.Offset-1 {
+			return n, seen, nil
 		}
 	}
+}
+
+func seenOr(m map[topicPartition]int64, tp topicPartition) int64 {
+	if v, ok := m[tp]; ok {
+		return v
+	}
+	return -1
 }

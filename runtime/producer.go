@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,15 +50,19 @@ type producer struct {
 	cl      *kgo.Client
 	promise func(*kgo.Record, error)
 	first   atomic.Pointer[ProduceError]
+	// inflight counts records whose promise has not run: franz-go calls
+	// the promise of a record it refuses before buffering it after Produce
+	// returns, and Flush does not wait for those, so a commit waits here.
+	inflight sync.WaitGroup
 }
 
 func newProducer(cl *kgo.Client) *producer {
 	p := &producer{cl: cl}
 	p.promise = func(r *kgo.Record, err error) {
-		if err == nil {
-			return
+		if err != nil {
+			p.first.CompareAndSwap(nil, &ProduceError{Topic: r.Topic, Partition: r.Partition, Err: err})
 		}
-		p.first.CompareAndSwap(nil, &ProduceError{Topic: r.Topic, Partition: r.Partition, Err: err})
+		p.inflight.Done()
 	}
 	return p
 }
@@ -92,7 +98,27 @@ func (p *producer) send(topic string, part int32, key, value []byte, headers []o
 		r.Partition = part
 		r.Context = explicitPartition
 	}
+	p.inflight.Add(1)
 	p.cl.Produce(context.Background(), r, p.promise)
+}
+
+// flush waits until every record sent so far is acknowledged or failed,
+// and returns the first failure. The caller must not send concurrently.
+func (p *producer) flush(ctx context.Context) error {
+	if err := p.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("sluice: flush output: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		p.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("sluice: flush output: %w", ctx.Err())
+	}
+	return p.err()
 }
 
 // collector is a task's operators.Collector.

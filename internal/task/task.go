@@ -164,6 +164,12 @@ func (t *Task) Partition() int32 { return t.cfg.Partition }
 // SubTopology is the sub-topology the task runs.
 func (t *Task) SubTopology() *topology.SubTopology { return t.cfg.SubTopology }
 
+// Position locates the input record being processed, or the last one
+// processed; inside a punctuator the offset is -1.
+func (t *Task) Position() (topic string, partition int32, offset int64) {
+	return t.topic, t.partition, t.offset
+}
+
 // StreamTime is the largest timestamp processed, -1 before any.
 func (t *Task) StreamTime() int64 { return t.streamTime }
 
@@ -205,7 +211,7 @@ func (t *Task) Process(r *operators.RawRecord) error {
 	}
 	t.skipped = false
 	if err := src.ProcessRaw(r); err != nil {
-		return t.wrap("", err)
+		return t.wrapRecord(r, err)
 	}
 	if t.skipped {
 		// A record skipped as undecodable does not advance stream time (nor
@@ -250,6 +256,35 @@ func (t *Task) Close() error {
 	}
 	t.order = nil
 	return errors.Join(errs...)
+}
+
+// RecordError is an error processing one input record; it names the task
+// and the record's topic, partition and offset.
+type RecordError struct {
+	Task      string
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+// Error implements error.
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("sluice: task %s, record at topic %s, partition %d, offset %d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// wrapRecord names the task, node and input record in err. A
+// DeserializationError names the record already.
+func (t *Task) wrapRecord(r *operators.RawRecord, err error) error {
+	err = t.wrap("", err)
+	var de *operators.DeserializationError
+	if errors.As(err, &de) {
+		return err
+	}
+	return &RecordError{Task: t.id, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 }
 
 // wrap names the task (and node, if known) in err.
