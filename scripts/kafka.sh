@@ -2,55 +2,115 @@
 # Runs a single-node Apache Kafka (KRaft) broker on loopback for the
 # integration tests, from Kafka's own jars fetched from Maven Central.
 #
-#   scripts/kafka.sh fetch               resolve the jars into .kafka/jars (cached)
+#   scripts/kafka.sh fetch               resolve the jars into .kafka/jars-VERSION (cached)
 #   scripts/kafka.sh start [DIR]         start a broker on free ports; prints KAFKA_BROKERS=...
 #   scripts/kafka.sh stop [DIR]          stop it (SIGTERM, then SIGKILL after 30 s)
 #   scripts/kafka.sh run [DIR] -- CMD... start, run CMD with KAFKA_BROKERS set, always stop
 #
-# DIR defaults to .kafka/run. Readiness is probed with a real request
-# (Kafka's own topic tool) under a deadline, never by reading the log; the
-# broker log is in DIR/broker.log for diagnosis.
+# DIR defaults to .kafka/run and is wiped on start. Readiness is probed with a
+# real request (Kafka's own topic tool, each attempt bounded) under a 60 s
+# deadline, never by reading the log. DIR/broker.log is the broker's log,
+# DIR/tools.log that of the format and probe tools.
 set -euo pipefail
 
 KAFKA_VERSION=4.3.1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HOME_DIR="$ROOT/.kafka"
 JARS="$HOME_DIR/jars-$KAFKA_VERSION"
+START_TIMEOUT=60
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
-fetch() {
-	[ -f "$JARS/.complete" ] && return 0
-	command -v mvn >/dev/null || die "maven (mvn) is needed to fetch Kafka's jars"
-	command -v java >/dev/null || die "java is needed to run Kafka"
-	mkdir -p "$HOME_DIR"
-	cat >"$HOME_DIR/pom.xml" <<POM
+# The broker (kafka_2.13) plus the class used to probe readiness,
+# org.apache.kafka.tools.TopicCommand, which lives in kafka-tools; kafka-tools'
+# own dependencies (Connect runtime, Jetty, Jersey: 47 jars) are not needed by
+# the topic and console tools, so they are excluded. kafka_2.13 brings
+# log4j-core but no SLF4J binding (slf4j-api 1.7.x), hence log4j-slf4j-impl:
+# without it the broker logs nothing.
+pom() {
+	cat <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>sluice</groupId><artifactId>kafka-broker</artifactId><version>1</version>
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version>
+      <exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>2.25.4</version></dependency>
   </dependencies>
 </project>
 POM
-	rm -rf "$JARS"
-	echo "kafka.sh: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central..." >&2
-	mvn -q -B -f "$HOME_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$JARS" >&2 \
-		|| die "mvn could not resolve Kafka $KAFKA_VERSION"
-	ls "$JARS"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar after fetching"
-	touch "$JARS/.complete"
+}
+
+fetch() {
+	local want
+	want=$(pom | sha256sum | cut -d' ' -f1)
+	[ "$(cat "$JARS/.complete" 2>/dev/null)" = "$want" ] && return 0
+	command -v mvn >/dev/null || die "maven (mvn) is needed to fetch Kafka's jars"
+	command -v java >/dev/null || die "java is needed to run Kafka"
+	mkdir -p "$HOME_DIR"
+	# Two concurrent starts on a clean machine must not fetch into one directory.
+	exec 9>"$HOME_DIR/.fetch.lock"
+	flock 9
+	if [ "$(cat "$JARS/.complete" 2>/dev/null)" != "$want" ]; then
+		pom >"$HOME_DIR/pom.xml"
+		rm -rf "$JARS" "$JARS.tmp"
+		echo "kafka.sh: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central..." >&2
+		# Debian's mvn 3.8 prints ANSI resets even with -B -q: keep its output in a log.
+		if ! mvn -q -B -f "$HOME_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+			-DoutputDirectory="$JARS.tmp" >"$HOME_DIR/mvn.log" 2>&1; then
+			tail -n 40 "$HOME_DIR/mvn.log" >&2
+			die "mvn could not resolve Kafka $KAFKA_VERSION (log: $HOME_DIR/mvn.log)"
+		fi
+		ls "$JARS.tmp"/kafka_2.13-*.jar "$JARS.tmp"/kafka-tools-[0-9]*.jar >/dev/null 2>&1 || die "Kafka jars missing after fetching"
+		echo "$want" >"$JARS.tmp/.complete"
+		mv "$JARS.tmp" "$JARS"
+	fi
+	exec 9>&-
 }
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# A cluster id as Kafka makes them: 16 random bytes, base64url without padding,
+# not starting with '-' (which would read as an option).
+cluster_id() {
+	python3 -c 'import uuid,base64
+while True:
+    s=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"): print(s); break'
+}
+
+rundir() {
+	local dir
+	dir=$(realpath -m "${1:-$HOME_DIR/run}")
+	case "$dir" in / | "$ROOT" | "$HOME_DIR" | "$HOME") die "refusing to use $dir as a run directory" ;; esac
+	echo "$dir"
+}
+
+# kill_wait PID: SIGTERM, wait up to 30 s, then SIGKILL.
+kill_wait() {
+	local pid=$1
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	local deadline=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ $SECONDS -ge $deadline ]; then
+			kill -KILL "$pid" 2>/dev/null || true
+			sleep 0.2
+			break
+		fi
+		sleep 0.2
+	done
+}
+
 start() {
-	local dir=${1:-$HOME_DIR/run}
+	local dir
+	dir=$(rundir "${1:-}")
 	fetch
-	if [ -f "$dir/env" ]; then stop "$dir"; fi
+	# A pid file without env is a start that was interrupted: stop that broker too.
+	if [ -f "$dir/pid" ]; then stop "$dir"; fi
 	rm -rf "$dir"
 	mkdir -p "$dir/logs"
 	local port cport
@@ -76,37 +136,45 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 group.initial.rebalance.delay.ms=0
 PROPS
-	cat >"$dir/log4j2.properties" <<LOG
+	local name file level
+	for name in broker tools; do
+		file=$dir/$name.log level=info
+		[ $name = tools ] && level=warn
+		cat >"$dir/$name-log4j2.properties" <<LOG
 status = error
 appender.file.type = File
 appender.file.name = file
-appender.file.fileName = $dir/broker.log
+appender.file.fileName = $file
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = info
+rootLogger.level = $level
 rootLogger.appenderRef.file.ref = file
 LOG
-	local cp="$JARS/*"
-	local uuid
-	uuid=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
-	java -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
-		kafka.tools.StorageTool format --standalone -t "$uuid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+	done
+	# Each probe gives up after a few seconds (the admin client's default is 60 s),
+	# so the deadline holds and a broker that died is noticed at once.
+	printf 'default.api.timeout.ms=5000\nrequest.timeout.ms=3000\n' >"$dir/probe.properties"
+	local cp="$JARS/*" tools=(-Dlog4j2.configurationFile="$dir/tools-log4j2.properties")
+	java -cp "$cp" "${tools[@]}" kafka.tools.StorageTool format --standalone -t "$(cluster_id)" \
+		-c "$dir/server.properties" >"$dir/format.log" 2>&1 \
 		|| { cat "$dir/format.log" >&2; die "formatting the storage failed"; }
-	nohup java -Xmx1g -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+	nohup java -Xmx1g -cp "$cp" -Dlog4j2.configurationFile="$dir/broker-log4j2.properties" \
 		kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
 	local pid=$!
 	echo "$pid" >"$dir/pid"
-	local deadline=$((SECONDS + 60))
-	until java -cp "$cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
-		org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list >/dev/null 2>&1; do
+	local deadline=$((SECONDS + START_TIMEOUT)) why=
+	until java -cp "$cp" "${tools[@]}" org.apache.kafka.tools.TopicCommand \
+		--bootstrap-server "127.0.0.1:$port" --command-config "$dir/probe.properties" --list >/dev/null 2>>"$dir/tools.log"; do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -30 "$dir/broker.log" "$dir/stdout.log" >&2 || true
-			die "the broker exited during start-up"
+			why="the broker exited during start-up"
+		elif [ $SECONDS -ge $deadline ]; then
+			why="the broker did not answer within $START_TIMEOUT s"
 		fi
-		if [ $SECONDS -ge $deadline ]; then
-			tail -30 "$dir/broker.log" "$dir/stdout.log" >&2 || true
-			kill "$pid" 2>/dev/null || true
-			die "the broker did not answer within 60 s"
+		if [ -n "$why" ]; then
+			kill_wait "$pid"
+			rm -f "$dir/pid"
+			tail -n 40 "$dir/broker.log" "$dir/stdout.log" >&2 || true
+			die "$why (logs in $dir)"
 		fi
 		sleep 0.5
 	done
@@ -115,39 +183,38 @@ LOG
 }
 
 stop() {
-	local dir=${1:-$HOME_DIR/run}
+	local dir
+	dir=$(rundir "${1:-}")
 	[ -f "$dir/pid" ] || return 0
-	local pid
-	pid=$(cat "$dir/pid")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		local deadline=$((SECONDS + 30))
-		while kill -0 "$pid" 2>/dev/null; do
-			if [ $SECONDS -ge $deadline ]; then
-				kill -KILL "$pid" 2>/dev/null || true
-				break
-			fi
-			sleep 0.2
-		done
-	fi
+	kill_wait "$(cat "$dir/pid")"
 	rm -f "$dir/pid" "$dir/env"
 }
 
 run() {
-	RUN_DIR=$HOME_DIR/run
+	RUN_DIR=
 	if [ $# -gt 0 ] && [ "$1" != "--" ]; then RUN_DIR=$1; shift; fi
+	RUN_DIR=$(rundir "$RUN_DIR")
 	[ "${1:-}" = "--" ] && shift
 	[ $# -gt 0 ] || die "run: no command"
-	local line
-	line=$(start "$RUN_DIR" | tail -1)
-	export "${line?}"
 	trap 'stop "$RUN_DIR"' EXIT
-	trap 'exit 130' INT TERM
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	local line
+	line=$(start "$RUN_DIR" | tail -n 1)
+	export "${line?}"
 	echo "kafka.sh: Apache Kafka $KAFKA_VERSION at $KAFKA_BROKERS" >&2
-	set +e
-	"$@"
-	local rc=$?
-	set -e
+	# CMD runs as a job in its own process group, and this shell waits for it,
+	# so a SIGTERM (CI timeouts) or SIGINT reaching this script is handled at once
+	# and passed on to CMD and all its children before the broker is stopped.
+	set -m
+	"$@" &
+	CHILD=$!
+	set +m
+	trap 'kill -TERM -- -$CHILD 2>/dev/null || true' TERM
+	trap 'kill -INT -- -$CHILD 2>/dev/null || true' INT
+	local rc=0
+	wait "$CHILD" || rc=$?
+	while kill -0 "$CHILD" 2>/dev/null; do rc=0; wait "$CHILD" || rc=$?; done
 	return $rc
 }
 
