@@ -14,18 +14,35 @@ import (
 // timestamps.
 func Aggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
 	init func() A, add func(K, V, A) A, next Node[K, Change[A]]) (Node[K, V], error) {
+	first := func(k K, v V) A { return add(k, v, init()) }
+	return newAggregate(ctx, node, store, keys, aggs, first, add, next)
+}
+
+// Reduce combines the values of each key with reduce, the first value of a
+// key being its aggregate; otherwise as Aggregate.
+func Reduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
+	reduce func(V, V) V, next Node[K, Change[V]]) (Node[K, V], error) {
+	first := func(_ K, v V) V { return v }
+	add := func(_ K, v, agg V) V { return reduce(agg, v) }
+	return newAggregate(ctx, node, store, keys, values, first, add, next)
+}
+
+func newAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
+	first func(K, V) A, add func(K, V, A) A, next Node[K, Change[A]]) (Node[K, V], error) {
 	s, err := openTimestamped(ctx, store, keys, aggs)
 	if err != nil {
 		return nil, err
 	}
-	return &aggregate[K, V, A]{ctx: ctx, node: node, store: s, init: init, add: add, next: next}, nil
+	return &aggregate[K, V, A]{ctx: ctx, node: node, store: s, first: first, add: add, next: next}, nil
 }
 
+// aggregate is Aggregate and Reduce: first makes the aggregate of a key's
+// first record, add folds in the next ones.
 type aggregate[K, V, A any] struct {
 	ctx   Context
 	node  string
 	store *timestamped[K, A]
-	init  func() A
+	first func(K, V) A
 	add   func(K, V, A) A
 	next  Node[K, Change[A]]
 }
@@ -43,13 +60,12 @@ func (p *aggregate[K, V, A]) Process(r Record[K, V]) error {
 	if err != nil {
 		return &NodeError{Node: p.node, Err: err}
 	}
-	agg := old
-	if !ok {
-		agg = p.init()
-		ts = r.Timestamp
+	var agg A
+	if ok {
+		agg, ts = p.add(r.Key, r.Value, old), max(ts, r.Timestamp)
+	} else {
+		agg, ts = p.first(r.Key, r.Value), r.Timestamp
 	}
-	agg = p.add(r.Key, r.Value, agg)
-	ts = max(ts, r.Timestamp)
 	if err := p.store.put(kb, agg, ts); err != nil {
 		return &NodeError{Node: p.node, Err: err}
 	}
@@ -63,53 +79,6 @@ func nullReason(nullKey bool) string {
 		return "null-key"
 	}
 	return "null-value"
-}
-
-// Reduce combines the values of each key with reduce, the first value of a
-// key being its aggregate; otherwise as Aggregate.
-func Reduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
-	reduce func(V, V) V, next Node[K, Change[V]]) (Node[K, V], error) {
-	s, err := openTimestamped(ctx, store, keys, values)
-	if err != nil {
-		return nil, err
-	}
-	return &reducer[K, V]{ctx: ctx, node: node, store: s, reduce: reduce, next: next}, nil
-}
-
-type reducer[K, V any] struct {
-	ctx    Context
-	node   string
-	store  *timestamped[K, V]
-	reduce func(V, V) V
-	next   Node[K, Change[V]]
-}
-
-func (p *reducer[K, V]) Process(r Record[K, V]) error {
-	if r.NullKey || r.Tombstone {
-		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
-		return nil
-	}
-	kb, err := p.store.key(r.Key)
-	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
-	}
-	old, ts, ok, err := p.store.get(kb)
-	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
-	}
-	agg := r.Value
-	if ok {
-		agg = p.reduce(old, r.Value)
-		ts = max(ts, r.Timestamp)
-	} else {
-		ts = r.Timestamp
-	}
-	if err := p.store.put(kb, agg, ts); err != nil {
-		return &NodeError{Node: p.node, Err: err}
-	}
-	return p.next.Process(Record[K, Change[V]]{
-		Key: r.Key, Value: Change[V]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
-	})
 }
 
 // TableSource turns the records of a topic into table updates: each record
@@ -342,18 +311,35 @@ func (p *tableGroupBy[K, V, K2, V2]) Process(r Record[K, Change[V]]) error {
 // largest of the record's and the aggregate's.
 func TableAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
 	init func() A, add, sub func(K, V, A) A, next Node[K, Change[A]]) (Node[K, Change[V]], error) {
+	first := func(k K, v V) A { return add(k, v, init()) }
+	return newTableAggregate(ctx, node, store, keys, aggs, first, add, sub, next)
+}
+
+// TableReduce is TableAggregate with the first value of a group as its
+// aggregate (Kafka Streams' KTableReduce).
+func TableReduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
+	add, sub func(V, V) V, next Node[K, Change[V]]) (Node[K, Change[V]], error) {
+	first := func(_ K, v V) V { return v }
+	return newTableAggregate(ctx, node, store, keys, values, first,
+		func(_ K, v, agg V) V { return add(agg, v) }, func(_ K, v, agg V) V { return sub(agg, v) }, next)
+}
+
+func newTableAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
+	first func(K, V) A, add, sub func(K, V, A) A, next Node[K, Change[A]]) (Node[K, Change[V]], error) {
 	s, err := openTimestamped(ctx, store, keys, aggs)
 	if err != nil {
 		return nil, err
 	}
-	return &tableAggregate[K, V, A]{ctx: ctx, node: node, store: s, init: init, add: add, sub: sub, next: next}, nil
+	return &tableAggregate[K, V, A]{ctx: ctx, node: node, store: s, first: first, add: add, sub: sub, next: next}, nil
 }
 
+// tableAggregate is TableAggregate and TableReduce: first makes the
+// aggregate of a group with none, add and sub fold values in and out.
 type tableAggregate[K, V, A any] struct {
 	ctx      Context
 	node     string
 	store    *timestamped[K, A]
-	init     func() A
+	first    func(K, V) A
 	add, sub func(K, V, A) A
 	next     Node[K, Change[A]]
 }
@@ -379,10 +365,11 @@ func (p *tableAggregate[K, V, A]) Process(r Record[K, Change[V]]) error {
 		ts = max(ts, oldTs)
 	}
 	if c.HasNew {
-		if !has {
-			agg, has = p.init(), true
+		if has {
+			agg = p.add(r.Key, c.New, agg)
+		} else {
+			agg, has = p.first(r.Key, c.New), true
 		}
-		agg = p.add(r.Key, c.New, agg)
 		if ok {
 			ts = max(ts, oldTs)
 		}
@@ -394,64 +381,5 @@ func (p *tableAggregate[K, V, A]) Process(r Record[K, Change[V]]) error {
 		return &NodeError{Node: p.node, Err: err}
 	}
 	return p.next.Process(Record[K, Change[A]]{Key: r.Key, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
-		Timestamp: ts, Headers: r.Headers})
-}
-
-// TableReduce is TableAggregate with the first value of a group as its
-// aggregate (Kafka Streams' KTableReduce).
-func TableReduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
-	add, sub func(V, V) V, next Node[K, Change[V]]) (Node[K, Change[V]], error) {
-	s, err := openTimestamped(ctx, store, keys, values)
-	if err != nil {
-		return nil, err
-	}
-	return &tableReduce[K, V]{ctx: ctx, node: node, store: s, add: add, sub: sub, next: next}, nil
-}
-
-type tableReduce[K, V any] struct {
-	ctx      Context
-	node     string
-	store    *timestamped[K, V]
-	add, sub func(V, V) V
-	next     Node[K, Change[V]]
-}
-
-func (p *tableReduce[K, V]) Process(r Record[K, Change[V]]) error {
-	if r.NullKey {
-		p.ctx.RecordDropped(p.node, "null-key")
-		return nil
-	}
-	kb, err := p.store.key(r.Key)
-	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
-	}
-	old, oldTs, ok, err := p.store.get(kb)
-	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
-	}
-	c := r.Value
-	agg, has := old, ok
-	ts := r.Timestamp
-	if c.HasOld && ok {
-		agg = p.sub(agg, c.Old)
-		ts = max(ts, oldTs)
-	}
-	if c.HasNew {
-		if has {
-			agg = p.add(agg, c.New)
-		} else {
-			agg, has = c.New, true
-		}
-		if ok {
-			ts = max(ts, oldTs)
-		}
-	}
-	if !has {
-		return nil
-	}
-	if err := p.store.put(kb, agg, ts); err != nil {
-		return &NodeError{Node: p.node, Err: err}
-	}
-	return p.next.Process(Record[K, Change[V]]{Key: r.Key, Value: Change[V]{New: agg, HasNew: true, Old: old, HasOld: ok},
 		Timestamp: ts, Headers: r.Headers})
 }
