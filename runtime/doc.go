@@ -39,8 +39,15 @@
 // Stores are kept in memory and every write is logged to the store's
 // changelog topic, "<application.id>-<store>-changelog", on the task's
 // partition; a task restores its stores from their changelogs when it is
-// assigned, so state moves with its task. Persistent Pebble stores, the
-// record cache and checkpoints come with the durable-state work.
+// assigned, so state moves with its task. Each changelog record carries the
+// position of the input record that caused it, and a restored task resumes
+// after the latest input its state reflects when that is past the group's
+// committed offset (a crash between flushing the changelog and committing):
+// input is not applied to the state twice. (For a task with several stores,
+// a crash between the writes of one input record to two changelogs can
+// leave one store a record ahead; exactly-once closes that gap.) Persistent
+// Pebble stores, the record cache and checkpoints come with the
+// durable-state work.
 //
 // # Shutdown
 //

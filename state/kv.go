@@ -145,8 +145,9 @@ func (kv *KV[K, V]) Prefix(p K) iter.Seq2[K, V] {
 }
 
 // Err returns the error that ended the most recent iteration over All, Range
-// or Prefix before its end, or nil if it ran to the end or the loop body
-// stopped it. Each iteration clears it when it starts, so check it after the
+// or Prefix before its end (a serde's, or the store's if it reports
+// iteration errors, see IterErrReporter), or nil if it ran to the end or
+// the loop body stopped it. Each iteration clears it when it starts, so check it after the
 // loop and before starting another:
 //
 //	for k, v := range kv.All() {
@@ -174,6 +175,11 @@ func (kv *KV[K, V]) each(seq iter.Seq2[[]byte, []byte], yield func(K, V) bool) {
 		}
 		if !yield(k, v) {
 			return
+		}
+	}
+	if r, ok := kv.store.(IterErrReporter); ok {
+		if err := r.IterErr(); err != nil {
+			kv.err = err
 		}
 	}
 }
