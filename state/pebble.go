@@ -63,6 +63,17 @@ type PebbleOptions struct {
 	// Kafka Streams always disables RocksDB's WAL, for this reason.
 	DisableWAL bool
 
+	// BufferWrites holds every write of the DB's stores (Put, Delete,
+	// DeleteRange) in one pending batch until Commit, instead of applying
+	// it at once. Reads through the stores see the pending writes merged
+	// over the DB (Pebble's indexed batch); nothing pending reaches the disk,
+	// however the DB is flushed or crashes, before Commit applies it
+	// atomically together with the meta records put with PutPendingMeta.
+	// This is how a task keeps its local state from running ahead of its
+	// changelog: it commits its writes only after the changelog holds them.
+	// Explicit Batches and PutMeta still apply at once.
+	BufferWrites bool
+
 	// MaxConcurrentCompactions is the most compactions this DB runs at once.
 	// Zero means one, Pebble's default. Pebble goes above one only when it
 	// falls behind (L0 piling up or a compaction debt over 1 GiB), so a
@@ -113,6 +124,24 @@ type PebbleDB struct {
 	dir        string
 	disableWAL bool
 	closed     atomic.Bool
+
+	// pending is the indexed batch of buffered writes (BufferWrites), nil
+	// otherwise. Like the stores, it belongs to the one task using the DB.
+	pending *pebble.Batch
+}
+
+// pebbleRW is what stores read and write through: the DB, or the pending
+// batch over it.
+type pebbleRW interface {
+	pebble.Reader
+	pebble.Writer
+}
+
+func (d *PebbleDB) rw() pebbleRW {
+	if d.pending != nil {
+		return d.pending
+	}
+	return d.db
 }
 
 // OpenPebble opens the Pebble database in dir, creating it if it does not
@@ -146,7 +175,86 @@ func OpenPebble(dir string, o PebbleOptions) (*PebbleDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sluice: open pebble %q: %w", dir, err)
 	}
-	return &PebbleDB{db: db, dir: dir, disableWAL: o.DisableWAL}, nil
+	d := &PebbleDB{db: db, dir: dir, disableWAL: o.DisableWAL}
+	if o.BufferWrites {
+		d.pending = db.NewIndexedBatch()
+	}
+	return d, nil
+}
+
+// PutPendingMeta adds the write of the meta record key to the pending
+// batch, to be applied with the stores' buffered writes by Commit. It
+// fails unless the DB buffers writes (PebbleOptions.BufferWrites).
+func (d *PebbleDB) PutPendingMeta(key, value []byte) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	if d.pending == nil {
+		return fmt.Errorf("sluice: pebble %q: put pending meta: the DB does not buffer writes", d.dir)
+	}
+	if err := d.pending.Set(metaKey(key), value, nil); err != nil {
+		return fmt.Errorf("sluice: pebble %q: put pending meta %q: %w", d.dir, key, err)
+	}
+	return nil
+}
+
+// Pending is the number of buffered writes Commit would apply.
+func (d *PebbleDB) Pending() int {
+	if d.pending == nil {
+		return 0
+	}
+	return int(d.pending.Count())
+}
+
+// Commit applies the buffered writes atomically (see Batch.Commit for sync
+// and what a crash keeps) and starts a new pending batch. Without
+// BufferWrites it only syncs when asked to.
+func (d *PebbleDB) Commit(sync bool) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	if d.pending == nil {
+		if sync {
+			return d.Flush()
+		}
+		return nil
+	}
+	if d.pending.Empty() {
+		if sync {
+			return d.Flush()
+		}
+		return nil
+	}
+	opts := pebble.NoSync
+	if sync && !d.disableWAL {
+		opts = pebble.Sync
+	}
+	if err := d.db.Apply(d.pending, opts); err != nil {
+		return fmt.Errorf("sluice: pebble %q: commit pending writes: %w", d.dir, err)
+	}
+	// A committed batch cannot be reused for reads; the next writes go to
+	// a new one.
+	d.pending = d.db.NewIndexedBatch()
+	if sync && d.disableWAL {
+		if err := d.db.Flush(); err != nil {
+			return fmt.Errorf("sluice: pebble %q: commit pending writes: flush: %w", d.dir, err)
+		}
+	}
+	return nil
+}
+
+// Discard drops the buffered writes: the stores read the DB as of the last
+// Commit again.
+func (d *PebbleDB) Discard() error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	if d.pending == nil {
+		return nil
+	}
+	_ = d.pending.Close()
+	d.pending = d.db.NewIndexedBatch()
+	return nil
 }
 
 // Close closes the DB. If the WAL is disabled it first flushes the
@@ -161,6 +269,10 @@ func OpenPebble(dir string, o PebbleOptions) (*PebbleDB, error) {
 func (d *PebbleDB) Close() error {
 	if !d.closed.CompareAndSwap(false, true) {
 		return ErrClosed
+	}
+	if d.pending != nil {
+		_ = d.pending.Close() // uncommitted writes are dropped
+		d.pending = nil
 	}
 	var err error
 	if d.disableWAL {
@@ -202,6 +314,10 @@ func (d *PebbleDB) Flush() error {
 // Batch.Commit for what a crash keeps before that). Writes that must be
 // atomic, and the meta record of the input offsets they reflect, go
 // through a Batch instead.
+//
+// With PebbleOptions.BufferWrites, Put, Delete and DeleteRange go to the
+// DB's pending batch instead and are applied by PebbleDB.Commit; reads
+// and iterations see them merged over the DB.
 //
 // Flush makes every write to the DB durable, those of other stores
 // included (see PebbleDB.Flush): a WAL sync, or a memtable flush when the
@@ -534,6 +650,9 @@ func (s *pebbleStore) Flush() error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if s.db.pending != nil {
+		return nil // buffered writes become durable with the DB's Commit
+	}
 	return s.db.Flush()
 }
 
@@ -556,7 +675,7 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	if err := s.check(); err != nil {
 		return nil, false, err
 	}
-	v, closer, err := s.db.db.Get(s.key(key))
+	v, closer, err := s.db.rw().Get(s.key(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -596,7 +715,7 @@ func (s *pebbleStore) Put(key, value []byte) error {
 		return err
 	}
 	s.wrote = true
-	if err := s.db.db.Set(s.key(key), value, pebble.NoSync); err != nil {
+	if err := s.db.rw().Set(s.key(key), value, pebble.NoSync); err != nil {
 		return s.error("put", err)
 	}
 	return nil
@@ -607,7 +726,7 @@ func (s *pebbleStore) Delete(key []byte) error {
 		return err
 	}
 	s.wrote = true
-	if err := s.db.db.Delete(s.key(key), pebble.NoSync); err != nil {
+	if err := s.db.rw().Delete(s.key(key), pebble.NoSync); err != nil {
 		return s.error("delete", err)
 	}
 	return nil
@@ -623,7 +742,7 @@ func (s *pebbleStore) DeleteRange(from, to []byte) error {
 		return nil
 	}
 	s.wrote = true
-	if err := s.db.db.DeleteRange(lower, upper, pebble.NoSync); err != nil {
+	if err := s.db.rw().DeleteRange(lower, upper, pebble.NoSync); err != nil {
 		return s.error("delete range", err)
 	}
 	return nil
@@ -660,7 +779,7 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 		if !ok || s.check() != nil {
 			return
 		}
-		it, err := s.db.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		it, err := s.db.rw().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			s.iterErr = s.error("iterate", err)
 			return
@@ -706,7 +825,7 @@ func (s *pebbleStore) ApproximateCount() int64 {
 	if s.check() != nil {
 		return 0
 	}
-	it, err := s.db.db.NewIter(&pebble.IterOptions{LowerBound: s.prefix, UpperBound: s.end})
+	it, err := s.db.rw().NewIter(&pebble.IterOptions{LowerBound: s.prefix, UpperBound: s.end})
 	if err != nil {
 		return 0
 	}

@@ -1,0 +1,424 @@
+package state
+
+import (
+	"bytes"
+	"iter"
+	"slices"
+)
+
+// RecordContext is what a cached write remembers of the record that caused
+// it, to forward the flushed entry with: its timestamp and headers (opaque
+// to the cache).
+type RecordContext struct {
+	Timestamp int64
+	Headers   any
+}
+
+// FlushListener receives each entry a CachingStore flushes, after the entry
+// was written to the store below: the key; the new value, or deleted; the
+// value the store below held before, if any (hasOld); and the context of
+// the last write of the entry. The slices are valid during the call only.
+type FlushListener func(key, newValue []byte, deleted bool, oldValue []byte, hasOld bool, rc RecordContext) error
+
+// Cache is the record cache of one task: a memory budget shared by the
+// CachingStores made from it. Not safe for concurrent use; it belongs to
+// the task.
+type Cache struct {
+	max  int64
+	used int64
+}
+
+// NewCache returns a cache of at most maxBytes bytes of keys and values
+// (plus a fixed overhead per entry). Zero or less makes every write go
+// through at once, as with caching off, except that reads still look up
+// the store below.
+func NewCache(maxBytes int64) *Cache { return &Cache{max: maxBytes} }
+
+// Used is the number of bytes the cache's entries take.
+func (c *Cache) Used() int64 { return c.used }
+
+// entryOverhead approximates the bytes an entry costs beyond its key and
+// value: the entry struct, the map slot and the key string header.
+const entryOverhead = 96
+
+type cacheEntry struct {
+	key     string
+	value   []byte
+	deleted bool
+	dirty   bool
+	lent    bool // value was returned by Get since it was last written
+	rc      RecordContext
+
+	// lru: all entries, most recently used at the back.
+	prev, next *cacheEntry
+	// dirty list, ordered by last write.
+	dprev, dnext *cacheEntry
+}
+
+func (e *cacheEntry) size() int64 { return int64(len(e.key)+cap(e.value)) + entryOverhead }
+
+// CachingStore is a record cache in front of a key-value store, with Kafka
+// Streams' caching semantics (CachingKeyValueStore): reads are served from
+// the cache and fill it; writes are held in the cache, and consecutive
+// writes of a key replace each other there, until the cache flushes them
+// (Flush at commit, or eviction when the cache is over its budget). A flush
+// writes each dirty entry to the store below (which logs it to the
+// changelog) and then hands it to the flush listener, which forwards it
+// downstream: so downstream sees, and the changelog carries, one update
+// per key per flush instead of one per record.
+//
+// Entries are flushed in the order of their last write, evicted in least
+// recently used order. Iterations merge the dirty entries over the store
+// below. A CachingStore is not safe for concurrent use.
+type CachingStore struct {
+	inner    KeyValueStore
+	cache    *Cache
+	listener FlushListener
+	rc       RecordContext
+
+	m          map[string]*cacheEntry
+	head, tail *cacheEntry // lru
+	dhead      *cacheEntry // dirty list
+	dtail      *cacheEntry
+	ndirty     int
+	free       []*cacheEntry
+	oldBuf     []byte
+	closed     bool
+}
+
+// NewCachingStore puts a record cache drawing on cache in front of inner.
+func NewCachingStore(inner KeyValueStore, cache *Cache) *CachingStore {
+	return &CachingStore{inner: inner, cache: cache, m: map[string]*cacheEntry{}}
+}
+
+// SetFlushListener sets the function that receives flushed entries (see
+// FlushListener); nil drops them after writing them below.
+func (s *CachingStore) SetFlushListener(f FlushListener) { s.listener = f }
+
+// SetRecordContext sets the context the next writes are remembered with.
+func (s *CachingStore) SetRecordContext(rc RecordContext) { s.rc = rc }
+
+// Inner is the store below the cache.
+func (s *CachingStore) Inner() KeyValueStore { return s.inner }
+
+// Dirty is the number of entries written since they were last flushed.
+func (s *CachingStore) Dirty() int { return s.ndirty }
+
+// Name implements Store.
+func (s *CachingStore) Name() string { return s.inner.Name() }
+
+// Get implements KeyValueStore.
+func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
+	if s.closed {
+		return nil, false, ErrClosed
+	}
+	if e, ok := s.m[string(key)]; ok {
+		s.touch(e)
+		if e.deleted {
+			return nil, false, nil
+		}
+		e.lent = true
+		return e.value, true, nil
+	}
+	v, ok, err := s.inner.Get(key)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if s.cache.max <= 0 {
+		return v, true, nil
+	}
+	e := s.newEntry(key)
+	e.value = append(e.value[:0], v...)
+	e.lent = true
+	s.cache.used += e.size()
+	if err := s.evict(); err != nil {
+		return nil, false, err
+	}
+	if cur, ok := s.m[string(key)]; ok && cur == e {
+		return e.value, true, nil
+	}
+	// Evicted at once (an entry larger than the budget): read again.
+	return s.inner.Get(key)
+}
+
+// Put implements KeyValueStore.
+func (s *CachingStore) Put(key, value []byte) error { return s.write(key, value, false) }
+
+// Delete implements KeyValueStore.
+func (s *CachingStore) Delete(key []byte) error { return s.write(key, nil, true) }
+
+func (s *CachingStore) write(key, value []byte, deleted bool) error {
+	if s.closed {
+		return ErrClosed
+	}
+	e, ok := s.m[string(key)]
+	if ok {
+		s.cache.used -= e.size()
+		s.touch(e)
+	} else {
+		e = s.newEntry(key)
+	}
+	if e.lent {
+		// A value handed out by Get stays as it was until the caller's
+		// next write... which is this one; but the caller may still hold
+		// it as the old value of this very update, so write a new slice.
+		e.value = nil
+		e.lent = false
+	}
+	if deleted {
+		e.value = e.value[:0]
+	} else {
+		e.value = append(e.value[:0], value...)
+	}
+	e.deleted = deleted
+	e.rc = s.rc
+	s.markDirty(e)
+	s.cache.used += e.size()
+	return s.evict()
+}
+
+// Flush writes every dirty entry below and hands it to the listener, in
+// the order of their last write. It does not flush the store below.
+func (s *CachingStore) Flush() error {
+	if s.closed {
+		return ErrClosed
+	}
+	for s.dhead != nil {
+		if err := s.flushEntry(s.dhead); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushEntry writes e below, forwards it and marks it clean; a deleted
+// entry leaves the cache.
+func (s *CachingStore) flushEntry(e *cacheEntry) error {
+	s.unmarkDirty(e)
+	key := []byte(e.key) // no allocation needed by most callers; keeps e.key immutable
+	old, hasOld, err := s.inner.Get(key)
+	if err != nil {
+		return err
+	}
+	if hasOld {
+		s.oldBuf = append(s.oldBuf[:0], old...)
+		old = s.oldBuf
+	}
+	if e.deleted {
+		if hasOld {
+			if err := s.inner.Delete(key); err != nil {
+				return err
+			}
+		}
+		s.remove(e)
+		if !hasOld {
+			return nil // absent below and deleted above: nothing to write or forward
+		}
+		if s.listener != nil {
+			return s.listener(key, nil, true, old, true, e.rc)
+		}
+		return nil
+	}
+	if err := s.inner.Put(key, e.value); err != nil {
+		return err
+	}
+	if s.listener != nil {
+		return s.listener(key, e.value, false, old, hasOld, e.rc)
+	}
+	return nil
+}
+
+// evict flushes and drops least recently used entries of this store while
+// the cache is over its budget.
+func (s *CachingStore) evict() error {
+	for s.cache.used > s.cache.max && s.head != nil {
+		e := s.head
+		if e.dirty {
+			if err := s.flushEntry(e); err != nil {
+				return err
+			}
+			if s.m[e.key] != e {
+				continue // a deleted entry left the cache when flushed
+			}
+		}
+		s.remove(e)
+	}
+	return nil
+}
+
+// Range implements KeyValueStore: the dirty entries in range merged over
+// the store below's.
+func (s *CachingStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		if s.closed {
+			return
+		}
+		var dirty []*cacheEntry
+		for e := s.dhead; e != nil; e = e.dnext {
+			k := []byte(e.key)
+			if (from == nil || bytes.Compare(k, from) >= 0) && (to == nil || bytes.Compare(k, to) < 0) {
+				dirty = append(dirty, e)
+			}
+		}
+		slices.SortFunc(dirty, func(a, b *cacheEntry) int { return bytes.Compare([]byte(a.key), []byte(b.key)) })
+		i := 0
+		// Values are copied out of dirty entries before yielding: the loop
+		// body may write the store.
+		emit := func(e *cacheEntry) bool {
+			if e.deleted {
+				return true
+			}
+			return yield([]byte(e.key), slices.Clone(e.value))
+		}
+		for k, v := range s.inner.Range(from, to) {
+			for i < len(dirty) && bytes.Compare([]byte(dirty[i].key), k) < 0 {
+				if !emit(dirty[i]) {
+					return
+				}
+				i++
+			}
+			if i < len(dirty) && dirty[i].key == string(k) {
+				if !emit(dirty[i]) {
+					return
+				}
+				i++
+				continue
+			}
+			if !yield(k, v) {
+				return
+			}
+		}
+		for ; i < len(dirty); i++ {
+			if !emit(dirty[i]) {
+				return
+			}
+		}
+	}
+}
+
+// Prefix implements KeyValueStore.
+func (s *CachingStore) Prefix(prefix []byte) iter.Seq2[[]byte, []byte] {
+	return s.Range(prefix, prefixEnd(prefix))
+}
+
+// IterErr implements IterErrReporter for the store below.
+func (s *CachingStore) IterErr() error {
+	if r, ok := s.inner.(IterErrReporter); ok {
+		return r.IterErr()
+	}
+	return nil
+}
+
+// ApproximateCount implements KeyValueStore: the store below's count,
+// which does not include entries not flushed yet.
+func (s *CachingStore) ApproximateCount() int64 { return s.inner.ApproximateCount() }
+
+// Close drops the entries, flushed or not, and closes the store below.
+// Flush first to keep the dirty ones.
+func (s *CachingStore) Close() error {
+	if s.closed {
+		return ErrClosed
+	}
+	for s.head != nil {
+		s.remove(s.head)
+	}
+	s.closed = true
+	return s.inner.Close()
+}
+
+func (s *CachingStore) newEntry(key []byte) *cacheEntry {
+	var e *cacheEntry
+	if n := len(s.free); n > 0 {
+		e, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		e = &cacheEntry{}
+	}
+	e.key = string(key)
+	s.m[e.key] = e
+	// Append to the lru list's back.
+	e.prev, e.next = s.tail, nil
+	if s.tail != nil {
+		s.tail.next = e
+	} else {
+		s.head = e
+	}
+	s.tail = e
+	return e
+}
+
+func (s *CachingStore) touch(e *cacheEntry) {
+	if s.tail == e {
+		return
+	}
+	// unlink
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		s.head = e.next
+	}
+	e.next.prev = e.prev
+	// append
+	e.prev, e.next = s.tail, nil
+	s.tail.next = e
+	s.tail = e
+}
+
+func (s *CachingStore) markDirty(e *cacheEntry) {
+	if e.dirty {
+		if s.dtail == e {
+			return
+		}
+		s.unmarkDirty(e)
+	}
+	e.dirty = true
+	s.ndirty++
+	e.dprev, e.dnext = s.dtail, nil
+	if s.dtail != nil {
+		s.dtail.dnext = e
+	} else {
+		s.dhead = e
+	}
+	s.dtail = e
+}
+
+func (s *CachingStore) unmarkDirty(e *cacheEntry) {
+	if !e.dirty {
+		return
+	}
+	if e.dprev != nil {
+		e.dprev.dnext = e.dnext
+	} else {
+		s.dhead = e.dnext
+	}
+	if e.dnext != nil {
+		e.dnext.dprev = e.dprev
+	} else {
+		s.dtail = e.dprev
+	}
+	e.dprev, e.dnext = nil, nil
+	e.dirty = false
+	s.ndirty--
+}
+
+// remove drops e from the cache (it must be clean or discarded).
+func (s *CachingStore) remove(e *cacheEntry) {
+	s.unmarkDirty(e)
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+	delete(s.m, e.key)
+	s.cache.used -= e.size()
+	if e.lent {
+		return // its value may still be in use; leave it to the collector
+	}
+	v := e.value[:0]
+	*e = cacheEntry{value: v}
+	s.free = append(s.free, e)
+}
