@@ -33,7 +33,9 @@ func newAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde
 	if err != nil {
 		return nil, err
 	}
-	return &aggregate[K, V, A]{ctx: ctx, node: node, store: s, first: first, add: add, next: next}, nil
+	p := &aggregate[K, V, A]{ctx: ctx, node: node, store: s, first: first, add: add, next: next}
+	p.cached = s.forwardOnFlush(node, next)
+	return p, nil
 }
 
 // aggregate is Aggregate and Reduce: first makes the aggregate of a key's
@@ -45,6 +47,9 @@ type aggregate[K, V, A any] struct {
 	first func(K, V) A
 	add   func(K, V, A) A
 	next  Node[K, Change[A]]
+	// cached: the store's record cache forwards the updates when it
+	// flushes them.
+	cached bool
 }
 
 func (p *aggregate[K, V, A]) Process(r Record[K, V]) error {
@@ -66,8 +71,12 @@ func (p *aggregate[K, V, A]) Process(r Record[K, V]) error {
 	} else {
 		agg, ts = p.first(r.Key, r.Value), r.Timestamp
 	}
+	p.store.setContext(ts, r.Headers)
 	if err := p.store.put(kb, agg, ts); err != nil {
 		return &NodeError{Node: p.node, Err: err}
+	}
+	if p.cached {
+		return nil
 	}
 	return p.next.Process(Record[K, Change[A]]{
 		Key: r.Key, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
@@ -91,14 +100,17 @@ func TableSource[K, V any](ctx Context, node, store string, keys serde.Serde[K],
 	if err != nil {
 		return nil, err
 	}
-	return &tableSource[K, V]{ctx: ctx, node: node, store: s, next: next}, nil
+	p := &tableSource[K, V]{ctx: ctx, node: node, store: s, next: next}
+	p.cached = s.forwardOnFlush(node, next)
+	return p, nil
 }
 
 type tableSource[K, V any] struct {
-	ctx   Context
-	node  string
-	store *timestamped[K, V]
-	next  Node[K, Change[V]]
+	ctx    Context
+	node   string
+	store  *timestamped[K, V]
+	next   Node[K, Change[V]]
+	cached bool
 }
 
 func (p *tableSource[K, V]) Process(r Record[K, V]) error {
@@ -115,6 +127,7 @@ func (p *tableSource[K, V]) Process(r Record[K, V]) error {
 		return &NodeError{Node: p.node, Err: err}
 	}
 	ch := Change[V]{Old: old, HasOld: ok}
+	p.store.setContext(r.Timestamp, r.Headers)
 	if r.Tombstone {
 		if !ok {
 			return nil
@@ -127,6 +140,9 @@ func (p *tableSource[K, V]) Process(r Record[K, V]) error {
 	if err != nil {
 		return &NodeError{Node: p.node, Err: err}
 	}
+	if p.cached {
+		return nil
+	}
 	return p.next.Process(Record[K, Change[V]]{Key: r.Key, Value: ch, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
@@ -135,12 +151,16 @@ func (p *tableSource[K, V]) Process(r Record[K, V]) error {
 type tableStore[K, V any] struct {
 	node  string
 	store *timestamped[K, V]
+	// cached: the store's record cache forwards the updates when it
+	// flushes them, so the operator must not.
+	cached bool
 }
 
 func (m tableStore[K, V]) apply(r Record[K, Change[V]]) error {
 	if m.store == nil {
 		return nil
 	}
+	m.store.setContext(r.Timestamp, r.Headers)
 	kb, err := m.store.key(r.Key)
 	if err == nil {
 		if r.Value.HasNew {
@@ -155,14 +175,18 @@ func (m tableStore[K, V]) apply(r Record[K, Change[V]]) error {
 	return nil
 }
 
-func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V]) (tableStore[K, V], error) {
+func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V], next Node[K, Change[V]]) (tableStore[K, V], error) {
 	m := tableStore[K, V]{node: node}
 	if store == "" {
 		return m, nil
 	}
 	s, err := openTimestamped(ctx, store, keys, values)
+	if err != nil {
+		return m, err
+	}
 	m.store = s
-	return m, err
+	m.cached = s.forwardOnFlush(node, next)
+	return m, nil
 }
 
 // TableFilter keeps the rows of a table for which pred returns keep. A row
@@ -171,7 +195,7 @@ func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[
 // name the result is materialized there.
 func TableFilter[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
 	pred func(K, V) bool, keep bool, next Node[K, Change[V]]) (Node[K, Change[V]], error) {
-	m, err := openTableStore(ctx, node, store, keys, values)
+	m, err := openTableStore(ctx, node, store, keys, values, next)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +222,7 @@ func (p *tableFilter[K, V]) Process(r Record[K, Change[V]]) error {
 		return nil
 	}
 	r.Value = out
-	if err := p.store.apply(r); err != nil {
+	if err := p.store.apply(r); err != nil || p.store.cached {
 		return err
 	}
 	return p.next.Process(r)
@@ -208,7 +232,7 @@ func (p *tableFilter[K, V]) Process(r Record[K, Change[V]]) error {
 // store name the result is materialized there.
 func TableMapValues[K, V, V2 any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V2],
 	f func(V) V2, next Node[K, Change[V2]]) (Node[K, Change[V]], error) {
-	m, err := openTableStore(ctx, node, store, keys, values)
+	m, err := openTableStore(ctx, node, store, keys, values, next)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +255,7 @@ func (p *tableMapValues[K, V, V2]) Process(r Record[K, Change[V]]) error {
 		out.Old = p.f(c.Old)
 	}
 	r2 := Record[K, Change[V2]]{Key: r.Key, Value: out, Timestamp: r.Timestamp, Headers: r.Headers}
-	if err := p.store.apply(r2); err != nil {
+	if err := p.store.apply(r2); err != nil || p.store.cached {
 		return err
 	}
 	return p.next.Process(r2)
@@ -330,7 +354,9 @@ func newTableAggregate[K, V, A any](ctx Context, node, store string, keys serde.
 	if err != nil {
 		return nil, err
 	}
-	return &tableAggregate[K, V, A]{ctx: ctx, node: node, store: s, first: first, add: add, sub: sub, next: next}, nil
+	p := &tableAggregate[K, V, A]{ctx: ctx, node: node, store: s, first: first, add: add, sub: sub, next: next}
+	p.cached = s.forwardOnFlush(node, next)
+	return p, nil
 }
 
 // tableAggregate is TableAggregate and TableReduce: first makes the
@@ -342,6 +368,7 @@ type tableAggregate[K, V, A any] struct {
 	first    func(K, V) A
 	add, sub func(K, V, A) A
 	next     Node[K, Change[A]]
+	cached   bool
 }
 
 func (p *tableAggregate[K, V, A]) Process(r Record[K, Change[V]]) error {
@@ -377,8 +404,12 @@ func (p *tableAggregate[K, V, A]) Process(r Record[K, Change[V]]) error {
 	if !has {
 		return nil
 	}
+	p.store.setContext(ts, r.Headers)
 	if err := p.store.put(kb, agg, ts); err != nil {
 		return &NodeError{Node: p.node, Err: err}
+	}
+	if p.cached {
+		return nil
 	}
 	return p.next.Process(Record[K, Change[A]]{Key: r.Key, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
 		Timestamp: ts, Headers: r.Headers})

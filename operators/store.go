@@ -27,6 +27,7 @@ func OpenKeyValueStore(ctx Context, name string) (state.KeyValueStore, error) {
 type timestamped[K, V any] struct {
 	name   string
 	store  state.KeyValueStore
+	cache  *state.CachingStore // store, when it is a record cache
 	keys   serde.Serde[K]
 	values serde.Serde[V]
 	kbuf   []byte
@@ -38,7 +39,62 @@ func openTimestamped[K, V any](ctx Context, name string, keys serde.Serde[K], va
 	if err != nil {
 		return nil, err
 	}
-	return &timestamped[K, V]{name: name, store: kv, keys: keys, values: values}, nil
+	c, _ := kv.(*state.CachingStore)
+	return &timestamped[K, V]{name: name, store: kv, cache: c, keys: keys, values: values}, nil
+}
+
+// forwardOnFlush makes the store's record cache, if it has one, forward
+// each entry it flushes to next as a table update, with the context of the
+// entry's last write, and reports whether it did: an operator whose store
+// forwards on flush must not forward its updates itself (Kafka Streams'
+// TimestampedCacheFlushListener). The update's old value is the one the
+// store below held before the flush, so updates of a key between two
+// flushes reach next as one.
+func (s *timestamped[K, V]) forwardOnFlush(node string, next Node[K, Change[V]]) bool {
+	if s.cache == nil {
+		return false
+	}
+	s.cache.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, rc state.RecordContext) error {
+		k, err := s.keys.Decode(key)
+		if err != nil {
+			return &NodeError{Node: node, Err: fmt.Errorf("store %s: cannot deserialize flushed key: %w", s.name, err)}
+		}
+		var ch Change[V]
+		if !deleted {
+			if ch.New, err = s.decodeValue(nv); err != nil {
+				return &NodeError{Node: node, Err: err}
+			}
+			ch.HasNew = true
+		}
+		if hasOld {
+			if ch.Old, err = s.decodeValue(ov); err != nil {
+				return &NodeError{Node: node, Err: err}
+			}
+			ch.HasOld = true
+		}
+		h, _ := rc.Headers.([]Header)
+		return next.Process(Record[K, Change[V]]{Key: k, Value: ch, Timestamp: rc.Timestamp, Headers: h})
+	})
+	return true
+}
+
+func (s *timestamped[K, V]) decodeValue(b []byte) (V, error) {
+	var v V
+	if len(b) < 8 {
+		return v, fmt.Errorf("sluice: store %s: value of %d bytes has no timestamp", s.name, len(b))
+	}
+	v, err := s.values.Decode(b[8:])
+	if err != nil {
+		return v, fmt.Errorf("sluice: store %s: cannot deserialize value: %w", s.name, err)
+	}
+	return v, nil
+}
+
+// setContext sets the record context the next write is cached with.
+func (s *timestamped[K, V]) setContext(ts int64, headers []Header) {
+	if s.cache != nil {
+		s.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: headers})
+	}
 }
 
 // key encodes k into the view's key buffer; the result is valid until the

@@ -205,6 +205,7 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 		old = s.oldBuf
 	}
 	if e.deleted {
+		rc := e.rc // remove clears e
 		if hasOld {
 			if err := s.inner.Delete(key); err != nil {
 				return err
@@ -215,7 +216,7 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 			return nil // absent below and deleted above: nothing to write or forward
 		}
 		if s.listener != nil {
-			return s.listener(key, nil, true, old, true, e.rc)
+			return s.listener(key, nil, true, old, true, rc)
 		}
 		return nil
 	}

@@ -229,15 +229,34 @@ func (t *Task) PunctuateWallClock(now time.Time) error {
 	return t.punctuate(operators.WallClockTime, now.UnixMilli())
 }
 
-// Flush flushes the task's stores.
+// Flush flushes the task's stores. A record cache forwards what it
+// flushes downstream, which may write other stores of the task: Flush goes
+// over the stores again until no cache holds unflushed writes.
 func (t *Task) Flush() error {
-	var errs []error
-	for _, name := range t.order {
-		if err := t.stores[name].Flush(); err != nil {
-			errs = append(errs, fmt.Errorf("sluice: task %s: flush store %s: %w", t.id, name, err))
+	for pass := 0; ; pass++ {
+		var errs []error
+		for _, name := range t.order {
+			if err := t.stores[name].Flush(); err != nil {
+				errs = append(errs, fmt.Errorf("sluice: task %s: flush store %s: %w", t.id, name, err))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		dirty := ""
+		for _, name := range t.order {
+			if d, ok := t.stores[name].(interface{ Dirty() int }); ok && d.Dirty() > 0 {
+				dirty = name
+				break
+			}
+		}
+		if dirty == "" {
+			return nil
+		}
+		if pass > len(t.order) {
+			return fmt.Errorf("sluice: task %s: store %s still has unflushed writes after %d flushes: do its updates loop back to it?", t.id, dirty, pass+1)
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // Close closes the task's processors, then its stores.

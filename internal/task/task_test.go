@@ -40,6 +40,10 @@ type rig struct {
 
 // Send implements operators.Collector.
 func (r *rig) Send(topic string, _ int32, key, value []byte, _ []operators.Header, ts int64) error {
+	if value == nil {
+		r.sent = append(r.sent, fmt.Sprintf("%s %s=<tombstone>@%d", topic, key, ts))
+		return nil
+	}
 	v, err := serde.Int64.Decode(value)
 	if err != nil {
 		return err
