@@ -7,11 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -63,6 +66,15 @@ type App struct {
 	work chan *runner
 	done chan *runner
 	now  time.Time
+
+	// Local state: the instance's directory in the state directory, its
+	// lock, the block cache shared by the tasks' Pebble DBs, and the timers
+	// deleting the state of tasks that moved away.
+	appDir     string
+	dirLock    *state.DirLock
+	blockCache *pebble.Cache
+	cleanupMu  sync.Mutex
+	cleanups   map[taskID]*time.Timer
 }
 
 type topicPartition struct {
@@ -95,6 +107,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
 		brokers: cfg.brokers, closing: make(chan struct{}), finished: make(chan struct{}),
 		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{}, resume: map[topicPartition]int64{},
+		cleanups: map[taskID]*time.Timer{},
 	}, nil
 }
 
@@ -173,6 +186,9 @@ func (a *App) baseClientOpts() []kgo.Opt {
 // the start-up timeout, plans and creates the internal topics and joins the
 // group.
 func (a *App) start(ctx context.Context) error {
+	if err := a.openStateDir(); err != nil {
+		return err
+	}
 	admin, err := kgo.NewClient(a.baseClientOpts()...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
@@ -225,6 +241,24 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.client = cl
 	a.prod.cl = cl
+	return nil
+}
+
+// openStateDir locks the instance's state directory and sweeps the state
+// of tasks not run for the cleanup delay.
+func (a *App) openStateDir() error {
+	dir := a.cfg.stateDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "sluice")
+	}
+	a.appDir = filepath.Join(dir, a.cfg.appID)
+	l, err := state.LockDir(a.appDir)
+	if err != nil {
+		return err
+	}
+	a.dirLock = l
+	a.blockCache = pebble.NewCache(a.cfg.blockCache)
+	a.sweepStateDir()
 	return nil
 }
 
@@ -340,6 +374,13 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	if err := a.prod.flush(fctx); err != nil {
 		return err
 	}
+	// Everything the stores wrote is in the changelogs now: the local
+	// state may commit, with the input positions it reflects.
+	for _, r := range runners {
+		if err := r.st.commitLocal(r.positions()); err != nil {
+			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
+		}
+	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, r := range runners {
 		r.offsets(offsets)
@@ -374,6 +415,12 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	for _, r := range runners {
 		r.committed(offsets)
 	}
+	ends := a.prod.changelogEnds()
+	for _, r := range runners {
+		if err := r.st.writeCheckpoint(ends); err != nil {
+			a.log.Warn("write checkpoint", "task", r.id, "err", err)
+		}
+	}
 	a.metrics.commits.Inc()
 	a.metrics.commitDur.Observe(time.Since(start).Seconds())
 	a.purgeRepartition(fctx, offsets)
@@ -404,6 +451,11 @@ func (a *App) purgeRepartition(ctx context.Context, committed map[string]map[int
 func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	committed, err := a.committedOffsets(ctx)
+	if err != nil {
+		a.failLocked(err)
+		return
+	}
 	for topic, parts := range assigned {
 		sub, ok := a.subOf(topic)
 		if !ok {
@@ -414,7 +466,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 			r := a.runners[id]
 			if r == nil {
 				var err error
-				if r, err = a.newRunner(ctx, id); err != nil {
+				if r, err = a.newRunner(ctx, id, committed); err != nil {
 					a.failLocked(err)
 					return
 				}
@@ -441,7 +493,7 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 			a.failLocked(err)
 		}
 	}
-	a.closeRunnersLocked(rs)
+	a.closeRunnersLocked(rs, true)
 	a.log.Info("partitions revoked", "partitions", revoked, "tasks", len(a.runners))
 }
 
@@ -450,7 +502,7 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.closeRunnersLocked(a.affectedLocked(lost))
+	a.closeRunnersLocked(a.affectedLocked(lost), true)
 	a.log.Warn("partitions lost", "partitions", lost)
 }
 
@@ -468,10 +520,19 @@ func (a *App) affectedLocked(parts map[string][]int32) []*runner {
 	return rs
 }
 
-func (a *App) closeRunnersLocked(rs []*runner) {
+// closeRunnersLocked closes the tasks of rs and their local state; for
+// tasks that moved away, the state is deleted after the cleanup delay.
+func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 	for _, r := range rs {
 		if err := r.task.Close(); err != nil {
 			a.log.Warn("close task", "task", r.task.ID(), "err", err)
+		}
+		persistent := r.st.db != nil
+		if err := r.st.close(); err != nil {
+			a.log.Warn("close task state", "task", r.task.ID(), "err", err)
+		}
+		if moved && persistent {
+			a.scheduleCleanup(r.id)
 		}
 		delete(a.runners, r.id)
 		for _, q := range r.queues {
@@ -503,11 +564,46 @@ func (a *App) subOf(topic string) (int, bool) {
 	return 0, false
 }
 
-// newRunner instantiates the task of id, restoring its stores from their
-// changelogs.
-func (a *App) newRunner(ctx context.Context, id taskID) (*runner, error) {
+// committedOffsets returns the group's committed offsets.
+func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, error) {
+	resp, err := kadm.NewClient(a.admin).FetchOffsets(ctx, a.cfg.appID)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: %w", a.cfg.appID, err)
+	}
+	m := map[topicPartition]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.At >= 0 {
+			m[topicPartition{o.Topic, o.Partition}] = o.At
+		}
+	})
+	return m, nil
+}
+
+// newRunner instantiates the task of id: it opens its local state and
+// restores its stores from their changelogs. committed holds the group's
+// committed offsets.
+func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicPartition]int64) (*runner, error) {
 	st := a.topo.SubTopologies()[id.sub]
 	r := &runner{id: id}
+	persistent := false
+	for _, spec := range st.Stores {
+		persistent = persistent || !spec.InMemory
+	}
+	mine := map[topicPartition]int64{}
+	for _, t := range a.layout.topics[id.sub] {
+		tp := topicPartition{t, id.partition}
+		if off, ok := committed[tp]; ok {
+			mine[tp] = off
+		}
+	}
+	ts, err := a.openTaskState(id, mine, persistent)
+	if err != nil {
+		return nil, err
+	}
+	r.st = ts
 	policy := task.FailOnDeserializationError
 	if a.cfg.skipBadRecords {
 		policy = task.SkipOnDeserializationError
@@ -526,50 +622,66 @@ func (a *App) newRunner(ctx context.Context, id taskID) (*runner, error) {
 			a.metrics.dropped.WithLabelValues(taskID, node, reason).Inc()
 		},
 	})
+	if err == nil {
+		err = a.finishRestore(ts)
+		if err != nil {
+			_ = t.Close()
+		}
+	}
 	if err != nil {
+		_ = ts.close()
 		return nil, err
 	}
 	r.task = t
+	// The task resumes where its state says, when that is past the
+	// group's committed offsets (see adjustOffsets).
+	a.resumeMu.Lock()
+	for tp, off := range ts.resume {
+		if off > committed[tp] || !hasKey(committed, tp) {
+			a.resume[tp] = off
+		}
+	}
+	a.resumeMu.Unlock()
 	return r, nil
 }
 
-// openStore creates a store of a task and restores it from its changelog.
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// openStore opens a store of a task: a Pebble store in the task's DB (or
+// an in-memory one), restored from its changelog, logging to it, behind a
+// record cache.
 func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec, partition int32) (state.Store, error) {
 	if spec.Kind != topology.KeyValue {
 		return nil, fmt.Errorf("sluice: store %s: kind %d is not supported yet", spec.Name, spec.Kind)
 	}
-	var kv state.KeyValueStore = state.NewInMemoryKeyValueStore(spec.Name)
-	if spec.DisableLogging {
-		return kv, nil
+	ts := r.st
+	var kv state.KeyValueStore
+	if spec.InMemory || ts.db == nil {
+		kv = state.NewInMemoryKeyValueStore(spec.Name)
+	} else {
+		kv = ts.db.KeyValueStore(spec.Name)
 	}
-	topic := a.cfg.appID + "-" + spec.ChangelogTopic()
-	start := time.Now()
-	n, seen, err := a.restore(ctx, kv, topic, partition, spec.Timestamped)
-	if err != nil {
-		return nil, err
-	}
-	if n > 0 {
-		a.metrics.restored.WithLabelValues(spec.Name).Add(float64(n))
-		a.log.Info("restored store", "store", spec.Name, "partition", partition, "records", n, "took", time.Since(start))
-	}
-	// The task resumes after the latest input its state reflects; with
-	// several stores, after the earliest of their latest, so that no store
-	// misses an input record.
-	a.resumeMu.Lock()
-	for tp, off := range seen {
-		if cur, ok := a.resume[tp]; !ok || off+1 < cur {
-			a.resume[tp] = off + 1
+	if !spec.DisableLogging {
+		topic := a.cfg.appID + "-" + spec.ChangelogTopic()
+		if _, err := a.restoreStore(ctx, ts, kv, spec, topic, partition); err != nil {
+			return nil, err
 		}
+		kv = &loggedStore{KeyValueStore: kv, topic: topic, partition: partition, timestamped: spec.Timestamped, p: a.prod,
+			position: func() (string, int32, int64, int64) {
+				if r.task == nil {
+					return "", -1, -1, 0
+				}
+				t, p, o := r.task.Position()
+				return t, p, o, r.task.StreamTime()
+			}}
 	}
-	a.resumeMu.Unlock()
-	return &loggedStore{KeyValueStore: kv, topic: topic, partition: partition, timestamped: spec.Timestamped, p: a.prod,
-		position: func() (string, int32, int64, int64) {
-			if r.task == nil {
-				return "", -1, -1, 0
-			}
-			t, p, o := r.task.Position()
-			return t, p, o, r.task.StreamTime()
-		}}, nil
+	if !spec.DisableCaching && a.cfg.cacheBytes > 0 {
+		kv = state.NewCachingStore(kv, ts.cache)
+	}
+	return kv, nil
 }
 
 // adjustOffsets starts each assigned partition at the later of the group's
@@ -608,7 +720,7 @@ func (a *App) shutdown() error {
 	if a.fatal == nil {
 		err = a.commitLocked(context.Background(), rs)
 	}
-	a.closeRunnersLocked(rs)
+	a.closeRunnersLocked(rs, false)
 	fatal := a.fatal
 	a.mu.Unlock()
 	close(a.work)
@@ -623,8 +735,17 @@ func (a *App) shutdown() error {
 	return err
 }
 
-// release closes the clients and the embedded broker.
+// release closes the clients and releases the state directory.
 func (a *App) release() {
+	a.stopCleanups()
+	if a.blockCache != nil {
+		a.blockCache.Unref()
+	}
+	if a.dirLock != nil {
+		if err := a.dirLock.Unlock(); err != nil {
+			a.log.Warn("unlock state directory", "err", err)
+		}
+	}
 	if a.client != nil {
 		a.client.Close()
 	}

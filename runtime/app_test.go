@@ -68,7 +68,7 @@ type instance struct {
 
 func start(t *testing.T, topo *topology.Topology, opts ...runtime.Option) *instance {
 	t.Helper()
-	app, err := runtime.New(topo, opts...)
+	app, err := runtime.New(topo, append([]runtime.Option{runtime.StateDir(t.TempDir())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestCoPartitioningValidated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...))
+	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...), runtime.StateDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestCoPartitioningValidated(t *testing.T) {
 // timeout has passed, not a hang.
 func TestUnreachableBroker(t *testing.T) {
 	topo := wordCount(t, "in", "out")
-	app, err := runtime.New(topo, runtime.ApplicationID("unreachable"), runtime.Brokers("127.0.0.1:1"),
+	app, err := runtime.New(topo, runtime.ApplicationID("unreachable"), runtime.Brokers("127.0.0.1:1"), runtime.StateDir(t.TempDir()),
 		runtime.StartupTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +366,8 @@ func TestNoDoubleApplyAfterCrashBeforeCommit(t *testing.T) {
 	})
 
 	appID := topic(t, "app")
-	first, err := runtime.New(topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(time.Millisecond))
+	first, err := runtime.New(topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(time.Millisecond),
+		runtime.StateDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,9 @@ package runtime
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
+	"io"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -12,6 +15,20 @@ import (
 type taskID struct {
 	sub       int
 	partition int32
+}
+
+// String is the Kafka Streams task ID, "<sub-topology>_<partition>".
+func (t taskID) String() string { return fmt.Sprintf("%d_%d", t.sub, t.partition) }
+
+// parseTaskID parses String's form.
+func parseTaskID(s string) (taskID, error) {
+	var t taskID
+	var rest string
+	n, err := fmt.Sscanf(s, "%d_%d%s", &t.sub, &t.partition, &rest)
+	if n == 2 && errors.Is(err, io.EOF) && t.sub >= 0 && t.partition >= 0 {
+		return t, nil
+	}
+	return taskID{}, fmt.Errorf("sluice: %q is not a task ID", s)
 }
 
 func (t taskID) compare(o taskID) int {

@@ -80,7 +80,7 @@ func (s *loggedStore) Put(key, value []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	s.p.send(s.topic, s.partition, key, v, hdrs, ts)
+	s.p.sendChangelog(s.topic, s.partition, key, v, hdrs, ts)
 	return nil
 }
 
@@ -92,66 +92,74 @@ func (s *loggedStore) Delete(key []byte) error {
 		return err
 	}
 	hdrs, ts := s.headers()
-	s.p.send(s.topic, s.partition, key, nil, hdrs, ts)
+	s.p.sendChangelog(s.topic, s.partition, key, nil, hdrs, ts)
 	return nil
 }
 
 // restoreStall bounds how long a restore may go without progress.
 const restoreStall = 30 * time.Second
 
-// restore replays a changelog partition into store, from its start to the
-// end offset read when restoring starts, with a client of its own (not the
-// group's). It returns the number of records applied and, per input
-// partition, the offset of the latest input record the restored state
-// reflects.
-func (a *App) restore(ctx context.Context, store state.KeyValueStore, topic string, partition int32, timestamped bool) (int64, map[topicPartition]int64, error) {
+// restore replays a changelog partition from offset from (negative: the
+// log start) to the end offset read when restoring starts, handing each
+// data record to apply, with a client of its own (not the group's). It
+// returns the number of records applied and the offset it restored to.
+// Control records (transaction markers) are read and passed over, so a
+// changelog ending in one does not hang the restore.
+func (a *App) restore(ctx context.Context, topic string, partition int32, from int64, store string, apply func(*kgo.Record) error) (int64, int64, error) {
 	adm := kadm.NewClient(a.admin)
-	seen := map[topicPartition]int64{}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
+		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("sluice: restore %s partition %d: list end offsets: %w", topic, partition, err)
+		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list end offsets: %w", topic, partition, err)
 	}
 	start, ok1 := starts.Lookup(topic, partition)
 	end, ok2 := ends.Lookup(topic, partition)
 	if !ok1 || !ok2 {
-		return 0, nil, fmt.Errorf("sluice: restore %s: the broker lists no partition %d", topic, partition)
+		return 0, 0, fmt.Errorf("sluice: restore %s: the broker lists no partition %d", topic, partition)
 	}
-	if start.Offset >= end.Offset {
-		return 0, seen, nil // empty, or everything deleted by retention
+	first := max(from, start.Offset)
+	if first >= end.Offset {
+		return 0, end.Offset, nil // nothing new, or everything deleted by retention
 	}
+	remaining := a.metrics.restoreRemaining.WithLabelValues(store)
+	remaining.Set(float64(end.Offset - first))
+	defer remaining.Set(0)
+	a.log.Info("restoring store", "store", store, "topic", topic, "partition", partition, "from", first, "to", end.Offset)
 	opts := append(a.baseClientOpts(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(first)}}),
 		kgo.KeepControlRecords(), // a transaction marker may be the last offset
 		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(32<<20),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return 0, nil, err
+		return 0, 0, err
 	}
 	defer cl.Close()
 	var n int64
-	var buf []byte
-	last := start.Offset - 1
+	last := first - 1
+	restored := a.metrics.restored.WithLabelValues(store)
+	lastLog := time.Now()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, restoreStall)
 		fs := cl.PollFetches(pctx)
 		stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return n, nil, err
+			return n, 0, err
 		}
 		if stalled {
-			return n, nil, fmt.Errorf("sluice: restore %s partition %d stalled at offset %d of %d for %v",
+			return n, 0, fmt.Errorf("sluice: restore %s partition %d stalled at offset %d of %d for %v",
 				topic, partition, last+1, end.Offset, restoreStall)
 		}
 		var ferr error
@@ -161,8 +169,9 @@ func (a *App) restore(ctx context.Context, store state.KeyValueStore, topic stri
 			}
 		})
 		if ferr != nil {
-			return n, nil, ferr
+			return n, 0, ferr
 		}
+		var batch int64
 		fs.EachRecord(func(r *kgo.Record) {
 			if err != nil || r.Offset >= end.Offset {
 				return
@@ -171,42 +180,24 @@ func (a *App) restore(ctx context.Context, store state.KeyValueStore, topic stri
 			if r.Attrs.IsControl() {
 				return
 			}
-			switch {
-			case r.Value == nil:
-				err = store.Delete(r.Key)
-			case timestamped:
-				buf = binary.BigEndian.AppendUint64(buf[:0], uint64(r.Timestamp.UnixMilli()))
-				buf = append(buf, r.Value...)
-				err = store.Put(r.Key, buf)
-			default:
-				err = store.Put(r.Key, r.Value)
-			}
-			if err != nil {
+			if err = apply(r); err != nil {
 				err = fmt.Errorf("sluice: restore %s partition %d offset %d: %w", topic, partition, r.Offset, err)
 				return
 			}
-			n++
-			for _, h := range r.Headers {
-				if h.Key != inputHeader {
-					continue
-				}
-				if tp, off, ok := parseInputPosition(h.Value); ok && off > seenOr(seen, tp) {
-					seen[tp] = off
-				}
-			}
+			batch++
 		})
 		if err != nil {
-			return n, nil, err
+			return n, 0, err
+		}
+		n += batch
+		restored.Add(float64(batch))
+		remaining.Set(float64(end.Offset - 1 - last))
+		if time.Since(lastLog) >= 10*time.Second {
+			lastLog = time.Now()
+			a.log.Info("restoring store", "store", store, "partition", partition, "restored", n, "remaining", end.Offset-1-last)
 		}
 		if last >= end.Offset-1 {
-			return n, seen, nil
+			return n, end.Offset, nil
 		}
 	}
-}
-
-func seenOr(m map[topicPartition]int64, tp topicPartition) int64 {
-	if v, ok := m[tp]; ok {
-		return v
-	}
-	return -1
 }

@@ -29,6 +29,10 @@ type config struct {
 	startupTimeout time.Duration
 	maxPollRecords int
 	skipBadRecords bool
+	cacheBytes     int64
+	blockCache     int64
+	memTableBytes  int64
+	cleanupDelay   time.Duration
 }
 
 func defaultConfig() config {
@@ -37,6 +41,10 @@ func defaultConfig() config {
 		workers:        1,
 		startupTimeout: 30 * time.Second,
 		maxPollRecords: 10000,
+		cacheBytes:     10 << 20,
+		blockCache:     64 << 20,
+		memTableBytes:  1 << 20,
+		cleanupDelay:   10 * time.Minute,
 	}
 }
 
@@ -58,11 +66,36 @@ func ClientOptions(opts ...kgo.Opt) Option {
 	return optionFunc(func(c *config) { c.clientOpts = append(c.clientOpts, opts...) })
 }
 
-// StateDir sets the directory of local state. Kafka Streams: state.dir.
-// Stores are in memory for now (restored from their changelogs when a task
-// starts), so nothing is written there yet; persistent stores will keep
-// their Pebble databases and offset checkpoints in it.
+// StateDir sets the directory of local state; the App keeps its tasks'
+// Pebble databases and checkpoint files in <dir>/<application ID>, which
+// one instance at a time may use (the App locks it). The default is
+// "sluice" in os.TempDir(). Kafka Streams: state.dir.
 func StateDir(dir string) Option { return optionFunc(func(c *config) { c.stateDir = dir }) }
+
+// CacheMaxBytes sets the memory of the record caches in front of the
+// stores, shared out among the tasks when they are created: a cache holds
+// each key's latest update until the commit (or until it is full), so
+// downstream and the changelog see one update per key per commit interval.
+// Default 10 MiB; 0 turns caching off, so every update is forwarded and
+// logged at once. Kafka Streams: statestore.cache.max.bytes.
+func CacheMaxBytes(n int64) Option { return optionFunc(func(c *config) { c.cacheBytes = n }) }
+
+// BlockCacheBytes sets the size of the Pebble block cache shared by all the
+// instance's stores; default 64 MiB. With the memtables (MemTableBytes, two
+// per task), it bounds the memory of persistent state.
+func BlockCacheBytes(n int64) Option { return optionFunc(func(c *config) { c.blockCache = n }) }
+
+// MemTableBytes sets the size of a Pebble memtable of a task's database;
+// each task has up to two. Default 1 MiB.
+func MemTableBytes(n int64) Option { return optionFunc(func(c *config) { c.memTableBytes = n }) }
+
+// StateCleanupDelay sets how long the local state of a task that moved to
+// another instance is kept before it is deleted (it is reused if the task
+// comes back meanwhile); default 10 minutes. Kafka Streams:
+// state.cleanup.delay.ms.
+func StateCleanupDelay(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.cleanupDelay = d })
+}
 
 // CommitInterval sets how often processing progress is committed: stores
 // flushed, output flushed, offsets committed. Default 30s, as Kafka
@@ -125,6 +158,18 @@ func (c *config) validate() error {
 	}
 	if c.startupTimeout <= 0 {
 		errs = append(errs, &ConfigError{"StartupTimeout", "must be positive"})
+	}
+	if c.cacheBytes < 0 {
+		errs = append(errs, &ConfigError{"CacheMaxBytes", fmt.Sprintf("%d is negative", c.cacheBytes)})
+	}
+	if c.blockCache < 1<<20 {
+		errs = append(errs, &ConfigError{"BlockCacheBytes", fmt.Sprintf("%d is below 1 MiB", c.blockCache)})
+	}
+	if c.memTableBytes < 64<<10 {
+		errs = append(errs, &ConfigError{"MemTableBytes", fmt.Sprintf("%d is below 64 KiB", c.memTableBytes)})
+	}
+	if c.cleanupDelay < 0 {
+		errs = append(errs, &ConfigError{"StateCleanupDelay", "must not be negative"})
 	}
 	if c.maxPollRecords < 1 {
 		errs = append(errs, &ConfigError{"MaxPollRecords", "need at least 1"})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +25,12 @@ func ExampleApp() {
 		panic(err)
 	}
 	defer broker.Close()
+	// Local state (checkpoints, Pebble stores) lives in a state directory.
+	stateDir, err := os.MkdirTemp("", "lengths-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(stateDir)
 	if err := connectors.CreateTopics(ctx, broker.Brokers(), 1, "names", "lengths"); err != nil {
 		panic(err)
 	}
@@ -37,7 +44,7 @@ func ExampleApp() {
 		panic(err)
 	}
 	app, err := runtime.New(topo, runtime.ApplicationID("lengths"), runtime.Brokers(broker.Brokers()...),
-		runtime.CommitInterval(100*time.Millisecond))
+		runtime.CommitInterval(100*time.Millisecond), runtime.StateDir(stateDir))
 	if err != nil {
 		panic(err)
 	}

@@ -14,6 +14,10 @@ type metrics struct {
 	commitDur prometheus.Histogram
 	tasks     prometheus.Gauge
 	restored  *prometheus.CounterVec
+	// restoreRemaining is the number of changelog records a store still
+	// has to restore.
+	restoreRemaining *prometheus.GaugeVec
+	cleaned          prometheus.Counter
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -38,9 +42,15 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_restored_records_total", Help: "Changelog records restored into stores, by store.", ConstLabels: labels,
 		}, []string{"store"}),
+		restoreRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_restore_remaining_records", Help: "Changelog records a store still has to restore, by store.", ConstLabels: labels,
+		}, []string{"store"}),
+		cleaned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_task_state_deleted_total", Help: "Local state directories of tasks that moved away, deleted after the cleanup delay.", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored} {
+		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/partition"
 	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/state"
 )
 
 // explicitPartition marks records whose partition the runtime chose (a
@@ -49,7 +51,12 @@ func (p *topicPartitioner) Partition(r *kgo.Record, n int) int {
 type producer struct {
 	cl      *kgo.Client
 	promise func(*kgo.Record, error)
-	first   atomic.Pointer[ProduceError]
+	// logged is the promise of changelog records: it also tracks the end
+	// offset of each changelog partition written (ends), for checkpoints.
+	logged func(*kgo.Record, error)
+	endsMu sync.Mutex
+	ends   map[state.TopicPartition]int64
+	first  atomic.Pointer[ProduceError]
 	// inflight counts records whose promise has not run: franz-go calls
 	// the promise of a record it refuses before buffering it after Produce
 	// returns, and Flush does not wait for those, so a commit waits here.
@@ -64,7 +71,27 @@ func newProducer(cl *kgo.Client) *producer {
 		}
 		p.inflight.Done()
 	}
+	p.ends = map[state.TopicPartition]int64{}
+	p.logged = func(r *kgo.Record, err error) {
+		if err == nil {
+			tp := state.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+			p.endsMu.Lock()
+			if r.Offset+1 > p.ends[tp] {
+				p.ends[tp] = r.Offset + 1
+			}
+			p.endsMu.Unlock()
+		}
+		p.promise(r, err)
+	}
 	return p
+}
+
+// changelogEnds returns the end offset of each changelog partition after
+// the records acknowledged so far.
+func (p *producer) changelogEnds() map[state.TopicPartition]int64 {
+	p.endsMu.Lock()
+	defer p.endsMu.Unlock()
+	return maps.Clone(p.ends)
 }
 
 // err returns the first send error, or nil.
@@ -78,6 +105,16 @@ func (p *producer) err() error {
 // send copies key, value and headers (the caller reuses them) into one
 // allocation and produces the record.
 func (p *producer) send(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
+	p.produce(topic, part, key, value, headers, ts, p.promise)
+}
+
+// sendChangelog sends a changelog record (see send) and tracks its
+// partition's end offset.
+func (p *producer) sendChangelog(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
+	p.produce(topic, part, key, value, headers, ts, p.logged)
+}
+
+func (p *producer) produce(topic string, part int32, key, value []byte, headers []operators.Header, ts int64, promise func(*kgo.Record, error)) {
 	r := &kgo.Record{Topic: topic, Timestamp: time.UnixMilli(ts)}
 	buf := make([]byte, len(key)+len(value))
 	if key != nil {
@@ -99,7 +136,7 @@ func (p *producer) send(topic string, part int32, key, value []byte, headers []o
 		r.Context = explicitPartition
 	}
 	p.inflight.Add(1)
-	p.cl.Produce(context.Background(), r, p.promise)
+	p.cl.Produce(context.Background(), r, promise)
 }
 
 // flush waits until every record sent so far is acknowledged or failed,

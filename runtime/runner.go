@@ -15,6 +15,7 @@ import (
 type runner struct {
 	id     taskID
 	task   *task.Task
+	st     *taskState
 	queues []*partitionQueue
 	raw    operators.RawRecord
 	hdrs   []operators.Header
@@ -123,6 +124,18 @@ func (r *runner) offsets(m map[string]map[int32]kgo.EpochOffset) {
 		}
 		m[q.topic][q.partition] = kgo.EpochOffset{Epoch: q.epoch, Offset: q.next}
 	}
+}
+
+// positions returns the next offset of each input partition the task has
+// processed records of.
+func (r *runner) positions() map[topicPartition]int64 {
+	m := make(map[topicPartition]int64, len(r.queues))
+	for _, q := range r.queues {
+		if q.next >= 0 {
+			m[topicPartition{q.topic, q.partition}] = q.next
+		}
+	}
+	return m
 }
 
 // committed marks the offsets in m as committed.

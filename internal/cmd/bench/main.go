@@ -264,13 +264,18 @@ func wordCount(in, out string) (*topology.Topology, string) {
 func sluice(ctx context.Context, brokers []string, input, run, name string, n, workers int, partitions int32,
 	build func(in, out string) (*topology.Topology, string)) (result, error) {
 	output := run + "-" + name + "-out"
+	stateDir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(stateDir)
 	if err := connectors.CreateTopics(ctx, brokers, partitions, output); err != nil {
 		return result{}, err
 	}
 	topo, label := build(input, output)
 	reg := prometheus.NewRegistry()
 	app, err := runtime.New(topo, runtime.ApplicationID(run+"-"+name), runtime.Brokers(brokers...),
-		runtime.Workers(workers), runtime.CommitInterval(time.Second), runtime.Registerer(reg))
+		runtime.Workers(workers), runtime.CommitInterval(time.Second), runtime.Registerer(reg), runtime.StateDir(stateDir))
 	if err != nil {
 		return result{}, err
 	}

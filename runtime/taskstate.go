@@ -1,0 +1,375 @@
+package runtime
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// Local state of a task: one Pebble DB per task, in <state dir>/<app
+// ID>/<task ID>, holding all of the task's persistent stores under their
+// own key prefixes, a meta record of the input positions the state
+// reflects, and Kafka Streams' .checkpoint file of the changelog offsets
+// it reflects. (Why one DB per task rather than one per instance: the
+// measurements in the state package's documentation.)
+//
+// The commit protocol keeps the local state from ever running ahead of
+// the changelog, and the changelog's records tell which input caused them:
+//
+//  1. The task flushes its record caches: each dirty entry is written to
+//     the DB's pending batch (not to the DB) and produced to the changelog
+//     with a header of the input position it reflects (inputHeader).
+//  2. The producer is flushed: output and changelog records are acked.
+//  3. The pending batch and a meta record of the task's input positions
+//     are committed to the DB atomically, with a sync.
+//  4. The group's offsets are committed.
+//  5. The checkpoint file is written with the changelog end offsets.
+//
+// On assignment a store restores its changelog from the checkpointed
+// offset (from the start without a checkpoint or without local state) to
+// the end, skipping the records whose input position is past the resume
+// position: the later of the group's committed offset and the local meta
+// record. Such records come from a flush whose commit never completed (a
+// crash between steps 1 and 4); their input is processed again, and
+// applying them too would count it twice. The task then resumes at the
+// resume position. So a crash at any step neither loses nor double-applies
+// input in the state; output may repeat (at-least-once).
+
+// metaPositions is the meta record of the input positions a task's local
+// state reflects.
+var metaPositions = []byte("positions")
+
+// checkpointFile is the name of a task's checkpoint file in its directory.
+const checkpointFile = ".checkpoint"
+
+// taskState is the local state of one task.
+type taskState struct {
+	dir   string
+	db    *state.PebbleDB // nil until a persistent store opens
+	cache *state.Cache
+	// positions are the next input offsets the local state reflects, as
+	// of its last commit (or open).
+	positions map[topicPartition]int64
+	// resume are the next input offsets to process: the later of
+	// positions and the group's committed offsets.
+	resume map[topicPartition]int64
+	// changelogs are the task's changelog partitions, and logged their
+	// last offsets (the checkpoint).
+	changelogs []state.TopicPartition
+	checkpoint map[state.TopicPartition]int64
+	fresh      bool // the DB was created empty
+}
+
+// openTaskState opens (or creates) the local state of task id. committed
+// holds the group's committed offsets of the task's input partitions.
+func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persistent bool) (*taskState, error) {
+	ts := &taskState{
+		dir:        filepath.Join(a.appDir, id.String()),
+		cache:      state.NewCache(a.taskCacheBytes()),
+		positions:  map[topicPartition]int64{},
+		resume:     map[topicPartition]int64{},
+		checkpoint: map[state.TopicPartition]int64{},
+	}
+	for tp, off := range committed {
+		ts.resume[tp] = off
+	}
+	if !persistent {
+		return ts, nil
+	}
+	a.cancelCleanup(id)
+	if _, err := os.Stat(ts.dir); errors.Is(err, os.ErrNotExist) {
+		ts.fresh = true
+	}
+	db, err := state.OpenPebble(ts.dir, state.PebbleOptions{
+		Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), BufferWrites: true, Logger: a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ts.db = db
+	if b, ok, err := db.GetMeta(metaPositions); err != nil {
+		_ = db.Close()
+		return nil, err
+	} else if ok {
+		if ts.positions, err = decodePositions(b); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
+		}
+	}
+	for tp, off := range ts.positions {
+		if off > ts.resume[tp] {
+			ts.resume[tp] = off
+		}
+	}
+	cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile))
+	if err != nil {
+		a.log.Warn("unreadable checkpoint: restoring the task's stores from their changelogs' start", "task", id, "err", err)
+		cp = nil
+	}
+	if len(ts.positions) == 0 && !ts.fresh {
+		// A DB without a meta record never committed: whatever it holds
+		// came from a restore, which the checkpoint covers if it exists.
+		a.log.Debug("local state without a committed position", "task", id)
+	}
+	for tp, off := range cp {
+		ts.checkpoint[tp] = off
+	}
+	return ts, nil
+}
+
+// confirmed reports whether a changelog record caused by the input record
+// at (tp, offset) belongs to committed progress, so that restoring it does
+// not count that input twice.
+func (ts *taskState) confirmed(tp topicPartition, offset int64) bool {
+	return offset < ts.resume[tp]
+}
+
+// commitLocal commits the pending writes of the task's DB with the input
+// positions next (step 3 of the protocol).
+func (ts *taskState) commitLocal(next map[topicPartition]int64) error {
+	if ts.db == nil {
+		return nil
+	}
+	for tp, off := range next {
+		ts.positions[tp] = off
+	}
+	if err := ts.db.PutPendingMeta(metaPositions, encodePositions(ts.positions)); err != nil {
+		return err
+	}
+	return ts.db.Commit(true)
+}
+
+// writeCheckpoint writes the checkpoint file with the changelog offsets
+// the local state reflects (step 5).
+func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error {
+	if ts.db == nil {
+		return nil
+	}
+	for _, tp := range ts.changelogs {
+		if off, ok := ends[tp]; ok {
+			ts.checkpoint[tp] = off
+		}
+	}
+	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
+}
+
+// close closes the DB, dropping writes not committed.
+func (ts *taskState) close() error {
+	if ts.db == nil {
+		return nil
+	}
+	err := ts.db.Close()
+	ts.db = nil
+	return err
+}
+
+// encodePositions encodes input positions: per partition, the topic's
+// length (uvarint), the topic, the partition (4 bytes) and the next offset
+// (8 bytes), big-endian.
+func encodePositions(m map[topicPartition]int64) []byte {
+	var b []byte
+	for tp, off := range m {
+		b = binary.AppendUvarint(b, uint64(len(tp.topic)))
+		b = append(b, tp.topic...)
+		b = binary.BigEndian.AppendUint32(b, uint32(tp.partition))
+		b = binary.BigEndian.AppendUint64(b, uint64(off))
+	}
+	return b
+}
+
+func decodePositions(b []byte) (map[topicPartition]int64, error) {
+	m := map[topicPartition]int64{}
+	for len(b) > 0 {
+		n, l := binary.Uvarint(b)
+		if l <= 0 || uint64(len(b)-l) < n+12 {
+			return nil, fmt.Errorf("sluice: corrupt input positions (%d bytes left)", len(b))
+		}
+		b = b[l:]
+		topic := string(b[:n])
+		b = b[n:]
+		p := int32(binary.BigEndian.Uint32(b))
+		m[topicPartition{topic, p}] = int64(binary.BigEndian.Uint64(b[4:]))
+		b = b[12:]
+	}
+	return m, nil
+}
+
+// restoreBatchSize is the number of changelog records written to Pebble
+// per batch when restoring.
+const restoreBatchSize = 10000
+
+// restoreStore restores the store of spec from its changelog partition
+// into kv (a Pebble store of ts.db, or an in-memory one) and records the
+// changelog partition in ts. It returns the number of records applied.
+func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValueStore, spec *topology.StoreSpec, topic string, partition int32) (int64, error) {
+	tp := state.TopicPartition{Topic: topic, Partition: partition}
+	ts.changelogs = append(ts.changelogs, tp)
+	from := int64(-1) // the log start
+	if ts.db != nil && !spec.InMemory {
+		if off, ok := ts.checkpoint[tp]; ok {
+			from = off
+		}
+	}
+	var batch *state.Batch
+	if ts.db != nil && !spec.InMemory {
+		batch = ts.db.NewBatch()
+		defer batch.Close()
+	}
+	put := kv.Put
+	del := kv.Delete
+	if batch != nil {
+		put = func(k, v []byte) error { return batch.Put(kv, k, v) }
+		del = func(k []byte) error { return batch.Delete(kv, k) }
+	}
+	flush := func() error {
+		if batch == nil || batch.Len() == 0 {
+			return nil
+		}
+		return batch.Commit(false)
+	}
+	var buf []byte
+	var skipped int64
+	apply := func(r *kgo.Record) error {
+		for _, h := range r.Headers {
+			if h.Key != inputHeader {
+				continue
+			}
+			if in, off, ok := parseInputPosition(h.Value); ok && !ts.confirmed(in, off) {
+				skipped++
+				return nil
+			}
+		}
+		var err error
+		switch {
+		case r.Value == nil:
+			err = del(r.Key)
+		case spec.Timestamped:
+			buf = binary.BigEndian.AppendUint64(buf[:0], uint64(r.Timestamp.UnixMilli()))
+			buf = append(buf, r.Value...)
+			err = put(r.Key, buf)
+		default:
+			err = put(r.Key, r.Value)
+		}
+		if err == nil && batch != nil && batch.Len() >= restoreBatchSize {
+			err = flush()
+		}
+		return err
+	}
+	start := time.Now()
+	n, end, err := a.restore(ctx, topic, partition, from, spec.Name, apply)
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return n, err
+	}
+	ts.checkpoint[tp] = end
+	if n > 0 || skipped > 0 {
+		a.log.Info("restored store", "store", spec.Name, "topic", topic, "partition", partition, "from", from,
+			"to", end, "records", n, "skipped_uncommitted", skipped, "took", time.Since(start))
+	}
+	return n, nil
+}
+
+// finishRestore makes what the restores wrote durable and checkpoints it,
+// so that the next start does not restore it again.
+func (a *App) finishRestore(ts *taskState) error {
+	if ts.db == nil || len(ts.changelogs) == 0 {
+		return nil
+	}
+	if err := ts.db.Flush(); err != nil {
+		return err
+	}
+	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
+}
+
+// taskCacheBytes is the record cache budget of a new task: the instance's
+// budget divided among its tasks.
+func (a *App) taskCacheBytes() int64 {
+	n := int64(len(a.runners)) + 1
+	return a.cfg.cacheBytes / n
+}
+
+// scheduleCleanup deletes the local state of a task that moved away once
+// the cleanup delay has passed, unless the task came back meanwhile.
+func (a *App) scheduleCleanup(id taskID) {
+	dir := filepath.Join(a.appDir, id.String())
+	a.cleanupMu.Lock()
+	defer a.cleanupMu.Unlock()
+	if t := a.cleanups[id]; t != nil {
+		t.Stop()
+	}
+	a.cleanups[id] = time.AfterFunc(a.cfg.cleanupDelay, func() {
+		a.cleanupMu.Lock()
+		defer a.cleanupMu.Unlock()
+		if a.cleanups[id] == nil {
+			return // cancelled: the task came back
+		}
+		delete(a.cleanups, id)
+		if err := os.RemoveAll(dir); err != nil {
+			a.log.Warn("delete the state of a task that moved away", "task", id, "dir", dir, "err", err)
+			return
+		}
+		a.log.Info("deleted the state of a task that moved away", "task", id, "dir", dir)
+		a.metrics.cleaned.Inc()
+	})
+}
+
+// cancelCleanup keeps the state of a task that came back.
+func (a *App) cancelCleanup(id taskID) {
+	a.cleanupMu.Lock()
+	defer a.cleanupMu.Unlock()
+	if t := a.cleanups[id]; t != nil {
+		t.Stop()
+		delete(a.cleanups, id)
+	}
+}
+
+// stopCleanups stops the pending cleanups at shutdown; the next start
+// sweeps what is left (sweepStateDir).
+func (a *App) stopCleanups() {
+	a.cleanupMu.Lock()
+	defer a.cleanupMu.Unlock()
+	for id, t := range a.cleanups {
+		t.Stop()
+		delete(a.cleanups, id)
+	}
+}
+
+// sweepStateDir deletes the task directories of the state directory not
+// modified for the cleanup delay: state of tasks this instance no longer
+// runs (Kafka Streams' state cleaner does the same).
+func (a *App) sweepStateDir() {
+	entries, err := os.ReadDir(a.appDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := parseTaskID(e.Name()); err != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < a.cfg.cleanupDelay {
+			continue
+		}
+		dir := filepath.Join(a.appDir, e.Name())
+		if err := os.RemoveAll(dir); err != nil {
+			a.log.Warn("delete stale task state", "dir", dir, "err", err)
+			continue
+		}
+		a.log.Info("deleted stale task state", "dir", dir)
+	}
+}
