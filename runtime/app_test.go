@@ -26,6 +26,14 @@ import (
 
 func wordCount(t *testing.T, input, output string) *topology.Topology {
 	t.Helper()
+	topo, err := wordCountTopology(input, output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+func wordCountTopology(input, output string) (*topology.Topology, error) {
 	b := dsl.NewBuilder()
 	lines := dsl.FromTopic(b, input, serde.Bytes, serde.String)
 	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) {
@@ -36,11 +44,7 @@ func wordCount(t *testing.T, input, output string) *topology.Topology {
 	dsl.GroupBy(words, func(_ []byte, w string) string { return w }, serde.String).
 		Count(dsl.Named("counts")).
 		ToStream().To(output, serde.String, serde.Int64)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return topo
+	return b.Build()
 }
 
 // lines makes n lines over a vocabulary of words word0..word{vocab-1}, and

@@ -1,0 +1,283 @@
+package runtime_test
+
+// Durable state: word count keeps exact counts across a graceful restart
+// (restoring only the delta since the checkpoint), kill -9 of the process
+// and a restart, a restart with the state directory deleted (a full
+// restore), and tasks moving to another instance (whose state is then
+// deleted from the first one after the cleanup delay).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/state"
+)
+
+// TestMain runs the child process of TestKill9AndRestart when asked to,
+// and the tests otherwise.
+func TestMain(m *testing.M) {
+	if os.Getenv("SLUICE_TEST_CHILD") == "wordcount" {
+		if err := runChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runChild runs word count until killed, configured by the environment.
+func runChild() error {
+	topo, err := wordCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
+	if err != nil {
+		return err
+	}
+	app, err := runtime.New(topo, childOptions(os.Getenv("APP_ID"), strings.Split(os.Getenv("BROKERS"), ","), os.Getenv("STATE_DIR"))...)
+	if err != nil {
+		return err
+	}
+	return app.Run(context.Background())
+}
+
+// childOptions are the options of the killed instance and of the one that
+// replaces it: a short session timeout, so the group notices the killed
+// member soon, and a short commit interval, so kills land between commits,
+// inside them, or between a changelog write and the commit that covers it.
+func childOptions(appID string, brokers []string, stateDir string) []runtime.Option {
+	return []runtime.Option{
+		runtime.ApplicationID(appID), runtime.Brokers(brokers...), runtime.StateDir(stateDir),
+		runtime.CommitInterval(20 * time.Millisecond), runtime.MaxPollRecords(200),
+		runtime.ClientOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)),
+	}
+}
+
+// restored sums the restored-records counter of reg.
+func restored(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "sluice_restored_records_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// changelogRecords counts the records a topic holds.
+func changelogRecords(t *testing.T, c *testCluster, topic string) int64 {
+	t.Helper()
+	adm := kadm.NewClient(c.client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) {
+		s, _ := starts.Lookup(o.Topic, o.Partition)
+		n += o.Offset - s.Offset
+	})
+	return n
+}
+
+// (a) A graceful restart restores nothing (the checkpoint covers the whole
+// changelog) and goes on counting exactly; (c) a restart after the state
+// directory was deleted restores the whole changelog and counts exactly.
+func TestRestartKeepsExactCounts(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "lines"), topic(t, "counts")
+	c.create(t, 3, input, output)
+	topo := wordCount(t, input, output)
+	appID := topic(t, "app")
+	dir := t.TempDir()
+	run := func() (*instance, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		return start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.StateDir(dir),
+			runtime.CommitInterval(50*time.Millisecond), runtime.Registerer(reg)), reg
+	}
+	want := map[string]int64{}
+	c.produce(t, input, lines(0, 1500, 61, want)...)
+	in, _ := run()
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("first run: %s", diffCounts(got, want))
+	}
+	in.stop(t)
+	changelog := appID + "-counts-changelog"
+	logged := changelogRecords(t, c, changelog)
+	if logged == 0 {
+		t.Fatal("the changelog is empty after the first run")
+	}
+
+	// (a) graceful restart: only the delta since the checkpoint, none.
+	in, reg := run()
+	c.produce(t, input, lines(1500, 500, 61, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after a graceful restart: %s", diffCounts(got, want))
+	}
+	if n := restored(t, reg); n != 0 {
+		t.Errorf("graceful restart restored %v records, want 0 (the checkpoint covers all %d)", n, logged)
+	}
+	in.stop(t)
+
+	// (c) the state directory deleted: a full restore.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	logged = changelogRecords(t, c, changelog)
+	in, reg = run()
+	c.produce(t, input, lines(2000, 500, 61, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after deleting the state directory: %s", diffCounts(got, want))
+	}
+	if n := restored(t, reg); n != float64(logged) {
+		t.Errorf("restart without local state restored %v records, want the changelog's %d", n, logged)
+	}
+	in.stop(t)
+}
+
+// (b) kill -9 of the process in the middle of processing, twice, then a
+// restart: the final counts are exact (no input lost, none applied twice).
+func TestKill9AndRestart(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "lines"), topic(t, "counts")
+	c.create(t, 2, input, output)
+	appID := topic(t, "app")
+	dir := t.TempDir()
+	want := map[string]int64{}
+	c.produce(t, input, lines(0, 20000, 211, want)...)
+
+	var counted int64
+	for round := range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "SLUICE_TEST_CHILD=wordcount", "INPUT="+input, "OUTPUT="+output,
+			"APP_ID="+appID, "BROKERS="+strings.Join(c.brokers, ","), "STATE_DIR="+dir)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill once the child has written more output than before: in the
+		// middle of the work, at a point the test does not choose.
+		got, _ := c.counts(t, output, 2*time.Minute, countedOver(counted+5000))
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("round %d: child ended with %v before it was killed", round, err)
+		}
+		n := sum(got)
+		if n <= counted {
+			t.Fatalf("round %d: the child counted nothing new", round)
+		}
+		counted = n
+	}
+	in := start(t, wordCount(t, input, output), childOptions(appID, c.brokers, dir)...)
+	if got, _ := c.counts(t, output, 2*time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after kill -9 and restart: %s", diffCounts(got, want))
+	}
+	in.stop(t)
+}
+
+// countedOver is a done function for counts: the latest counts add up to
+// more than n words.
+func countedOver(n int64) func(map[string]int64) bool {
+	return func(m map[string]int64) bool { return sum(m) > n }
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// (d) Tasks move to a second instance, which restores their state; the
+// counts stay exact, the first instance deletes the state of the tasks it
+// gave away once the cleanup delay has passed, and a second App cannot
+// use a state directory in use.
+func TestTasksMoveWithTheirState(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "lines"), topic(t, "counts")
+	c.create(t, 4, input, output)
+	topo := wordCount(t, input, output)
+	appID := topic(t, "app")
+	dirA, dirB := t.TempDir(), t.TempDir()
+	opts := func(dir string) []runtime.Option {
+		return []runtime.Option{runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.StateDir(dir),
+			runtime.CommitInterval(50 * time.Millisecond), runtime.StateCleanupDelay(200 * time.Millisecond)}
+	}
+	want := map[string]int64{}
+	a := start(t, topo, opts(dirA)...)
+	waitTasks(t, []*instance{a}, 8)
+	c.produce(t, input, lines(0, 1000, 53, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("one instance: %s", diffCounts(got, want))
+	}
+
+	// The state directory is locked while a uses it.
+	other, err := runtime.New(topo, opts(dirA)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Run(context.Background()); !errors.Is(err, state.ErrStateDirLocked) {
+		t.Fatalf("a second App on the same state directory: Run = %v, want ErrStateDirLocked", err)
+	}
+
+	b := start(t, topo, opts(dirB)...)
+	waitTasks(t, []*instance{a, b}, 4, 4)
+	c.produce(t, input, lines(1000, 1000, 53, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after tasks moved: %s", diffCounts(got, want))
+	}
+	// The stateful tasks (sub-topology 1) that moved to b have their state
+	// in b's directory, and a deletes its copy after the cleanup delay.
+	moved, _ := b.app.Tasks()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, id := range moved {
+		if !strings.HasPrefix(id, "1_") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dirB, appID, id)); err != nil {
+			t.Errorf("task %s moved to b, but b has no state for it: %v", id, err)
+		}
+		for {
+			_, err := os.Stat(filepath.Join(dirA, appID, id))
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a still has the state of task %s, which moved away: %v", id, err)
+			}
+			time.Sleep(20 * time.Millisecond) // polling the file system: there is nothing to wait on
+		}
+	}
+	a.stop(t)
+	b.stop(t)
+}
