@@ -7,7 +7,7 @@ BENCHTIME   ?= 1s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka lint bench bench-go bench-kfake bench-kafka run kafka-fetch
+.PHONY: all test test-kafka lint bench bench-go bench-layout bench-kfake bench-kafka run kafka-fetch
 
 all: lint test
 
@@ -34,7 +34,11 @@ kafka-fetch:
 bench: bench-go bench-kfake bench-kafka
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	$(GO) test -run '^$$' -bench . -skip PebbleLayout -benchmem -benchtime $(BENCHTIME) ./...
+
+## bench-layout: the measurement behind one Pebble database per task (minutes)
+bench-layout:
+	$(GO) test -run '^$$' -bench PebbleLayout -benchmem -benchtime 20x -timeout 1h ./state/
 
 bench-kfake:
 	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)

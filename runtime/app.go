@@ -603,6 +603,21 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 	if err != nil {
 		return nil, err
 	}
+	if reason, err := a.checkLocalState(ctx, ts); err != nil {
+		_ = ts.close()
+		return nil, err
+	} else if reason != "" {
+		// State built on other topics (the broker or the topics were
+		// recreated): start over from the changelogs.
+		a.log.Warn("local state does not match the broker: deleting it and restoring from the changelogs", "task", id, "reason", reason)
+		_ = ts.close()
+		if err := os.RemoveAll(ts.dir); err != nil {
+			return nil, fmt.Errorf("sluice: task %s: delete local state %s: %w", id, ts.dir, err)
+		}
+		if ts, err = a.openTaskState(id, mine, persistent); err != nil {
+			return nil, err
+		}
+	}
 	r.st = ts
 	policy := task.FailOnDeserializationError
 	if a.cfg.skipBadRecords {
@@ -643,6 +658,40 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 	}
 	a.resumeMu.Unlock()
 	return r, nil
+}
+
+// checkLocalState checks that the task's local state can have come from
+// the topics on the broker: its checkpointed changelog offsets and its
+// input positions must not be past the topics' end offsets. It returns why
+// not, or "".
+func (a *App) checkLocalState(ctx context.Context, ts *taskState) (string, error) {
+	if ts.db == nil || (len(ts.checkpoint) == 0 && len(ts.positions) == 0) {
+		return "", nil
+	}
+	offsets := map[topicPartition]int64{}
+	topics := map[string]bool{}
+	for tp, off := range ts.checkpoint {
+		offsets[topicPartition{tp.Topic, tp.Partition}] = off
+		topics[tp.Topic] = true
+	}
+	for tp, off := range ts.positions {
+		offsets[tp] = off
+		topics[tp.topic] = true
+	}
+	ends, err := kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
+	if err != nil {
+		return "", fmt.Errorf("sluice: list end offsets to check local state: %w", err)
+	}
+	for tp, off := range offsets {
+		end, ok := ends.Lookup(tp.topic, tp.partition)
+		if !ok || end.Err != nil {
+			continue // a topic that no longer exists: the restore reports it
+		}
+		if off > end.Offset {
+			return fmt.Sprintf("offset %d recorded for topic %s partition %d is past its end offset %d", off, tp.topic, tp.partition, end.Offset), nil
+		}
+	}
+	return "", nil
 }
 
 func hasKey[K comparable, V any](m map[K]V, k K) bool {

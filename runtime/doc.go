@@ -28,26 +28,43 @@
 // task's records by one goroutine, in the order of the smallest head
 // timestamp across the task's partitions. Output is produced
 // asynchronously. Every CommitInterval (default 30s, as in Kafka Streams)
-// the runtime flushes the stores, waits for every produced record (output
-// and changelogs) and then commits the offsets of the processed records:
-// at-least-once, output and state reach Kafka before the offsets that cover
-// them. Records of repartition topics below the committed offsets are then
-// deleted. When tasks move away, they are committed first.
+// the runtime commits, in this order: the tasks flush their record caches
+// (forwarding each key's latest update downstream and to the changelog);
+// it waits for every produced record (output and changelogs); each task
+// commits its local state together with the input positions it reflects,
+// in one synced Pebble batch; the group's offsets are committed; each task
+// writes its checkpoint file of changelog offsets. At-least-once: output
+// and state reach Kafka before the offsets that cover them. Records of
+// repartition topics below the committed offsets are then deleted. When
+// tasks move away, they are committed first.
 //
 // # State
 //
-// Stores are kept in memory and every write is logged to the store's
-// changelog topic, "<application.id>-<store>-changelog", on the task's
-// partition; a task restores its stores from their changelogs when it is
-// assigned, so state moves with its task. Each changelog record carries the
-// position of the input record that caused it, and a restored task resumes
-// after the latest input its state reflects when that is past the group's
-// committed offset (a crash between flushing the changelog and committing):
-// input is not applied to the state twice. (For a task with several stores,
-// a crash between the writes of one input record to two changelogs can
-// leave one store a record ahead; exactly-once closes that gap.) Persistent
-// Pebble stores, the record cache and checkpoints come with the
-// durable-state work.
+// Each task keeps its stores in a Pebble database of its own in
+// <StateDir>/<application ID>/<task ID> (one block cache shared by all,
+// BlockCacheBytes; MemTableBytes per task), or in memory for stores
+// declared InMemory, behind a record cache (CacheMaxBytes, shared out among
+// the tasks; 0 turns caching off, and a store can opt out with
+// DisableCaching). Every write that leaves the cache is logged to the
+// store's changelog topic, "<application.id>-<store>-changelog", on the
+// task's partition, with a header of the input position it reflects. Only
+// one App at a time may use a state directory: Run fails with
+// state.ErrStateDirLocked otherwise.
+//
+// When a task is assigned, each store restores its changelog from the
+// offset in the task's checkpoint file (from the start without one, or for
+// an in-memory store) to the end, with a client of its own and bulk writes;
+// progress is logged and counted (sluice_restored_records_total,
+// sluice_restore_remaining_records). A graceful restart therefore restores
+// nothing, and a restart after a crash only what was written since the last
+// commit. Changelog records of a flush whose commit never completed (their
+// input position is past the later of the group's committed offset and the
+// position recorded with the local state) are not restored: the task
+// resumes at that position and processes their input again. So neither a
+// crash (kill -9 at any moment) nor a move of the task applies an input
+// record to the state twice or loses one; only output may repeat. The
+// state of a task that moved to another instance is deleted after
+// StateCleanupDelay (10 minutes by default), unless it comes back first.
 //
 // # Shutdown
 //

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/state"
 )
@@ -280,4 +281,74 @@ func TestTasksMoveWithTheirState(t *testing.T) {
 	}
 	a.stop(t)
 	b.stop(t)
+}
+
+// Local state built on topics that were since deleted and created again
+// (offsets past the new topics' ends) is deleted and rebuilt from the new
+// changelog, not trusted: the counts are those of the new input.
+func TestLocalStateOfRecreatedTopicsIsDiscarded(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "lines"), topic(t, "counts")
+	c.create(t, 2, input, output)
+	topo := wordCount(t, input, output)
+	appID := topic(t, "app")
+	dir := t.TempDir()
+	opts := []runtime.Option{runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.StateDir(dir),
+		runtime.CommitInterval(50 * time.Millisecond)}
+	first := map[string]int64{}
+	c.produce(t, input, lines(0, 800, 41, first)...)
+	in := start(t, topo, opts...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(first)); !maps.Equal(got, first) {
+		t.Fatalf("first run: %s", diffCounts(got, first))
+	}
+	in.stop(t)
+
+	// Delete every topic of the application (and its group), then start
+	// over with other input.
+	adm := kadm.NewClient(c.client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	all := []string{input, output, appID + "-counts-changelog", appID + "-counts-repartition"}
+	if _, err := adm.DeleteTopics(ctx, all...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteGroups(ctx, appID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		listed, err := adm.ListTopics(ctx, all...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone := true
+		for _, tp := range all {
+			if listed.Has(tp) {
+				gone = false
+			}
+		}
+		if gone {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("topics not deleted within a minute")
+		}
+		time.Sleep(50 * time.Millisecond) // polling the broker: deletion has nothing to wait on
+	}
+	for {
+		err := connectors.CreateTopics(ctx, c.brokers, 2, input, output)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("recreate topics: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // a real broker may still be removing the old ones
+	}
+	second := map[string]int64{}
+	c.produce(t, input, lines(5000, 300, 41, second)...)
+	in = start(t, topo, opts...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(second)); !maps.Equal(got, second) {
+		t.Fatalf("after the topics were recreated: %s", diffCounts(got, second))
+	}
+	in.stop(t)
 }

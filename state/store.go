@@ -1,15 +1,3 @@
-// Package state holds the state stores that stateful operators and user
-// processors read and write: the store interfaces, typed views over them and
-// their implementations.
-//
-// Stores hold bytes. Operators see them through typed views (KV) that encode
-// keys and values with the serdes the topology declared, so the bytes layout
-// is what the changelog topic carries and what a Kafka Streams application
-// would write for the same serdes.
-//
-// Keys are ordered by bytes.Compare. Range and prefix iteration return
-// iter.Seq2 sequences in key order; the slices they yield are valid only until
-// the next iteration step.
 package state
 
 import (

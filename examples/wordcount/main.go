@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	input := fs.String("input", "text-input", "topic of text lines")
 	output := fs.String("output", "word-counts", "topic of word counts")
 	appID := fs.String("app-id", "wordcount", "application ID (consumer group, internal topic prefix)")
-	stateDir := fs.String("state-dir", "", "directory of local state (and of the embedded broker's data)")
+	stateDir := fs.String("state-dir", "", "directory of local state (and of the embedded broker's data); empty: a temporary one with the embedded broker, the runtime's default with -brokers")
 	partitions := fs.Int("partitions", 4, "partitions of the input and output topics, if they are created")
 	generate := fs.Int("generate", 0, "feed this many generated lines, print the top words and exit")
 	top := fs.Int("top", 10, "number of top words to print with -generate")
@@ -83,6 +83,15 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 		var dataDir string
 		if *stateDir != "" {
 			dataDir = *stateDir + "/embedded-broker"
+		} else {
+			// The embedded broker starts empty: so must the local state,
+			// which reflects the topics of the broker it was built on.
+			tmp, err := os.MkdirTemp("", "wordcount-state-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			*stateDir = tmp
 		}
 		e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{DataDir: dataDir})
 		if err != nil {
