@@ -542,8 +542,8 @@ func TestSessionStoreAllocs(t *testing.T) {
 			{"FetchSession absent", func() { _, _, _ = s.FetchSession(key, 0, 1000) }},
 			{"FetchSession expired", func() { _, _, _ = s.FetchSession(key, -5, -1) }},
 		} {
-			if n := testing.AllocsPerRun(100, tc.f); n != 0 {
-				t.Errorf("%s: %v allocations per run, want 0", tc.name, n)
+			if n := testing.AllocsPerRun(100, tc.f); n > allocSlack {
+				t.Errorf("%s: %v allocations per run, want at most %d", tc.name, n, allocSlack)
 			}
 		}
 		wantSession(t, s, "key-0500", 0, 3, "VALUE")

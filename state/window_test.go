@@ -831,8 +831,8 @@ func TestWindowStoreAllocs(t *testing.T) {
 			{"Fetch expired", func() { _, _, _ = s.Fetch(key, -1) }},
 			{"LastChangelogKey", func() { _ = s.LastChangelogKey() }},
 		} {
-			if n := testing.AllocsPerRun(100, tc.f); n != 0 {
-				t.Errorf("%s: %v allocations per run, want 0", tc.name, n)
+			if n := testing.AllocsPerRun(100, tc.f); n > allocSlack {
+				t.Errorf("%s: %v allocations per run, want at most %d", tc.name, n, allocSlack)
 			}
 		}
 		wantFetch(t, s, "key-0500", 0, "VALUE")
