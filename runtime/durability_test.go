@@ -8,6 +8,7 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -349,6 +350,47 @@ func TestLocalStateOfRecreatedTopicsIsDiscarded(t *testing.T) {
 	in = start(t, topo, opts...)
 	if got, _ := c.counts(t, output, time.Minute, equalCounts(second)); !maps.Equal(got, second) {
 		t.Fatalf("after the topics were recreated: %s", diffCounts(got, second))
+	}
+	in.stop(t)
+}
+
+// A changelog written transactionally ends with a commit marker, at the
+// last offset: restoring it ends at the marker instead of waiting for a
+// record that never comes, and the restored count goes on.
+func TestRestoreChangelogEndingInTransactionMarker(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "lines"), topic(t, "counts")
+	c.create(t, 1, input, output)
+	appID := topic(t, "app")
+	changelog := appID + "-counts-changelog"
+	c.create(t, 1, changelog)
+	txn := c.client(t, kgo.TransactionalID(appID+"-writer"), kgo.DefaultProduceTopic(changelog))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []int64{1, 2, 41} {
+		v := binary.BigEndian.AppendUint64(nil, uint64(n))
+		r := &kgo.Record{Key: []byte("apple"), Value: v, Timestamp: time.UnixMilli(int64(1000 + i))}
+		if err := txn.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := prometheus.NewRegistry()
+	in := start(t, wordCount(t, input, output), runtime.ApplicationID(appID), runtime.Brokers(c.brokers...),
+		runtime.CommitInterval(50*time.Millisecond), runtime.Registerer(reg))
+	c.produce(t, input, "Apple")
+	want := map[string]int64{"apple": 42}
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("count after restoring a transactional changelog: %s", diffCounts(got, want))
+	}
+	if n := restored(t, reg); n != 3 {
+		t.Errorf("restored %v records, want the changelog's 3", n)
 	}
 	in.stop(t)
 }
