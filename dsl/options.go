@@ -1,5 +1,7 @@
 package dsl
 
+import "time"
+
 // Option configures a DSL operation. Operations ignore options that do not
 // apply to them.
 type Option interface{ apply(*options) }
@@ -9,6 +11,12 @@ type options struct {
 	store      *StoreOptions
 	partitions int32
 	stores     []string
+	// timestamps is a source's timestamp extractor: a func(K, V,
+	// []operators.Header, int64) int64 from Timestamps, or
+	// wallClockTimestamps{}; nil means the records' own timestamps.
+	timestamps any
+	// onInvalid is a source's invalid-timestamp policy.
+	onInvalid InvalidTimestampPolicy
 }
 
 type optionFunc func(*options)
@@ -48,6 +56,13 @@ type StoreOptions struct {
 	// ChangelogConfig overrides configs of the changelog topic
 	// (Materialized.withLoggingEnabled(config)).
 	ChangelogConfig map[string]string
+	// Retention is how long a windowed aggregation keeps a window in its
+	// store after the window starts (sessions: after they end), measured
+	// against stream time; zero means the least that serves the windows:
+	// size + grace (sessions: gap + grace). A shorter retention is an
+	// error. The changelog keeps records a day longer, as Kafka Streams'.
+	// Kafka Streams: Materialized.withRetention.
+	Retention time.Duration
 }
 
 // Materialized sets the store of a stateful operation, or makes a table

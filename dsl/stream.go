@@ -27,32 +27,42 @@ type Stream[K, V any] struct {
 	rekeyed bool
 }
 
-// FromTopics reads records of the given topics as one stream. Kafka Streams:
-// StreamsBuilder.stream(Collection<String>).
+// FromTopics reads records of the given topics as one stream. Records are
+// stamped with their Kafka timestamps unless Timestamps or
+// WallClockTimestamps says otherwise; OnInvalidTimestamp sets what happens
+// to a negative one. Kafka Streams: StreamsBuilder.stream(Collection<String>).
 func FromTopics[K, V any](b *Builder, topics []string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Stream[K, V] {
 	o := collect(opts)
 	name := b.nameOr(o.name, "KSTREAM-SOURCE")
 	if keys == nil || values == nil {
 		b.fail(name, "source of %v needs a key and a value serde", topics)
 	}
-	n := sourceNode(b, name, topics, false, keys, values)
+	n := stampingSourceNode(b, name, topics, false, keys, values, sourceTimestamps[K, V](b, name, o))
 	return Stream[K, V]{b: b, node: n, keys: keys, values: values}
 }
 
-// FromTopic reads the records of topic as a stream. Kafka Streams:
-// StreamsBuilder.stream(topic, Consumed.with(keySerde, valueSerde)).
+// FromTopic reads the records of topic as a stream, as FromTopics. Kafka
+// Streams: StreamsBuilder.stream(topic, Consumed.with(keySerde, valueSerde)).
 func FromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Stream[K, V] {
 	return FromTopics(b, []string{topic}, keys, values, opts...)
 }
 
+// sourceNode adds a source that stamps records with their Kafka
+// timestamps and fails on a negative one (internal topics carry the
+// timestamps stamped upstream).
 func sourceNode[K, V any](b *Builder, name string, topics []string, internal bool, keys serde.Serde[K], values serde.Serde[V]) *topology.Node {
+	return stampingSourceNode(b, name, topics, internal, keys, values, sourceStamps[K, V]{})
+}
+
+// stampingSourceNode adds a source that stamps records as st says.
+func stampingSourceNode[K, V any](b *Builder, name string, topics []string, internal bool, keys serde.Serde[K], values serde.Serde[V], st sourceStamps[K, V]) *topology.Node {
 	n := &topology.Node{Name: name, Kind: topology.Source, Topics: topics, Internal: internal}
 	n.New = func(ctx operators.Context, children []any) (any, error) {
 		next, err := operators.Fanout[K, V](children)
 		if err != nil {
 			return nil, err
 		}
-		return operators.Source(ctx, name, keys, values, next), nil
+		return operators.Source(ctx, name, keys, values, st.forTask(ctx), next), nil
 	}
 	return b.add(n)
 }

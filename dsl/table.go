@@ -25,8 +25,9 @@ func (t Table[K, V]) StoreName() string { return t.store }
 
 // TableFromTopic reads topic as a table: a record sets its key's value, a
 // tombstone deletes it. The table is kept in a store named by Named or
-// Materialized (else generated, "<topic>-STATE-STORE-..."). Kafka Streams:
-// StreamsBuilder.table.
+// Materialized (else generated, "<topic>-STATE-STORE-..."). Records are
+// stamped as by FromTopics (Timestamps, WallClockTimestamps,
+// OnInvalidTimestamp). Kafka Streams: StreamsBuilder.table.
 func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Table[K, V] {
 	o := collect(opts)
 	spec := b.storeSpec(o, topic)
@@ -37,7 +38,7 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 	if keys == nil || values == nil {
 		b.fail(srcName, "table source of %s needs a key and a value serde", topic)
 	}
-	src := sourceNode(b, srcName, []string{topic}, false, keys, values)
+	src := stampingSourceNode(b, srcName, []string{topic}, false, keys, values, sourceTimestamps[K, V](b, srcName, o))
 	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
 		return operators.TableSource(ctx, name, spec.Name, keys, values, next)
 	}, src)

@@ -6,12 +6,79 @@ import (
 	"github.com/sluicehq/sluice/serde"
 )
 
-// Source deserializes raw records with the given serdes and forwards them.
-// A Kafka null key or value sets NullKey or Tombstone instead of being
-// decoded. A record that fails to decode goes to the task's
-// DeserializationError policy.
-func Source[K, V any](ctx Context, node string, keys serde.Serde[K], values serde.Serde[V], next Node[K, V]) RawProcessor {
-	return &source[K, V]{ctx: ctx, node: node, keys: keys, values: values, next: next}
+// InvalidTimestampPolicy says what a source does with a record whose
+// timestamp is invalid, that is negative, whether it is the record's own
+// Kafka timestamp or what an extractor returned.
+type InvalidTimestampPolicy int
+
+const (
+	// FailOnInvalidTimestamp stops the task with an *InvalidTimestampError
+	// (Kafka Streams' default extractor, FailOnInvalidTimestamp).
+	FailOnInvalidTimestamp InvalidTimestampPolicy = iota
+	// SkipInvalidTimestamp drops the record, counts it with the reason
+	// "invalid-timestamp" and logs it (Kafka Streams'
+	// LogAndSkipOnInvalidTimestamp).
+	SkipInvalidTimestamp
+	// UsePreviousStreamTime stamps the record with the task's stream time
+	// before it; with no stream time yet (no record processed), the record
+	// is skipped as with SkipInvalidTimestamp (Kafka Streams'
+	// UsePartitionTimeOnInvalidTimestamp, which fails in that case).
+	UsePreviousStreamTime
+)
+
+// String implements fmt.Stringer.
+func (p InvalidTimestampPolicy) String() string {
+	switch p {
+	case FailOnInvalidTimestamp:
+		return "fail"
+	case SkipInvalidTimestamp:
+		return "skip"
+	case UsePreviousStreamTime:
+		return "use-previous-stream-time"
+	}
+	return fmt.Sprintf("InvalidTimestampPolicy(%d)", int(p))
+}
+
+// InvalidTimestampError is an input record whose timestamp is negative,
+// under FailOnInvalidTimestamp.
+type InvalidTimestampError struct {
+	Node      string
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Timestamp is the invalid timestamp: the record's, or what the
+	// source's extractor returned for it.
+	Timestamp int64
+}
+
+// Error implements error.
+func (e *InvalidTimestampError) Error() string {
+	return fmt.Sprintf("sluice: source %s: invalid (negative) timestamp %d of the record at topic %s, partition %d, offset %d: "+
+		"extract a valid one or choose another invalid-timestamp policy (dsl.Timestamps, dsl.OnInvalidTimestamp)",
+		e.Node, e.Timestamp, e.Topic, e.Partition, e.Offset)
+}
+
+// SourceTimestamps says how a source stamps the records it reads. The zero
+// value stamps each record with its Kafka timestamp and fails on a negative
+// one, as Kafka Streams does by default.
+type SourceTimestamps[K, V any] struct {
+	// Extract, if set, returns the timestamp of a record (ms) from its
+	// decoded key and value (the zero values for Kafka nulls), its headers
+	// (valid only during the call) and its Kafka timestamp. Kafka Streams:
+	// TimestampExtractor.
+	Extract func(key K, value V, headers []Header, recordTimestamp int64) int64
+	// OnInvalid is the policy for a negative timestamp.
+	OnInvalid InvalidTimestampPolicy
+}
+
+// Source deserializes raw records with the given serdes, stamps them as ts
+// says, and forwards them. A Kafka null key or value sets NullKey or
+// Tombstone instead of being decoded. A record that fails to decode goes to
+// the task's DeserializationError policy; its timestamp is then never
+// looked at. Stream time follows the stamped timestamps
+// (Context.StampRecord).
+func Source[K, V any](ctx Context, node string, keys serde.Serde[K], values serde.Serde[V], ts SourceTimestamps[K, V], next Node[K, V]) RawProcessor {
+	return &source[K, V]{ctx: ctx, node: node, keys: keys, values: values, ts: ts, next: next}
 }
 
 type source[K, V any] struct {
@@ -19,6 +86,7 @@ type source[K, V any] struct {
 	node   string
 	keys   serde.Serde[K]
 	values serde.Serde[V]
+	ts     SourceTimestamps[K, V]
 	next   Node[K, V]
 }
 
@@ -37,6 +105,14 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 		return p.ctx.DeserializationError(p.node, raw, &DeserializationError{
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "value", Err: err})
 	}
+	if p.ts.Extract != nil {
+		r.Timestamp = p.ts.Extract(r.Key, r.Value, r.Headers, raw.Timestamp)
+	}
+	ts, ok, err := p.ctx.StampRecord(p.node, raw, r.Timestamp, p.ts.OnInvalid)
+	if !ok {
+		return err
+	}
+	r.Timestamp = ts
 	return p.next.Process(r)
 }
 

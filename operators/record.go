@@ -66,7 +66,10 @@ type RawRecord struct {
 	Headers   []Header
 }
 
-// RawProcessor accepts records before deserialization: source nodes.
+// RawProcessor accepts records before deserialization: source nodes. A
+// RawProcessor decides the timestamp of each record it forwards and calls
+// Context.StampRecord with it before forwarding: that call, not the task,
+// advances stream time.
 type RawProcessor interface {
 	ProcessRaw(r *RawRecord) error
 }
@@ -144,6 +147,15 @@ type Context interface {
 	// could not deserialize: it returns nil to skip the record (after
 	// counting and logging it) or the error that stops the task.
 	DeserializationError(node string, r *RawRecord, err error) error
+	// StampRecord is for source nodes: a source calls it once it has
+	// decoded the input record r, with the timestamp ts (ms) it extracted
+	// for it, before it forwards anything. A negative ts is invalid and is
+	// handled by policy. StampRecord advances the task's stream time to the
+	// returned timestamp, which the record then carries downstream. When ok
+	// is false the record is skipped (counted as dropped with the reason
+	// "invalid-timestamp", and logged) and the source forwards nothing; a
+	// non-nil error (an *InvalidTimestampError) stops the task.
+	StampRecord(node string, r *RawRecord, ts int64, policy InvalidTimestampPolicy) (stamped int64, ok bool, err error)
 	// RecordDropped counts a record a node dropped on purpose (a null key for
 	// an aggregation, a late record), with the reason as a metric label.
 	RecordDropped(node, reason string)

@@ -377,7 +377,7 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	// Everything the stores wrote is in the changelogs now: the local
 	// state may commit, with the input positions it reflects.
 	for _, r := range runners {
-		if err := r.st.commitLocal(r.positions()); err != nil {
+		if err := r.st.commitLocal(r.positions(), r.task.Metadata()); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}
 	}
@@ -636,6 +636,7 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 		Dropped: func(taskID, node, reason string) {
 			a.metrics.dropped.WithLabelValues(taskID, node, reason).Inc()
 		},
+		Metadata: ts.metadata,
 	})
 	if err == nil {
 		err = a.finishRestore(ts)
@@ -703,22 +704,30 @@ func hasKey[K comparable, V any](m map[K]V, k K) bool {
 // an in-memory one), restored from its changelog, logging to it, behind a
 // record cache.
 func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec, partition int32) (state.Store, error) {
-	if spec.Kind != topology.KeyValue {
-		return nil, fmt.Errorf("sluice: store %s: kind %d is not supported yet", spec.Name, spec.Kind)
-	}
 	ts := r.st
-	var kv state.KeyValueStore
-	if spec.InMemory || ts.db == nil {
-		kv = state.NewInMemoryKeyValueStore(spec.Name)
-	} else {
-		kv = ts.db.KeyValueStore(spec.Name)
+	base := func() state.KeyValueStore {
+		if spec.InMemory || ts.db == nil {
+			return state.NewInMemoryKeyValueStore(spec.Name)
+		}
+		return ts.db.KeyValueStore(spec.Name)
 	}
+	kv := base()
 	if !spec.DisableLogging {
 		topic := a.cfg.appID + "-" + spec.ChangelogTopic()
 		if _, err := a.restoreStore(ctx, ts, kv, spec, topic, partition); err != nil {
 			return nil, err
 		}
-		kv = &loggedStore{KeyValueStore: kv, topic: topic, partition: partition, timestamped: spec.Timestamped, p: a.prod,
+		skip := 0
+		if spec.Kind != topology.KeyValue {
+			skip = 8 // the segment ID
+			if spec.InMemory || ts.db == nil {
+				// The restore filled kv through a window or session
+				// store; an in-memory base is that store's, keep it.
+			} else {
+				kv = base()
+			}
+		}
+		kv = &loggedStore{KeyValueStore: kv, topic: topic, partition: partition, timestamped: spec.Timestamped, p: a.prod, skip: skip,
 			position: func() (string, int32, int64, int64) {
 				if r.task == nil {
 					return "", -1, -1, 0
@@ -730,7 +739,7 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 	if !spec.DisableCaching && a.cfg.cacheBytes > 0 {
 		kv = state.NewCachingStore(kv, ts.cache)
 	}
-	return kv, nil
+	return task.WrapStore(spec, kv)
 }
 
 // adjustOffsets starts each assigned partition at the later of the group's

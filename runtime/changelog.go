@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -47,6 +48,9 @@ type loggedStore struct {
 	topic       string
 	partition   int32
 	timestamped bool
+	// skip is the length of the store key's prefix that the changelog key
+	// leaves out: the 8-byte segment ID of window and session stores.
+	skip int
 	p           *producer
 	// position returns the input record being processed and the stream
 	// time.
@@ -80,7 +84,7 @@ func (s *loggedStore) Put(key, value []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	s.p.sendChangelog(s.topic, s.partition, key, v, hdrs, ts)
+	s.p.sendChangelog(s.topic, s.partition, key[s.skip:], v, hdrs, ts)
 	return nil
 }
 
@@ -92,7 +96,26 @@ func (s *loggedStore) Delete(key []byte) error {
 		return err
 	}
 	hdrs, ts := s.headers()
-	s.p.sendChangelog(s.topic, s.partition, key, nil, hdrs, ts)
+	s.p.sendChangelog(s.topic, s.partition, key[s.skip:], nil, hdrs, ts)
+	return nil
+}
+
+// DeleteRange implements state.RangeDeleter without logging: window and
+// session stores drop expired segments with it, and their changelogs
+// expire the same records by retention (cleanup.policy compact,delete).
+func (s *loggedStore) DeleteRange(from, to []byte) error {
+	if rd, ok := s.KeyValueStore.(state.RangeDeleter); ok {
+		return rd.DeleteRange(from, to)
+	}
+	var keys [][]byte
+	for k := range s.KeyValueStore.Range(from, to) {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := s.KeyValueStore.Delete(k); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -49,6 +50,11 @@ import (
 // state reflects.
 var metaPositions = []byte("positions")
 
+// metaProcessors is the meta record of the task's processor metadata
+// (operators.MetadataContext: windowed aggregations' observed stream time
+// and last emitted close time), committed with the state.
+var metaProcessors = []byte("processor-metadata")
+
 // checkpointFile is the name of a task's checkpoint file in its directory.
 const checkpointFile = ".checkpoint"
 
@@ -60,6 +66,8 @@ type taskState struct {
 	// positions are the next input offsets the local state reflects, as
 	// of its last commit (or open).
 	positions map[topicPartition]int64
+	// metadata is the processor metadata as of the last commit.
+	metadata map[string]int64
 	// resume are the next input offsets to process: the later of
 	// positions and the group's committed offsets.
 	resume map[topicPartition]int64
@@ -106,6 +114,15 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
 		}
 	}
+	if b, ok, err := db.GetMeta(metaProcessors); err != nil {
+		_ = db.Close()
+		return nil, err
+	} else if ok {
+		if ts.metadata, err = task.DecodeMetadata(b); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
+		}
+	}
 	for tp, off := range ts.positions {
 		if off > ts.resume[tp] {
 			ts.resume[tp] = off
@@ -136,7 +153,7 @@ func (ts *taskState) confirmed(tp topicPartition, offset int64) bool {
 
 // commitLocal commits the pending writes of the task's DB with the input
 // positions next (step 3 of the protocol).
-func (ts *taskState) commitLocal(next map[topicPartition]int64) error {
+func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]int64) error {
 	if ts.db == nil {
 		return nil
 	}
@@ -145,6 +162,12 @@ func (ts *taskState) commitLocal(next map[topicPartition]int64) error {
 	}
 	if err := ts.db.PutPendingMeta(metaPositions, encodePositions(ts.positions)); err != nil {
 		return err
+	}
+	if len(md) > 0 {
+		ts.metadata = md
+		if err := ts.db.PutPendingMeta(metaProcessors, task.EncodeMetadata(md)); err != nil {
+			return err
+		}
 	}
 	return ts.db.Commit(true)
 }
@@ -221,7 +244,16 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		}
 	}
 	var batch *state.Batch
-	if ts.db != nil && !spec.InMemory {
+	var restorer interface{ Restore(key, value []byte) error }
+	if spec.Kind != topology.KeyValue {
+		// Window and session changelog keys become segmented store keys:
+		// restore through the store, into the DB's pending writes.
+		st, err := task.WrapStore(spec, kv)
+		if err != nil {
+			return 0, err
+		}
+		restorer = st.(interface{ Restore(key, value []byte) error })
+	} else if ts.db != nil && !spec.InMemory {
 		batch = ts.db.NewBatch()
 		defer batch.Close()
 	}
@@ -251,6 +283,14 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		}
 		var err error
 		switch {
+		case restorer != nil && r.Value == nil:
+			err = restorer.Restore(r.Key, nil)
+		case restorer != nil && spec.Timestamped:
+			buf = binary.BigEndian.AppendUint64(buf[:0], uint64(r.Timestamp.UnixMilli()))
+			buf = append(buf, r.Value...)
+			err = restorer.Restore(r.Key, buf)
+		case restorer != nil:
+			err = restorer.Restore(r.Key, r.Value)
 		case r.Value == nil:
 			err = del(r.Key)
 		case spec.Timestamped:
@@ -286,6 +326,10 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 func (a *App) finishRestore(ts *taskState) error {
 	if ts.db == nil || len(ts.changelogs) == 0 {
 		return nil
+	}
+	// Window and session stores restored into the pending writes.
+	if err := ts.db.Commit(false); err != nil {
+		return err
 	}
 	if err := ts.db.Flush(); err != nil {
 		return err

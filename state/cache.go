@@ -302,6 +302,45 @@ func (s *CachingStore) Prefix(prefix []byte) iter.Seq2[[]byte, []byte] {
 	return s.Range(prefix, prefixEnd(prefix))
 }
 
+// DeleteRange implements RangeDeleter: it drops the cached entries in the
+// range, flushed or not, without flushing or forwarding them, and deletes
+// the range below (with the store below's DeleteRange if it has one, else
+// key by key). Window stores drop expired segments with it.
+func (s *CachingStore) DeleteRange(from, to []byte) error {
+	if s.closed {
+		return ErrClosed
+	}
+	var drop []*cacheEntry
+	for _, e := range s.m {
+		k := []byte(e.key)
+		if (from == nil || bytes.Compare(k, from) >= 0) && (to == nil || bytes.Compare(k, to) < 0) {
+			drop = append(drop, e)
+		}
+	}
+	for _, e := range drop {
+		s.remove(e)
+	}
+	return deleteRange(s.inner, from, to)
+}
+
+// deleteRange deletes the keys of kv in [from, to), in one operation if kv
+// is a RangeDeleter.
+func deleteRange(kv KeyValueStore, from, to []byte) error {
+	if rd, ok := kv.(RangeDeleter); ok {
+		return rd.DeleteRange(from, to)
+	}
+	var keys [][]byte
+	for k := range kv.Range(from, to) {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := kv.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // IterErr implements IterErrReporter for the store below.
 func (s *CachingStore) IterErr() error {
 	if r, ok := s.inner.(IterErrReporter); ok {

@@ -88,6 +88,10 @@ func NewSessionStore(base KeyValueStore, o SessionStoreOptions) (*SessionStore, 
 }
 
 // Name returns the name of the base store.
+// Base is the key-value store the session store keeps its entries in,
+// under keys segment ID (8 bytes, big-endian) ‖ changelog key.
+func (s *SessionStore) Base() KeyValueStore { return s.seg.base }
+
 func (s *SessionStore) Name() string { return s.seg.base.Name() }
 
 // Flush flushes the base store.
@@ -241,6 +245,45 @@ func (s *SessionStore) FindSessions(key []byte, earliestEnd, latestStart int64) 
 				return
 			}
 		}
+	}
+}
+
+// FindSessionsByEnd yields the sessions of every key that end in
+// [earliestEnd, latestEnd], by segment and then by the bytes of the
+// changelog key: it reads only the segments of that time range (sessions
+// are segmented by end time), which is how emit-final finds the sessions
+// that closed (Kafka Streams' time-ordered session store's
+// findSessions(earliestSessionEndTime, latestSessionEndTime)). Unlike
+// FindSessions, it also yields sessions past the retention whose segment
+// is not dropped yet, as Kafka Streams' time-ordered store does: a session
+// can expire the moment it closes, and emit-final must still see it.
+//
+// After the loop, IterErr reports an error that ended it early.
+func (s *SessionStore) FindSessionsByEnd(earliestEnd, latestEnd int64) iter.Seq2[SessionKey, []byte] {
+	return func(yield func(SessionKey, []byte) bool) {
+		s.seg.iterErr = nil
+		if s.seg.closed {
+			return
+		}
+		from := earliestEnd
+		lo, hi, ok := s.seg.span(from, latestEnd)
+		if !ok {
+			return
+		}
+		for k, v := range s.seg.base.Range(appendSegment(nil, lo), appendSegment(nil, hi+1)) {
+			if len(k) < 8+sessionSuffix {
+				s.seg.iterErr = s.seg.errorf("malformed entry %x in the base store", k)
+				return
+			}
+			key, start, end, _ := SplitSessionKey(k[8:])
+			if end < from || end > latestEnd {
+				continue
+			}
+			if !yield(SessionKey{Key: key, Start: start, End: end}, v) {
+				return
+			}
+		}
+		s.seg.iterFailed()
 	}
 }
 

@@ -549,3 +549,28 @@ func TestSessionStoreAllocs(t *testing.T) {
 		wantSession(t, s, "key-0500", 0, 3, "VALUE")
 	})
 }
+
+func TestSessionStoreFindSessionsByEnd(t *testing.T) {
+	forEachBase(t, func(t *testing.T, b segmentedBase) {
+		base, _ := b.open(t, "sessions")
+		s, err := state.NewSessionStore(base, state.SessionStoreOptions{Retention: time.Hour, SegmentInterval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []struct {
+			key        string
+			start, end int64
+		}{{"a", 0, 10}, {"b", 5, 70_000}, {"a", 60_000, 60_500}, {"c", 120_000, 130_000}} {
+			if err := s.Put([]byte(e.key), e.start, e.end, []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		for k := range s.FindSessionsByEnd(10, 70_000) {
+			got = append(got, fmt.Sprintf("%s[%d,%d]", k.Key, k.Start, k.End))
+		}
+		if g, want := strings.Join(got, " "), "a[0,10] a[60000,60500] b[5,70000]"; g != want {
+			t.Fatalf("FindSessionsByEnd(10, 70000) = %s, want %s", g, want)
+		}
+	})
+}

@@ -140,10 +140,7 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			Partition:     0,
 			Collector:     (*collector)(d),
 			OpenStore: func(_ string, spec *topology.StoreSpec) (state.Store, error) {
-				if spec.Kind != topology.KeyValue {
-					return nil, fmt.Errorf("sluice: testdriver: store %s: kind %d is not supported yet", spec.Name, spec.Kind)
-				}
-				return state.NewInMemoryKeyValueStore(spec.Name), nil
+				return task.WrapStore(spec, state.NewInMemoryKeyValueStore(spec.Name))
 			},
 			Clock:                  func() time.Time { return d.clock },
 			Logger:                 cfg.log,
@@ -200,7 +197,8 @@ func (d *Driver) AdvanceWallClockTime(dur time.Duration) error {
 }
 
 // DroppedRecords is the number of records node dropped for reason (such as
-// "null-key", "null-value", "deserialization-error").
+// "null-key", "null-value", "deserialization-error", or "invalid-timestamp"
+// for a source's record skipped by its invalid-timestamp policy).
 func (d *Driver) DroppedRecords(node, reason string) int64 { return d.dropped[[2]string{node, reason}] }
 
 // Store returns the store named name, or nil. Values of the stores of

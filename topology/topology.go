@@ -15,7 +15,9 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/operators"
 )
@@ -121,7 +123,18 @@ type StoreSpec struct {
 	Timestamped bool
 	// Generated reports that the name was generated, not given by the user.
 	Generated bool
+	// Retention is how long window and session stores keep a window after
+	// its start (sessions: after their end), against stream time.
+	Retention time.Duration
+	// SegmentInterval is the width of a window or session store's segments;
+	// zero means Kafka Streams' default, max(Retention/2, 1 minute).
+	SegmentInterval time.Duration
 }
+
+// ChangelogRetentionExtra is what a windowed changelog keeps beyond the
+// store's retention: Kafka Streams'
+// windowstore.changelog.additional.retention.ms default, one day.
+const ChangelogRetentionExtra = 24 * time.Hour
 
 // ChangelogTopic is the name of the store's changelog topic, before the
 // application ID prefix: "<store>-changelog".
@@ -436,6 +449,10 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 				continue
 			}
 			cfg := ChangelogTopicConfig()
+			if s.Kind != KeyValue {
+				cfg["cleanup.policy"] = "compact,delete"
+				cfg["retention.ms"] = strconv.FormatInt((s.Retention + ChangelogRetentionExtra).Milliseconds(), 10)
+			}
 			for k, v := range s.ChangelogConfig {
 				cfg[k] = v
 			}

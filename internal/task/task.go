@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"log/slog"
 	"slices"
 	"time"
@@ -54,6 +55,9 @@ type Config struct {
 	OnDeserializationError DeserializationPolicy
 	// Dropped, if set, is told of every record a node drops on purpose.
 	Dropped func(taskID, node, reason string)
+	// Metadata is the processor metadata the task starts with (see
+	// Task.Metadata): what the runtime committed with the local state.
+	Metadata map[string]int64
 }
 
 // ID returns the Kafka Streams style task ID "<sub-topology>_<partition>".
@@ -78,9 +82,11 @@ type Task struct {
 	offset    int64
 
 	streamTime int64
-	skipped    bool // the record being processed was skipped as undecodable
+	skipped    bool // the record being processed was skipped (undecodable, invalid timestamp)
 	schedules  []*schedule
 	seq        int
+	// metadata is the processor metadata of the task's nodes.
+	metadata map[string]int64
 }
 
 // New instantiates the sub-topology for one partition: it opens the task's
@@ -104,6 +110,7 @@ func New(cfg Config) (_ *Task, err error) {
 		streamTime: -1,
 		partition:  -1,
 		offset:     -1,
+		metadata:   maps.Clone(cfg.Metadata),
 	}
 	t.log = log.With("task", t.id)
 	// t is not the named result: the error returns below set that to nil
@@ -194,31 +201,32 @@ func (t *Task) internalTopic(name string) string {
 	return t.cfg.ApplicationID + "-" + name
 }
 
-// Process runs one input record through the sub-topology: it advances
-// stream time to the record's timestamp (it never goes back), hands the
-// record to the source of its topic, and then fires the stream-time
-// punctuations that are due. A record the source skips as undecodable
-// leaves stream time as it was.
+// Process runs one input record through the sub-topology: it hands the
+// record to the source of its topic, which decodes it, decides its
+// timestamp (the record's own, or what the source's timestamp extractor
+// makes of it) and advances stream time to it (Context.StampRecord; stream
+// time never goes back) before forwarding it; then Process fires the
+// stream-time punctuations that are due.
+//
+// A record the source skips, as undecodable or for an invalid timestamp,
+// leaves stream time as it was and fires no punctuation: Kafka Streams
+// drops such records before their timestamp is taken into account
+// (RecordQueue.updateHead).
+//
+// Stream time follows the extracted timestamps, but the runtime chooses
+// which of a task's input partitions goes next by the Kafka timestamps of
+// their head records (it would have to decode records to extract theirs).
 func (t *Task) Process(r *operators.RawRecord) error {
 	src, ok := t.sources[r.Topic]
 	if !ok {
 		return fmt.Errorf("sluice: task %s reads no topic %q (it reads %v)", t.id, r.Topic, t.Topics())
 	}
 	t.topic, t.partition, t.offset = r.Topic, r.Partition, r.Offset
-	prev := t.streamTime
-	if r.Timestamp > t.streamTime {
-		t.streamTime = r.Timestamp
-	}
 	t.skipped = false
 	if err := src.ProcessRaw(r); err != nil {
 		return t.wrapRecord(r, err)
 	}
 	if t.skipped {
-		// A record skipped as undecodable does not advance stream time (nor
-		// fire punctuations): Kafka Streams drops it before its timestamp is
-		// taken into account (RecordQueue.updateHead). Only the source saw
-		// the advanced time, and it forwarded nothing.
-		t.streamTime = prev
 		return nil
 	}
 	return t.punctuate(operators.StreamTime, t.streamTime)
@@ -296,11 +304,12 @@ func (e *RecordError) Error() string {
 func (e *RecordError) Unwrap() error { return e.Err }
 
 // wrapRecord names the task, node and input record in err. A
-// DeserializationError names the record already.
+// DeserializationError or InvalidTimestampError names the record already.
 func (t *Task) wrapRecord(r *operators.RawRecord, err error) error {
 	err = t.wrap("", err)
 	var de *operators.DeserializationError
-	if errors.As(err, &de) {
+	var ie *operators.InvalidTimestampError
+	if errors.As(err, &de) || errors.As(err, &ie) {
 		return err
 	}
 	return &RecordError{Task: t.id, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
@@ -381,7 +390,16 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 type nodeContext struct {
 	t    *Task
 	node *topology.Node
+
+	// Rate limit of the log lines about records skipped for an invalid
+	// timestamp: one per node per invalidLogInterval of the task's clock.
+	invalidLogged     time.Time // when the last line was logged; zero: never
+	invalidSuppressed int64     // skipped records not logged since then
 }
+
+// invalidLogInterval is the least time between two log lines of one source
+// about records skipped for an invalid timestamp.
+const invalidLogInterval = 10 * time.Second
 
 func (c *nodeContext) TaskID() string                { return c.t.id }
 func (c *nodeContext) ApplicationID() string         { return c.t.cfg.ApplicationID }
@@ -437,6 +455,54 @@ func (c *nodeContext) DeserializationError(node string, r *operators.RawRecord, 
 		return nil
 	}
 	return err
+}
+
+func (c *nodeContext) StampRecord(node string, r *operators.RawRecord, ts int64, policy operators.InvalidTimestampPolicy) (int64, bool, error) {
+	t := c.t
+	if ts < 0 {
+		switch policy {
+		case operators.SkipInvalidTimestamp:
+			c.skipInvalid(node, r, ts, "")
+			return ts, false, nil
+		case operators.UsePreviousStreamTime:
+			if t.streamTime < 0 {
+				c.skipInvalid(node, r, ts, "no stream time yet")
+				return ts, false, nil
+			}
+			ts = t.streamTime
+		default:
+			return ts, false, &operators.InvalidTimestampError{
+				Node: node, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: ts}
+		}
+	}
+	if ts > t.streamTime {
+		t.streamTime = ts
+	}
+	return ts, true, nil
+}
+
+// skipInvalid skips the record being processed for its invalid timestamp
+// ts: it counts it and logs it, at most once per invalidLogInterval of the
+// task's clock per node (each line tells how many records it stands for).
+func (c *nodeContext) skipInvalid(node string, r *operators.RawRecord, ts int64, why string) {
+	c.t.skipped = true
+	c.RecordDropped(node, "invalid-timestamp")
+	now := c.t.clock()
+	if !c.invalidLogged.IsZero() {
+		if d := now.Sub(c.invalidLogged); d >= 0 && d < invalidLogInterval {
+			c.invalidSuppressed++
+			return
+		}
+	}
+	attrs := []any{"node", node, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "timestamp", ts}
+	if why != "" {
+		attrs = append(attrs, "reason", why)
+	}
+	if c.invalidSuppressed > 0 {
+		attrs = append(attrs, "skipped_since_last_log", c.invalidSuppressed)
+	}
+	c.t.log.Warn("skipping a record with an invalid (negative) timestamp", attrs...)
+	c.invalidLogged, c.invalidSuppressed = now, 0
 }
 
 func (c *nodeContext) RecordDropped(node, reason string) {

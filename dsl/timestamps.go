@@ -1,0 +1,141 @@
+package dsl
+
+import (
+	"reflect"
+
+	"github.com/sluicehq/sluice/operators"
+)
+
+// Event time. A source stamps each record it reads with a timestamp: by
+// default the record's Kafka timestamp (CreateTime or LogAppendTime, as the
+// topic says), else what the source's extractor returns. That timestamp is
+// the record's from then on: stream time, punctuation, windows, the
+// timestamps of aggregates and of the records written to topics follow it.
+//
+// A negative timestamp is invalid. What the source does with such a record
+// is its invalid-timestamp policy, FailOnInvalidTimestamp by default. The
+// policy applies to the timestamp the source settled on, the record's or
+// the extractor's; in Kafka Streams the policy is part of the default
+// extractor, and a record for which a user's extractor returns a negative
+// timestamp is always dropped.
+//
+// Stream time follows the stamped timestamps. The runtime still chooses
+// which of a task's input partitions goes next by the Kafka timestamps of
+// their head records: it would have to decode records to extract theirs.
+
+// Timestamps sets the timestamp extractor of a source (FromTopic,
+// FromTopics, TableFromTopic): f returns the timestamp of each record, in
+// milliseconds since the Unix epoch, from its decoded key and value (the
+// zero values of their types for a Kafka null key or value), its headers
+// (valid only during the call) and its Kafka timestamp. Typical uses read
+// an event time from a field of the value. A negative result is invalid and
+// goes to the source's policy (OnInvalidTimestamp). The default is the
+// record's Kafka timestamp.
+//
+// f is called on the task's goroutine, once per decoded record; a record
+// that cannot be decoded is never passed to it. Its key and value types
+// must be the source's; options are untyped, so the compiler cannot check
+// that, and Build fails, naming the source, on a mismatch. The last
+// Timestamps or WallClockTimestamps option given to a source wins; other
+// operations ignore them.
+//
+// Kafka Streams: Consumed.withTimestampExtractor with a TimestampExtractor
+// (without the partition-time argument: use OnInvalidTimestamp's
+// UsePreviousStreamTime for that).
+func Timestamps[K, V any](f func(key K, value V, headers []operators.Header, recordTimestamp int64) int64) Option {
+	return optionFunc(func(o *options) { o.timestamps = f })
+}
+
+// WallClockTimestamps stamps each record a source reads with the task's
+// wall-clock time when the record is processed: processing-time semantics.
+// The clock is the system clock in the runtime and the driver's clock in
+// the test driver. Kafka Streams: WallclockTimestampExtractor.
+func WallClockTimestamps() Option {
+	return optionFunc(func(o *options) { o.timestamps = wallClockTimestamps{} })
+}
+
+// wallClockTimestamps marks WallClockTimestamps in options.timestamps.
+type wallClockTimestamps struct{}
+
+// InvalidTimestampPolicy says what a source does with a record whose
+// timestamp is negative, whether it is the record's Kafka timestamp or what
+// the source's extractor returned. The zero value is
+// FailOnInvalidTimestamp.
+type InvalidTimestampPolicy int
+
+const (
+	// FailOnInvalidTimestamp stops the task with an error naming the
+	// source, the topic, partition and offset of the record and the
+	// timestamp (an *operators.InvalidTimestampError). It is the default,
+	// as in Kafka Streams (FailOnInvalidTimestamp, its default extractor).
+	FailOnInvalidTimestamp InvalidTimestampPolicy = iota
+	// SkipInvalidTimestamp drops the record and counts it with the reason
+	// "invalid-timestamp" (the task's dropped-records metric, or
+	// testdriver's DroppedRecords). It logs a warning with the record's
+	// topic, partition, offset and timestamp, at most one per source per
+	// 10 seconds, each telling how many records were skipped since the
+	// previous one. Stream time does not move. Kafka Streams:
+	// LogAndSkipOnInvalidTimestamp.
+	SkipInvalidTimestamp
+	// UsePreviousStreamTime stamps the record with the task's stream time
+	// (the largest timestamp processed before it). Before the task has
+	// processed any record there is none, and the record is skipped as with
+	// SkipInvalidTimestamp, where Kafka Streams'
+	// UsePartitionTimeOnInvalidTimestamp fails. Kafka Streams' partition
+	// time is per input partition; the task's stream time is the same as
+	// long as the task reads one partition.
+	UsePreviousStreamTime
+)
+
+// OnInvalidTimestamp sets a source's invalid-timestamp policy (FromTopic,
+// FromTopics, TableFromTopic); the default is FailOnInvalidTimestamp. Other
+// operations ignore it. An unknown policy makes Build fail. Kafka Streams:
+// the choice of FailOnInvalidTimestamp, LogAndSkipOnInvalidTimestamp or
+// UsePartitionTimeOnInvalidTimestamp as the source's extractor.
+func OnInvalidTimestamp(p InvalidTimestampPolicy) Option {
+	return optionFunc(func(o *options) { o.onInvalid = p })
+}
+
+// sourceStamps is how a source stamps its records, as its options say.
+type sourceStamps[K, V any] struct {
+	extract   func(K, V, []operators.Header, int64) int64
+	wallClock bool
+	onInvalid operators.InvalidTimestampPolicy
+}
+
+// sourceTimestamps reads the timestamp options of the source named node;
+// an extractor of other key or value types than the source's, or an
+// unknown policy, is a build error naming node.
+func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps[K, V] {
+	var st sourceStamps[K, V]
+	switch f := o.timestamps.(type) {
+	case nil:
+	case wallClockTimestamps:
+		st.wallClock = true
+	case func(K, V, []operators.Header, int64) int64:
+		st.extract = f // nil: the records' timestamps
+	default:
+		b.fail(node, "the source reads keys of type %v and values of type %v, but its dsl.Timestamps extractor is a %T",
+			reflect.TypeFor[K](), reflect.TypeFor[V](), f)
+	}
+	switch o.onInvalid {
+	case FailOnInvalidTimestamp:
+		st.onInvalid = operators.FailOnInvalidTimestamp
+	case SkipInvalidTimestamp:
+		st.onInvalid = operators.SkipInvalidTimestamp
+	case UsePreviousStreamTime:
+		st.onInvalid = operators.UsePreviousStreamTime
+	default:
+		b.fail(node, "unknown invalid-timestamp policy %d", int(o.onInvalid))
+	}
+	return st
+}
+
+// forTask returns the source's timestamping for the task of ctx.
+func (st sourceStamps[K, V]) forTask(ctx operators.Context) operators.SourceTimestamps[K, V] {
+	ts := operators.SourceTimestamps[K, V]{Extract: st.extract, OnInvalid: st.onInvalid}
+	if st.wallClock {
+		ts.Extract = func(K, V, []operators.Header, int64) int64 { return ctx.WallClockTime().UnixMilli() }
+	}
+	return ts
+}
