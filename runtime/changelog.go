@@ -51,7 +51,7 @@ type loggedStore struct {
 	// skip is the length of the store key's prefix that the changelog key
 	// leaves out: the 8-byte segment ID of window and session stores.
 	skip int
-	p           *producer
+	p    *producer
 	// position returns the input record being processed and the stream
 	// time.
 	position func() (topic string, partition int32, offset int64, streamTime int64)

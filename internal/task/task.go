@@ -11,8 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
