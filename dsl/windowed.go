@@ -15,9 +15,9 @@ import (
 // window.Windowed keys whose serde writes key ‖ int64 start, as Kafka
 // Streams' TimeWindowedSerializer does.
 type TimeWindowedStream[K, V any] struct {
-	g     Grouped[K, V]
-	w     window.Time
-	final bool
+	g    Grouped[K, V]
+	w    window.Time
+	emit operators.Emit
 }
 
 // WindowedBy cuts the grouped stream into time windows (window.Tumbling,
@@ -34,7 +34,19 @@ func WindowedBy[K, V any](g Grouped[K, V], w window.Time) TimeWindowedStream[K, 
 // instead of every update. Kafka Streams:
 // emitStrategy(EmitStrategy.onWindowClose()).
 func (t TimeWindowedStream[K, V]) EmitFinal() TimeWindowedStream[K, V] {
-	t.final = true
+	t.emit.Final = true
+	return t
+}
+
+// CloseWhenIdle lets wall-clock time close windows when the task's
+// aggregation has seen no record for idle: its stream time then advances
+// with the wall clock from the last record's, so the last windows close
+// (and, with EmitFinal, are emitted) without waiting for new data. A
+// departure from Kafka Streams, where windows close only when records
+// advance stream time; it assumes event time keeps pace with wall-clock
+// time. Off by default.
+func (t TimeWindowedStream[K, V]) CloseWhenIdle(idle time.Duration) TimeWindowedStream[K, V] {
+	t.emit.CloseWhenIdle = idle
 	return t
 }
 
@@ -65,10 +77,10 @@ func timeWindowed[K, V, A any](t TimeWindowedStream[K, V], opts []Option, prefix
 }
 
 func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []Option, prefix string, aggs serde.Serde[A], first func(K, V) A, add func(K, V, A) A) Table[window.Windowed[K], A] {
-	w, final := t.w, t.final
+	w, emit := t.w, t.emit
 	tbl := windowedAggregate(t.g, opts, prefix, topology.Window, w.Validate(), w.Retention(), aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
-			return operators.WindowAggregate(ctx, node, store, w, final, keys, aggs, first, add, next)
+			return operators.WindowAggregate(ctx, node, store, w, emit, keys, aggs, first, add, next)
 		})
 	if tbl.keys == nil && t.g.s.keys != nil {
 		tbl.keys = window.TimeKeySerde(t.g.s.keys, w.Size)
@@ -82,9 +94,9 @@ func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []Option, p
 // writes key ‖ int64 end ‖ int64 start, as Kafka Streams'
 // SessionWindowedSerializer does.
 type SessionWindowedStream[K, V any] struct {
-	g     Grouped[K, V]
-	w     window.Session
-	final bool
+	g    Grouped[K, V]
+	w    window.Session
+	emit operators.Emit
 }
 
 // WindowedBySession cuts the grouped stream into sessions of records at
@@ -97,7 +109,15 @@ func WindowedBySession[K, V any](g Grouped[K, V], w window.Session) SessionWindo
 // closes, instead of every change. Kafka Streams:
 // emitStrategy(EmitStrategy.onWindowClose()).
 func (s SessionWindowedStream[K, V]) EmitFinal() SessionWindowedStream[K, V] {
-	s.final = true
+	s.emit.Final = true
+	return s
+}
+
+// CloseWhenIdle lets wall-clock time close sessions when the aggregation
+// has seen no record for idle (see TimeWindowedStream.CloseWhenIdle; a
+// departure from Kafka Streams).
+func (s SessionWindowedStream[K, V]) CloseWhenIdle(idle time.Duration) SessionWindowedStream[K, V] {
+	s.emit.CloseWhenIdle = idle
 	return s
 }
 
@@ -111,10 +131,10 @@ func (s SessionWindowedStream[K, V]) Count(opts ...Option) Table[window.Windowed
 // sessions combines their aggregates with f too. Kafka Streams:
 // SessionWindowedKStream.reduce.
 func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[window.Windowed[K], V] {
-	w, final, values := s.w, s.final, s.g.s.values
+	w, emit, values := s.w, s.emit, s.g.s.values
 	return sessionWindowed(s, opts, "KSTREAM-REDUCE", values,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[V]]) (operators.Node[K, V], error) {
-			return operators.SessionReduce(ctx, node, store, w, final, keys, values,
+			return operators.SessionReduce(ctx, node, store, w, emit, keys, values,
 				func(_ K, v V, agg V) V { return f(agg, v) }, func(_ K, a, b V) V { return f(a, b) }, next)
 		})
 }
@@ -125,10 +145,10 @@ func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) 
 // the aggregate. Kafka Streams: SessionWindowedKStream.aggregate.
 func SessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A, add func(k K, v V, agg A) A, merge func(k K, a, b A) A,
 	aggs serde.Serde[A], opts ...Option) Table[window.Windowed[K], A] {
-	w, final := s.w, s.final
+	w, emit := s.w, s.emit
 	return sessionWindowed(s, opts, "KSTREAM-AGGREGATE", aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
-			return operators.SessionAggregate(ctx, node, store, w, final, keys, aggs, init, add, merge, next)
+			return operators.SessionAggregate(ctx, node, store, w, emit, keys, aggs, init, add, merge, next)
 		})
 }
 

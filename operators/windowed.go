@@ -80,6 +80,57 @@ func (l *lateLog) drop(ts int64, w window.Window, closeTime int64) {
 	l.dropped = 0
 }
 
+// Emit says how a windowed aggregation forwards its results.
+type Emit struct {
+	// Final forwards each window once, when it closes, instead of every
+	// update (Kafka Streams' EmitStrategy.onWindowClose).
+	Final bool
+	// CloseWhenIdle, if positive, lets wall-clock time close windows when
+	// the processor has seen no record for that long: its observed stream
+	// time then advances with the wall clock from the last record's
+	// (assuming event time keeps pace with wall-clock time), so that the
+	// last windows close and, with Final, are emitted even when no new
+	// record arrives. A departure from Kafka Streams, where windows close
+	// only when records advance stream time.
+	CloseWhenIdle time.Duration
+}
+
+// idleClock advances a windowed aggregation's observed stream time with
+// the wall clock while no record arrives (Emit.CloseWhenIdle).
+type idleClock struct {
+	idle     time.Duration
+	lastWall int64 // wall-clock ms of the last record (or of the start)
+	lastObs  int64 // observed stream time after the last record
+}
+
+// schedule starts the punctuation that calls advance with the stream time
+// the wall clock implies, when the processor has been idle long enough.
+func (c *idleClock) schedule(ctx Context, node string, observed int64, advance func(int64) error) error {
+	if c.idle <= 0 {
+		return nil
+	}
+	c.lastWall, c.lastObs = ctx.WallClockTime().UnixMilli(), observed
+	interval := min(c.idle, time.Second)
+	_, err := ctx.Schedule(interval, WallClockTime, func(now int64) error {
+		idleFor := now - c.lastWall
+		if idleFor < c.idle.Milliseconds() || c.lastObs < 0 {
+			return nil
+		}
+		return advance(c.lastObs + idleFor)
+	})
+	if err != nil {
+		return &NodeError{Node: node, Err: err}
+	}
+	return nil
+}
+
+// record notes a record's arrival.
+func (c *idleClock) record(ctx Context, observed int64) {
+	if c.idle > 0 {
+		c.lastWall, c.lastObs = ctx.WallClockTime().UnixMilli(), observed
+	}
+}
+
 // windowView is the typed view of a window store of timestamped
 // aggregates (8-byte timestamp, then the aggregate's encoding).
 type windowView[K, A any] struct {
@@ -152,8 +203,9 @@ func decodeTimestampedAgg[A any](store string, aggs serde.Serde[A], b []byte) (i
 // with emitFinal true nothing is forwarded until a window closes, and then
 // its final aggregate once (Kafka Streams' EmitStrategy.onWindowClose).
 // The forwarded timestamp is the largest timestamp of the window's records.
-func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time, emitFinal bool, keys serde.Serde[K], aggs serde.Serde[A],
+func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time, emit Emit, keys serde.Serde[K], aggs serde.Serde[A],
 	first func(K, V) A, add func(K, V, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
+	emitFinal := emit.Final
 	if err := w.Validate(); err != nil {
 		return nil, &NodeError{Node: node, Err: err}
 	}
@@ -166,6 +218,10 @@ func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time
 		late: lateLog{ctx: ctx, node: node}}
 	p.observed = p.observedMD.get(-1)
 	p.lastEmit = p.emitMD.get(-1)
+	p.idle.idle = emit.CloseWhenIdle
+	if err := p.idle.schedule(ctx, node, p.observed, p.advance); err != nil {
+		return nil, err
+	}
 	if !emitFinal && v.cache != nil {
 		p.cached = true
 		size := w.Size.Milliseconds()
@@ -204,8 +260,23 @@ type windowAggregate[K, V, A any] struct {
 	observed, lastEmit int64
 	observedMD, emitMD metadata
 	late               lateLog
+	idle               idleClock
 	wins               []window.Window
 	kbuf, ebuf         []byte
+}
+
+// advance moves the observed stream time to t on wall-clock time
+// (Emit.CloseWhenIdle) and emits what that closes.
+func (p *windowAggregate[K, V, A]) advance(t int64) error {
+	if t <= p.observed {
+		return nil
+	}
+	p.observed = t
+	p.observedMD.set(t)
+	if p.final {
+		return p.emitFinal(t-p.w.Grace.Milliseconds(), nil)
+	}
+	return nil
 }
 
 // decodeEntry decodes a window store entry (changelog key and value) into
@@ -239,6 +310,7 @@ func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
 		p.observed = r.Timestamp
 		p.observedMD.set(p.observed)
 	}
+	p.idle.record(p.ctx, p.observed)
 	closeTime := p.observed - p.w.Grace.Milliseconds()
 	var err error
 	if p.kbuf, err = p.view.keys.Encode(p.kbuf[:0], r.Key); err != nil {
@@ -338,23 +410,24 @@ func (p *windowAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) 
 // aggregate, the merged one with its new aggregate, timestamped with the
 // session's end. With emitFinal true each session is forwarded once, when
 // it closes.
-func SessionAggregate[K, V, A any](ctx Context, node, store string, w window.Session, emitFinal bool, keys serde.Serde[K], aggs serde.Serde[A],
+func SessionAggregate[K, V, A any](ctx Context, node, store string, w window.Session, emit Emit, keys serde.Serde[K], aggs serde.Serde[A],
 	init func() A, add func(K, V, A) A, merge func(K, A, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
-	return newSessionAggregate(ctx, node, store, w, emitFinal, keys, aggs, init, nil, add, merge, next)
+	return newSessionAggregate(ctx, node, store, w, emit, keys, aggs, init, nil, add, merge, next)
 }
 
 // SessionReduce is SessionAggregate where a session's aggregate starts as
 // its first value and merged sessions are combined with reduce too (Kafka
 // Streams' SessionWindowedKStream.reduce).
-func SessionReduce[K, V any](ctx Context, node, store string, w window.Session, emitFinal bool, keys serde.Serde[K], values serde.Serde[V],
+func SessionReduce[K, V any](ctx Context, node, store string, w window.Session, emit Emit, keys serde.Serde[K], values serde.Serde[V],
 	add func(K, V, V) V, merge func(K, V, V) V, next Node[window.Windowed[K], Change[V]]) (Node[K, V], error) {
-	return newSessionAggregate(ctx, node, store, w, emitFinal, keys, values, nil, func(_ K, v V) V { return v }, add, merge, next)
+	return newSessionAggregate(ctx, node, store, w, emit, keys, values, nil, func(_ K, v V) V { return v }, add, merge, next)
 }
 
 // newSessionAggregate: a new session's aggregate is init() with the record
 // added, or without init, first(record).
-func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.Session, emitFinal bool, keys serde.Serde[K], aggs serde.Serde[A],
+func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.Session, emit Emit, keys serde.Serde[K], aggs serde.Serde[A],
 	init func() A, first func(K, V) A, add func(K, V, A) A, merge func(K, A, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
+	emitFinal := emit.Final
 	if err := w.Validate(); err != nil {
 		return nil, &NodeError{Node: node, Err: err}
 	}
@@ -373,6 +446,10 @@ func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.
 	p.observed = p.observedMD.get(-1)
 	p.lastEmit = p.emitMD.get(-1)
 	p.cache, _ = ss.Base().(*state.CachingStore)
+	p.idle.idle = emit.CloseWhenIdle
+	if err := p.idle.schedule(ctx, node, p.observed, p.advance); err != nil {
+		return nil, err
+	}
 	if !emitFinal && p.cache != nil {
 		p.cached = true
 		p.cache.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, rc state.RecordContext) error {
@@ -424,8 +501,23 @@ type sessionAggregate[K, V, A any] struct {
 	observed, lastEmit int64
 	observedMD, emitMD metadata
 	late               lateLog
+	idle               idleClock
 	kbuf, vbuf         []byte
 	merged             []mergedSession[A]
+}
+
+// advance moves the observed stream time to t on wall-clock time
+// (Emit.CloseWhenIdle) and emits what that closes.
+func (p *sessionAggregate[K, V, A]) advance(t int64) error {
+	if t <= p.observed {
+		return nil
+	}
+	p.observed = t
+	p.observedMD.set(t)
+	if p.final {
+		return p.emitFinal(t-p.w.Grace.Milliseconds()-p.w.Gap.Milliseconds(), nil)
+	}
+	return nil
 }
 
 type mergedSession[A any] struct {
@@ -443,6 +535,7 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 		p.observed = ts
 		p.observedMD.set(ts)
 	}
+	p.idle.record(p.ctx, p.observed)
 	gap, grace := p.w.Gap.Milliseconds(), p.w.Grace.Milliseconds()
 	closeTime := p.observed - grace - gap
 	var err error
