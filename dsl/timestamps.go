@@ -13,15 +13,14 @@ import (
 // timestamps of aggregates and of the records written to topics follow it.
 //
 // A negative timestamp is invalid. What the source does with such a record
-// is its invalid-timestamp policy, FailOnInvalidTimestamp by default. The
-// policy applies to the timestamp the source settled on, the record's or
-// the extractor's; in Kafka Streams the policy is part of the default
-// extractor, and a record for which a user's extractor returns a negative
-// timestamp is always dropped.
+// is its invalid-timestamp policy, FailOnInvalidTimestamp by default.
 //
-// Stream time follows the stamped timestamps. The runtime still chooses
-// which of a task's input partitions goes next by the Kafka timestamps of
-// their head records: it would have to decode records to extract theirs.
+// The source decides the timestamp after decoding the record and before
+// forwarding it, and then advances stream time (operators.Context's
+// StampRecord), so a record skipped as undecodable or for an invalid
+// timestamp never moves stream time. The runtime still chooses which of a
+// task's input partitions goes next by the Kafka timestamps of their head
+// records: it would have to decode records to extract theirs.
 
 // Timestamps sets the timestamp extractor of a source (FromTopic,
 // FromTopics, TableFromTopic): f returns the timestamp of each record, in
@@ -61,6 +60,12 @@ type wallClockTimestamps struct{}
 // timestamp is negative, whether it is the record's Kafka timestamp or what
 // the source's extractor returned. The zero value is
 // FailOnInvalidTimestamp.
+//
+// In Kafka Streams the policy is part of the default extractor, and a
+// record for which a user's extractor returns a negative timestamp is
+// always dropped; here the policy applies to whichever timestamp the source
+// settled on, so such a record fails the task unless the policy says
+// otherwise.
 type InvalidTimestampPolicy int
 
 const (

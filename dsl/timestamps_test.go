@@ -8,6 +8,7 @@ package dsl_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
 	"github.com/sluicehq/sluice/topology"
+	"github.com/sluicehq/sluice/window"
 )
 
 // click is a JSON value that carries its own event time.
@@ -138,6 +140,36 @@ func TestTimestampsThroughAggregationAndTable(t *testing.T) {
 	}
 	opsWant(t, "users-out", got, []string{"alice=eu@42"})
 	opsWant(t, "store users", opsStore(t, d, "users", serde.String, serde.String), []string{"alice=eu@42"})
+}
+
+// Windows follow the extracted event times: a record is late by its event
+// time, whatever its Kafka timestamp, and a record skipped for an invalid
+// timestamp is counted apart from late ones.
+func TestTimestampsDriveWindows(t *testing.T) {
+	b := dsl.NewBuilder()
+	clicks := dsl.FromTopic(b, "clicks", serde.String, serde.JSON[click](), dsl.Named("src"),
+		dsl.Timestamps(negativeAt), dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp))
+	keys := window.TimeKeySerde(serde.String, 10*time.Millisecond)
+	dsl.WindowedBy(clicks.GroupByKey(), window.Tumbling(10*time.Millisecond, 0)).
+		Count(dsl.Named("per-window"), dsl.Materialized(dsl.StoreOptions{DisableCaching: true})).
+		ToStream().To("out", keys, serde.Int64)
+	d, _ := opsDriver(t, b)
+	in := testdriver.CreateInputTopic(d, "clicks", serde.String, serde.JSON[click]())
+	out := testdriver.CreateOutputTopic(d, "out", keys, serde.Int64)
+	for _, at := range []int64{3, 7, 12, 5, -1, 25} { // 5 is late once stream time is 12
+		opsOK(t, in.PipeAt("u", click{Page: "p", At: at}, 1000-at))
+	}
+	got := []string{}
+	for _, r := range opsReadRecords(t, out) {
+		got = append(got, fmt.Sprintf("%s%v=%d@%d", r.Key.Key, r.Key.Window, r.Value, r.Timestamp))
+	}
+	opsWant(t, "out", got, []string{"u[0,10)=1@3", "u[0,10)=2@7", "u[10,20)=1@12", "u[20,30)=1@25"})
+	if n := d.DroppedRecords("per-window", "late"); n != 1 {
+		t.Errorf("dropped as late = %d, want 1", n)
+	}
+	if n := d.DroppedRecords("src", "invalid-timestamp"); n != 1 {
+		t.Errorf("dropped for an invalid timestamp = %d, want 1", n)
+	}
 }
 
 // opsReadRecords reads every unread record of out.
@@ -371,4 +403,40 @@ func TestTimestampOptionsIgnoredElsewhere(t *testing.T) {
 	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64)
 	opsOK(t, in.PipeAt("a", 1, 7))
 	opsWant(t, "out", opsRead(t, out), []string{"a=1@7"})
+}
+
+// BenchmarkTimestampExtractor is BenchmarkStatelessChain/bytes-int64 with
+// a timestamp extractor on the source (the value is the event time):
+// extracting must not allocate either. allocs/op is allocations per record.
+func BenchmarkTimestampExtractor(b *testing.B) {
+	bld := dsl.NewBuilder()
+	s := dsl.FromTopic(bld, "in", serde.Bytes, serde.Int64,
+		dsl.Timestamps(func(_ []byte, v int64, _ []operators.Header, _ int64) int64 { return v })).
+		Filter(func(_ []byte, v int64) bool { return v%10 != 0 })
+	dsl.MapValues(s, func(v int64) int64 { return v * 2 }).To("out", serde.Bytes, serde.Int64)
+	topo, err := bld.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := testdriver.New(topo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "in", serde.Bytes, serde.Int64)
+	ks := make([][]byte, 1000)
+	for i := range ks {
+		ks[i] = []byte("key-" + strconv.Itoa(i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := in.PipeAt(ks[i%len(ks)], int64(i), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, b.N)
+	if st := d.StreamTime(0); st != int64(b.N-1) {
+		b.Fatalf("stream time = %d, want %d", st, b.N-1)
+	}
 }
