@@ -221,7 +221,11 @@ func (a *App) start(ctx context.Context) error {
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
 	opts := append(a.baseClientOpts(),
-		kgo.RecordDeliveryTimeout(2*time.Minute),
+		// No kgo.RecordDeliveryTimeout: franz-go measures it from the
+		// record's timestamp, which here is event time (a window's, or
+		// an old input record's when reprocessing history), so records
+		// would time out before they were sent. A commit's flush is
+		// bounded by its own context instead.
 		kgo.ConsumerGroup(a.cfg.appID),
 		kgo.ConsumeTopics(l.sourceTopics()...),
 		kgo.Balancers(bal),

@@ -25,8 +25,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/window"
 )
 
 // TestMain runs the child process of TestKill9AndRestart when asked to,
@@ -391,6 +394,67 @@ func TestRestoreChangelogEndingInTransactionMarker(t *testing.T) {
 	}
 	if n := restored(t, reg); n != 3 {
 		t.Errorf("restored %v records, want the changelog's 3", n)
+	}
+	in.stop(t)
+}
+
+// A windowed count restores its window store from the changelog (key ‖
+// start ‖ seq records, compact,delete) after the state directory is
+// deleted, and goes on counting each window exactly.
+func TestWindowStoreRestoresFromChangelog(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "views"), topic(t, "counts")
+	c.create(t, 2, input, output)
+	b := dsl.NewBuilder()
+	g := dsl.FromTopic(b, input, serde.String, serde.String).GroupByKey()
+	counts := dsl.WindowedBy(g, window.Tumbling(time.Minute, time.Hour)).Count(dsl.Named("views")).ToStream()
+	dsl.Map(counts, func(k window.Windowed[string], n int64) (string, int64) {
+		return fmt.Sprintf("%s@%d", k.Key, k.Window.Start), n
+	}).To(output, serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appID := topic(t, "app")
+	dir := t.TempDir()
+	want := map[string]int64{}
+	cl := c.client(t, kgo.DefaultProduceTopic(input))
+	produce := func(n int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for i := range n {
+			page := fmt.Sprintf("page%d", i%7)
+			ts := int64(1_700_000_000_000) + int64(i%5)*60_000 + int64(i%13)*1000
+			want[fmt.Sprintf("%s@%d", page, ts/60_000*60_000)]++
+			r := &kgo.Record{Key: []byte(page), Value: []byte("v"), Timestamp: time.UnixMilli(ts)}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run := func() *instance {
+		return start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.StateDir(dir),
+			runtime.CommitInterval(50*time.Millisecond))
+	}
+	produce(300)
+	in := run()
+	if got, _ := c.counts(t, output, 10*time.Second, equalCounts(want)); !maps.Equal(got, want) {
+		select {
+		case err := <-in.done:
+			t.Fatalf("first run stopped: %v", err)
+		default:
+		}
+		t.Fatalf("first run: %s", diffCounts(got, want))
+	}
+	in.stop(t)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	produce(200)
+	in = run()
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after a full restore of the window store: %s", diffCounts(got, want))
 	}
 	in.stop(t)
 }
