@@ -54,6 +54,33 @@
 // aggregations and repartitions drop records with a null key, aggregations
 // skip null values, and for tables a null value deletes the key.
 //
+// # Event time and windows
+//
+// A record's event time is its Kafka timestamp, or what a source's
+// extractor says (Timestamps: a field of the value, for example; or
+// WallClockTimestamps). A negative timestamp is invalid and handled by the
+// source's OnInvalidTimestamp policy: fail (the default), skip and count
+// ("invalid-timestamp"), or use the task's stream time. Stream time, the
+// largest event time a task has seen, never goes back.
+//
+// WindowedBy (tumbling and hopping windows, window.Tumbling and
+// window.Hopping), WindowedBySliding and WindowedBySession turn a grouped
+// stream into a windowed one whose Count, Reduce and aggregations
+// (WindowedAggregate, SlidingAggregate, SessionAggregate, the last with a
+// merger) produce a table keyed by window.Windowed keys, written to topics
+// as Kafka Streams writes them (key ‖ int64 start; sessions: key ‖ int64
+// end ‖ int64 start). Windows are epoch-aligned and half-open, [start,
+// end); a window closes when the aggregation's stream time reaches end +
+// grace, and a record for a closed window is dropped, counted ("late") and
+// logged at a limited rate. By default every update is forwarded (through
+// the record cache, so once per key and window per commit in the runtime);
+// EmitFinal forwards each window once, when it closes. The window store
+// keeps a window for size + grace (sessions: gap + grace) after it starts,
+// or longer with StoreOptions.Retention; its changelog uses compact,delete
+// with that retention plus a day. CloseWhenIdle, off by default and a
+// departure from Kafka Streams, lets wall-clock time close windows when no
+// record arrives for a while.
+//
 // # Testing
 //
 // Package testdriver runs a topology in memory with no broker; see the
