@@ -216,7 +216,9 @@ func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time
 	p := &windowAggregate[K, V, A]{ctx: ctx, node: node, w: w, final: emitFinal, view: v, first: first, add: add, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
-	p.observed = p.observedMD.get(-1)
+	// Without metadata (a task restored on another instance), the store's
+	// latest window start is a lower bound of the stream time.
+	p.observed = max(p.observedMD.get(-1), v.ws.ObservedStreamTime())
 	p.lastEmit = p.emitMD.get(-1)
 	p.idle.idle = emit.CloseWhenIdle
 	if err := p.idle.schedule(ctx, node, p.observed, p.advance); err != nil {
@@ -443,7 +445,9 @@ func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.
 		init: init, first: first, add: add, merge: merge, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
-	p.observed = p.observedMD.get(-1)
+	// Without metadata, the store's latest session end is a lower bound of
+	// the stream time.
+	p.observed = max(p.observedMD.get(-1), ss.ObservedStreamTime())
 	p.lastEmit = p.emitMD.get(-1)
 	p.cache, _ = ss.Base().(*state.CachingStore)
 	p.idle.idle = emit.CloseWhenIdle
