@@ -5,13 +5,15 @@ package dsl_test
 // an aggregation, the input records (key, timestamp, value) and the exact
 // output expected, and optionally the store's contents at the end and the
 // late records dropped. The expectations follow Kafka Streams' semantics
-// (KStreamWindowAggregate, KStreamSessionWindowAggregate).
+// (KStreamWindowAggregate, KStreamSessionWindowAggregate,
+// KStreamSlidingWindowAggregate).
 //
 // Format, one directive per line ('#' starts a comment):
 //
 //	window tumbling size=10ms grace=5ms
 //	window hopping size=10ms advance=5ms grace=0s
 //	window session gap=5ms grace=0s
+//	window sliding diff=10ms grace=0s
 //	emit update|final
 //	agg count|sum|concat       (sum: int values; concat: string values joined with "+")
 //	retention 1m               (the store's retention, Materialized.Retention)
@@ -40,15 +42,15 @@ import (
 )
 
 type windowCase struct {
-	kind                      string // tumbling, hopping, session
-	size, advance, grace, gap time.Duration
-	final                     bool
-	agg                       string
-	retention                 time.Duration
-	in                        []windowInput
-	out, store                []string
-	late                      int64
-	hasStore, hasLate         bool
+	kind                            string // tumbling, hopping, session, sliding
+	size, advance, grace, gap, diff time.Duration
+	final                           bool
+	agg                             string
+	retention                       time.Duration
+	in                              []windowInput
+	out, store                      []string
+	late                            int64
+	hasStore, hasLate               bool
 }
 
 type windowInput struct {
@@ -99,6 +101,8 @@ func parseWindowCase(t *testing.T, path string) windowCase {
 					c.grace = dur(v)
 				case "gap":
 					c.gap = dur(v)
+				case "diff":
+					c.diff = dur(v)
 				default:
 					bad("unknown window parameter %q", k)
 				}
@@ -192,6 +196,14 @@ func buildWindowCase(t *testing.T, c windowCase) (*testdriver.Driver, func() []s
 		}
 		dsl.SessionAggregate(ss, init, add, merge, serde.String, mat...).ToStream().To("out", nil, nil)
 		keys = window.SessionKeySerde(serde.String)
+	case "sliding":
+		sw := dsl.WindowedBySliding(g, window.Sliding{TimeDifference: c.diff, Grace: c.grace})
+		if c.final {
+			sw = sw.EmitFinal()
+		}
+		dsl.SlidingAggregate(sw, init, add, serde.String, mat...).ToStream().To("out", nil, nil)
+		keys = window.TimeKeySerde(serde.String, c.diff)
+		c.size = c.diff // the stored windows end diff after their start
 	default:
 		t.Fatalf("unknown window kind %q", c.kind)
 	}
