@@ -7,7 +7,7 @@ BENCHTIME   ?= 1s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka lint bench bench-go bench-layout bench-kfake bench-kafka run kafka-fetch
+.PHONY: all test test-kafka lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews kafka-fetch
 
 all: lint test
 
@@ -24,7 +24,7 @@ lint:
 ## test-kafka: the integration suite against a real Apache Kafka broker
 ## (jars fetched from Maven Central on first use, broker started on loopback)
 test-kafka:
-	scripts/kafka.sh run -- $(GO) test -count=1 -race ./runtime/...
+	scripts/kafka.sh run -- $(GO) test -count=1 -race ./runtime/... ./examples/...
 
 kafka-fetch:
 	scripts/kafka.sh fetch
@@ -49,3 +49,8 @@ bench-kafka:
 ## run: the flagship example, word count, on generated input
 run:
 	$(GO) run ./examples/wordcount -generate 100000
+
+## run-pageviews: page views per page in one-minute event-time windows, on
+## generated input (out of order, late and malformed views among them)
+run-pageviews:
+	$(GO) run ./examples/pageviews -generate 10000

@@ -33,6 +33,7 @@ import (
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
+	"github.com/sluicehq/sluice/window"
 )
 
 func main() {
@@ -60,7 +61,7 @@ func run() error {
 	n := flag.Int("records", 2_000_000, "input records")
 	partitions := flag.Int("partitions", 4, "input partitions")
 	workers := flag.Int("workers", 2, "Sluice worker goroutines")
-	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,rawwordcount,wordcount); empty runs all")
+	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,rawwordcount,wordcount); empty runs all")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the workloads (not of producing the input) to this file")
 	flag.Parse()
 
@@ -96,6 +97,9 @@ func run() error {
 		}},
 		{"count", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "count", *n, *n, *workers, int32(*partitions), countByKey)
+		}},
+		{"windowcount", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "windowcount", *n, *n, *workers, int32(*partitions), windowCount)
 		}},
 		{"rawwordcount", func() (result, error) {
 			return rawWordCount(ctx, brokers, input, run+"-rawwc", *n, words, int32(*partitions))
@@ -321,6 +325,19 @@ func countByKey(in, out string) (*topology.Topology, string) {
 		ToStream().To(out, serde.String, serde.Int64)
 	topo, _ := b.Build()
 	return topo, "Sluice count per key (10k keys)"
+}
+
+// windowCount counts per key in one-minute tumbling windows of the
+// records' Kafka timestamps (the time they were produced, so the input
+// falls in one or two windows), forwarding every update through the record
+// cache, the default: each commit writes the changed windows.
+func windowCount(in, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	g := dsl.FromTopic(b, in, serde.String, serde.Bytes).GroupByKey()
+	dsl.WindowedBy(g, window.Tumbling(time.Minute, 10*time.Second)).Count(dsl.Named("counts")).
+		ToStream().To(out, window.TimeKeySerde(serde.String, time.Minute), serde.Int64)
+	topo, _ := b.Build()
+	return topo, "Sluice 1m tumbling window count (10k keys)"
 }
 
 func wordCount(in, out string) (*topology.Topology, string) {
