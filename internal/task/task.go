@@ -393,8 +393,12 @@ type nodeContext struct {
 
 	// Rate limit of the log lines about records skipped for an invalid
 	// timestamp: one per node per invalidLogInterval of the task's clock.
-	invalidLogged     time.Time // when the last line was logged; zero: never
-	invalidSuppressed int64     // skipped records not logged since then
+	invalidLogged time.Time // when the last line was logged; zero: never
+	// undecodableLogged and undecodableSuppressed rate-limit the log lines
+	// of skipped undecodable records the same way.
+	undecodableLogged     time.Time
+	undecodableSuppressed int64
+	invalidSuppressed     int64 // skipped records not logged since then
 }
 
 // invalidLogInterval is the least time between two log lines of one source
@@ -448,8 +452,17 @@ func (c *nodeContext) Schedule(interval time.Duration, typ operators.Punctuation
 
 func (c *nodeContext) DeserializationError(node string, r *operators.RawRecord, err error) error {
 	if c.t.cfg.OnDeserializationError == SkipOnDeserializationError {
-		c.t.log.Warn("skipping a record that cannot be deserialized",
-			"node", node, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		// At most one line per node per invalidLogInterval, with the
+		// number skipped since the last one; every skip is counted.
+		now := c.t.clock()
+		if c.undecodableLogged.IsZero() || now.Sub(c.undecodableLogged) >= invalidLogInterval || now.Before(c.undecodableLogged) {
+			c.t.log.Warn("skipping a record that cannot be deserialized",
+				"node", node, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err,
+				"skipped_since_last_log", c.undecodableSuppressed)
+			c.undecodableLogged, c.undecodableSuppressed = now, 0
+		} else {
+			c.undecodableSuppressed++
+		}
 		c.RecordDropped(node, "deserialization-error")
 		c.t.skipped = true
 		return nil
