@@ -40,7 +40,7 @@ func defaultConfig() config {
 		commitInterval: 30 * time.Second,
 		workers:        1,
 		startupTimeout: 30 * time.Second,
-		maxPollRecords: 10000,
+		maxPollRecords: 50000,
 		cacheBytes:     10 << 20,
 		blockCache:     64 << 20,
 		memTableBytes:  1 << 20,
@@ -124,7 +124,11 @@ func StartupTimeout(d time.Duration) Option {
 }
 
 // MaxPollRecords bounds the records handed to the tasks per poll; default
-// 10000. Kafka Streams: max.poll.records.
+// 50000. Each poll is one round of work for the workers, so larger polls
+// spread the round's fixed cost (measured: the stateless benchmark went
+// from 0.82-0.92 of the raw franz-go loop at 10000 to 0.92-1.02 at 50000);
+// the records are in memory already, fetched by the client. Kafka Streams:
+// max.poll.records.
 func MaxPollRecords(n int) Option { return optionFunc(func(c *config) { c.maxPollRecords = n }) }
 
 // SkipUndecodableRecords makes tasks log, count and skip input records

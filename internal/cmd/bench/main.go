@@ -250,6 +250,11 @@ func rawLoop(ctx context.Context, brokers []string, input, group string, n int, 
 			sinceCommit = 0
 		}
 	}
+	// Leave the group inside the clock, as the Sluice workloads' Close
+	// does (with their final flush and commit).
+	if err := cl.LeaveGroupContext(ctx); err != nil {
+		return result{}, err
+	}
 	return result{name: "raw franz-go consume→produce", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}, nil
 }
 
@@ -306,6 +311,11 @@ func rawWordCount(ctx context.Context, brokers []string, input, group string, n,
 			}
 			since = 0
 		}
+	}
+	// Leave the group inside the clock, as the Sluice workloads' Close
+	// does (with their final flush and commit).
+	if err := cl.LeaveGroupContext(ctx); err != nil {
+		return result{}, err
 	}
 	return result{name: "raw franz-go word count (words topic)", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}, nil
 }
