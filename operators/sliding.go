@@ -2,6 +2,7 @@ package operators
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -75,7 +76,9 @@ func newSlidingAggregate[K, V, A any](ctx Context, node, store string, w window.
 		init: init, first: first, add: add, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
-	p.observed = p.observedMD.get(-1)
+	// Without metadata (a task restored on another instance), the store's
+	// latest window start is a lower bound of the stream time.
+	p.observed = max(p.observedMD.get(-1), p.view.ws.ObservedStreamTime())
 	p.lastEmit = p.emitMD.get(-1)
 	if !emitFinal && v.cache != nil {
 		p.cached = true
@@ -352,7 +355,9 @@ func (p *slidingAggregate[K, V, A]) createWindows(r Record[K, V], closeTime int6
 // not in it.
 func (p *slidingAggregate[K, V, A]) createRightWindow(r Record[K, V], agg *slidingWindow[A]) error {
 	start := r.Timestamp + 1
-	if err := p.view.put(p.kbuf, start, agg.agg, agg.ts, r.Headers); err != nil {
+	if err := p.view.put(p.kbuf, start, agg.agg, agg.ts, r.Headers); errors.Is(err, state.ErrWindowExpired) {
+		return nil // past the store's retention: the window could never be read
+	} else if err != nil {
 		return &NodeError{Node: p.node, Err: err}
 	}
 	if p.final || p.cached {
@@ -385,7 +390,10 @@ func (p *slidingAggregate[K, V, A]) updateWindow(r Record[K, V], start int64, se
 	default:
 		agg = p.first(r.Key, r.Value)
 	}
-	if err := p.view.put(p.kbuf, start, agg, ts, r.Headers); err != nil {
+	if err := p.view.put(p.kbuf, start, agg, ts, r.Headers); errors.Is(err, state.ErrWindowExpired) {
+		p.late.drop(r.Timestamp, win, closeTime) // past the store's retention
+		return nil
+	} else if err != nil {
 		return &NodeError{Node: p.node, Err: err}
 	}
 	if p.final || p.cached {

@@ -3,6 +3,7 @@ package operators
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
@@ -93,7 +94,7 @@ func (s *timestamped[K, V]) decodeValue(b []byte) (V, error) {
 // setContext sets the record context the next write is cached with.
 func (s *timestamped[K, V]) setContext(ts int64, headers []Header) {
 	if s.cache != nil {
-		s.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: headers})
+		s.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: cachedHeaders(headers)})
 	}
 }
 
@@ -211,4 +212,14 @@ func (c changeSerde[V]) Decode(b []byte) (Change[V], error) {
 		return ch, fmt.Errorf("sluice: change: %d trailing bytes", len(b))
 	}
 	return ch, err
+}
+
+// cachedHeaders returns headers for a record cache to keep until it
+// flushes: a copy, since the caller's slice is reused for the next record
+// (nil stays nil, and costs nothing).
+func cachedHeaders(headers []Header) any {
+	if len(headers) == 0 {
+		return nil
+	}
+	return slices.Clone(headers)
 }

@@ -2,6 +2,7 @@ package operators
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -166,7 +167,7 @@ func (v *windowView[K, A]) get(kb []byte, start int64) (agg A, ts int64, ok bool
 
 func (v *windowView[K, A]) put(kb []byte, start int64, agg A, ts int64, headers []Header) error {
 	if v.cache != nil {
-		v.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: headers})
+		v.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: cachedHeaders(headers)})
 	}
 	buf := binary.BigEndian.AppendUint64(v.vbuf[:0], uint64(ts))
 	buf, err := v.aggs.Encode(buf, agg)
@@ -339,7 +340,10 @@ func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
 		if ok {
 			agg, ts = p.add(r.Key, r.Value, old), max(oldTs, r.Timestamp)
 		}
-		if err := p.view.put(p.kbuf, win.Start, agg, ts, r.Headers); err != nil {
+		if err := p.view.put(p.kbuf, win.Start, agg, ts, r.Headers); errors.Is(err, state.ErrWindowExpired) {
+			p.late.drop(r.Timestamp, win, closeTime) // past the store's retention
+			continue
+		} else if err != nil {
 			return &NodeError{Node: p.node, Err: err}
 		}
 		if p.final || p.cached {
@@ -580,7 +584,7 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 		p.late.drop(ts, merged, closeTime)
 	} else {
 		if p.cache != nil {
-			p.cache.SetRecordContext(state.RecordContext{Timestamp: merged.End, Headers: r.Headers})
+			p.cache.SetRecordContext(state.RecordContext{Timestamp: merged.End, Headers: cachedHeaders(r.Headers)})
 		}
 		if merged != (window.Window{Start: ts, End: ts}) {
 			for _, m := range p.merged {
@@ -606,6 +610,8 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 			return &NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot serialize value: %w", p.store, err)}
 		}
 		if err := p.ss.Put(p.kbuf, merged.Start, merged.End, p.vbuf); err != nil {
+			// ErrWindowExpired cannot happen here: the store keeps
+			// sessions 1ms past the close time (task.WrapStore).
 			return &NodeError{Node: p.node, Err: err}
 		}
 		if !p.final && !p.cached {

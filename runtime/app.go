@@ -262,7 +262,6 @@ func (a *App) openStateDir() error {
 	}
 	a.dirLock = l
 	a.blockCache = pebble.NewCache(a.cfg.blockCache)
-	a.sweepStateDir()
 	return nil
 }
 
@@ -280,6 +279,9 @@ func (a *App) worker() {
 // loop polls, processes and commits until ctx ends or a fatal error.
 func (a *App) loop(ctx context.Context) error {
 	lastCommit := time.Now()
+	// The first sweep of stale task state comes a cleanup delay after the
+	// start, once the group has assigned this instance its tasks.
+	lastSweep := time.Now()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		fetches := a.client.PollRecords(pctx, a.cfg.maxPollRecords)
@@ -319,6 +321,10 @@ func (a *App) loop(ctx context.Context) error {
 		if err == nil && time.Since(lastCommit) >= a.cfg.commitInterval {
 			err = a.commitLocked(ctx, slices.Collect(maps.Values(a.runners)))
 			lastCommit = time.Now()
+		}
+		if err == nil && time.Since(lastSweep) >= max(a.cfg.cleanupDelay, time.Second) {
+			a.sweepStateDir()
+			lastSweep = time.Now()
 		}
 		a.mu.Unlock()
 		a.client.AllowRebalance()
@@ -380,8 +386,9 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	}
 	// Everything the stores wrote is in the changelogs now: the local
 	// state may commit, with the input positions it reflects.
+	ends := a.prod.changelogEnds()
 	for _, r := range runners {
-		if err := r.st.commitLocal(r.positions(), r.task.Metadata()); err != nil {
+		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}
 	}
@@ -419,7 +426,6 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	for _, r := range runners {
 		r.committed(offsets)
 	}
-	ends := a.prod.changelogEnds()
 	for _, r := range runners {
 		if err := r.st.writeCheckpoint(ends); err != nil {
 			a.log.Warn("write checkpoint", "task", r.id, "err", err)
@@ -607,7 +613,7 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 	if err != nil {
 		return nil, err
 	}
-	if reason, err := a.checkLocalState(ctx, ts); err != nil {
+	if reason, err := a.checkLocalState(ctx, ts, mine); err != nil {
 		_ = ts.close()
 		return nil, err
 	} else if reason != "" {
@@ -669,7 +675,13 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 // the topics on the broker: its checkpointed changelog offsets and its
 // input positions must not be past the topics' end offsets. It returns why
 // not, or "".
-func (a *App) checkLocalState(ctx context.Context, ts *taskState) (string, error) {
+//
+// It also refuses local state whose input positions are past the group's
+// committed offsets (its last commit never reached the group) when the
+// changelog grew since that commit: another instance processed the task
+// from the group's offsets meanwhile, and the local state, ahead of what
+// it restores, would hide that the inputs between are missing from it.
+func (a *App) checkLocalState(ctx context.Context, ts *taskState, committed map[topicPartition]int64) (string, error) {
 	if ts.db == nil || (len(ts.checkpoint) == 0 && len(ts.positions) == 0) {
 		return "", nil
 	}
@@ -683,6 +695,15 @@ func (a *App) checkLocalState(ctx context.Context, ts *taskState) (string, error
 		offsets[tp] = off
 		topics[tp.topic] = true
 	}
+	for tp := range ts.loggedEnds {
+		topics[tp.topic] = true
+	}
+	ahead := ""
+	for tp, off := range ts.positions {
+		if c, ok := committed[tp]; !ok || off > c {
+			ahead = fmt.Sprintf("its position %d in topic %s partition %d is past the group's committed offset", off, tp.topic, tp.partition)
+		}
+	}
 	ends, err := kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
 	if err != nil {
 		return "", fmt.Errorf("sluice: list end offsets to check local state: %w", err)
@@ -694,6 +715,14 @@ func (a *App) checkLocalState(ctx context.Context, ts *taskState) (string, error
 		}
 		if off > end.Offset {
 			return fmt.Sprintf("offset %d recorded for topic %s partition %d is past its end offset %d", off, tp.topic, tp.partition, end.Offset), nil
+		}
+	}
+	if ahead != "" {
+		for tp, logged := range ts.loggedEnds {
+			if end, ok := ends.Lookup(tp.topic, tp.partition); ok && end.Err == nil && end.Offset > logged {
+				return fmt.Sprintf("%s, and changelog %s partition %d grew from %d to %d since: another instance processed the task",
+					ahead, tp.topic, tp.partition, logged, end.Offset), nil
+			}
 		}
 	}
 	return "", nil

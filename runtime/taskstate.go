@@ -50,6 +50,12 @@ import (
 // state reflects.
 var metaPositions = []byte("positions")
 
+// metaChangelogEnds is the meta record of the end offsets of the task's
+// changelog partitions when the local state last committed: with the
+// input positions, it tells whether another instance wrote the changelog
+// since (checkLocalState).
+var metaChangelogEnds = []byte("changelog-ends")
+
 // metaProcessors is the meta record of the task's processor metadata
 // (operators.MetadataContext: windowed aggregations' observed stream time
 // and last emitted close time), committed with the state.
@@ -68,6 +74,9 @@ type taskState struct {
 	positions map[topicPartition]int64
 	// metadata is the processor metadata as of the last commit.
 	metadata map[string]int64
+	// loggedEnds are the changelog end offsets recorded with the last
+	// commit of the local state.
+	loggedEnds map[topicPartition]int64
 	// resume are the next input offsets to process: the later of
 	// positions and the group's committed offsets.
 	resume map[topicPartition]int64
@@ -114,6 +123,15 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
 		}
 	}
+	if b, ok, err := db.GetMeta(metaChangelogEnds); err != nil {
+		_ = db.Close()
+		return nil, err
+	} else if ok {
+		if ts.loggedEnds, err = decodePositions(b); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
+		}
+	}
 	if b, ok, err := db.GetMeta(metaProcessors); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -153,7 +171,7 @@ func (ts *taskState) confirmed(tp topicPartition, offset int64) bool {
 
 // commitLocal commits the pending writes of the task's DB with the input
 // positions next (step 3 of the protocol).
-func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]int64) error {
+func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]int64, ends map[state.TopicPartition]int64) error {
 	if ts.db == nil {
 		return nil
 	}
@@ -161,6 +179,19 @@ func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]in
 		ts.positions[tp] = off
 	}
 	if err := ts.db.PutPendingMeta(metaPositions, encodePositions(ts.positions)); err != nil {
+		return err
+	}
+	logged := make(map[topicPartition]int64, len(ts.changelogs))
+	for _, tp := range ts.changelogs {
+		off, ok := ends[tp]
+		if cp, has := ts.checkpoint[tp]; !ok || (has && cp > off) {
+			off, ok = cp, has
+		}
+		if ok {
+			logged[topicPartition{tp.Topic, tp.Partition}] = off
+		}
+	}
+	if err := ts.db.PutPendingMeta(metaChangelogEnds, encodePositions(logged)); err != nil {
 		return err
 	}
 	if len(md) > 0 {
@@ -179,7 +210,9 @@ func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error 
 		return nil
 	}
 	for _, tp := range ts.changelogs {
-		if off, ok := ends[tp]; ok {
+		// The producer's end offsets are those this instance wrote; after
+		// a restore of another owner's records the checkpoint is ahead.
+		if off, ok := ends[tp]; ok && off > ts.checkpoint[tp] {
 			ts.checkpoint[tp] = off
 		}
 	}
@@ -303,6 +336,9 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		if err == nil && batch != nil && batch.Len() >= restoreBatchSize {
 			err = flush()
 		}
+		if err == nil && restorer != nil && ts.db != nil && ts.db.Pending() >= restoreBatchSize {
+			err = ts.db.Commit(false) // window and session stores restore into the pending writes
+		}
 		return err
 	}
 	start := time.Now()
@@ -390,9 +426,11 @@ func (a *App) stopCleanups() {
 	}
 }
 
-// sweepStateDir deletes the task directories of the state directory not
-// modified for the cleanup delay: state of tasks this instance no longer
-// runs (Kafka Streams' state cleaner does the same).
+// sweepStateDir deletes the task directories of the state directory that
+// belong to no task assigned to this instance and were not modified for
+// the cleanup delay: state of tasks that moved away while the instance was
+// down (Kafka Streams' state cleaner does the same, while running). The
+// poll loop calls it with a.mu held.
 func (a *App) sweepStateDir() {
 	entries, err := os.ReadDir(a.appDir)
 	if err != nil {
@@ -402,8 +440,18 @@ func (a *App) sweepStateDir() {
 		if !e.IsDir() {
 			continue
 		}
-		if _, err := parseTaskID(e.Name()); err != nil {
+		id, err := parseTaskID(e.Name())
+		if err != nil {
 			continue
+		}
+		if _, assigned := a.runners[id]; assigned {
+			continue
+		}
+		a.cleanupMu.Lock()
+		_, pending := a.cleanups[id]
+		a.cleanupMu.Unlock()
+		if pending {
+			continue // its own timer deletes it
 		}
 		info, err := e.Info()
 		if err != nil || time.Since(info.ModTime()) < a.cfg.cleanupDelay {

@@ -248,37 +248,42 @@ func (s *CachingStore) evict() error {
 }
 
 // Range implements KeyValueStore: the dirty entries in range merged over
-// the store below's.
+// the store below's. The dirty entries are copied when the iteration
+// starts, so the loop body may write the store (what it writes is not
+// seen by the iteration).
 func (s *CachingStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		if s.closed {
 			return
 		}
-		var dirty []*cacheEntry
+		type entry struct {
+			key     []byte
+			value   []byte
+			deleted bool
+		}
+		var dirty []entry
 		for e := s.dhead; e != nil; e = e.dnext {
 			k := []byte(e.key)
 			if (from == nil || bytes.Compare(k, from) >= 0) && (to == nil || bytes.Compare(k, to) < 0) {
-				dirty = append(dirty, e)
+				dirty = append(dirty, entry{key: k, value: slices.Clone(e.value), deleted: e.deleted})
 			}
 		}
-		slices.SortFunc(dirty, func(a, b *cacheEntry) int { return bytes.Compare([]byte(a.key), []byte(b.key)) })
+		slices.SortFunc(dirty, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
 		i := 0
-		// Values are copied out of dirty entries before yielding: the loop
-		// body may write the store.
-		emit := func(e *cacheEntry) bool {
+		emit := func(e entry) bool {
 			if e.deleted {
 				return true
 			}
-			return yield([]byte(e.key), slices.Clone(e.value))
+			return yield(e.key, e.value)
 		}
 		for k, v := range s.inner.Range(from, to) {
-			for i < len(dirty) && bytes.Compare([]byte(dirty[i].key), k) < 0 {
+			for i < len(dirty) && bytes.Compare(dirty[i].key, k) < 0 {
 				if !emit(dirty[i]) {
 					return
 				}
 				i++
 			}
-			if i < len(dirty) && dirty[i].key == string(k) {
+			if i < len(dirty) && bytes.Equal(dirty[i].key, k) {
 				if !emit(dirty[i]) {
 					return
 				}
@@ -302,18 +307,54 @@ func (s *CachingStore) Prefix(prefix []byte) iter.Seq2[[]byte, []byte] {
 	return s.Range(prefix, prefixEnd(prefix))
 }
 
-// DeleteRange implements RangeDeleter: it drops the cached entries in the
-// range, flushed or not, without flushing or forwarding them, and deletes
-// the range below (with the store below's DeleteRange if it has one, else
-// key by key). Window stores drop expired segments with it.
+// DeleteRange implements RangeDeleter: window stores drop expired
+// segments with it. The cached entries in the range leave the cache; the
+// dirty ones are first handed to the flush listener (in the order of their
+// last write, with the old value below) but not written below, as Kafka
+// Streams' caching window store forwards and does not store updates of
+// expired windows. Then the range is deleted below (with the store below's
+// DeleteRange if it has one, else key by key).
 func (s *CachingStore) DeleteRange(from, to []byte) error {
 	if s.closed {
 		return ErrClosed
 	}
+	in := func(k []byte) bool {
+		return (from == nil || bytes.Compare(k, from) >= 0) && (to == nil || bytes.Compare(k, to) < 0)
+	}
+	var dirty []*cacheEntry
+	for e := s.dhead; e != nil; e = e.dnext {
+		if in([]byte(e.key)) {
+			dirty = append(dirty, e)
+		}
+	}
+	for _, e := range dirty {
+		if s.m[e.key] != e || !e.dirty {
+			continue // flushed or removed by the listener's writes
+		}
+		s.unmarkDirty(e)
+		if s.listener == nil {
+			continue
+		}
+		key := []byte(e.key)
+		old, hasOld, err := s.inner.Get(key)
+		if err != nil {
+			return err
+		}
+		if hasOld {
+			s.oldBuf = append(s.oldBuf[:0], old...)
+			old = s.oldBuf
+		}
+		if e.deleted && !hasOld {
+			continue
+		}
+		value := slices.Clone(e.value)
+		if err := s.listener(key, value, e.deleted, old, hasOld, e.rc); err != nil {
+			return err
+		}
+	}
 	var drop []*cacheEntry
 	for _, e := range s.m {
-		k := []byte(e.key)
-		if (from == nil || bytes.Compare(k, from) >= 0) && (to == nil || bytes.Compare(k, to) < 0) {
+		if in([]byte(e.key)) {
 			drop = append(drop, e)
 		}
 	}

@@ -67,7 +67,13 @@ type memEntry struct {
 	// was s yields only entries with seq <= s.
 	seq     uint64
 	removed bool
-	next    []*memEntry // next[i] is the successor on level i; nil once removed
+	// lent: Get returned value since it was last written. The next Put
+	// then writes a new slice instead of overwriting it, so that a caller
+	// may still use the old value while it writes the new one (an
+	// aggregation forwards the old aggregate after storing the new one,
+	// and a serde like Bytes decodes without copying).
+	lent bool
+	next []*memEntry // next[i] is the successor on level i; nil once removed
 }
 
 func (s *memStore) Name() string { return s.name }
@@ -99,6 +105,7 @@ func (s *memStore) Get(key []byte) ([]byte, bool, error) {
 	}
 	// Cap the slice so that a caller's append cannot write into the spare
 	// capacity the next Put may use.
+	e.lent = true
 	return e.value[:len(e.value):len(e.value)], true, nil
 }
 
@@ -109,11 +116,12 @@ func (s *memStore) Put(key, value []byte) error {
 	if e, ok := s.keys[string(key)]; ok {
 		// Reuse the value's memory unless that would hold on to a buffer
 		// much larger than the value.
-		if c := cap(e.value); len(value) <= c && c <= 2*len(value)+64 {
+		if c := cap(e.value); !e.lent && len(value) <= c && c <= 2*len(value)+64 {
 			e.value = append(e.value[:0], value...)
 		} else {
 			e.value = clone(value)
 		}
+		e.lent = false
 		return nil
 	}
 	s.seq++

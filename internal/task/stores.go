@@ -2,6 +2,7 @@ package task
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
@@ -19,7 +20,11 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 	case topology.Window:
 		return state.NewWindowStore(base, state.WindowStoreOptions{Retention: spec.Retention, SegmentInterval: spec.SegmentInterval})
 	case topology.Session:
-		return state.NewSessionStore(base, state.SessionStoreOptions{Retention: spec.Retention, SegmentInterval: spec.SegmentInterval})
+		// One millisecond more than the spec: a session is accepted while
+		// its end is not before the close time (stream time - gap -
+		// grace), and a store with retention gap + grace would already
+		// count a session ending exactly there as expired.
+		return state.NewSessionStore(base, state.SessionStoreOptions{Retention: spec.Retention + time.Millisecond, SegmentInterval: spec.SegmentInterval})
 	}
 	return nil, fmt.Errorf("sluice: store %s: unknown kind %d", spec.Name, spec.Kind)
 }
