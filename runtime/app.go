@@ -75,6 +75,8 @@ type App struct {
 	blockCache *pebble.Cache
 	cleanupMu  sync.Mutex
 	cleanups   map[taskID]*time.Timer
+	// cacheShare is the record cache budget of a task created now.
+	cacheShare int64
 }
 
 type topicPartition struct {
@@ -466,6 +468,19 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		a.failLocked(err)
 		return
 	}
+	// The record cache budget is shared out among the tasks, counting the
+	// ones this assignment adds (tasks keep the share they started with).
+	adding := map[taskID]bool{}
+	for topic, parts := range assigned {
+		if sub, ok := a.subOf(topic); ok {
+			for _, p := range parts {
+				if a.runners[taskID{sub, p}] == nil {
+					adding[taskID{sub, p}] = true
+				}
+			}
+		}
+	}
+	a.cacheShare = a.cfg.cacheBytes / int64(max(1, len(a.runners)+len(adding)))
 	for topic, parts := range assigned {
 		sub, ok := a.subOf(topic)
 		if !ok {

@@ -374,10 +374,12 @@ func (a *App) finishRestore(ts *taskState) error {
 }
 
 // taskCacheBytes is the record cache budget of a new task: the instance's
-// budget divided among its tasks.
+// budget divided among its tasks as of the assignment that adds it.
 func (a *App) taskCacheBytes() int64 {
-	n := int64(len(a.runners)) + 1
-	return a.cfg.cacheBytes / n
+	if a.cacheShare > 0 {
+		return a.cacheShare
+	}
+	return a.cfg.cacheBytes
 }
 
 // scheduleCleanup deletes the local state of a task that moved away once
