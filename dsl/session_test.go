@@ -15,7 +15,7 @@ import (
 // ends before, as in Kafka Streams), but its session store, retention gap +
 // grace, treats a session ending at stream time - retention as expired and
 // refuses the Put with ErrWindowExpired, which fails the task.
-func TestReviewSessionAtCloseTimeBoundary(t *testing.T) {
+func TestSessionAtCloseTimeBoundary(t *testing.T) {
 	for _, final := range []bool{false, true} {
 		b := dsl.NewBuilder()
 		g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()

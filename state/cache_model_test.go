@@ -15,7 +15,7 @@ import (
 // in the loop body) see the latest writes, the store below holds exactly the
 // model after a flush, each flushed entry's old value is what the store
 // below held, and the cache's byte count is back to 0 once every entry left.
-func TestReviewCacheAgainstModel(t *testing.T) {
+func TestCacheAgainstModel(t *testing.T) {
 	for seed := range uint64(40) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		inner := state.NewInMemoryKeyValueStore("s")
@@ -134,7 +134,7 @@ func TestReviewCacheAgainstModel(t *testing.T) {
 }
 
 // Cache.used must come back to 0 once every entry is gone.
-func TestReviewCacheUsedReturnsToZero(t *testing.T) {
+func TestCacheUsedReturnsToZero(t *testing.T) {
 	inner := state.NewInMemoryKeyValueStore("s")
 	cache := state.NewCache(1 << 20)
 	c := state.NewCachingStore(inner, cache)

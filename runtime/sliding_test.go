@@ -23,7 +23,7 @@ import (
 // more than TimeDifference + Grace is not dropped as late: its write hits
 // a window the store has expired, WindowStore.Put returns
 // ErrWindowExpired, and the task fails on it, again after every restart.
-func TestReviewSlidingAfterRestoreWithoutMetadata(t *testing.T) {
+func TestSlidingAfterRestoreWithoutMetadata(t *testing.T) {
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()
 	dsl.WindowedBySliding(g, window.Sliding{TimeDifference: 10 * time.Second}).Count(dsl.Named("n")).

@@ -13,7 +13,7 @@ import (
 // evicts a dirty entry the iteration has already collected recycles that
 // entry (remove puts it on the free list, and the next new key reuses it),
 // so the iteration then yields a key it never held, outside its range.
-func TestReviewCacheRangeWithEvictingWritesInLoop(t *testing.T) {
+func TestCacheRangeWithEvictingWritesInLoop(t *testing.T) {
 	inner := state.NewInMemoryKeyValueStore("s")
 	// Room for about four entries of these sizes.
 	c := state.NewCachingStore(inner, state.NewCache(4*(96+4)))

@@ -36,7 +36,7 @@ import (
 //     its own k=100, and resumes at 100: inputs 10..99 are lost.
 //
 // One more input record must make the count 101; it is 11.
-func TestReviewStaleLocalMetaAfterAnotherOwner(t *testing.T) {
+func TestStaleLocalMetaAfterAnotherOwner(t *testing.T) {
 	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // body writes to the pending batch: puts, deletes and range deletions, of
 // keys before and after the iterator's position; and Get in the loop body
 // sees those writes. Committed and pending entries mixed.
-func TestReviewPebbleBufferedIterationIsPointInTime(t *testing.T) {
+func TestPebbleBufferedIterationIsPointInTime(t *testing.T) {
 	db := openMem(t, vfs.NewMem(), "db", state.PebbleOptions{BufferWrites: true})
 	s := db.KeyValueStore("s")
 	var want []string

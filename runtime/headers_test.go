@@ -31,7 +31,7 @@ func (c headerCollector) Send(_ string, _ int32, key, _ []byte, hs []operators.H
 // (runner.hdrs) and the record cache keeps a reference to it, so an entry
 // flushed later carries the headers of whichever record reused the slice
 // last.
-func TestReviewCachedEntryKeepsItsRecordHeaders(t *testing.T) {
+func TestCachedEntryKeepsItsRecordHeaders(t *testing.T) {
 	b := dsl.NewBuilder()
 	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("n")).
 		ToStream().To("out", serde.String, serde.Int64)

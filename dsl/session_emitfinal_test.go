@@ -16,7 +16,7 @@ import (
 // session store already hides the session (end <= stream time -
 // retention); FindSessionsByEnd must still yield it, as Kafka Streams'
 // RocksDBTimeOrderedSessionSegmentedBytesStore.fetchSessions does.
-func TestReviewSessionEmitFinalAtRetentionBoundary(t *testing.T) {
+func TestSessionEmitFinalAtRetentionBoundary(t *testing.T) {
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()
 	dsl.WindowedBySession(g, window.Session{Gap: 10 * time.Millisecond}).EmitFinal().

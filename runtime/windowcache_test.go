@@ -33,7 +33,7 @@ func (c valueCollector) Send(_ string, _ int32, key, value []byte, _ []operators
 // downstream, and a window whose every update was cached is never output
 // at all. Kafka Streams' caching window store flushes (and forwards) such
 // entries; only the write to the expired segment is dropped.
-func TestReviewCachedWindowUpdatesSurviveSegmentExpiry(t *testing.T) {
+func TestCachedWindowUpdatesSurviveSegmentExpiry(t *testing.T) {
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()
 	counts := dsl.WindowedBy(g, window.Tumbling(time.Minute, 0)).Count(dsl.Named("views")).ToStream()

@@ -17,7 +17,7 @@ import (
 // restores them in full. Kafka Streams' cleaner runs only while the
 // instance is RUNNING, on directories no task has locked. The package doc
 // says a graceful restart restores nothing.
-func TestReviewGracefulRestartAfterCleanupDelayRestoresNothing(t *testing.T) {
+func TestGracefulRestartAfterCleanupDelayRestoresNothing(t *testing.T) {
 	c := newCluster(t)
 	input, output := topic(t, "lines"), topic(t, "counts")
 	c.create(t, 1, input, output)
