@@ -65,6 +65,21 @@
 // record to the state twice or loses one; only output may repeat. The
 // state of a task that moved to another instance is deleted after
 // StateCleanupDelay (10 minutes by default), unless it comes back first.
+// Local state whose last commit never reached the group is discarded and
+// restored when the changelog shows that another instance processed the
+// task since.
+//
+// Known gaps: windowed aggregations keep their processor metadata (the
+// largest timestamp seen, the last emitted close time) with the local
+// state, not in the offset commit's metadata as Kafka Streams does, so a
+// task restored on an instance without its local state starts from the
+// store's latest window as a lower bound of stream time, and emit-final
+// may emit closed windows still in retention again (with the same
+// results). Writes made by punctuators carry no input position, so after a
+// crash before the next commit a restore applies them and the punctuator
+// runs again. Within a task, the next partition to process is the one
+// whose head record has the smallest Kafka timestamp, even when a source
+// extracts event time from the record.
 //
 // # Shutdown
 //
