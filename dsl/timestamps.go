@@ -18,9 +18,10 @@ import (
 // The source decides the timestamp after decoding the record and before
 // forwarding it, and then advances stream time (operators.Context's
 // StampRecord), so a record skipped as undecodable or for an invalid
-// timestamp never moves stream time. The runtime still chooses which of a
-// task's input partitions goes next by the Kafka timestamps of their head
-// records: it would have to decode records to extract theirs.
+// timestamp never moves stream time. The runtime chooses which of a task's
+// input partitions goes next by the event times of their head records, as
+// Kafka Streams does, decoding a head record once more to extract it when
+// a task reads several partitions.
 
 // Timestamps sets the timestamp extractor of a source (FromTopic,
 // FromTopics, TableFromTopic): f returns the timestamp of each record, in

@@ -90,6 +90,39 @@ type source[K, V any] struct {
 	next   Node[K, V]
 }
 
+// TimestampPeeker is implemented by sources that can tell a record's event
+// time before processing it: the task's choice of the next partition uses
+// it, so that records are processed in event-time order across the task's
+// partitions even when a source extracts the time from the value.
+type TimestampPeeker interface {
+	// PeekTimestamp returns the event time of raw: its Kafka timestamp, or
+	// what the source's extractor makes of it (the record is decoded for
+	// that, and decoded again when it is processed). A record that cannot
+	// be decoded gives its Kafka timestamp.
+	PeekTimestamp(raw *RawRecord) int64
+}
+
+// PeekTimestamp implements TimestampPeeker.
+func (p *source[K, V]) PeekTimestamp(raw *RawRecord) int64 {
+	if p.ts.Extract == nil {
+		return raw.Timestamp
+	}
+	var k K
+	var v V
+	var err error
+	if raw.Key != nil {
+		if k, err = p.keys.Decode(raw.Key); err != nil {
+			return raw.Timestamp
+		}
+	}
+	if raw.Value != nil {
+		if v, err = p.values.Decode(raw.Value); err != nil {
+			return raw.Timestamp
+		}
+	}
+	return p.ts.Extract(k, v, raw.Headers, raw.Timestamp)
+}
+
 func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 	r := Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers}
 	var err error

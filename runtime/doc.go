@@ -77,9 +77,9 @@
 // may emit closed windows still in retention again (with the same
 // results). Writes made by punctuators carry no input position, so after a
 // crash before the next commit a restore applies them and the punctuator
-// runs again. Within a task, the next partition to process is the one
-// whose head record has the smallest Kafka timestamp, even when a source
-// extracts event time from the record.
+// runs again. The order of processing across a task's partitions (smallest
+// head event time first) holds within the records of one poll; there is no
+// waiting for an empty partition (Kafka Streams' max.task.idle.ms).
 //
 // # Shutdown
 //

@@ -35,6 +35,9 @@ type partitionQueue struct {
 	next      int64
 	epoch     int32
 	committed int64
+	// head is the event time of recs[headOf], valid when headOf == pos.
+	head   int64
+	headOf int
 }
 
 func (r *runner) queue(topic string, partition int32) *partitionQueue {
@@ -43,7 +46,7 @@ func (r *runner) queue(topic string, partition int32) *partitionQueue {
 			return q
 		}
 	}
-	q := &partitionQueue{topic: topic, partition: partition, next: -1, committed: -1}
+	q := &partitionQueue{topic: topic, partition: partition, next: -1, committed: -1, headOf: -1}
 	r.queues = append(r.queues, q)
 	return q
 }
@@ -72,7 +75,7 @@ func (r *runner) process(now time.Time) error {
 				if q.pos >= len(q.recs) {
 					continue
 				}
-				if ts := q.recs[q.pos].Timestamp.UnixMilli(); best == nil || ts < bestTs {
+				if ts := r.headTime(q); best == nil || ts < bestTs {
 					best, bestTs = q, ts
 				}
 			}
@@ -86,9 +89,29 @@ func (r *runner) process(now time.Time) error {
 	}
 	for _, q := range r.queues {
 		clear(q.recs)
-		q.recs, q.pos = q.recs[:0], 0
+		q.recs, q.pos, q.headOf = q.recs[:0], 0, -1
 	}
 	return r.task.PunctuateWallClock(now)
+}
+
+// headTime is the event time of q's head record (the task's source may
+// extract it from the record), computed once per head.
+func (r *runner) headTime(q *partitionQueue) int64 {
+	if q.headOf == q.pos {
+		return q.head
+	}
+	rec := q.recs[q.pos]
+	r.hdrs = r.hdrs[:0]
+	for _, h := range rec.Headers {
+		r.hdrs = append(r.hdrs, operators.Header{Key: h.Key, Value: h.Value})
+	}
+	raw := operators.RawRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+		Timestamp: rec.Timestamp.UnixMilli(), Key: rec.Key, Value: rec.Value}
+	if len(r.hdrs) > 0 {
+		raw.Headers = r.hdrs
+	}
+	q.head, q.headOf = r.task.EventTime(&raw), q.pos
+	return q.head
 }
 
 func (r *runner) processOne(q *partitionQueue) error {

@@ -55,3 +55,39 @@ func TestRunnerProcessesSmallestHeadTimestampFirst(t *testing.T) {
 		t.Errorf("offsets to commit = %v, want 3 for both partitions", offsets)
 	}
 }
+
+// With a timestamp extractor, the partitions are ordered by the extracted
+// event time, not by the records' Kafka timestamps.
+func TestRunnerOrdersByExtractedTimestamp(t *testing.T) {
+	b := dsl.NewBuilder()
+	var seen []string
+	dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.Int64,
+		dsl.Timestamps(func(_ string, v int64, _ []operators.Header, _ int64) int64 { return v })).
+		Foreach(func(k string, _ int64) { seen = append(seen, k) })
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{task: tk}
+	// Kafka timestamps say a first; the values (event times) say b.
+	rec := func(topic string, off, kafkaTs, eventTs int64, k string) *kgo.Record {
+		v, _ := serde.Int64.Encode(nil, eventTs)
+		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(kafkaTs), Key: []byte(k), Value: v}
+	}
+	r.add("a", 0, []*kgo.Record{rec("a", 0, 1, 300, "a300"), rec("a", 1, 2, 400, "a400")})
+	r.add("b", 0, []*kgo.Record{rec("b", 0, 50, 100, "b100"), rec("b", 1, 60, 350, "b350")})
+	if err := r.process(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"b100", "a300", "b350", "a400"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("processing order = %v, want %v (by event time)", seen, want)
+	}
+	if st := tk.StreamTime(); st != 400 {
+		t.Errorf("stream time = %d, want 400", st)
+	}
+}

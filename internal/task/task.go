@@ -213,9 +213,9 @@ func (t *Task) internalTopic(name string) string {
 // drops such records before their timestamp is taken into account
 // (RecordQueue.updateHead).
 //
-// Stream time follows the extracted timestamps, but the runtime chooses
-// which of a task's input partitions goes next by the Kafka timestamps of
-// their head records (it would have to decode records to extract theirs).
+// Stream time follows the extracted timestamps, and the runtime chooses
+// which of a task's input partitions goes next by the event times of their
+// head records (EventTime).
 func (t *Task) Process(r *operators.RawRecord) error {
 	src, ok := t.sources[r.Topic]
 	if !ok {
@@ -230,6 +230,16 @@ func (t *Task) Process(r *operators.RawRecord) error {
 		return nil
 	}
 	return t.punctuate(operators.StreamTime, t.streamTime)
+}
+
+// EventTime returns the event time the task's source for r's topic gives
+// r (see operators.TimestampPeeker): its Kafka timestamp unless the source
+// extracts one. The runtime orders a task's partitions by it.
+func (t *Task) EventTime(r *operators.RawRecord) int64 {
+	if p, ok := t.sources[r.Topic].(operators.TimestampPeeker); ok {
+		return p.PeekTimestamp(r)
+	}
+	return r.Timestamp
 }
 
 // PunctuateWallClock fires the wall-clock punctuations due at now.
