@@ -780,7 +780,7 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 				if r.task == nil {
 					return "", -1, -1, 0
 				}
-				t, p, o := r.task.Position()
+				t, p, o := r.task.InputPosition()
 				return t, p, o, r.task.StreamTime()
 			}}
 	}

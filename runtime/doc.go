@@ -75,9 +75,10 @@
 // task restored on an instance without its local state starts from the
 // store's latest window as a lower bound of stream time, and emit-final
 // may emit closed windows still in retention again (with the same
-// results). Writes made by punctuators carry no input position, so after a
-// crash before the next commit a restore applies them and the punctuator
-// runs again. The order of processing across a task's partitions (smallest
+// results). A write made by a punctuator is tagged with the task's last
+// input record (for a stream-time punctuation, the record that fired it),
+// so after a crash before the next commit a wall-clock punctuation's
+// writes are not restored: it fires again later, as the clock goes on. The order of processing across a task's partitions (smallest
 // head event time first) holds within the records of one poll; there is no
 // waiting for an empty partition (Kafka Streams' max.task.idle.ms).
 //

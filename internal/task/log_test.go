@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/task"
+	"github.com/sluicehq/sluice/operators"
 )
 
 // Skipped undecodable records are all counted, but logged at most once per
@@ -41,4 +42,34 @@ func TestUndecodableRecordsLogRateLimited(t *testing.T) {
 	if len(r.dropped) != 5 {
 		t.Errorf("counted %d dropped records, want 5", len(r.dropped))
 	}
+}
+
+// While a punctuator runs, the record metadata is empty (as in Kafka
+// Streams), but InputPosition still names the record whose processing
+// fired a stream-time punctuation, and the last record for a wall-clock
+// one: the runtime tags changelog writes with it.
+func TestInputPositionDuringPunctuation(t *testing.T) {
+	type pos struct {
+		offset, input int64
+	}
+	var seen []pos
+	var r *rig
+	p := &proc{InitFunc: func(ctx procCtx) error {
+		for _, typ := range []operators.PunctuationType{operators.StreamTime, operators.WallClockTime} {
+			if _, err := ctx.Schedule(10*time.Millisecond, typ, func(int64) error {
+				_, _, in := r.task.InputPosition()
+				seen = append(seen, pos{ctx.Offset(), in})
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	r = mustRig(t, p)
+	ok(t, r.pipe("k", 1, 100)) // offset 0: the first stream-time punctuation
+	ok(t, r.pipe("k", 1, 115)) // offset 1: stream time passes 110
+	r.now = r.now.Add(time.Second)
+	ok(t, r.task.PunctuateWallClock(r.now))
+	want(t, "offset and input position seen by punctuators", seen, []pos{{-1, 0}, {-1, 1}, {-1, 1}})
 }

@@ -80,6 +80,10 @@ type Task struct {
 	topic     string
 	partition int32
 	offset    int64
+	// the last input record processed, kept while punctuators run
+	inTopic     string
+	inPartition int32
+	inOffset    int64
 
 	streamTime int64
 	skipped    bool // the record being processed was skipped (undecodable, invalid timestamp)
@@ -102,15 +106,17 @@ func New(cfg Config) (_ *Task, err error) {
 	}
 	st := cfg.SubTopology
 	t := &Task{
-		id:         ID(st.ID, cfg.Partition),
-		cfg:        cfg,
-		clock:      cfg.Clock,
-		sources:    map[string]operators.RawProcessor{},
-		stores:     map[string]state.Store{},
-		streamTime: -1,
-		partition:  -1,
-		offset:     -1,
-		metadata:   maps.Clone(cfg.Metadata),
+		id:          ID(st.ID, cfg.Partition),
+		cfg:         cfg,
+		clock:       cfg.Clock,
+		sources:     map[string]operators.RawProcessor{},
+		stores:      map[string]state.Store{},
+		streamTime:  -1,
+		partition:   -1,
+		offset:      -1,
+		inPartition: -1,
+		inOffset:    -1,
+		metadata:    maps.Clone(cfg.Metadata),
 	}
 	t.log = log.With("task", t.id)
 	// t is not the named result: the error returns below set that to nil
@@ -177,6 +183,16 @@ func (t *Task) Position() (topic string, partition int32, offset int64) {
 	return t.topic, t.partition, t.offset
 }
 
+// InputPosition locates the last input record the task processed (the one
+// being processed, or the last one), also while punctuators run, when
+// Position reports none: the runtime tags changelog writes with it, so
+// that a write made by a stream-time punctuation is tied to the record
+// whose processing fired it, and one made by a wall-clock punctuation to
+// the progress the task had made then.
+func (t *Task) InputPosition() (topic string, partition int32, offset int64) {
+	return t.inTopic, t.inPartition, t.inOffset
+}
+
 // StreamTime is the largest timestamp processed, -1 before any.
 func (t *Task) StreamTime() int64 { return t.streamTime }
 
@@ -222,6 +238,7 @@ func (t *Task) Process(r *operators.RawRecord) error {
 		return fmt.Errorf("sluice: task %s reads no topic %q (it reads %v)", t.id, r.Topic, t.Topics())
 	}
 	t.topic, t.partition, t.offset = r.Topic, r.Partition, r.Offset
+	t.inTopic, t.inPartition, t.inOffset = r.Topic, r.Partition, r.Offset
 	t.skipped = false
 	if err := src.ProcessRaw(r); err != nil {
 		return t.wrapRecord(r, err)
