@@ -87,11 +87,11 @@ func NewSessionStore(base KeyValueStore, o SessionStoreOptions) (*SessionStore, 
 	return s, nil
 }
 
-// Name returns the name of the base store.
 // Base is the key-value store the session store keeps its entries in,
 // under keys segment ID (8 bytes, big-endian) ‖ changelog key.
 func (s *SessionStore) Base() KeyValueStore { return s.seg.base }
 
+// Name returns the name of the base store.
 func (s *SessionStore) Name() string { return s.seg.base.Name() }
 
 // Flush flushes the base store.

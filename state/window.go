@@ -131,11 +131,11 @@ func NewWindowStore(base KeyValueStore, o WindowStoreOptions) (*WindowStore, err
 	return s, nil
 }
 
-// Name returns the name of the base store.
 // Base is the key-value store the window store keeps its entries in,
 // under keys segment ID (8 bytes, big-endian) ‖ changelog key.
 func (s *WindowStore) Base() KeyValueStore { return s.seg.base }
 
+// Name returns the name of the base store.
 func (s *WindowStore) Name() string { return s.seg.base.Name() }
 
 // Flush flushes the base store.

@@ -23,6 +23,7 @@ type Window struct {
 	End   int64
 }
 
+// String formats the window as [start,end).
 func (w Window) String() string { return fmt.Sprintf("[%d,%d)", w.Start, w.End) }
 
 // Time defines tumbling and hopping windows: windows of Size starting every
