@@ -154,6 +154,7 @@ func (s *memStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 		e := s.list.seek(from, false)
 		for e != nil && (to == nil || bytes.Compare(e.key, to) < 0) {
 			if e.seq <= start {
+				e.lent = true // as for Get: the caller may hold the value across a write
 				if !yield(e.key, e.value[:len(e.value):len(e.value)]) || s.closed {
 					return
 				}
