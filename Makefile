@@ -24,7 +24,7 @@ lint:
 ## test-kafka: the integration suite against a real Apache Kafka broker
 ## (jars fetched from Maven Central on first use, broker started on loopback)
 test-kafka:
-	scripts/kafka.sh run -- $(GO) test -count=1 -race ./runtime/... ./examples/...
+	scripts/kafka.sh run -- $(GO) test -p 1 -count=1 -race ./runtime/... ./examples/...
 
 kafka-fetch:
 	scripts/kafka.sh fetch

@@ -279,7 +279,10 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 // waitTasks waits until the instances hold the given numbers of tasks.
 func waitTasks(t *testing.T, insts []*instance, want ...int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Two minutes: on a loaded machine a member can miss a rebalance, and
+	// the group then waits for the rebalance timeout (one minute) before it
+	// goes on without it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	deadline := ctx.Done()
 	for {
