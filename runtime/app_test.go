@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -72,7 +74,12 @@ type instance struct {
 
 func start(t *testing.T, topo *topology.Topology, opts ...runtime.Option) *instance {
 	t.Helper()
-	app, err := runtime.New(topo, append([]runtime.Option{runtime.StateDir(t.TempDir())}, opts...)...)
+	base := []runtime.Option{runtime.StateDir(t.TempDir())}
+	if os.Getenv("SLUICE_TEST_LOG") != "" {
+		// Debugging: the instances' logs on stderr.
+		base = append(base, runtime.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	app, err := runtime.New(topo, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
