@@ -75,8 +75,9 @@ type App struct {
 	blockCache *pebble.Cache
 	cleanupMu  sync.Mutex
 	cleanups   map[taskID]*time.Timer
-	// cacheShare is the record cache budget of a task created now.
-	cacheShare int64
+	// cacheShare is the record cache budget, divided evenly among the
+	// tasks of the moment.
+	cacheShare *state.CacheShare
 }
 
 type topicPartition struct {
@@ -109,7 +110,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
 		brokers: cfg.brokers, closing: make(chan struct{}), finished: make(chan struct{}),
 		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{}, resume: map[topicPartition]int64{},
-		cleanups: map[taskID]*time.Timer{},
+		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
 	}, nil
 }
 
@@ -468,19 +469,6 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		a.failLocked(err)
 		return
 	}
-	// The record cache budget is shared out among the tasks, counting the
-	// ones this assignment adds (tasks keep the share they started with).
-	adding := map[taskID]bool{}
-	for topic, parts := range assigned {
-		if sub, ok := a.subOf(topic); ok {
-			for _, p := range parts {
-				if a.runners[taskID{sub, p}] == nil {
-					adding[taskID{sub, p}] = true
-				}
-			}
-		}
-	}
-	a.cacheShare = a.cfg.cacheBytes / int64(max(1, len(a.runners)+len(adding)))
 	for topic, parts := range assigned {
 		sub, ok := a.subOf(topic)
 		if !ok {

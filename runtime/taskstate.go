@@ -69,6 +69,7 @@ type taskState struct {
 	dir   string
 	db    *state.PebbleDB // nil until a persistent store opens
 	cache *state.Cache
+	share *state.CacheShare // the task counts in it until close
 	// positions are the next input offsets the local state reflects, as
 	// of its last commit (or open).
 	positions map[topicPartition]int64
@@ -92,7 +93,8 @@ type taskState struct {
 func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persistent bool) (*taskState, error) {
 	ts := &taskState{
 		dir:        filepath.Join(a.appDir, id.String()),
-		cache:      state.NewCache(a.taskCacheBytes()),
+		cache:      a.cacheShare.NewCache(),
+		share:      a.cacheShare,
 		positions:  map[topicPartition]int64{},
 		resume:     map[topicPartition]int64{},
 		checkpoint: map[state.TopicPartition]int64{},
@@ -101,6 +103,7 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		ts.resume[tp] = off
 	}
 	if !persistent {
+		ts.share.Add(1)
 		return ts, nil
 	}
 	a.cancelCleanup(id)
@@ -159,6 +162,7 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 	for tp, off := range cp {
 		ts.checkpoint[tp] = off
 	}
+	ts.share.Add(1)
 	return ts, nil
 }
 
@@ -219,8 +223,13 @@ func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error 
 	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
 }
 
-// close closes the DB, dropping writes not committed.
+// close closes the DB, dropping writes not committed, and takes the task
+// out of the cache budget's share.
 func (ts *taskState) close() error {
+	if ts.share != nil {
+		ts.share.Add(-1)
+		ts.share = nil
+	}
 	if ts.db == nil {
 		return nil
 	}
@@ -371,15 +380,6 @@ func (a *App) finishRestore(ts *taskState) error {
 		return err
 	}
 	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
-}
-
-// taskCacheBytes is the record cache budget of a new task: the instance's
-// budget divided among its tasks as of the assignment that adds it.
-func (a *App) taskCacheBytes() int64 {
-	if a.cacheShare > 0 {
-		return a.cacheShare
-	}
-	return a.cfg.cacheBytes
 }
 
 // scheduleCleanup deletes the local state of a task that moved away once

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"iter"
 	"slices"
+	"sync/atomic"
 )
 
 // RecordContext is what a cached write remembers of the record that caused
@@ -26,6 +27,9 @@ type FlushListener func(key, newValue []byte, deleted bool, oldValue []byte, has
 type Cache struct {
 	max  int64
 	used int64
+	// share, if set, is the budget shared by several tasks' caches: this
+	// cache may use share.Total / share.Tasks.
+	share *CacheShare
 }
 
 // NewCache returns a cache of at most maxBytes bytes of keys and values
@@ -33,6 +37,31 @@ type Cache struct {
 // through at once, as with caching off, except that reads still look up
 // the store below.
 func NewCache(maxBytes int64) *Cache { return &Cache{max: maxBytes} }
+
+// CacheShare is a memory budget divided evenly among the caches of an
+// instance's tasks, however many there are at the moment: each cache's
+// limit follows the number of tasks, so the caches together stay within
+// Total (a cache over its new limit evicts at its next write).
+type CacheShare struct {
+	// Total is the budget in bytes, fixed.
+	Total int64
+	tasks atomic.Int64
+}
+
+// NewCache returns a cache drawing on the share; the caller counts its
+// task with Add.
+func (s *CacheShare) NewCache() *Cache { return &Cache{share: s} }
+
+// Add changes the number of tasks sharing the budget by n.
+func (s *CacheShare) Add(n int64) { s.tasks.Add(n) }
+
+// limit is the cache's budget now.
+func (c *Cache) limit() int64 {
+	if c.share == nil {
+		return c.max
+	}
+	return c.share.Total / max(1, c.share.tasks.Load())
+}
 
 // Used is the number of bytes the cache's entries take.
 func (c *Cache) Used() int64 { return c.used }
@@ -124,7 +153,7 @@ func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	if s.cache.max <= 0 {
+	if s.cache.limit() <= 0 {
 		return v, true, nil
 	}
 	e := s.newEntry(key)
@@ -232,7 +261,7 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 // evict flushes and drops least recently used entries of this store while
 // the cache is over its budget.
 func (s *CachingStore) evict() error {
-	for s.cache.used > s.cache.max && s.head != nil {
+	for lim := s.cache.limit(); s.cache.used > lim && s.head != nil; {
 		e := s.head
 		if e.dirty {
 			if err := s.flushEntry(e); err != nil {

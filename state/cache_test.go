@@ -197,3 +197,31 @@ func TestCacheAllocs(t *testing.T) {
 		t.Fatalf("Get+Put of a cached key: %.1f allocs, want at most 1", n)
 	}
 }
+
+// A CacheShare divides its budget among the tasks of the moment: when a
+// second task joins, the first one's cache evicts down to its new half at
+// its next write.
+func TestCacheShareFollowsTaskCount(t *testing.T) {
+	share := &state.CacheShare{Total: 4 * (96 + 16)}
+	share.Add(1)
+	inner := state.NewInMemoryKeyValueStore("s")
+	c := state.NewCachingStore(inner, share.NewCache())
+	log := &flushLog{}
+	c.SetFlushListener(log.listener)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		mustPut(t, c, k, "v")
+	}
+	if got := log.take(); got != "" {
+		t.Fatalf("evicted %s with the whole budget", got)
+	}
+	share.Add(1) // a second task: half the budget each
+	mustPut(t, c, "k4", "v")
+	if got, want := log.take(), "k1=v(old -,ts 0) k2=v(old -,ts 0)"; got != want {
+		t.Fatalf("evicted %s with half the budget, want %s", got, want)
+	}
+	share.Add(-1)
+	mustPut(t, c, "k5", "v")
+	if got := log.take(); got != "" {
+		t.Fatalf("evicted %s after the other task left", got)
+	}
+}
