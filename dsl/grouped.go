@@ -55,15 +55,12 @@ func (b *Builder) storeSpec(o options, prefix string) *topology.StoreSpec {
 	return spec
 }
 
-// aggregate adds a stream aggregation: processor name, store, the
-// repartition step if needed, and the node mk builds.
-func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs serde.Serde[A],
-	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error)) Table[K, A] {
-	b := g.s.b
-	o := collect(opts)
-	spec := b.storeSpec(o, prefix)
-	name := b.nameOr(o.name, prefix)
-	s := g.s
+// input returns the stream an aggregation of g named name reads: g's
+// stream, first repartitioned through "<grouping or store name>-repartition"
+// if it was rekeyed. It fails the build, naming the node, when the store
+// lacks a key serde or (hasValueSerde false) a value serde.
+func (g Grouped[K, V]) input(name string, spec *topology.StoreSpec, hasValueSerde bool) Stream[K, V] {
+	b, s := g.s.b, g.s
 	if g.repartition {
 		base := g.name
 		if base == "" {
@@ -74,9 +71,21 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs 
 	if s.keys == nil {
 		b.fail(name, "missing key serde for store %s: set it with WithKeySerde before grouping", spec.Name)
 	}
-	if aggs == nil {
+	if !hasValueSerde {
 		b.fail(name, "missing value serde for store %s", spec.Name)
 	}
+	return s
+}
+
+// aggregate adds a stream aggregation: processor name, store, the
+// repartition step if needed, and the node mk builds.
+func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error)) Table[K, A] {
+	b := g.s.b
+	o := collect(opts)
+	spec := b.storeSpec(o, prefix)
+	name := b.nameOr(o.name, prefix)
+	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
 	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)

@@ -184,20 +184,7 @@ func windowedAggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix strin
 		}
 		spec.Retention = max(spec.Retention, o.store.Retention)
 	}
-	s := g.s
-	if g.repartition {
-		base := g.name
-		if base == "" {
-			base = spec.Name
-		}
-		s = s.repartitionAs(base, 0)
-	}
-	if s.keys == nil {
-		b.fail(name, "missing key serde for store %s: set it with WithKeySerde before grouping", spec.Name)
-	}
-	if aggs == nil {
-		b.fail(name, "missing value serde for store %s", spec.Name)
-	}
+	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
 	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
