@@ -117,32 +117,13 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		return nil, err
 	}
 	ts.db = db
-	if b, ok, err := db.GetMeta(metaPositions); err != nil {
+	if err := errors.Join(
+		readMeta(db, metaPositions, decodePositions, &ts.positions),
+		readMeta(db, metaChangelogEnds, decodePositions, &ts.loggedEnds),
+		readMeta(db, metaProcessors, task.DecodeMetadata, &ts.metadata),
+	); err != nil {
 		_ = db.Close()
-		return nil, err
-	} else if ok {
-		if ts.positions, err = decodePositions(b); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
-		}
-	}
-	if b, ok, err := db.GetMeta(metaChangelogEnds); err != nil {
-		_ = db.Close()
-		return nil, err
-	} else if ok {
-		if ts.loggedEnds, err = decodePositions(b); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
-		}
-	}
-	if b, ok, err := db.GetMeta(metaProcessors); err != nil {
-		_ = db.Close()
-		return nil, err
-	} else if ok {
-		if ts.metadata, err = task.DecodeMetadata(b); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("sluice: task %s: meta record of %s: %w", id, ts.dir, err)
-		}
+		return nil, fmt.Errorf("sluice: task %s: local state in %s: %w", id, ts.dir, err)
 	}
 	for tp, off := range ts.positions {
 		if off > ts.resume[tp] {
@@ -164,6 +145,21 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 	}
 	ts.share.Add(1)
 	return ts, nil
+}
+
+// readMeta decodes the meta record key of db into *dst, which it leaves
+// as it is when there is no such record.
+func readMeta[T any](db *state.PebbleDB, key []byte, decode func([]byte) (T, error), dst *T) error {
+	b, ok, err := db.GetMeta(key)
+	if err != nil || !ok {
+		return err
+	}
+	v, err := decode(b)
+	if err != nil {
+		return fmt.Errorf("meta record %s: %w", key, err)
+	}
+	*dst = v
+	return nil
 }
 
 // confirmed reports whether a changelog record caused by the input record
