@@ -80,51 +80,8 @@ func newSlidingAggregate[K, V, A any](ctx Context, node, store string, w window.
 	// latest window start is a lower bound of the stream time.
 	p.observed = max(p.observedMD.get(-1), p.view.ws.ObservedStreamTime())
 	p.lastEmit = p.emitMD.get(-1)
-	if !emitFinal && v.cache != nil {
-		p.cached = true
-		v.cache.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, rc state.RecordContext) error {
-			if deleted {
-				return nil // windows leave the store only by expiring: nothing to forward
-			}
-			kb, start, _, err := state.SplitWindowKey(key[8:]) // key: segment ID ‖ changelog key
-			if err != nil {
-				return &NodeError{Node: node, Err: err}
-			}
-			r, err := v.decodeWindow(kb, start, nv, diff)
-			if err != nil {
-				return &NodeError{Node: node, Err: err}
-			}
-			if hasOld {
-				if _, r.Value.Old, err = decodeTimestampedAgg(store, aggs, ov); err != nil {
-					return &NodeError{Node: node, Err: err}
-				}
-				r.Value.HasOld = true
-			}
-			r.Headers, _ = rc.Headers.([]Header)
-			return next.Process(r)
-		})
-	}
+	p.cached = !emitFinal && v.forwardOnFlush(node, diff, next)
 	return p, nil
-}
-
-// decodeWindow decodes the window of key kb starting at start, with the
-// stored value b, into the record to forward for it, without headers: the
-// window ends at start + size, and the record carries the window's
-// timestamp.
-func (v *windowView[K, A]) decodeWindow(kb []byte, start int64, b []byte, size int64) (Record[window.Windowed[K], Change[A]], error) {
-	var r Record[window.Windowed[K], Change[A]]
-	k, err := v.keys.Decode(kb)
-	if err != nil {
-		return r, fmt.Errorf("sluice: store %s: cannot deserialize key: %w", v.name, err)
-	}
-	ts, agg, err := decodeTimestampedAgg(v.name, v.aggs, b)
-	if err != nil {
-		return r, err
-	}
-	r.Key = window.Windowed[K]{Key: k, Window: window.Window{Start: start, End: start + size}}
-	r.Value = Change[A]{New: agg, HasNew: true}
-	r.Timestamp = ts
-	return r, nil
 }
 
 type slidingAggregate[K, V, A any] struct {

@@ -178,6 +178,58 @@ func (v *windowView[K, A]) put(kb []byte, start int64, agg A, ts int64, headers 
 	return v.ws.Put(kb, start, buf)
 }
 
+// decodeWindow decodes the window of key kb starting at start, with the
+// stored value b, into the record to forward for it, without headers: the
+// window ends at start + size, and the record carries the window's
+// timestamp.
+func (v *windowView[K, A]) decodeWindow(kb []byte, start int64, b []byte, size int64) (Record[window.Windowed[K], Change[A]], error) {
+	var r Record[window.Windowed[K], Change[A]]
+	k, err := v.keys.Decode(kb)
+	if err != nil {
+		return r, fmt.Errorf("sluice: store %s: cannot deserialize key: %w", v.name, err)
+	}
+	ts, agg, err := decodeTimestampedAgg(v.name, v.aggs, b)
+	if err != nil {
+		return r, err
+	}
+	r.Key = window.Windowed[K]{Key: k, Window: window.Window{Start: start, End: start + size}}
+	r.Value = Change[A]{New: agg, HasNew: true}
+	r.Timestamp = ts
+	return r, nil
+}
+
+// forwardOnFlush makes the view's record cache, if it has one, forward
+// each window it flushes to next, with its new and old aggregates and the
+// context of its last write (windows of the given size), and reports
+// whether it did: the aggregation then does not forward updates itself.
+func (v *windowView[K, A]) forwardOnFlush(node string, size int64, next Node[window.Windowed[K], Change[A]]) bool {
+	if v.cache == nil {
+		return false
+	}
+	v.cache.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, rc state.RecordContext) error {
+		if deleted {
+			return nil // windows leave the store only by expiring: nothing to forward
+		}
+		kb, start, _, err := state.SplitWindowKey(key[8:]) // key: segment ID ‖ changelog key
+		if err != nil {
+			return &NodeError{Node: node, Err: err}
+		}
+		r, err := v.decodeWindow(kb, start, nv, size)
+		if err != nil {
+			return &NodeError{Node: node, Err: err}
+		}
+		if hasOld {
+			if _, r.Value.Old, err = decodeTimestampedAgg(v.name, v.aggs, ov); err != nil {
+				return &NodeError{Node: node, Err: err}
+			}
+			r.Value.HasOld = true
+		}
+		r.Headers, _ = rc.Headers.([]Header)
+		return next.Process(r)
+	})
+	return true
+}
+
 func decodeTimestampedAgg[A any](store string, aggs serde.Serde[A], b []byte) (int64, A, error) {
 	var a A
 	if len(b) < 8 {
@@ -225,27 +277,7 @@ func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time
 	if err := p.idle.schedule(ctx, node, p.observed, p.advance); err != nil {
 		return nil, err
 	}
-	if !emitFinal && v.cache != nil {
-		p.cached = true
-		size := w.Size.Milliseconds()
-		v.cache.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, rc state.RecordContext) error {
-			if deleted {
-				return nil // windows leave the store only by expiring: nothing to forward
-			}
-			r, err := p.decodeEntry(key[8:], nv, size) // key: segment ID ‖ changelog key
-			if err != nil {
-				return &NodeError{Node: node, Err: err}
-			}
-			if hasOld {
-				if _, r.Value.Old, err = decodeTimestampedAgg(store, aggs, ov); err != nil {
-					return &NodeError{Node: node, Err: err}
-				}
-				r.Value.HasOld = true
-			}
-			r.Headers, _ = rc.Headers.([]Header)
-			return next.Process(r)
-		})
-	}
+	p.cached = !emitFinal && v.forwardOnFlush(node, w.Size.Milliseconds(), next)
 	return p, nil
 }
 
@@ -265,7 +297,7 @@ type windowAggregate[K, V, A any] struct {
 	late               lateLog
 	idle               idleClock
 	wins               []window.Window
-	kbuf, ebuf         []byte
+	kbuf               []byte
 }
 
 // advance moves the observed stream time to t on wall-clock time
@@ -280,28 +312,6 @@ func (p *windowAggregate[K, V, A]) advance(t int64) error {
 		return p.emitFinal(t-p.w.Grace.Milliseconds(), nil)
 	}
 	return nil
-}
-
-// decodeEntry decodes a window store entry (changelog key and value) into
-// the record to forward, without headers.
-func (p *windowAggregate[K, V, A]) decodeEntry(ck, v []byte, size int64) (Record[window.Windowed[K], Change[A]], error) {
-	var r Record[window.Windowed[K], Change[A]]
-	kb, start, _, err := state.SplitWindowKey(ck)
-	if err != nil {
-		return r, err
-	}
-	k, err := p.view.keys.Decode(kb)
-	if err != nil {
-		return r, fmt.Errorf("sluice: store %s: cannot deserialize key: %w", p.view.name, err)
-	}
-	ts, agg, err := decodeTimestampedAgg(p.view.name, p.view.aggs, v)
-	if err != nil {
-		return r, err
-	}
-	r.Key = window.Windowed[K]{Key: k, Window: window.Window{Start: start, End: start + size}}
-	r.Value = Change[A]{New: agg, HasNew: true}
-	r.Timestamp = ts
-	return r, nil
 }
 
 func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
@@ -383,8 +393,7 @@ func (p *windowAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) 
 		}
 	}
 	for ek, v := range p.view.ws.FetchAll(lower, upper) {
-		p.ebuf = state.AppendWindowKey(p.ebuf[:0], ek.Key, ek.Start, ek.Seq)
-		r, err := p.decodeEntry(p.ebuf, v, size)
+		r, err := p.view.decodeWindow(ek.Key, ek.Start, v, size)
 		if err != nil {
 			return &NodeError{Node: p.node, Err: err}
 		}
