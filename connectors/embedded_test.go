@@ -2,6 +2,9 @@ package connectors
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -69,4 +72,48 @@ func TestCreateTopicsIdempotent(t *testing.T) {
 	if n := len(e.Cluster().PartitionInfos("t")); n != 3 {
 		t.Errorf("topic has %d partitions, want 3", n)
 	}
+}
+
+// Connect with no brokers starts an embedded broker and, without a state
+// directory, a temporary one that Close removes; with brokers it starts
+// nothing.
+func TestConnect(t *testing.T) {
+	c, err := Connect("", "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Brokers) == 0 || c.StateDir == "" || c.Where != "the embedded broker" {
+		t.Fatalf("Connect(\"\", \"\") = %+v", c)
+	}
+	if _, err := os.Stat(c.StateDir); err != nil {
+		t.Fatalf("state dir: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(c.StateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary state dir not removed: %v", err)
+	}
+	dir := t.TempDir()
+	c, err = Connect("", dir, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateDir != dir {
+		t.Errorf("StateDir = %q, want %q", c.StateDir, dir)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "embedded-broker")); err != nil {
+		t.Errorf("the embedded broker keeps no data in the state dir: %v", err)
+	}
+	c, err = Connect("a:1,b:2", "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Brokers) != 2 || c.Where != "Kafka at a:1,b:2" || c.StateDir != "" {
+		t.Errorf("Connect(brokers) = %+v", c)
+	}
+	_ = c.Close()
 }

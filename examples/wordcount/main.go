@@ -77,29 +77,13 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
-	addrs := strings.Split(*brokers, ",")
-	where := "Kafka at " + *brokers
-	if *brokers == "" {
-		var dataDir string
-		if *stateDir != "" {
-			dataDir = *stateDir + "/embedded-broker"
-		} else {
-			// The embedded broker starts empty: so must the local state,
-			// which reflects the topics of the broker it was built on.
-			tmp, err := os.MkdirTemp("", "wordcount-state-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			*stateDir = tmp
-		}
-		e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{DataDir: dataDir})
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		addrs, where = e.Brokers(), "the embedded broker"
+	conn, err := connectors.Connect(*brokers, *stateDir, "wordcount")
+	if err != nil {
+		return err
 	}
+	defer conn.Close()
+	addrs, where := conn.Brokers, conn.Where
+	*stateDir = conn.StateDir
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = connectors.CreateTopics(cctx, addrs, int32(*partitions), *input, *output)
 	cancel()
