@@ -4,60 +4,40 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/internal/kafkatest"
 )
 
 // testCluster is the broker the integration tests run against: a real
 // Kafka broker when KAFKA_BROKERS is set (make test-kafka), else an
 // embedded kfake cluster.
 type testCluster struct {
+	kc      *kafkatest.Cluster
 	brokers []string
 	real    bool
 }
 
 func newCluster(t *testing.T) *testCluster {
 	t.Helper()
-	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
-		return &testCluster{brokers: strings.Split(b, ","), real: true}
-	}
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return &testCluster{brokers: e.Brokers()}
+	kc := kafkatest.New(t)
+	return &testCluster{kc: kc, brokers: kc.Brokers, real: kc.Real}
 }
 
-// topic returns a topic name unique to the test, so tests can share a real
-// broker.
-func topic(t *testing.T, name string) string {
-	return fmt.Sprintf("%s-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), name, time.Now().UnixNano())
-}
+func topic(t *testing.T, name string) string { return kafkatest.Topic(t, name) }
 
 func (c *testCluster) create(t *testing.T, partitions int32, topics ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := connectors.CreateTopics(ctx, c.brokers, partitions, topics...); err != nil {
-		t.Fatal(err)
-	}
+	c.kc.Create(t, partitions, topics...)
 }
 
 func (c *testCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return c.kc.Client(t, opts...)
 }
 
 // produce writes values (null keys) to topic and waits for them.
