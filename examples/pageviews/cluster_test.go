@@ -17,26 +17,25 @@ import (
 // Kafka broker when KAFKA_BROKERS is set (make test-kafka), else an
 // embedded kfake cluster. (As in the runtime's tests.)
 type testCluster struct {
-	kc      *kafkatest.Cluster
 	brokers []string
 }
 
 func newCluster(t *testing.T) *testCluster {
 	t.Helper()
 	kc := kafkatest.New(t)
-	return &testCluster{kc: kc, brokers: kc.Brokers}
+	return &testCluster{brokers: kc.Brokers}
 }
 
 func topic(t *testing.T, name string) string { return kafkatest.Topic(t, name) }
 
 func (c *testCluster) create(t *testing.T, partitions int32, topics ...string) {
 	t.Helper()
-	c.kc.Create(t, partitions, topics...)
+	(&kafkatest.Cluster{Brokers: c.brokers}).Create(t, partitions, topics...)
 }
 
 func (c *testCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	return c.kc.Client(t, opts...)
+	return (&kafkatest.Cluster{Brokers: c.brokers}).Client(t, opts...)
 }
 
 // produce writes the generated records to topic and waits for them.
