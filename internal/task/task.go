@@ -45,8 +45,19 @@ type Config struct {
 	Partition int32
 	// Collector receives what the task's sinks write.
 	Collector operators.Collector
-	// OpenStore opens (creates or recovers) a store of the task.
-	OpenStore func(taskID string, spec *topology.StoreSpec) (state.Store, error)
+	// OpenBase opens (creates or recovers) the key-value store that a
+	// store of the task keeps its entries in; for a store that logs, the
+	// caller restores it from the changelog first (ChangelogRestorer). The
+	// task builds the store on it (see OpenStore). Nil means in-memory
+	// stores.
+	OpenBase func(spec *topology.StoreSpec) (state.KeyValueStore, error)
+	// Changelog receives the changelog records of the task's stores that
+	// log (StoreSpec.DisableLogging unset); nil: no store logs.
+	Changelog ChangelogWriter
+	// Cache is the record cache of the task's stores that cache
+	// (StoreSpec.DisableCaching unset); nil: no store caches. The caller
+	// flushes it by flushing the task (Flush), at each commit.
+	Cache *state.Cache
 	// Clock is the wall clock; nil means time.Now.
 	Clock func() time.Time
 	// Logger; nil discards.
@@ -127,7 +138,7 @@ func New(cfg Config) (_ *Task, err error) {
 		}
 	}()
 	for _, spec := range st.Stores {
-		s, err := cfg.OpenStore(t.id, spec)
+		s, err := t.openStore(spec)
 		if err != nil {
 			return nil, fmt.Errorf("sluice: task %s: open store %s: %w", t.id, spec.Name, err)
 		}
@@ -210,12 +221,7 @@ func (t *Task) Topics() []string {
 	return ts
 }
 
-func (t *Task) internalTopic(name string) string {
-	if t.cfg.ApplicationID == "" {
-		return name
-	}
-	return t.cfg.ApplicationID + "-" + name
-}
+func (t *Task) internalTopic(name string) string { return TopicName(t.cfg.ApplicationID, name) }
 
 // Process runs one input record through the sub-topology: it hands the
 // record to the source of its topic, which decodes it, decides its
