@@ -27,7 +27,9 @@ type layout struct {
 	kinds    map[string]topology.TopicKind
 }
 
-func (a *App) kafkaName(it topology.InternalTopic) string { return task.TopicName(a.cfg.appID, it.Name) }
+func (a *App) kafkaName(it topology.InternalTopic) string {
+	return task.TopicName(a.cfg.appID, it.Name)
+}
 
 // planTopics reads the partition counts of the source topics, derives those
 // of the internal topics, and checks co-partitioning: the source topics of

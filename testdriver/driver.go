@@ -207,8 +207,8 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			Partition:     0,
 			Collector:     (*collector)(d),
 			// OpenBase nil: in-memory stores.
-			Changelog: changelogs,
-			Cache:     cache,
+			Changelog:              changelogs,
+			Cache:                  cache,
 			Clock:                  func() time.Time { return d.clock },
 			Logger:                 cfg.log,
 			OnDeserializationError: policy,
