@@ -29,7 +29,7 @@ import (
 //
 //  1. The task flushes its record caches: each dirty entry is written to
 //     the DB's pending batch (not to the DB) and produced to the changelog
-//     with a header of the input position it reflects (inputHeader).
+//     with a header of the input position it reflects (task.InputHeader).
 //  2. The producer is flushed: output and changelog records are acked.
 //  3. The pending batch and a meta record of the task's input positions
 //     are committed to the DB atomically, with a sync.
