@@ -396,3 +396,31 @@ func TestChangelogLayouts(t *testing.T) {
 		t.Errorf("window changelog record %x=%d, want a ‖ 10000 ‖ seq = 1", k, rs[0].Value)
 	}
 }
+
+// A flushed update carries the value the store held at the last commit as
+// its old value: a table filter downstream of a cached count sees 0 → 3 in
+// one commit, and never the 2 it would turn into a delete.
+func TestRecordCacheForwardsWithOldValue(t *testing.T) {
+	build := func() *topology.Topology {
+		b := dsl.NewBuilder()
+		dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts")).
+			Filter(func(_ string, n int64) bool { return n != 2 }, dsl.Named("not-two")).
+			ToStream().To("out", serde.String, serde.Int64)
+		topo, err := b.Build()
+		ok(t, err)
+		return topo
+	}
+	run := func(opts ...testdriver.Option) []string {
+		d := newDriver(t, build(), append(opts, testdriver.WithRecordCache(1<<20))...)
+		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+		for i := range 3 {
+			ok(t, in.PipeAt("a", "x", int64(i+1)))
+		}
+		ok(t, d.Commit())
+		return read(t, testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64))
+	}
+	want(t, "one commit", run(testdriver.CommitOnRequest()), []string{"a=3@3"})
+	// Committing after each record: 1 passes, 2 is filtered (a delete of
+	// the 1 that passed), 3 passes.
+	want(t, "a commit per record", run(), []string{"a=1@1", "a=<null>@2", "a=3@3"})
+}

@@ -4,6 +4,16 @@
 // one at a time. It is shared by the runtime and the test driver, so both
 // run the very same operators and stores.
 //
+// What the two share beyond the operators lives here too, in one place:
+// the store stack (stores.go: base, changelog logger, record cache, window
+// or session store), both sides of a changelog (changelog.go: what the
+// logger writes and how ChangelogRestorer reads it back; Kafka's part is
+// the runtime's), the Kafka names of internal topics (topics.go) and the
+// choice of a task's next input record by head event time
+// (partitions.go). The caller provides what differs: the store bases
+// (Pebble or memory), the ChangelogWriter (the runtime's producer, or the
+// driver's recorded topics) and the record cache.
+//
 // A Task is used by one goroutine at a time.
 package task
 
@@ -48,7 +58,7 @@ type Config struct {
 	// OpenBase opens (creates or recovers) the key-value store that a
 	// store of the task keeps its entries in; for a store that logs, the
 	// caller restores it from the changelog first (ChangelogRestorer). The
-	// task builds the store on it (see OpenStore). Nil means in-memory
+	// task builds the store on it (see stores.go). Nil means in-memory
 	// stores.
 	OpenBase func(spec *topology.StoreSpec) (state.KeyValueStore, error)
 	// Changelog receives the changelog records of the task's stores that
