@@ -321,6 +321,18 @@ func (d *Driver) Store(name string) state.Store {
 	return nil
 }
 
+// ChangelogTopic is the name of the changelog topic of the store named
+// store, "<application.id>-<store>-changelog", which the driver writes
+// with WithChangelogs; "" if the topology has no such store, or it does
+// not log.
+func (d *Driver) ChangelogTopic(store string) string {
+	spec := d.topo.Store(store)
+	if spec == nil || spec.DisableLogging {
+		return ""
+	}
+	return task.ChangelogTopic(d.cfg.appID, spec)
+}
+
 // StreamTime is the stream time of the task of sub-topology sub.
 func (d *Driver) StreamTime(sub int) int64 {
 	if sub < 0 || sub >= len(d.tasks) {

@@ -255,6 +255,12 @@ func TestUnknownNamesAreErrors(t *testing.T) {
 // (the default) forwards every update.
 func TestRecordCacheCompactsUpdatesWithinACommit(t *testing.T) {
 	const changelog = "sluice-test-counts-changelog"
+	if got := newDriver(t, countTopology(t)).ChangelogTopic("counts"); got != changelog {
+		t.Errorf("ChangelogTopic(counts) = %q, want %q", got, changelog)
+	}
+	if got := newDriver(t, countTopology(t), testdriver.WithApplicationID("app")).ChangelogTopic("counts"); got != "app-counts-changelog" {
+		t.Errorf("ChangelogTopic(counts) with application ID app = %q, want app-counts-changelog", got)
+	}
 	pipe := func(d *testdriver.Driver) {
 		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
 		for i, k := range []string{"a", "a", "a", "b"} {
