@@ -217,7 +217,7 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			},
 		})
 		if err != nil {
-			_ = d.Close()
+			_ = d.close(false)
 			return nil, err
 		}
 		d.tasks = append(d.tasks, t)
@@ -228,13 +228,20 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 	return d, nil
 }
 
-// Close closes the tasks and their stores.
-func (d *Driver) Close() error {
+// Close commits (see Commit: with WithRecordCache, what the caches hold
+// is forwarded and stays readable in the output topics), then closes the
+// tasks and their stores, as the runtime commits a task before closing it.
+func (d *Driver) Close() error { return d.close(true) }
+
+func (d *Driver) close(commit bool) error {
 	if d.closed {
 		return nil
 	}
-	d.closed = true
 	var errs []error
+	if commit && d.caching {
+		errs = append(errs, d.Commit())
+	}
+	d.closed = true
 	for _, t := range d.tasks {
 		errs = append(errs, t.Close())
 	}

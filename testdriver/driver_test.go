@@ -261,8 +261,9 @@ func TestRecordCacheCompactsUpdatesWithinACommit(t *testing.T) {
 	if got := newDriver(t, countTopology(t), testdriver.WithApplicationID("app")).ChangelogTopic("counts"); got != "app-counts-changelog" {
 		t.Errorf("ChangelogTopic(counts) with application ID app = %q, want app-counts-changelog", got)
 	}
+	var in *testdriver.InputTopic[string, string]
 	pipe := func(d *testdriver.Driver) {
-		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+		in = testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
 		for i, k := range []string{"a", "a", "a", "b"} {
 			ok(t, in.PipeAt(k, "x", int64(10*(i+1))))
 		}
@@ -288,6 +289,11 @@ func TestRecordCacheCompactsUpdatesWithinACommit(t *testing.T) {
 		want(t, "changelog after the commit", read(t, log), []string{"a=3@30", "b=1@40"})
 		ok(t, d.Commit())
 		want(t, "outputs after a second commit with nothing new", read(t, out), nil)
+		// Close commits what the caches hold.
+		ok(t, in.PipeAt("b", "x", 50))
+		want(t, "outputs before Close", read(t, out), nil)
+		ok(t, d.Close())
+		want(t, "outputs after Close", read(t, out), []string{"b=2@50"})
 	})
 
 	t.Run("commit after each record", func(t *testing.T) {
