@@ -636,14 +636,20 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 	if a.cfg.skipBadRecords {
 		policy = task.SkipOnDeserializationError
 	}
+	var cache *state.Cache
+	if a.cfg.cacheBytes > 0 {
+		cache = ts.cache
+	}
 	t, err := task.New(task.Config{
 		ApplicationID: a.cfg.appID,
 		SubTopology:   st,
 		Partition:     id.partition,
 		Collector:     collector{a.prod},
-		OpenStore: func(taskID string, spec *topology.StoreSpec) (state.Store, error) {
+		OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
 			return a.openStore(ctx, r, spec, id.partition)
 		},
+		Changelog:              changelogWriter{a.prod},
+		Cache:                  cache,
 		Logger:                 a.log,
 		OnDeserializationError: policy,
 		Dropped: func(taskID, node, reason string) {
@@ -736,10 +742,11 @@ func hasKey[K comparable, V any](m map[K]V, k K) bool {
 	return ok
 }
 
-// openStore opens a store of a task: a Pebble store in the task's DB (or
-// an in-memory one), restored from its changelog, logging to it, behind a
-// record cache.
-func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec, partition int32) (state.Store, error) {
+// openStore opens the base of a store of a task: a Pebble store in the
+// task's DB (or an in-memory one), restored from its changelog. The task
+// builds the store on it, logging to the changelog, behind the record
+// cache (task.Config).
+func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec, partition int32) (state.KeyValueStore, error) {
 	ts := r.st
 	base := func() state.KeyValueStore {
 		if spec.InMemory || ts.db == nil {
@@ -749,33 +756,17 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 	}
 	kv := base()
 	if !spec.DisableLogging {
-		topic := a.cfg.appID + "-" + spec.ChangelogTopic()
+		topic := task.ChangelogTopic(a.cfg.appID, spec)
 		if _, err := a.restoreStore(ctx, ts, kv, spec, topic, partition); err != nil {
 			return nil, err
 		}
-		skip := 0
-		if spec.Kind != topology.KeyValue {
-			skip = 8 // the segment ID
-			if spec.InMemory || ts.db == nil {
-				// The restore filled kv through a window or session
-				// store; an in-memory base is that store's, keep it.
-			} else {
-				kv = base()
-			}
+		if spec.Kind != topology.KeyValue && !spec.InMemory && ts.db != nil {
+			// The restore filled the DB through a window or session store;
+			// an in-memory base is that store's, keep it.
+			kv = base()
 		}
-		kv = &loggedStore{KeyValueStore: kv, topic: topic, partition: partition, timestamped: spec.Timestamped, p: a.prod, skip: skip,
-			position: func() (string, int32, int64, int64) {
-				if r.task == nil {
-					return "", -1, -1, 0
-				}
-				t, p, o := r.task.InputPosition()
-				return t, p, o, r.task.StreamTime()
-			}}
 	}
-	if !spec.DisableCaching && a.cfg.cacheBytes > 0 {
-		kv = state.NewCachingStore(kv, ts.cache)
-	}
-	return task.WrapStore(spec, kv)
+	return kv, nil
 }
 
 // adjustOffsets starts each assigned partition at the later of the group's

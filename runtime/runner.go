@@ -10,12 +10,15 @@ import (
 )
 
 // runner drives one task: it queues the records polled for the task's
-// partitions and processes them, smallest head timestamp first across
-// partitions, and tracks the offsets to commit.
+// partitions and processes them, smallest head event time first across
+// partitions (task.PartitionGroup), and tracks the offsets to commit.
 type runner struct {
-	id     taskID
-	task   *task.Task
-	st     *taskState
+	id    taskID
+	task  *task.Task
+	st    *taskState
+	group task.PartitionGroup[*kgo.Record]
+	// queues are the task's input partitions, at the indexes of their
+	// queues in group.
 	queues []*partitionQueue
 	raw    operators.RawRecord
 	hdrs   []operators.Header
@@ -24,110 +27,69 @@ type runner struct {
 	err       error
 }
 
-// partitionQueue is one input partition of a task.
+// partitionQueue is the progress of one input partition of a task.
 type partitionQueue struct {
 	topic     string
 	partition int32
-	recs      []*kgo.Record
-	pos       int
 	// next is the offset after the last processed record, -1 before any;
 	// committed is the offset last committed.
 	next      int64
 	epoch     int32
 	committed int64
-	// head is the event time of recs[headOf], valid when headOf == pos.
-	head   int64
-	headOf int
 }
 
-func (r *runner) queue(topic string, partition int32) *partitionQueue {
-	for _, q := range r.queues {
-		if q.topic == topic && q.partition == partition {
-			return q
-		}
+// queue returns the index of the queue of an input partition, adding it
+// if it is new.
+func (r *runner) queue(topic string, partition int32) int {
+	if r.group.Raw == nil {
+		r.group.Raw = r.describe
 	}
-	q := &partitionQueue{topic: topic, partition: partition, next: -1, committed: -1, headOf: -1}
-	r.queues = append(r.queues, q)
-	return q
+	i := r.group.Queue(topic, partition)
+	if i == len(r.queues) {
+		r.queues = append(r.queues, &partitionQueue{topic: topic, partition: partition, next: -1, committed: -1})
+	}
+	return i
 }
 
 // add queues polled records of one partition.
 func (r *runner) add(topic string, partition int32, recs []*kgo.Record) {
-	q := r.queue(topic, partition)
-	q.recs = append(q.recs, recs...)
+	r.group.Add(r.queue(topic, partition), recs...)
 }
 
 // process runs the queued records through the task and fires wall-clock
 // punctuations; it stops at the first error.
 func (r *runner) process(now time.Time) error {
-	if len(r.queues) == 1 {
-		q := r.queues[0]
-		for q.pos < len(q.recs) {
-			if err := r.processOne(q); err != nil {
-				return err
-			}
+	for {
+		i, rec, ok := r.group.Next(r.task)
+		if !ok {
+			break
 		}
-	} else {
-		for {
-			var best *partitionQueue
-			var bestTs int64
-			for _, q := range r.queues {
-				if q.pos >= len(q.recs) {
-					continue
-				}
-				if ts := r.headTime(q); best == nil || ts < bestTs {
-					best, bestTs = q, ts
-				}
-			}
-			if best == nil {
-				break
-			}
-			if err := r.processOne(best); err != nil {
-				return err
-			}
+		if err := r.processOne(r.queues[i], rec); err != nil {
+			return err
 		}
 	}
-	for _, q := range r.queues {
-		clear(q.recs)
-		q.recs, q.pos, q.headOf = q.recs[:0], 0, -1
-	}
+	r.group.Reset()
 	return r.task.PunctuateWallClock(now)
 }
 
-// headTime is the event time of q's head record (the task's source may
-// extract it from the record), computed once per head.
-func (r *runner) headTime(q *partitionQueue) int64 {
-	if q.headOf == q.pos {
-		return q.head
-	}
-	rec := q.recs[q.pos]
+// describe fills raw with rec; its headers stay valid until the next
+// call.
+func (r *runner) describe(rec *kgo.Record, raw *operators.RawRecord) {
 	r.hdrs = r.hdrs[:0]
 	for _, h := range rec.Headers {
 		r.hdrs = append(r.hdrs, operators.Header{Key: h.Key, Value: h.Value})
 	}
-	raw := operators.RawRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-		Timestamp: rec.Timestamp.UnixMilli(), Key: rec.Key, Value: rec.Value}
-	if len(r.hdrs) > 0 {
-		raw.Headers = r.hdrs
-	}
-	q.head, q.headOf = r.task.EventTime(&raw), q.pos
-	return q.head
-}
-
-func (r *runner) processOne(q *partitionQueue) error {
-	rec := q.recs[q.pos]
-	q.pos++
-	r.hdrs = r.hdrs[:0]
-	for _, h := range rec.Headers {
-		r.hdrs = append(r.hdrs, operators.Header{Key: h.Key, Value: h.Value})
-	}
-	r.raw = operators.RawRecord{
+	*raw = operators.RawRecord{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 		Timestamp: rec.Timestamp.UnixMilli(), Key: rec.Key, Value: rec.Value,
 	}
 	if len(r.hdrs) > 0 {
-		r.raw.Headers = r.hdrs
+		raw.Headers = r.hdrs
 	}
+}
+
+func (r *runner) processOne(q *partitionQueue, rec *kgo.Record) error {
+	r.describe(rec, &r.raw)
 	if err := r.task.Process(&r.raw); err != nil {
 		return err
 	}

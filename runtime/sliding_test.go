@@ -35,11 +35,11 @@ func TestSlidingAfterRestoreWithoutMetadata(t *testing.T) {
 	bases := map[string]state.KeyValueStore{}
 	newTask := func() *task.Task {
 		tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{},
-			OpenStore: func(_ string, spec *topology.StoreSpec) (state.Store, error) {
+			OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
 				if bases[spec.Name] == nil {
 					bases[spec.Name] = state.NewInMemoryKeyValueStore(spec.Name)
 				}
-				return task.WrapStore(spec, reopened{bases[spec.Name]})
+				return reopened{bases[spec.Name]}, nil
 			}})
 		if err != nil {
 			t.Fatal(err)

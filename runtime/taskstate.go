@@ -29,7 +29,7 @@ import (
 //
 //  1. The task flushes its record caches: each dirty entry is written to
 //     the DB's pending batch (not to the DB) and produced to the changelog
-//     with a header of the input position it reflects (inputHeader).
+//     with a header of the input position it reflects (task.InputHeader).
 //  2. The producer is flushed: output and changelog records are acked.
 //  3. The pending batch and a meta record of the task's input positions
 //     are committed to the DB atomically, with a sync.
@@ -282,24 +282,21 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		}
 	}
 	var batch *state.Batch
-	var restorer interface{ Restore(key, value []byte) error }
-	if spec.Kind != topology.KeyValue {
-		// Window and session changelog keys become segmented store keys:
-		// restore through the store, into the DB's pending writes.
-		st, err := task.WrapStore(spec, kv)
-		if err != nil {
-			return 0, err
-		}
-		restorer = st.(interface{ Restore(key, value []byte) error })
-	} else if ts.db != nil && !spec.InMemory {
+	var put func(k, v []byte) error
+	var del func(k []byte) error
+	if spec.Kind == topology.KeyValue && ts.db != nil && !spec.InMemory {
 		batch = ts.db.NewBatch()
 		defer batch.Close()
-	}
-	put := kv.Put
-	del := kv.Delete
-	if batch != nil {
 		put = func(k, v []byte) error { return batch.Put(kv, k, v) }
 		del = func(k []byte) error { return batch.Delete(kv, k) }
+	}
+	// Window and session changelog keys become segmented store keys: the
+	// restorer writes them through the store, into the DB's pending
+	// writes.
+	segmented := spec.Kind != topology.KeyValue
+	restorer, err := task.NewChangelogRestorer(spec, kv, put, del)
+	if err != nil {
+		return 0, err
 	}
 	flush := func() error {
 		if batch == nil || batch.Len() == 0 {
@@ -307,41 +304,22 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		}
 		return batch.Commit(false)
 	}
-	var buf []byte
 	var skipped int64
 	apply := func(r *kgo.Record) error {
 		for _, h := range r.Headers {
-			if h.Key != inputHeader {
+			if h.Key != task.InputHeader {
 				continue
 			}
-			if in, off, ok := parseInputPosition(h.Value); ok && !ts.confirmed(in, off) {
+			if topic, p, off, ok := task.ParseInputPosition(h.Value); ok && !ts.confirmed(topicPartition{topic, p}, off) {
 				skipped++
 				return nil
 			}
 		}
-		var err error
-		switch {
-		case restorer != nil && r.Value == nil:
-			err = restorer.Restore(r.Key, nil)
-		case restorer != nil && spec.Timestamped:
-			buf = binary.BigEndian.AppendUint64(buf[:0], uint64(r.Timestamp.UnixMilli()))
-			buf = append(buf, r.Value...)
-			err = restorer.Restore(r.Key, buf)
-		case restorer != nil:
-			err = restorer.Restore(r.Key, r.Value)
-		case r.Value == nil:
-			err = del(r.Key)
-		case spec.Timestamped:
-			buf = binary.BigEndian.AppendUint64(buf[:0], uint64(r.Timestamp.UnixMilli()))
-			buf = append(buf, r.Value...)
-			err = put(r.Key, buf)
-		default:
-			err = put(r.Key, r.Value)
-		}
+		err := restorer.Apply(r.Key, r.Value, r.Timestamp.UnixMilli())
 		if err == nil && batch != nil && batch.Len() >= restoreBatchSize {
 			err = flush()
 		}
-		if err == nil && restorer != nil && ts.db != nil && ts.db.Pending() >= restoreBatchSize {
+		if err == nil && segmented && ts.db != nil && ts.db.Pending() >= restoreBatchSize {
 			err = ts.db.Commit(false) // window and session stores restore into the pending writes
 		}
 		return err

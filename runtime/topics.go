@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/topology"
 )
 
@@ -26,7 +27,9 @@ type layout struct {
 	kinds    map[string]topology.TopicKind
 }
 
-func (a *App) kafkaName(it topology.InternalTopic) string { return a.cfg.appID + "-" + it.Name }
+func (a *App) kafkaName(it topology.InternalTopic) string {
+	return task.TopicName(a.cfg.appID, it.Name)
+}
 
 // planTopics reads the partition counts of the source topics, derives those
 // of the internal topics, and checks co-partitioning: the source topics of
@@ -59,7 +62,7 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 		for _, n := range st.Sources {
 			for _, t := range n.Topics {
 				if n.Internal {
-					t = a.cfg.appID + "-" + t
+					t = task.TopicName(a.cfg.appID, t)
 				}
 				l.topics[st.ID] = append(l.topics[st.ID], t)
 			}

@@ -12,7 +12,6 @@ import (
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
-	"github.com/sluicehq/sluice/topology"
 	"github.com/sluicehq/sluice/window"
 )
 
@@ -47,9 +46,7 @@ func TestCachedWindowUpdatesSurviveSegmentExpiry(t *testing.T) {
 	col := valueCollector{got: map[string]string{}}
 	cache := state.NewCache(1 << 20)
 	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: col,
-		OpenStore: func(_ string, spec *topology.StoreSpec) (state.Store, error) {
-			return task.WrapStore(spec, state.NewCachingStore(state.NewInMemoryKeyValueStore(spec.Name), cache))
-		}})
+		Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,20 @@
 // caller's goroutine and is deterministic: the wall clock moves only when
 // the test advances it.
 //
+// The driver models one partition per topic: a task reading several topics
+// processes their records in the order they are piped (or written by
+// another sub-topology), as Kafka Streams' TopologyTestDriver does, not by
+// the event time of partition heads as the runtime chooses between a
+// task's partitions.
+//
+// By default stores have no record cache and log no changelog, so every
+// update is forwarded at once. The runtime's store stack is opt-in:
+// WithRecordCache puts a record cache in front of the stores, which
+// forwards and logs only the latest update of each key when the driver
+// commits (after each piped record, or on Commit with CommitOnRequest);
+// WithChangelogs records what the stores log as readable topics
+// "<application.id>-<store>-changelog".
+//
 //	d, err := testdriver.New(topo)
 //	in := testdriver.CreateInputTopic(d, "text-input", serde.String, serde.String)
 //	out := testdriver.CreateOutputTopic(d, "word-counts", serde.String, serde.Int64)
@@ -40,10 +54,14 @@ var ErrNoRecord = errors.New("sluice: testdriver: no unread record in the output
 type Option interface{ apply(*config) }
 
 type config struct {
-	appID string
-	clock time.Time
-	skip  bool
-	log   *slog.Logger
+	appID      string
+	clock      time.Time
+	skip       bool
+	log        *slog.Logger
+	cache      bool
+	cacheBytes int64
+	changelogs bool
+	onRequest  bool
 }
 
 type optionFunc func(*config)
@@ -65,6 +83,36 @@ func SkipUndecodableRecords() Option { return optionFunc(func(c *config) { c.ski
 // WithLogger sets the logger of the tasks; the default discards.
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.log = l }) }
 
+// WithRecordCache puts a record cache in front of the stores that cache
+// (all but those built with caching disabled), as the runtime does, with a
+// budget of maxBytes bytes shared by the tasks (Kafka Streams'
+// statestore.cache.max.bytes). Updates of a key between two commits are
+// then forwarded downstream, and logged, as one: the latest value, with
+// the value the store held at the last commit as the old value. The driver
+// commits after each piped record and each wall-clock advance (as Kafka
+// Streams' TopologyTestDriver does), or only on Commit with
+// CommitOnRequest. A cache that fills up evicts, forwarding its least
+// recently used entries before a commit. maxBytes must not be negative;
+// with 0 every write goes through at once.
+func WithRecordCache(maxBytes int64) Option {
+	return optionFunc(func(c *config) { c.cache, c.cacheBytes = true, maxBytes })
+}
+
+// WithChangelogs makes the stores that log (all but those built with
+// logging disabled) write their changelogs, as the runtime does, to topics
+// "<application.id>-<store>-changelog" that a test reads with
+// CreateOutputTopic: a put as the value (a timestamped store's without its
+// timestamp, which becomes the record's), a delete as a tombstone, window
+// and session keys as Kafka Streams writes them; each record has the
+// header "sluice.input" naming the input record that caused it.
+func WithChangelogs() Option { return optionFunc(func(c *config) { c.changelogs = true }) }
+
+// CommitOnRequest makes the driver commit only when Commit is called,
+// instead of after each piped record and wall-clock advance. It matters
+// only with WithRecordCache: several updates of a key between two commits
+// come out as one.
+func CommitOnRequest() Option { return optionFunc(func(c *config) { c.onRequest = true }) }
+
 // Driver runs a topology in memory. It is not safe for concurrent use.
 type Driver struct {
 	cfg     config
@@ -79,6 +127,8 @@ type Driver struct {
 	raw     operators.RawRecord   // the record being processed (reused: Process does not nest)
 	dropped map[[2]string]int64
 	closed  bool
+	caching bool  // the stores have record caches
+	records int64 // records processed, to tell when a commit is done
 }
 
 type queued struct {
@@ -117,6 +167,9 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
+	if cfg.cache && cfg.cacheBytes < 0 {
+		return nil, fmt.Errorf("sluice: testdriver: record cache size %d is negative", cfg.cacheBytes)
+	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -133,15 +186,29 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 	if cfg.skip {
 		policy = task.SkipOnDeserializationError
 	}
+	var share *state.CacheShare
+	if cfg.cache {
+		share = &state.CacheShare{Total: cfg.cacheBytes}
+		d.caching = true
+	}
+	var changelogs task.ChangelogWriter
+	if cfg.changelogs {
+		changelogs = (*changelogWriter)(d)
+	}
 	for _, st := range topo.SubTopologies() {
+		var cache *state.Cache
+		if share != nil {
+			cache = share.NewCache()
+			share.Add(1)
+		}
 		t, err := task.New(task.Config{
 			ApplicationID: cfg.appID,
 			SubTopology:   st,
 			Partition:     0,
 			Collector:     (*collector)(d),
-			OpenStore: func(_ string, spec *topology.StoreSpec) (state.Store, error) {
-				return task.WrapStore(spec, state.NewInMemoryKeyValueStore(spec.Name))
-			},
+			// OpenBase nil: in-memory stores.
+			Changelog:              changelogs,
+			Cache:                  cache,
 			Clock:                  func() time.Time { return d.clock },
 			Logger:                 cfg.log,
 			OnDeserializationError: policy,
@@ -150,7 +217,7 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			},
 		})
 		if err != nil {
-			_ = d.Close()
+			_ = d.close(false)
 			return nil, err
 		}
 		d.tasks = append(d.tasks, t)
@@ -161,13 +228,20 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 	return d, nil
 }
 
-// Close closes the tasks and their stores.
-func (d *Driver) Close() error {
+// Close commits (see Commit: with WithRecordCache, what the caches hold
+// is forwarded and stays readable in the output topics), then closes the
+// tasks and their stores, as the runtime commits a task before closing it.
+func (d *Driver) Close() error { return d.close(true) }
+
+func (d *Driver) close(commit bool) error {
 	if d.closed {
 		return nil
 	}
-	d.closed = true
 	var errs []error
+	if commit && d.caching {
+		errs = append(errs, d.Commit())
+	}
+	d.closed = true
 	for _, t := range d.tasks {
 		errs = append(errs, t.Close())
 	}
@@ -179,22 +253,64 @@ func (d *Driver) WallClockTime() time.Time { return d.clock }
 
 // AdvanceWallClockTime moves the wall clock forward by dur and fires the
 // wall-clock punctuations that are due, then processes what they wrote to
-// topics the topology reads.
+// topics the topology reads (and commits, see WithRecordCache).
 func (d *Driver) AdvanceWallClockTime(dur time.Duration) error {
+	if d.closed {
+		return errClosed
+	}
 	if dur < 0 {
 		return fmt.Errorf("sluice: testdriver: cannot move the wall clock back by %v", dur)
 	}
 	d.clock = d.clock.Add(dur)
 	for _, t := range d.tasks {
 		if err := t.PunctuateWallClock(d.clock); err != nil {
+			d.queue = d.queue[:0]
 			return err
 		}
 		if err := d.drain(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return d.autoCommit()
 }
+
+// Commit commits as the runtime does at the end of a commit interval: each
+// task flushes its record caches, forwarding and logging the latest update
+// of each key written since the last commit. What that writes to topics
+// the topology reads is processed at once, and the tasks it reaches flush
+// in turn, so that when Commit returns no cache holds an unflushed update.
+// Without WithRecordCache there is nothing to flush.
+func (d *Driver) Commit() error {
+	if d.closed {
+		return errClosed
+	}
+	for {
+		before := d.records
+		for _, t := range d.tasks {
+			if err := t.Flush(); err != nil {
+				d.queue = d.queue[:0]
+				return err
+			}
+			if err := d.drain(); err != nil {
+				return err
+			}
+		}
+		if d.records == before {
+			return nil
+		}
+	}
+}
+
+// autoCommit commits after a piped record or a wall-clock advance, unless
+// the driver commits on request only or has no caches to flush.
+func (d *Driver) autoCommit() error {
+	if !d.caching || d.cfg.onRequest {
+		return nil
+	}
+	return d.Commit()
+}
+
+var errClosed = errors.New("sluice: testdriver: driver is closed")
 
 // DroppedRecords is the number of records node dropped for reason (such as
 // "null-key", "null-value", "deserialization-error", or "invalid-timestamp"
@@ -212,6 +328,18 @@ func (d *Driver) Store(name string) state.Store {
 	return nil
 }
 
+// ChangelogTopic is the name of the changelog topic of the store named
+// store, "<application.id>-<store>-changelog", which the driver writes
+// with WithChangelogs; "" if the topology has no such store, or it does
+// not log.
+func (d *Driver) ChangelogTopic(store string) string {
+	spec := d.topo.Store(store)
+	if spec == nil || spec.DisableLogging {
+		return ""
+	}
+	return task.ChangelogTopic(d.cfg.appID, spec)
+}
+
 // StreamTime is the stream time of the task of sub-topology sub.
 func (d *Driver) StreamTime(sub int) int64 {
 	if sub < 0 || sub >= len(d.tasks) {
@@ -224,7 +352,7 @@ func (d *Driver) StreamTime(sub int) int64 {
 // everything it causes.
 func (d *Driver) pipe(topic string, key, value []byte, headers []operators.Header, ts int64) error {
 	if d.closed {
-		return errors.New("sluice: testdriver: driver is closed")
+		return errClosed
 	}
 	t, ok := d.readers[topic]
 	if !ok {
@@ -233,11 +361,15 @@ func (d *Driver) pipe(topic string, key, value []byte, headers []operators.Heade
 	off := d.offsets[topic]
 	d.offsets[topic] = off + 1
 	d.raw = operators.RawRecord{Topic: topic, Partition: 0, Offset: off, Timestamp: ts, Key: key, Value: value, Headers: headers}
+	d.records++
 	if err := t.Process(&d.raw); err != nil {
 		d.queue = d.queue[:0]
 		return err
 	}
-	return d.drain()
+	if err := d.drain(); err != nil {
+		return err
+	}
+	return d.autoCommit()
 }
 
 // drain processes the records written to topics the topology reads, in the
@@ -250,6 +382,7 @@ func (d *Driver) drain() error {
 		d.offsets[q.topic] = off + 1
 		d.raw = operators.RawRecord{Topic: q.topic, Partition: 0, Offset: off, Timestamp: q.ts,
 			Key: q.key, Value: q.value, Headers: q.headers}
+		d.records++
 		if err := t.Process(&d.raw); err != nil {
 			d.queue = d.queue[:0]
 			return err
@@ -291,11 +424,19 @@ func (c *collector) Send(topic string, _ int32, key, value []byte, headers []ope
 
 func isInternal(d *Driver, topic string) bool {
 	for _, it := range d.topo.InternalTopics() {
-		if d.cfg.appID+"-"+it.Name == topic {
+		if task.TopicName(d.cfg.appID, it.Name) == topic {
 			return true
 		}
 	}
 	return false
+}
+
+// changelogWriter records the changelogs of the stores (WithChangelogs).
+type changelogWriter Driver
+
+func (w *changelogWriter) WriteChangelog(topic string, _ int32, key, value []byte, headers []operators.Header, ts int64) error {
+	(*Driver)(w).topicLog(topic).append(key, value, headers, ts)
+	return nil
 }
 
 // topicLog holds the records written to one topic. Records and their bytes
@@ -359,4 +500,45 @@ func (d *Driver) topicLog(topic string) *topicLog {
 		d.topics[topic] = l
 	}
 	return l
+}
+
+// outputTopics lists the topics a test can read, sorted: those of the
+// topology's sinks (the external ones) and, with WithChangelogs, the
+// changelogs of the stores that log. dynamic reports a sink that chooses
+// its topic per record: then any topic may be written.
+func (d *Driver) outputTopics() (topics []string, dynamic bool) {
+	for _, st := range d.topo.SubTopologies() {
+		for _, n := range st.Nodes {
+			if n.Kind != topology.Sink || n.Internal {
+				continue
+			}
+			if len(n.Topics) == 0 {
+				dynamic = true
+			}
+			topics = append(topics, n.Topics...)
+		}
+		if d.cfg.changelogs {
+			for _, spec := range st.Stores {
+				if !spec.DisableLogging {
+					topics = append(topics, task.ChangelogTopic(d.cfg.appID, spec))
+				}
+			}
+		}
+	}
+	slices.Sort(topics)
+	return slices.Compact(topics), dynamic
+}
+
+// checkOutput returns an error naming topic if the topology cannot write
+// it: reading it would only ever find it empty, most likely a misspelt
+// name.
+func (d *Driver) checkOutput(topic string) error {
+	if l := d.topics[topic]; l != nil && l.n > 0 {
+		return nil
+	}
+	topics, dynamic := d.outputTopics()
+	if dynamic || slices.Contains(topics, topic) {
+		return nil
+	}
+	return fmt.Errorf("sluice: testdriver: the topology writes no topic %q that a test can read (it writes %v)", topic, topics)
 }

@@ -126,8 +126,12 @@ func (o *OutputTopic[K, V]) decode(s storedRecord) (operators.Record[K, V], erro
 	return r, nil
 }
 
-// ReadRecord reads the next unread record, or returns ErrNoRecord.
+// ReadRecord reads the next unread record, or returns ErrNoRecord. A topic
+// the topology does not write is an error naming it.
 func (o *OutputTopic[K, V]) ReadRecord() (operators.Record[K, V], error) {
+	if err := o.d.checkOutput(o.topic); err != nil {
+		return operators.Record[K, V]{}, err
+	}
 	l := o.d.topicLog(o.topic)
 	for s := range l.unread() {
 		return o.decode(s)
@@ -141,8 +145,12 @@ func (o *OutputTopic[K, V]) ReadKeyValue() (K, V, error) {
 	return r.Key, r.Value, err
 }
 
-// ReadRecords reads every unread record.
+// ReadRecords reads every unread record. A topic the topology does not
+// write is an error naming it.
 func (o *OutputTopic[K, V]) ReadRecords() ([]operators.Record[K, V], error) {
+	if err := o.d.checkOutput(o.topic); err != nil {
+		return nil, err
+	}
 	l := o.d.topicLog(o.topic)
 	var out []operators.Record[K, V]
 	for s := range l.unread() {

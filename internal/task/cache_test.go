@@ -8,7 +8,6 @@ import (
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
-	"github.com/sluicehq/sluice/topology"
 )
 
 // TestCachedStoresForwardOnFlush runs count → filter (materialized) →
@@ -29,22 +28,22 @@ func TestCachedStoresForwardOnFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &rig{}
-	cache := state.NewCache(1 << 20)
-	var caches []*state.CachingStore
 	tk, err := task.New(task.Config{
 		ApplicationID: "app",
 		SubTopology:   topo.SubTopologies()[0],
 		Collector:     r,
-		OpenStore: func(_ string, spec *topology.StoreSpec) (state.Store, error) {
-			c := state.NewCachingStore(state.NewInMemoryKeyValueStore(spec.Name), cache)
-			caches = append(caches, c)
-			return c, nil
-		},
+		Cache:         state.NewCache(1 << 20),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tk.Close()
+	var caches []*state.CachingStore
+	for _, spec := range topo.SubTopologies()[0].Stores {
+		if c, ok := tk.Store(spec.Name).(*state.CachingStore); ok {
+			caches = append(caches, c)
+		}
+	}
 	if len(caches) != 2 {
 		t.Fatalf("opened %d stores, want 2", len(caches))
 	}

@@ -8,11 +8,52 @@ import (
 	"github.com/sluicehq/sluice/topology"
 )
 
+// The store stack, the same in the runtime and the test driver, from the
+// bottom up:
+//
+//   - the base: a key-value store of the task's Pebble database, or an
+//     in-memory one (Config.OpenBase), restored from the changelog by the
+//     caller;
+//   - the changelog logger (loggedStore), if the store logs and the task
+//     has a ChangelogWriter: every write that reaches it is logged;
+//   - the record cache (state.CachingStore), if the store caches and the
+//     task has a Cache: updates of a key between two flushes reach the
+//     logger, and are forwarded downstream, as one;
+//   - the store's kind over it: the key-value store itself, or a window or
+//     session store keeping its entries in it (WrapStore).
+
+// openStore builds the store of spec on the base Config.OpenBase opens.
+func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
+	var kv state.KeyValueStore
+	if t.cfg.OpenBase == nil {
+		kv = state.NewInMemoryKeyValueStore(spec.Name)
+	} else {
+		var err error
+		if kv, err = t.cfg.OpenBase(spec); err != nil {
+			return nil, err
+		}
+	}
+	if t.cfg.Changelog != nil && !spec.DisableLogging {
+		skip := 0
+		if spec.Kind != topology.KeyValue {
+			skip = 8 // the segment ID
+		}
+		kv = &loggedStore{KeyValueStore: kv, topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition,
+			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: skip,
+			position: func() (string, int32, int64, int64) {
+				tp, p, o := t.InputPosition()
+				return tp, p, o, t.StreamTime()
+			}}
+	}
+	if t.cfg.Cache != nil && !spec.DisableCaching {
+		kv = state.NewCachingStore(kv, t.cfg.Cache)
+	}
+	return WrapStore(spec, kv)
+}
+
 // WrapStore makes the store of spec from the key-value store its entries
 // live in: base itself for a key-value store, a window or session store
-// kept in base otherwise (with spec's retention and segment interval). The
-// test driver and the runtime build stores with it, on an in-memory base
-// or a Pebble one behind a changelog logger and a record cache.
+// kept in base otherwise (with spec's retention and segment interval).
 func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store, error) {
 	switch spec.Kind {
 	case topology.KeyValue:

@@ -4,6 +4,16 @@
 // one at a time. It is shared by the runtime and the test driver, so both
 // run the very same operators and stores.
 //
+// What the two share beyond the operators lives here too, in one place:
+// the store stack (stores.go: base, changelog logger, record cache, window
+// or session store), both sides of a changelog (changelog.go: what the
+// logger writes and how ChangelogRestorer reads it back; Kafka's part is
+// the runtime's), the Kafka names of internal topics (topics.go) and the
+// choice of a task's next input record by head event time
+// (partitions.go). The caller provides what differs: the store bases
+// (Pebble or memory), the ChangelogWriter (the runtime's producer, or the
+// driver's recorded topics) and the record cache.
+//
 // A Task is used by one goroutine at a time.
 package task
 
@@ -45,8 +55,19 @@ type Config struct {
 	Partition int32
 	// Collector receives what the task's sinks write.
 	Collector operators.Collector
-	// OpenStore opens (creates or recovers) a store of the task.
-	OpenStore func(taskID string, spec *topology.StoreSpec) (state.Store, error)
+	// OpenBase opens (creates or recovers) the key-value store that a
+	// store of the task keeps its entries in; for a store that logs, the
+	// caller restores it from the changelog first (ChangelogRestorer). The
+	// task builds the store on it (see stores.go). Nil means in-memory
+	// stores.
+	OpenBase func(spec *topology.StoreSpec) (state.KeyValueStore, error)
+	// Changelog receives the changelog records of the task's stores that
+	// log (StoreSpec.DisableLogging unset); nil: no store logs.
+	Changelog ChangelogWriter
+	// Cache is the record cache of the task's stores that cache
+	// (StoreSpec.DisableCaching unset); nil: no store caches. The caller
+	// flushes it by flushing the task (Flush), at each commit.
+	Cache *state.Cache
 	// Clock is the wall clock; nil means time.Now.
 	Clock func() time.Time
 	// Logger; nil discards.
@@ -127,7 +148,7 @@ func New(cfg Config) (_ *Task, err error) {
 		}
 	}()
 	for _, spec := range st.Stores {
-		s, err := cfg.OpenStore(t.id, spec)
+		s, err := t.openStore(spec)
 		if err != nil {
 			return nil, fmt.Errorf("sluice: task %s: open store %s: %w", t.id, spec.Name, err)
 		}
@@ -210,12 +231,7 @@ func (t *Task) Topics() []string {
 	return ts
 }
 
-func (t *Task) internalTopic(name string) string {
-	if t.cfg.ApplicationID == "" {
-		return name
-	}
-	return t.cfg.ApplicationID + "-" + name
-}
+func (t *Task) internalTopic(name string) string { return TopicName(t.cfg.ApplicationID, name) }
 
 // Process runs one input record through the sub-topology: it hands the
 // record to the source of its topic, which decodes it, decides its

@@ -75,7 +75,7 @@ func newRig(t *testing.T, p *proc, edit func(*task.Config)) (*rig, error) {
 		ApplicationID: "app",
 		SubTopology:   compile(t, p).SubTopologies()[0],
 		Collector:     r,
-		OpenStore: func(_ string, spec *topology.StoreSpec) (state.Store, error) {
+		OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
 			s := state.NewInMemoryKeyValueStore(spec.Name)
 			r.stores = append(r.stores, s)
 			return s, nil
@@ -564,7 +564,7 @@ func TestNewFailureClosesStores(t *testing.T) {
 func TestNewOpenStoreError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	_, err := newRig(t, &proc{}, func(c *task.Config) {
-		c.OpenStore = func(string, *topology.StoreSpec) (state.Store, error) { return nil, boom }
+		c.OpenBase = func(*topology.StoreSpec) (state.KeyValueStore, error) { return nil, boom }
 	})
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "store store") || !strings.Contains(err.Error(), "0_0") {
 		t.Errorf("task.New: %v; want the store error naming task 0_0 and the store", err)

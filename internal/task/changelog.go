@@ -1,0 +1,186 @@
+package task
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// Both sides of a store's changelog are defined here: loggedStore writes
+// it, ChangelogRestorer reads it back. Kafka's part of each (producing,
+// and reading a partition from a checkpointed offset) is the runtime's.
+
+// ChangelogWriter receives the changelog records of a task's stores. The
+// runtime's producer sends them to Kafka; the test driver keeps them as
+// topics a test can read.
+type ChangelogWriter interface {
+	// WriteChangelog writes one record to partition of topic: a nil value
+	// is a tombstone. key, value and headers are valid during the call
+	// only. An error (such as an earlier failed send) fails the write.
+	WriteChangelog(topic string, partition int32, key, value []byte, headers []operators.Header, ts int64) error
+}
+
+// InputHeader is the header of a changelog record that says which input
+// record caused the change: partition (4 bytes) and offset (8 bytes),
+// big-endian, then the topic. After restoring a changelog, a task resumes
+// after the latest input record its state reflects, even when that is past
+// the group's committed offset, so input is not applied to state twice.
+const InputHeader = "sluice.input"
+
+// AppendInputPosition appends the value of an InputHeader to dst.
+func AppendInputPosition(dst []byte, topic string, partition int32, offset int64) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(partition))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
+	return append(dst, topic...)
+}
+
+// ParseInputPosition decodes the value of an InputHeader; ok is false if
+// it is too short to be one.
+func ParseInputPosition(b []byte) (topic string, partition int32, offset int64, ok bool) {
+	if len(b) < 12 {
+		return "", 0, 0, false
+	}
+	partition = int32(binary.BigEndian.Uint32(b))
+	offset = int64(binary.BigEndian.Uint64(b[4:]))
+	return string(b[12:]), partition, offset, true
+}
+
+// loggedStore writes every change of a key-value store to its changelog
+// topic, on the task's partition, through the task's changelog writer: a
+// put as the value, a delete as a tombstone. For a timestamped store the
+// value's timestamp becomes the changelog record's timestamp and the value
+// is logged without it, as Kafka Streams logs timestamped stores. Each
+// record carries the position of the input record that caused it
+// (InputHeader).
+type loggedStore struct {
+	state.KeyValueStore
+	topic       string
+	partition   int32
+	timestamped bool
+	// skip is the length of the store key's prefix that the changelog key
+	// leaves out: the 8-byte segment ID of window and session stores.
+	skip int
+	w    ChangelogWriter
+	// position returns the input record being processed and the stream
+	// time.
+	position func() (topic string, partition int32, offset int64, streamTime int64)
+	hbuf     []byte
+	hdr      [1]operators.Header
+}
+
+func (s *loggedStore) headers() ([]operators.Header, int64) {
+	topic, part, off, st := s.position()
+	if off < 0 {
+		return nil, max(st, 0)
+	}
+	s.hbuf = AppendInputPosition(s.hbuf[:0], topic, part, off)
+	s.hdr[0] = operators.Header{Key: InputHeader, Value: s.hbuf}
+	return s.hdr[:], max(st, 0)
+}
+
+func (s *loggedStore) Put(key, value []byte) error {
+	if err := s.KeyValueStore.Put(key, value); err != nil {
+		return err
+	}
+	hdrs, ts := s.headers()
+	v := value
+	if s.timestamped && len(value) >= 8 {
+		ts, v = int64(binary.BigEndian.Uint64(value)), value[8:]
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return s.w.WriteChangelog(s.topic, s.partition, key[s.skip:], v, hdrs, ts)
+}
+
+func (s *loggedStore) Delete(key []byte) error {
+	if err := s.KeyValueStore.Delete(key); err != nil {
+		return err
+	}
+	hdrs, ts := s.headers()
+	return s.w.WriteChangelog(s.topic, s.partition, key[s.skip:], nil, hdrs, ts)
+}
+
+// DeleteRange implements state.RangeDeleter without logging: window and
+// session stores drop expired segments with it, and their changelogs
+// expire the same records by retention (cleanup.policy compact,delete).
+func (s *loggedStore) DeleteRange(from, to []byte) error {
+	if rd, ok := s.KeyValueStore.(state.RangeDeleter); ok {
+		return rd.DeleteRange(from, to)
+	}
+	var keys [][]byte
+	for k := range s.KeyValueStore.Range(from, to) {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := s.KeyValueStore.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ChangelogRestorer applies the records of a store's changelog to the
+// key-value store the store keeps its entries in: the inverse of what the
+// store's logger writes. A tombstone deletes; a timestamped store's value
+// gets the record's timestamp back in front of it; a window or session
+// changelog key gets the segment prefix of its store key (the records go
+// through the window or session store's Restore, which also skips those of
+// expired windows).
+type ChangelogRestorer struct {
+	spec        *topology.StoreSpec
+	put         func(key, value []byte) error
+	del         func(key []byte) error
+	restorer    interface{ Restore(key, value []byte) error }
+	timestamped bool
+	buf         []byte
+}
+
+// NewChangelogRestorer returns a restorer of the store of spec into base.
+// A key-value store's records are written with put and del, which the
+// caller may point at a write batch of base (nil: base.Put and
+// base.Delete); a window or session store's go to base through a window
+// or session store made on it.
+func NewChangelogRestorer(spec *topology.StoreSpec, base state.KeyValueStore, put func(key, value []byte) error, del func(key []byte) error) (*ChangelogRestorer, error) {
+	r := &ChangelogRestorer{spec: spec, put: put, del: del, timestamped: spec.Timestamped}
+	if r.put == nil {
+		r.put = base.Put
+	}
+	if r.del == nil {
+		r.del = base.Delete
+	}
+	if spec.Kind != topology.KeyValue {
+		st, err := WrapStore(spec, base)
+		if err != nil {
+			return nil, err
+		}
+		rs, ok := st.(interface{ Restore(key, value []byte) error })
+		if !ok {
+			return nil, fmt.Errorf("sluice: store %s: a %T cannot restore its changelog", spec.Name, st)
+		}
+		r.restorer = rs
+	}
+	return r, nil
+}
+
+// Apply applies one changelog record: its key, value (nil: a tombstone)
+// and timestamp (ms).
+func (r *ChangelogRestorer) Apply(key, value []byte, ts int64) error {
+	if value != nil && r.timestamped {
+		r.buf = binary.BigEndian.AppendUint64(r.buf[:0], uint64(ts))
+		value = append(r.buf, value...)
+		r.buf = value
+	}
+	switch {
+	case r.restorer != nil:
+		return r.restorer.Restore(key, value)
+	case value == nil:
+		return r.del(key)
+	default:
+		return r.put(key, value)
+	}
+}

@@ -1,0 +1,197 @@
+package task_test
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/internal/task"
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/topology"
+	"github.com/sluicehq/sluice/window"
+)
+
+// changelogRecord is one record a store logged.
+type changelogRecord struct {
+	topic      string
+	partition  int32
+	key, value []byte
+	headers    []operators.Header
+	ts         int64
+}
+
+type changelogs []changelogRecord
+
+func (c *changelogs) WriteChangelog(topic string, partition int32, key, value []byte, headers []operators.Header, ts int64) error {
+	r := changelogRecord{topic: topic, partition: partition, key: bytes.Clone(key), value: bytes.Clone(value), ts: ts}
+	for _, h := range headers {
+		r.headers = append(r.headers, operators.Header{Key: h.Key, Value: bytes.Clone(h.Value)})
+	}
+	*c = append(*c, r)
+	return nil
+}
+
+func dump(kv state.KeyValueStore) []string {
+	var out []string
+	for k, v := range kv.Range(nil, nil) {
+		out = append(out, fmt.Sprintf("%x=%x", k, v))
+	}
+	return out
+}
+
+// What the store stack logs restores, through ChangelogRestorer, to the
+// very entries the stores' bases hold: key-value (timestamped), window and
+// session stores, with a record cache in front or not (without one, the
+// session aggregation's merges log tombstones; with one, a session created
+// and merged away between two flushes never reaches the store or its
+// changelog).
+func TestChangelogRestoresWhatWasLogged(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cache=%v", cached), func(t *testing.T) {
+			b := dsl.NewBuilder()
+			g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()
+			g.Count(dsl.Named("counts"))
+			dsl.WindowedBy(g, window.Tumbling(10*time.Second, 0)).Count(dsl.Named("windows"))
+			dsl.WindowedBySession(g, window.Session{Gap: 5 * time.Second}).Count(dsl.Named("sessions"))
+			topo, err := b.Build()
+			ok(t, err)
+			var logged changelogs
+			bases := map[string]state.KeyValueStore{}
+			cfg := task.Config{
+				ApplicationID: "app",
+				SubTopology:   topo.SubTopologies()[0],
+				Partition:     3,
+				Collector:     &rig{},
+				OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
+					bases[spec.Name] = state.NewInMemoryKeyValueStore(spec.Name)
+					return bases[spec.Name], nil
+				},
+				Changelog: &logged,
+			}
+			if cached {
+				cfg.Cache = state.NewCache(1 << 20)
+			}
+			tk, err := task.New(cfg)
+			ok(t, err)
+			defer tk.Close()
+			recs := []struct {
+				key string
+				ts  int64
+			}{{"a", 1000}, {"b", 2000}, {"a", 9000}, {"a", 4000}, {"a", 12_000}, {"b", 30_000}, {"a", 6500}}
+			for i, r := range recs {
+				ok(t, tk.Process(&operators.RawRecord{Topic: "in", Partition: 3, Offset: int64(i), Timestamp: r.ts,
+					Key: []byte(r.key), Value: []byte("v")}))
+			}
+			ok(t, tk.Flush())
+			for _, spec := range topo.SubTopologies()[0].Stores {
+				topic := task.ChangelogTopic("app", spec)
+				if want := "app-" + spec.Name + "-changelog"; topic != want {
+					t.Errorf("changelog topic of %s: %s, want %s", spec.Name, topic, want)
+				}
+				restored := state.NewInMemoryKeyValueStore(spec.Name)
+				rs, err := task.NewChangelogRestorer(spec, restored, nil, nil)
+				ok(t, err)
+				n, tombstones := 0, 0
+				for _, r := range logged {
+					if r.topic != topic {
+						continue
+					}
+					if r.partition != 3 {
+						t.Errorf("%s: a record on partition %d, want the task's, 3", topic, r.partition)
+					}
+					n++
+					if r.value == nil {
+						tombstones++
+					}
+					ok(t, rs.Apply(r.key, r.value, r.ts))
+				}
+				if n == 0 {
+					t.Fatalf("store %s logged nothing", spec.Name)
+				}
+				if spec.Kind == topology.Session && !cached && tombstones == 0 {
+					t.Errorf("the session store logged no tombstone though sessions merged")
+				}
+				got, want := dump(restored), dump(bases[spec.Name])
+				if !slices.Equal(got, want) {
+					t.Errorf("store %s restored from %d changelog records:\n got  %v\n want %v", spec.Name, n, got, want)
+				}
+			}
+		})
+	}
+}
+
+// The record cache compacts the changelog as it compacts the output: one
+// record per key and commit.
+func TestCachedStoreLogsOncePerFlush(t *testing.T) {
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
+	topo, err := b.Build()
+	ok(t, err)
+	var logged changelogs
+	tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
+		Changelog: &logged, Cache: state.NewCache(1 << 20)})
+	ok(t, err)
+	defer tk.Close()
+	for i, k := range []string{"a", "a", "b", "a"} {
+		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: int64(i), Timestamp: int64(10 * (i + 1)), Key: []byte(k), Value: []byte("v")}))
+	}
+	if len(logged) != 0 {
+		t.Fatalf("%d changelog records before the flush, want 0", len(logged))
+	}
+	ok(t, tk.Flush())
+	var got []string
+	for _, r := range logged {
+		n, err := serde.Int64.Decode(r.value)
+		ok(t, err)
+		_, _, off, _ := task.ParseInputPosition(r.headers[0].Value)
+		got = append(got, fmt.Sprintf("%s=%d@%d from offset %d", r.key, n, r.ts, off))
+	}
+	// Each record names the last input record processed before the flush:
+	// the flush happens after it.
+	want(t, "changelog", got, []string{"b=1@30 from offset 3", "a=3@40 from offset 3"})
+}
+
+// Store specs that disable logging or caching get neither.
+func TestStoreStackHonoursSpec(t *testing.T) {
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().
+		Count(dsl.Materialized(dsl.StoreOptions{Name: "plain", DisableLogging: true, DisableCaching: true}))
+	topo, err := b.Build()
+	ok(t, err)
+	var logged changelogs
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: &rig{},
+		Changelog: &logged, Cache: state.NewCache(1 << 20)})
+	ok(t, err)
+	defer tk.Close()
+	if _, isCache := tk.Store("plain").(*state.CachingStore); isCache {
+		t.Error("a store with caching disabled has a record cache")
+	}
+	ok(t, tk.Process(&operators.RawRecord{Topic: "in", Key: []byte("a"), Value: []byte("v")}))
+	ok(t, tk.Flush())
+	if len(logged) != 0 {
+		t.Errorf("a store with logging disabled logged %d records", len(logged))
+	}
+}
+
+func FuzzParseInputPosition(f *testing.F) {
+	f.Add(task.AppendInputPosition(nil, "in", 3, 42))
+	f.Add([]byte{})
+	f.Add(make([]byte, 11))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		topic, p, off, ok := task.ParseInputPosition(b)
+		if !ok {
+			if len(b) >= 12 {
+				t.Fatalf("%x: refused a value of %d bytes", b, len(b))
+			}
+			return
+		}
+		if again := task.AppendInputPosition(nil, topic, p, off); !bytes.Equal(again, b) {
+			t.Fatalf("%x parsed to (%q, %d, %d), which encodes to %x", b, topic, p, off, again)
+		}
+	})
+}
