@@ -769,7 +769,7 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 					return "", -1, -1, 0
 				}
 				t, p, o := r.task.InputPosition()
-				return t, p, o, r.task.StreamTime()
+				return t, p, o, r.task.RecordTimestamp()
 			}}
 	}
 	if !spec.DisableCaching && a.cfg.cacheBytes > 0 {
