@@ -226,7 +226,7 @@ func (s Stream[K, V]) throughTopic(topic, sinkName, sourceName string, partition
 	keys, values := s.serdes(sinkName, nil, nil)
 	sink := &topology.Node{Name: sinkName, Kind: topology.Sink, Topics: []string{topic}, Internal: true, Partitions: partitions}
 	sink.New = func(ctx operators.Context, _ []any) (any, error) {
-		return operators.Sink(ctx, sinkName, ctx.InternalTopic(topic), nil, keys, values), nil
+		return operators.RepartitionSink(ctx, sinkName, ctx.InternalTopic(topic), keys, values), nil
 	}
 	s.b.add(sink, parent)
 	src := sourceNode(s.b, sourceName, []string{topic}, true, keys, values)

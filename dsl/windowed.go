@@ -173,6 +173,9 @@ func windowedAggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix strin
 	o := collect(opts)
 	spec := b.storeSpec(o, prefix)
 	spec.Kind = kind
+	// Session stores keep the bare aggregate, as Kafka Streams' (their
+	// changelog records are stamped with the causing record's timestamp).
+	spec.Timestamped = kind != topology.Session
 	spec.Retention = minRetention
 	name := b.nameOr(o.name, prefix)
 	if invalid != nil {

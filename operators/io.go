@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/window"
 )
 
 // InvalidTimestampPolicy says what a source does with a record whose
@@ -152,8 +153,26 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 // Sink serializes records and sends them to the task's collector. The topic
 // is fixed, or chosen per record by extract when topic is empty. Keys and
 // values are encoded into buffers the sink reuses.
+//
+// A record goes to the partition of its encoded key (murmur2), except when
+// keys is a windowed key serde (window.BaseKeyer): then to the partition of
+// the key without its window, so that every window of a key lands in one
+// partition, as Kafka Streams' sinks do for windowed keys
+// (WindowedStreamPartitioner).
 func Sink[K, V any](ctx Context, node, topic string, extract func(K, V) string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
-	return &sink[K, V]{node: node, topic: topic, extract: extract, keys: keys, values: values, out: ctx.Collector()}
+	p := &sink[K, V]{node: node, topic: topic, extract: extract, keys: keys, values: values, out: ctx.Collector()}
+	if bk, ok := keys.(window.BaseKeyer); ok {
+		if pc, ok := p.out.(PartitionKeyCollector); ok {
+			p.baseKey, p.byKey = bk, pc
+		}
+	}
+	return p
+}
+
+// RepartitionSink is a Sink that partitions by the whole encoded key, even
+// of a windowed key, as Kafka Streams' repartition topics are.
+func RepartitionSink[K, V any](ctx Context, node, topic string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
+	return &sink[K, V]{node: node, topic: topic, keys: keys, values: values, out: ctx.Collector()}
 }
 
 type sink[K, V any] struct {
@@ -163,6 +182,10 @@ type sink[K, V any] struct {
 	keys    serde.Serde[K]
 	values  serde.Serde[V]
 	out     Collector
+	// baseKey and byKey are set for windowed keys: the record is sent
+	// through byKey, partitioned by baseKey's part of the encoded key.
+	baseKey window.BaseKeyer
+	byKey   PartitionKeyCollector
 	kbuf    []byte
 	vbuf    []byte
 }
@@ -193,6 +216,17 @@ func (p *sink[K, V]) Process(r Record[K, V]) error {
 		if v == nil {
 			v = []byte{}
 		}
+	}
+	if p.byKey != nil && k != nil {
+		by, err := p.baseKey.BaseKey(k)
+		if err != nil {
+			return &SerializationError{Node: p.node, Topic: topic, Part: "key", Err: err}
+		}
+		err = p.byKey.SendPartitionedBy(topic, by, k, v, r.Headers, r.Timestamp)
+		if err != nil {
+			return &NodeError{Node: p.node, Err: err}
+		}
+		return nil
 	}
 	if err := p.out.Send(topic, -1, k, v, r.Headers, r.Timestamp); err != nil {
 		return &NodeError{Node: p.node, Err: err}

@@ -82,6 +82,16 @@ type Collector interface {
 	Send(topic string, partition int32, key, value []byte, headers []Header, timestamp int64) error
 }
 
+// PartitionKeyCollector is a Collector that can choose a record's
+// partition by other bytes than its key: murmur2 of partitionKey, as
+// Kafka's default partitioner does for a key. A sink of windowed keys
+// sends through it to partition by the key without its window (Kafka
+// Streams' WindowedStreamPartitioner). A collector without partitions
+// (the test driver's) need not implement it.
+type PartitionKeyCollector interface {
+	SendPartitionedBy(topic string, partitionKey, key, value []byte, headers []Header, timestamp int64) error
+}
+
 // PunctuationType says which clock drives a punctuation schedule.
 type PunctuationType int
 

@@ -593,7 +593,10 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 		p.late.drop(ts, merged, closeTime)
 	} else {
 		if p.cache != nil {
-			p.cache.SetRecordContext(state.RecordContext{Timestamp: merged.End, Headers: cachedHeaders(r.Headers)})
+			// The record's own timestamp, as Kafka Streams' record context:
+			// the changelog records of these writes carry it; what the
+			// flush forwards is stamped with the session's end.
+			p.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: cachedHeaders(r.Headers)})
 		}
 		if merged != (window.Window{Start: ts, End: ts}) {
 			for _, m := range p.merged {

@@ -47,7 +47,8 @@
 // the tasks; 0 turns caching off, and a store can opt out with
 // DisableCaching). Every write that leaves the cache is logged to the
 // store's changelog topic, "<application.id>-<store>-changelog", on the
-// task's partition, with a header of the input position it reflects. Only
+// task's partition, with a header of the input position it reflects, in
+// Kafka Streams' layouts (docs/changelogs.md). Only
 // one App at a time may use a state directory: Run fails with
 // state.ErrStateDirLocked otherwise.
 //

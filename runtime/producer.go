@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -22,6 +23,10 @@ var explicitPartition = context.WithValue(context.Background(), explicitPartitio
 
 type explicitPartitionKey struct{}
 
+// partitionKey is the context key of the bytes a record is partitioned by
+// when they are not its key (a windowed key's key without its window).
+type partitionKey struct{}
+
 // partitioner partitions records as Kafka's default partitioner does:
 // murmur2 of the key; records without a key go round-robin.
 type partitioner struct{}
@@ -37,6 +42,11 @@ func (*topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
 func (p *topicPartitioner) Partition(r *kgo.Record, n int) int {
 	if r.Context == explicitPartition {
 		return int(r.Partition)
+	}
+	if r.Context != nil {
+		if by, ok := r.Context.Value(partitionKey{}).([]byte); ok {
+			return partition.ForKey(by, n)
+		}
 	}
 	if r.Key == nil {
 		p.next++
@@ -115,6 +125,12 @@ func (p *producer) sendChangelog(topic string, part int32, key, value []byte, he
 }
 
 func (p *producer) produce(topic string, part int32, key, value []byte, headers []operators.Header, ts int64, promise func(*kgo.Record, error)) {
+	p.produceRecord(p.record(topic, part, key, value, headers, ts), promise)
+}
+
+// record makes the record of a send, with copies of key, value and
+// headers.
+func (p *producer) record(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) *kgo.Record {
 	r := &kgo.Record{Topic: topic, Timestamp: time.UnixMilli(ts)}
 	buf := make([]byte, len(key)+len(value))
 	if key != nil {
@@ -135,6 +151,10 @@ func (p *producer) produce(topic string, part int32, key, value []byte, headers 
 		r.Partition = part
 		r.Context = explicitPartition
 	}
+	return r
+}
+
+func (p *producer) produceRecord(r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.inflight.Add(1)
 	p.cl.Produce(context.Background(), r, promise)
 }
@@ -166,5 +186,17 @@ func (c collector) Send(topic string, part int32, key, value []byte, headers []o
 		return err
 	}
 	c.p.send(topic, part, key, value, headers, ts)
+	return nil
+}
+
+// SendPartitionedBy implements operators.PartitionKeyCollector: the record
+// goes to the partition of partitionKey (murmur2), not of its key.
+func (c collector) SendPartitionedBy(topic string, by, key, value []byte, headers []operators.Header, ts int64) error {
+	if err := c.p.err(); err != nil {
+		return err
+	}
+	r := c.p.record(topic, -1, key, value, headers, ts)
+	r.Context = context.WithValue(context.Background(), partitionKey{}, bytes.Clone(by))
+	c.p.produceRecord(r, c.p.promise)
 	return nil
 }

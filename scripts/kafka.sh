@@ -6,6 +6,10 @@
 #   scripts/kafka.sh start [DIR]         start a broker on free ports; prints KAFKA_BROKERS=...
 #   scripts/kafka.sh stop [DIR]          stop it (SIGTERM, then SIGKILL after 30 s)
 #   scripts/kafka.sh run [DIR] -- CMD... start, run CMD with KAFKA_BROKERS set, always stop
+#   scripts/kafka.sh compat ARGS...      run compat/java/ReadWithKafkaStreams with ARGS: the
+#                                        kafka-streams jars are fetched into
+#                                        .kafka/streams-jars-VERSION and the program compiled
+#                                        into .kafka/compat-classes (both cached)
 #
 # DIR defaults to .kafka/run and is wiped on start. Readiness is probed with a
 # real request (Kafka's own topic tool, each attempt bounded) under a 60 s
@@ -42,31 +46,73 @@ pom() {
 POM
 }
 
-fetch() {
-	local want
-	want=$(pom | sha256sum | cut -d' ' -f1)
-	[ "$(cat "$JARS/.complete" 2>/dev/null)" = "$want" ] && return 0
+# fetch_jars POM_FUNCTION DIR: resolve the dependencies of the pom printed by
+# POM_FUNCTION into DIR, unless DIR holds them already (DIR/.complete holds
+# the pom's hash).
+fetch_jars() {
+	local pomf=$1 dir=$2 want
+	want=$($pomf | sha256sum | cut -d' ' -f1)
+	[ "$(cat "$dir/.complete" 2>/dev/null)" = "$want" ] && return 0
 	command -v mvn >/dev/null || die "maven (mvn) is needed to fetch Kafka's jars"
 	command -v java >/dev/null || die "java is needed to run Kafka"
 	mkdir -p "$HOME_DIR"
 	# Two concurrent starts on a clean machine must not fetch into one directory.
 	exec 9>"$HOME_DIR/.fetch.lock"
 	flock 9
-	if [ "$(cat "$JARS/.complete" 2>/dev/null)" != "$want" ]; then
-		pom >"$HOME_DIR/pom.xml"
-		rm -rf "$JARS" "$JARS.tmp"
-		echo "kafka.sh: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central..." >&2
+	if [ "$(cat "$dir/.complete" 2>/dev/null)" != "$want" ]; then
+		local name
+		name=$(basename "$dir")
+		$pomf >"$HOME_DIR/$name.pom.xml"
+		rm -rf "$dir" "$dir.tmp"
+		echo "kafka.sh: fetching $name from Maven Central..." >&2
 		# Debian's mvn 3.8 prints ANSI resets even with -B -q: keep its output in a log.
-		if ! mvn -q -B -f "$HOME_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-			-DoutputDirectory="$JARS.tmp" >"$HOME_DIR/mvn.log" 2>&1; then
+		if ! mvn -q -B -f "$HOME_DIR/$name.pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+			-DoutputDirectory="$dir.tmp" >"$HOME_DIR/mvn.log" 2>&1; then
 			tail -n 40 "$HOME_DIR/mvn.log" >&2
-			die "mvn could not resolve Kafka $KAFKA_VERSION (log: $HOME_DIR/mvn.log)"
+			die "mvn could not resolve $name (log: $HOME_DIR/mvn.log)"
 		fi
-		ls "$JARS.tmp"/kafka_2.13-*.jar "$JARS.tmp"/kafka-tools-[0-9]*.jar >/dev/null 2>&1 || die "Kafka jars missing after fetching"
-		echo "$want" >"$JARS.tmp/.complete"
-		mv "$JARS.tmp" "$JARS"
+		echo "$want" >"$dir.tmp/.complete"
+		mv "$dir.tmp" "$dir"
 	fi
 	exec 9>&-
+}
+
+fetch() {
+	fetch_jars pom "$JARS"
+	ls "$JARS"/kafka_2.13-*.jar "$JARS"/kafka-tools-[0-9]*.jar >/dev/null 2>&1 || die "Kafka jars missing after fetching"
+}
+
+# The Kafka Streams library, for compat/java. RocksDB's JNI jar (the larger
+# part of the download) is left out: the program opens no state store.
+STREAMS_JARS="$HOME_DIR/streams-jars-$KAFKA_VERSION"
+streams_pom() {
+	cat <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>sluice</groupId><artifactId>kafka-streams-compat</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-streams</artifactId><version>$KAFKA_VERSION</version>
+      <exclusions><exclusion><groupId>org.rocksdb</groupId><artifactId>rocksdbjni</artifactId></exclusion></exclusions></dependency>
+  </dependencies>
+</project>
+POM
+}
+
+# compat ARGS...: compile compat/java (again when its sources change) and run
+# ReadWithKafkaStreams with ARGS.
+compat() {
+	command -v javac >/dev/null || die "javac (a JDK) is needed to compile compat/java"
+	fetch_jars streams_pom "$STREAMS_JARS"
+	ls "$STREAMS_JARS"/kafka-streams-"$KAFKA_VERSION".jar >/dev/null 2>&1 || die "kafka-streams jar missing after fetching"
+	local src="$ROOT/compat/java" classes="$HOME_DIR/compat-classes" want
+	want=$(cat "$src"/*.java | sha256sum | cut -d' ' -f1)
+	if [ "$(cat "$classes/.complete" 2>/dev/null)" != "$want" ]; then
+		rm -rf "$classes"
+		mkdir -p "$classes"
+		javac -Xlint:unchecked -d "$classes" -cp "$STREAMS_JARS/*" "$src"/*.java || die "compiling $src failed"
+		echo "$want" >"$classes/.complete"
+	fi
+	exec java -cp "$classes:$STREAMS_JARS/*" ReadWithKafkaStreams "$@"
 }
 
 free_port() {
@@ -225,5 +271,6 @@ fetch) fetch ;;
 start) start "$@" ;;
 stop) stop "$@" ;;
 run) run "$@" ;;
-*) die "usage: $0 fetch | start [DIR] | stop [DIR] | run [DIR] -- CMD..." ;;
+compat) compat "$@" ;;
+*) die "usage: $0 fetch | start [DIR] | stop [DIR] | run [DIR] -- CMD... | compat ARGS..." ;;
 esac

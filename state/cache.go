@@ -21,6 +21,15 @@ type RecordContext struct {
 // the last write of the entry. The slices are valid during the call only.
 type FlushListener func(key, newValue []byte, deleted bool, oldValue []byte, hasOld bool, rc RecordContext) error
 
+// RecordContextSetter is implemented by a store below a CachingStore that
+// wants the record context of each write the cache flushes into it, set
+// just before that write: a changelog logger takes its record timestamp
+// from it, as Kafka Streams' caching stores set the cached entry's record
+// context before writing it below.
+type RecordContextSetter interface {
+	SetRecordContext(rc RecordContext)
+}
+
 // Cache is the record cache of one task: a memory budget shared by the
 // CachingStores made from it. Not safe for concurrent use; it belongs to
 // the task.
@@ -77,6 +86,7 @@ type cacheEntry struct {
 	dirty   bool
 	lent    bool // value was returned by Get since it was last written
 	rc      RecordContext
+	hasRC   bool // rc was set by SetRecordContext
 
 	// lru: all entries, most recently used at the back.
 	prev, next *cacheEntry
@@ -104,6 +114,7 @@ type CachingStore struct {
 	cache    *Cache
 	listener FlushListener
 	rc       RecordContext
+	hasRC    bool
 
 	m          map[string]*cacheEntry
 	head, tail *cacheEntry // lru
@@ -125,7 +136,9 @@ func NewCachingStore(inner KeyValueStore, cache *Cache) *CachingStore {
 func (s *CachingStore) SetFlushListener(f FlushListener) { s.listener = f }
 
 // SetRecordContext sets the context the next writes are remembered with.
-func (s *CachingStore) SetRecordContext(rc RecordContext) { s.rc = rc }
+// Writes made before any call carry none: the store below is not told one
+// when they are flushed (see RecordContextSetter).
+func (s *CachingStore) SetRecordContext(rc RecordContext) { s.rc, s.hasRC = rc, true }
 
 // Inner is the store below the cache.
 func (s *CachingStore) Inner() KeyValueStore { return s.inner }
@@ -200,7 +213,7 @@ func (s *CachingStore) write(key, value []byte, deleted bool) error {
 		e.value = append(e.value[:0], value...)
 	}
 	e.deleted = deleted
-	e.rc = s.rc
+	e.rc, e.hasRC = s.rc, s.hasRC
 	s.markDirty(e)
 	s.cache.used += e.size()
 	return s.evict()
@@ -236,6 +249,7 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 	if e.deleted {
 		rc := e.rc // remove clears e
 		if hasOld {
+			s.setInnerContext(e)
 			if err := s.inner.Delete(key); err != nil {
 				return err
 			}
@@ -249,6 +263,7 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 		}
 		return nil
 	}
+	s.setInnerContext(e)
 	if err := s.inner.Put(key, e.value); err != nil {
 		return err
 	}
@@ -256,6 +271,14 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 		return s.listener(key, e.value, false, old, hasOld, e.rc)
 	}
 	return nil
+}
+
+// setInnerContext hands e's record context to the store below, if e has
+// one and the store wants it, for the write of e that follows.
+func (s *CachingStore) setInnerContext(e *cacheEntry) {
+	if c, ok := s.inner.(RecordContextSetter); ok && e.hasRC {
+		c.SetRecordContext(e.rc)
+	}
 }
 
 // evict flushes and drops least recently used entries of this store while

@@ -119,7 +119,8 @@ type StoreSpec struct {
 	ChangelogConfig map[string]string
 	// Timestamped stores keep each value's timestamp with it: an 8-byte
 	// big-endian timestamp before the value's encoding, as Kafka Streams'
-	// timestamped stores (the DSL's aggregations and tables use them).
+	// timestamped stores (the DSL's aggregations and tables use them;
+	// session stores are not timestamped, in Kafka Streams neither).
 	Timestamped bool
 	// Generated reports that the name was generated, not given by the user.
 	Generated bool

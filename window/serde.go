@@ -14,6 +14,15 @@ type Windowed[K any] struct {
 	Window Window
 }
 
+// BaseKeyer is implemented by the windowed key serdes of this package:
+// BaseKey returns the encoding of the key alone within an encoded windowed
+// key (Kafka Streams' WindowedSerializer.serializeBaseKey). Sinks partition
+// windowed records by it, as Kafka Streams' WindowedStreamPartitioner does,
+// so that every window of a key lands in the partition of the key.
+type BaseKeyer interface {
+	BaseKey(encoded []byte) ([]byte, error)
+}
+
 // TimeKeySerde encodes windowed keys of time windows as Kafka Streams'
 // TimeWindowedSerializer does: the key's encoding followed by the window
 // start as a big-endian int64. Decoding derives the end from size, as
@@ -33,6 +42,14 @@ func (s timeKeySerde[K]) Encode(dst []byte, w Windowed[K]) ([]byte, error) {
 		return dst, err
 	}
 	return binary.BigEndian.AppendUint64(dst, uint64(w.Window.Start)), nil
+}
+
+// BaseKey implements BaseKeyer: the bytes before the 8-byte start.
+func (s timeKeySerde[K]) BaseKey(b []byte) ([]byte, error) {
+	if len(b) < 8 {
+		return nil, &serde.DecodeError{Serde: "time-windowed key", Len: len(b), Err: fmt.Errorf("want at least 8 bytes")}
+	}
+	return b[:len(b)-8], nil
 }
 
 func (s timeKeySerde[K]) Decode(b []byte) (Windowed[K], error) {
@@ -64,6 +81,15 @@ func (s sessionKeySerde[K]) Encode(dst []byte, w Windowed[K]) ([]byte, error) {
 	}
 	dst = binary.BigEndian.AppendUint64(dst, uint64(w.Window.End))
 	return binary.BigEndian.AppendUint64(dst, uint64(w.Window.Start)), nil
+}
+
+// BaseKey implements BaseKeyer: the bytes before the 16-byte end and
+// start.
+func (s sessionKeySerde[K]) BaseKey(b []byte) ([]byte, error) {
+	if len(b) < 16 {
+		return nil, &serde.DecodeError{Serde: "session-windowed key", Len: len(b), Err: fmt.Errorf("want at least 16 bytes")}
+	}
+	return b[:len(b)-16], nil
 }
 
 func (s sessionKeySerde[K]) Decode(b []byte) (Windowed[K], error) {

@@ -51,11 +51,17 @@ func ParseInputPosition(b []byte) (topic string, partition int32, offset int64, 
 
 // loggedStore writes every change of a key-value store to its changelog
 // topic, on the task's partition, through the task's changelog writer: a
-// put as the value, a delete as a tombstone. For a timestamped store the
-// value's timestamp becomes the changelog record's timestamp and the value
-// is logged without it, as Kafka Streams logs timestamped stores. Each
-// record carries the position of the input record that caused it
-// (InputHeader).
+// put as the value, a delete as a tombstone. Each record carries the
+// position of the input record that caused it (InputHeader).
+//
+// The record timestamp is Kafka Streams': for a put into a timestamped
+// store, the value's timestamp, which is logged without it
+// (ChangeLoggingTimestampedKeyValueBytesStore); for any other write (a put
+// into a key-value, window or session store whose values carry no
+// timestamp, a delete) the timestamp of the record that caused it
+// (ProcessorContext.timestamp()): the record being processed, the
+// punctuation's time in a punctuator, or, when a record cache flushes the
+// write later, that of the cached write (SetRecordContext).
 type loggedStore struct {
 	state.KeyValueStore
 	topic       string
@@ -65,30 +71,50 @@ type loggedStore struct {
 	// leaves out: the 8-byte segment ID of window and session stores.
 	skip int
 	w    ChangelogWriter
-	// position returns the input record being processed and the stream
-	// time.
-	position func() (topic string, partition int32, offset int64, streamTime int64)
-	hbuf     []byte
-	hdr      [1]operators.Header
+	// position returns the input record being processed and the timestamp
+	// of the record being processed (Task.RecordTimestamp).
+	position func() (topic string, partition int32, offset int64, recordTime int64)
+	// flushed is the record context of the cached write being flushed,
+	// set by the record cache for the next write only.
+	flushed    state.RecordContext
+	hasFlushed bool
+	hbuf       []byte
+	hdr        [1]operators.Header
 }
 
+// SetRecordContext implements state.RecordContextSetter: the next write
+// is one the record cache flushes, caused by a record of timestamp
+// rc.Timestamp.
+func (s *loggedStore) SetRecordContext(rc state.RecordContext) {
+	s.flushed, s.hasFlushed = rc, true
+}
+
+// headers returns the headers of the next changelog record and the
+// timestamp of the record that caused it.
 func (s *loggedStore) headers() ([]operators.Header, int64) {
-	topic, part, off, st := s.position()
+	topic, part, off, ts := s.position()
+	if s.hasFlushed {
+		ts, s.hasFlushed = s.flushed.Timestamp, false
+	}
+	ts = max(ts, 0)
 	if off < 0 {
-		return nil, max(st, 0)
+		return nil, ts
 	}
 	s.hbuf = AppendInputPosition(s.hbuf[:0], topic, part, off)
 	s.hdr[0] = operators.Header{Key: InputHeader, Value: s.hbuf}
-	return s.hdr[:], max(st, 0)
+	return s.hdr[:], ts
 }
 
 func (s *loggedStore) Put(key, value []byte) error {
+	hdrs, ts := s.headers()
+	if s.timestamped && len(value) < 8 {
+		return fmt.Errorf("sluice: store %s: value of %d bytes has no timestamp", s.Name(), len(value))
+	}
 	if err := s.KeyValueStore.Put(key, value); err != nil {
 		return err
 	}
-	hdrs, ts := s.headers()
 	v := value
-	if s.timestamped && len(value) >= 8 {
+	if s.timestamped {
 		ts, v = int64(binary.BigEndian.Uint64(value)), value[8:]
 	}
 	if v == nil {
@@ -98,10 +124,10 @@ func (s *loggedStore) Put(key, value []byte) error {
 }
 
 func (s *loggedStore) Delete(key []byte) error {
+	hdrs, ts := s.headers()
 	if err := s.KeyValueStore.Delete(key); err != nil {
 		return err
 	}
-	hdrs, ts := s.headers()
 	return s.w.WriteChangelog(s.topic, s.partition, key[s.skip:], nil, hdrs, ts)
 }
 

@@ -42,7 +42,7 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: skip,
 			position: func() (string, int32, int64, int64) {
 				tp, p, o := t.InputPosition()
-				return tp, p, o, t.StreamTime()
+				return tp, p, o, t.RecordTimestamp()
 			}}
 	}
 	if t.cfg.Cache != nil && !spec.DisableCaching {

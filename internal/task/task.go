@@ -107,6 +107,9 @@ type Task struct {
 	inOffset    int64
 
 	streamTime int64
+	// recordTime is the timestamp of the record being processed (see
+	// RecordTimestamp).
+	recordTime int64
 	skipped    bool // the record being processed was skipped (undecodable, invalid timestamp)
 	schedules  []*schedule
 	seq        int
@@ -133,6 +136,7 @@ func New(cfg Config) (_ *Task, err error) {
 		sources:     map[string]operators.RawProcessor{},
 		stores:      map[string]state.Store{},
 		streamTime:  -1,
+		recordTime:  -1,
 		partition:   -1,
 		offset:      -1,
 		inPartition: -1,
@@ -216,6 +220,13 @@ func (t *Task) InputPosition() (topic string, partition int32, offset int64) {
 
 // StreamTime is the largest timestamp processed, -1 before any.
 func (t *Task) StreamTime() int64 { return t.streamTime }
+
+// RecordTimestamp is the timestamp of the record being processed, as its
+// source stamped it, or inside a punctuator the punctuation's time; after
+// processing, that of the last one (-1 before any). It is Kafka Streams'
+// record context timestamp: the changelog of a store whose values carry no
+// timestamp takes its record timestamp from it.
+func (t *Task) RecordTimestamp() int64 { return t.recordTime }
 
 // Store returns the task's store named name, or nil.
 func (t *Task) Store(name string) state.Store { return t.stores[name] }
@@ -407,9 +418,9 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 		}
 		return a.seq - b.seq
 	})
-	topic, partition, offset := t.topic, t.partition, t.offset
+	topic, partition, offset, recordTime := t.topic, t.partition, t.offset, t.recordTime
 	t.topic, t.partition, t.offset = "", -1, -1
-	defer func() { t.topic, t.partition, t.offset = topic, partition, offset }()
+	defer func() { t.topic, t.partition, t.offset, t.recordTime = topic, partition, offset, recordTime }()
 	for _, s := range due {
 		if s.cancelled {
 			continue
@@ -421,6 +432,7 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 			next = s.next + ((now-s.next)/s.interval+1)*s.interval
 		}
 		s.next = next
+		t.recordTime = now
 		if err := s.fn(now); err != nil {
 			return t.wrap(s.node, fmt.Errorf("%s punctuator: %w", typ, err))
 		}
@@ -534,6 +546,7 @@ func (c *nodeContext) StampRecord(node string, r *operators.RawRecord, ts int64,
 	if ts > t.streamTime {
 		t.streamTime = ts
 	}
+	t.recordTime = ts
 	return ts, true, nil
 }
 
