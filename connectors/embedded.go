@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,7 +61,9 @@ func (e *Embedded) Close() { e.cluster.Close() }
 
 // CreateTopics creates the topics that do not exist yet, with the given
 // partition count and the broker's default replication factor. Existing
-// topics are left as they are.
+// topics are left as they are. It returns once the broker's metadata lists
+// every topic with its partitions (a broker answers CreateTopics before its
+// metadata shows the new topic), or when ctx ends.
 func CreateTopics(ctx context.Context, brokers []string, partitions int32, topics ...string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -76,5 +80,30 @@ func CreateTopics(ctx context.Context, brokers []string, partitions int32, topic
 			errs = append(errs, fmt.Errorf("sluice: create topic %s: %w", r.Topic, r.Err))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return waitForTopics(ctx, kadm.NewClient(cl), topics)
+}
+
+// waitForTopics polls the metadata until every topic in topics is listed
+// with partitions, or ctx ends.
+func waitForTopics(ctx context.Context, adm *kadm.Client, topics []string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		md, err := adm.Metadata(ctx, topics...)
+		missing := slices.DeleteFunc(slices.Clone(topics), func(t string) bool {
+			td, ok := md.Topics[t]
+			return err == nil && ok && td.Err == nil && len(td.Partitions) > 0
+		})
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sluice: created topics %v are not in the broker's metadata: %w", missing, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
