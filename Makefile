@@ -4,16 +4,30 @@ GO          ?= go
 # install by hand.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME   ?= 1s
+# FUZZTIME is how long make fuzz runs each fuzz target.
+FUZZTIME    ?= 10s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews kafka-fetch
+.PHONY: all test test-kafka fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews kafka-fetch
 
 all: lint test
 
 ## test: unit, driver and embedded-broker tests, with the race detector, in random order
 test:
 	$(GO) test -race -shuffle=on ./...
+
+## fuzz: every fuzz target of the repository (func FuzzXxx in a _test.go
+## file), FUZZTIME each, one after the other; not part of make test (which
+## runs their seed corpora as ordinary tests). A crasher is written to the
+## package's testdata/fuzz/ and then fails make test until fixed.
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$(dirname $$f) $$name"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+		done; \
+	done
 
 ## lint: gofmt, go vet, staticcheck
 lint:

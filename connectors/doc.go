@@ -1,7 +1,8 @@
 // Package connectors holds Sluice's sources and sinks outside the engine:
 // for now the embedded Kafka broker that lets every program and test run on
-// a bare machine, and small helpers to create topics and to produce and
-// read records with franz-go.
+// a bare machine (StartEmbedded), the choice between it and given brokers
+// that the examples make (Connect), and CreateTopics, which creates topics
+// that do not exist yet.
 //
 // The embedded broker is franz-go's kfake: an in-process cluster that
 // speaks the Kafka protocol on loopback ports. A program started with no

@@ -9,13 +9,13 @@ import (
 	"github.com/sluicehq/sluice/testdriver"
 )
 
-// REVIEW: serde.Bytes decodes without copying, so a table's old value read
-// from its store aliases the store's value buffer; TableSource writes the
-// new value (the in-memory store overwrites the buffer in place) before it
-// forwards Change{New, Old}, so Old arrives as the new value. A regrouped
-// count then retracts the row from the wrong group. (Behind a record cache
-// the old buffer is kept; without one, as here and with DisableCaching or
-// CacheMaxBytes 0 in the runtime, it is not.)
+// serde.Bytes decodes without copying, so a table's old value read from
+// its store aliases the store's value buffer, and TableSource writes the
+// new value before it forwards Change{New, Old}. Old must still be the old
+// value when it arrives, or a regrouped count retracts the row from the
+// wrong group. The driver runs without a record cache, as the runtime does
+// with DisableCaching or CacheMaxBytes 0: the case where the store's buffer
+// is written in place.
 func TestTableOldValueWithBytesSerde(t *testing.T) {
 	b := dsl.NewBuilder()
 	tbl := dsl.TableFromTopic(b, "rows", serde.String, serde.Bytes)

@@ -10,11 +10,11 @@ import (
 	"github.com/sluicehq/sluice/window"
 )
 
-// REVIEW: a session aggregation accepts a record whose merged session ends
-// exactly at the close time (stream time - grace - gap: late only if it
-// ends before, as in Kafka Streams), but its session store, retention gap +
-// grace, treats a session ending at stream time - retention as expired and
-// refuses the Put with ErrWindowExpired, which fails the task.
+// A session aggregation accepts a record whose merged session ends exactly
+// at the close time (stream time - grace - gap: late only if it ends
+// before, as in Kafka Streams), and its session store (retention gap +
+// grace) must keep such a session rather than refuse the Put with
+// ErrWindowExpired, which would fail the task.
 func TestSessionAtCloseTimeBoundary(t *testing.T) {
 	for _, final := range []bool{false, true} {
 		b := dsl.NewBuilder()

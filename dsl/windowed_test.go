@@ -2,38 +2,40 @@ package dsl_test
 
 // Data-driven tests of windowed aggregations through the test driver: each
 // file in testdata/windows describes a window definition, an emit mode and
-// an aggregation, the input records (key, timestamp, value) and the exact
-// output expected, and optionally the store's contents at the end and the
-// late records dropped. The expectations follow Kafka Streams' semantics
+// an aggregation, and the input records (key, timestamp, value) each
+// followed by the exact output it caused, and optionally the store's
+// contents. The expectations follow Kafka Streams' semantics
 // (KStreamWindowAggregate, KStreamSessionWindowAggregate,
 // KStreamSlidingWindowAggregate).
 //
-// Format, one directive per line ('#' starts a comment):
+// The files are datadriven files (internal/datadriven): each command is
+// followed by "----" and the output it must produce; go test -rewrite
+// rewrites the outputs. Commands:
 //
-//	window tumbling size=10ms grace=5ms
-//	window hopping size=10ms advance=5ms grace=0s
-//	window session gap=5ms grace=0s
-//	window sliding diff=10ms grace=0s
-//	emit update|final
-//	agg count|sum|concat       (sum: int values; concat: string values joined with "+")
-//	retention 1m               (the store's retention, Materialized.Retention)
-//	in <key> <ts> [value]      (pipe a record; value defaults to "1")
-//	out <key> <start> <end> <value>|delete @<ts>
-//	store <key> <start> <end> <value>   (after the input, the store holds exactly these)
-//	late <n>                   (records dropped as late)
+//	build tumbling size=10ms grace=5ms [emit=update|final] [agg=...] [retention=1m]
+//	build hopping size=10ms advance=5ms grace=0s ...
+//	build session gap=5ms grace=0s ...
+//	build sliding diff=10ms grace=0s ...
+//	    a new driver running in → groupByKey → the windowed aggregation → out.
+//	    agg is count (default), sum (int values) or concat (string values
+//	    joined with "+"); retention is the store's (Materialized.Retention).
+//	in <key> <ts> [value]
+//	    pipes a record (value defaults to "1"); prints what it caused, in
+//	    order: "out <key> <start> <end> <value>|delete @<ts>" for each record
+//	    written to out, then "dropped late" if the record was dropped as late.
+//	store
+//	    prints the store's windows: "<key> <start> <end> <value>".
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/internal/datadriven"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
@@ -47,98 +49,50 @@ type windowCase struct {
 	final                           bool
 	agg                             string
 	retention                       time.Duration
-	in                              []windowInput
-	out, store                      []string
-	late                            int64
-	hasStore, hasLate               bool
 }
 
-type windowInput struct {
-	key   string
-	ts    int64
-	value string
-}
-
-func parseWindowCase(t *testing.T, path string) windowCase {
+// parseWindowCase reads the arguments of a build command.
+func parseWindowCase(t *testing.T, td *datadriven.TestData) windowCase {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	if len(td.Args) == 0 {
+		td.Fatalf(t, "no window kind")
 	}
-	defer f.Close()
-	c := windowCase{agg: "count"}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
+	c := windowCase{kind: td.Args[0], agg: "count"}
+	for _, kv := range td.Args[1:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			td.Fatalf(t, "argument %q is not key=value", kv)
 		}
-		fs := strings.Fields(line)
-		if len(fs) == 0 {
-			continue
-		}
-		bad := func(format string, args ...any) {
-			t.Fatalf("%s:%d: %s", path, n, fmt.Sprintf(format, args...))
-		}
-		dur := func(s string) time.Duration {
-			d, err := time.ParseDuration(s)
+		dur := func() time.Duration {
+			d, err := time.ParseDuration(v)
 			if err != nil {
-				bad("%v", err)
+				td.Fatalf(t, "%s: %v", k, err)
 			}
 			return d
 		}
-		switch fs[0] {
-		case "window":
-			c.kind = fs[1]
-			for _, kv := range fs[2:] {
-				k, v, _ := strings.Cut(kv, "=")
-				switch k {
-				case "size":
-					c.size = dur(v)
-				case "advance":
-					c.advance = dur(v)
-				case "grace":
-					c.grace = dur(v)
-				case "gap":
-					c.gap = dur(v)
-				case "diff":
-					c.diff = dur(v)
-				default:
-					bad("unknown window parameter %q", k)
-				}
-			}
-		case "emit":
-			c.final = fs[1] == "final"
-		case "agg":
-			c.agg = fs[1]
+		switch k {
+		case "size":
+			c.size = dur()
+		case "advance":
+			c.advance = dur()
+		case "grace":
+			c.grace = dur()
+		case "gap":
+			c.gap = dur()
+		case "diff":
+			c.diff = dur()
 		case "retention":
-			c.retention = dur(fs[1])
-		case "in":
-			ts, err := strconv.ParseInt(fs[2], 10, 64)
-			if err != nil {
-				bad("%v", err)
+			c.retention = dur()
+		case "emit":
+			if v != "update" && v != "final" {
+				td.Fatalf(t, "emit=%s: want update or final", v)
 			}
-			v := "1"
-			if len(fs) > 3 {
-				v = fs[3]
-			}
-			c.in = append(c.in, windowInput{fs[1], ts, v})
-		case "out":
-			c.out = append(c.out, strings.Join(fs[1:], " "))
-		case "store":
-			c.hasStore = true
-			c.store = append(c.store, strings.Join(fs[1:], " "))
-		case "late":
-			c.hasLate = true
-			if c.late, err = strconv.ParseInt(fs[1], 10, 64); err != nil {
-				bad("%v", err)
-			}
+			c.final = v == "final"
+		case "agg":
+			c.agg = v
 		default:
-			bad("unknown directive %q", fs[0])
+			td.Fatalf(t, "unknown argument %q", k)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return c
 }
@@ -265,26 +219,51 @@ func TestWindowedAggregationData(t *testing.T) {
 	}
 	for _, path := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
-			c := parseWindowCase(t, path)
-			d, readOut, readStore := buildWindowCase(t, c)
-			in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
-			for _, r := range c.in {
-				if err := in.PipeAt(r.key, r.value, r.ts); err != nil {
-					t.Fatal(err)
+			var (
+				d                  *testdriver.Driver
+				in                 *testdriver.InputTopic[string, string]
+				readOut, readStore func() []string
+			)
+			datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
+				if td.Cmd != "build" && d == nil {
+					td.Fatalf(t, "no build command before it")
 				}
-			}
-			if got := readOut(); !slices.Equal(got, c.out) {
-				t.Errorf("output:\n got  %q\n want %q", got, c.out)
-			}
-			if c.hasStore {
-				if got := readStore(); !slices.Equal(got, c.store) {
-					t.Errorf("store:\n got  %q\n want %q", got, c.store)
+				switch td.Cmd {
+				case "build":
+					d, readOut, readStore = buildWindowCase(t, parseWindowCase(t, td))
+					in = testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+					return ""
+				case "in":
+					if len(td.Args) < 2 || len(td.Args) > 3 {
+						td.Fatalf(t, "want in <key> <ts> [value]")
+					}
+					ts, err := strconv.ParseInt(td.Args[1], 10, 64)
+					if err != nil {
+						td.Fatalf(t, "%v", err)
+					}
+					v := "1"
+					if len(td.Args) == 3 {
+						v = td.Args[2]
+					}
+					late := d.DroppedRecords("agg", "late")
+					if err := in.PipeAt(td.Args[0], v, ts); err != nil {
+						td.Fatalf(t, "%v", err)
+					}
+					var got []string
+					for _, r := range readOut() {
+						got = append(got, "out "+r)
+					}
+					for range d.DroppedRecords("agg", "late") - late {
+						got = append(got, "dropped late")
+					}
+					return strings.Join(got, "\n")
+				case "store":
+					return strings.Join(readStore(), "\n")
+				default:
+					td.Fatalf(t, "unknown command")
+					return ""
 				}
-			}
-			late := d.DroppedRecords("agg", "late")
-			if c.hasLate && late != c.late {
-				t.Errorf("late records dropped: got %d, want %d", late, c.late)
-			}
+			})
 		})
 	}
 }

@@ -15,6 +15,7 @@
 //
 // Processors reach the task through Context: record metadata, stream time,
 // wall-clock time, stores, punctuation schedules and the record collector
-// that sinks write to. Tasks and the test driver implement Context; the
-// operators never import the runtime.
+// that sinks write to. The task (internal/task) implements Context, one per
+// node, for the runtime and the test driver alike; the operators never
+// import the runtime.
 package operators

@@ -252,7 +252,7 @@ func decodePositions(b []byte) (map[topicPartition]int64, error) {
 	m := map[topicPartition]int64{}
 	for len(b) > 0 {
 		n, l := binary.Uvarint(b)
-		if l <= 0 || uint64(len(b)-l) < n+12 {
+		if l <= 0 || n > uint64(len(b)-l) || uint64(len(b)-l)-n < 12 { // n+12 could wrap around
 			return nil, fmt.Errorf("sluice: corrupt input positions (%d bytes left)", len(b))
 		}
 		b = b[l:]

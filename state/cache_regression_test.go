@@ -8,11 +8,12 @@ import (
 	"github.com/sluicehq/sluice/state"
 )
 
-// REVIEW: the loop body of a CachingStore iteration may write the store
-// (Range's own comment says so, and WindowStore promises it). A write that
-// evicts a dirty entry the iteration has already collected recycles that
-// entry (remove puts it on the free list, and the next new key reuses it),
-// so the iteration then yields a key it never held, outside its range.
+// The loop body of a CachingStore iteration may write the store (Range's
+// own comment says so, and WindowStore promises it). A write that evicts a
+// dirty entry the iteration has already collected must not recycle that
+// entry under the iteration (the free list reuses removed entries for new
+// keys), or the iteration would yield a key it never held, outside its
+// range.
 func TestCacheRangeWithEvictingWritesInLoop(t *testing.T) {
 	inner := state.NewInMemoryKeyValueStore("s")
 	// Room for about four entries of these sizes.

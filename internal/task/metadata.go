@@ -46,7 +46,7 @@ func DecodeMetadata(b []byte) (map[string]int64, error) {
 	m := map[string]int64{}
 	for len(b) > 0 {
 		n, l := binary.Uvarint(b)
-		if l <= 0 || uint64(len(b)-l) < n+8 {
+		if l <= 0 || n > uint64(len(b)-l) || uint64(len(b)-l)-n < 8 { // n+8 could wrap around
 			return nil, fmt.Errorf("sluice: corrupt processor metadata (%d bytes left)", len(b))
 		}
 		b = b[l:]
