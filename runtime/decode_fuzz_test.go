@@ -45,28 +45,3 @@ func TestDecodePositionsHugeTopicLength(t *testing.T) {
 		t.Fatalf("decoded %v from a topic length of 2^64-8", m)
 	}
 }
-
-// FuzzParseInputPosition parses arbitrary bytes as a changelog record's
-// input-position header (inputHeader): no panic; fewer than 12 bytes are
-// not a position; a position encodes back to the same bytes.
-func FuzzParseInputPosition(f *testing.F) {
-	f.Add(appendInputPosition(nil, "text-input", 0, 0))
-	f.Add(appendInputPosition(nil, "wordcount-counts-repartition", 3, 123456789))
-	f.Add(appendInputPosition(nil, "", -1, -1))
-	f.Add([]byte("short"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		tp, off, ok := parseInputPosition(b)
-		if len(b) < 12 {
-			if ok {
-				t.Fatalf("%d bytes parsed as %v at %d", len(b), tp, off)
-			}
-			return
-		}
-		if !ok {
-			t.Fatalf("%d bytes not parsed", len(b))
-		}
-		if again := appendInputPosition(nil, tp.topic, tp.partition, off); string(again) != string(b) {
-			t.Fatalf("%v at %d encodes to %x, parsed from %x", tp, off, again, b)
-		}
-	})
-}
