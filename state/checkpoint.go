@@ -1,7 +1,7 @@
 package state
 
 import (
-	"bufio"
+	"cmp"
 	"bytes"
 	"fmt"
 	"io"
@@ -36,7 +36,7 @@ func WriteCheckpoint(fs vfs.FS, path string, offsets map[TopicPartition]int64) e
 		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
 			return c
 		}
-		return int(a.Partition - b.Partition)
+		return cmp.Compare(a.Partition, b.Partition)
 	})
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "0\n%d\n", len(keys))
@@ -88,13 +88,12 @@ func ReadCheckpoint(fs vfs.FS, path string) (map[TopicPartition]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sluice: checkpoint %s: %w", path, err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	var lines []string
+	for line := range strings.Lines(string(data)) {
+		lines = append(lines, strings.TrimRight(line, "\r\n"))
+	}
 	bad := func(line int, why string) error {
 		return fmt.Errorf("sluice: checkpoint %s, line %d: %s", path, line, why)
-	}
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
 	}
 	if len(lines) < 2 {
 		return nil, bad(len(lines)+1, "missing version or entry count")

@@ -91,3 +91,29 @@ func TestLockDir(t *testing.T) {
 	l2.Unlock()
 	l2.Unlock()
 }
+
+// A checkpoint whose line is longer than a bufio.Scanner's default limit
+// (64 KiB: a long topic name) reads back, and partitions are written in
+// numeric order, negative ones included.
+func TestCheckpointLongLineAndPartitionOrder(t *testing.T) {
+	fs := vfs.NewMem()
+	long := strings.Repeat("t", 70_000)
+	want := map[TopicPartition]int64{{long, 1}: 7, {"a", 2}: 1, {"a", -2147483648}: 2, {"a", 2147483647}: 3}
+	if err := WriteCheckpoint(fs, ".checkpoint", want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadCheckpoint(fs, ".checkpoint")
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("read %d entries, %v; want %d", len(got), err, len(want))
+	}
+	f, err := fs.Open(".checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64)
+	n, _ := f.Read(buf)
+	if s := string(buf[:n]); !strings.HasPrefix(s, "0\n4\na -2147483648 2\na 2 1\na 2147483647 3\n") {
+		t.Errorf("file starts %q, not in partition order", s)
+	}
+}
