@@ -1,8 +1,8 @@
 package state
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
