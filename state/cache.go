@@ -115,6 +115,9 @@ type CachingStore struct {
 	listener FlushListener
 	rc       RecordContext
 	hasRC    bool
+	// defaultRC, if set, gives the context of writes made while none was
+	// set with SetRecordContext.
+	defaultRC func() RecordContext
 
 	m          map[string]*cacheEntry
 	head, tail *cacheEntry // lru
@@ -139,6 +142,12 @@ func (s *CachingStore) SetFlushListener(f FlushListener) { s.listener = f }
 // Writes made before any call carry none: the store below is not told one
 // when they are flushed (see RecordContextSetter).
 func (s *CachingStore) SetRecordContext(rc RecordContext) { s.rc, s.hasRC = rc, true }
+
+// SetDefaultRecordContext sets the function that gives the context of
+// writes made while no context was set with SetRecordContext, such as a
+// user processor's writes: Kafka Streams' caching stores take every
+// write's context from the processor context (the record being processed).
+func (s *CachingStore) SetDefaultRecordContext(f func() RecordContext) { s.defaultRC = f }
 
 // Inner is the store below the cache.
 func (s *CachingStore) Inner() KeyValueStore { return s.inner }
@@ -214,6 +223,9 @@ func (s *CachingStore) write(key, value []byte, deleted bool) error {
 	}
 	e.deleted = deleted
 	e.rc, e.hasRC = s.rc, s.hasRC
+	if !s.hasRC && s.defaultRC != nil {
+		e.rc, e.hasRC = s.defaultRC(), true
+	}
 	s.markDirty(e)
 	s.cache.used += e.size()
 	return s.evict()

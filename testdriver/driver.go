@@ -20,7 +20,8 @@
 // update is forwarded at once. The runtime's store stack is opt-in:
 // WithRecordCache puts a record cache in front of the stores, which
 // forwards and logs only the latest update of each key when the driver
-// commits (after each piped record, or on Commit with CommitOnRequest);
+// commits (after each record processed, piped or read back from a
+// repartition topic, or on Commit with CommitOnRequest);
 // WithChangelogs records what the stores log as readable topics
 // "<application.id>-<store>-changelog".
 //
@@ -89,8 +90,9 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.l
 // statestore.cache.max.bytes). Updates of a key between two commits are
 // then forwarded downstream, and logged, as one: the latest value, with
 // the value the store held at the last commit as the old value. The driver
-// commits after each piped record and each wall-clock advance (as Kafka
-// Streams' TopologyTestDriver does), or only on Commit with
+// commits after each record it processes (a piped one, and each one read
+// back from a repartition topic) and each wall-clock advance, as Kafka
+// Streams' TopologyTestDriver does, or only on Commit with
 // CommitOnRequest. A cache that fills up evicts, forwarding its least
 // recently used entries before a commit. maxBytes must not be negative;
 // with 0 every write goes through at once.
@@ -108,7 +110,7 @@ func WithRecordCache(maxBytes int64) Option {
 func WithChangelogs() Option { return optionFunc(func(c *config) { c.changelogs = true }) }
 
 // CommitOnRequest makes the driver commit only when Commit is called,
-// instead of after each piped record and wall-clock advance. It matters
+// instead of after each record processed and wall-clock advance. It matters
 // only with WithRecordCache: several updates of a key between two commits
 // come out as one.
 func CommitOnRequest() Option { return optionFunc(func(c *config) { c.onRequest = true }) }
@@ -366,10 +368,33 @@ func (d *Driver) pipe(topic string, key, value []byte, headers []operators.Heade
 		d.queue = d.queue[:0]
 		return err
 	}
+	if err := d.flushAfterRecord(); err != nil {
+		return err
+	}
 	if err := d.drain(); err != nil {
 		return err
 	}
 	return d.autoCommit()
+}
+
+// flushAfterRecord commits after one processed record unless the driver
+// commits on request only or has no caches: Kafka Streams'
+// TopologyTestDriver commits after every record its task processes, those
+// it re-enqueues from repartition topics included
+// (completeAllProcessableWork), so updates caused by two records of a
+// repartition topic are not compacted into one. What the flush writes to
+// topics the topology reads joins the queue.
+func (d *Driver) flushAfterRecord() error {
+	if !d.caching || d.cfg.onRequest {
+		return nil
+	}
+	for _, t := range d.tasks {
+		if err := t.Flush(); err != nil {
+			d.queue = d.queue[:0]
+			return err
+		}
+	}
+	return nil
 }
 
 // drain processes the records written to topics the topology reads, in the
@@ -385,6 +410,9 @@ func (d *Driver) drain() error {
 		d.records++
 		if err := t.Process(&d.raw); err != nil {
 			d.queue = d.queue[:0]
+			return err
+		}
+		if err := d.flushAfterRecord(); err != nil {
 			return err
 		}
 	}

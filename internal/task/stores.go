@@ -46,7 +46,13 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 			}}
 	}
 	if t.cfg.Cache != nil && !spec.DisableCaching {
-		kv = state.NewCachingStore(kv, t.cfg.Cache)
+		c := state.NewCachingStore(kv, t.cfg.Cache)
+		// Writes whose operator sets no record context (a user
+		// processor's) are logged, when flushed, with the timestamp of
+		// the record that made them, not of the record processed at
+		// flush time.
+		c.SetDefaultRecordContext(func() state.RecordContext { return state.RecordContext{Timestamp: t.RecordTimestamp()} })
+		kv = c
 	}
 	return WrapStore(spec, kv)
 }
