@@ -293,13 +293,19 @@ func (s *CachingStore) setInnerContext(e *cacheEntry) {
 	}
 }
 
-// evict flushes and drops least recently used entries of this store while
-// the cache is over its budget.
+// evict drops least recently used entries of this store while the cache
+// is over its budget. Evicting a dirty entry flushes it and then every
+// other dirty entry of the store, in last-write order, as Kafka Streams'
+// NamedCache.evict does (flush(eldest)): downstream sees the store's
+// pending updates together, not only the evicted key's.
 func (s *CachingStore) evict() error {
 	for lim := s.cache.limit(); s.cache.used > lim && s.head != nil; {
 		e := s.head
 		if e.dirty {
 			if err := s.flushEntry(e); err != nil {
+				return err
+			}
+			if err := s.Flush(); err != nil {
 				return err
 			}
 			if s.m[e.key] != e {

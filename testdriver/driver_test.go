@@ -365,8 +365,8 @@ func TestCommitFlushesThroughRepartition(t *testing.T) {
 }
 
 // A cache too small to hold the updates of a commit evicts its least
-// recently used entries, forwarding the dirty ones before the commit, as
-// in the runtime. An entry of "counts" here takes 113 bytes (a one-byte
+// recently used entries before the commit, as in the runtime: evicting a
+// dirty entry forwards every dirty entry of its store. An entry of "counts" here takes 113 bytes (a one-byte
 // key, a 16-byte timestamped count and 96 bytes of overhead): 150 bytes
 // hold one.
 func TestRecordCacheEvicts(t *testing.T) {
@@ -376,8 +376,9 @@ func TestRecordCacheEvicts(t *testing.T) {
 	for i, k := range []string{"a", "a", "b", "b"} {
 		ok(t, in.PipeAt(k, "x", int64(i+1)))
 	}
-	// The first write of b evicts a, with its latest count.
-	want(t, "before the commit", read(t, out), []string{"a=2@2"})
+	// The first write of b evicts a, with its latest count, and flushes
+	// the store's other dirty entry, b's first count (NamedCache.evict).
+	want(t, "before the commit", read(t, out), []string{"a=2@2", "b=1@3"})
 	ok(t, d.Commit())
 	want(t, "at the commit", read(t, out), []string{"b=2@4"})
 }
