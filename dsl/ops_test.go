@@ -1228,21 +1228,6 @@ func TestBuildErrors(t *testing.T) {
 			node: "f",
 		},
 		{
-			name: "store in two sub-topologies",
-			build: func(b *dsl.Builder) error {
-				store := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "shared"}, serde.String, serde.Int64)
-				for _, topic := range []string{"a", "b"} {
-					s := dsl.FromTopic(b, topic, serde.String, serde.String)
-					dsl.Process(s, func() operators.Processor[string, string, string, string] { return &visits{store: store} },
-						dsl.ConnectStores(store), dsl.Named("visits-"+topic))
-				}
-				_, err := b.Build()
-				return err
-			},
-			want: []string{"store shared", "visits-a", "visits-b", "sub-topology"},
-			node: "visits-b",
-		},
-		{
 			name: "empty topology",
 			build: func(b *dsl.Builder) error {
 				_, err := b.Build()

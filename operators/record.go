@@ -115,11 +115,12 @@ type Cancellable interface {
 	Cancel()
 }
 
-// Context is what a processor instance sees of its task. It is valid for
-// the lifetime of the task; its record metadata methods describe the record
-// being processed. Inside a punctuator there is no such record: Topic is ""
-// and Partition and Offset are -1, as in Kafka Streams.
-type Context interface {
+// ProcessingContext is what a processor written by a user sees of its task
+// (Kafka Streams' api.ProcessingContext). It is valid for the lifetime of
+// the task; its record metadata methods describe the record being
+// processed. Inside a punctuator there is no such record: Topic is "" and
+// Partition and Offset are -1, as in Kafka Streams.
+type ProcessingContext interface {
 	// TaskID names the task, "<sub-topology>_<partition>" as in Kafka Streams.
 	TaskID() string
 	// ApplicationID is the application ID (the consumer group).
@@ -138,6 +139,14 @@ type Context interface {
 	Store(name string) (state.Store, error)
 	// Schedule runs p every interval on the given clock until cancelled.
 	Schedule(interval time.Duration, typ PunctuationType, p Punctuator) (Cancellable, error)
+}
+
+// Context is what the built-in nodes see of their task: the
+// ProcessingContext and the hooks of sources, sinks and the task's
+// bookkeeping, which user processors do not get. The task (the runtime's or
+// the test driver's) implements it.
+type Context interface {
+	ProcessingContext
 	// InternalTopic returns the Kafka topic name of an internal topic of
 	// the topology: "<application.id>-<name>".
 	InternalTopic(name string) string

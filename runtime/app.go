@@ -753,9 +753,8 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 		if _, err := a.restoreStore(ctx, ts, kv, spec, topic, partition); err != nil {
 			return nil, err
 		}
-		skip := 0
-		if spec.Kind != topology.KeyValue {
-			skip = 8 // the segment ID
+		skip := spec.Kind.SegmentPrefixLen()
+		if skip > 0 {
 			if spec.InMemory || ts.db == nil {
 				// The restore filled kv through a window or session
 				// store; an in-memory base is that store's, keep it.
