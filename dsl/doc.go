@@ -15,7 +15,7 @@
 //	b := dsl.NewBuilder()
 //	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
 //	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) { ... })
-//	counts := dsl.GroupBy(words, func(_, w string) string { return w }, serde.String).
+//	counts := dsl.GroupByValue(words, func(w string) string { return w }, serde.String).
 //		Count(dsl.Named("counts"))
 //	counts.ToStream().To("word-counts", serde.String, serde.Int64)
 //	topo, err := b.Build()

@@ -23,6 +23,9 @@ func (s Stream[K, V]) GroupByKey(opts ...Option) Grouped[K, V] {
 }
 
 // GroupBy groups the stream by the key f selects, always repartitioning.
+// A record with a null key or value is dropped without calling f and
+// counted ("null-key", "null-value"): group a topic written without keys
+// with GroupByValue, or SelectKeyNullable then GroupByKey.
 // keys is the serde of the new key. Named names the key-selecting node and
 // the repartition topic, as Grouped.as does in Kafka Streams.
 // Kafka Streams: KStream.groupBy.
@@ -30,6 +33,23 @@ func GroupBy[K, V, K2 any](s Stream[K, V], f func(K, V) K2, keys serde.Serde[K2]
 	o := collect(opts)
 	rekeyed := SelectKey(s, f, Named(o.name))
 	rekeyed.keys = keys
+	return Grouped[K2, V]{s: rekeyed, name: o.name, repartition: true}
+}
+
+// GroupByValue groups the stream by the key f selects from each record's
+// value: GroupBy for a selector that does not look at the key, which also
+// groups records with a null key (a topic written without keys). A
+// tombstone is dropped without calling f and counted ("null-value"), as
+// the aggregation would drop it. Always repartitions; Named as for
+// GroupBy. Kafka Streams: KStream.groupBy with a selector that ignores the
+// key.
+func GroupByValue[K, V, K2 any](s Stream[K, V], f func(V) K2, keys serde.Serde[K2], opts ...Option) Grouped[K2, V] {
+	o := collect(opts)
+	name := s.b.nameOr(o.name, "KSTREAM-KEY-SELECT")
+	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V]) (operators.Node[K, V], error) {
+		return operators.SelectKeyFromValue[K](ctx, name, f, next), nil
+	}, s.node)
+	rekeyed := Stream[K2, V]{b: s.b, node: n, keys: keys, values: s.values, rekeyed: true}
 	return Grouped[K2, V]{s: rekeyed, name: o.name, repartition: true}
 }
 

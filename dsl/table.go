@@ -126,9 +126,12 @@ type GroupedTable[K, V any] struct {
 // TableGroupBy regroups a table's rows under the key f selects, with the
 // value f returns. When a row changes, its old value is retracted from its
 // old group and its new value added to its new group, so aggregations stay
-// exact when a row moves between groups. Always repartitions. Kafka
-// Streams: KTable.groupBy.
-func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(K, V) (K2, V2), keys serde.Serde[K2], values serde.Serde[V2], opts ...Option) GroupedTable[K2, V2] {
+// exact when a row moves between groups. f is called only with values
+// that exist (not for the absent side of an insert or a delete); a row for
+// which f returns an absent key (None) is left out of every group, as
+// Kafka Streams skips a null key. Always repartitions. Kafka Streams:
+// KTable.groupBy.
+func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(k K, v V) (Maybe[K2], V2), keys serde.Serde[K2], values serde.Serde[V2], opts ...Option) GroupedTable[K2, V2] {
 	o := collect(opts)
 	name := t.b.nameOr(o.name, "KTABLE-SELECT")
 	if keys == nil || values == nil {
