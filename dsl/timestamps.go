@@ -25,8 +25,8 @@ import (
 
 // Timestamps sets the timestamp extractor of a source (FromTopic,
 // FromTopics, TableFromTopic): f returns the timestamp of each record, in
-// milliseconds since the Unix epoch, from its decoded key and value (the
-// zero values of their types for a Kafka null key or value), its headers
+// milliseconds since the Unix epoch, from its decoded key and value (absent
+// for a Kafka null key or value), its headers
 // (valid only during the call) and its Kafka timestamp. Typical uses read
 // an event time from a field of the value. A negative result is invalid and
 // goes to the source's policy (OnInvalidTimestamp). The default is the
@@ -42,7 +42,7 @@ import (
 // Kafka Streams: Consumed.withTimestampExtractor with a TimestampExtractor
 // (without the partition-time argument: use OnInvalidTimestamp's
 // UsePreviousStreamTime for that).
-func Timestamps[K, V any](f func(key K, value V, headers []operators.Header, recordTimestamp int64) int64) Option {
+func Timestamps[K, V any](f func(key Maybe[K], value Maybe[V], headers []operators.Header, recordTimestamp int64) int64) Option {
 	return optionFunc(func(o *options) { o.timestamps = f })
 }
 
@@ -104,7 +104,7 @@ func OnInvalidTimestamp(p InvalidTimestampPolicy) Option {
 
 // sourceStamps is how a source stamps its records, as its options say.
 type sourceStamps[K, V any] struct {
-	extract   func(K, V, []operators.Header, int64) int64
+	extract   func(Maybe[K], Maybe[V], []operators.Header, int64) int64
 	wallClock bool
 	onInvalid operators.InvalidTimestampPolicy
 }
@@ -118,7 +118,7 @@ func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps
 	case nil:
 	case wallClockTimestamps:
 		st.wallClock = true
-	case func(K, V, []operators.Header, int64) int64:
+	case func(Maybe[K], Maybe[V], []operators.Header, int64) int64:
 		st.extract = f // nil: the records' timestamps
 	default:
 		b.fail(node, "the source reads keys of type %v and values of type %v, but its dsl.Timestamps extractor is a %T",
@@ -141,7 +141,7 @@ func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps
 func (st sourceStamps[K, V]) forTask(ctx operators.Context) operators.SourceTimestamps[K, V] {
 	ts := operators.SourceTimestamps[K, V]{Extract: st.extract, OnInvalid: st.onInvalid}
 	if st.wallClock {
-		ts.Extract = func(K, V, []operators.Header, int64) int64 { return ctx.WallClockTime().UnixMilli() }
+		ts.Extract = func(Maybe[K], Maybe[V], []operators.Header, int64) int64 { return ctx.WallClockTime().UnixMilli() }
 	}
 	return ts
 }

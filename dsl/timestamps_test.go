@@ -31,8 +31,9 @@ type click struct {
 
 // clickTime extracts a click's event time, or falls back to the record's
 // Kafka timestamp when the value has none.
-func clickTime(_ string, c click, _ []operators.Header, recordTimestamp int64) int64 {
-	if c.At == 0 {
+func clickTime(_ dsl.Maybe[string], v dsl.Maybe[click], _ []operators.Header, recordTimestamp int64) int64 {
+	c, ok := v.Get()
+	if !ok || c.At == 0 {
 		return recordTimestamp
 	}
 	return c.At
@@ -98,7 +99,7 @@ func TestTimestampsFromJSONField(t *testing.T) {
 // Timestamps and headers reach the extractor; the record's timestamp
 // carries on through an aggregation (max of its inputs) and a table source.
 func TestTimestampsThroughAggregationAndTable(t *testing.T) {
-	fromHeader := func(_ string, _ string, hs []operators.Header, ts int64) int64 {
+	fromHeader := func(_ dsl.Maybe[string], _ dsl.Maybe[string], hs []operators.Header, ts int64) int64 {
 		for _, h := range hs {
 			if h.Key == "event-time" {
 				n, err := serde.Int64.Decode(h.Value)
@@ -208,7 +209,12 @@ func TestTimestampsLastOptionWins(t *testing.T) {
 }
 
 // negativeAt extracts a click's event time as it is, negative or not.
-func negativeAt(_ string, c click, _ []operators.Header, _ int64) int64 { return c.At }
+func negativeAt(_ dsl.Maybe[string], c dsl.Maybe[click], _ []operators.Header, ts int64) int64 {
+	if c, ok := c.Get(); ok {
+		return c.At
+	}
+	return ts
+}
 
 func TestInvalidTimestampPolicy(t *testing.T) {
 	t.Run("fails by default", func(t *testing.T) {
@@ -342,19 +348,19 @@ func TestTimestampsBuildErrors(t *testing.T) {
 			name: "value type",
 			build: func(b *dsl.Builder) {
 				dsl.FromTopic(b, "in", serde.String, serde.String, dsl.Named("src"),
-					dsl.Timestamps(func(string, int64, []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
+					dsl.Timestamps(func(dsl.Maybe[string], dsl.Maybe[int64], []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
 			},
 			node: "src",
-			want: []string{"keys of type string and values of type string", "func(string, int64, []operators.Header, int64) int64"},
+			want: []string{"keys of type string and values of type string", "func(operators.Maybe[string], operators.Maybe[int64], []operators.Header, int64) int64"},
 		},
 		{
 			name: "key type of FromTopics with a generated name",
 			build: func(b *dsl.Builder) {
 				dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.Int64,
-					dsl.Timestamps(func([]byte, int64, []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
+					dsl.Timestamps(func(dsl.Maybe[[]byte], dsl.Maybe[int64], []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
 			},
 			node: "KSTREAM-SOURCE-0000000000",
-			want: []string{"keys of type string and values of type int64", "func([]uint8, int64"},
+			want: []string{"keys of type string and values of type int64", "func(operators.Maybe[[]uint8], operators.Maybe[int64]"},
 		},
 		{
 			name: "table source",
@@ -362,7 +368,7 @@ func TestTimestampsBuildErrors(t *testing.T) {
 				dsl.TableFromTopic(b, "users", serde.String, serde.String, dsl.Named("users"), dsl.Timestamps(clickTime))
 			},
 			node: "users-source",
-			want: []string{"func(string, dsl_test.click, []operators.Header, int64) int64"},
+			want: []string{"func(operators.Maybe[string], operators.Maybe[github.com/sluicehq/sluice/dsl_test.click], []operators.Header, int64) int64"},
 		},
 		{
 			name: "unknown policy",
@@ -396,7 +402,7 @@ func TestTimestampsBuildErrors(t *testing.T) {
 func TestTimestampOptionsIgnoredElsewhere(t *testing.T) {
 	b := dsl.NewBuilder()
 	dsl.FromTopic(b, "in", serde.String, serde.Int64).
-		Filter(odd, dsl.Timestamps(func(int, int, []operators.Header, int64) int64 { return 0 }), dsl.WallClockTimestamps()).
+		Filter(odd, dsl.Timestamps(func(dsl.Maybe[int], dsl.Maybe[int], []operators.Header, int64) int64 { return 0 }), dsl.WallClockTimestamps()).
 		To("out", nil, nil)
 	d, _ := opsDriver(t, b)
 	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
@@ -411,7 +417,7 @@ func TestTimestampOptionsIgnoredElsewhere(t *testing.T) {
 func BenchmarkTimestampExtractor(b *testing.B) {
 	bld := dsl.NewBuilder()
 	s := dsl.FromTopic(bld, "in", serde.Bytes, serde.Int64,
-		dsl.Timestamps(func(_ []byte, v int64, _ []operators.Header, _ int64) int64 { return v })).
+		dsl.Timestamps(func(_ dsl.Maybe[[]byte], v dsl.Maybe[int64], _ []operators.Header, _ int64) int64 { return v.Or(-1) })).
 		Filter(func(_ []byte, v int64) bool { return v%10 != 0 })
 	dsl.MapValues(s, func(v int64) int64 { return v * 2 }).To("out", serde.Bytes, serde.Int64)
 	topo, err := bld.Build()

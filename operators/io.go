@@ -63,10 +63,10 @@ func (e *InvalidTimestampError) Error() string {
 // one, as Kafka Streams does by default.
 type SourceTimestamps[K, V any] struct {
 	// Extract, if set, returns the timestamp of a record (ms) from its
-	// decoded key and value (the zero values for Kafka nulls), its headers
+	// decoded key and value (absent for Kafka nulls), its headers
 	// (valid only during the call) and its Kafka timestamp. Kafka Streams:
 	// TimestampExtractor.
-	Extract func(key K, value V, headers []Header, recordTimestamp int64) int64
+	Extract func(key Maybe[K], value Maybe[V], headers []Header, recordTimestamp int64) int64
 	// OnInvalid is the policy for a negative timestamp.
 	OnInvalid InvalidTimestampPolicy
 }
@@ -107,18 +107,20 @@ func (p *source[K, V]) PeekTimestamp(raw *RawRecord) int64 {
 	if p.ts.Extract == nil {
 		return raw.Timestamp
 	}
-	var k K
-	var v V
+	var k Maybe[K]
+	var v Maybe[V]
 	var err error
 	if raw.Key != nil {
-		if k, err = p.keys.Decode(raw.Key); err != nil {
+		if k.v, err = p.keys.Decode(raw.Key); err != nil {
 			return raw.Timestamp
 		}
+		k.ok = true
 	}
 	if raw.Value != nil {
-		if v, err = p.values.Decode(raw.Value); err != nil {
+		if v.v, err = p.values.Decode(raw.Value); err != nil {
 			return raw.Timestamp
 		}
+		v.ok = true
 	}
 	return p.ts.Extract(k, v, raw.Headers, raw.Timestamp)
 }
@@ -139,7 +141,7 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "value", Err: err})
 	}
 	if p.ts.Extract != nil {
-		r.Timestamp = p.ts.Extract(r.Key, r.Value, r.Headers, raw.Timestamp)
+		r.Timestamp = p.ts.Extract(r.MaybeKey(), r.MaybeValue(), r.Headers, raw.Timestamp)
 	}
 	ts, ok, err := p.ctx.StampRecord(p.node, raw, r.Timestamp, p.ts.OnInvalid)
 	if !ok {

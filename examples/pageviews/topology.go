@@ -63,9 +63,11 @@ func Topology(input, output string, size, grace time.Duration) (*topology.Topolo
 }
 
 // eventTime is the timestamp extractor: a view's ts, or -1 (invalid, so
-// the source skips and counts the view) when it has none.
-func eventTime(_ []byte, v PageView, _ []operators.Header, _ int64) int64 {
-	if v.TS == 0 {
+// the source skips and counts the view) when it has none or is a
+// tombstone.
+func eventTime(_ dsl.Maybe[[]byte], view dsl.Maybe[PageView], _ []operators.Header, _ int64) int64 {
+	v, ok := view.Get()
+	if !ok || v.TS == 0 {
 		return -1
 	}
 	return v.TS
