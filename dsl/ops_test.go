@@ -497,8 +497,8 @@ func TestToAndToFunc(t *testing.T) {
 	b := dsl.NewBuilder()
 	s := dsl.FromTopic(b, "in", serde.String, serde.Int64)
 	s.To("all", nil, nil)
-	s.ToFunc(func(_ string, v int64) string {
-		if v < 0 {
+	s.ToFunc(func(_ dsl.Maybe[string], v dsl.Maybe[int64]) string {
+		if v.Or(0) < 0 {
 			return "negative"
 		}
 		return "positive"

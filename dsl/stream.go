@@ -172,12 +172,14 @@ func (s Stream[K, V]) To(topic string, keys serde.Serde[K], values serde.Serde[V
 }
 
 // ToFunc writes each record to the topic extract returns for it (Kafka
-// Streams' TopicNameExtractor). The topics must exist.
-func (s Stream[K, V]) ToFunc(extract func(K, V) string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) {
+// Streams' TopicNameExtractor). extract sees the key and value as Maybe,
+// absent for a Kafka null, which is written as a null. The topics must
+// exist.
+func (s Stream[K, V]) ToFunc(extract func(k Maybe[K], v Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) {
 	s.to("", extract, keys, values, opts)
 }
 
-func (s Stream[K, V]) to(topic string, extract func(K, V) string, keys serde.Serde[K], values serde.Serde[V], opts []Option) {
+func (s Stream[K, V]) to(topic string, extract func(Maybe[K], Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V], opts []Option) {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-SINK")
 	keys, values = s.serdes(name, keys, values)
 	var topics []string

@@ -152,16 +152,17 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 }
 
 // Sink serializes records and sends them to the task's collector. The topic
-// is fixed, or chosen per record by extract when topic is empty. Keys and
+// is fixed, or chosen per record by extract when topic is empty; extract
+// sees the key and value as Maybe, absent for a null. Keys and
 // values are encoded into buffers the sink reuses.
-func Sink[K, V any](ctx Context, node, topic string, extract func(K, V) string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
+func Sink[K, V any](ctx Context, node, topic string, extract func(Maybe[K], Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
 	return &sink[K, V]{node: node, topic: topic, extract: extract, keys: keys, values: values, out: ctx.Collector()}
 }
 
 type sink[K, V any] struct {
 	node    string
 	topic   string
-	extract func(K, V) string
+	extract func(Maybe[K], Maybe[V]) string
 	keys    serde.Serde[K]
 	values  serde.Serde[V]
 	out     Collector
@@ -172,7 +173,7 @@ type sink[K, V any] struct {
 func (p *sink[K, V]) Process(r Record[K, V]) error {
 	topic := p.topic
 	if p.extract != nil {
-		if topic = p.extract(r.Key, r.Value); topic == "" {
+		if topic = p.extract(r.MaybeKey(), r.MaybeValue()); topic == "" {
 			return &NodeError{Node: p.node, Err: fmt.Errorf("the topic extractor returned an empty topic name")}
 		}
 	}
