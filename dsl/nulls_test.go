@@ -374,7 +374,7 @@ func TestNullsThroughStreamOperations(t *testing.T) {
 // tableInputs are piped into the table topic "t" by every table case.
 var tableInputs = []operators.Record[string, string]{
 	{Key: "alice", Value: "eu", Timestamp: 1},
-	{NullKey: true, Value: "x", Timestamp: 2},   // null key: dropped, counted
+	{NullKey: true, Value: "x", Timestamp: 2},     // null key: dropped, counted
 	{Key: "carol", Tombstone: true, Timestamp: 3}, // delete of an absent key: nothing
 	{Key: "alice", Tombstone: true, Timestamp: 4}, // delete
 	{Key: "bob", Value: "us", Timestamp: 5},
