@@ -3,6 +3,7 @@ package operators
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/state"
@@ -174,20 +175,57 @@ type Context interface {
 // not declare.
 var ErrStoreNotDeclared = errors.New("sluice: state store not declared by the processor")
 
-// NodeError is an error of one node of a task.
+// NodeError is the error a task returns when one of its nodes fails: on
+// an input record (Topic, Partition and Offset locate it), in a punctuator
+// or while the task starts or closes (Topic is then ""). A record the
+// source could not decode or stamp is one too, with the
+// *DeserializationError or *InvalidTimestampError as Err. Nodes return it
+// naming themselves; the task fills in the rest.
 type NodeError struct {
+	// Task is the task's ID, "<sub-topology>_<partition>".
 	Task string
+	// Node is the node that failed; "" when the task cannot tell.
 	Node string
-	Err  error
+	// Topic, Partition and Offset locate the input record being
+	// processed; Topic is "" when the error is not tied to a record.
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
 }
 
 // Error implements error.
 func (e *NodeError) Error() string {
-	return fmt.Sprintf("sluice: task %s, node %s: %v", e.Task, e.Node, e.Err)
+	var de *DeserializationError
+	var ie *InvalidTimestampError
+	if errors.As(e.Err, &de) || errors.As(e.Err, &ie) {
+		return fmt.Sprintf("sluice: task %s: %v", e.Task, e.Err) // the error names node and record
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sluice: task %s", e.Task)
+	if e.Node != "" {
+		fmt.Fprintf(&b, ", node %s", e.Node)
+	}
+	if e.Topic != "" {
+		fmt.Fprintf(&b, ", record at topic %s, partition %d, offset %d", e.Topic, e.Partition, e.Offset)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
 }
 
 // Unwrap returns the underlying error.
 func (e *NodeError) Unwrap() error { return e.Err }
+
+// FailedRecord returns the *NodeError in err's chain that locates an
+// input record (its Topic is set): where a task stopped, for a handler to
+// log, skip past or dead-letter. ok is false for errors not tied to a
+// record.
+func FailedRecord(err error) (e *NodeError, ok bool) {
+	if errors.As(err, &e) && e.Topic != "" {
+		return e, true
+	}
+	return nil, false
+}
 
 // DeserializationError is an input record that a source could not decode.
 type DeserializationError struct {
