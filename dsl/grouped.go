@@ -1,6 +1,8 @@
 package dsl
 
 import (
+	"fmt"
+
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -55,7 +57,10 @@ func GroupByValue[K, V, K2 any](s Stream[K, V], f func(V) K2, keys serde.Serde[K
 
 // storeSpec returns the key-value store of a stateful operation: the name
 // from Materialized, else from Named, else generated from prefix.
-func (b *Builder) storeSpec(o options, prefix string) *topology.StoreSpec {
+//
+// op names the operation for errors about options it does not take; ""
+// means a windowed operation, which takes them all.
+func (b *Builder) storeSpec(o options, prefix, op string) *topology.StoreSpec {
 	spec := &topology.StoreSpec{Kind: topology.KeyValue, Timestamped: true}
 	if o.store != nil {
 		spec.Name = o.store.Name
@@ -70,6 +75,11 @@ func (b *Builder) storeSpec(o options, prefix string) *topology.StoreSpec {
 	if spec.Name == "" {
 		spec.Name = b.newName(prefix + "-STATE-STORE")
 		spec.Generated = true
+	}
+	if op != "" && o.store != nil && o.store.Retention != 0 {
+		b.errs = append(b.errs, &topology.BuildError{Store: spec.Name, Msg: fmt.Sprintf(
+			"option Materialized(StoreOptions{Retention: %v}) does not apply to %s: only windowed and session aggregations keep a retention",
+			o.store.Retention, op)})
 	}
 	b.addStore(spec)
 	return spec
@@ -99,11 +109,11 @@ func (g Grouped[K, V]) input(name string, spec *topology.StoreSpec, hasValueSerd
 
 // aggregate adds a stream aggregation: processor name, store, the
 // repartition step if needed, and the node mk builds.
-func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix string, aggs serde.Serde[A],
 	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error)) Table[K, A] {
 	b := g.s.b
 	o := collect(opts)
-	spec := b.storeSpec(o, prefix)
+	spec := b.storeSpec(o, prefix, op)
 	name := b.nameOr(o.name, prefix)
 	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
@@ -116,8 +126,8 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs 
 // Count counts the records of each key into a table (Int64 values). Records
 // with a null key or value are dropped and counted. Kafka Streams:
 // KGroupedStream.count.
-func (g Grouped[K, V]) Count(opts ...Option) Table[K, int64] {
-	return aggregate(g, opts, "KSTREAM-AGGREGATE", serde.Int64,
+func (g Grouped[K, V]) Count(opts ...StoreOption) Table[K, int64] {
+	return aggregate(g, opts, "Count", "KSTREAM-AGGREGATE", serde.Int64,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, V], error) {
 			return operators.Aggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], next)
 		})
@@ -130,8 +140,8 @@ func increment[K, V any](_ K, _ V, n int64) int64 { return n + 1 }
 // Reduce combines the values of each key with f, the first value being the
 // initial aggregate. The stream's value serde stores the result. Kafka
 // Streams: KGroupedStream.reduce.
-func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
-	return aggregate(g, opts, "KSTREAM-REDUCE", g.s.values,
+func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[K, V] {
+	return aggregate(g, opts, "Reduce", "KSTREAM-REDUCE", g.s.values,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
 			return operators.Reduce(ctx, node, store, keys, g.s.values, f, next)
 		})
@@ -140,8 +150,8 @@ func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
 // Aggregate folds the values of each key into an aggregate of type A,
 // starting from init(); aggs stores the aggregate. Kafka Streams:
 // KGroupedStream.aggregate.
-func Aggregate[K, V, A any](g Grouped[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[K, A] {
-	return aggregate(g, opts, "KSTREAM-AGGREGATE", aggs,
+func Aggregate[K, V, A any](g Grouped[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
+	return aggregate(g, opts, "Aggregate", "KSTREAM-AGGREGATE", aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error) {
 			return operators.Aggregate(ctx, node, store, keys, aggs, init, add, next)
 		})

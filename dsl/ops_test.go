@@ -805,7 +805,7 @@ func TestTableMapValues(t *testing.T) {
 		t.Run("store="+store, func(t *testing.T) {
 			b := dsl.NewBuilder()
 			tb := dsl.TableFromTopic(b, "in", serde.String, serde.String)
-			var opts []dsl.Option
+			var opts []dsl.StoreOption
 			if store != "" {
 				opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: store}))
 			}

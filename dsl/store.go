@@ -27,6 +27,10 @@ func AddKeyValueStore[K, V any](b *Builder, s StoreOptions, keys serde.Serde[K],
 	if keys == nil || values == nil {
 		b.fail("", "store %s needs a key and a value serde", s.Name)
 	}
+	if s.Retention != 0 {
+		b.errs = append(b.errs, &topology.BuildError{Store: s.Name, Msg: fmt.Sprintf(
+			"StoreOptions{Retention: %v} does not apply to AddKeyValueStore: a key-value store keeps no retention", s.Retention)})
+	}
 	b.addStore(&topology.StoreSpec{
 		Name: s.Name, Kind: topology.KeyValue, InMemory: s.InMemory, DisableLogging: s.DisableLogging,
 		DisableCaching: s.DisableCaching, ChangelogConfig: s.ChangelogConfig,

@@ -31,7 +31,7 @@ type Stream[K, V any] struct {
 // stamped with their Kafka timestamps unless Timestamps or
 // WallClockTimestamps says otherwise; OnInvalidTimestamp sets what happens
 // to a negative one. Kafka Streams: StreamsBuilder.stream(Collection<String>).
-func FromTopics[K, V any](b *Builder, topics []string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Stream[K, V] {
+func FromTopics[K, V any](b *Builder, topics []string, keys serde.Serde[K], values serde.Serde[V], opts ...SourceOption) Stream[K, V] {
 	o := collect(opts)
 	name := b.nameOr(o.name, "KSTREAM-SOURCE")
 	if keys == nil || values == nil {
@@ -43,7 +43,7 @@ func FromTopics[K, V any](b *Builder, topics []string, keys serde.Serde[K], valu
 
 // FromTopic reads the records of topic as a stream, as FromTopics. Kafka
 // Streams: StreamsBuilder.stream(topic, Consumed.with(keySerde, valueSerde)).
-func FromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Stream[K, V] {
+func FromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...SourceOption) Stream[K, V] {
 	return FromTopics(b, []string{topic}, keys, values, opts...)
 }
 
@@ -218,7 +218,7 @@ func (s Stream[K, V]) serdes(node string, keys serde.Serde[K], values serde.Serd
 // "<application.id>-<name>-repartition", so that records are partitioned by
 // their current key, and reads it back; records with a null key are dropped.
 // Kafka Streams: KStream.repartition.
-func (s Stream[K, V]) Repartition(opts ...Option) Stream[K, V] {
+func (s Stream[K, V]) Repartition(opts ...RepartitionOption) Stream[K, V] {
 	o := collect(opts)
 	base := o.name
 	if base == "" {
@@ -271,7 +271,7 @@ func (s Stream[K, V]) throughTopic(topic, sinkName, sourceName string, partition
 // declared with AddKeyValueStore and connected with ConnectStores. The
 // output may have new keys: a stateful operation downstream repartitions.
 // Kafka Streams: KStream.process.
-func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() operators.Processor[K, V, K2, V2], opts ...Option) Stream[K2, V2] {
+func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() operators.Processor[K, V, K2, V2], opts ...ProcessOption) Stream[K2, V2] {
 	o := collect(opts)
 	name := o.name
 	if name == "" {

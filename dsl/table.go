@@ -28,9 +28,9 @@ func (t Table[K, V]) StoreName() string { return t.store }
 // Materialized (else generated, "<topic>-STATE-STORE-..."). Records are
 // stamped as by FromTopics (Timestamps, WallClockTimestamps,
 // OnInvalidTimestamp). Kafka Streams: StreamsBuilder.table.
-func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Table[K, V] {
+func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...TableSourceOption) Table[K, V] {
 	o := collect(opts)
-	spec := b.storeSpec(o, topic)
+	spec := b.storeSpec(o, topic, "TableFromTopic")
 	srcName, name := b.newName("KSTREAM-SOURCE"), b.newName("KTABLE-SOURCE")
 	if o.name != "" {
 		srcName, name = o.name+"-source", o.name
@@ -47,29 +47,29 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 
 // materialize returns the store a table operation keeps its result in, if
 // the Materialized option asks for one.
-func (t Table[K, V]) materialize(o options, prefix string) string {
+func (t Table[K, V]) materialize(o options, prefix, op string) string {
 	if o.store == nil {
 		return ""
 	}
-	return t.b.storeSpec(o, prefix).Name
+	return t.b.storeSpec(o, prefix, op).Name
 }
 
 // Filter keeps the rows for which pred holds; an update whose new value
 // fails it deletes the row downstream. With Materialized the result is
 // kept in a store. Kafka Streams: KTable.filter.
-func (t Table[K, V]) Filter(pred func(K, V) bool, opts ...Option) Table[K, V] {
+func (t Table[K, V]) Filter(pred func(K, V) bool, opts ...StoreOption) Table[K, V] {
 	return t.filter(pred, true, opts)
 }
 
 // FilterNot drops the rows for which pred holds. Kafka Streams:
 // KTable.filterNot.
-func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Table[K, V] {
+func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...StoreOption) Table[K, V] {
 	return t.filter(pred, false, opts)
 }
 
-func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) Table[K, V] {
+func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption) Table[K, V] {
 	o := collect(opts)
-	store := t.materialize(o, "KTABLE-FILTER")
+	store := t.materialize(o, "KTABLE-FILTER", "Table.Filter")
 	name := t.b.nameOr(o.name, "KTABLE-FILTER")
 	var stores []string
 	if store != "" {
@@ -97,9 +97,9 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 // TableMapValues maps the table's values; values is the serde of the new
 // values (needed when the result is materialized or written). Kafka
 // Streams: KTable.mapValues.
-func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...Option) Table[K, V2] {
+func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...StoreOption) Table[K, V2] {
 	o := collect(opts)
-	store := t.materialize(o, "KTABLE-MAPVALUES")
+	store := t.materialize(o, "KTABLE-MAPVALUES", "TableMapValues")
 	name := t.b.nameOr(o.name, "KTABLE-MAPVALUES")
 	var stores []string
 	if store != "" {
@@ -151,11 +151,11 @@ func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(k K, v V) (Maybe[K2], 
 	}
 }
 
-func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, prefix string, aggs serde.Serde[A],
 	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error)) Table[K, A] {
 	b := g.s.b
 	o := collect(opts)
-	spec := b.storeSpec(o, "KTABLE-AGGREGATE")
+	spec := b.storeSpec(o, "KTABLE-AGGREGATE", op)
 	base := g.name
 	if base == "" {
 		base = spec.Name
@@ -179,8 +179,8 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []Option, prefix str
 }
 
 // Count counts the rows of each group. Kafka Streams: KGroupedTable.count.
-func (g GroupedTable[K, V]) Count(opts ...Option) Table[K, int64] {
-	return tableAggregate(g, opts, "KTABLE-AGGREGATE", serde.Int64,
+func (g GroupedTable[K, V]) Count(opts ...StoreOption) Table[K, int64] {
+	return tableAggregate(g, opts, "GroupedTable.Count", "KTABLE-AGGREGATE", serde.Int64,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, operators.Change[V]], error) {
 			return operators.TableAggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], decrement[K, V], next)
 		})
@@ -190,8 +190,8 @@ func decrement[K, V any](_ K, _ V, n int64) int64 { return n - 1 }
 
 // Reduce combines the values of each group: add folds a new value in, sub
 // takes an old one out. Kafka Streams: KGroupedTable.reduce.
-func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...Option) Table[K, V] {
-	return tableAggregate(g, opts, "KTABLE-REDUCE", g.vals,
+func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...StoreOption) Table[K, V] {
+	return tableAggregate(g, opts, "GroupedTable.Reduce", "KTABLE-REDUCE", g.vals,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, operators.Change[V]], error) {
 			return operators.TableReduce(ctx, node, store, keys, g.vals, add, sub, next)
 		})
@@ -200,8 +200,8 @@ func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...Option) Ta
 // TableAggregate folds the values of each group into an aggregate: add
 // folds a new value in, sub takes an old one out. Kafka Streams:
 // KGroupedTable.aggregate.
-func TableAggregate[K, V, A any](g GroupedTable[K, V], init func() A, add, sub func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[K, A] {
-	return tableAggregate(g, opts, "KTABLE-AGGREGATE", aggs,
+func TableAggregate[K, V, A any](g GroupedTable[K, V], init func() A, add, sub func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
+	return tableAggregate(g, opts, "TableAggregate", "KTABLE-AGGREGATE", aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error) {
 			return operators.TableAggregate(ctx, node, store, keys, aggs, init, add, sub, next)
 		})

@@ -34,24 +34,34 @@ import (
 //
 // f is called on the task's goroutine, once per decoded record; a record
 // that cannot be decoded is never passed to it. Its key and value types
-// must be the source's; options are untyped, so the compiler cannot check
-// that, and Build fails, naming the source, on a mismatch. The last
-// Timestamps or WallClockTimestamps option given to a source wins; other
-// operations ignore them.
+// must be the source's; the option does not carry them to the compiler,
+// so Build fails, naming the source and the option, on a mismatch. The
+// last Timestamps or WallClockTimestamps option given to a source wins;
+// only sources take them (giving one to another operation does not
+// compile).
 //
 // Kafka Streams: Consumed.withTimestampExtractor with a TimestampExtractor
 // (without the partition-time argument: use OnInvalidTimestamp's
 // UsePreviousStreamTime for that).
-func Timestamps[K, V any](f func(key Maybe[K], value Maybe[V], headers []operators.Header, recordTimestamp int64) int64) Option {
-	return optionFunc(func(o *options) { o.timestamps = f })
+func Timestamps[K, V any](f func(key Maybe[K], value Maybe[V], headers []operators.Header, recordTimestamp int64) int64) TimestampOption {
+	return TimestampOption{f: func(o *options) { o.timestamps = f }}
 }
+
+// TimestampOption is the option Timestamps, WallClockTimestamps and
+// OnInvalidTimestamp return: sources (FromTopic, FromTopics,
+// TableFromTopic) take it.
+type TimestampOption struct{ f func(*options) }
+
+func (t TimestampOption) apply(o *options)    { t.f(o) }
+func (TimestampOption) sourceOperation()      {}
+func (TimestampOption) tableSourceOperation() {}
 
 // WallClockTimestamps stamps each record a source reads with the task's
 // wall-clock time when the record is processed: processing-time semantics.
 // The clock is the system clock in the runtime and the driver's clock in
 // the test driver. Kafka Streams: WallclockTimestampExtractor.
-func WallClockTimestamps() Option {
-	return optionFunc(func(o *options) { o.timestamps = wallClockTimestamps{} })
+func WallClockTimestamps() TimestampOption {
+	return TimestampOption{f: func(o *options) { o.timestamps = wallClockTimestamps{} }}
 }
 
 // wallClockTimestamps marks WallClockTimestamps in options.timestamps.
@@ -94,12 +104,12 @@ const (
 )
 
 // OnInvalidTimestamp sets a source's invalid-timestamp policy (FromTopic,
-// FromTopics, TableFromTopic); the default is FailOnInvalidTimestamp. Other
-// operations ignore it. An unknown policy makes Build fail. Kafka Streams:
+// FromTopics, TableFromTopic); the default is FailOnInvalidTimestamp. Only
+// sources take it. An unknown policy makes Build fail. Kafka Streams:
 // the choice of FailOnInvalidTimestamp, LogAndSkipOnInvalidTimestamp or
 // UsePartitionTimeOnInvalidTimestamp as the source's extractor.
-func OnInvalidTimestamp(p InvalidTimestampPolicy) Option {
-	return optionFunc(func(o *options) { o.onInvalid = p })
+func OnInvalidTimestamp(p InvalidTimestampPolicy) TimestampOption {
+	return TimestampOption{f: func(o *options) { o.onInvalid = p }}
 }
 
 // sourceStamps is how a source stamps its records, as its options say.

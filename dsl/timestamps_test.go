@@ -61,11 +61,11 @@ func (p *stamper) Close() error { return nil }
 
 // clicksDriver runs "clicks" (with opts on the source "src") → stamper →
 // "out": each output record is "page=<stream time seen>@<its timestamp>".
-func clicksDriver(t *testing.T, opts []dsl.Option, dopts ...testdriver.Option) (
+func clicksDriver(t *testing.T, opts []dsl.SourceOption, dopts ...testdriver.Option) (
 	*testdriver.Driver, *testdriver.InputTopic[string, click], *testdriver.OutputTopic[string, int64]) {
 	t.Helper()
 	b := dsl.NewBuilder()
-	s := dsl.FromTopic(b, "clicks", serde.String, serde.JSON[click](), append([]dsl.Option{dsl.Named("src")}, opts...)...)
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.JSON[click](), append([]dsl.SourceOption{dsl.Named("src")}, opts...)...)
 	dsl.Process(s, func() operators.Processor[string, click, string, int64] { return &stamper{} }).
 		To("out", serde.String, serde.Int64)
 	d, _ := opsDriver(t, b, dopts...)
@@ -77,7 +77,7 @@ func clicksDriver(t *testing.T, opts []dsl.Option, dopts ...testdriver.Option) (
 // timestamps, stream time and stream-time punctuation; the Kafka
 // timestamps only matter where the extractor falls back on them.
 func TestTimestampsFromJSONField(t *testing.T) {
-	d, in, out := clicksDriver(t, []dsl.Option{dsl.Timestamps(clickTime)})
+	d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.Timestamps(clickTime)})
 	// Kafka timestamps run backwards; event times are 3, 25, 12 (late), 30.
 	opsOK(t, in.PipeAt("u", click{Page: "a", At: 3}, 9000))
 	opsOK(t, in.PipeAt("u", click{Page: "b", At: 25}, 8000))
@@ -184,7 +184,7 @@ func opsReadRecords[K, V any](t *testing.T, out *testdriver.OutputTopic[K, V]) [
 // WallClockTimestamps stamps records with the driver's clock when they are
 // processed, whatever their Kafka timestamps.
 func TestWallClockTimestamps(t *testing.T) {
-	d, in, out := clicksDriver(t, []dsl.Option{dsl.WallClockTimestamps()},
+	d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.WallClockTimestamps()},
 		testdriver.WithWallClock(time.UnixMilli(1000)))
 	opsOK(t, in.PipeAt("u", click{Page: "a", At: 5}, 5))
 	opsOK(t, d.AdvanceWallClockTime(250*time.Millisecond))
@@ -202,7 +202,7 @@ func TestWallClockTimestamps(t *testing.T) {
 
 // The last of Timestamps and WallClockTimestamps wins.
 func TestTimestampsLastOptionWins(t *testing.T) {
-	_, in, out := clicksDriver(t, []dsl.Option{dsl.WallClockTimestamps(), dsl.Timestamps(clickTime)},
+	_, in, out := clicksDriver(t, []dsl.SourceOption{dsl.WallClockTimestamps(), dsl.Timestamps(clickTime)},
 		testdriver.WithWallClock(time.UnixMilli(1000)))
 	opsOK(t, in.PipeAt("u", click{Page: "a", At: 7}, 5))
 	opsWant(t, "out", opsRead(t, out), []string{"a=7@7", "tick=7@7"})
@@ -220,13 +220,13 @@ func TestInvalidTimestampPolicy(t *testing.T) {
 	t.Run("fails by default", func(t *testing.T) {
 		for _, tc := range []struct {
 			name    string
-			opts    []dsl.Option
+			opts    []dsl.SourceOption
 			kafkaTs int64
 			at      int64
 		}{
 			{"Kafka timestamp", nil, -1, 0},
-			{"extracted timestamp", []dsl.Option{dsl.Timestamps(negativeAt)}, 5, -7},
-			{"explicit policy", []dsl.Option{dsl.OnInvalidTimestamp(dsl.FailOnInvalidTimestamp)}, -3, 0},
+			{"extracted timestamp", []dsl.SourceOption{dsl.Timestamps(negativeAt)}, 5, -7},
+			{"explicit policy", []dsl.SourceOption{dsl.OnInvalidTimestamp(dsl.FailOnInvalidTimestamp)}, -3, 0},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				d, in, out := clicksDriver(t, tc.opts)
@@ -258,7 +258,7 @@ func TestInvalidTimestampPolicy(t *testing.T) {
 
 	t.Run("skip", func(t *testing.T) {
 		var logs bytes.Buffer
-		d, in, out := clicksDriver(t, []dsl.Option{dsl.Timestamps(negativeAt), dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp)},
+		d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.Timestamps(negativeAt), dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp)},
 			testdriver.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
 				ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 					if a.Key == slog.TimeKey {
@@ -315,7 +315,7 @@ func TestInvalidTimestampPolicy(t *testing.T) {
 	})
 
 	t.Run("use previous stream time", func(t *testing.T) {
-		d, in, out := clicksDriver(t, []dsl.Option{dsl.OnInvalidTimestamp(dsl.UsePreviousStreamTime)})
+		d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.OnInvalidTimestamp(dsl.UsePreviousStreamTime)})
 		// No stream time yet: skipped and counted.
 		opsOK(t, in.PipeAt("u", click{Page: "a"}, -1))
 		if st := d.StreamTime(0); st != -1 {
@@ -396,19 +396,6 @@ func TestTimestampsBuildErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// Timestamp options do not apply to other operations, which ignore them.
-func TestTimestampOptionsIgnoredElsewhere(t *testing.T) {
-	b := dsl.NewBuilder()
-	dsl.FromTopic(b, "in", serde.String, serde.Int64).
-		Filter(odd, dsl.Timestamps(func(dsl.Maybe[int], dsl.Maybe[int], []operators.Header, int64) int64 { return 0 }), dsl.WallClockTimestamps()).
-		To("out", nil, nil)
-	d, _ := opsDriver(t, b)
-	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
-	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64)
-	opsOK(t, in.PipeAt("a", 1, 7))
-	opsWant(t, "out", opsRead(t, out), []string{"a=1@7"})
 }
 
 // BenchmarkTimestampExtractor is BenchmarkStatelessChain/bytes-int64 with
