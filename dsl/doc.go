@@ -26,8 +26,12 @@
 // followed by a stateful one inserts "<name>-repartition" so that records
 // of a key meet in one task. Errors are collected while the pipeline is
 // built and reported by Build, each naming the node at fault: a missing
-// serde, a duplicate name, a store shared by two sub-topologies, an empty
-// topology.
+// serde, a duplicate name, an empty topology. Nodes that share a store
+// (a Process node connected to a table's store, say) run in one task, so
+// Build merges their sub-topologies, as Kafka Streams does; the source
+// topics of a sub-topology that keeps state must be co-partitioned
+// (topology.Topology.CoPartitionGroups), which the runtime checks at
+// start-up.
 //
 // # Names
 //
