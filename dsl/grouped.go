@@ -18,7 +18,9 @@ type Grouped[K, V any] struct {
 	repartition bool
 }
 
-// GroupByKey groups the stream by its current key. Kafka Streams:
+// GroupByKey groups the stream by its current key. Records with a null
+// key are dropped and counted by the aggregation (or by the repartition
+// before it), tombstones by the aggregation. Kafka Streams:
 // KStream.groupByKey.
 func (s Stream[K, V]) GroupByKey(opts ...Option) Grouped[K, V] {
 	return Grouped[K, V]{s: s, name: collect(opts).name, repartition: s.rekeyed}
@@ -138,8 +140,9 @@ func zero() int64 { return 0 }
 func increment[K, V any](_ K, _ V, n int64) int64 { return n + 1 }
 
 // Reduce combines the values of each key with f, the first value being the
-// initial aggregate. The stream's value serde stores the result. Kafka
-// Streams: KGroupedStream.reduce.
+// initial aggregate. The stream's value serde stores the result. Records
+// with a null key or value are dropped and counted; f never sees a null.
+// Kafka Streams: KGroupedStream.reduce.
 func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[K, V] {
 	return aggregate(g, opts, "Reduce", "KSTREAM-REDUCE", g.s.values,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
@@ -148,7 +151,8 @@ func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[K, 
 }
 
 // Aggregate folds the values of each key into an aggregate of type A,
-// starting from init(); aggs stores the aggregate. Kafka Streams:
+// starting from init(); aggs stores the aggregate. Records with a null key
+// or value are dropped and counted; add never sees a null. Kafka Streams:
 // KGroupedStream.aggregate.
 func Aggregate[K, V, A any](g Grouped[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
 	return aggregate(g, opts, "Aggregate", "KSTREAM-AGGREGATE", aggs,

@@ -26,7 +26,8 @@ type SlidingWindowedStream[K, V any] struct {
 	final bool
 }
 
-// WindowedBySliding cuts the grouped stream into sliding windows. Kafka
+// WindowedBySliding cuts the grouped stream into sliding windows. Its
+// aggregations drop and count records with a null key or value. Kafka
 // Streams: KGroupedStream.windowedBy(SlidingWindows). (A package
 // function, not a method, for the reason WindowedBy gives.)
 func WindowedBySliding[K, V any](g Grouped[K, V], w window.Sliding) SlidingWindowedStream[K, V] {

@@ -56,7 +56,9 @@ func (t Table[K, V]) materialize(o options, prefix, op string) string {
 
 // Filter keeps the rows for which pred holds; an update whose new value
 // fails it deletes the row downstream. With Materialized the result is
-// kept in a store. Kafka Streams: KTable.filter.
+// kept in a store. pred sees only values that exist: the new value of an
+// update that is not a delete, and the old one when there was one. Kafka
+// Streams: KTable.filter.
 func (t Table[K, V]) Filter(pred func(K, V) bool, opts ...StoreOption) Table[K, V] {
 	return t.filter(pred, true, opts)
 }
@@ -96,7 +98,8 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 
 // TableMapValues maps the table's values; values is the serde of the new
 // values (needed when the result is materialized or written). Kafka
-// Streams: KTable.mapValues.
+// Streams: KTable.mapValues. f sees only values that exist; a delete stays
+// a delete.
 func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...StoreOption) Table[K, V2] {
 	o := collect(opts)
 	store := t.materialize(o, "KTABLE-MAPVALUES", "TableMapValues")
@@ -179,6 +182,8 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 }
 
 // Count counts the rows of each group. Kafka Streams: KGroupedTable.count.
+// (Rows left out by the TableGroupBy mapper, and deletes of rows that were
+// never counted, change nothing.)
 func (g GroupedTable[K, V]) Count(opts ...StoreOption) Table[K, int64] {
 	return tableAggregate(g, opts, "GroupedTable.Count", "KTABLE-AGGREGATE", serde.Int64,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, operators.Change[V]], error) {
@@ -189,7 +194,8 @@ func (g GroupedTable[K, V]) Count(opts ...StoreOption) Table[K, int64] {
 func decrement[K, V any](_ K, _ V, n int64) int64 { return n - 1 }
 
 // Reduce combines the values of each group: add folds a new value in, sub
-// takes an old one out. Kafka Streams: KGroupedTable.reduce.
+// takes an old one out; neither sees a null (a delete only subtracts).
+// Kafka Streams: KGroupedTable.reduce.
 func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...StoreOption) Table[K, V] {
 	return tableAggregate(g, opts, "GroupedTable.Reduce", "KTABLE-REDUCE", g.vals,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, operators.Change[V]], error) {
@@ -198,7 +204,8 @@ func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...StoreOptio
 }
 
 // TableAggregate folds the values of each group into an aggregate: add
-// folds a new value in, sub takes an old one out. Kafka Streams:
+// folds a new value in, sub takes an old one out. Neither sees a null: a
+// delete only subtracts, an insert only adds. Kafka Streams:
 // KGroupedTable.aggregate.
 func TableAggregate[K, V, A any](g GroupedTable[K, V], init func() A, add, sub func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
 	return tableAggregate(g, opts, "TableAggregate", "KTABLE-AGGREGATE", aggs,

@@ -21,7 +21,9 @@ type TimeWindowedStream[K, V any] struct {
 }
 
 // WindowedBy cuts the grouped stream into time windows (window.Tumbling,
-// window.Hopping). Kafka Streams: KGroupedStream.windowedBy(TimeWindows).
+// window.Hopping). Its aggregations drop and count records with a null key
+// or value, as Kafka Streams' do. Kafka Streams:
+// KGroupedStream.windowedBy(TimeWindows).
 // (A package function, not a method: the aggregation's table is keyed by
 // window.Windowed[K], and a method here would make Go's generic types
 // recursive.)
@@ -100,7 +102,8 @@ type SessionWindowedStream[K, V any] struct {
 }
 
 // WindowedBySession cuts the grouped stream into sessions of records at
-// most w.Gap apart. Kafka Streams: KGroupedStream.windowedBy(SessionWindows).
+// most w.Gap apart. Its aggregations drop and count records with a null
+// key or value. Kafka Streams: KGroupedStream.windowedBy(SessionWindows).
 func WindowedBySession[K, V any](g Grouped[K, V], w window.Session) SessionWindowedStream[K, V] {
 	return SessionWindowedStream[K, V]{g: g, w: w}
 }

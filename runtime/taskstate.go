@@ -283,7 +283,7 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 	}
 	var batch *state.Batch
 	var restorer interface{ Restore(key, value []byte) error }
-	if spec.Kind != topology.KeyValue {
+	if spec.Kind.SegmentPrefixLen() > 0 {
 		// Window and session changelog keys become segmented store keys:
 		// restore through the store, into the DB's pending writes.
 		st, err := task.WrapStore(spec, kv)
