@@ -7,6 +7,12 @@
 // sub-topology for that task. It is immutable once compiled and can be
 // shared by any number of tasks and drivers.
 //
+// Sub-topologies are the connected parts of the graph, where nodes that
+// share a state store count as connected (they must run in one task), as
+// in Kafka Streams' node groups. The source topics of a sub-topology that
+// keeps state form a co-partition group. What each store kind means for
+// its changelog and layout is defined in stores.go.
+//
 // Describe prints the topology in the layout of Kafka Streams'
 // TopologyDescription, so a Kafka Streams user reads it at a glance; DOT and
 // Mermaid render it as a graph.
