@@ -19,7 +19,7 @@ import (
 func TestTableOldValueWithBytesSerde(t *testing.T) {
 	b := dsl.NewBuilder()
 	tbl := dsl.TableFromTopic(b, "rows", serde.String, serde.Bytes)
-	dsl.TableGroupBy(tbl, func(_ string, v []byte) (string, []byte) { return string(v[:1]), v }, serde.String, serde.Bytes).
+	dsl.TableGroupBy(tbl, func(_ string, v []byte) (dsl.Maybe[string], []byte) { return dsl.Some(string(v[:1])), v }, serde.String, serde.Bytes).
 		Count().ToStream().To("counts", serde.String, serde.Int64)
 	topo, err := b.Build()
 	if err != nil {

@@ -90,7 +90,7 @@ func TestDescribeSplitMergeTableAggregation(t *testing.T) {
 	all.To("orders-flagged", serde.String, serde.Int64)
 
 	users := dsl.TableFromTopic(b, "users", serde.String, serde.String, dsl.Named("users"))
-	perRegion := dsl.TableGroupBy(users, func(user, region string) (string, string) { return region, user },
+	perRegion := dsl.TableGroupBy(users, func(user, region string) (dsl.Maybe[string], string) { return dsl.Some(region), user },
 		serde.String, serde.String).Count(dsl.Named("users-per-region"))
 	perRegion.ToStream().To("region-counts", serde.String, serde.Int64)
 

@@ -15,7 +15,7 @@
 //	b := dsl.NewBuilder()
 //	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
 //	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) { ... })
-//	counts := dsl.GroupBy(words, func(_, w string) string { return w }, serde.String).
+//	counts := dsl.GroupByValue(words, func(w string) string { return w }, serde.String).
 //		Count(dsl.Named("counts"))
 //	counts.ToStream().To("word-counts", serde.String, serde.Int64)
 //	topo, err := b.Build()
@@ -26,8 +26,12 @@
 // followed by a stateful one inserts "<name>-repartition" so that records
 // of a key meet in one task. Errors are collected while the pipeline is
 // built and reported by Build, each naming the node at fault: a missing
-// serde, a duplicate name, a store shared by two sub-topologies, an empty
-// topology.
+// serde, a duplicate name, an empty topology. Nodes that share a store
+// (a Process node connected to a table's store, say) run in one task, so
+// Build merges their sub-topologies, as Kafka Streams does; the source
+// topics of a sub-topology that keeps state must be co-partitioned
+// (topology.Topology.CoPartitionGroups), which the runtime checks at
+// start-up.
 //
 // # Names
 //
@@ -49,10 +53,43 @@
 //
 // # Nulls
 //
-// A Kafka null key or value is flagged on the record (operators.Record's
-// NullKey and Tombstone) rather than decoded. As in Kafka Streams, stream
-// aggregations and repartitions drop records with a null key, aggregations
-// skip null values, and for tables a null value deletes the key.
+// A Kafka null key or value is never handed to user code as a zero value.
+// Records carry it as a flag (operators.Record's NullKey and Tombstone, or
+// MaybeKey and MaybeValue), and where a function must see or make one, the
+// type says so: Maybe[V] (Some, None) is the DSL's absent value, also for
+// the absent side of outer joins. The rule for a function that takes a key
+// or value: it is not called with a null, and the operation does what it
+// can without it:
+//
+//   - FromTopic, FromTopics: nulls are read as nulls; a Timestamps
+//     extractor gets the key and value as Maybe.
+//   - Filter, FilterNot, Peek: the record passes on untouched, the function
+//     is not called. Foreach: not called. Split: the record goes to the
+//     default branch, or is dropped if there is none. Merge, Repartition's
+//     tombstones: passed on.
+//   - MapValues, FlatMapValues: a tombstone is forwarded as one tombstone;
+//     a null key with a value is mapped and stays null.
+//   - Map, FlatMap, SelectKey, GroupBy: a record with a null key or value
+//     is dropped and counted ("null-key", "null-value": a null key wins
+//     when both are null). GroupByValue keys a null-key record from its
+//     value and drops tombstones.
+//   - FilterNullable, PeekNullable, MapNullable, MapValuesNullable,
+//     SelectKeyNullable: the function gets the key and value as Maybe and
+//     decides; an absent result is written as a Kafka null.
+//   - Process: the processor sees every record with its flags.
+//   - Repartition and the repartition before an aggregation: a null key is
+//     dropped and counted by the "-repartition-filter" node.
+//   - Count, Reduce, Aggregate and the windowed and session aggregations:
+//     a null key or value is dropped and counted, as in Kafka Streams.
+//   - To: a null is written as a Kafka null, without the serde. ToFunc's
+//     extractor gets the key and value as Maybe.
+//   - TableFromTopic: a tombstone deletes its key (a delete of an absent
+//     key is not forwarded); a null key is dropped and counted.
+//   - Table Filter, TableMapValues, TableGroupBy and the table
+//     aggregations see the old and new values of an update only where
+//     they exist (operators.Change's HasNew and HasOld); ToStream turns a
+//     delete into a tombstone. A TableGroupBy mapper that returns None for
+//     the key leaves that row out, as Kafka Streams skips a null key.
 //
 // # Event time and windows
 //

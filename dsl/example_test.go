@@ -24,7 +24,7 @@ func Example() {
 			emit(strings.ToLower(w))
 		}
 	})
-	counts := dsl.GroupBy(words, func(_, w string) string { return w }, serde.String).
+	counts := dsl.GroupByValue(words, func(w string) string { return w }, serde.String).
 		Count(dsl.Named("counts"))
 	counts.ToStream().To("word-counts", serde.String, serde.Int64)
 	topo, err := b.Build()
@@ -126,7 +126,7 @@ func ExampleStream_Split() {
 func ExampleTableGroupBy() {
 	b := dsl.NewBuilder()
 	users := dsl.TableFromTopic(b, "user-regions", serde.String, serde.String)
-	perRegion := dsl.TableGroupBy(users, func(user, region string) (string, string) { return region, user },
+	perRegion := dsl.TableGroupBy(users, func(user, region string) (dsl.Maybe[string], string) { return dsl.Some(region), user },
 		serde.String, serde.String).Count(dsl.Named("users-per-region"))
 	perRegion.ToStream().To("region-counts", serde.String, serde.Int64)
 	topo, _ := b.Build()

@@ -1,6 +1,8 @@
 package dsl
 
 import (
+	"fmt"
+
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -16,13 +18,18 @@ type Grouped[K, V any] struct {
 	repartition bool
 }
 
-// GroupByKey groups the stream by its current key. Kafka Streams:
+// GroupByKey groups the stream by its current key. Records with a null
+// key are dropped and counted by the aggregation (or by the repartition
+// before it), tombstones by the aggregation. Kafka Streams:
 // KStream.groupByKey.
 func (s Stream[K, V]) GroupByKey(opts ...Option) Grouped[K, V] {
 	return Grouped[K, V]{s: s, name: collect(opts).name, repartition: s.rekeyed}
 }
 
 // GroupBy groups the stream by the key f selects, always repartitioning.
+// A record with a null key or value is dropped without calling f and
+// counted ("null-key", "null-value"): group a topic written without keys
+// with GroupByValue, or SelectKeyNullable then GroupByKey.
 // keys is the serde of the new key. Named names the key-selecting node and
 // the repartition topic, as Grouped.as does in Kafka Streams.
 // Kafka Streams: KStream.groupBy.
@@ -33,9 +40,29 @@ func GroupBy[K, V, K2 any](s Stream[K, V], f func(K, V) K2, keys serde.Serde[K2]
 	return Grouped[K2, V]{s: rekeyed, name: o.name, repartition: true}
 }
 
+// GroupByValue groups the stream by the key f selects from each record's
+// value: GroupBy for a selector that does not look at the key, which also
+// groups records with a null key (a topic written without keys). A
+// tombstone is dropped without calling f and counted ("null-value"), as
+// the aggregation would drop it. Always repartitions; Named as for
+// GroupBy. Kafka Streams: KStream.groupBy with a selector that ignores the
+// key.
+func GroupByValue[K, V, K2 any](s Stream[K, V], f func(V) K2, keys serde.Serde[K2], opts ...Option) Grouped[K2, V] {
+	o := collect(opts)
+	name := s.b.nameOr(o.name, "KSTREAM-KEY-SELECT")
+	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V]) (operators.Node[K, V], error) {
+		return operators.SelectKeyFromValue[K](ctx, name, f, next), nil
+	}, s.node)
+	rekeyed := Stream[K2, V]{b: s.b, node: n, keys: keys, values: s.values, rekeyed: true}
+	return Grouped[K2, V]{s: rekeyed, name: o.name, repartition: true}
+}
+
 // storeSpec returns the key-value store of a stateful operation: the name
 // from Materialized, else from Named, else generated from prefix.
-func (b *Builder) storeSpec(o options, prefix string) *topology.StoreSpec {
+//
+// op names the operation for errors about options it does not take; ""
+// means a windowed operation, which takes them all.
+func (b *Builder) storeSpec(o options, prefix, op string) *topology.StoreSpec {
 	spec := &topology.StoreSpec{Kind: topology.KeyValue, Timestamped: true}
 	if o.store != nil {
 		spec.Name = o.store.Name
@@ -50,6 +77,19 @@ func (b *Builder) storeSpec(o options, prefix string) *topology.StoreSpec {
 	if spec.Name == "" {
 		spec.Name = b.newName(prefix + "-STATE-STORE")
 		spec.Generated = true
+	}
+	if o.store != nil && o.store.EnableCaching {
+		what := op
+		if what == "" {
+			what = "a windowed aggregation"
+		}
+		b.errs = append(b.errs, &topology.BuildError{Store: spec.Name, Msg: fmt.Sprintf(
+			"option Materialized(StoreOptions{EnableCaching: true}) does not apply to %s: the stores of DSL operations are cached unless DisableCaching is set", what)})
+	}
+	if op != "" && o.store != nil && o.store.Retention != 0 {
+		b.errs = append(b.errs, &topology.BuildError{Store: spec.Name, Msg: fmt.Sprintf(
+			"option Materialized(StoreOptions{Retention: %v}) does not apply to %s: only windowed and session aggregations keep a retention",
+			o.store.Retention, op)})
 	}
 	b.addStore(spec)
 	return spec
@@ -79,11 +119,11 @@ func (g Grouped[K, V]) input(name string, spec *topology.StoreSpec, hasValueSerd
 
 // aggregate adds a stream aggregation: processor name, store, the
 // repartition step if needed, and the node mk builds.
-func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix string, aggs serde.Serde[A],
 	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error)) Table[K, A] {
 	b := g.s.b
 	o := collect(opts)
-	spec := b.storeSpec(o, prefix)
+	spec := b.storeSpec(o, prefix, op)
 	name := b.nameOr(o.name, prefix)
 	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
@@ -96,8 +136,8 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, aggs 
 // Count counts the records of each key into a table (Int64 values). Records
 // with a null key or value are dropped and counted. Kafka Streams:
 // KGroupedStream.count.
-func (g Grouped[K, V]) Count(opts ...Option) Table[K, int64] {
-	return aggregate(g, opts, "KSTREAM-AGGREGATE", serde.Int64,
+func (g Grouped[K, V]) Count(opts ...StoreOption) Table[K, int64] {
+	return aggregate(g, opts, "Count", "KSTREAM-AGGREGATE", serde.Int64,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, V], error) {
 			return operators.Aggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], next)
 		})
@@ -108,20 +148,22 @@ func zero() int64 { return 0 }
 func increment[K, V any](_ K, _ V, n int64) int64 { return n + 1 }
 
 // Reduce combines the values of each key with f, the first value being the
-// initial aggregate. The stream's value serde stores the result. Kafka
-// Streams: KGroupedStream.reduce.
-func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
-	return aggregate(g, opts, "KSTREAM-REDUCE", g.s.values,
+// initial aggregate. The stream's value serde stores the result. Records
+// with a null key or value are dropped and counted; f never sees a null.
+// Kafka Streams: KGroupedStream.reduce.
+func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[K, V] {
+	return aggregate(g, opts, "Reduce", "KSTREAM-REDUCE", g.s.values,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
 			return operators.Reduce(ctx, node, store, keys, g.s.values, f, next)
 		})
 }
 
 // Aggregate folds the values of each key into an aggregate of type A,
-// starting from init(); aggs stores the aggregate. Kafka Streams:
+// starting from init(); aggs stores the aggregate. Records with a null key
+// or value are dropped and counted; add never sees a null. Kafka Streams:
 // KGroupedStream.aggregate.
-func Aggregate[K, V, A any](g Grouped[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[K, A] {
-	return aggregate(g, opts, "KSTREAM-AGGREGATE", aggs,
+func Aggregate[K, V, A any](g Grouped[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
+	return aggregate(g, opts, "Aggregate", "KSTREAM-AGGREGATE", aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error) {
 			return operators.Aggregate(ctx, node, store, keys, aggs, init, add, next)
 		})

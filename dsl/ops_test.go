@@ -457,8 +457,8 @@ func TestToAndToFunc(t *testing.T) {
 	b := dsl.NewBuilder()
 	s := dsl.FromTopic(b, "in", serde.String, serde.Int64)
 	s.To("all", nil, nil)
-	s.ToFunc(func(_ string, v int64) string {
-		if v < 0 {
+	s.ToFunc(func(_ dsl.Maybe[string], v dsl.Maybe[int64]) string {
+		if v.Or(0) < 0 {
 			return "negative"
 		}
 		return "positive"
@@ -538,26 +538,42 @@ func TestStreamAggregationsSkipNulls(t *testing.T) {
 
 func sum(agg, v int64) int64 { return agg + v }
 
-// GroupBy gives a null-key record the key its selector returns (as Kafka
-// Streams calls the selector with a null key), and a tombstone keeps its
-// null value through the repartition topic, where the aggregation drops it.
+// GroupBy does not call its selector for a record with a null key or
+// value: it drops and counts it. GroupByValue keys a null-key record from
+// its value (as Kafka Streams' groupBy with a selector that ignores the
+// key) and drops a tombstone, which the aggregation would drop.
 func TestGroupByNulls(t *testing.T) {
-	b := dsl.NewBuilder()
-	dsl.GroupBy(dsl.FromTopic(b, "in", serde.String, serde.Int64), func(_ string, _ int64) string { return "all" }, serde.String).
-		Count(dsl.Named("agg")).ToStream().To("out", nil, nil)
-	d, _ := opsDriver(t, b)
-	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
-	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64)
+	for _, byValue := range []bool{false, true} {
+		b := dsl.NewBuilder()
+		s := dsl.FromTopic(b, "in", serde.String, serde.Int64)
+		var g dsl.Grouped[string, int64]
+		if byValue {
+			g = dsl.GroupByValue(s, func(int64) string { return "all" }, serde.String, dsl.Named("sel"))
+		} else {
+			g = dsl.GroupBy(s, func(string, int64) string { return "all" }, serde.String, dsl.Named("sel"))
+		}
+		g.Count(dsl.Named("agg")).ToStream().To("out", nil, nil)
+		d, _ := opsDriver(t, b)
+		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
+		out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64)
 
-	opsOK(t, in.PipeValue(1))
-	opsOK(t, in.PipeTombstone("a", 2))
-	opsOK(t, in.PipeAt("b", 3, 3))
-	opsWant(t, "out", opsRead(t, out), []string{"all=1@0", "all=2@3"})
-	if n := d.DroppedRecords("agg", "null-value"); n != 1 {
-		t.Errorf("null values dropped = %d, want 1", n)
-	}
-	if n := d.DroppedRecords("agg-repartition-filter", "null-key") + d.DroppedRecords("agg", "null-key"); n != 0 {
-		t.Errorf("null keys dropped = %d, want 0", n)
+		opsOK(t, in.PipeValue(1))
+		opsOK(t, in.PipeTombstone("a", 2))
+		opsOK(t, in.PipeAt("b", 3, 3))
+		want, nullKeys := []string{"all=1@3"}, int64(1)
+		if byValue {
+			want, nullKeys = []string{"all=1@0", "all=2@3"}, 0
+		}
+		opsWant(t, fmt.Sprintf("out (GroupByValue %v)", byValue), opsRead(t, out), want)
+		if n := d.DroppedRecords("sel", "null-value"); n != 1 {
+			t.Errorf("GroupByValue %v: null values dropped by the selector = %d, want 1", byValue, n)
+		}
+		if n := d.DroppedRecords("sel", "null-key"); n != nullKeys {
+			t.Errorf("GroupByValue %v: null keys dropped by the selector = %d, want %d", byValue, n, nullKeys)
+		}
+		if n := d.DroppedRecords("sel-repartition-filter", "null-key") + d.DroppedRecords("agg", "null-key") + d.DroppedRecords("agg", "null-value"); n != 0 {
+			t.Errorf("GroupByValue %v: nulls dropped after the selector = %d, want 0", byValue, n)
+		}
 	}
 }
 
@@ -987,21 +1003,6 @@ func TestBuildErrors(t *testing.T) {
 			},
 			want: []string{"node f:", "duplicate"},
 			node: "f",
-		},
-		{
-			name: "store in two sub-topologies",
-			build: func(b *dsl.Builder) error {
-				store := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "shared"}, serde.String, serde.Int64)
-				for _, topic := range []string{"a", "b"} {
-					s := dsl.FromTopic(b, topic, serde.String, serde.String)
-					dsl.Process(s, func() operators.Processor[string, string, string, string] { return &visits{store: store} },
-						dsl.ConnectStores(store), dsl.Named("visits-"+topic))
-				}
-				_, err := b.Build()
-				return err
-			},
-			want: []string{"store shared", "visits-a", "visits-b", "sub-topology"},
-			node: "visits-b",
 		},
 		{
 			name: "empty topology",

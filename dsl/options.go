@@ -2,9 +2,56 @@ package dsl
 
 import "time"
 
-// Option configures a DSL operation. Operations ignore options that do not
-// apply to them.
-type Option interface{ apply(*options) }
+// Options. Each operation takes the kind of option that applies to it, so
+// that an option given to an operation it does not configure is a compile
+// error: Option (Named alone) for the stateless operations, StoreOption
+// (Named, Materialized) for those that keep state, SourceOption (Named and
+// the timestamp options) for streams read from topics, TableSourceOption
+// for tables read from topics, RepartitionOption (Named, Partitions) for
+// Repartition and ProcessOption (Named, ConnectStores) for Process. What
+// the compiler cannot see (a StoreOptions field the operation has no use
+// for, an extractor of the wrong types) is a Build error naming the option
+// and the operation.
+
+// Option configures any DSL operation: the options every operation takes
+// (Named).
+type Option interface {
+	apply(*options)
+	anyOperation()
+}
+
+// StoreOption configures an operation that keeps a state store: the
+// aggregations, TableFromTopic, and the table operations that can be
+// materialized.
+type StoreOption interface {
+	apply(*options)
+	storeOperation()
+}
+
+// SourceOption configures FromTopic and FromTopics.
+type SourceOption interface {
+	apply(*options)
+	sourceOperation()
+}
+
+// TableSourceOption configures TableFromTopic: the options of sources and
+// of stores.
+type TableSourceOption interface {
+	apply(*options)
+	tableSourceOperation()
+}
+
+// RepartitionOption configures Repartition.
+type RepartitionOption interface {
+	apply(*options)
+	repartitionOperation()
+}
+
+// ProcessOption configures Process.
+type ProcessOption interface {
+	apply(*options)
+	processOperation()
+}
 
 type options struct {
 	name       string
@@ -19,25 +66,32 @@ type options struct {
 	onInvalid InvalidTimestampPolicy
 }
 
-type optionFunc func(*options)
-
-func (f optionFunc) apply(o *options) { f(o) }
-
-func collect(opts []Option) options {
+func collect[O interface{ apply(*options) }](opts []O) options {
 	var o options
 	for _, opt := range opts {
-		if opt != nil {
+		if any(opt) != nil {
 			opt.apply(&o)
 		}
 	}
 	return o
 }
 
+// NameOption is the option Named returns; every operation takes it.
+type NameOption struct{ name string }
+
+func (n NameOption) apply(o *options)    { o.name = n.name }
+func (NameOption) anyOperation()         {}
+func (NameOption) storeOperation()       {}
+func (NameOption) sourceOperation()      {}
+func (NameOption) tableSourceOperation() {}
+func (NameOption) repartitionOperation() {}
+func (NameOption) processOperation()     {}
+
 // Named names an operation: its processor node, and for a stateful one also
 // its state store and the internal topics derived from it
 // ("<name>-repartition", "<name>-changelog"). Kafka Streams: Named.as,
 // and Materialized.as for the store.
-func Named(name string) Option { return optionFunc(func(o *options) { o.name = name }) }
+func Named(name string) NameOption { return NameOption{name: name} }
 
 // StoreOptions configure the state store of a stateful operation. The zero
 // value is Kafka Streams' default: a persistent (Pebble) store, logged to a
@@ -51,8 +105,15 @@ type StoreOptions struct {
 	// DisableLogging: no changelog topic (Materialized.withLoggingDisabled).
 	DisableLogging bool
 	// DisableCaching: no record cache, every update is forwarded
-	// (Materialized.withCachingDisabled).
+	// (Materialized.withCachingDisabled). The stores of DSL operations are
+	// cached unless it is set.
 	DisableCaching bool
+	// EnableCaching puts a store added with AddKeyValueStore behind the
+	// record cache. Such stores are not cached unless it is set, as Kafka
+	// Streams' store builders (StoreBuilder.withCachingEnabled): a
+	// processor's writes are logged one by one. It applies to
+	// AddKeyValueStore only; elsewhere it is a Build error.
+	EnableCaching bool
 	// ChangelogConfig overrides configs of the changelog topic
 	// (Materialized.withLoggingEnabled(config)).
 	ChangelogConfig map[string]string
@@ -60,33 +121,54 @@ type StoreOptions struct {
 	// store after the window starts (sessions: after they end), measured
 	// against stream time; zero means the least that serves the windows:
 	// size + grace (sessions: gap + grace). A shorter retention is an
-	// error. The changelog keeps records a day longer, as Kafka Streams'.
-	// Kafka Streams: Materialized.withRetention.
+	// error, and so is a retention for a store that is not windowed. The
+	// changelog keeps records a day longer, as Kafka Streams'. Kafka
+	// Streams: Materialized.withRetention.
 	Retention time.Duration
 }
+
+// MaterializedOption is the option Materialized returns.
+type MaterializedOption struct{ store StoreOptions }
+
+func (m MaterializedOption) apply(o *options)    { s := m.store; o.store = &s }
+func (MaterializedOption) storeOperation()       {}
+func (MaterializedOption) tableSourceOperation() {}
 
 // Materialized sets the store of a stateful operation, or makes a table
 // operation (Filter, MapValues) keep its result in a store. Kafka Streams:
 // Materialized.
-func Materialized(s StoreOptions) Option {
-	return optionFunc(func(o *options) { o.store = &s })
-}
+func Materialized(s StoreOptions) MaterializedOption { return MaterializedOption{store: s} }
+
+// PartitionsOption is the option Partitions returns.
+type PartitionsOption struct{ n int32 }
+
+func (p PartitionsOption) apply(o *options)    { o.partitions = p.n }
+func (PartitionsOption) repartitionOperation() {}
 
 // Partitions sets the partition count of the topic created by Repartition;
-// the default is the partition count of the input.
-func Partitions(n int32) Option { return optionFunc(func(o *options) { o.partitions = n }) }
+// the default is the partition count of the input. Kafka Streams:
+// Repartitioned.withNumberOfPartitions.
+func Partitions(n int32) PartitionsOption { return PartitionsOption{n: n} }
 
-// StoreRef is a handle of a store declared with AddKeyValueStore.
+// StoreRef is a handle of a store a processor can be connected to: a store
+// declared with AddKeyValueStore, or a materialized Table.
 type StoreRef interface {
 	StoreName() string
 }
 
-// ConnectStores gives a processor added with Process access to stores
-// declared with AddKeyValueStore.
-func ConnectStores(stores ...StoreRef) Option {
-	return optionFunc(func(o *options) {
-		for _, s := range stores {
-			o.stores = append(o.stores, s.StoreName())
-		}
-	})
+// ConnectStoresOption is the option ConnectStores returns.
+type ConnectStoresOption struct{ stores []string }
+
+func (c ConnectStoresOption) apply(o *options) { o.stores = append(o.stores, c.stores...) }
+func (ConnectStoresOption) processOperation()  {}
+
+// ConnectStores gives a processor added with Process access to stores: ones
+// declared with AddKeyValueStore, or a table's (open it with
+// OpenTableStore). Kafka Streams: the stateStoreNames of KStream.process.
+func ConnectStores(stores ...StoreRef) ConnectStoresOption {
+	var c ConnectStoresOption
+	for _, s := range stores {
+		c.stores = append(c.stores, s.StoreName())
+	}
+	return c
 }

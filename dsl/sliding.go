@@ -26,7 +26,8 @@ type SlidingWindowedStream[K, V any] struct {
 	final bool
 }
 
-// WindowedBySliding cuts the grouped stream into sliding windows. Kafka
+// WindowedBySliding cuts the grouped stream into sliding windows. Its
+// aggregations drop and count records with a null key or value. Kafka
 // Streams: KGroupedStream.windowedBy(SlidingWindows). (A package
 // function, not a method, for the reason WindowedBy gives.)
 func WindowedBySliding[K, V any](g Grouped[K, V], w window.Sliding) SlidingWindowedStream[K, V] {
@@ -46,7 +47,7 @@ func (s SlidingWindowedStream[K, V]) EmitFinal() SlidingWindowedStream[K, V] {
 // null key or value are dropped and counted; so are records for closed
 // windows ("late"). Kafka Streams: TimeWindowedKStream.count over
 // SlidingWindows.
-func (s SlidingWindowedStream[K, V]) Count(opts ...Option) Table[window.Windowed[K], int64] {
+func (s SlidingWindowedStream[K, V]) Count(opts ...StoreOption) Table[window.Windowed[K], int64] {
 	return SlidingAggregate(s, zero, increment[K, V], serde.Int64, opts...)
 }
 
@@ -54,7 +55,7 @@ func (s SlidingWindowedStream[K, V]) Count(opts ...Option) Table[window.Windowed
 // first value of a window being its initial aggregate. The stream's value
 // serde stores the result. Kafka Streams: TimeWindowedKStream.reduce over
 // SlidingWindows.
-func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[window.Windowed[K], V] {
+func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[window.Windowed[K], V] {
 	w, final, values := s.w, s.final, s.g.s.values
 	return slidingWindowed(s, opts, "KSTREAM-REDUCE", values,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[V]]) (operators.Node[K, V], error) {
@@ -67,7 +68,7 @@ func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) 
 // aggregate. A new window may start from the stored aggregate of another
 // window that holds the same earlier records rather than from init().
 // Kafka Streams: TimeWindowedKStream.aggregate over SlidingWindows.
-func SlidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[window.Windowed[K], A] {
+func SlidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[window.Windowed[K], A] {
 	w, final := s.w, s.final
 	return slidingWindowed(s, opts, "KSTREAM-AGGREGATE", aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
@@ -76,7 +77,7 @@ func SlidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A,
 }
 
 // slidingWindowed adds a sliding-window aggregation whose node mk builds.
-func slidingWindowed[K, V, A any](s SlidingWindowedStream[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+func slidingWindowed[K, V, A any](s SlidingWindowedStream[K, V], opts []StoreOption, prefix string, aggs serde.Serde[A],
 	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error)) Table[window.Windowed[K], A] {
 	w := s.w
 	tbl := windowedAggregate(s.g, opts, prefix, topology.Window, w.Validate(), 2*w.TimeDifference+w.Grace, aggs, mk)

@@ -1,6 +1,8 @@
 package dsl
 
 import (
+	"fmt"
+
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
@@ -17,7 +19,9 @@ type KeyValueStoreRef[K, V any] struct {
 }
 
 // AddKeyValueStore declares a key-value store for user processors (Kafka
-// Streams: StreamsBuilder.addStateStore). s.Name is required.
+// Streams: StreamsBuilder.addStateStore). s.Name is required. As Kafka
+// Streams' store builders, the store is logged but not cached unless
+// s.EnableCaching is set: every write reaches the changelog.
 func AddKeyValueStore[K, V any](b *Builder, s StoreOptions, keys serde.Serde[K], values serde.Serde[V]) *KeyValueStoreRef[K, V] {
 	if s.Name == "" {
 		b.fail("", "AddKeyValueStore needs StoreOptions.Name")
@@ -25,9 +29,16 @@ func AddKeyValueStore[K, V any](b *Builder, s StoreOptions, keys serde.Serde[K],
 	if keys == nil || values == nil {
 		b.fail("", "store %s needs a key and a value serde", s.Name)
 	}
+	if s.Retention != 0 {
+		b.errs = append(b.errs, &topology.BuildError{Store: s.Name, Msg: fmt.Sprintf(
+			"StoreOptions{Retention: %v} does not apply to AddKeyValueStore: a key-value store keeps no retention", s.Retention)})
+	}
+	if s.DisableCaching && s.EnableCaching {
+		b.errs = append(b.errs, &topology.BuildError{Store: s.Name, Msg: "StoreOptions sets both DisableCaching and EnableCaching"})
+	}
 	b.addStore(&topology.StoreSpec{
 		Name: s.Name, Kind: topology.KeyValue, InMemory: s.InMemory, DisableLogging: s.DisableLogging,
-		DisableCaching: s.DisableCaching, ChangelogConfig: s.ChangelogConfig,
+		DisableCaching: !s.EnableCaching, ChangelogConfig: s.ChangelogConfig,
 	})
 	return &KeyValueStoreRef[K, V]{name: s.Name, keys: keys, values: values}
 }
@@ -37,10 +48,58 @@ func (r *KeyValueStoreRef[K, V]) StoreName() string { return r.name }
 
 // Open returns the typed store for the task of ctx. Call it in the
 // processor's Init; the processor must be connected to the store.
-func (r *KeyValueStoreRef[K, V]) Open(ctx operators.Context) (*state.KV[K, V], error) {
+func (r *KeyValueStoreRef[K, V]) Open(ctx operators.ProcessingContext) (*state.KV[K, V], error) {
 	kv, err := operators.OpenKeyValueStore(ctx, r.name)
 	if err != nil {
 		return nil, err
 	}
 	return state.NewKV(kv, r.keys, r.values), nil
+}
+
+// TableStore is a read-only typed view of the store that holds a table, for
+// processors written with the Processor API (Kafka Streams: a
+// ReadOnlyKeyValueStore of ValueAndTimestamp). Open it with OpenTableStore.
+type TableStore[K, V any] struct {
+	name   string
+	store  state.KeyValueStore
+	keys   serde.Serde[K]
+	values serde.Serde[V]
+	kbuf   []byte
+}
+
+// OpenTableStore returns the store of table t for the task of ctx. Call it
+// in the processor's Init; the processor must be connected to the table
+// (ConnectStores(t)). A processor that reads the table's store runs in the
+// table's sub-topology: Build merges the sub-topologies, and their source
+// topics must then be co-partitioned. t must be materialized (StoreName is
+// not empty).
+func OpenTableStore[K, V any](ctx operators.ProcessingContext, t Table[K, V]) (*TableStore[K, V], error) {
+	if t.store == "" {
+		return nil, fmt.Errorf("sluice: table of node %s has no store: materialize it with dsl.Materialized", t.node.Name)
+	}
+	kv, err := operators.OpenKeyValueStore(ctx, t.store)
+	if err != nil {
+		return nil, err
+	}
+	return &TableStore[K, V]{name: t.store, store: kv, keys: t.keys, values: t.values}, nil
+}
+
+// Get returns the value of k and the timestamp of its last update; ok is
+// false when the table has no row for k.
+func (s *TableStore[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {
+	if s.kbuf, err = s.keys.Encode(s.kbuf[:0], k); err != nil {
+		return v, 0, false, fmt.Errorf("sluice: store %s: cannot serialize key: %w", s.name, err)
+	}
+	b, ok, err := s.store.Get(s.kbuf)
+	if err != nil || !ok {
+		return v, 0, false, err
+	}
+	ts, raw, err := operators.DecodeTimestamped(b)
+	if err != nil {
+		return v, 0, false, fmt.Errorf("sluice: store %s: %w", s.name, err)
+	}
+	if v, err = s.values.Decode(raw); err != nil {
+		return v, 0, false, fmt.Errorf("sluice: store %s: cannot deserialize value: %w", s.name, err)
+	}
+	return v, ts, true, nil
 }

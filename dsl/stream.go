@@ -31,7 +31,7 @@ type Stream[K, V any] struct {
 // stamped with their Kafka timestamps unless Timestamps or
 // WallClockTimestamps says otherwise; OnInvalidTimestamp sets what happens
 // to a negative one. Kafka Streams: StreamsBuilder.stream(Collection<String>).
-func FromTopics[K, V any](b *Builder, topics []string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Stream[K, V] {
+func FromTopics[K, V any](b *Builder, topics []string, keys serde.Serde[K], values serde.Serde[V], opts ...SourceOption) Stream[K, V] {
 	o := collect(opts)
 	name := b.nameOr(o.name, "KSTREAM-SOURCE")
 	if keys == nil || values == nil {
@@ -43,7 +43,7 @@ func FromTopics[K, V any](b *Builder, topics []string, keys serde.Serde[K], valu
 
 // FromTopic reads the records of topic as a stream, as FromTopics. Kafka
 // Streams: StreamsBuilder.stream(topic, Consumed.with(keySerde, valueSerde)).
-func FromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Stream[K, V] {
+func FromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...SourceOption) Stream[K, V] {
 	return FromTopics(b, []string{topic}, keys, values, opts...)
 }
 
@@ -84,12 +84,16 @@ func (s Stream[K, V]) WithValueSerde(values serde.Serde[V]) Stream[K, V] {
 	return s
 }
 
-// Filter keeps the records for which pred returns true.
+// Filter keeps the records for which pred returns true. A record with a
+// null key or value is kept without calling pred (FilterNullable decides
+// on those too). Kafka Streams: KStream.filter.
 func (s Stream[K, V]) Filter(pred func(K, V) bool, opts ...Option) Stream[K, V] {
 	return s.filter(pred, true, opts)
 }
 
-// FilterNot drops the records for which pred returns true.
+// FilterNot drops the records for which pred returns true. A record with
+// a null key or value is kept without calling pred. Kafka Streams:
+// KStream.filterNot.
 func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, V] {
 	return s.filter(pred, false, opts)
 }
@@ -101,7 +105,19 @@ func (s Stream[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) Str
 	}, s.node))
 }
 
-// Peek calls f for each record and passes the record on.
+// FilterNullable keeps the records for which pred returns true; pred sees
+// the key and value as Maybe, absent for a Kafka null, so it decides on
+// tombstones and null keys too.
+func (s Stream[K, V]) FilterNullable(pred func(k Maybe[K], v Maybe[V]) bool, opts ...Option) Stream[K, V] {
+	name := s.b.nameOr(collect(opts).name, "KSTREAM-FILTER")
+	return s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
+		return operators.FilterNullable(pred, true, next)
+	}, s.node))
+}
+
+// Peek calls f for each record and passes the record on. f is not called
+// for a record with a null key or value, which is passed on all the same
+// (PeekNullable sees those too). Kafka Streams: KStream.peek.
 func (s Stream[K, V]) Peek(f func(K, V), opts ...Option) Stream[K, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-PEEK")
 	return s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
@@ -109,7 +125,18 @@ func (s Stream[K, V]) Peek(f func(K, V), opts ...Option) Stream[K, V] {
 	}, s.node))
 }
 
-// Foreach calls f for each record; it ends the stream.
+// PeekNullable calls f for each record, with its key and value as Maybe
+// (absent for a Kafka null), and passes the record on.
+func (s Stream[K, V]) PeekNullable(f func(k Maybe[K], v Maybe[V]), opts ...Option) Stream[K, V] {
+	name := s.b.nameOr(collect(opts).name, "KSTREAM-PEEK")
+	return s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
+		return operators.PeekNullable(f, next)
+	}, s.node))
+}
+
+// Foreach calls f for each record; it ends the stream. f is not called for
+// a record with a null key or value (use PeekNullable to see those).
+// Kafka Streams: KStream.foreach.
 func (s Stream[K, V]) Foreach(f func(K, V), opts ...Option) {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FOREACH")
 	stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
@@ -118,7 +145,8 @@ func (s Stream[K, V]) Foreach(f func(K, V), opts ...Option) {
 }
 
 // Merge returns a stream of the records of s and other, each partition's
-// records in their order. Both must come from the same Builder.
+// records in their order; nulls pass unchanged. Both must come from the
+// same Builder.
 func (s Stream[K, V]) Merge(other Stream[K, V], opts ...Option) Stream[K, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-MERGE")
 	if other.b != s.b {
@@ -137,18 +165,21 @@ func (s Stream[K, V]) Merge(other Stream[K, V], opts ...Option) Stream[K, V] {
 }
 
 // To writes the records to topic with the given serdes (nil: the stream's).
+// A null key or value is written as a Kafka null, without the serde.
 // Kafka Streams: KStream.to(topic, Produced.with(keySerde, valueSerde)).
 func (s Stream[K, V]) To(topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) {
 	s.to(topic, nil, keys, values, opts)
 }
 
 // ToFunc writes each record to the topic extract returns for it (Kafka
-// Streams' TopicNameExtractor). The topics must exist.
-func (s Stream[K, V]) ToFunc(extract func(K, V) string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) {
+// Streams' TopicNameExtractor). extract sees the key and value as Maybe,
+// absent for a Kafka null, which is written as a null. The topics must
+// exist.
+func (s Stream[K, V]) ToFunc(extract func(k Maybe[K], v Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) {
 	s.to("", extract, keys, values, opts)
 }
 
-func (s Stream[K, V]) to(topic string, extract func(K, V) string, keys serde.Serde[K], values serde.Serde[V], opts []Option) {
+func (s Stream[K, V]) to(topic string, extract func(Maybe[K], Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V], opts []Option) {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-SINK")
 	keys, values = s.serdes(name, keys, values)
 	var topics []string
@@ -187,7 +218,7 @@ func (s Stream[K, V]) serdes(node string, keys serde.Serde[K], values serde.Serd
 // "<application.id>-<name>-repartition", so that records are partitioned by
 // their current key, and reads it back; records with a null key are dropped.
 // Kafka Streams: KStream.repartition.
-func (s Stream[K, V]) Repartition(opts ...Option) Stream[K, V] {
+func (s Stream[K, V]) Repartition(opts ...RepartitionOption) Stream[K, V] {
 	o := collect(opts)
 	base := o.name
 	if base == "" {
@@ -234,11 +265,13 @@ func (s Stream[K, V]) throughTopic(topic, sinkName, sourceName string, partition
 }
 
 // Process runs a processor written with the Processor API on every record;
-// supplier is called once per task. Stores the processor uses must be
+// supplier is called once per task. The processor sees every record,
+// nulls included: a record's NullKey and Tombstone flags (or MaybeKey and
+// MaybeValue) say whether its key or value is a Kafka null. Stores the processor uses must be
 // declared with AddKeyValueStore and connected with ConnectStores. The
 // output may have new keys: a stateful operation downstream repartitions.
 // Kafka Streams: KStream.process.
-func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() operators.Processor[K, V, K2, V2], opts ...Option) Stream[K2, V2] {
+func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() operators.Processor[K, V, K2, V2], opts ...ProcessOption) Stream[K2, V2] {
 	o := collect(opts)
 	name := o.name
 	if name == "" {
@@ -259,38 +292,85 @@ func carry[T, U any](s serde.Serde[T]) serde.Serde[U] {
 
 // Map replaces each record's key and value; the stream is rekeyed. Set the
 // serdes of the new types with WithKeySerde and WithValueSerde where a
-// later operation needs them.
+// later operation needs them. A record with a null key or value is
+// dropped without calling f and counted ("null-key", "null-value"); use
+// MapNullable to map those. Kafka Streams: KStream.map.
 func Map[K, V, K2, V2 any](s Stream[K, V], f func(K, V) (K2, V2), opts ...Option) Stream[K2, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAP")
-	n := stateless(s.b, name, func(next operators.Node[K2, V2]) operators.Node[K, V] { return operators.Map(f, next) }, s.node)
+	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V2]) (operators.Node[K, V], error) {
+		return operators.Map(ctx, name, f, next), nil
+	}, s.node)
+	return Stream[K2, V2]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: carry[V, V2](s.values), rekeyed: true}
+}
+
+// MapNullable replaces each record's key and value, with f seeing and
+// returning them as Maybe: absent stands for a Kafka null both ways, so f
+// maps tombstones and null keys, and can return them. The stream is
+// rekeyed.
+func MapNullable[K, V, K2, V2 any](s Stream[K, V], f func(k Maybe[K], v Maybe[V]) (Maybe[K2], Maybe[V2]), opts ...Option) Stream[K2, V2] {
+	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAP")
+	n := stateless(s.b, name, func(next operators.Node[K2, V2]) operators.Node[K, V] { return operators.MapNullable(f, next) }, s.node)
 	return Stream[K2, V2]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: carry[V, V2](s.values), rekeyed: true}
 }
 
 // MapValues replaces each record's value and keeps its key (no
-// repartitioning needed downstream).
+// repartitioning needed downstream). A tombstone stays a tombstone: f is
+// not called for it (MapValuesNullable maps those too). A null key with a
+// value is mapped and stays null. Kafka Streams: KStream.mapValues.
 func MapValues[K, V, V2 any](s Stream[K, V], f func(V) V2, opts ...Option) Stream[K, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAPVALUES")
 	n := stateless(s.b, name, func(next operators.Node[K, V2]) operators.Node[K, V] { return operators.MapValues(f, next) }, s.node)
 	return Stream[K, V2]{b: s.b, node: n, keys: s.keys, values: carry[V, V2](s.values), rekeyed: s.rekeyed}
 }
 
-// SelectKey replaces each record's key; the stream is rekeyed.
+// MapValuesNullable replaces each record's value and keeps its key; f sees
+// and returns the value as Maybe, absent for a tombstone, so it can turn a
+// tombstone into a value or a value into a tombstone.
+func MapValuesNullable[K, V, V2 any](s Stream[K, V], f func(v Maybe[V]) Maybe[V2], opts ...Option) Stream[K, V2] {
+	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAPVALUES")
+	g := func(k Maybe[K], v Maybe[V]) (Maybe[K], Maybe[V2]) { return k, f(v) }
+	n := stateless(s.b, name, func(next operators.Node[K, V2]) operators.Node[K, V] { return operators.MapNullable(g, next) }, s.node)
+	return Stream[K, V2]{b: s.b, node: n, keys: s.keys, values: carry[V, V2](s.values), rekeyed: s.rekeyed}
+}
+
+// SelectKey replaces each record's key; the stream is rekeyed. A record
+// with a null key or value is dropped without calling f and counted
+// ("null-key", "null-value"); to key the records of a topic written
+// without keys, use SelectKeyNullable. Kafka Streams: KStream.selectKey.
 func SelectKey[K, V, K2 any](s Stream[K, V], f func(K, V) K2, opts ...Option) Stream[K2, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-KEY-SELECT")
-	n := stateless(s.b, name, func(next operators.Node[K2, V]) operators.Node[K, V] { return operators.SelectKey(f, next) }, s.node)
+	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V]) (operators.Node[K, V], error) {
+		return operators.SelectKey(ctx, name, f, next), nil
+	}, s.node)
+	return Stream[K2, V]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: s.values, rekeyed: true}
+}
+
+// SelectKeyNullable replaces each record's key with what f returns; f sees
+// the key and value as Maybe (absent for a Kafka null) and returns an
+// absent key for a null key. The value, null or not, is kept. The stream
+// is rekeyed.
+func SelectKeyNullable[K, V, K2 any](s Stream[K, V], f func(k Maybe[K], v Maybe[V]) Maybe[K2], opts ...Option) Stream[K2, V] {
+	name := s.b.nameOr(collect(opts).name, "KSTREAM-KEY-SELECT")
+	g := func(k Maybe[K], v Maybe[V]) (Maybe[K2], Maybe[V]) { return f(k, v), v }
+	n := stateless(s.b, name, func(next operators.Node[K2, V]) operators.Node[K, V] { return operators.MapNullable(g, next) }, s.node)
 	return Stream[K2, V]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: s.values, rekeyed: true}
 }
 
 // FlatMap replaces each record with the records f emits; the stream is
-// rekeyed.
+// rekeyed. A record with a null key or value is dropped without calling f
+// and counted ("null-key", "null-value"). Kafka Streams: KStream.flatMap.
 func FlatMap[K, V, K2, V2 any](s Stream[K, V], f func(k K, v V, emit func(K2, V2)), opts ...Option) Stream[K2, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FLATMAP")
-	n := stateless(s.b, name, func(next operators.Node[K2, V2]) operators.Node[K, V] { return operators.FlatMap(f, next) }, s.node)
+	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V2]) (operators.Node[K, V], error) {
+		return operators.FlatMap(ctx, name, f, next), nil
+	}, s.node)
 	return Stream[K2, V2]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: carry[V, V2](s.values), rekeyed: true}
 }
 
 // FlatMapValues replaces each record with one record per value f emits,
-// with the record's key.
+// with the record's key. A tombstone is passed on as one tombstone without
+// calling f; a null key with a value is mapped and stays null. Kafka
+// Streams: KStream.flatMapValues.
 func FlatMapValues[K, V, V2 any](s Stream[K, V], f func(v V, emit func(V2)), opts ...Option) Stream[K, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FLATMAPVALUES")
 	n := stateless(s.b, name, func(next operators.Node[K, V2]) operators.Node[K, V] { return operators.FlatMapValues(f, next) }, s.node)
@@ -332,7 +412,9 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 }
 
 // Branch adds a branch of the records for which pred holds (and no earlier
-// branch's predicate did). The branch is named the split's prefix plus
+// branch's predicate did). Predicates are not called for a record with a
+// null key or value: it goes to the default branch, or is dropped without
+// one. The branch is named the split's prefix plus
 // name; an empty name means the branch's 1-based position.
 func (sp *Splitter[K, V]) Branch(name string, pred func(K, V) bool) *Splitter[K, V] {
 	if pred == nil {

@@ -28,9 +28,9 @@ func (t Table[K, V]) StoreName() string { return t.store }
 // Materialized (else generated, "<topic>-STATE-STORE-..."). Records are
 // stamped as by FromTopics (Timestamps, WallClockTimestamps,
 // OnInvalidTimestamp). Kafka Streams: StreamsBuilder.table.
-func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...Option) Table[K, V] {
+func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...TableSourceOption) Table[K, V] {
 	o := collect(opts)
-	spec := b.storeSpec(o, topic)
+	spec := b.storeSpec(o, topic, "TableFromTopic")
 	srcName, name := b.newName("KSTREAM-SOURCE"), b.newName("KTABLE-SOURCE")
 	if o.name != "" {
 		srcName, name = o.name+"-source", o.name
@@ -47,29 +47,31 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 
 // materialize returns the store a table operation keeps its result in, if
 // the Materialized option asks for one.
-func (t Table[K, V]) materialize(o options, prefix string) string {
+func (t Table[K, V]) materialize(o options, prefix, op string) string {
 	if o.store == nil {
 		return ""
 	}
-	return t.b.storeSpec(o, prefix).Name
+	return t.b.storeSpec(o, prefix, op).Name
 }
 
 // Filter keeps the rows for which pred holds; an update whose new value
 // fails it deletes the row downstream. With Materialized the result is
-// kept in a store. Kafka Streams: KTable.filter.
-func (t Table[K, V]) Filter(pred func(K, V) bool, opts ...Option) Table[K, V] {
+// kept in a store. pred sees only values that exist: the new value of an
+// update that is not a delete, and the old one when there was one. Kafka
+// Streams: KTable.filter.
+func (t Table[K, V]) Filter(pred func(K, V) bool, opts ...StoreOption) Table[K, V] {
 	return t.filter(pred, true, opts)
 }
 
 // FilterNot drops the rows for which pred holds. Kafka Streams:
 // KTable.filterNot.
-func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Table[K, V] {
+func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...StoreOption) Table[K, V] {
 	return t.filter(pred, false, opts)
 }
 
-func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) Table[K, V] {
+func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption) Table[K, V] {
 	o := collect(opts)
-	store := t.materialize(o, "KTABLE-FILTER")
+	store := t.materialize(o, "KTABLE-FILTER", "Table.Filter")
 	name := t.b.nameOr(o.name, "KTABLE-FILTER")
 	var stores []string
 	if store != "" {
@@ -96,10 +98,11 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 
 // TableMapValues maps the table's values; values is the serde of the new
 // values (needed when the result is materialized or written). Kafka
-// Streams: KTable.mapValues.
-func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...Option) Table[K, V2] {
+// Streams: KTable.mapValues. f sees only values that exist; a delete stays
+// a delete.
+func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...StoreOption) Table[K, V2] {
 	o := collect(opts)
-	store := t.materialize(o, "KTABLE-MAPVALUES")
+	store := t.materialize(o, "KTABLE-MAPVALUES", "TableMapValues")
 	name := t.b.nameOr(o.name, "KTABLE-MAPVALUES")
 	var stores []string
 	if store != "" {
@@ -126,9 +129,12 @@ type GroupedTable[K, V any] struct {
 // TableGroupBy regroups a table's rows under the key f selects, with the
 // value f returns. When a row changes, its old value is retracted from its
 // old group and its new value added to its new group, so aggregations stay
-// exact when a row moves between groups. Always repartitions. Kafka
-// Streams: KTable.groupBy.
-func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(K, V) (K2, V2), keys serde.Serde[K2], values serde.Serde[V2], opts ...Option) GroupedTable[K2, V2] {
+// exact when a row moves between groups. f is called only with values
+// that exist (not for the absent side of an insert or a delete); a row for
+// which f returns an absent key (None) is left out of every group, as
+// Kafka Streams skips a null key. Always repartitions. Kafka Streams:
+// KTable.groupBy.
+func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(k K, v V) (Maybe[K2], V2), keys serde.Serde[K2], values serde.Serde[V2], opts ...Option) GroupedTable[K2, V2] {
 	o := collect(opts)
 	name := t.b.nameOr(o.name, "KTABLE-SELECT")
 	if keys == nil || values == nil {
@@ -148,11 +154,11 @@ func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(K, V) (K2, V2), keys s
 	}
 }
 
-func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, prefix string, aggs serde.Serde[A],
 	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error)) Table[K, A] {
 	b := g.s.b
 	o := collect(opts)
-	spec := b.storeSpec(o, "KTABLE-AGGREGATE")
+	spec := b.storeSpec(o, "KTABLE-AGGREGATE", op)
 	base := g.name
 	if base == "" {
 		base = spec.Name
@@ -176,8 +182,10 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []Option, prefix str
 }
 
 // Count counts the rows of each group. Kafka Streams: KGroupedTable.count.
-func (g GroupedTable[K, V]) Count(opts ...Option) Table[K, int64] {
-	return tableAggregate(g, opts, "KTABLE-AGGREGATE", serde.Int64,
+// (Rows left out by the TableGroupBy mapper, and deletes of rows that were
+// never counted, change nothing.)
+func (g GroupedTable[K, V]) Count(opts ...StoreOption) Table[K, int64] {
+	return tableAggregate(g, opts, "GroupedTable.Count", "KTABLE-AGGREGATE", serde.Int64,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, operators.Change[V]], error) {
 			return operators.TableAggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], decrement[K, V], next)
 		})
@@ -186,19 +194,21 @@ func (g GroupedTable[K, V]) Count(opts ...Option) Table[K, int64] {
 func decrement[K, V any](_ K, _ V, n int64) int64 { return n - 1 }
 
 // Reduce combines the values of each group: add folds a new value in, sub
-// takes an old one out. Kafka Streams: KGroupedTable.reduce.
-func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...Option) Table[K, V] {
-	return tableAggregate(g, opts, "KTABLE-REDUCE", g.vals,
+// takes an old one out; neither sees a null (a delete only subtracts).
+// Kafka Streams: KGroupedTable.reduce.
+func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...StoreOption) Table[K, V] {
+	return tableAggregate(g, opts, "GroupedTable.Reduce", "KTABLE-REDUCE", g.vals,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, operators.Change[V]], error) {
 			return operators.TableReduce(ctx, node, store, keys, g.vals, add, sub, next)
 		})
 }
 
 // TableAggregate folds the values of each group into an aggregate: add
-// folds a new value in, sub takes an old one out. Kafka Streams:
+// folds a new value in, sub takes an old one out. Neither sees a null: a
+// delete only subtracts, an insert only adds. Kafka Streams:
 // KGroupedTable.aggregate.
-func TableAggregate[K, V, A any](g GroupedTable[K, V], init func() A, add, sub func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[K, A] {
-	return tableAggregate(g, opts, "KTABLE-AGGREGATE", aggs,
+func TableAggregate[K, V, A any](g GroupedTable[K, V], init func() A, add, sub func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
+	return tableAggregate(g, opts, "TableAggregate", "KTABLE-AGGREGATE", aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error) {
 			return operators.TableAggregate(ctx, node, store, keys, aggs, init, add, sub, next)
 		})

@@ -100,7 +100,7 @@ var tableTopologies = map[string]func(t *testing.T, td *datadriven.TestData, b *
 	// table name=N: a table named N (its source node and store), toStream.
 	"table": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder) (string, func(*tableCase)) {
 		name, _ := td.Arg("name")
-		var opts []dsl.Option
+		var opts []dsl.TableSourceOption
 		if name != "" {
 			opts = append(opts, dsl.Named(name))
 		}
@@ -118,7 +118,7 @@ var tableTopologies = map[string]func(t *testing.T, td *datadriven.TestData, b *
 	"filter": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder) (string, func(*tableCase)) {
 		op, _ := td.Arg("op")
 		store, _ := td.Arg("store")
-		var opts []dsl.Option
+		var opts []dsl.StoreOption
 		if store != "" {
 			opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: store}))
 		}
@@ -143,7 +143,7 @@ var tableTopologies = map[string]func(t *testing.T, td *datadriven.TestData, b *
 	// given.
 	"mapvalues": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder) (string, func(*tableCase)) {
 		store, _ := td.Arg("store")
-		var opts []dsl.Option
+		var opts []dsl.StoreOption
 		if store != "" {
 			opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: store}))
 		}
@@ -163,7 +163,7 @@ var tableTopologies = map[string]func(t *testing.T, td *datadriven.TestData, b *
 	// balances, or both ({accounts total}).
 	"accounts": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder) (string, func(*tableCase)) {
 		accounts := dsl.TableFromTopic(b, "in", serde.String, serde.JSON[account](), dsl.Named("accounts"))
-		g := dsl.TableGroupBy(accounts, func(_ string, a account) (string, int64) { return a.Region, a.Balance },
+		g := dsl.TableGroupBy(accounts, func(_ string, a account) (dsl.Maybe[string], int64) { return dsl.Some(a.Region), a.Balance },
 			serde.String, serde.Int64, dsl.Named("by-region"))
 		agg, _ := td.Arg("agg")
 		switch agg {
@@ -200,7 +200,7 @@ var tableTopologies = map[string]func(t *testing.T, td *datadriven.TestData, b *
 	// the store "users-per-region".
 	"users": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder) (string, func(*tableCase)) {
 		users := dsl.TableFromTopic(b, "in", serde.String, serde.String)
-		tb := dsl.TableGroupBy(users, func(user, region string) (string, string) { return region, user }, serde.String, serde.String).
+		tb := dsl.TableGroupBy(users, func(user, region string) (dsl.Maybe[string], string) { return dsl.Some(region), user }, serde.String, serde.String).
 			Count(dsl.Named("users-per-region"))
 		tb.ToStream().To("out", nil, nil)
 		return tb.StoreName(), func(tc *tableCase) {

@@ -25,8 +25,8 @@ import (
 
 // Timestamps sets the timestamp extractor of a source (FromTopic,
 // FromTopics, TableFromTopic): f returns the timestamp of each record, in
-// milliseconds since the Unix epoch, from its decoded key and value (the
-// zero values of their types for a Kafka null key or value), its headers
+// milliseconds since the Unix epoch, from its decoded key and value (absent
+// for a Kafka null key or value), its headers
 // (valid only during the call) and its Kafka timestamp. Typical uses read
 // an event time from a field of the value. A negative result is invalid and
 // goes to the source's policy (OnInvalidTimestamp). The default is the
@@ -34,24 +34,34 @@ import (
 //
 // f is called on the task's goroutine, once per decoded record; a record
 // that cannot be decoded is never passed to it. Its key and value types
-// must be the source's; options are untyped, so the compiler cannot check
-// that, and Build fails, naming the source, on a mismatch. The last
-// Timestamps or WallClockTimestamps option given to a source wins; other
-// operations ignore them.
+// must be the source's; the option does not carry them to the compiler,
+// so Build fails, naming the source and the option, on a mismatch. The
+// last Timestamps or WallClockTimestamps option given to a source wins;
+// only sources take them (giving one to another operation does not
+// compile).
 //
 // Kafka Streams: Consumed.withTimestampExtractor with a TimestampExtractor
 // (without the partition-time argument: use OnInvalidTimestamp's
 // UsePreviousStreamTime for that).
-func Timestamps[K, V any](f func(key K, value V, headers []operators.Header, recordTimestamp int64) int64) Option {
-	return optionFunc(func(o *options) { o.timestamps = f })
+func Timestamps[K, V any](f func(key Maybe[K], value Maybe[V], headers []operators.Header, recordTimestamp int64) int64) TimestampOption {
+	return TimestampOption{f: func(o *options) { o.timestamps = f }}
 }
+
+// TimestampOption is the option Timestamps, WallClockTimestamps and
+// OnInvalidTimestamp return: sources (FromTopic, FromTopics,
+// TableFromTopic) take it.
+type TimestampOption struct{ f func(*options) }
+
+func (t TimestampOption) apply(o *options)    { t.f(o) }
+func (TimestampOption) sourceOperation()      {}
+func (TimestampOption) tableSourceOperation() {}
 
 // WallClockTimestamps stamps each record a source reads with the task's
 // wall-clock time when the record is processed: processing-time semantics.
 // The clock is the system clock in the runtime and the driver's clock in
 // the test driver. Kafka Streams: WallclockTimestampExtractor.
-func WallClockTimestamps() Option {
-	return optionFunc(func(o *options) { o.timestamps = wallClockTimestamps{} })
+func WallClockTimestamps() TimestampOption {
+	return TimestampOption{f: func(o *options) { o.timestamps = wallClockTimestamps{} }}
 }
 
 // wallClockTimestamps marks WallClockTimestamps in options.timestamps.
@@ -94,17 +104,17 @@ const (
 )
 
 // OnInvalidTimestamp sets a source's invalid-timestamp policy (FromTopic,
-// FromTopics, TableFromTopic); the default is FailOnInvalidTimestamp. Other
-// operations ignore it. An unknown policy makes Build fail. Kafka Streams:
+// FromTopics, TableFromTopic); the default is FailOnInvalidTimestamp. Only
+// sources take it. An unknown policy makes Build fail. Kafka Streams:
 // the choice of FailOnInvalidTimestamp, LogAndSkipOnInvalidTimestamp or
 // UsePartitionTimeOnInvalidTimestamp as the source's extractor.
-func OnInvalidTimestamp(p InvalidTimestampPolicy) Option {
-	return optionFunc(func(o *options) { o.onInvalid = p })
+func OnInvalidTimestamp(p InvalidTimestampPolicy) TimestampOption {
+	return TimestampOption{f: func(o *options) { o.onInvalid = p }}
 }
 
 // sourceStamps is how a source stamps its records, as its options say.
 type sourceStamps[K, V any] struct {
-	extract   func(K, V, []operators.Header, int64) int64
+	extract   func(Maybe[K], Maybe[V], []operators.Header, int64) int64
 	wallClock bool
 	onInvalid operators.InvalidTimestampPolicy
 }
@@ -118,7 +128,7 @@ func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps
 	case nil:
 	case wallClockTimestamps:
 		st.wallClock = true
-	case func(K, V, []operators.Header, int64) int64:
+	case func(Maybe[K], Maybe[V], []operators.Header, int64) int64:
 		st.extract = f // nil: the records' timestamps
 	default:
 		b.fail(node, "the source reads keys of type %v and values of type %v, but its dsl.Timestamps extractor is a %T",
@@ -141,7 +151,7 @@ func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps
 func (st sourceStamps[K, V]) forTask(ctx operators.Context) operators.SourceTimestamps[K, V] {
 	ts := operators.SourceTimestamps[K, V]{Extract: st.extract, OnInvalid: st.onInvalid}
 	if st.wallClock {
-		ts.Extract = func(K, V, []operators.Header, int64) int64 { return ctx.WallClockTime().UnixMilli() }
+		ts.Extract = func(Maybe[K], Maybe[V], []operators.Header, int64) int64 { return ctx.WallClockTime().UnixMilli() }
 	}
 	return ts
 }

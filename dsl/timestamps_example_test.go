@@ -20,7 +20,12 @@ func ExampleTimestamps() {
 	}
 	b := dsl.NewBuilder()
 	orders := dsl.FromTopic(b, "orders", serde.String, serde.JSON[order](), dsl.Named("orders"),
-		dsl.Timestamps(func(_ string, o order, _ []operators.Header, _ int64) int64 { return o.PlacedAt }),
+		dsl.Timestamps(func(_ dsl.Maybe[string], o dsl.Maybe[order], _ []operators.Header, kafkaTS int64) int64 {
+			if o, ok := o.Get(); ok {
+				return o.PlacedAt
+			}
+			return kafkaTS // a tombstone keeps its Kafka timestamp
+		}),
 		dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp))
 	dsl.MapValues(orders, func(o order) string { return o.Item }).To("items", serde.String, serde.String)
 	topo, err := b.Build()

@@ -31,8 +31,9 @@ type click struct {
 
 // clickTime extracts a click's event time, or falls back to the record's
 // Kafka timestamp when the value has none.
-func clickTime(_ string, c click, _ []operators.Header, recordTimestamp int64) int64 {
-	if c.At == 0 {
+func clickTime(_ dsl.Maybe[string], v dsl.Maybe[click], _ []operators.Header, recordTimestamp int64) int64 {
+	c, ok := v.Get()
+	if !ok || c.At == 0 {
 		return recordTimestamp
 	}
 	return c.At
@@ -60,11 +61,11 @@ func (p *stamper) Close() error { return nil }
 
 // clicksDriver runs "clicks" (with opts on the source "src") → stamper →
 // "out": each output record is "page=<stream time seen>@<its timestamp>".
-func clicksDriver(t *testing.T, opts []dsl.Option, dopts ...testdriver.Option) (
+func clicksDriver(t *testing.T, opts []dsl.SourceOption, dopts ...testdriver.Option) (
 	*testdriver.Driver, *testdriver.InputTopic[string, click], *testdriver.OutputTopic[string, int64]) {
 	t.Helper()
 	b := dsl.NewBuilder()
-	s := dsl.FromTopic(b, "clicks", serde.String, serde.JSON[click](), append([]dsl.Option{dsl.Named("src")}, opts...)...)
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.JSON[click](), append([]dsl.SourceOption{dsl.Named("src")}, opts...)...)
 	dsl.Process(s, func() operators.Processor[string, click, string, int64] { return &stamper{} }).
 		To("out", serde.String, serde.Int64)
 	d, _ := opsDriver(t, b, dopts...)
@@ -76,7 +77,7 @@ func clicksDriver(t *testing.T, opts []dsl.Option, dopts ...testdriver.Option) (
 // timestamps, stream time and stream-time punctuation; the Kafka
 // timestamps only matter where the extractor falls back on them.
 func TestTimestampsFromJSONField(t *testing.T) {
-	d, in, out := clicksDriver(t, []dsl.Option{dsl.Timestamps(clickTime)})
+	d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.Timestamps(clickTime)})
 	// Kafka timestamps run backwards; event times are 3, 25, 12 (late), 30.
 	opsOK(t, in.PipeAt("u", click{Page: "a", At: 3}, 9000))
 	opsOK(t, in.PipeAt("u", click{Page: "b", At: 25}, 8000))
@@ -98,7 +99,7 @@ func TestTimestampsFromJSONField(t *testing.T) {
 // Timestamps and headers reach the extractor; the record's timestamp
 // carries on through an aggregation (max of its inputs) and a table source.
 func TestTimestampsThroughAggregationAndTable(t *testing.T) {
-	fromHeader := func(_ string, _ string, hs []operators.Header, ts int64) int64 {
+	fromHeader := func(_ dsl.Maybe[string], _ dsl.Maybe[string], hs []operators.Header, ts int64) int64 {
 		for _, h := range hs {
 			if h.Key == "event-time" {
 				n, err := serde.Int64.Decode(h.Value)
@@ -183,7 +184,7 @@ func opsReadRecords[K, V any](t *testing.T, out *testdriver.OutputTopic[K, V]) [
 // WallClockTimestamps stamps records with the driver's clock when they are
 // processed, whatever their Kafka timestamps.
 func TestWallClockTimestamps(t *testing.T) {
-	d, in, out := clicksDriver(t, []dsl.Option{dsl.WallClockTimestamps()},
+	d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.WallClockTimestamps()},
 		testdriver.WithWallClock(time.UnixMilli(1000)))
 	opsOK(t, in.PipeAt("u", click{Page: "a", At: 5}, 5))
 	opsOK(t, d.AdvanceWallClockTime(250*time.Millisecond))
@@ -201,26 +202,31 @@ func TestWallClockTimestamps(t *testing.T) {
 
 // The last of Timestamps and WallClockTimestamps wins.
 func TestTimestampsLastOptionWins(t *testing.T) {
-	_, in, out := clicksDriver(t, []dsl.Option{dsl.WallClockTimestamps(), dsl.Timestamps(clickTime)},
+	_, in, out := clicksDriver(t, []dsl.SourceOption{dsl.WallClockTimestamps(), dsl.Timestamps(clickTime)},
 		testdriver.WithWallClock(time.UnixMilli(1000)))
 	opsOK(t, in.PipeAt("u", click{Page: "a", At: 7}, 5))
 	opsWant(t, "out", opsRead(t, out), []string{"a=7@7", "tick=7@7"})
 }
 
 // negativeAt extracts a click's event time as it is, negative or not.
-func negativeAt(_ string, c click, _ []operators.Header, _ int64) int64 { return c.At }
+func negativeAt(_ dsl.Maybe[string], c dsl.Maybe[click], _ []operators.Header, ts int64) int64 {
+	if c, ok := c.Get(); ok {
+		return c.At
+	}
+	return ts
+}
 
 func TestInvalidTimestampPolicy(t *testing.T) {
 	t.Run("fails by default", func(t *testing.T) {
 		for _, tc := range []struct {
 			name    string
-			opts    []dsl.Option
+			opts    []dsl.SourceOption
 			kafkaTs int64
 			at      int64
 		}{
 			{"Kafka timestamp", nil, -1, 0},
-			{"extracted timestamp", []dsl.Option{dsl.Timestamps(negativeAt)}, 5, -7},
-			{"explicit policy", []dsl.Option{dsl.OnInvalidTimestamp(dsl.FailOnInvalidTimestamp)}, -3, 0},
+			{"extracted timestamp", []dsl.SourceOption{dsl.Timestamps(negativeAt)}, 5, -7},
+			{"explicit policy", []dsl.SourceOption{dsl.OnInvalidTimestamp(dsl.FailOnInvalidTimestamp)}, -3, 0},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				d, in, out := clicksDriver(t, tc.opts)
@@ -252,7 +258,7 @@ func TestInvalidTimestampPolicy(t *testing.T) {
 
 	t.Run("skip", func(t *testing.T) {
 		var logs bytes.Buffer
-		d, in, out := clicksDriver(t, []dsl.Option{dsl.Timestamps(negativeAt), dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp)},
+		d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.Timestamps(negativeAt), dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp)},
 			testdriver.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
 				ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 					if a.Key == slog.TimeKey {
@@ -309,7 +315,7 @@ func TestInvalidTimestampPolicy(t *testing.T) {
 	})
 
 	t.Run("use previous stream time", func(t *testing.T) {
-		d, in, out := clicksDriver(t, []dsl.Option{dsl.OnInvalidTimestamp(dsl.UsePreviousStreamTime)})
+		d, in, out := clicksDriver(t, []dsl.SourceOption{dsl.OnInvalidTimestamp(dsl.UsePreviousStreamTime)})
 		// No stream time yet: skipped and counted.
 		opsOK(t, in.PipeAt("u", click{Page: "a"}, -1))
 		if st := d.StreamTime(0); st != -1 {
@@ -342,19 +348,19 @@ func TestTimestampsBuildErrors(t *testing.T) {
 			name: "value type",
 			build: func(b *dsl.Builder) {
 				dsl.FromTopic(b, "in", serde.String, serde.String, dsl.Named("src"),
-					dsl.Timestamps(func(string, int64, []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
+					dsl.Timestamps(func(dsl.Maybe[string], dsl.Maybe[int64], []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
 			},
 			node: "src",
-			want: []string{"keys of type string and values of type string", "func(string, int64, []operators.Header, int64) int64"},
+			want: []string{"keys of type string and values of type string", "func(operators.Maybe[string], operators.Maybe[int64], []operators.Header, int64) int64"},
 		},
 		{
 			name: "key type of FromTopics with a generated name",
 			build: func(b *dsl.Builder) {
 				dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.Int64,
-					dsl.Timestamps(func([]byte, int64, []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
+					dsl.Timestamps(func(dsl.Maybe[[]byte], dsl.Maybe[int64], []operators.Header, int64) int64 { return 0 })).To("out", nil, nil)
 			},
 			node: "KSTREAM-SOURCE-0000000000",
-			want: []string{"keys of type string and values of type int64", "func([]uint8, int64"},
+			want: []string{"keys of type string and values of type int64", "func(operators.Maybe[[]uint8], operators.Maybe[int64]"},
 		},
 		{
 			name: "table source",
@@ -362,7 +368,7 @@ func TestTimestampsBuildErrors(t *testing.T) {
 				dsl.TableFromTopic(b, "users", serde.String, serde.String, dsl.Named("users"), dsl.Timestamps(clickTime))
 			},
 			node: "users-source",
-			want: []string{"func(string, dsl_test.click, []operators.Header, int64) int64"},
+			want: []string{"func(operators.Maybe[string], operators.Maybe[github.com/sluicehq/sluice/dsl_test.click], []operators.Header, int64) int64"},
 		},
 		{
 			name: "unknown policy",
@@ -392,26 +398,13 @@ func TestTimestampsBuildErrors(t *testing.T) {
 	}
 }
 
-// Timestamp options do not apply to other operations, which ignore them.
-func TestTimestampOptionsIgnoredElsewhere(t *testing.T) {
-	b := dsl.NewBuilder()
-	dsl.FromTopic(b, "in", serde.String, serde.Int64).
-		Filter(odd, dsl.Timestamps(func(int, int, []operators.Header, int64) int64 { return 0 }), dsl.WallClockTimestamps()).
-		To("out", nil, nil)
-	d, _ := opsDriver(t, b)
-	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
-	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64)
-	opsOK(t, in.PipeAt("a", 1, 7))
-	opsWant(t, "out", opsRead(t, out), []string{"a=1@7"})
-}
-
 // BenchmarkTimestampExtractor is BenchmarkStatelessChain/bytes-int64 with
 // a timestamp extractor on the source (the value is the event time):
 // extracting must not allocate either. allocs/op is allocations per record.
 func BenchmarkTimestampExtractor(b *testing.B) {
 	bld := dsl.NewBuilder()
 	s := dsl.FromTopic(bld, "in", serde.Bytes, serde.Int64,
-		dsl.Timestamps(func(_ []byte, v int64, _ []operators.Header, _ int64) int64 { return v })).
+		dsl.Timestamps(func(_ dsl.Maybe[[]byte], v dsl.Maybe[int64], _ []operators.Header, _ int64) int64 { return v.Or(-1) })).
 		Filter(func(_ []byte, v int64) bool { return v%10 != 0 })
 	dsl.MapValues(s, func(v int64) int64 { return v * 2 }).To("out", serde.Bytes, serde.Int64)
 	topo, err := bld.Build()

@@ -21,7 +21,9 @@ type TimeWindowedStream[K, V any] struct {
 }
 
 // WindowedBy cuts the grouped stream into time windows (window.Tumbling,
-// window.Hopping). Kafka Streams: KGroupedStream.windowedBy(TimeWindows).
+// window.Hopping). Its aggregations drop and count records with a null key
+// or value, as Kafka Streams' do. Kafka Streams:
+// KGroupedStream.windowedBy(TimeWindows).
 // (A package function, not a method: the aggregation's table is keyed by
 // window.Windowed[K], and a method here would make Go's generic types
 // recursive.)
@@ -53,14 +55,14 @@ func (t TimeWindowedStream[K, V]) CloseWhenIdle(idle time.Duration) TimeWindowed
 // Count counts the records of each key per window. Records with a null key
 // or value are dropped and counted; so are records for closed windows
 // ("late"). Kafka Streams: TimeWindowedKStream.count.
-func (t TimeWindowedStream[K, V]) Count(opts ...Option) Table[window.Windowed[K], int64] {
+func (t TimeWindowedStream[K, V]) Count(opts ...StoreOption) Table[window.Windowed[K], int64] {
 	return timeWindowed(t, opts, "KSTREAM-AGGREGATE", serde.Int64, zero, increment[K, V])
 }
 
 // Reduce combines the values of each key per window with f, the first
 // value of a window being its initial aggregate. Kafka Streams:
 // TimeWindowedKStream.reduce.
-func (t TimeWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[window.Windowed[K], V] {
+func (t TimeWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[window.Windowed[K], V] {
 	return timeWindowedFirst(t, opts, "KSTREAM-REDUCE", t.g.s.values,
 		func(_ K, v V) V { return v }, func(_ K, v, agg V) V { return f(agg, v) })
 }
@@ -68,15 +70,15 @@ func (t TimeWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Tab
 // WindowedAggregate folds the values of each key per window into an
 // aggregate of type A, starting from init(); aggs stores the aggregate.
 // Kafka Streams: TimeWindowedKStream.aggregate.
-func WindowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...Option) Table[window.Windowed[K], A] {
+func WindowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[window.Windowed[K], A] {
 	return timeWindowed(t, opts, "KSTREAM-AGGREGATE", aggs, init, add)
 }
 
-func timeWindowed[K, V, A any](t TimeWindowedStream[K, V], opts []Option, prefix string, aggs serde.Serde[A], init func() A, add func(K, V, A) A) Table[window.Windowed[K], A] {
+func timeWindowed[K, V, A any](t TimeWindowedStream[K, V], opts []StoreOption, prefix string, aggs serde.Serde[A], init func() A, add func(K, V, A) A) Table[window.Windowed[K], A] {
 	return timeWindowedFirst(t, opts, prefix, aggs, func(k K, v V) A { return add(k, v, init()) }, add)
 }
 
-func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []Option, prefix string, aggs serde.Serde[A], first func(K, V) A, add func(K, V, A) A) Table[window.Windowed[K], A] {
+func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []StoreOption, prefix string, aggs serde.Serde[A], first func(K, V) A, add func(K, V, A) A) Table[window.Windowed[K], A] {
 	w, emit := t.w, t.emit
 	tbl := windowedAggregate(t.g, opts, prefix, topology.Window, w.Validate(), w.Retention(), aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
@@ -100,7 +102,8 @@ type SessionWindowedStream[K, V any] struct {
 }
 
 // WindowedBySession cuts the grouped stream into sessions of records at
-// most w.Gap apart. Kafka Streams: KGroupedStream.windowedBy(SessionWindows).
+// most w.Gap apart. Its aggregations drop and count records with a null
+// key or value. Kafka Streams: KGroupedStream.windowedBy(SessionWindows).
 func WindowedBySession[K, V any](g Grouped[K, V], w window.Session) SessionWindowedStream[K, V] {
 	return SessionWindowedStream[K, V]{g: g, w: w}
 }
@@ -123,14 +126,14 @@ func (s SessionWindowedStream[K, V]) CloseWhenIdle(idle time.Duration) SessionWi
 
 // Count counts the records of each key per session. Kafka Streams:
 // SessionWindowedKStream.count.
-func (s SessionWindowedStream[K, V]) Count(opts ...Option) Table[window.Windowed[K], int64] {
+func (s SessionWindowedStream[K, V]) Count(opts ...StoreOption) Table[window.Windowed[K], int64] {
 	return SessionAggregate(s, zero, increment[K, V], func(_ K, a, b int64) int64 { return a + b }, serde.Int64, opts...)
 }
 
 // Reduce combines the values of each key per session with f; merging two
 // sessions combines their aggregates with f too. Kafka Streams:
 // SessionWindowedKStream.reduce.
-func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[window.Windowed[K], V] {
+func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[window.Windowed[K], V] {
 	w, emit, values := s.w, s.emit, s.g.s.values
 	return sessionWindowed(s, opts, "KSTREAM-REDUCE", values,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[V]]) (operators.Node[K, V], error) {
@@ -144,7 +147,7 @@ func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) 
 // sessions, their aggregates are combined with merge first. aggs stores
 // the aggregate. Kafka Streams: SessionWindowedKStream.aggregate.
 func SessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A, add func(k K, v V, agg A) A, merge func(k K, a, b A) A,
-	aggs serde.Serde[A], opts ...Option) Table[window.Windowed[K], A] {
+	aggs serde.Serde[A], opts ...StoreOption) Table[window.Windowed[K], A] {
 	w, emit := s.w, s.emit
 	return sessionWindowed(s, opts, "KSTREAM-AGGREGATE", aggs,
 		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
@@ -153,7 +156,7 @@ func SessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A,
 }
 
 // sessionWindowed adds a session aggregation whose node mk builds.
-func sessionWindowed[K, V, A any](s SessionWindowedStream[K, V], opts []Option, prefix string, aggs serde.Serde[A],
+func sessionWindowed[K, V, A any](s SessionWindowedStream[K, V], opts []StoreOption, prefix string, aggs serde.Serde[A],
 	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error)) Table[window.Windowed[K], A] {
 	w := s.w
 	tbl := windowedAggregate(s.g, opts, prefix, topology.Session, w.Validate(), w.Gap+w.Grace, aggs, mk)
@@ -167,11 +170,11 @@ func sessionWindowed[K, V, A any](s SessionWindowedStream[K, V], opts []Option, 
 // or session store with the retention the windows need (or the longer one
 // Materialized asks for), the repartition step if needed, and the node mk
 // builds.
-func windowedAggregate[K, V, A any](g Grouped[K, V], opts []Option, prefix string, kind topology.StoreKind, invalid error, minRetention time.Duration,
+func windowedAggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, prefix string, kind topology.StoreKind, invalid error, minRetention time.Duration,
 	aggs serde.Serde[A], mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error)) Table[window.Windowed[K], A] {
 	b := g.s.b
 	o := collect(opts)
-	spec := b.storeSpec(o, prefix)
+	spec := b.storeSpec(o, prefix, "")
 	spec.Kind = kind
 	// Session stores keep the bare aggregate, as Kafka Streams' (their
 	// changelog records are stamped with the causing record's timestamp).

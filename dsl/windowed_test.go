@@ -104,7 +104,7 @@ func buildWindowCase(t *testing.T, c windowCase) (*testdriver.Driver, func() []s
 	t.Helper()
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()
-	mat := []dsl.Option{dsl.Named("agg"), dsl.Materialized(dsl.StoreOptions{Name: "agg", Retention: c.retention})}
+	mat := []dsl.StoreOption{dsl.Named("agg"), dsl.Materialized(dsl.StoreOptions{Name: "agg", Retention: c.retention})}
 	init := func() string { return "" }
 	add := func(_ string, v, agg string) string {
 		switch c.agg {

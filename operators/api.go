@@ -13,9 +13,12 @@ type Processor[KIn, VIn, KOut, VOut any] interface {
 	Close() error
 }
 
-// ProcessorContext is the Context of a user processor, with Forward.
+// ProcessorContext is the context of a user processor: its task's
+// ProcessingContext, and Forward. It does not give access to the task's
+// internals (the sinks' collector, stream-time stamping, drop counters):
+// Kafka Streams' api.ProcessorContext.
 type ProcessorContext[K, V any] interface {
-	Context
+	ProcessingContext
 	// Forward sends r to the processor's children. The record's timestamp
 	// and headers are the caller's to set (Kafka Streams' record.withValue
 	// style: start from the input record to keep them).
@@ -61,7 +64,7 @@ func (p *ProcessorFuncs[KIn, VIn, KOut, VOut]) Close() error {
 // context that forwards to next, and wraps p's errors with the node name.
 func UserProcessor[KIn, VIn, KOut, VOut any](ctx Context, node string, p Processor[KIn, VIn, KOut, VOut], next Node[KOut, VOut]) (Node[KIn, VIn], error) {
 	u := &userProcessor[KIn, VIn, KOut, VOut]{node: node, p: p}
-	u.ctx = processorContext[KOut, VOut]{Context: ctx, next: next}
+	u.ctx = processorContext[KOut, VOut]{ProcessingContext: ctx, next: next}
 	if err := p.Init(u.ctx); err != nil {
 		return nil, &NodeError{Node: node, Err: err}
 	}
@@ -92,8 +95,10 @@ func (u *userProcessor[KIn, VIn, KOut, VOut]) Close() error {
 	return nil
 }
 
+// processorContext hides all but the ProcessingContext of the task's
+// context: a type assertion on it cannot reach the Context's hooks.
 type processorContext[K, V any] struct {
-	Context
+	ProcessingContext
 	next Node[K, V]
 }
 

@@ -13,9 +13,17 @@
 // when known, the old one, so downstream aggregations can retract what an
 // update replaced (Kafka Streams' Change<V>).
 //
-// Processors reach the task through Context: record metadata, stream time,
-// wall-clock time, stores, punctuation schedules and the record collector
-// that sinks write to. The task (internal/task) implements Context, one per
-// node, for the runtime and the test driver alike; the operators never
-// import the runtime.
+// User processors reach their task through a ProcessorContext: record
+// metadata, stream time, wall-clock time, stores, punctuation schedules and
+// Forward. The built-in nodes get a Context, which adds the task's hooks
+// (the collector sinks write to, stream-time stamping for sources, drop
+// counters); the task (internal/task, shared by the runtime and the test
+// driver) implements it, and the operators never import the runtime.
+//
+// A Kafka null is never a zero value here: a Record flags a null key or
+// value (NullKey, Tombstone), a Change says which of its values exist
+// (HasNew, HasOld), and where a function must see or return absence it
+// takes a Maybe. A node that fails returns a *NodeError naming itself; the
+// task adds the input record's topic, partition and offset, and
+// FailedRecord finds it in an error.
 package operators

@@ -64,10 +64,10 @@ func (e *InvalidTimestampError) Error() string {
 // one, as Kafka Streams does by default.
 type SourceTimestamps[K, V any] struct {
 	// Extract, if set, returns the timestamp of a record (ms) from its
-	// decoded key and value (the zero values for Kafka nulls), its headers
+	// decoded key and value (absent for Kafka nulls), its headers
 	// (valid only during the call) and its Kafka timestamp. Kafka Streams:
 	// TimestampExtractor.
-	Extract func(key K, value V, headers []Header, recordTimestamp int64) int64
+	Extract func(key Maybe[K], value Maybe[V], headers []Header, recordTimestamp int64) int64
 	// OnInvalid is the policy for a negative timestamp.
 	OnInvalid InvalidTimestampPolicy
 }
@@ -108,18 +108,20 @@ func (p *source[K, V]) PeekTimestamp(raw *RawRecord) int64 {
 	if p.ts.Extract == nil {
 		return raw.Timestamp
 	}
-	var k K
-	var v V
+	var k Maybe[K]
+	var v Maybe[V]
 	var err error
 	if raw.Key != nil {
-		if k, err = p.keys.Decode(raw.Key); err != nil {
+		if k.v, err = p.keys.Decode(raw.Key); err != nil {
 			return raw.Timestamp
 		}
+		k.ok = true
 	}
 	if raw.Value != nil {
-		if v, err = p.values.Decode(raw.Value); err != nil {
+		if v.v, err = p.values.Decode(raw.Value); err != nil {
 			return raw.Timestamp
 		}
+		v.ok = true
 	}
 	return p.ts.Extract(k, v, raw.Headers, raw.Timestamp)
 }
@@ -140,7 +142,7 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "value", Err: err})
 	}
 	if p.ts.Extract != nil {
-		r.Timestamp = p.ts.Extract(r.Key, r.Value, r.Headers, raw.Timestamp)
+		r.Timestamp = p.ts.Extract(r.MaybeKey(), r.MaybeValue(), r.Headers, raw.Timestamp)
 	}
 	ts, ok, err := p.ctx.StampRecord(p.node, raw, r.Timestamp, p.ts.OnInvalid)
 	if !ok {
@@ -151,7 +153,8 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 }
 
 // Sink serializes records and sends them to the task's collector. The topic
-// is fixed, or chosen per record by extract when topic is empty. Keys and
+// is fixed, or chosen per record by extract when topic is empty; extract
+// sees the key and value as Maybe, absent for a null. Keys and
 // values are encoded into buffers the sink reuses.
 //
 // A record goes to the partition of its encoded key (murmur2), except when
@@ -159,7 +162,7 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 // the key without its window, so that every window of a key lands in one
 // partition, as Kafka Streams' sinks do for windowed keys
 // (WindowedStreamPartitioner).
-func Sink[K, V any](ctx Context, node, topic string, extract func(K, V) string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
+func Sink[K, V any](ctx Context, node, topic string, extract func(Maybe[K], Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
 	p := &sink[K, V]{node: node, topic: topic, extract: extract, keys: keys, values: values, out: ctx.Collector()}
 	if bk, ok := keys.(window.BaseKeyer); ok {
 		if pc, ok := p.out.(PartitionKeyCollector); ok {
@@ -178,7 +181,7 @@ func RepartitionSink[K, V any](ctx Context, node, topic string, keys serde.Serde
 type sink[K, V any] struct {
 	node    string
 	topic   string
-	extract func(K, V) string
+	extract func(Maybe[K], Maybe[V]) string
 	keys    serde.Serde[K]
 	values  serde.Serde[V]
 	out     Collector
@@ -193,7 +196,7 @@ type sink[K, V any] struct {
 func (p *sink[K, V]) Process(r Record[K, V]) error {
 	topic := p.topic
 	if p.extract != nil {
-		if topic = p.extract(r.Key, r.Value); topic == "" {
+		if topic = p.extract(r.MaybeKey(), r.MaybeValue()); topic == "" {
 			return &NodeError{Node: p.node, Err: fmt.Errorf("the topic extractor returned an empty topic name")}
 		}
 	}

@@ -3,6 +3,7 @@ package operators
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/state"
@@ -125,11 +126,12 @@ type Cancellable interface {
 	Cancel()
 }
 
-// Context is what a processor instance sees of its task. It is valid for
-// the lifetime of the task; its record metadata methods describe the record
-// being processed. Inside a punctuator there is no such record: Topic is ""
-// and Partition and Offset are -1, as in Kafka Streams.
-type Context interface {
+// ProcessingContext is what a processor written by a user sees of its task
+// (Kafka Streams' api.ProcessingContext). It is valid for the lifetime of
+// the task; its record metadata methods describe the record being
+// processed. Inside a punctuator there is no such record: Topic is "" and
+// Partition and Offset are -1, as in Kafka Streams.
+type ProcessingContext interface {
 	// TaskID names the task, "<sub-topology>_<partition>" as in Kafka Streams.
 	TaskID() string
 	// ApplicationID is the application ID (the consumer group).
@@ -148,6 +150,14 @@ type Context interface {
 	Store(name string) (state.Store, error)
 	// Schedule runs p every interval on the given clock until cancelled.
 	Schedule(interval time.Duration, typ PunctuationType, p Punctuator) (Cancellable, error)
+}
+
+// Context is what the built-in nodes see of their task: the
+// ProcessingContext and the hooks of sources, sinks and the task's
+// bookkeeping, which user processors do not get. The task (the runtime's or
+// the test driver's) implements it.
+type Context interface {
+	ProcessingContext
 	// InternalTopic returns the Kafka topic name of an internal topic of
 	// the topology: "<application.id>-<name>".
 	InternalTopic(name string) string
@@ -175,20 +185,57 @@ type Context interface {
 // not declare.
 var ErrStoreNotDeclared = errors.New("sluice: state store not declared by the processor")
 
-// NodeError is an error of one node of a task.
+// NodeError is the error a task returns when one of its nodes fails: on
+// an input record (Topic, Partition and Offset locate it), in a punctuator
+// or while the task starts or closes (Topic is then ""). A record the
+// source could not decode or stamp is one too, with the
+// *DeserializationError or *InvalidTimestampError as Err. Nodes return it
+// naming themselves; the task fills in the rest.
 type NodeError struct {
+	// Task is the task's ID, "<sub-topology>_<partition>".
 	Task string
+	// Node is the node that failed; "" when the task cannot tell.
 	Node string
-	Err  error
+	// Topic, Partition and Offset locate the input record being
+	// processed; Topic is "" when the error is not tied to a record.
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
 }
 
 // Error implements error.
 func (e *NodeError) Error() string {
-	return fmt.Sprintf("sluice: task %s, node %s: %v", e.Task, e.Node, e.Err)
+	var de *DeserializationError
+	var ie *InvalidTimestampError
+	if errors.As(e.Err, &de) || errors.As(e.Err, &ie) {
+		return fmt.Sprintf("sluice: task %s: %v", e.Task, e.Err) // the error names node and record
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sluice: task %s", e.Task)
+	if e.Node != "" {
+		fmt.Fprintf(&b, ", node %s", e.Node)
+	}
+	if e.Topic != "" {
+		fmt.Fprintf(&b, ", record at topic %s, partition %d, offset %d", e.Topic, e.Partition, e.Offset)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
 }
 
 // Unwrap returns the underlying error.
 func (e *NodeError) Unwrap() error { return e.Err }
+
+// FailedRecord returns the *NodeError in err's chain that locates an
+// input record (its Topic is set): where a task stopped, for a handler to
+// log, skip past or dead-letter. ok is false for errors not tied to a
+// record.
+func FailedRecord(err error) (e *NodeError, ok bool) {
+	if errors.As(err, &e) && e.Topic != "" {
+		return e, true
+	}
+	return nil, false
+}
 
 // DeserializationError is an input record that a source could not decode.
 type DeserializationError struct {

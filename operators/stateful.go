@@ -280,14 +280,17 @@ func (p *toStream[K, V]) Process(r Record[K, Change[V]]) error {
 // its old group key and the new row as an addition under its new one; when
 // both map to the same group key they travel as one update, so the
 // aggregation subtracts and adds in one step. keys compares group keys by
-// their encoding.
-func TableGroupBy[K, V, K2, V2 any](node string, sel func(K, V) (K2, V2), keys serde.Serde[K2], next Node[K2, Change[V2]]) Node[K, Change[V]] {
+// their encoding. sel is called only for values that are present (the new
+// value of an update that is not a delete, the old value when there was
+// one); a row for which sel returns an absent key is skipped: that side of
+// the update is not forwarded, as Kafka Streams skips a null key.
+func TableGroupBy[K, V, K2, V2 any](node string, sel func(K, V) (Maybe[K2], V2), keys serde.Serde[K2], next Node[K2, Change[V2]]) Node[K, Change[V]] {
 	return &tableGroupBy[K, V, K2, V2]{node: node, sel: sel, keys: keys, next: next}
 }
 
 type tableGroupBy[K, V, K2, V2 any] struct {
 	node       string
-	sel        func(K, V) (K2, V2)
+	sel        func(K, V) (Maybe[K2], V2)
 	keys       serde.Serde[K2]
 	next       Node[K2, Change[V2]]
 	kbuf, obuf []byte
@@ -295,7 +298,7 @@ type tableGroupBy[K, V, K2, V2 any] struct {
 
 func (p *tableGroupBy[K, V, K2, V2]) Process(r Record[K, Change[V]]) error {
 	c := r.Value
-	var newK, oldK K2
+	var newK, oldK Maybe[K2]
 	var newV, oldV V2
 	if c.HasNew {
 		newK, newV = p.sel(r.Key, c.New)
@@ -303,27 +306,27 @@ func (p *tableGroupBy[K, V, K2, V2]) Process(r Record[K, Change[V]]) error {
 	if c.HasOld {
 		oldK, oldV = p.sel(r.Key, c.Old)
 	}
-	if c.HasNew && c.HasOld {
+	if newK.ok && oldK.ok {
 		var err error
-		if p.kbuf, err = p.keys.Encode(p.kbuf[:0], newK); err != nil {
+		if p.kbuf, err = p.keys.Encode(p.kbuf[:0], newK.v); err != nil {
 			return &SerializationError{Node: p.node, Part: "key", Err: err}
 		}
-		if p.obuf, err = p.keys.Encode(p.obuf[:0], oldK); err != nil {
+		if p.obuf, err = p.keys.Encode(p.obuf[:0], oldK.v); err != nil {
 			return &SerializationError{Node: p.node, Part: "key", Err: err}
 		}
 		if bytes.Equal(p.kbuf, p.obuf) {
-			return p.next.Process(Record[K2, Change[V2]]{Key: newK, Value: Change[V2]{New: newV, HasNew: true, Old: oldV, HasOld: true},
+			return p.next.Process(Record[K2, Change[V2]]{Key: newK.v, Value: Change[V2]{New: newV, HasNew: true, Old: oldV, HasOld: true},
 				Timestamp: r.Timestamp, Headers: r.Headers})
 		}
 	}
-	if c.HasOld {
-		if err := p.next.Process(Record[K2, Change[V2]]{Key: oldK, Value: Change[V2]{Old: oldV, HasOld: true},
+	if oldK.ok {
+		if err := p.next.Process(Record[K2, Change[V2]]{Key: oldK.v, Value: Change[V2]{Old: oldV, HasOld: true},
 			Timestamp: r.Timestamp, Headers: r.Headers}); err != nil {
 			return err
 		}
 	}
-	if c.HasNew {
-		return p.next.Process(Record[K2, Change[V2]]{Key: newK, Value: Change[V2]{New: newV, HasNew: true},
+	if newK.ok {
+		return p.next.Process(Record[K2, Change[V2]]{Key: newK.v, Value: Change[V2]{New: newV, HasNew: true},
 			Timestamp: r.Timestamp, Headers: r.Headers})
 	}
 	return nil

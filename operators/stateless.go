@@ -40,8 +40,19 @@ func (f fanout[K, V]) Process(r Record[K, V]) error {
 	return nil
 }
 
+// Nulls. The functions of these operators never see a Kafka null as a zero
+// value: a record whose key or value is null does not reach a function
+// that takes them. Filter, Peek and Branch pass such a record on untouched
+// (Branch to its default branch); MapValues and FlatMapValues forward a
+// tombstone as a tombstone (a null key with a value is mapped, the key
+// stays null); Map, FlatMap and SelectKey, which cannot make a key or value
+// without their function, drop it and count it ("null-key" or
+// "null-value"). MapNullable, FilterNullable and PeekNullable give the
+// function the key and value as Maybe, absent for a null, so that it decides.
+
 // Filter forwards the records for which pred returns keep (true for
-// Kafka Streams' filter, false for filterNot).
+// Kafka Streams' filter, false for filterNot). A record with a null key or
+// value is forwarded without calling pred.
 func Filter[K, V any](pred func(K, V) bool, keep bool, next Node[K, V]) Node[K, V] {
 	return &filter[K, V]{pred: pred, keep: keep, next: next}
 }
@@ -53,28 +64,84 @@ type filter[K, V any] struct {
 }
 
 func (p *filter[K, V]) Process(r Record[K, V]) error {
-	if p.pred(r.Key, r.Value) != p.keep {
+	if !r.NullKey && !r.Tombstone && p.pred(r.Key, r.Value) != p.keep {
 		return nil
 	}
 	return p.next.Process(r)
 }
 
-// Map replaces key and value.
-func Map[K, V, K2, V2 any](f func(K, V) (K2, V2), next Node[K2, V2]) Node[K, V] {
-	return &mapper[K, V, K2, V2]{f: f, next: next}
+// FilterNullable forwards the records for which pred, given the key and
+// value as Maybe (absent for a Kafka null), returns keep.
+func FilterNullable[K, V any](pred func(Maybe[K], Maybe[V]) bool, keep bool, next Node[K, V]) Node[K, V] {
+	return &filterNullable[K, V]{pred: pred, keep: keep, next: next}
+}
+
+type filterNullable[K, V any] struct {
+	pred func(Maybe[K], Maybe[V]) bool
+	keep bool
+	next Node[K, V]
+}
+
+func (p *filterNullable[K, V]) Process(r Record[K, V]) error {
+	if p.pred(r.MaybeKey(), r.MaybeValue()) != p.keep {
+		return nil
+	}
+	return p.next.Process(r)
+}
+
+// dropNull counts r as dropped by node if its key or value is null, and
+// reports whether it did.
+func dropNull[K, V any](ctx Context, node string, r *Record[K, V]) bool {
+	if !r.NullKey && !r.Tombstone {
+		return false
+	}
+	ctx.RecordDropped(node, nullReason(r.NullKey))
+	return true
+}
+
+// Map replaces key and value. A record with a null key or value is dropped
+// and counted by node.
+func Map[K, V, K2, V2 any](ctx Context, node string, f func(K, V) (K2, V2), next Node[K2, V2]) Node[K, V] {
+	return &mapper[K, V, K2, V2]{ctx: ctx, node: node, f: f, next: next}
 }
 
 type mapper[K, V, K2, V2 any] struct {
+	ctx  Context
+	node string
 	f    func(K, V) (K2, V2)
 	next Node[K2, V2]
 }
 
 func (p *mapper[K, V, K2, V2]) Process(r Record[K, V]) error {
+	if dropNull(p.ctx, p.node, &r) {
+		return nil
+	}
 	k, v := p.f(r.Key, r.Value)
 	return p.next.Process(Record[K2, V2]{Key: k, Value: v, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
-// MapValues replaces the value and keeps the key.
+// MapNullable replaces key and value, with f seeing and returning them as
+// Maybe: absent stands for a Kafka null on both sides, so f can map a
+// tombstone or a null key, and return one.
+func MapNullable[K, V, K2, V2 any](f func(Maybe[K], Maybe[V]) (Maybe[K2], Maybe[V2]), next Node[K2, V2]) Node[K, V] {
+	return &mapNullable[K, V, K2, V2]{f: f, next: next}
+}
+
+type mapNullable[K, V, K2, V2 any] struct {
+	f    func(Maybe[K], Maybe[V]) (Maybe[K2], Maybe[V2])
+	next Node[K2, V2]
+}
+
+func (p *mapNullable[K, V, K2, V2]) Process(r Record[K, V]) error {
+	k, v := p.f(r.MaybeKey(), r.MaybeValue())
+	out := Record[K2, V2]{Timestamp: r.Timestamp, Headers: r.Headers}
+	out.SetKey(k)
+	out.SetValue(v)
+	return p.next.Process(out)
+}
+
+// MapValues replaces the value and keeps the key. A tombstone is forwarded
+// as a tombstone without calling f; a null key stays null.
 func MapValues[K, V, V2 any](f func(V) V2, next Node[K, V2]) Node[K, V] {
 	return &mapValues[K, V, V2]{f: f, next: next}
 }
@@ -85,32 +152,67 @@ type mapValues[K, V, V2 any] struct {
 }
 
 func (p *mapValues[K, V, V2]) Process(r Record[K, V]) error {
-	return p.next.Process(Record[K, V2]{Key: r.Key, Value: p.f(r.Value), Timestamp: r.Timestamp, Headers: r.Headers, NullKey: r.NullKey})
+	out := Record[K, V2]{Key: r.Key, Timestamp: r.Timestamp, Headers: r.Headers, NullKey: r.NullKey, Tombstone: r.Tombstone}
+	if !r.Tombstone {
+		out.Value = p.f(r.Value)
+	}
+	return p.next.Process(out)
 }
 
-// SelectKey replaces the key and keeps the value.
-func SelectKey[K, V, K2 any](f func(K, V) K2, next Node[K2, V]) Node[K, V] {
-	return &selectKey[K, V, K2]{f: f, next: next}
+// SelectKey replaces the key and keeps the value. A record with a null key
+// or value is dropped and counted by node.
+func SelectKey[K, V, K2 any](ctx Context, node string, f func(K, V) K2, next Node[K2, V]) Node[K, V] {
+	return &selectKey[K, V, K2]{ctx: ctx, node: node, f: f, next: next}
 }
 
 type selectKey[K, V, K2 any] struct {
+	ctx  Context
+	node string
 	f    func(K, V) K2
 	next Node[K2, V]
 }
 
 func (p *selectKey[K, V, K2]) Process(r Record[K, V]) error {
-	return p.next.Process(Record[K2, V]{Key: p.f(r.Key, r.Value), Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers, Tombstone: r.Tombstone})
+	if dropNull(p.ctx, p.node, &r) {
+		return nil
+	}
+	return p.next.Process(Record[K2, V]{Key: p.f(r.Key, r.Value), Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
+}
+
+// SelectKeyFromValue replaces the key with what f makes of the value. A
+// record with a null key is keyed all the same (f does not look at the
+// key); a tombstone is dropped without calling f and counted by node.
+func SelectKeyFromValue[K, V, K2 any](ctx Context, node string, f func(V) K2, next Node[K2, V]) Node[K, V] {
+	return &selectKeyFromValue[K, V, K2]{ctx: ctx, node: node, f: f, next: next}
+}
+
+type selectKeyFromValue[K, V, K2 any] struct {
+	ctx  Context
+	node string
+	f    func(V) K2
+	next Node[K2, V]
+}
+
+func (p *selectKeyFromValue[K, V, K2]) Process(r Record[K, V]) error {
+	if r.Tombstone {
+		p.ctx.RecordDropped(p.node, "null-value")
+		return nil
+	}
+	return p.next.Process(Record[K2, V]{Key: p.f(r.Value), Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
 // FlatMap forwards every key and value f emits for a record, in order,
-// each with the record's timestamp and headers.
-func FlatMap[K, V, K2, V2 any](f func(K, V, func(K2, V2)), next Node[K2, V2]) Node[K, V] {
-	p := &flatMap[K, V, K2, V2]{f: f, next: next}
+// each with the record's timestamp and headers. A record with a null key or
+// value is dropped and counted by node.
+func FlatMap[K, V, K2, V2 any](ctx Context, node string, f func(K, V, func(K2, V2)), next Node[K2, V2]) Node[K, V] {
+	p := &flatMap[K, V, K2, V2]{ctx: ctx, node: node, f: f, next: next}
 	p.emitFn = p.emit
 	return p
 }
 
 type flatMap[K, V, K2, V2 any] struct {
+	ctx    Context
+	node   string
 	f      func(K, V, func(K2, V2))
 	next   Node[K2, V2]
 	emitFn func(K2, V2)
@@ -128,6 +230,9 @@ func (p *flatMap[K, V, K2, V2]) emit(k K2, v V2) {
 }
 
 func (p *flatMap[K, V, K2, V2]) Process(r Record[K, V]) error {
+	if dropNull(p.ctx, p.node, &r) {
+		return nil
+	}
 	p.cur = Record[K2, V2]{Timestamp: r.Timestamp, Headers: r.Headers}
 	p.err = nil
 	p.f(r.Key, r.Value, p.emitFn)
@@ -135,7 +240,8 @@ func (p *flatMap[K, V, K2, V2]) Process(r Record[K, V]) error {
 }
 
 // FlatMapValues forwards every value f emits for a record, with the
-// record's key, timestamp and headers.
+// record's key, timestamp and headers. A tombstone is forwarded as one
+// tombstone without calling f; a null key stays null.
 func FlatMapValues[K, V, V2 any](f func(V, func(V2)), next Node[K, V2]) Node[K, V] {
 	p := &flatMapValues[K, V, V2]{f: f, next: next}
 	p.emitFn = p.emit
@@ -161,13 +267,19 @@ func (p *flatMapValues[K, V, V2]) emit(v V2) {
 
 func (p *flatMapValues[K, V, V2]) Process(r Record[K, V]) error {
 	p.cur = Record[K, V2]{Key: r.Key, Timestamp: r.Timestamp, Headers: r.Headers, NullKey: r.NullKey}
+	if r.Tombstone {
+		out := p.cur
+		out.Tombstone = true
+		return p.next.Process(out)
+	}
 	p.err = nil
 	p.f(r.Value, p.emitFn)
 	return p.err
 }
 
 // Peek calls f for each record and forwards it unchanged; with no children
-// it is Kafka Streams' foreach.
+// it is Kafka Streams' foreach. f is not called for a record with a null
+// key or value, which is still forwarded.
 func Peek[K, V any](f func(K, V), next Node[K, V]) Node[K, V] {
 	return &peek[K, V]{f: f, next: next}
 }
@@ -178,13 +290,33 @@ type peek[K, V any] struct {
 }
 
 func (p *peek[K, V]) Process(r Record[K, V]) error {
-	p.f(r.Key, r.Value)
+	if !r.NullKey && !r.Tombstone {
+		p.f(r.Key, r.Value)
+	}
+	return p.next.Process(r)
+}
+
+// PeekNullable calls f with each record's key and value as Maybe (absent
+// for a Kafka null) and forwards the record unchanged.
+func PeekNullable[K, V any](f func(Maybe[K], Maybe[V]), next Node[K, V]) Node[K, V] {
+	return &peekNullable[K, V]{f: f, next: next}
+}
+
+type peekNullable[K, V any] struct {
+	f    func(Maybe[K], Maybe[V])
+	next Node[K, V]
+}
+
+func (p *peekNullable[K, V]) Process(r Record[K, V]) error {
+	p.f(r.MaybeKey(), r.MaybeValue())
 	return p.next.Process(r)
 }
 
 // Branch forwards each record to the first branch whose predicate holds; a
 // nil predicate (the default branch) always holds. A record no predicate
 // accepts is dropped, as in Kafka Streams' split without a default branch.
+// A record with a null key or value is not given to the predicates: it goes
+// to the default branch, or is dropped if there is none.
 func Branch[K, V any](preds []func(K, V) bool, branches []Node[K, V]) Node[K, V] {
 	return &branch[K, V]{preds: preds, branches: branches}
 }
@@ -195,8 +327,9 @@ type branch[K, V any] struct {
 }
 
 func (p *branch[K, V]) Process(r Record[K, V]) error {
+	null := r.NullKey || r.Tombstone
 	for i, pred := range p.preds {
-		if pred == nil || pred(r.Key, r.Value) {
+		if pred == nil || !null && pred(r.Key, r.Value) {
 			return p.branches[i].Process(r)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // OpenKeyValueStore returns the key-value store named name from ctx.
-func OpenKeyValueStore(ctx Context, name string) (state.KeyValueStore, error) {
+func OpenKeyValueStore(ctx ProcessingContext, name string) (state.KeyValueStore, error) {
 	s, err := ctx.Store(name)
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ func wordCountTopology(input, output string) (*topology.Topology, error) {
 			emit(strings.ToLower(w))
 		}
 	})
-	dsl.GroupBy(words, func(_ []byte, w string) string { return w }, serde.String).
+	dsl.GroupByValue(words, func(w string) string { return w }, serde.String).
 		Count(dsl.Named("counts")).
 		ToStream().To(output, serde.String, serde.Int64)
 	return b.Build()

@@ -34,7 +34,7 @@ func TestRunnerProcessesSmallestHeadTimestampFirst(t *testing.T) {
 	}
 	r := &runner{task: tk}
 	rec := func(topic string, off, ts int64, v string) *kgo.Record {
-		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Value: []byte(v)}
+		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte(v)}
 	}
 	r.add("a", 0, []*kgo.Record{rec("a", 0, 10, "a10"), rec("a", 1, 30, "a30"), rec("a", 2, 31, "a31")})
 	r.add("b", 0, []*kgo.Record{rec("b", 0, 20, "b20"), rec("b", 1, 5, "b5"), rec("b", 2, 40, "b40")})
@@ -62,7 +62,7 @@ func TestRunnerOrdersByExtractedTimestamp(t *testing.T) {
 	b := dsl.NewBuilder()
 	var seen []string
 	dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.Int64,
-		dsl.Timestamps(func(_ string, v int64, _ []operators.Header, _ int64) int64 { return v })).
+		dsl.Timestamps(func(_ dsl.Maybe[string], v dsl.Maybe[int64], _ []operators.Header, _ int64) int64 { return v.Or(-1) })).
 		Foreach(func(k string, _ int64) { seen = append(seen, k) })
 	topo, err := b.Build()
 	if err != nil {

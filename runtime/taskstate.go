@@ -284,7 +284,7 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 	var batch *state.Batch
 	var put func(k, v []byte) error
 	var del func(k []byte) error
-	if spec.Kind == topology.KeyValue && ts.db != nil && !spec.InMemory {
+	if spec.Kind.SegmentPrefixLen() == 0 && ts.db != nil && !spec.InMemory {
 		batch = ts.db.NewBatch()
 		defer batch.Close()
 		put = func(k, v []byte) error { return batch.Put(kv, k, v) }

@@ -78,6 +78,12 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 			l.partitions[name] = it.Partitions
 		}
 	}
+	copartition := map[int][]string{}
+	for _, g := range a.topo.CoPartitionGroups() {
+		for _, t := range g.Topics {
+			copartition[g.SubTopology] = append(copartition[g.SubTopology], t.KafkaName(a.cfg.appID))
+		}
+	}
 	// Resolve sub-topologies once their inputs are known, and repartition
 	// topics once their writers are: a fixed point over the DAG.
 	for changed := true; changed; {
@@ -86,7 +92,7 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 			if _, done := l.tasks[st.ID]; done {
 				continue
 			}
-			n, ok, err := subPartitions(st, l.topics[st.ID], l.partitions)
+			n, ok, err := subPartitions(st.ID, l.topics[st.ID], copartition[st.ID], l.partitions)
 			if err != nil {
 				return nil, err
 			}
@@ -119,24 +125,22 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 }
 
 // subPartitions is the task count of a sub-topology: the largest partition
-// count of its topics, all of which must be equal if it keeps state.
-func subPartitions(st *topology.SubTopology, topics []string, partitions map[string]int32) (int32, bool, error) {
+// count of its topics. The topics of its co-partition group (the
+// topology's CoPartitionGroups, in Kafka names) must have equal counts.
+func subPartitions(sub int, topics, group []string, partitions map[string]int32) (int32, bool, error) {
 	var n int32
-	counts := make([]int32, len(topics))
-	for i, t := range topics {
+	for _, t := range topics {
 		c, ok := partitions[t]
 		if !ok {
 			return 0, false, nil
 		}
-		counts[i] = c
 		n = max(n, c)
 	}
-	if len(st.Stores) > 0 {
-		for i, c := range counts {
-			if c != counts[0] {
-				return 0, false, &CoPartitionError{SubTopology: st.ID,
-					Topics: []string{topics[0], topics[i]}, Partitions: []int32{counts[0], c}}
-			}
+	for _, t := range group {
+		first, c := partitions[group[0]], partitions[t]
+		if c != first {
+			return 0, false, &CoPartitionError{SubTopology: sub,
+				Topics: []string{group[0], t}, Partitions: []int32{first, c}}
 		}
 	}
 	return n, true, nil

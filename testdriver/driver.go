@@ -51,6 +51,10 @@ import (
 // record.
 var ErrNoRecord = errors.New("sluice: testdriver: no unread record in the output topic")
 
+// ErrNotWritten is wrapped by the error of reading an output topic that the
+// topology never writes (most likely a misspelt name).
+var ErrNotWritten = errors.New("sluice: testdriver: the topology writes no such topic")
+
 // Option configures a Driver.
 type Option interface{ apply(*config) }
 
@@ -568,5 +572,5 @@ func (d *Driver) checkOutput(topic string) error {
 	if dynamic || slices.Contains(topics, topic) {
 		return nil
 	}
-	return fmt.Errorf("sluice: testdriver: the topology writes no topic %q that a test can read (it writes %v)", topic, topics)
+	return fmt.Errorf("%w: %q (it writes %v)", ErrNotWritten, topic, topics)
 }

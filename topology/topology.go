@@ -7,6 +7,12 @@
 // sub-topology for that task. It is immutable once compiled and can be
 // shared by any number of tasks and drivers.
 //
+// Sub-topologies are the connected parts of the graph, where nodes that
+// share a state store count as connected (they must run in one task), as
+// in Kafka Streams' node groups. The source topics of a sub-topology that
+// keeps state form a co-partition group. What each store kind means for
+// its changelog and layout is defined in stores.go.
+//
 // Describe prints the topology in the layout of Kafka Streams'
 // TopologyDescription, so a Kafka Streams user reads it at a glance; DOT and
 // Mermaid render it as a graph.
@@ -15,9 +21,7 @@ package topology
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sluicehq/sluice/operators"
 )
@@ -89,58 +93,6 @@ func (n *Node) AddChild(child *Node) {
 	child.Parents = append(child.Parents, n)
 }
 
-// StoreKind is the kind of a state store.
-type StoreKind int
-
-const (
-	// KeyValue stores map keys to values.
-	KeyValue StoreKind = iota
-	// Window stores hold values per key and time window.
-	Window
-	// Session stores hold values per key and session.
-	Session
-)
-
-// StoreSpec describes a state store of the topology. The zero value of
-// each option is the default of Kafka Streams: logged, cached, persistent.
-type StoreSpec struct {
-	Name string
-	Kind StoreKind
-	// InMemory keeps the store in memory instead of Pebble; it is still
-	// restored from its changelog.
-	InMemory bool
-	// DisableLogging turns the changelog topic off (Kafka Streams:
-	// withLoggingDisabled): the store does not survive the task moving.
-	DisableLogging bool
-	// DisableCaching turns the record cache off (withCachingDisabled):
-	// every update is forwarded and logged.
-	DisableCaching bool
-	// ChangelogConfig overrides topic configs of the changelog topic.
-	ChangelogConfig map[string]string
-	// Timestamped stores keep each value's timestamp with it: an 8-byte
-	// big-endian timestamp before the value's encoding, as Kafka Streams'
-	// timestamped stores (the DSL's aggregations and tables use them;
-	// session stores are not timestamped, in Kafka Streams neither).
-	Timestamped bool
-	// Generated reports that the name was generated, not given by the user.
-	Generated bool
-	// Retention is how long window and session stores keep a window after
-	// its start (sessions: after their end), against stream time.
-	Retention time.Duration
-	// SegmentInterval is the width of a window or session store's segments;
-	// zero means Kafka Streams' default, max(Retention/2, 1 minute).
-	SegmentInterval time.Duration
-}
-
-// ChangelogRetentionExtra is what a windowed changelog keeps beyond the
-// store's retention: Kafka Streams'
-// windowstore.changelog.additional.retention.ms default, one day.
-const ChangelogRetentionExtra = 24 * time.Hour
-
-// ChangelogTopic is the name of the store's changelog topic, before the
-// application ID prefix: "<store>-changelog".
-func (s *StoreSpec) ChangelogTopic() string { return s.Name + "-changelog" }
-
 // TopicKind is the role of an internal topic.
 type TopicKind int
 
@@ -186,15 +138,6 @@ func RepartitionTopicConfig() map[string]string {
 	}
 }
 
-// ChangelogTopicConfig returns the configs Kafka Streams creates key-value
-// changelog topics with.
-func ChangelogTopicConfig() map[string]string {
-	return map[string]string{
-		"cleanup.policy":         "compact",
-		"message.timestamp.type": "CreateTime",
-	}
-}
-
 // SubTopology is a connected part of the topology: the nodes that run in one
 // task.
 type SubTopology struct {
@@ -222,7 +165,41 @@ type Topology struct {
 	nodes          []*Node
 	stores         []*StoreSpec
 	internalTopics []InternalTopic
+	copartition    []CoPartitionGroup
 }
+
+// SourceTopic is a topic a source reads.
+type SourceTopic struct {
+	Name string
+	// Internal marks a topic of the topology (a repartition topic): its
+	// Kafka name is "<application.id>-<Name>".
+	Internal bool
+}
+
+// KafkaName is the topic's name in Kafka for the application appID.
+func (t SourceTopic) KafkaName(appID string) string {
+	if t.Internal {
+		return appID + "-" + t.Name
+	}
+	return t.Name
+}
+
+// CoPartitionGroup is a set of source topics that must have the same
+// partition count, so that partition p of each lands in the same task:
+// Kafka Streams' copartition groups. A sub-topology that keeps state (a
+// join, an aggregation, a processor reading a table's store) needs its
+// source topics co-partitioned, since a task's stores hold the keys of one
+// partition number.
+type CoPartitionGroup struct {
+	SubTopology int
+	Topics      []SourceTopic
+}
+
+// CoPartitionGroups returns the groups of source topics that must be
+// co-partitioned, in sub-topology order: the source topics of each
+// sub-topology that keeps state and reads more than one topic. The runtime
+// checks them against the broker's partition counts at start-up.
+func (t *Topology) CoPartitionGroups() []CoPartitionGroup { return t.copartition }
 
 // SubTopologies returns the sub-topologies in ID order.
 func (t *Topology) SubTopologies() []*SubTopology { return t.subs }
@@ -300,6 +277,12 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 			errs = append(errs, &BuildError{Store: s.Name, Msg: "declared twice: store names must be unique"})
 		}
 		storeByName[s.Name] = s
+		if s.Kind < 0 || int(s.Kind) >= len(kinds) {
+			errs = append(errs, &BuildError{Store: s.Name, Msg: fmt.Sprintf("unknown store kind %d", int(s.Kind))})
+		}
+		if s.RetainDuplicates && s.Kind != Window {
+			errs = append(errs, &BuildError{Store: s.Name, Msg: "only window stores can retain duplicates, this is a " + s.Kind.String() + " store"})
+		}
 	}
 	for _, n := range nodes {
 		if names[n.Name] {
@@ -380,6 +363,21 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 		}
 	}
 
+	// Nodes that share a store run in one task, so their components are
+	// one sub-topology (Kafka Streams' InternalTopologyBuilder unites a
+	// store's users in its node grouper): a processor that reads a table's
+	// store joins the table's sub-topology.
+	storeUser := map[string]int{}
+	for i, n := range nodes {
+		for _, s := range n.Stores {
+			if u, ok := storeUser[s]; ok {
+				union(u, i)
+			} else {
+				storeUser[s] = i
+			}
+		}
+	}
+
 	t := &Topology{nodes: nodes}
 	subOf := map[int]*SubTopology{}
 	for i, n := range nodes {
@@ -396,32 +394,30 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 		}
 	}
 
-	// A store belongs to exactly one sub-topology.
 	storeSub := map[string]*SubTopology{}
-	storeUser := map[string]string{}
 	for _, st := range t.subs {
 		for _, n := range st.Nodes {
 			for _, s := range n.Stores {
-				if other, ok := storeSub[s]; ok && other != st {
-					errs = append(errs, &BuildError{Node: n.Name, Store: s, Msg: fmt.Sprintf(
-						"store is used by sub-topology %d (node %s) and sub-topology %d: a store belongs to one sub-topology",
-						other.ID, storeUser[s], st.ID)})
-					continue
-				}
-				if _, ok := storeSub[s]; !ok {
-					storeSub[s] = st
-					storeUser[s] = n.Name
-				}
+				storeSub[s] = st
 			}
 		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
 	}
 	for _, s := range stores {
 		if st := storeSub[s.Name]; st != nil {
 			st.Stores = append(st.Stores, s)
 			t.stores = append(t.stores, s)
+		}
+	}
+
+	for _, st := range t.subs {
+		var ts []SourceTopic
+		for _, n := range st.Sources {
+			for _, tp := range n.Topics {
+				ts = append(ts, SourceTopic{Name: tp, Internal: n.Internal})
+			}
+		}
+		if len(st.Stores) > 0 && len(ts) > 1 {
+			t.copartition = append(t.copartition, CoPartitionGroup{SubTopology: st.ID, Topics: ts})
 		}
 	}
 
@@ -449,14 +445,7 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 			if s.DisableLogging {
 				continue
 			}
-			cfg := ChangelogTopicConfig()
-			if s.Kind != KeyValue {
-				cfg["cleanup.policy"] = "compact,delete"
-				cfg["retention.ms"] = strconv.FormatInt((s.Retention + ChangelogRetentionExtra).Milliseconds(), 10)
-			}
-			for k, v := range s.ChangelogConfig {
-				cfg[k] = v
-			}
+			cfg := s.ChangelogTopicConfig()
 			t.internalTopics = append(t.internalTopics, InternalTopic{
 				Name: s.ChangelogTopic(), Kind: Changelog, SubTopology: st.ID, Config: cfg,
 			})

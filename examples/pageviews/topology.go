@@ -54,7 +54,7 @@ func Topology(input, output string, size, grace time.Duration) (*topology.Topolo
 	b := dsl.NewBuilder()
 	views := dsl.FromTopic(b, input, serde.Bytes, serde.JSON[PageView](), dsl.Named(sourceNode),
 		dsl.Timestamps(eventTime), dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp))
-	byPage := dsl.GroupBy(views, func(_ []byte, v PageView) string { return v.Page }, serde.String, dsl.Named("by-page"))
+	byPage := dsl.GroupByValue(views, func(v PageView) string { return v.Page }, serde.String, dsl.Named("by-page"))
 	counts := dsl.WindowedBy(byPage, window.Tumbling(size, grace)).EmitFinal().Count(dsl.Named(countNode))
 	dsl.Map(counts.ToStream(dsl.Named("closed-windows")), func(k window.Windowed[string], n int64) (string, WindowCount) {
 		return k.Key, WindowCount{Page: k.Key, WindowStart: k.Window.Start, WindowEnd: k.Window.End, Count: n}
@@ -63,9 +63,11 @@ func Topology(input, output string, size, grace time.Duration) (*topology.Topolo
 }
 
 // eventTime is the timestamp extractor: a view's ts, or -1 (invalid, so
-// the source skips and counts the view) when it has none.
-func eventTime(_ []byte, v PageView, _ []operators.Header, _ int64) int64 {
-	if v.TS == 0 {
+// the source skips and counts the view) when it has none or is a
+// tombstone.
+func eventTime(_ dsl.Maybe[[]byte], view dsl.Maybe[PageView], _ []operators.Header, _ int64) int64 {
+	v, ok := view.Get()
+	if !ok || v.TS == 0 {
 		return -1
 	}
 	return v.TS

@@ -17,7 +17,7 @@ func Topology(input, output string) (*topology.Topology, error) {
 	b := dsl.NewBuilder()
 	lines := dsl.FromTopic(b, input, serde.Bytes, serde.String)
 	words := dsl.FlatMapValues(lines, splitWords)
-	counts := dsl.GroupBy(words, func(_ []byte, w string) string { return w }, serde.String).
+	counts := dsl.GroupByValue(words, func(w string) string { return w }, serde.String).
 		Count(dsl.Named("counts"))
 	counts.ToStream().To(output, serde.String, serde.Int64)
 	return b.Build(dsl.RequireNamedStores())

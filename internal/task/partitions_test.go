@@ -16,7 +16,7 @@ import (
 func TestPartitionGroupChoosesByHeadEventTime(t *testing.T) {
 	b := dsl.NewBuilder()
 	// The event time is in the value; the Kafka timestamp is ignored.
-	extract := dsl.Timestamps(func(_ string, v int64, _ []operators.Header, _ int64) int64 { return v })
+	extract := dsl.Timestamps(func(_ dsl.Maybe[string], v dsl.Maybe[int64], _ []operators.Header, _ int64) int64 { return v.Or(-1) })
 	s := dsl.FromTopics(b, []string{"x", "y"}, serde.String, serde.Int64, extract)
 	s.To("out", nil, nil)
 	topo, err := b.Build()

@@ -2,7 +2,6 @@ package task
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
@@ -65,19 +64,11 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 	case topology.KeyValue:
 		return base, nil
 	case topology.Window:
-		return state.NewWindowStore(base, state.WindowStoreOptions{Retention: spec.Retention, SegmentInterval: spec.SegmentInterval})
+		return state.NewWindowStore(base, state.WindowStoreOptions{Retention: spec.StoreRetention(),
+			SegmentInterval: spec.EffectiveSegmentInterval(), RetainDuplicates: spec.RetainDuplicates})
 	case topology.Session:
-		// One millisecond more than the spec: a session is accepted while
-		// its end is not before the close time (stream time - gap -
-		// grace), and a store with retention gap + grace would already
-		// count a session ending exactly there as expired. The segment
-		// interval stays the one of the spec's retention (Kafka Streams'
-		// default, max(retention/2, 1 minute)).
-		interval := spec.SegmentInterval
-		if interval == 0 {
-			interval = max(spec.Retention/2, time.Minute)
-		}
-		return state.NewSessionStore(base, state.SessionStoreOptions{Retention: spec.Retention + time.Millisecond, SegmentInterval: interval})
+		return state.NewSessionStore(base, state.SessionStoreOptions{Retention: spec.StoreRetention(),
+			SegmentInterval: spec.EffectiveSegmentInterval()})
 	}
 	return nil, fmt.Errorf("sluice: store %s: unknown kind %d", spec.Name, spec.Kind)
 }

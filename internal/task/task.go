@@ -339,34 +339,28 @@ func (t *Task) Close() error {
 	return errors.Join(errs...)
 }
 
-// RecordError is an error processing one input record; it names the task
-// and the record's topic, partition and offset.
-type RecordError struct {
-	Task      string
-	Topic     string
-	Partition int32
-	Offset    int64
-	Err       error
-}
-
-// Error implements error.
-func (e *RecordError) Error() string {
-	return fmt.Sprintf("sluice: task %s, record at topic %s, partition %d, offset %d: %v", e.Task, e.Topic, e.Partition, e.Offset, e.Err)
-}
-
-// Unwrap returns the underlying error.
-func (e *RecordError) Unwrap() error { return e.Err }
-
-// wrapRecord names the task, node and input record in err. A
-// DeserializationError or InvalidTimestampError names the record already.
+// wrapRecord makes err an *operators.NodeError naming the task, the node
+// (when known) and the input record r.
 func (t *Task) wrapRecord(r *operators.RawRecord, err error) error {
-	err = t.wrap("", err)
-	var de *operators.DeserializationError
-	var ie *operators.InvalidTimestampError
-	if errors.As(err, &de) || errors.As(err, &ie) {
+	var ne *operators.NodeError
+	if errors.As(err, &ne) {
+		if ne.Task == "" {
+			ne.Task = t.id
+		}
+		if ne.Topic == "" {
+			ne.Topic, ne.Partition, ne.Offset = r.Topic, r.Partition, r.Offset
+		}
 		return err
 	}
-	return &RecordError{Task: t.id, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+	var node string
+	var de *operators.DeserializationError
+	var ie *operators.InvalidTimestampError
+	if errors.As(err, &de) {
+		node = de.Node
+	} else if errors.As(err, &ie) {
+		node = ie.Node
+	}
+	return &operators.NodeError{Task: t.id, Node: node, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 }
 
 // wrap names the task (and node, if known) in err.

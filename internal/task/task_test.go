@@ -196,9 +196,6 @@ func TestRecordMetadata(t *testing.T) {
 	if got := ctx.ApplicationID(); got != "app" {
 		t.Errorf("ApplicationID = %q, want app", got)
 	}
-	if got := ctx.InternalTopic("x-repartition"); got != "app-x-repartition" {
-		t.Errorf("InternalTopic = %q, want app-x-repartition", got)
-	}
 	r.now = time.UnixMilli(4242)
 	if got := ctx.WallClockTime(); !got.Equal(r.now) {
 		t.Errorf("WallClockTime = %v, want the task's clock %v", got, r.now)

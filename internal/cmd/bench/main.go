@@ -376,7 +376,7 @@ func wordCount(in, out string) (*topology.Topology, string) {
 			emit(w)
 		}
 	})
-	dsl.GroupBy(words, func(_ []byte, w string) string { return w }, serde.String).
+	dsl.GroupByValue(words, func(w string) string { return w }, serde.String).
 		Count(dsl.Named("counts")).ToStream().To(out, serde.String, serde.Int64)
 	topo, _ := b.Build()
 	return topo, "Sluice word count (repartition, ~14 words/rec)"
