@@ -17,7 +17,7 @@ import (
 // is its invalid-timestamp policy, FailOnInvalidTimestamp by default.
 //
 // The source decides the timestamp after decoding the record and before
-// forwarding it, and then advances stream time (nodes.Context's
+// forwarding it, and then advances stream time (the task's
 // StampRecord), so a record skipped as undecodable or for an invalid
 // timestamp never moves stream time. The runtime chooses which of a task's
 // input partitions goes next by the event times of their head records, as
