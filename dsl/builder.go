@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/topology"
 )
 
@@ -110,11 +110,11 @@ func (b *Builder) addStore(spec *topology.StoreSpec) {
 // processor adds a processor node below parents. mk builds the node's
 // instance for a task from the node's (fanned-out) children.
 func processor[K, V, K2, V2 any](b *Builder, name string, stores []string,
-	mk func(ctx operators.Context, next operators.Node[K2, V2]) (operators.Node[K, V], error),
+	mk func(ctx nodes.Context, next nodes.Node[K2, V2]) (nodes.Node[K, V], error),
 	parents ...*topology.Node) *topology.Node {
 	n := &topology.Node{Name: name, Kind: topology.Processor, Stores: stores}
-	n.New = func(ctx operators.Context, children []any) (any, error) {
-		next, err := operators.Fanout[K2, V2](children)
+	n.New = func(ctx nodes.Context, children []any) (any, error) {
+		next, err := nodes.Fanout[K2, V2](children)
 		if err != nil {
 			return nil, fmt.Errorf("sluice: node %s: %w", name, err)
 		}
@@ -124,8 +124,8 @@ func processor[K, V, K2, V2 any](b *Builder, name string, stores []string,
 }
 
 // stateless adds a processor node whose instance needs only its children.
-func stateless[K, V, K2, V2 any](b *Builder, name string, mk func(next operators.Node[K2, V2]) operators.Node[K, V], parents ...*topology.Node) *topology.Node {
-	return processor(b, name, nil, func(_ operators.Context, next operators.Node[K2, V2]) (operators.Node[K, V], error) {
+func stateless[K, V, K2, V2 any](b *Builder, name string, mk func(next nodes.Node[K2, V2]) nodes.Node[K, V], parents ...*topology.Node) *topology.Node {
+	return processor(b, name, nil, func(_ nodes.Context, next nodes.Node[K2, V2]) (nodes.Node[K, V], error) {
 		return mk(next), nil
 	}, parents...)
 }

@@ -3,6 +3,7 @@ package dsl
 import (
 	"fmt"
 
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -50,8 +51,8 @@ func GroupBy[K, V, K2 any](s Stream[K, V], f func(K, V) K2, keys serde.Serde[K2]
 func GroupByValue[K, V, K2 any](s Stream[K, V], f func(V) K2, keys serde.Serde[K2], opts ...Option) Grouped[K2, V] {
 	o := collect(opts)
 	name := s.b.nameOr(o.name, "KSTREAM-KEY-SELECT")
-	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V]) (operators.Node[K, V], error) {
-		return operators.SelectKeyFromValue[K](ctx, name, f, next), nil
+	n := processor(s.b, name, nil, func(ctx nodes.Context, next nodes.Node[K2, V]) (nodes.Node[K, V], error) {
+		return nodes.SelectKeyFromValue[K](ctx, name, f, next), nil
 	}, s.node)
 	rekeyed := Stream[K2, V]{b: s.b, node: n, keys: keys, values: s.values, rekeyed: true}
 	return Grouped[K2, V]{s: rekeyed, name: o.name, repartition: true}
@@ -120,14 +121,14 @@ func (g Grouped[K, V]) input(name string, spec *topology.StoreSpec, hasValueSerd
 // aggregate adds a stream aggregation: processor name, store, the
 // repartition step if needed, and the node mk builds.
 func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix string, aggs serde.Serde[A],
-	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error)) Table[K, A] {
+	mk func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, V], error)) Table[K, A] {
 	b := g.s.b
 	o := collect(opts)
 	spec := b.storeSpec(o, prefix, op)
 	name := b.nameOr(o.name, prefix)
 	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
-	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error) {
+	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
 	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name}
@@ -138,8 +139,8 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix stri
 // KGroupedStream.count.
 func (g Grouped[K, V]) Count(opts ...StoreOption) Table[K, int64] {
 	return aggregate(g, opts, "Count", "KSTREAM-AGGREGATE", serde.Int64,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, V], error) {
-			return operators.Aggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[int64]]) (nodes.Node[K, V], error) {
+			return nodes.Aggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], next)
 		})
 }
 
@@ -153,8 +154,8 @@ func increment[K, V any](_ K, _ V, n int64) int64 { return n + 1 }
 // Kafka Streams: KGroupedStream.reduce.
 func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[K, V] {
 	return aggregate(g, opts, "Reduce", "KSTREAM-REDUCE", g.s.values,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
-			return operators.Reduce(ctx, node, store, keys, g.s.values, f, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {
+			return nodes.Reduce(ctx, node, store, keys, g.s.values, f, next)
 		})
 }
 
@@ -164,7 +165,7 @@ func (g Grouped[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[K, 
 // KGroupedStream.aggregate.
 func Aggregate[K, V, A any](g Grouped[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
 	return aggregate(g, opts, "Aggregate", "KSTREAM-AGGREGATE", aggs,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, V], error) {
-			return operators.Aggregate(ctx, node, store, keys, aggs, init, add, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, V], error) {
+			return nodes.Aggregate(ctx, node, store, keys, aggs, init, add, next)
 		})
 }

@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -58,8 +59,8 @@ func (s SlidingWindowedStream[K, V]) Count(opts ...StoreOption) Table[window.Win
 func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[window.Windowed[K], V] {
 	w, final, values := s.w, s.final, s.g.s.values
 	return slidingWindowed(s, opts, "KSTREAM-REDUCE", values,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[V]]) (operators.Node[K, V], error) {
-			return operators.SlidingReduce(ctx, node, store, w, final, keys, values, func(_ K, v, agg V) V { return f(agg, v) }, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[V]]) (nodes.Node[K, V], error) {
+			return nodes.SlidingReduce(ctx, node, store, w, final, keys, values, func(_ K, v, agg V) V { return f(agg, v) }, next)
 		})
 }
 
@@ -71,14 +72,14 @@ func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOpt
 func SlidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A, add func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[window.Windowed[K], A] {
 	w, final := s.w, s.final
 	return slidingWindowed(s, opts, "KSTREAM-AGGREGATE", aggs,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
-			return operators.SlidingAggregate(ctx, node, store, w, final, keys, aggs, init, add, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error) {
+			return nodes.SlidingAggregate(ctx, node, store, w, final, keys, aggs, init, add, next)
 		})
 }
 
 // slidingWindowed adds a sliding-window aggregation whose node mk builds.
 func slidingWindowed[K, V, A any](s SlidingWindowedStream[K, V], opts []StoreOption, prefix string, aggs serde.Serde[A],
-	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error)) Table[window.Windowed[K], A] {
+	mk func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error)) Table[window.Windowed[K], A] {
 	w := s.w
 	tbl := windowedAggregate(s.g, opts, prefix, topology.Window, w.Validate(), 2*w.TimeDifference+w.Grace, aggs, mk)
 	if tbl.keys == nil && s.g.s.keys != nil {

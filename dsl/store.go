@@ -3,6 +3,7 @@ package dsl
 import (
 	"fmt"
 
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
@@ -49,7 +50,7 @@ func (r *KeyValueStoreRef[K, V]) StoreName() string { return r.name }
 // Open returns the typed store for the task of ctx. Call it in the
 // processor's Init; the processor must be connected to the store.
 func (r *KeyValueStoreRef[K, V]) Open(ctx operators.ProcessingContext) (*state.KV[K, V], error) {
-	kv, err := operators.OpenKeyValueStore(ctx, r.name)
+	kv, err := nodes.OpenKeyValueStore(ctx, r.name)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func OpenTableStore[K, V any](ctx operators.ProcessingContext, t Table[K, V]) (*
 	if t.store == "" {
 		return nil, fmt.Errorf("sluice: table of node %s has no store: materialize it with dsl.Materialized", t.node.Name)
 	}
-	kv, err := operators.OpenKeyValueStore(ctx, t.store)
+	kv, err := nodes.OpenKeyValueStore(ctx, t.store)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func (s *TableStore[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {
 	if err != nil || !ok {
 		return v, 0, false, err
 	}
-	ts, raw, err := operators.DecodeTimestamped(b)
+	ts, raw, err := nodes.DecodeTimestamped(b)
 	if err != nil {
 		return v, 0, false, fmt.Errorf("sluice: store %s: %w", s.name, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -57,12 +58,12 @@ func sourceNode[K, V any](b *Builder, name string, topics []string, internal boo
 // stampingSourceNode adds a source that stamps records as st says.
 func stampingSourceNode[K, V any](b *Builder, name string, topics []string, internal bool, keys serde.Serde[K], values serde.Serde[V], st sourceStamps[K, V]) *topology.Node {
 	n := &topology.Node{Name: name, Kind: topology.Source, Topics: topics, Internal: internal}
-	n.New = func(ctx operators.Context, children []any) (any, error) {
-		next, err := operators.Fanout[K, V](children)
+	n.New = func(ctx nodes.Context, children []any) (any, error) {
+		next, err := nodes.Fanout[K, V](children)
 		if err != nil {
 			return nil, err
 		}
-		return operators.Source(ctx, name, keys, values, st.forTask(ctx), next), nil
+		return nodes.Source(ctx, name, keys, values, st.forTask(ctx), next), nil
 	}
 	return b.add(n)
 }
@@ -100,8 +101,8 @@ func (s Stream[K, V]) FilterNot(pred func(K, V) bool, opts ...Option) Stream[K, 
 
 func (s Stream[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) Stream[K, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FILTER")
-	return s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
-		return operators.Filter(pred, keep, next)
+	return s.derive(stateless(s.b, name, func(next nodes.Node[K, V]) nodes.Node[K, V] {
+		return nodes.Filter(pred, keep, next)
 	}, s.node))
 }
 
@@ -110,8 +111,8 @@ func (s Stream[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) Str
 // tombstones and null keys too.
 func (s Stream[K, V]) FilterNullable(pred func(k Maybe[K], v Maybe[V]) bool, opts ...Option) Stream[K, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FILTER")
-	return s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
-		return operators.FilterNullable(pred, true, next)
+	return s.derive(stateless(s.b, name, func(next nodes.Node[K, V]) nodes.Node[K, V] {
+		return nodes.FilterNullable(pred, true, next)
 	}, s.node))
 }
 
@@ -120,8 +121,8 @@ func (s Stream[K, V]) FilterNullable(pred func(k Maybe[K], v Maybe[V]) bool, opt
 // (PeekNullable sees those too). Kafka Streams: KStream.peek.
 func (s Stream[K, V]) Peek(f func(K, V), opts ...Option) Stream[K, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-PEEK")
-	return s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
-		return operators.Peek(f, next)
+	return s.derive(stateless(s.b, name, func(next nodes.Node[K, V]) nodes.Node[K, V] {
+		return nodes.Peek(f, next)
 	}, s.node))
 }
 
@@ -129,8 +130,8 @@ func (s Stream[K, V]) Peek(f func(K, V), opts ...Option) Stream[K, V] {
 // (absent for a Kafka null), and passes the record on.
 func (s Stream[K, V]) PeekNullable(f func(k Maybe[K], v Maybe[V]), opts ...Option) Stream[K, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-PEEK")
-	return s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
-		return operators.PeekNullable(f, next)
+	return s.derive(stateless(s.b, name, func(next nodes.Node[K, V]) nodes.Node[K, V] {
+		return nodes.PeekNullable(f, next)
 	}, s.node))
 }
 
@@ -139,8 +140,8 @@ func (s Stream[K, V]) PeekNullable(f func(k Maybe[K], v Maybe[V]), opts ...Optio
 // Kafka Streams: KStream.foreach.
 func (s Stream[K, V]) Foreach(f func(K, V), opts ...Option) {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FOREACH")
-	stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] {
-		return operators.Peek(f, next)
+	stateless(s.b, name, func(next nodes.Node[K, V]) nodes.Node[K, V] {
+		return nodes.Peek(f, next)
 	}, s.node)
 }
 
@@ -153,7 +154,7 @@ func (s Stream[K, V]) Merge(other Stream[K, V], opts ...Option) Stream[K, V] {
 		s.b.fail(name, "merged streams come from different builders")
 		return s
 	}
-	out := s.derive(stateless(s.b, name, func(next operators.Node[K, V]) operators.Node[K, V] { return next }, s.node, other.node))
+	out := s.derive(stateless(s.b, name, func(next nodes.Node[K, V]) nodes.Node[K, V] { return next }, s.node, other.node))
 	out.rekeyed = s.rekeyed || other.rekeyed
 	if out.keys == nil {
 		out.keys = other.keys
@@ -190,8 +191,8 @@ func (s Stream[K, V]) to(topic string, extract func(Maybe[K], Maybe[V]) string, 
 		topics = []string{topic}
 	}
 	n := &topology.Node{Name: name, Kind: topology.Sink, Topics: topics}
-	n.New = func(ctx operators.Context, _ []any) (any, error) {
-		return operators.Sink(ctx, name, topic, extract, keys, values), nil
+	n.New = func(ctx nodes.Context, _ []any) (any, error) {
+		return nodes.Sink(ctx, name, topic, extract, keys, values), nil
 	}
 	s.b.add(n, s.node)
 }
@@ -246,8 +247,8 @@ func (b *Builder) repartitionNames(base string) (topic, sink, filter, source str
 // source: the filter drops records with a null key.
 func (s Stream[K, V]) repartitionAs(base string, partitions int32) Stream[K, V] {
 	topic, sinkName, filterName, sourceName := s.b.repartitionNames(base)
-	filter := processor(s.b, filterName, nil, func(ctx operators.Context, next operators.Node[K, V]) (operators.Node[K, V], error) {
-		return operators.DropNullKeys(ctx, filterName, next), nil
+	filter := processor(s.b, filterName, nil, func(ctx nodes.Context, next nodes.Node[K, V]) (nodes.Node[K, V], error) {
+		return nodes.DropNullKeys(ctx, filterName, next), nil
 	}, s.node)
 	return s.throughTopic(topic, sinkName, sourceName, partitions, filter)
 }
@@ -256,8 +257,8 @@ func (s Stream[K, V]) repartitionAs(base string, partitions int32) Stream[K, V] 
 func (s Stream[K, V]) throughTopic(topic, sinkName, sourceName string, partitions int32, parent *topology.Node) Stream[K, V] {
 	keys, values := s.serdes(sinkName, nil, nil)
 	sink := &topology.Node{Name: sinkName, Kind: topology.Sink, Topics: []string{topic}, Internal: true, Partitions: partitions}
-	sink.New = func(ctx operators.Context, _ []any) (any, error) {
-		return operators.RepartitionSink(ctx, sinkName, ctx.InternalTopic(topic), keys, values), nil
+	sink.New = func(ctx nodes.Context, _ []any) (any, error) {
+		return nodes.RepartitionSink(ctx, sinkName, ctx.InternalTopic(topic), keys, values), nil
 	}
 	s.b.add(sink, parent)
 	src := sourceNode(s.b, sourceName, []string{topic}, true, keys, values)
@@ -277,8 +278,8 @@ func Process[K, V, K2, V2 any](s Stream[K, V], supplier func() operators.Process
 	if name == "" {
 		name = s.b.newName("KSTREAM-PROCESSOR")
 	}
-	n := processor(s.b, name, o.stores, func(ctx operators.Context, next operators.Node[K2, V2]) (operators.Node[K, V], error) {
-		return operators.UserProcessor(ctx, name, supplier(), next)
+	n := processor(s.b, name, o.stores, func(ctx nodes.Context, next nodes.Node[K2, V2]) (nodes.Node[K, V], error) {
+		return nodes.UserProcessor(ctx, name, supplier(), next)
 	}, s.node)
 	return Stream[K2, V2]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: carry[V, V2](s.values), rekeyed: true}
 }
@@ -297,8 +298,8 @@ func carry[T, U any](s serde.Serde[T]) serde.Serde[U] {
 // MapNullable to map those. Kafka Streams: KStream.map.
 func Map[K, V, K2, V2 any](s Stream[K, V], f func(K, V) (K2, V2), opts ...Option) Stream[K2, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAP")
-	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V2]) (operators.Node[K, V], error) {
-		return operators.Map(ctx, name, f, next), nil
+	n := processor(s.b, name, nil, func(ctx nodes.Context, next nodes.Node[K2, V2]) (nodes.Node[K, V], error) {
+		return nodes.Map(ctx, name, f, next), nil
 	}, s.node)
 	return Stream[K2, V2]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: carry[V, V2](s.values), rekeyed: true}
 }
@@ -309,7 +310,7 @@ func Map[K, V, K2, V2 any](s Stream[K, V], f func(K, V) (K2, V2), opts ...Option
 // rekeyed.
 func MapNullable[K, V, K2, V2 any](s Stream[K, V], f func(k Maybe[K], v Maybe[V]) (Maybe[K2], Maybe[V2]), opts ...Option) Stream[K2, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAP")
-	n := stateless(s.b, name, func(next operators.Node[K2, V2]) operators.Node[K, V] { return operators.MapNullable(f, next) }, s.node)
+	n := stateless(s.b, name, func(next nodes.Node[K2, V2]) nodes.Node[K, V] { return nodes.MapNullable(f, next) }, s.node)
 	return Stream[K2, V2]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: carry[V, V2](s.values), rekeyed: true}
 }
 
@@ -319,7 +320,7 @@ func MapNullable[K, V, K2, V2 any](s Stream[K, V], f func(k Maybe[K], v Maybe[V]
 // value is mapped and stays null. Kafka Streams: KStream.mapValues.
 func MapValues[K, V, V2 any](s Stream[K, V], f func(V) V2, opts ...Option) Stream[K, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAPVALUES")
-	n := stateless(s.b, name, func(next operators.Node[K, V2]) operators.Node[K, V] { return operators.MapValues(f, next) }, s.node)
+	n := stateless(s.b, name, func(next nodes.Node[K, V2]) nodes.Node[K, V] { return nodes.MapValues(f, next) }, s.node)
 	return Stream[K, V2]{b: s.b, node: n, keys: s.keys, values: carry[V, V2](s.values), rekeyed: s.rekeyed}
 }
 
@@ -329,7 +330,7 @@ func MapValues[K, V, V2 any](s Stream[K, V], f func(V) V2, opts ...Option) Strea
 func MapValuesNullable[K, V, V2 any](s Stream[K, V], f func(v Maybe[V]) Maybe[V2], opts ...Option) Stream[K, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-MAPVALUES")
 	g := func(k Maybe[K], v Maybe[V]) (Maybe[K], Maybe[V2]) { return k, f(v) }
-	n := stateless(s.b, name, func(next operators.Node[K, V2]) operators.Node[K, V] { return operators.MapNullable(g, next) }, s.node)
+	n := stateless(s.b, name, func(next nodes.Node[K, V2]) nodes.Node[K, V] { return nodes.MapNullable(g, next) }, s.node)
 	return Stream[K, V2]{b: s.b, node: n, keys: s.keys, values: carry[V, V2](s.values), rekeyed: s.rekeyed}
 }
 
@@ -339,8 +340,8 @@ func MapValuesNullable[K, V, V2 any](s Stream[K, V], f func(v Maybe[V]) Maybe[V2
 // without keys, use SelectKeyNullable. Kafka Streams: KStream.selectKey.
 func SelectKey[K, V, K2 any](s Stream[K, V], f func(K, V) K2, opts ...Option) Stream[K2, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-KEY-SELECT")
-	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V]) (operators.Node[K, V], error) {
-		return operators.SelectKey(ctx, name, f, next), nil
+	n := processor(s.b, name, nil, func(ctx nodes.Context, next nodes.Node[K2, V]) (nodes.Node[K, V], error) {
+		return nodes.SelectKey(ctx, name, f, next), nil
 	}, s.node)
 	return Stream[K2, V]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: s.values, rekeyed: true}
 }
@@ -352,7 +353,7 @@ func SelectKey[K, V, K2 any](s Stream[K, V], f func(K, V) K2, opts ...Option) St
 func SelectKeyNullable[K, V, K2 any](s Stream[K, V], f func(k Maybe[K], v Maybe[V]) Maybe[K2], opts ...Option) Stream[K2, V] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-KEY-SELECT")
 	g := func(k Maybe[K], v Maybe[V]) (Maybe[K2], Maybe[V]) { return f(k, v), v }
-	n := stateless(s.b, name, func(next operators.Node[K2, V]) operators.Node[K, V] { return operators.MapNullable(g, next) }, s.node)
+	n := stateless(s.b, name, func(next nodes.Node[K2, V]) nodes.Node[K, V] { return nodes.MapNullable(g, next) }, s.node)
 	return Stream[K2, V]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: s.values, rekeyed: true}
 }
 
@@ -361,8 +362,8 @@ func SelectKeyNullable[K, V, K2 any](s Stream[K, V], f func(k Maybe[K], v Maybe[
 // and counted ("null-key", "null-value"). Kafka Streams: KStream.flatMap.
 func FlatMap[K, V, K2, V2 any](s Stream[K, V], f func(k K, v V, emit func(K2, V2)), opts ...Option) Stream[K2, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FLATMAP")
-	n := processor(s.b, name, nil, func(ctx operators.Context, next operators.Node[K2, V2]) (operators.Node[K, V], error) {
-		return operators.FlatMap(ctx, name, f, next), nil
+	n := processor(s.b, name, nil, func(ctx nodes.Context, next nodes.Node[K2, V2]) (nodes.Node[K, V], error) {
+		return nodes.FlatMap(ctx, name, f, next), nil
 	}, s.node)
 	return Stream[K2, V2]{b: s.b, node: n, keys: carry[K, K2](s.keys), values: carry[V, V2](s.values), rekeyed: true}
 }
@@ -373,7 +374,7 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], f func(k K, v V, emit func(K2, V2
 // Streams: KStream.flatMapValues.
 func FlatMapValues[K, V, V2 any](s Stream[K, V], f func(v V, emit func(V2)), opts ...Option) Stream[K, V2] {
 	name := s.b.nameOr(collect(opts).name, "KSTREAM-FLATMAPVALUES")
-	n := stateless(s.b, name, func(next operators.Node[K, V2]) operators.Node[K, V] { return operators.FlatMapValues(f, next) }, s.node)
+	n := stateless(s.b, name, func(next nodes.Node[K, V2]) nodes.Node[K, V] { return nodes.FlatMapValues(f, next) }, s.node)
 	return Stream[K, V2]{b: s.b, node: n, keys: s.keys, values: carry[V, V2](s.values), rekeyed: s.rekeyed}
 }
 
@@ -396,16 +397,16 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 	name := s.b.nameOr(o.name, "KSTREAM-BRANCH")
 	sp := &Splitter[K, V]{s: s, prefix: name, out: map[string]Stream[K, V]{}}
 	sp.node = &topology.Node{Name: name, Kind: topology.Processor}
-	sp.node.New = func(_ operators.Context, children []any) (any, error) {
-		branches := make([]operators.Node[K, V], len(children))
+	sp.node.New = func(_ nodes.Context, children []any) (any, error) {
+		branches := make([]nodes.Node[K, V], len(children))
 		for i, c := range children {
-			n, err := operators.Fanout[K, V]([]any{c})
+			n, err := nodes.Fanout[K, V]([]any{c})
 			if err != nil {
 				return nil, err
 			}
 			branches[i] = n
 		}
-		return operators.Branch(sp.preds, branches), nil
+		return nodes.Branch(sp.preds, branches), nil
 	}
 	s.b.add(sp.node, s.node)
 	return sp
@@ -439,7 +440,7 @@ func (sp *Splitter[K, V]) branch(name string, pred func(K, V) bool) {
 		return
 	}
 	sp.s.b.newName(full) // uses up an index, as in Kafka Streams
-	n := stateless(sp.s.b, full, func(next operators.Node[K, V]) operators.Node[K, V] { return next }, sp.node)
+	n := stateless(sp.s.b, full, func(next nodes.Node[K, V]) nodes.Node[K, V] { return next }, sp.node)
 	sp.preds = append(sp.preds, pred)
 	sp.out[full] = sp.s.derive(n)
 }

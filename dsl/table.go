@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -39,8 +40,8 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 		b.fail(srcName, "table source of %s needs a key and a value serde", topic)
 	}
 	src := stampingSourceNode(b, srcName, []string{topic}, false, keys, values, sourceTimestamps[K, V](b, srcName, o))
-	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[V]]) (operators.Node[K, V], error) {
-		return operators.TableSource(ctx, name, spec.Name, keys, values, next)
+	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {
+		return nodes.TableSource(ctx, name, spec.Name, keys, values, next)
 	}, src)
 	return Table[K, V]{b: b, node: n, keys: keys, values: values, store: spec.Name}
 }
@@ -78,8 +79,8 @@ func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption)
 		stores = []string{store}
 	}
 	keys, values := t.keys, t.values
-	n := processor(t.b, name, stores, func(ctx operators.Context, next operators.Node[K, operators.Change[V]]) (operators.Node[K, operators.Change[V]], error) {
-		return operators.TableFilter(ctx, name, store, keys, values, pred, keep, next)
+	n := processor(t.b, name, stores, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, operators.Change[V]], error) {
+		return nodes.TableFilter(ctx, name, store, keys, values, pred, keep, next)
 	}, t.node)
 	out := t
 	out.node, out.store = n, store
@@ -90,8 +91,8 @@ func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption)
 // tombstone for each delete. Kafka Streams: KTable.toStream.
 func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 	name := t.b.nameOr(collect(opts).name, "KTABLE-TOSTREAM")
-	n := stateless(t.b, name, func(next operators.Node[K, V]) operators.Node[K, operators.Change[V]] {
-		return operators.ToStream(next)
+	n := stateless(t.b, name, func(next nodes.Node[K, V]) nodes.Node[K, operators.Change[V]] {
+		return nodes.ToStream(next)
 	}, t.node)
 	return Stream[K, V]{b: t.b, node: n, keys: t.keys, values: t.values}
 }
@@ -112,8 +113,8 @@ func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serd
 		}
 	}
 	keys := t.keys
-	n := processor(t.b, name, stores, func(ctx operators.Context, next operators.Node[K, operators.Change[V2]]) (operators.Node[K, operators.Change[V]], error) {
-		return operators.TableMapValues(ctx, name, store, keys, values, f, next)
+	n := processor(t.b, name, stores, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V2]]) (nodes.Node[K, operators.Change[V]], error) {
+		return nodes.TableMapValues(ctx, name, store, keys, values, f, next)
 	}, t.node)
 	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store}
 }
@@ -140,12 +141,12 @@ func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(k K, v V) (Maybe[K2], 
 	if keys == nil || values == nil {
 		t.b.fail(name, "table groupBy needs a key and a value serde")
 	}
-	n := stateless(t.b, name, func(next operators.Node[K2, operators.Change[V2]]) operators.Node[K, operators.Change[V]] {
-		return operators.TableGroupBy(name, f, keys, next)
+	n := stateless(t.b, name, func(next nodes.Node[K2, operators.Change[V2]]) nodes.Node[K, operators.Change[V]] {
+		return nodes.TableGroupBy(name, f, keys, next)
 	}, t.node)
 	var changes serde.Serde[operators.Change[V2]]
 	if values != nil {
-		changes = operators.ChangeSerde(values)
+		changes = nodes.ChangeSerde(values)
 	}
 	return GroupedTable[K2, V2]{
 		s:    Stream[K2, operators.Change[V2]]{b: t.b, node: n, keys: keys, values: changes},
@@ -155,7 +156,7 @@ func TableGroupBy[K, V, K2, V2 any](t Table[K, V], f func(k K, v V) (Maybe[K2], 
 }
 
 func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, prefix string, aggs serde.Serde[A],
-	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error)) Table[K, A] {
+	mk func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, operators.Change[V]], error)) Table[K, A] {
 	b := g.s.b
 	o := collect(opts)
 	spec := b.storeSpec(o, "KTABLE-AGGREGATE", op)
@@ -175,7 +176,7 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 		b.fail(name, "missing value serde for store %s", spec.Name)
 	}
 	keys := s.keys
-	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error) {
+	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, operators.Change[V]], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
 	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name}
@@ -186,8 +187,8 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 // never counted, change nothing.)
 func (g GroupedTable[K, V]) Count(opts ...StoreOption) Table[K, int64] {
 	return tableAggregate(g, opts, "GroupedTable.Count", "KTABLE-AGGREGATE", serde.Int64,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[int64]]) (operators.Node[K, operators.Change[V]], error) {
-			return operators.TableAggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], decrement[K, V], next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[int64]]) (nodes.Node[K, operators.Change[V]], error) {
+			return nodes.TableAggregate(ctx, node, store, keys, serde.Int64, zero, increment[K, V], decrement[K, V], next)
 		})
 }
 
@@ -198,8 +199,8 @@ func decrement[K, V any](_ K, _ V, n int64) int64 { return n - 1 }
 // Kafka Streams: KGroupedTable.reduce.
 func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...StoreOption) Table[K, V] {
 	return tableAggregate(g, opts, "GroupedTable.Reduce", "KTABLE-REDUCE", g.vals,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[V]]) (operators.Node[K, operators.Change[V]], error) {
-			return operators.TableReduce(ctx, node, store, keys, g.vals, add, sub, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, operators.Change[V]], error) {
+			return nodes.TableReduce(ctx, node, store, keys, g.vals, add, sub, next)
 		})
 }
 
@@ -209,7 +210,7 @@ func (g GroupedTable[K, V]) Reduce(add, sub func(agg, v V) V, opts ...StoreOptio
 // KGroupedTable.aggregate.
 func TableAggregate[K, V, A any](g GroupedTable[K, V], init func() A, add, sub func(k K, v V, agg A) A, aggs serde.Serde[A], opts ...StoreOption) Table[K, A] {
 	return tableAggregate(g, opts, "TableAggregate", "KTABLE-AGGREGATE", aggs,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[K, operators.Change[A]]) (operators.Node[K, operators.Change[V]], error) {
-			return operators.TableAggregate(ctx, node, store, keys, aggs, init, add, sub, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, operators.Change[V]], error) {
+			return nodes.TableAggregate(ctx, node, store, keys, aggs, init, add, sub, next)
 		})
 }

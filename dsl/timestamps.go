@@ -3,6 +3,7 @@ package dsl
 import (
 	"reflect"
 
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 )
 
@@ -16,7 +17,7 @@ import (
 // is its invalid-timestamp policy, FailOnInvalidTimestamp by default.
 //
 // The source decides the timestamp after decoding the record and before
-// forwarding it, and then advances stream time (operators.Context's
+// forwarding it, and then advances stream time (the task's
 // StampRecord), so a record skipped as undecodable or for an invalid
 // timestamp never moves stream time. The runtime chooses which of a task's
 // input partitions goes next by the event times of their head records, as
@@ -116,7 +117,7 @@ func OnInvalidTimestamp(p InvalidTimestampPolicy) TimestampOption {
 type sourceStamps[K, V any] struct {
 	extract   func(Maybe[K], Maybe[V], []operators.Header, int64) int64
 	wallClock bool
-	onInvalid operators.InvalidTimestampPolicy
+	onInvalid nodes.InvalidTimestampPolicy
 }
 
 // sourceTimestamps reads the timestamp options of the source named node;
@@ -136,11 +137,11 @@ func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps
 	}
 	switch o.onInvalid {
 	case FailOnInvalidTimestamp:
-		st.onInvalid = operators.FailOnInvalidTimestamp
+		st.onInvalid = nodes.FailOnInvalidTimestamp
 	case SkipInvalidTimestamp:
-		st.onInvalid = operators.SkipInvalidTimestamp
+		st.onInvalid = nodes.SkipInvalidTimestamp
 	case UsePreviousStreamTime:
-		st.onInvalid = operators.UsePreviousStreamTime
+		st.onInvalid = nodes.UsePreviousStreamTime
 	default:
 		b.fail(node, "unknown invalid-timestamp policy %d", int(o.onInvalid))
 	}
@@ -148,8 +149,8 @@ func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps
 }
 
 // forTask returns the source's timestamping for the task of ctx.
-func (st sourceStamps[K, V]) forTask(ctx operators.Context) operators.SourceTimestamps[K, V] {
-	ts := operators.SourceTimestamps[K, V]{Extract: st.extract, OnInvalid: st.onInvalid}
+func (st sourceStamps[K, V]) forTask(ctx nodes.Context) nodes.SourceTimestamps[K, V] {
+	ts := nodes.SourceTimestamps[K, V]{Extract: st.extract, OnInvalid: st.onInvalid}
 	if st.wallClock {
 		ts.Extract = func(Maybe[K], Maybe[V], []operators.Header, int64) int64 { return ctx.WallClockTime().UnixMilli() }
 	}

@@ -3,6 +3,7 @@ package dsl
 import (
 	"time"
 
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -17,7 +18,7 @@ import (
 type TimeWindowedStream[K, V any] struct {
 	g    Grouped[K, V]
 	w    window.Time
-	emit operators.Emit
+	emit nodes.Emit
 }
 
 // WindowedBy cuts the grouped stream into time windows (window.Tumbling,
@@ -81,8 +82,8 @@ func timeWindowed[K, V, A any](t TimeWindowedStream[K, V], opts []StoreOption, p
 func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []StoreOption, prefix string, aggs serde.Serde[A], first func(K, V) A, add func(K, V, A) A) Table[window.Windowed[K], A] {
 	w, emit := t.w, t.emit
 	tbl := windowedAggregate(t.g, opts, prefix, topology.Window, w.Validate(), w.Retention(), aggs,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
-			return operators.WindowAggregate(ctx, node, store, w, emit, keys, aggs, first, add, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error) {
+			return nodes.WindowAggregate(ctx, node, store, w, emit, keys, aggs, first, add, next)
 		})
 	if tbl.keys == nil && t.g.s.keys != nil {
 		tbl.keys = window.TimeKeySerde(t.g.s.keys, w.Size)
@@ -98,7 +99,7 @@ func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []StoreOpti
 type SessionWindowedStream[K, V any] struct {
 	g    Grouped[K, V]
 	w    window.Session
-	emit operators.Emit
+	emit nodes.Emit
 }
 
 // WindowedBySession cuts the grouped stream into sessions of records at
@@ -136,8 +137,8 @@ func (s SessionWindowedStream[K, V]) Count(opts ...StoreOption) Table[window.Win
 func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...StoreOption) Table[window.Windowed[K], V] {
 	w, emit, values := s.w, s.emit, s.g.s.values
 	return sessionWindowed(s, opts, "KSTREAM-REDUCE", values,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[V]]) (operators.Node[K, V], error) {
-			return operators.SessionReduce(ctx, node, store, w, emit, keys, values,
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[V]]) (nodes.Node[K, V], error) {
+			return nodes.SessionReduce(ctx, node, store, w, emit, keys, values,
 				func(_ K, v V, agg V) V { return f(agg, v) }, func(_ K, a, b V) V { return f(a, b) }, next)
 		})
 }
@@ -150,14 +151,14 @@ func SessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A,
 	aggs serde.Serde[A], opts ...StoreOption) Table[window.Windowed[K], A] {
 	w, emit := s.w, s.emit
 	return sessionWindowed(s, opts, "KSTREAM-AGGREGATE", aggs,
-		func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
-			return operators.SessionAggregate(ctx, node, store, w, emit, keys, aggs, init, add, merge, next)
+		func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error) {
+			return nodes.SessionAggregate(ctx, node, store, w, emit, keys, aggs, init, add, merge, next)
 		})
 }
 
 // sessionWindowed adds a session aggregation whose node mk builds.
 func sessionWindowed[K, V, A any](s SessionWindowedStream[K, V], opts []StoreOption, prefix string, aggs serde.Serde[A],
-	mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error)) Table[window.Windowed[K], A] {
+	mk func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error)) Table[window.Windowed[K], A] {
 	w := s.w
 	tbl := windowedAggregate(s.g, opts, prefix, topology.Session, w.Validate(), w.Gap+w.Grace, aggs, mk)
 	if tbl.keys == nil && s.g.s.keys != nil {
@@ -171,7 +172,7 @@ func sessionWindowed[K, V, A any](s SessionWindowedStream[K, V], opts []StoreOpt
 // Materialized asks for), the repartition step if needed, and the node mk
 // builds.
 func windowedAggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, prefix string, kind topology.StoreKind, invalid error, minRetention time.Duration,
-	aggs serde.Serde[A], mk func(ctx operators.Context, node, store string, keys serde.Serde[K], next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error)) Table[window.Windowed[K], A] {
+	aggs serde.Serde[A], mk func(ctx nodes.Context, node, store string, keys serde.Serde[K], next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error)) Table[window.Windowed[K], A] {
 	b := g.s.b
 	o := collect(opts)
 	spec := b.storeSpec(o, prefix, "")
@@ -192,7 +193,7 @@ func windowedAggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, prefix 
 	}
 	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
-	n := processor(b, name, []string{spec.Name}, func(ctx operators.Context, next operators.Node[window.Windowed[K], operators.Change[A]]) (operators.Node[K, V], error) {
+	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
 	return Table[window.Windowed[K], A]{b: b, node: n, values: aggs, store: spec.Name}

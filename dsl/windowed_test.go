@@ -36,7 +36,7 @@ import (
 
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/internal/datadriven"
-	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/testdriver"
@@ -191,7 +191,7 @@ func buildWindowCase(t *testing.T, c windowCase) (*testdriver.Driver, func() []s
 		switch s := d.Store("agg").(type) {
 		case *state.WindowStore:
 			for k, v := range s.All() {
-				_, agg, err := operators.DecodeTimestamped(v)
+				_, agg, err := nodes.DecodeTimestamped(v)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -44,16 +44,6 @@ type Change[V any] struct {
 	HasOld bool
 }
 
-// Node is a node instance of a task's processor graph that accepts records
-// of type K, V: what a parent forwards to.
-//
-// Process is called on the task's goroutine only. An error stops the task:
-// the node that raised it wraps it in a NodeError naming itself, and its
-// parents pass it up unchanged.
-type Node[K, V any] interface {
-	Process(r Record[K, V]) error
-}
-
 // RawRecord is a record as read from a topic, before deserialization.
 // Key and Value are nil for Kafka nulls. The slices belong to the caller
 // and are valid only during the call that received them.
@@ -65,14 +55,6 @@ type RawRecord struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
-}
-
-// RawProcessor accepts records before deserialization: source nodes. A
-// RawProcessor decides the timestamp of each record it forwards and calls
-// Context.StampRecord with it before forwarding: that call, not the task,
-// advances stream time.
-type RawProcessor interface {
-	ProcessRaw(r *RawRecord) error
 }
 
 // Collector receives the records that sinks write. The slices passed to
@@ -152,37 +134,8 @@ type ProcessingContext interface {
 	Schedule(interval time.Duration, typ PunctuationType, p Punctuator) (Cancellable, error)
 }
 
-// Context is what the built-in nodes see of their task: the
-// ProcessingContext and the hooks of sources, sinks and the task's
-// bookkeeping, which user processors do not get. The task (the runtime's or
-// the test driver's) implements it.
-type Context interface {
-	ProcessingContext
-	// InternalTopic returns the Kafka topic name of an internal topic of
-	// the topology: "<application.id>-<name>".
-	InternalTopic(name string) string
-	// Collector is where sinks write.
-	Collector() Collector
-	// DeserializationError decides what happens to an input record that node
-	// could not deserialize: it returns nil to skip the record (after
-	// counting and logging it) or the error that stops the task.
-	DeserializationError(node string, r *RawRecord, err error) error
-	// StampRecord is for source nodes: a source calls it once it has
-	// decoded the input record r, with the timestamp ts (ms) it extracted
-	// for it, before it forwards anything. A negative ts is invalid and is
-	// handled by policy. StampRecord advances the task's stream time to the
-	// returned timestamp, which the record then carries downstream. When ok
-	// is false the record is skipped (counted as dropped with the reason
-	// "invalid-timestamp", and logged) and the source forwards nothing; a
-	// non-nil error (an *InvalidTimestampError) stops the task.
-	StampRecord(node string, r *RawRecord, ts int64, policy InvalidTimestampPolicy) (stamped int64, ok bool, err error)
-	// RecordDropped counts a record a node dropped on purpose (a null key for
-	// an aggregation, a late record), with the reason as a metric label.
-	RecordDropped(node, reason string)
-}
-
-// ErrStoreNotDeclared is returned by Context.Store for a store the node did
-// not declare.
+// ErrStoreNotDeclared is returned by ProcessingContext.Store for a store
+// the node did not declare.
 var ErrStoreNotDeclared = errors.New("sluice: state store not declared by the processor")
 
 // NodeError is the error a task returns when one of its nodes fails: on
@@ -256,6 +209,25 @@ func (e *DeserializationError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *DeserializationError) Unwrap() error { return e.Err }
+
+// InvalidTimestampError is an input record whose timestamp is negative,
+// under FailOnInvalidTimestamp.
+type InvalidTimestampError struct {
+	Node      string
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Timestamp is the invalid timestamp: the record's, or what the
+	// source's extractor returned for it.
+	Timestamp int64
+}
+
+// Error implements error.
+func (e *InvalidTimestampError) Error() string {
+	return fmt.Sprintf("sluice: source %s: invalid (negative) timestamp %d of the record at topic %s, partition %d, offset %d: "+
+		"extract a valid one or choose another invalid-timestamp policy (dsl.Timestamps, dsl.OnInvalidTimestamp)",
+		e.Node, e.Timestamp, e.Topic, e.Partition, e.Offset)
+}
 
 // SerializationError is an output record that a sink could not encode.
 type SerializationError struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"iter"
 
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
@@ -218,7 +219,7 @@ func TimestampedKeyValueStore[K, V any](d *Driver, name string, keys serde.Serde
 			if err != nil {
 				return
 			}
-			ts, raw, err := operators.DecodeTimestamped(vb)
+			ts, raw, err := nodes.DecodeTimestamped(vb)
 			if err != nil {
 				return
 			}
@@ -259,7 +260,7 @@ func (u *untimestamped) Get(key []byte) ([]byte, bool, error) {
 	if !ok || err != nil {
 		return nil, ok, err
 	}
-	_, raw, err := operators.DecodeTimestamped(v)
+	_, raw, err := nodes.DecodeTimestamped(v)
 	return raw, err == nil, err
 }
 
@@ -276,7 +277,7 @@ func (u *untimestamped) Put(key, value []byte) error {
 func (u *untimestamped) strip(seq iter.Seq2[[]byte, []byte]) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		for k, v := range seq {
-			_, raw, err := operators.DecodeTimestamped(v)
+			_, raw, err := nodes.DecodeTimestamped(v)
 			if err != nil {
 				continue
 			}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/internal/nodes"
 )
 
 func TestStoreKinds(t *testing.T) {
@@ -51,7 +51,7 @@ func TestStoreKinds(t *testing.T) {
 }
 
 func TestCompileStoreKindErrors(t *testing.T) {
-	noop := func(operators.Context, []any) (any, error) { return nil, nil }
+	noop := func(nodes.Context, []any) (any, error) { return nil, nil }
 	src := &Node{Name: "src", Kind: Source, Topics: []string{"in"}, New: noop}
 	_, err := Compile([]*Node{src}, []*StoreSpec{
 		{Name: "dups", Kind: KeyValue, RetainDuplicates: true},
@@ -69,7 +69,7 @@ func TestCompileStoreKindErrors(t *testing.T) {
 // sub-topology with stores and several source topics is a co-partition
 // group.
 func TestCompileMergesSubTopologiesSharingAStore(t *testing.T) {
-	noop := func(operators.Context, []any) (any, error) { return nil, nil }
+	noop := func(nodes.Context, []any) (any, error) { return nil, nil }
 	a := &Node{Name: "a", Kind: Source, Topics: []string{"ta"}, New: noop}
 	x := &Node{Name: "x", Kind: Source, Topics: []string{"tx"}, New: noop}
 	b := &Node{Name: "b", Kind: Source, Topics: []string{"rep"}, Internal: true, New: noop}

@@ -23,7 +23,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/internal/nodes"
 )
 
 // NodeKind says what a node does.
@@ -52,12 +52,13 @@ func (k NodeKind) String() string {
 }
 
 // Factory instantiates a node for one task. children holds the instances of
-// the node's children in the order of Node.Children; each is an
-// operators.Processor of this node's output types. A source returns an
-// operators.RawProcessor; any other node returns an operators.Processor of
-// its input types. An instance that also implements Closer is closed when
-// the task closes.
-type Factory func(ctx operators.Context, children []any) (any, error)
+// the node's children in the order of Node.Children; each is a nodes.Node
+// of this node's output types. A source returns a nodes.RawProcessor; any
+// other node returns a nodes.Node of its input types. An instance that also
+// implements Closer is closed when the task closes. Factories are written
+// by the dsl package: nodes.Context is internal, so a program outside the
+// module cannot write one.
+type Factory func(ctx nodes.Context, children []any) (any, error)
 
 // Closer is implemented by node instances that hold resources.
 type Closer interface {

@@ -2,10 +2,11 @@ package topology
 
 import (
 	"errors"
-	"github.com/sluicehq/sluice/operators"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/nodes"
 )
 
 // Kafka Streams prints topic and store sets in java.util.HashSet order; the
@@ -26,7 +27,7 @@ func TestCompileErrors(t *testing.T) {
 	if _, err := Compile(nil, nil); !errors.Is(err, ErrEmptyTopology) {
 		t.Errorf("Compile of nothing = %v, want ErrEmptyTopology", err)
 	}
-	noop := func(operators.Context, []any) (any, error) { return nil, nil }
+	noop := func(nodes.Context, []any) (any, error) { return nil, nil }
 	src := &Node{Name: "src", Kind: Source, Topics: []string{"in"}, New: noop}
 	orphan := &Node{Name: "orphan", Kind: Processor, New: noop, Stores: []string{"missing"}}
 	_, err := Compile([]*Node{src, orphan}, nil)

@@ -7,13 +7,13 @@ import (
 	"maps"
 )
 
-// ProcessorMetadata implements operators.MetadataContext.
+// ProcessorMetadata implements nodes.MetadataContext.
 func (c *nodeContext) ProcessorMetadata(key string) (int64, bool) {
 	v, ok := c.t.metadata[key]
 	return v, ok
 }
 
-// SetProcessorMetadata implements operators.MetadataContext.
+// SetProcessorMetadata implements nodes.MetadataContext.
 func (c *nodeContext) SetProcessorMetadata(key string, v int64) {
 	if c.t.metadata == nil {
 		c.t.metadata = map[string]int64{}
@@ -25,7 +25,7 @@ func (c *nodeContext) SetProcessorMetadata(key string, v int64) {
 func (c *nodeContext) Logger() *slog.Logger { return c.t.log }
 
 // Metadata returns a copy of the processor metadata of the task's nodes
-// (see operators.MetadataContext), for the runtime to commit with the
+// (see nodes.MetadataContext), for the runtime to commit with the
 // task's local state.
 func (t *Task) Metadata() map[string]int64 { return maps.Clone(t.metadata) }
 

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
@@ -92,7 +93,7 @@ type Task struct {
 	cfg     Config
 	log     *slog.Logger
 	clock   func() time.Time
-	sources map[string]operators.RawProcessor
+	sources map[string]nodes.RawProcessor
 	closers []topology.Closer
 	stores  map[string]state.Store
 	order   []string // store names in open order
@@ -133,7 +134,7 @@ func New(cfg Config) (_ *Task, err error) {
 		id:          ID(st.ID, cfg.Partition),
 		cfg:         cfg,
 		clock:       cfg.Clock,
-		sources:     map[string]operators.RawProcessor{},
+		sources:     map[string]nodes.RawProcessor{},
 		stores:      map[string]state.Store{},
 		streamTime:  -1,
 		recordTime:  -1,
@@ -178,7 +179,7 @@ func New(cfg Config) (_ *Task, err error) {
 			t.closers = append(t.closers, c)
 		}
 		if n.Kind == topology.Source {
-			rp, ok := in.(operators.RawProcessor)
+			rp, ok := in.(nodes.RawProcessor)
 			if !ok {
 				return nil, fmt.Errorf("sluice: task %s: source %s is a %T, not a RawProcessor", t.id, n.Name, in)
 			}
@@ -277,10 +278,10 @@ func (t *Task) Process(r *operators.RawRecord) error {
 }
 
 // EventTime returns the event time the task's source for r's topic gives
-// r (see operators.TimestampPeeker): its Kafka timestamp unless the source
+// r (see nodes.TimestampPeeker): its Kafka timestamp unless the source
 // extracts one. The runtime orders a task's partitions by it.
 func (t *Task) EventTime(r *operators.RawRecord) int64 {
-	if p, ok := t.sources[r.Topic].(operators.TimestampPeeker); ok {
+	if p, ok := t.sources[r.Topic].(nodes.TimestampPeeker); ok {
 		return p.PeekTimestamp(r)
 	}
 	return r.Timestamp
@@ -435,7 +436,7 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 	return nil
 }
 
-// nodeContext is the operators.Context of one node of a task.
+// nodeContext is the nodes.Context of one node of a task.
 type nodeContext struct {
 	t    *Task
 	node *topology.Node
@@ -519,14 +520,14 @@ func (c *nodeContext) DeserializationError(node string, r *operators.RawRecord, 
 	return err
 }
 
-func (c *nodeContext) StampRecord(node string, r *operators.RawRecord, ts int64, policy operators.InvalidTimestampPolicy) (int64, bool, error) {
+func (c *nodeContext) StampRecord(node string, r *operators.RawRecord, ts int64, policy nodes.InvalidTimestampPolicy) (int64, bool, error) {
 	t := c.t
 	if ts < 0 {
 		switch policy {
-		case operators.SkipInvalidTimestamp:
+		case nodes.SkipInvalidTimestamp:
 			c.skipInvalid(node, r, ts, "")
 			return ts, false, nil
-		case operators.UsePreviousStreamTime:
+		case nodes.UsePreviousStreamTime:
 			if t.streamTime < 0 {
 				c.skipInvalid(node, r, ts, "no stream time yet")
 				return ts, false, nil

@@ -1,4 +1,4 @@
-package operators
+package nodes
 
 import (
 	"cmp"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/window"
@@ -48,7 +49,7 @@ import (
 // start: a record reads back to the windows starting at ts -
 // 2*TimeDifference.
 func SlidingAggregate[K, V, A any](ctx Context, node, store string, w window.Sliding, emitFinal bool, keys serde.Serde[K], aggs serde.Serde[A],
-	init func() A, add func(K, V, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
+	init func() A, add func(K, V, A) A, next Node[window.Windowed[K], operators.Change[A]]) (Node[K, V], error) {
 	return newSlidingAggregate(ctx, node, store, w, emitFinal, keys, aggs, init, nil, add, next)
 }
 
@@ -56,16 +57,16 @@ func SlidingAggregate[K, V, A any](ctx Context, node, store string, w window.Sli
 // the first value added to it (Kafka Streams' reduce over sliding windows,
 // an aggregation whose initializer is null).
 func SlidingReduce[K, V any](ctx Context, node, store string, w window.Sliding, emitFinal bool, keys serde.Serde[K], values serde.Serde[V],
-	add func(K, V, V) V, next Node[window.Windowed[K], Change[V]]) (Node[K, V], error) {
+	add func(K, V, V) V, next Node[window.Windowed[K], operators.Change[V]]) (Node[K, V], error) {
 	return newSlidingAggregate(ctx, node, store, w, emitFinal, keys, values, nil, func(_ K, v V) V { return v }, add, next)
 }
 
 // newSlidingAggregate: an empty window's aggregate is init() with the
 // record added, or without init, first(record).
 func newSlidingAggregate[K, V, A any](ctx Context, node, store string, w window.Sliding, emitFinal bool, keys serde.Serde[K], aggs serde.Serde[A],
-	init func() A, first func(K, V) A, add func(K, V, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
+	init func() A, first func(K, V) A, add func(K, V, A) A, next Node[window.Windowed[K], operators.Change[A]]) (Node[K, V], error) {
 	if err := w.Validate(); err != nil {
-		return nil, &NodeError{Node: node, Err: err}
+		return nil, &operators.NodeError{Node: node, Err: err}
 	}
 	v, err := openWindowView(ctx, store, keys, aggs)
 	if err != nil {
@@ -94,7 +95,7 @@ type slidingAggregate[K, V, A any] struct {
 	init        func() A
 	first       func(K, V) A
 	add         func(K, V, A) A
-	next        Node[window.Windowed[K], Change[A]]
+	next        Node[window.Windowed[K], operators.Change[A]]
 
 	observed, lastEmit int64
 	observedMD, emitMD metadata
@@ -111,7 +112,7 @@ type slidingWindow[A any] struct {
 	ts    int64 // the largest timestamp of the window's records
 }
 
-func (p *slidingAggregate[K, V, A]) Process(r Record[K, V]) error {
+func (p *slidingAggregate[K, V, A]) Process(r operators.Record[K, V]) error {
 	if r.NullKey || r.Tombstone {
 		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
 		return nil
@@ -124,7 +125,7 @@ func (p *slidingAggregate[K, V, A]) Process(r Record[K, V]) error {
 	closeTime := p.observed - p.grace
 	var err error
 	if p.kbuf, err = p.view.keys.Encode(p.kbuf[:0], r.Key); err != nil {
-		return &SerializationError{Node: p.node, Part: "key", Err: err}
+		return &operators.SerializationError{Node: p.node, Part: "key", Err: err}
 	}
 	// Emit what closed before writing: the write may advance the store's
 	// retention past the windows it closed. (Kafka Streams emits after the
@@ -157,12 +158,12 @@ func (p *slidingAggregate[K, V, A]) fetch(from, to int64) error {
 	for start, b := range p.view.ws.FetchKey(p.kbuf, from, to) {
 		ts, agg, err := decodeTimestampedAgg(p.view.name, p.view.aggs, b)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: err}
+			return &operators.NodeError{Node: p.node, Err: err}
 		}
 		p.found = append(p.found, slidingWindow[A]{start: start, agg: agg, ts: ts})
 	}
 	if err := p.view.ws.IterErr(); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	return nil
 }
@@ -176,7 +177,7 @@ func (p *slidingAggregate[K, V, A]) exists(start int64) bool {
 }
 
 func (p *slidingAggregate[K, V, A]) unexpected(start, ts int64) error {
-	return &NodeError{Node: p.node, Err: fmt.Errorf("sluice: store %s: unexpected window [%d,%d] for a record at %d",
+	return &operators.NodeError{Node: p.node, Err: fmt.Errorf("sluice: store %s: unexpected window [%d,%d] for a record at %d",
 		p.view.name, start, start+p.diff, ts)}
 }
 
@@ -184,7 +185,7 @@ func (p *slidingAggregate[K, V, A]) unexpected(start, ts int64) error {
 // processInOrder): it reads the key's windows starting in
 // [ts - 2*TimeDifference, ts + 1], ascending, adds the record to those
 // that contain it, and finds the aggregates its new windows start from.
-func (p *slidingAggregate[K, V, A]) processInOrder(r Record[K, V], closeTime int64) error {
+func (p *slidingAggregate[K, V, A]) processInOrder(r operators.Record[K, V], closeTime int64) error {
 	ts := r.Timestamp
 	if err := p.fetch(max(0, ts-2*p.diff), ts+1); err != nil {
 		return err
@@ -229,7 +230,7 @@ func (p *slidingAggregate[K, V, A]) processInOrder(r Record[K, V], closeTime int
 // Streams' processEarly): its left window would start before 0, so the
 // records before TimeDifference share the window [0, TimeDifference], and
 // their right windows are created as later records come in.
-func (p *slidingAggregate[K, V, A]) processEarly(r Record[K, V], closeTime int64) error {
+func (p *slidingAggregate[K, V, A]) processEarly(r operators.Record[K, V], closeTime int64) error {
 	ts := r.Timestamp
 	if err := p.fetch(0, ts+1); err != nil {
 		return err
@@ -281,7 +282,7 @@ func (p *slidingAggregate[K, V, A]) processEarly(r Record[K, V], closeTime int64
 // needs (Kafka Streams' createWindows): the right window of the previous
 // record if the record falls into it, the record's left window, and its
 // right window if later records fall into it.
-func (p *slidingAggregate[K, V, A]) createWindows(r Record[K, V], closeTime int64, leftAgg, rightAgg *slidingWindow[A],
+func (p *slidingAggregate[K, V, A]) createWindows(r operators.Record[K, V], closeTime int64, leftAgg, rightAgg *slidingWindow[A],
 	leftExists, rightExists bool, prev int64, hasPrev bool) error {
 	ts := r.Timestamp
 	if hasPrev && !p.exists(prev+1) && prev+1+p.diff >= ts {
@@ -310,19 +311,19 @@ func (p *slidingAggregate[K, V, A]) createWindows(r Record[K, V], closeTime int6
 // ts+1+TimeDifference], with the aggregate of the records after ts that
 // agg holds (Kafka Streams' createCurrentRecordRightWindow). The record is
 // not in it.
-func (p *slidingAggregate[K, V, A]) createRightWindow(r Record[K, V], agg *slidingWindow[A]) error {
+func (p *slidingAggregate[K, V, A]) createRightWindow(r operators.Record[K, V], agg *slidingWindow[A]) error {
 	start := r.Timestamp + 1
 	if err := p.view.put(p.kbuf, start, agg.agg, agg.ts, r.Headers); errors.Is(err, state.ErrWindowExpired) {
 		return nil // past the store's retention: the window could never be read
 	} else if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	if p.final || p.cached {
 		return nil
 	}
-	return p.next.Process(Record[window.Windowed[K], Change[A]]{
+	return p.next.Process(operators.Record[window.Windowed[K], operators.Change[A]]{
 		Key:   window.Windowed[K]{Key: r.Key, Window: window.Window{Start: start, End: start + p.diff}},
-		Value: Change[A]{New: agg.agg, HasNew: true}, Timestamp: agg.ts, Headers: r.Headers,
+		Value: operators.Change[A]{New: agg.agg, HasNew: true}, Timestamp: agg.ts, Headers: r.Headers,
 	})
 }
 
@@ -331,7 +332,7 @@ func (p *slidingAggregate[K, V, A]) createRightWindow(r Record[K, V], agg *slidi
 // aggregate starts from seed's, or, without seed, empty. exists says the
 // window is in the store, with seed as its value: then its old aggregate
 // is forwarded with the new.
-func (p *slidingAggregate[K, V, A]) updateWindow(r Record[K, V], start int64, seed *slidingWindow[A], exists bool, closeTime int64) error {
+func (p *slidingAggregate[K, V, A]) updateWindow(r operators.Record[K, V], start int64, seed *slidingWindow[A], exists bool, closeTime int64) error {
 	win := window.Window{Start: start, End: start + p.diff}
 	if win.End < closeTime {
 		p.late.drop(r.Timestamp, win, closeTime)
@@ -351,16 +352,16 @@ func (p *slidingAggregate[K, V, A]) updateWindow(r Record[K, V], start int64, se
 		p.late.drop(r.Timestamp, win, closeTime) // past the store's retention
 		return nil
 	} else if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	if p.final || p.cached {
 		return nil
 	}
-	c := Change[A]{New: agg, HasNew: true}
+	c := operators.Change[A]{New: agg, HasNew: true}
 	if exists {
 		c.Old, c.HasOld = seed.agg, true
 	}
-	return p.next.Process(Record[window.Windowed[K], Change[A]]{
+	return p.next.Process(operators.Record[window.Windowed[K], operators.Change[A]]{
 		Key: window.Windowed[K]{Key: r.Key, Window: win}, Value: c, Timestamp: ts, Headers: r.Headers,
 	})
 }
@@ -372,7 +373,7 @@ func (p *slidingAggregate[K, V, A]) updateWindow(r Record[K, V], start int64, se
 // [last close time - TimeDifference, close time - TimeDifference - 1].
 // Kafka Streams throttles this to once per emit interval of wall-clock
 // time; Sluice emits as soon as the close time moves.
-func (p *slidingAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) error {
+func (p *slidingAggregate[K, V, A]) emitFinal(closeTime int64, headers []operators.Header) error {
 	if p.lastEmit != -1 && p.lastEmit >= closeTime {
 		return nil
 	}
@@ -387,7 +388,7 @@ func (p *slidingAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header)
 	for ek, v := range p.view.ws.FetchAll(lower, upper) {
 		r, err := p.view.decodeWindow(ek.Key, ek.Start, v, p.diff)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: err}
+			return &operators.NodeError{Node: p.node, Err: err}
 		}
 		r.Headers = headers
 		if err := p.next.Process(r); err != nil {
@@ -395,7 +396,7 @@ func (p *slidingAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header)
 		}
 	}
 	if err := p.view.ws.IterErr(); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	p.lastEmit = closeTime
 	p.emitMD.set(closeTime)

@@ -1,8 +1,9 @@
-package operators
+package nodes
 
 import (
 	"fmt"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/window"
 )
@@ -40,25 +41,6 @@ func (p InvalidTimestampPolicy) String() string {
 	return fmt.Sprintf("InvalidTimestampPolicy(%d)", int(p))
 }
 
-// InvalidTimestampError is an input record whose timestamp is negative,
-// under FailOnInvalidTimestamp.
-type InvalidTimestampError struct {
-	Node      string
-	Topic     string
-	Partition int32
-	Offset    int64
-	// Timestamp is the invalid timestamp: the record's, or what the
-	// source's extractor returned for it.
-	Timestamp int64
-}
-
-// Error implements error.
-func (e *InvalidTimestampError) Error() string {
-	return fmt.Sprintf("sluice: source %s: invalid (negative) timestamp %d of the record at topic %s, partition %d, offset %d: "+
-		"extract a valid one or choose another invalid-timestamp policy (dsl.Timestamps, dsl.OnInvalidTimestamp)",
-		e.Node, e.Timestamp, e.Topic, e.Partition, e.Offset)
-}
-
 // SourceTimestamps says how a source stamps the records it reads. The zero
 // value stamps each record with its Kafka timestamp and fails on a negative
 // one, as Kafka Streams does by default.
@@ -67,7 +49,7 @@ type SourceTimestamps[K, V any] struct {
 	// decoded key and value (absent for Kafka nulls), its headers
 	// (valid only during the call) and its Kafka timestamp. Kafka Streams:
 	// TimestampExtractor.
-	Extract func(key Maybe[K], value Maybe[V], headers []Header, recordTimestamp int64) int64
+	Extract func(key operators.Maybe[K], value operators.Maybe[V], headers []operators.Header, recordTimestamp int64) int64
 	// OnInvalid is the policy for a negative timestamp.
 	OnInvalid InvalidTimestampPolicy
 }
@@ -100,45 +82,46 @@ type TimestampPeeker interface {
 	// what the source's extractor makes of it (the record is decoded for
 	// that, and decoded again when it is processed). A record that cannot
 	// be decoded gives its Kafka timestamp.
-	PeekTimestamp(raw *RawRecord) int64
+	PeekTimestamp(raw *operators.RawRecord) int64
 }
 
 // PeekTimestamp implements TimestampPeeker.
-func (p *source[K, V]) PeekTimestamp(raw *RawRecord) int64 {
+func (p *source[K, V]) PeekTimestamp(raw *operators.RawRecord) int64 {
 	if p.ts.Extract == nil {
 		return raw.Timestamp
 	}
-	var k Maybe[K]
-	var v Maybe[V]
-	var err error
+	var k operators.Maybe[K]
+	var v operators.Maybe[V]
 	if raw.Key != nil {
-		if k.v, err = p.keys.Decode(raw.Key); err != nil {
+		kv, err := p.keys.Decode(raw.Key)
+		if err != nil {
 			return raw.Timestamp
 		}
-		k.ok = true
+		k = operators.Some(kv)
 	}
 	if raw.Value != nil {
-		if v.v, err = p.values.Decode(raw.Value); err != nil {
+		vv, err := p.values.Decode(raw.Value)
+		if err != nil {
 			return raw.Timestamp
 		}
-		v.ok = true
+		v = operators.Some(vv)
 	}
 	return p.ts.Extract(k, v, raw.Headers, raw.Timestamp)
 }
 
-func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
-	r := Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers}
+func (p *source[K, V]) ProcessRaw(raw *operators.RawRecord) error {
+	r := operators.Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers}
 	var err error
 	if raw.Key == nil {
 		r.NullKey = true
 	} else if r.Key, err = p.keys.Decode(raw.Key); err != nil {
-		return p.ctx.DeserializationError(p.node, raw, &DeserializationError{
+		return p.ctx.DeserializationError(p.node, raw, &operators.DeserializationError{
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "key", Err: err})
 	}
 	if raw.Value == nil {
 		r.Tombstone = true
 	} else if r.Value, err = p.values.Decode(raw.Value); err != nil {
-		return p.ctx.DeserializationError(p.node, raw, &DeserializationError{
+		return p.ctx.DeserializationError(p.node, raw, &operators.DeserializationError{
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "value", Err: err})
 	}
 	if p.ts.Extract != nil {
@@ -162,10 +145,10 @@ func (p *source[K, V]) ProcessRaw(raw *RawRecord) error {
 // the key without its window, so that every window of a key lands in one
 // partition, as Kafka Streams' sinks do for windowed keys
 // (WindowedStreamPartitioner).
-func Sink[K, V any](ctx Context, node, topic string, extract func(Maybe[K], Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
+func Sink[K, V any](ctx Context, node, topic string, extract func(operators.Maybe[K], operators.Maybe[V]) string, keys serde.Serde[K], values serde.Serde[V]) Node[K, V] {
 	p := &sink[K, V]{node: node, topic: topic, extract: extract, keys: keys, values: values, out: ctx.Collector()}
 	if bk, ok := keys.(window.BaseKeyer); ok {
-		if pc, ok := p.out.(PartitionKeyCollector); ok {
+		if pc, ok := p.out.(operators.PartitionKeyCollector); ok {
 			p.baseKey, p.byKey = bk, pc
 		}
 	}
@@ -181,30 +164,30 @@ func RepartitionSink[K, V any](ctx Context, node, topic string, keys serde.Serde
 type sink[K, V any] struct {
 	node    string
 	topic   string
-	extract func(Maybe[K], Maybe[V]) string
+	extract func(operators.Maybe[K], operators.Maybe[V]) string
 	keys    serde.Serde[K]
 	values  serde.Serde[V]
-	out     Collector
+	out     operators.Collector
 	// baseKey and byKey are set for windowed keys: the record is sent
 	// through byKey, partitioned by baseKey's part of the encoded key.
 	baseKey window.BaseKeyer
-	byKey   PartitionKeyCollector
+	byKey   operators.PartitionKeyCollector
 	kbuf    []byte
 	vbuf    []byte
 }
 
-func (p *sink[K, V]) Process(r Record[K, V]) error {
+func (p *sink[K, V]) Process(r operators.Record[K, V]) error {
 	topic := p.topic
 	if p.extract != nil {
 		if topic = p.extract(r.MaybeKey(), r.MaybeValue()); topic == "" {
-			return &NodeError{Node: p.node, Err: fmt.Errorf("the topic extractor returned an empty topic name")}
+			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("the topic extractor returned an empty topic name")}
 		}
 	}
 	var k, v []byte
 	var err error
 	if !r.NullKey {
 		if p.kbuf, err = p.keys.Encode(p.kbuf[:0], r.Key); err != nil {
-			return &SerializationError{Node: p.node, Topic: topic, Part: "key", Err: err}
+			return &operators.SerializationError{Node: p.node, Topic: topic, Part: "key", Err: err}
 		}
 		k = p.kbuf
 		if k == nil {
@@ -213,7 +196,7 @@ func (p *sink[K, V]) Process(r Record[K, V]) error {
 	}
 	if !r.Tombstone {
 		if p.vbuf, err = p.values.Encode(p.vbuf[:0], r.Value); err != nil {
-			return &SerializationError{Node: p.node, Topic: topic, Part: "value", Err: err}
+			return &operators.SerializationError{Node: p.node, Topic: topic, Part: "value", Err: err}
 		}
 		v = p.vbuf
 		if v == nil {
@@ -223,16 +206,16 @@ func (p *sink[K, V]) Process(r Record[K, V]) error {
 	if p.byKey != nil && k != nil {
 		by, err := p.baseKey.BaseKey(k)
 		if err != nil {
-			return &SerializationError{Node: p.node, Topic: topic, Part: "key", Err: err}
+			return &operators.SerializationError{Node: p.node, Topic: topic, Part: "key", Err: err}
 		}
 		err = p.byKey.SendPartitionedBy(topic, by, k, v, r.Headers, r.Timestamp)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: err}
+			return &operators.NodeError{Node: p.node, Err: err}
 		}
 		return nil
 	}
 	if err := p.out.Send(topic, -1, k, v, r.Headers, r.Timestamp); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
-package operators
+package nodes
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/sluicehq/sluice/operators"
+)
 
 // Fanout turns the instances of a node's children into the one Node the
 // node forwards to: a no-op for none, the child itself for one, and a loop
@@ -11,7 +15,7 @@ func Fanout[K, V any](children []any) (Node[K, V], error) {
 	for i, c := range children {
 		n, ok := c.(Node[K, V])
 		if !ok {
-			var r Record[K, V]
+			var r operators.Record[K, V]
 			return nil, fmt.Errorf("sluice: child %d (%T) does not accept %T", i, c, r)
 		}
 		ns[i] = n
@@ -27,11 +31,11 @@ func Fanout[K, V any](children []any) (Node[K, V], error) {
 
 type discard[K, V any] struct{}
 
-func (discard[K, V]) Process(Record[K, V]) error { return nil }
+func (discard[K, V]) Process(operators.Record[K, V]) error { return nil }
 
 type fanout[K, V any] []Node[K, V]
 
-func (f fanout[K, V]) Process(r Record[K, V]) error {
+func (f fanout[K, V]) Process(r operators.Record[K, V]) error {
 	for _, n := range f {
 		if err := n.Process(r); err != nil {
 			return err
@@ -63,7 +67,7 @@ type filter[K, V any] struct {
 	next Node[K, V]
 }
 
-func (p *filter[K, V]) Process(r Record[K, V]) error {
+func (p *filter[K, V]) Process(r operators.Record[K, V]) error {
 	if !r.NullKey && !r.Tombstone && p.pred(r.Key, r.Value) != p.keep {
 		return nil
 	}
@@ -72,17 +76,17 @@ func (p *filter[K, V]) Process(r Record[K, V]) error {
 
 // FilterNullable forwards the records for which pred, given the key and
 // value as Maybe (absent for a Kafka null), returns keep.
-func FilterNullable[K, V any](pred func(Maybe[K], Maybe[V]) bool, keep bool, next Node[K, V]) Node[K, V] {
+func FilterNullable[K, V any](pred func(operators.Maybe[K], operators.Maybe[V]) bool, keep bool, next Node[K, V]) Node[K, V] {
 	return &filterNullable[K, V]{pred: pred, keep: keep, next: next}
 }
 
 type filterNullable[K, V any] struct {
-	pred func(Maybe[K], Maybe[V]) bool
+	pred func(operators.Maybe[K], operators.Maybe[V]) bool
 	keep bool
 	next Node[K, V]
 }
 
-func (p *filterNullable[K, V]) Process(r Record[K, V]) error {
+func (p *filterNullable[K, V]) Process(r operators.Record[K, V]) error {
 	if p.pred(r.MaybeKey(), r.MaybeValue()) != p.keep {
 		return nil
 	}
@@ -91,7 +95,7 @@ func (p *filterNullable[K, V]) Process(r Record[K, V]) error {
 
 // dropNull counts r as dropped by node if its key or value is null, and
 // reports whether it did.
-func dropNull[K, V any](ctx Context, node string, r *Record[K, V]) bool {
+func dropNull[K, V any](ctx Context, node string, r *operators.Record[K, V]) bool {
 	if !r.NullKey && !r.Tombstone {
 		return false
 	}
@@ -112,29 +116,29 @@ type mapper[K, V, K2, V2 any] struct {
 	next Node[K2, V2]
 }
 
-func (p *mapper[K, V, K2, V2]) Process(r Record[K, V]) error {
+func (p *mapper[K, V, K2, V2]) Process(r operators.Record[K, V]) error {
 	if dropNull(p.ctx, p.node, &r) {
 		return nil
 	}
 	k, v := p.f(r.Key, r.Value)
-	return p.next.Process(Record[K2, V2]{Key: k, Value: v, Timestamp: r.Timestamp, Headers: r.Headers})
+	return p.next.Process(operators.Record[K2, V2]{Key: k, Value: v, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
 // MapNullable replaces key and value, with f seeing and returning them as
 // Maybe: absent stands for a Kafka null on both sides, so f can map a
 // tombstone or a null key, and return one.
-func MapNullable[K, V, K2, V2 any](f func(Maybe[K], Maybe[V]) (Maybe[K2], Maybe[V2]), next Node[K2, V2]) Node[K, V] {
+func MapNullable[K, V, K2, V2 any](f func(operators.Maybe[K], operators.Maybe[V]) (operators.Maybe[K2], operators.Maybe[V2]), next Node[K2, V2]) Node[K, V] {
 	return &mapNullable[K, V, K2, V2]{f: f, next: next}
 }
 
 type mapNullable[K, V, K2, V2 any] struct {
-	f    func(Maybe[K], Maybe[V]) (Maybe[K2], Maybe[V2])
+	f    func(operators.Maybe[K], operators.Maybe[V]) (operators.Maybe[K2], operators.Maybe[V2])
 	next Node[K2, V2]
 }
 
-func (p *mapNullable[K, V, K2, V2]) Process(r Record[K, V]) error {
+func (p *mapNullable[K, V, K2, V2]) Process(r operators.Record[K, V]) error {
 	k, v := p.f(r.MaybeKey(), r.MaybeValue())
-	out := Record[K2, V2]{Timestamp: r.Timestamp, Headers: r.Headers}
+	out := operators.Record[K2, V2]{Timestamp: r.Timestamp, Headers: r.Headers}
 	out.SetKey(k)
 	out.SetValue(v)
 	return p.next.Process(out)
@@ -151,8 +155,8 @@ type mapValues[K, V, V2 any] struct {
 	next Node[K, V2]
 }
 
-func (p *mapValues[K, V, V2]) Process(r Record[K, V]) error {
-	out := Record[K, V2]{Key: r.Key, Timestamp: r.Timestamp, Headers: r.Headers, NullKey: r.NullKey, Tombstone: r.Tombstone}
+func (p *mapValues[K, V, V2]) Process(r operators.Record[K, V]) error {
+	out := operators.Record[K, V2]{Key: r.Key, Timestamp: r.Timestamp, Headers: r.Headers, NullKey: r.NullKey, Tombstone: r.Tombstone}
 	if !r.Tombstone {
 		out.Value = p.f(r.Value)
 	}
@@ -172,11 +176,11 @@ type selectKey[K, V, K2 any] struct {
 	next Node[K2, V]
 }
 
-func (p *selectKey[K, V, K2]) Process(r Record[K, V]) error {
+func (p *selectKey[K, V, K2]) Process(r operators.Record[K, V]) error {
 	if dropNull(p.ctx, p.node, &r) {
 		return nil
 	}
-	return p.next.Process(Record[K2, V]{Key: p.f(r.Key, r.Value), Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
+	return p.next.Process(operators.Record[K2, V]{Key: p.f(r.Key, r.Value), Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
 // SelectKeyFromValue replaces the key with what f makes of the value. A
@@ -193,12 +197,12 @@ type selectKeyFromValue[K, V, K2 any] struct {
 	next Node[K2, V]
 }
 
-func (p *selectKeyFromValue[K, V, K2]) Process(r Record[K, V]) error {
+func (p *selectKeyFromValue[K, V, K2]) Process(r operators.Record[K, V]) error {
 	if r.Tombstone {
 		p.ctx.RecordDropped(p.node, "null-value")
 		return nil
 	}
-	return p.next.Process(Record[K2, V]{Key: p.f(r.Value), Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
+	return p.next.Process(operators.Record[K2, V]{Key: p.f(r.Value), Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
 // FlatMap forwards every key and value f emits for a record, in order,
@@ -216,7 +220,7 @@ type flatMap[K, V, K2, V2 any] struct {
 	f      func(K, V, func(K2, V2))
 	next   Node[K2, V2]
 	emitFn func(K2, V2)
-	cur    Record[K2, V2] // timestamp and headers of the record being mapped
+	cur    operators.Record[K2, V2] // timestamp and headers of the record being mapped
 	err    error
 }
 
@@ -229,11 +233,11 @@ func (p *flatMap[K, V, K2, V2]) emit(k K2, v V2) {
 	p.err = p.next.Process(r)
 }
 
-func (p *flatMap[K, V, K2, V2]) Process(r Record[K, V]) error {
+func (p *flatMap[K, V, K2, V2]) Process(r operators.Record[K, V]) error {
 	if dropNull(p.ctx, p.node, &r) {
 		return nil
 	}
-	p.cur = Record[K2, V2]{Timestamp: r.Timestamp, Headers: r.Headers}
+	p.cur = operators.Record[K2, V2]{Timestamp: r.Timestamp, Headers: r.Headers}
 	p.err = nil
 	p.f(r.Key, r.Value, p.emitFn)
 	return p.err
@@ -252,7 +256,7 @@ type flatMapValues[K, V, V2 any] struct {
 	f      func(V, func(V2))
 	next   Node[K, V2]
 	emitFn func(V2)
-	cur    Record[K, V2]
+	cur    operators.Record[K, V2]
 	err    error
 }
 
@@ -265,8 +269,8 @@ func (p *flatMapValues[K, V, V2]) emit(v V2) {
 	p.err = p.next.Process(r)
 }
 
-func (p *flatMapValues[K, V, V2]) Process(r Record[K, V]) error {
-	p.cur = Record[K, V2]{Key: r.Key, Timestamp: r.Timestamp, Headers: r.Headers, NullKey: r.NullKey}
+func (p *flatMapValues[K, V, V2]) Process(r operators.Record[K, V]) error {
+	p.cur = operators.Record[K, V2]{Key: r.Key, Timestamp: r.Timestamp, Headers: r.Headers, NullKey: r.NullKey}
 	if r.Tombstone {
 		out := p.cur
 		out.Tombstone = true
@@ -289,7 +293,7 @@ type peek[K, V any] struct {
 	next Node[K, V]
 }
 
-func (p *peek[K, V]) Process(r Record[K, V]) error {
+func (p *peek[K, V]) Process(r operators.Record[K, V]) error {
 	if !r.NullKey && !r.Tombstone {
 		p.f(r.Key, r.Value)
 	}
@@ -298,16 +302,16 @@ func (p *peek[K, V]) Process(r Record[K, V]) error {
 
 // PeekNullable calls f with each record's key and value as Maybe (absent
 // for a Kafka null) and forwards the record unchanged.
-func PeekNullable[K, V any](f func(Maybe[K], Maybe[V]), next Node[K, V]) Node[K, V] {
+func PeekNullable[K, V any](f func(operators.Maybe[K], operators.Maybe[V]), next Node[K, V]) Node[K, V] {
 	return &peekNullable[K, V]{f: f, next: next}
 }
 
 type peekNullable[K, V any] struct {
-	f    func(Maybe[K], Maybe[V])
+	f    func(operators.Maybe[K], operators.Maybe[V])
 	next Node[K, V]
 }
 
-func (p *peekNullable[K, V]) Process(r Record[K, V]) error {
+func (p *peekNullable[K, V]) Process(r operators.Record[K, V]) error {
 	p.f(r.MaybeKey(), r.MaybeValue())
 	return p.next.Process(r)
 }
@@ -326,7 +330,7 @@ type branch[K, V any] struct {
 	branches []Node[K, V]
 }
 
-func (p *branch[K, V]) Process(r Record[K, V]) error {
+func (p *branch[K, V]) Process(r operators.Record[K, V]) error {
 	null := r.NullKey || r.Tombstone
 	for i, pred := range p.preds {
 		if pred == nil || !null && pred(r.Key, r.Value) {
@@ -349,7 +353,7 @@ type dropNullKeys[K, V any] struct {
 	next Node[K, V]
 }
 
-func (p *dropNullKeys[K, V]) Process(r Record[K, V]) error {
+func (p *dropNullKeys[K, V]) Process(r operators.Record[K, V]) error {
 	if r.NullKey {
 		p.ctx.RecordDropped(p.node, "null-key")
 		return nil

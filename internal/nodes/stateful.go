@@ -1,8 +1,9 @@
-package operators
+package nodes
 
 import (
 	"bytes"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 )
 
@@ -13,7 +14,7 @@ import (
 // Kafka Streams. The update's timestamp is the largest of the key's input
 // timestamps.
 func Aggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
-	init func() A, add func(K, V, A) A, next Node[K, Change[A]]) (Node[K, V], error) {
+	init func() A, add func(K, V, A) A, next Node[K, operators.Change[A]]) (Node[K, V], error) {
 	first := func(k K, v V) A { return add(k, v, init()) }
 	return newAggregate(ctx, node, store, keys, aggs, first, add, next)
 }
@@ -21,14 +22,14 @@ func Aggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K]
 // Reduce combines the values of each key with reduce, the first value of a
 // key being its aggregate; otherwise as Aggregate.
 func Reduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
-	reduce func(V, V) V, next Node[K, Change[V]]) (Node[K, V], error) {
+	reduce func(V, V) V, next Node[K, operators.Change[V]]) (Node[K, V], error) {
 	first := func(_ K, v V) V { return v }
 	add := func(_ K, v, agg V) V { return reduce(agg, v) }
 	return newAggregate(ctx, node, store, keys, values, first, add, next)
 }
 
 func newAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
-	first func(K, V) A, add func(K, V, A) A, next Node[K, Change[A]]) (Node[K, V], error) {
+	first func(K, V) A, add func(K, V, A) A, next Node[K, operators.Change[A]]) (Node[K, V], error) {
 	s, err := openTimestamped(ctx, store, keys, aggs)
 	if err != nil {
 		return nil, err
@@ -46,24 +47,24 @@ type aggregate[K, V, A any] struct {
 	store *timestamped[K, A]
 	first func(K, V) A
 	add   func(K, V, A) A
-	next  Node[K, Change[A]]
+	next  Node[K, operators.Change[A]]
 	// cached: the store's record cache forwards the updates when it
 	// flushes them.
 	cached bool
 }
 
-func (p *aggregate[K, V, A]) Process(r Record[K, V]) error {
+func (p *aggregate[K, V, A]) Process(r operators.Record[K, V]) error {
 	if r.NullKey || r.Tombstone {
 		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
 		return nil
 	}
 	kb, err := p.store.key(r.Key)
 	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	old, ts, ok, err := p.store.get(kb)
 	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	var agg A
 	if ok {
@@ -73,13 +74,13 @@ func (p *aggregate[K, V, A]) Process(r Record[K, V]) error {
 	}
 	p.store.setContext(ts, r.Headers)
 	if err := p.store.put(kb, agg, ts); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	if p.cached {
 		return nil
 	}
-	return p.next.Process(Record[K, Change[A]]{
-		Key: r.Key, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
+	return p.next.Process(operators.Record[K, operators.Change[A]]{
+		Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
 	})
 }
 
@@ -95,7 +96,7 @@ func nullReason(nullKey bool) string {
 // kept in the timestamped store named store, which gives each update its old
 // value. A record with a null key is dropped and counted; a tombstone for an
 // absent key changes nothing and is not forwarded.
-func TableSource[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V], next Node[K, Change[V]]) (Node[K, V], error) {
+func TableSource[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V], next Node[K, operators.Change[V]]) (Node[K, V], error) {
 	s, err := openTimestamped(ctx, store, keys, values)
 	if err != nil {
 		return nil, err
@@ -109,24 +110,24 @@ type tableSource[K, V any] struct {
 	ctx    Context
 	node   string
 	store  *timestamped[K, V]
-	next   Node[K, Change[V]]
+	next   Node[K, operators.Change[V]]
 	cached bool
 }
 
-func (p *tableSource[K, V]) Process(r Record[K, V]) error {
+func (p *tableSource[K, V]) Process(r operators.Record[K, V]) error {
 	if r.NullKey {
 		p.ctx.RecordDropped(p.node, "null-key")
 		return nil
 	}
 	kb, err := p.store.key(r.Key)
 	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	old, _, ok, err := p.store.get(kb)
 	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
-	ch := Change[V]{Old: old, HasOld: ok}
+	ch := operators.Change[V]{Old: old, HasOld: ok}
 	p.store.setContext(r.Timestamp, r.Headers)
 	if r.Tombstone {
 		if !ok {
@@ -138,12 +139,12 @@ func (p *tableSource[K, V]) Process(r Record[K, V]) error {
 		err = p.store.put(kb, r.Value, r.Timestamp)
 	}
 	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	if p.cached {
 		return nil
 	}
-	return p.next.Process(Record[K, Change[V]]{Key: r.Key, Value: ch, Timestamp: r.Timestamp, Headers: r.Headers})
+	return p.next.Process(operators.Record[K, operators.Change[V]]{Key: r.Key, Value: ch, Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
 // tableStore writes a table operator's results to its materialized store,
@@ -156,7 +157,7 @@ type tableStore[K, V any] struct {
 	cached bool
 }
 
-func (m tableStore[K, V]) apply(r Record[K, Change[V]]) error {
+func (m tableStore[K, V]) apply(r operators.Record[K, operators.Change[V]]) error {
 	if m.store == nil {
 		return nil
 	}
@@ -170,12 +171,12 @@ func (m tableStore[K, V]) apply(r Record[K, Change[V]]) error {
 		}
 	}
 	if err != nil {
-		return &NodeError{Node: m.node, Err: err}
+		return &operators.NodeError{Node: m.node, Err: err}
 	}
 	return nil
 }
 
-func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V], next Node[K, Change[V]]) (tableStore[K, V], error) {
+func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V], next Node[K, operators.Change[V]]) (tableStore[K, V], error) {
 	m := tableStore[K, V]{node: node}
 	if store == "" {
 		return m, nil
@@ -194,7 +195,7 @@ func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[
 // that is invisible both before and after is not forwarded. With a store
 // name the result is materialized there.
 func TableFilter[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
-	pred func(K, V) bool, keep bool, next Node[K, Change[V]]) (Node[K, Change[V]], error) {
+	pred func(K, V) bool, keep bool, next Node[K, operators.Change[V]]) (Node[K, operators.Change[V]], error) {
 	m, err := openTableStore(ctx, node, store, keys, values, next)
 	if err != nil {
 		return nil, err
@@ -206,12 +207,12 @@ type tableFilter[K, V any] struct {
 	pred  func(K, V) bool
 	keep  bool
 	store tableStore[K, V]
-	next  Node[K, Change[V]]
+	next  Node[K, operators.Change[V]]
 }
 
-func (p *tableFilter[K, V]) Process(r Record[K, Change[V]]) error {
+func (p *tableFilter[K, V]) Process(r operators.Record[K, operators.Change[V]]) error {
 	c := r.Value
-	var out Change[V]
+	var out operators.Change[V]
 	if c.HasNew && p.pred(r.Key, c.New) == p.keep {
 		out.New, out.HasNew = c.New, true
 	}
@@ -231,7 +232,7 @@ func (p *tableFilter[K, V]) Process(r Record[K, Change[V]]) error {
 // TableMapValues maps the new and old values of every table update. With a
 // store name the result is materialized there.
 func TableMapValues[K, V, V2 any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V2],
-	f func(V) V2, next Node[K, Change[V2]]) (Node[K, Change[V]], error) {
+	f func(V) V2, next Node[K, operators.Change[V2]]) (Node[K, operators.Change[V]], error) {
 	m, err := openTableStore(ctx, node, store, keys, values, next)
 	if err != nil {
 		return nil, err
@@ -242,19 +243,19 @@ func TableMapValues[K, V, V2 any](ctx Context, node, store string, keys serde.Se
 type tableMapValues[K, V, V2 any] struct {
 	f     func(V) V2
 	store tableStore[K, V2]
-	next  Node[K, Change[V2]]
+	next  Node[K, operators.Change[V2]]
 }
 
-func (p *tableMapValues[K, V, V2]) Process(r Record[K, Change[V]]) error {
+func (p *tableMapValues[K, V, V2]) Process(r operators.Record[K, operators.Change[V]]) error {
 	c := r.Value
-	out := Change[V2]{HasNew: c.HasNew, HasOld: c.HasOld}
+	out := operators.Change[V2]{HasNew: c.HasNew, HasOld: c.HasOld}
 	if c.HasNew {
 		out.New = p.f(c.New)
 	}
 	if c.HasOld {
 		out.Old = p.f(c.Old)
 	}
-	r2 := Record[K, Change[V2]]{Key: r.Key, Value: out, Timestamp: r.Timestamp, Headers: r.Headers}
+	r2 := operators.Record[K, operators.Change[V2]]{Key: r.Key, Value: out, Timestamp: r.Timestamp, Headers: r.Headers}
 	if err := p.store.apply(r2); err != nil || p.store.cached {
 		return err
 	}
@@ -263,14 +264,14 @@ func (p *tableMapValues[K, V, V2]) Process(r Record[K, Change[V]]) error {
 
 // ToStream turns table updates into a stream of their new values; a delete
 // becomes a tombstone.
-func ToStream[K, V any](next Node[K, V]) Node[K, Change[V]] {
+func ToStream[K, V any](next Node[K, V]) Node[K, operators.Change[V]] {
 	return &toStream[K, V]{next: next}
 }
 
 type toStream[K, V any] struct{ next Node[K, V] }
 
-func (p *toStream[K, V]) Process(r Record[K, Change[V]]) error {
-	return p.next.Process(Record[K, V]{
+func (p *toStream[K, V]) Process(r operators.Record[K, operators.Change[V]]) error {
+	return p.next.Process(operators.Record[K, V]{
 		Key: r.Key, Value: r.Value.New, Tombstone: !r.Value.HasNew, Timestamp: r.Timestamp, Headers: r.Headers,
 	})
 }
@@ -284,49 +285,51 @@ func (p *toStream[K, V]) Process(r Record[K, Change[V]]) error {
 // value of an update that is not a delete, the old value when there was
 // one); a row for which sel returns an absent key is skipped: that side of
 // the update is not forwarded, as Kafka Streams skips a null key.
-func TableGroupBy[K, V, K2, V2 any](node string, sel func(K, V) (Maybe[K2], V2), keys serde.Serde[K2], next Node[K2, Change[V2]]) Node[K, Change[V]] {
+func TableGroupBy[K, V, K2, V2 any](node string, sel func(K, V) (operators.Maybe[K2], V2), keys serde.Serde[K2], next Node[K2, operators.Change[V2]]) Node[K, operators.Change[V]] {
 	return &tableGroupBy[K, V, K2, V2]{node: node, sel: sel, keys: keys, next: next}
 }
 
 type tableGroupBy[K, V, K2, V2 any] struct {
 	node       string
-	sel        func(K, V) (Maybe[K2], V2)
+	sel        func(K, V) (operators.Maybe[K2], V2)
 	keys       serde.Serde[K2]
-	next       Node[K2, Change[V2]]
+	next       Node[K2, operators.Change[V2]]
 	kbuf, obuf []byte
 }
 
-func (p *tableGroupBy[K, V, K2, V2]) Process(r Record[K, Change[V]]) error {
+func (p *tableGroupBy[K, V, K2, V2]) Process(r operators.Record[K, operators.Change[V]]) error {
 	c := r.Value
-	var newK, oldK Maybe[K2]
+	var newMK, oldMK operators.Maybe[K2]
 	var newV, oldV V2
 	if c.HasNew {
-		newK, newV = p.sel(r.Key, c.New)
+		newMK, newV = p.sel(r.Key, c.New)
 	}
 	if c.HasOld {
-		oldK, oldV = p.sel(r.Key, c.Old)
+		oldMK, oldV = p.sel(r.Key, c.Old)
 	}
-	if newK.ok && oldK.ok {
+	newK, newOK := newMK.Get()
+	oldK, oldOK := oldMK.Get()
+	if newOK && oldOK {
 		var err error
-		if p.kbuf, err = p.keys.Encode(p.kbuf[:0], newK.v); err != nil {
-			return &SerializationError{Node: p.node, Part: "key", Err: err}
+		if p.kbuf, err = p.keys.Encode(p.kbuf[:0], newK); err != nil {
+			return &operators.SerializationError{Node: p.node, Part: "key", Err: err}
 		}
-		if p.obuf, err = p.keys.Encode(p.obuf[:0], oldK.v); err != nil {
-			return &SerializationError{Node: p.node, Part: "key", Err: err}
+		if p.obuf, err = p.keys.Encode(p.obuf[:0], oldK); err != nil {
+			return &operators.SerializationError{Node: p.node, Part: "key", Err: err}
 		}
 		if bytes.Equal(p.kbuf, p.obuf) {
-			return p.next.Process(Record[K2, Change[V2]]{Key: newK.v, Value: Change[V2]{New: newV, HasNew: true, Old: oldV, HasOld: true},
+			return p.next.Process(operators.Record[K2, operators.Change[V2]]{Key: newK, Value: operators.Change[V2]{New: newV, HasNew: true, Old: oldV, HasOld: true},
 				Timestamp: r.Timestamp, Headers: r.Headers})
 		}
 	}
-	if oldK.ok {
-		if err := p.next.Process(Record[K2, Change[V2]]{Key: oldK.v, Value: Change[V2]{Old: oldV, HasOld: true},
+	if oldOK {
+		if err := p.next.Process(operators.Record[K2, operators.Change[V2]]{Key: oldK, Value: operators.Change[V2]{Old: oldV, HasOld: true},
 			Timestamp: r.Timestamp, Headers: r.Headers}); err != nil {
 			return err
 		}
 	}
-	if newK.ok {
-		return p.next.Process(Record[K2, Change[V2]]{Key: newK.v, Value: Change[V2]{New: newV, HasNew: true},
+	if newOK {
+		return p.next.Process(operators.Record[K2, operators.Change[V2]]{Key: newK, Value: operators.Change[V2]{New: newV, HasNew: true},
 			Timestamp: r.Timestamp, Headers: r.Headers})
 	}
 	return nil
@@ -337,7 +340,7 @@ func (p *tableGroupBy[K, V, K2, V2]) Process(r Record[K, Change[V]]) error {
 // add (Kafka Streams' KTableAggregate). The update's timestamp is the
 // largest of the record's and the aggregate's.
 func TableAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
-	init func() A, add, sub func(K, V, A) A, next Node[K, Change[A]]) (Node[K, Change[V]], error) {
+	init func() A, add, sub func(K, V, A) A, next Node[K, operators.Change[A]]) (Node[K, operators.Change[V]], error) {
 	first := func(k K, v V) A { return add(k, v, init()) }
 	return newTableAggregate(ctx, node, store, keys, aggs, first, add, sub, next)
 }
@@ -345,14 +348,14 @@ func TableAggregate[K, V, A any](ctx Context, node, store string, keys serde.Ser
 // TableReduce is TableAggregate with the first value of a group as its
 // aggregate (Kafka Streams' KTableReduce).
 func TableReduce[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
-	add, sub func(V, V) V, next Node[K, Change[V]]) (Node[K, Change[V]], error) {
+	add, sub func(V, V) V, next Node[K, operators.Change[V]]) (Node[K, operators.Change[V]], error) {
 	first := func(_ K, v V) V { return v }
 	return newTableAggregate(ctx, node, store, keys, values, first,
 		func(_ K, v, agg V) V { return add(agg, v) }, func(_ K, v, agg V) V { return sub(agg, v) }, next)
 }
 
 func newTableAggregate[K, V, A any](ctx Context, node, store string, keys serde.Serde[K], aggs serde.Serde[A],
-	first func(K, V) A, add, sub func(K, V, A) A, next Node[K, Change[A]]) (Node[K, Change[V]], error) {
+	first func(K, V) A, add, sub func(K, V, A) A, next Node[K, operators.Change[A]]) (Node[K, operators.Change[V]], error) {
 	s, err := openTimestamped(ctx, store, keys, aggs)
 	if err != nil {
 		return nil, err
@@ -370,22 +373,22 @@ type tableAggregate[K, V, A any] struct {
 	store    *timestamped[K, A]
 	first    func(K, V) A
 	add, sub func(K, V, A) A
-	next     Node[K, Change[A]]
+	next     Node[K, operators.Change[A]]
 	cached   bool
 }
 
-func (p *tableAggregate[K, V, A]) Process(r Record[K, Change[V]]) error {
+func (p *tableAggregate[K, V, A]) Process(r operators.Record[K, operators.Change[V]]) error {
 	if r.NullKey {
 		p.ctx.RecordDropped(p.node, "null-key")
 		return nil
 	}
 	kb, err := p.store.key(r.Key)
 	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	old, oldTs, ok, err := p.store.get(kb)
 	if err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	c := r.Value
 	agg, has := old, ok
@@ -409,11 +412,11 @@ func (p *tableAggregate[K, V, A]) Process(r Record[K, Change[V]]) error {
 	}
 	p.store.setContext(ts, r.Headers)
 	if err := p.store.put(kb, agg, ts); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	if p.cached {
 		return nil
 	}
-	return p.next.Process(Record[K, Change[A]]{Key: r.Key, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
+	return p.next.Process(operators.Record[K, operators.Change[A]]{Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
 		Timestamp: ts, Headers: r.Headers})
 }

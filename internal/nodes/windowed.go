@@ -1,4 +1,4 @@
-package operators
+package nodes
 
 import (
 	"encoding/binary"
@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/window"
@@ -112,7 +113,7 @@ func (c *idleClock) schedule(ctx Context, node string, observed int64, advance f
 	}
 	c.lastWall, c.lastObs = ctx.WallClockTime().UnixMilli(), observed
 	interval := min(c.idle, time.Second)
-	_, err := ctx.Schedule(interval, WallClockTime, func(now int64) error {
+	_, err := ctx.Schedule(interval, operators.WallClockTime, func(now int64) error {
 		idleFor := now - c.lastWall
 		if idleFor < c.idle.Milliseconds() || c.lastObs < 0 {
 			return nil
@@ -120,7 +121,7 @@ func (c *idleClock) schedule(ctx Context, node string, observed int64, advance f
 		return advance(c.lastObs + idleFor)
 	})
 	if err != nil {
-		return &NodeError{Node: node, Err: err}
+		return &operators.NodeError{Node: node, Err: err}
 	}
 	return nil
 }
@@ -165,7 +166,7 @@ func (v *windowView[K, A]) get(kb []byte, start int64) (agg A, ts int64, ok bool
 	return agg, ts, err == nil, err
 }
 
-func (v *windowView[K, A]) put(kb []byte, start int64, agg A, ts int64, headers []Header) error {
+func (v *windowView[K, A]) put(kb []byte, start int64, agg A, ts int64, headers []operators.Header) error {
 	if v.cache != nil {
 		v.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: cachedHeaders(headers)})
 	}
@@ -182,8 +183,8 @@ func (v *windowView[K, A]) put(kb []byte, start int64, agg A, ts int64, headers 
 // stored value b, into the record to forward for it, without headers: the
 // window ends at start + size, and the record carries the window's
 // timestamp.
-func (v *windowView[K, A]) decodeWindow(kb []byte, start int64, b []byte, size int64) (Record[window.Windowed[K], Change[A]], error) {
-	var r Record[window.Windowed[K], Change[A]]
+func (v *windowView[K, A]) decodeWindow(kb []byte, start int64, b []byte, size int64) (operators.Record[window.Windowed[K], operators.Change[A]], error) {
+	var r operators.Record[window.Windowed[K], operators.Change[A]]
 	k, err := v.keys.Decode(kb)
 	if err != nil {
 		return r, fmt.Errorf("sluice: store %s: cannot deserialize key: %w", v.name, err)
@@ -193,7 +194,7 @@ func (v *windowView[K, A]) decodeWindow(kb []byte, start int64, b []byte, size i
 		return r, err
 	}
 	r.Key = window.Windowed[K]{Key: k, Window: window.Window{Start: start, End: start + size}}
-	r.Value = Change[A]{New: agg, HasNew: true}
+	r.Value = operators.Change[A]{New: agg, HasNew: true}
 	r.Timestamp = ts
 	return r, nil
 }
@@ -202,7 +203,7 @@ func (v *windowView[K, A]) decodeWindow(kb []byte, start int64, b []byte, size i
 // each window it flushes to next, with its new and old aggregates and the
 // context of its last write (windows of the given size), and reports
 // whether it did: the aggregation then does not forward updates itself.
-func (v *windowView[K, A]) forwardOnFlush(node string, size int64, next Node[window.Windowed[K], Change[A]]) bool {
+func (v *windowView[K, A]) forwardOnFlush(node string, size int64, next Node[window.Windowed[K], operators.Change[A]]) bool {
 	if v.cache == nil {
 		return false
 	}
@@ -212,19 +213,19 @@ func (v *windowView[K, A]) forwardOnFlush(node string, size int64, next Node[win
 		}
 		kb, start, _, err := state.SplitWindowKey(key[8:]) // key: segment ID ‖ changelog key
 		if err != nil {
-			return &NodeError{Node: node, Err: err}
+			return &operators.NodeError{Node: node, Err: err}
 		}
 		r, err := v.decodeWindow(kb, start, nv, size)
 		if err != nil {
-			return &NodeError{Node: node, Err: err}
+			return &operators.NodeError{Node: node, Err: err}
 		}
 		if hasOld {
 			if _, r.Value.Old, err = decodeTimestampedAgg(v.name, v.aggs, ov); err != nil {
-				return &NodeError{Node: node, Err: err}
+				return &operators.NodeError{Node: node, Err: err}
 			}
 			r.Value.HasOld = true
 		}
-		r.Headers, _ = rc.Headers.([]Header)
+		r.Headers, _ = rc.Headers.([]operators.Header)
 		return next.Process(r)
 	})
 	return true
@@ -257,10 +258,10 @@ func decodeTimestampedAgg[A any](store string, aggs serde.Serde[A], b []byte) (i
 // its final aggregate once (Kafka Streams' EmitStrategy.onWindowClose).
 // The forwarded timestamp is the largest timestamp of the window's records.
 func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time, emit Emit, keys serde.Serde[K], aggs serde.Serde[A],
-	first func(K, V) A, add func(K, V, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
+	first func(K, V) A, add func(K, V, A) A, next Node[window.Windowed[K], operators.Change[A]]) (Node[K, V], error) {
 	emitFinal := emit.Final
 	if err := w.Validate(); err != nil {
-		return nil, &NodeError{Node: node, Err: err}
+		return nil, &operators.NodeError{Node: node, Err: err}
 	}
 	v, err := openWindowView(ctx, store, keys, aggs)
 	if err != nil {
@@ -290,7 +291,7 @@ type windowAggregate[K, V, A any] struct {
 	view   *windowView[K, A]
 	first  func(K, V) A
 	add    func(K, V, A) A
-	next   Node[window.Windowed[K], Change[A]]
+	next   Node[window.Windowed[K], operators.Change[A]]
 
 	observed, lastEmit int64
 	observedMD, emitMD metadata
@@ -314,7 +315,7 @@ func (p *windowAggregate[K, V, A]) advance(t int64) error {
 	return nil
 }
 
-func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
+func (p *windowAggregate[K, V, A]) Process(r operators.Record[K, V]) error {
 	if r.NullKey || r.Tombstone {
 		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
 		return nil
@@ -327,7 +328,7 @@ func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
 	closeTime := p.observed - p.w.Grace.Milliseconds()
 	var err error
 	if p.kbuf, err = p.view.keys.Encode(p.kbuf[:0], r.Key); err != nil {
-		return &SerializationError{Node: p.node, Part: "key", Err: err}
+		return &operators.SerializationError{Node: p.node, Part: "key", Err: err}
 	}
 	// Emit what closed before writing: the write may advance the store's
 	// retention past the windows it closed.
@@ -344,7 +345,7 @@ func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
 		}
 		old, oldTs, ok, err := p.view.get(p.kbuf, win.Start)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: err}
+			return &operators.NodeError{Node: p.node, Err: err}
 		}
 		agg, ts := p.first(r.Key, r.Value), r.Timestamp
 		if ok {
@@ -354,13 +355,13 @@ func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
 			p.late.drop(r.Timestamp, win, closeTime) // past the store's retention
 			continue
 		} else if err != nil {
-			return &NodeError{Node: p.node, Err: err}
+			return &operators.NodeError{Node: p.node, Err: err}
 		}
 		if p.final || p.cached {
 			continue
 		}
-		if err := p.next.Process(Record[window.Windowed[K], Change[A]]{
-			Key: window.Windowed[K]{Key: r.Key, Window: win}, Value: Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
+		if err := p.next.Process(operators.Record[window.Windowed[K], operators.Change[A]]{
+			Key: window.Windowed[K]{Key: r.Key, Window: win}, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
 			Timestamp: ts, Headers: r.Headers,
 		}); err != nil {
 			return err
@@ -374,7 +375,7 @@ func (p *windowAggregate[K, V, A]) Process(r Record[K, V]) error {
 // arithmetic (AbstractKStreamTimeWindowAggregateProcessor). Kafka Streams
 // throttles this to once per emit interval of wall-clock time; Sluice
 // emits as soon as the close time moves past a window end.
-func (p *windowAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) error {
+func (p *windowAggregate[K, V, A]) emitFinal(closeTime int64, headers []operators.Header) error {
 	if p.lastEmit != -1 && p.lastEmit >= closeTime {
 		return nil
 	}
@@ -395,7 +396,7 @@ func (p *windowAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) 
 	for ek, v := range p.view.ws.FetchAll(lower, upper) {
 		r, err := p.view.decodeWindow(ek.Key, ek.Start, v, size)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: err}
+			return &operators.NodeError{Node: p.node, Err: err}
 		}
 		r.Headers = headers
 		if err := p.next.Process(r); err != nil {
@@ -403,7 +404,7 @@ func (p *windowAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) 
 		}
 	}
 	if err := p.view.ws.IterErr(); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	p.lastEmit = closeTime
 	p.emitMD.set(closeTime)
@@ -426,7 +427,7 @@ func (p *windowAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) 
 // session's end. With emitFinal true each session is forwarded once, when
 // it closes.
 func SessionAggregate[K, V, A any](ctx Context, node, store string, w window.Session, emit Emit, keys serde.Serde[K], aggs serde.Serde[A],
-	init func() A, add func(K, V, A) A, merge func(K, A, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
+	init func() A, add func(K, V, A) A, merge func(K, A, A) A, next Node[window.Windowed[K], operators.Change[A]]) (Node[K, V], error) {
 	return newSessionAggregate(ctx, node, store, w, emit, keys, aggs, init, nil, add, merge, next)
 }
 
@@ -434,17 +435,17 @@ func SessionAggregate[K, V, A any](ctx Context, node, store string, w window.Ses
 // its first value and merged sessions are combined with reduce too (Kafka
 // Streams' SessionWindowedKStream.reduce).
 func SessionReduce[K, V any](ctx Context, node, store string, w window.Session, emit Emit, keys serde.Serde[K], values serde.Serde[V],
-	add func(K, V, V) V, merge func(K, V, V) V, next Node[window.Windowed[K], Change[V]]) (Node[K, V], error) {
+	add func(K, V, V) V, merge func(K, V, V) V, next Node[window.Windowed[K], operators.Change[V]]) (Node[K, V], error) {
 	return newSessionAggregate(ctx, node, store, w, emit, keys, values, nil, func(_ K, v V) V { return v }, add, merge, next)
 }
 
 // newSessionAggregate: a new session's aggregate is init() with the record
 // added, or without init, first(record).
 func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.Session, emit Emit, keys serde.Serde[K], aggs serde.Serde[A],
-	init func() A, first func(K, V) A, add func(K, V, A) A, merge func(K, A, A) A, next Node[window.Windowed[K], Change[A]]) (Node[K, V], error) {
+	init func() A, first func(K, V) A, add func(K, V, A) A, merge func(K, A, A) A, next Node[window.Windowed[K], operators.Change[A]]) (Node[K, V], error) {
 	emitFinal := emit.Final
 	if err := w.Validate(); err != nil {
-		return nil, &NodeError{Node: node, Err: err}
+		return nil, &operators.NodeError{Node: node, Err: err}
 	}
 	s, err := ctx.Store(store)
 	if err != nil {
@@ -472,23 +473,23 @@ func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.
 		p.cache.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, rc state.RecordContext) error {
 			kb, start, end, err := state.SplitSessionKey(key[8:]) // key: segment ID ‖ changelog key
 			if err != nil {
-				return &NodeError{Node: node, Err: err}
+				return &operators.NodeError{Node: node, Err: err}
 			}
 			k, err := keys.Decode(kb)
 			if err != nil {
-				return &NodeError{Node: node, Err: fmt.Errorf("store %s: cannot deserialize key: %w", store, err)}
+				return &operators.NodeError{Node: node, Err: fmt.Errorf("store %s: cannot deserialize key: %w", store, err)}
 			}
-			r := Record[window.Windowed[K], Change[A]]{Key: window.Windowed[K]{Key: k, Window: window.Window{Start: start, End: end}}, Timestamp: end}
-			r.Headers, _ = rc.Headers.([]Header)
+			r := operators.Record[window.Windowed[K], operators.Change[A]]{Key: window.Windowed[K]{Key: k, Window: window.Window{Start: start, End: end}}, Timestamp: end}
+			r.Headers, _ = rc.Headers.([]operators.Header)
 			if !deleted {
 				if r.Value.New, err = aggs.Decode(nv); err != nil {
-					return &NodeError{Node: node, Err: err}
+					return &operators.NodeError{Node: node, Err: err}
 				}
 				r.Value.HasNew = true
 			}
 			if hasOld {
 				if r.Value.Old, err = aggs.Decode(ov); err != nil {
-					return &NodeError{Node: node, Err: err}
+					return &operators.NodeError{Node: node, Err: err}
 				}
 				r.Value.HasOld = true
 			}
@@ -513,7 +514,7 @@ type sessionAggregate[K, V, A any] struct {
 	first  func(K, V) A
 	add    func(K, V, A) A
 	merge  func(K, A, A) A
-	next   Node[window.Windowed[K], Change[A]]
+	next   Node[window.Windowed[K], operators.Change[A]]
 
 	observed, lastEmit int64
 	observedMD, emitMD metadata
@@ -542,7 +543,7 @@ type mergedSession[A any] struct {
 	agg A
 }
 
-func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
+func (p *sessionAggregate[K, V, A]) Process(r operators.Record[K, V]) error {
 	if r.NullKey || r.Tombstone {
 		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
 		return nil
@@ -557,7 +558,7 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 	closeTime := p.observed - grace - gap
 	var err error
 	if p.kbuf, err = p.keys.Encode(p.kbuf[:0], r.Key); err != nil {
-		return &SerializationError{Node: p.node, Part: "key", Err: err}
+		return &operators.SerializationError{Node: p.node, Part: "key", Err: err}
 	}
 	// Emit what closed before writing (see windowAggregate).
 	if p.final {
@@ -575,7 +576,7 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 	for sk, v := range p.ss.FindSessions(p.kbuf, ts-gap, ts+gap) {
 		a, err := p.aggs.Decode(v)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot deserialize value: %w", p.store, err)}
+			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot deserialize value: %w", p.store, err)}
 		}
 		w := window.Window{Start: sk.Start, End: sk.End}
 		p.merged = append(p.merged, mergedSession[A]{w: w, agg: a})
@@ -587,7 +588,7 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 		merged.Start, merged.End = min(merged.Start, w.Start), max(merged.End, w.End)
 	}
 	if err := p.ss.IterErr(); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	if merged.End < closeTime {
 		p.late.drop(ts, merged, closeTime)
@@ -601,11 +602,11 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 		if merged != (window.Window{Start: ts, End: ts}) {
 			for _, m := range p.merged {
 				if err := p.ss.Remove(p.kbuf, m.w.Start, m.w.End); err != nil {
-					return &NodeError{Node: p.node, Err: err}
+					return &operators.NodeError{Node: p.node, Err: err}
 				}
 				if !p.final && !p.cached {
-					if err := p.next.Process(Record[window.Windowed[K], Change[A]]{
-						Key: window.Windowed[K]{Key: r.Key, Window: m.w}, Value: Change[A]{Old: m.agg, HasOld: true},
+					if err := p.next.Process(operators.Record[window.Windowed[K], operators.Change[A]]{
+						Key: window.Windowed[K]{Key: r.Key, Window: m.w}, Value: operators.Change[A]{Old: m.agg, HasOld: true},
 						Timestamp: m.w.End, Headers: r.Headers,
 					}); err != nil {
 						return err
@@ -619,16 +620,16 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 			agg = p.first(r.Key, r.Value)
 		}
 		if p.vbuf, err = p.aggs.Encode(p.vbuf[:0], agg); err != nil {
-			return &NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot serialize value: %w", p.store, err)}
+			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot serialize value: %w", p.store, err)}
 		}
 		if err := p.ss.Put(p.kbuf, merged.Start, merged.End, p.vbuf); err != nil {
 			// ErrWindowExpired cannot happen here: the store keeps
 			// sessions 1ms past the close time (task.WrapStore).
-			return &NodeError{Node: p.node, Err: err}
+			return &operators.NodeError{Node: p.node, Err: err}
 		}
 		if !p.final && !p.cached {
-			if err := p.next.Process(Record[window.Windowed[K], Change[A]]{
-				Key: window.Windowed[K]{Key: r.Key, Window: merged}, Value: Change[A]{New: agg, HasNew: true},
+			if err := p.next.Process(operators.Record[window.Windowed[K], operators.Change[A]]{
+				Key: window.Windowed[K]{Key: r.Key, Window: merged}, Value: operators.Change[A]{New: agg, HasNew: true},
 				Timestamp: merged.End, Headers: r.Headers,
 			}); err != nil {
 				return err
@@ -641,7 +642,7 @@ func (p *sessionAggregate[K, V, A]) Process(r Record[K, V]) error {
 // emitFinal forwards the sessions that closed since the last emission:
 // those ending in [last close time, close time - 1] (Kafka Streams'
 // KStreamSessionWindowAggregate), timestamped with their end.
-func (p *sessionAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header) error {
+func (p *sessionAggregate[K, V, A]) emitFinal(closeTime int64, headers []operators.Header) error {
 	if p.lastEmit != -1 && p.lastEmit >= closeTime {
 		return nil
 	}
@@ -653,21 +654,21 @@ func (p *sessionAggregate[K, V, A]) emitFinal(closeTime int64, headers []Header)
 	for sk, v := range p.ss.FindSessionsByEnd(lower, upper) {
 		k, err := p.keys.Decode(sk.Key)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot deserialize key: %w", p.store, err)}
+			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot deserialize key: %w", p.store, err)}
 		}
 		a, err := p.aggs.Decode(v)
 		if err != nil {
-			return &NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot deserialize value: %w", p.store, err)}
+			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot deserialize value: %w", p.store, err)}
 		}
-		if err := p.next.Process(Record[window.Windowed[K], Change[A]]{
-			Key: window.Windowed[K]{Key: k, Window: window.Window{Start: sk.Start, End: sk.End}}, Value: Change[A]{New: a, HasNew: true},
+		if err := p.next.Process(operators.Record[window.Windowed[K], operators.Change[A]]{
+			Key: window.Windowed[K]{Key: k, Window: window.Window{Start: sk.Start, End: sk.End}}, Value: operators.Change[A]{New: a, HasNew: true},
 			Timestamp: sk.End, Headers: headers,
 		}); err != nil {
 			return err
 		}
 	}
 	if err := p.ss.IterErr(); err != nil {
-		return &NodeError{Node: p.node, Err: err}
+		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	p.lastEmit = closeTime
 	p.emitMD.set(closeTime)

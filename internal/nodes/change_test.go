@@ -1,14 +1,15 @@
-package operators
+package nodes
 
 import (
 	"testing"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 )
 
 func TestChangeSerdeRoundTrip(t *testing.T) {
 	cs := ChangeSerde(serde.String)
-	for _, c := range []Change[string]{
+	for _, c := range []operators.Change[string]{
 		{},
 		{New: "n", HasNew: true},
 		{Old: "o", HasOld: true},

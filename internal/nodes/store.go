@@ -1,16 +1,17 @@
-package operators
+package nodes
 
 import (
 	"encoding/binary"
 	"fmt"
 	"slices"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
 )
 
 // OpenKeyValueStore returns the key-value store named name from ctx.
-func OpenKeyValueStore(ctx ProcessingContext, name string) (state.KeyValueStore, error) {
+func OpenKeyValueStore(ctx operators.ProcessingContext, name string) (state.KeyValueStore, error) {
 	s, err := ctx.Store(name)
 	if err != nil {
 		return nil, err
@@ -51,30 +52,30 @@ func openTimestamped[K, V any](ctx Context, name string, keys serde.Serde[K], va
 // TimestampedCacheFlushListener). The update's old value is the one the
 // store below held before the flush, so updates of a key between two
 // flushes reach next as one.
-func (s *timestamped[K, V]) forwardOnFlush(node string, next Node[K, Change[V]]) bool {
+func (s *timestamped[K, V]) forwardOnFlush(node string, next Node[K, operators.Change[V]]) bool {
 	if s.cache == nil {
 		return false
 	}
 	s.cache.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, rc state.RecordContext) error {
 		k, err := s.keys.Decode(key)
 		if err != nil {
-			return &NodeError{Node: node, Err: fmt.Errorf("store %s: cannot deserialize flushed key: %w", s.name, err)}
+			return &operators.NodeError{Node: node, Err: fmt.Errorf("store %s: cannot deserialize flushed key: %w", s.name, err)}
 		}
-		var ch Change[V]
+		var ch operators.Change[V]
 		if !deleted {
 			if ch.New, err = s.decodeValue(nv); err != nil {
-				return &NodeError{Node: node, Err: err}
+				return &operators.NodeError{Node: node, Err: err}
 			}
 			ch.HasNew = true
 		}
 		if hasOld {
 			if ch.Old, err = s.decodeValue(ov); err != nil {
-				return &NodeError{Node: node, Err: err}
+				return &operators.NodeError{Node: node, Err: err}
 			}
 			ch.HasOld = true
 		}
-		h, _ := rc.Headers.([]Header)
-		return next.Process(Record[K, Change[V]]{Key: k, Value: ch, Timestamp: rc.Timestamp, Headers: h})
+		h, _ := rc.Headers.([]operators.Header)
+		return next.Process(operators.Record[K, operators.Change[V]]{Key: k, Value: ch, Timestamp: rc.Timestamp, Headers: h})
 	})
 	return true
 }
@@ -92,7 +93,7 @@ func (s *timestamped[K, V]) decodeValue(b []byte) (V, error) {
 }
 
 // setContext sets the record context the next write is cached with.
-func (s *timestamped[K, V]) setContext(ts int64, headers []Header) {
+func (s *timestamped[K, V]) setContext(ts int64, headers []operators.Header) {
 	if s.cache != nil {
 		s.cache.SetRecordContext(state.RecordContext{Timestamp: ts, Headers: cachedHeaders(headers)})
 	}
@@ -148,13 +149,13 @@ func DecodeTimestamped(b []byte) (ts int64, value []byte, err error) {
 // ChangeSerde encodes table updates on repartition topics: a flags byte
 // (1: has new, 2: has old), then the new value's length as a uvarint and its
 // encoding, then the old value's encoding.
-func ChangeSerde[V any](values serde.Serde[V]) serde.Serde[Change[V]] {
+func ChangeSerde[V any](values serde.Serde[V]) serde.Serde[operators.Change[V]] {
 	return changeSerde[V]{values: values}
 }
 
 type changeSerde[V any] struct{ values serde.Serde[V] }
 
-func (c changeSerde[V]) Encode(dst []byte, ch Change[V]) ([]byte, error) {
+func (c changeSerde[V]) Encode(dst []byte, ch operators.Change[V]) ([]byte, error) {
 	var flags byte
 	if ch.HasNew {
 		flags |= 1
@@ -185,8 +186,8 @@ func (c changeSerde[V]) Encode(dst []byte, ch Change[V]) ([]byte, error) {
 	return dst, err
 }
 
-func (c changeSerde[V]) Decode(b []byte) (Change[V], error) {
-	var ch Change[V]
+func (c changeSerde[V]) Decode(b []byte) (operators.Change[V], error) {
+	var ch operators.Change[V]
 	if len(b) == 0 {
 		return ch, fmt.Errorf("sluice: change: empty encoding")
 	}
@@ -217,7 +218,7 @@ func (c changeSerde[V]) Decode(b []byte) (Change[V], error) {
 // cachedHeaders returns headers for a record cache to keep until it
 // flushes: a copy, since the caller's slice is reused for the next record
 // (nil stays nil, and costs nothing).
-func cachedHeaders(headers []Header) any {
+func cachedHeaders(headers []operators.Header) any {
 	if len(headers) == 0 {
 		return nil
 	}

@@ -1,0 +1,28 @@
+// Package nodes holds the built-in processor nodes that run inside a task:
+// sources and sinks, the stateless operations (filter, map, flat-map, peek,
+// branch), the aggregations and table operations over key-value stores,
+// the windowed aggregations (time, session and sliding windows), and the
+// node that runs a user's operators.Processor. dsl is their only user: each
+// dsl operation adds a topology node whose factory calls one constructor
+// here, so these are not part of Sluice's public API. The public side of
+// the same records (Record, Change, Maybe, the Processor API, the errors
+// users match on) is package operators.
+//
+// A compiled topology is a graph of typed nodes. When a task starts, each
+// node is instantiated once for that task, leaves first, and wired to its
+// children as typed Node values, so a record moves through a task as an
+// operators.Record[K, V] passed by value from one Process call to the next.
+//
+// Nodes reach their task through a Context: the operators.ProcessingContext
+// a user processor also sees, plus the hooks only built-in nodes use (the
+// Collector sinks write to, StampRecord for sources, RecordDropped for drop
+// counters, the deserialization policy). internal/task implements it once
+// per node, for the runtime and the test driver alike; nothing here
+// imports either. UserProcessor hands a user's processor only the
+// ProcessingContext, so a type assertion cannot reach these hooks.
+//
+// Key-value and time-window stores hold timestamped values, as Kafka
+// Streams' do: an 8-byte big-endian timestamp, then the value's encoding
+// (DecodeTimestamped). A store with a record cache forwards updates when
+// the cache flushes, as Kafka Streams' cache flush listeners do.
+package nodes

@@ -1,0 +1,50 @@
+package nodes
+
+import "github.com/sluicehq/sluice/operators"
+
+// Node is a node instance of a task's processor graph that accepts records
+// of type K, V: what a parent forwards to.
+//
+// Process is called on the task's goroutine only. An error stops the task:
+// the node that raised it wraps it in an *operators.NodeError naming
+// itself, and its parents pass it up unchanged.
+type Node[K, V any] interface {
+	Process(r operators.Record[K, V]) error
+}
+
+// RawProcessor accepts records before deserialization: source nodes. A
+// RawProcessor decides the timestamp of each record it forwards and calls
+// Context.StampRecord with it before forwarding: that call, not the task,
+// advances stream time.
+type RawProcessor interface {
+	ProcessRaw(r *operators.RawRecord) error
+}
+
+// Context is what the built-in nodes see of their task: the
+// ProcessingContext and the hooks of sources, sinks and the task's
+// bookkeeping, which user processors do not get. The task (internal/task,
+// shared by the runtime and the test driver) implements it once per node.
+type Context interface {
+	operators.ProcessingContext
+	// InternalTopic returns the Kafka topic name of an internal topic of
+	// the topology: "<application.id>-<name>".
+	InternalTopic(name string) string
+	// Collector is where sinks write.
+	Collector() operators.Collector
+	// DeserializationError decides what happens to an input record that node
+	// could not deserialize: it returns nil to skip the record (after
+	// counting and logging it) or the error that stops the task.
+	DeserializationError(node string, r *operators.RawRecord, err error) error
+	// StampRecord is for source nodes: a source calls it once it has
+	// decoded the input record r, with the timestamp ts (ms) it extracted
+	// for it, before it forwards anything. A negative ts is invalid and is
+	// handled by policy. StampRecord advances the task's stream time to the
+	// returned timestamp, which the record then carries downstream. When ok
+	// is false the record is skipped (counted as dropped with the reason
+	// "invalid-timestamp", and logged) and the source forwards nothing; a
+	// non-nil error (an *operators.InvalidTimestampError) stops the task.
+	StampRecord(node string, r *operators.RawRecord, ts int64, policy InvalidTimestampPolicy) (stamped int64, ok bool, err error)
+	// RecordDropped counts a record a node dropped on purpose (a null key for
+	// an aggregation, a late record), with the reason as a metric label.
+	RecordDropped(node, reason string)
+}
