@@ -1,0 +1,155 @@
+package dsl_test
+
+// Review of the dsl branch against Kafka Streams 4.3.1: cases where Sluice's
+// output differs from what Kafka Streams does for the same topology and
+// input. Each test names the Kafka Streams source it follows.
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/testdriver"
+	"github.com/sluicehq/sluice/window"
+)
+
+// runStrings builds b, pipes rs into "in" and returns "out" formatted by
+// nullFormat, with the driver for drop counters.
+func runStrings(t *testing.T, b *dsl.Builder, rs []operators.Record[string, string]) ([]string, *testdriver.Driver) {
+	t.Helper()
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	d, err := testdriver.New(topo)
+	if err != nil {
+		t.Fatalf("testdriver.New: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+	if err := in.PipeRecords(rs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := out.ReadRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, r := range got {
+		s = append(s, nullFormat(r))
+	}
+	return s, d
+}
+
+var tombstoneThenValue = []operators.Record[string, string]{
+	{Key: "k", Tombstone: true, Timestamp: 2},
+	{Key: "k", Value: "v", Timestamp: 4},
+}
+
+// Kafka Streams' KStreamWindowAggregate drops a record only for a null key
+// (KStreamWindowAggregate.java: `if (record.key() == null)`); a tombstone
+// reaches the aggregator, and count's aggregator (aggregate + 1) counts it.
+// Sluice drops it as "null-value" (operators/windowed.go:318), so a
+// windowed count of a key with a tombstone is one short.
+func TestWindowedCountCountsTombstonesAsKafkaStreams(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.String)
+	counts := dsl.WindowedBy(s.GroupByKey(), window.Tumbling(10*time.Millisecond, 0)).
+		Count(dsl.Named("win"), dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
+	dsl.Map(counts.ToStream(), func(k window.Windowed[string], n int64) (string, string) {
+		return fmt.Sprintf("%s[%d]", k.Key, k.Window.Start), fmt.Sprint(n)
+	}).To("out", serde.String, serde.String)
+	got, _ := runStrings(t, b, tombstoneThenValue)
+	if want := []string{"k[0]=1@2", "k[0]=2@4"}; !slices.Equal(got, want) {
+		t.Errorf("out:\n got  %q\n want %q", got, want)
+	}
+}
+
+// Kafka Streams' KStreamSessionWindowAggregate drops a record only for a
+// null key (KStreamSessionWindowAggregate.java: `if (record.key() ==
+// null)`); count's aggregator counts a tombstone. Sluice drops it
+// (operators/windowed.go:546).
+func TestSessionCountCountsTombstonesAsKafkaStreams(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.String)
+	counts := dsl.WindowedBySession(s.GroupByKey(), window.Session{Gap: 10 * time.Millisecond}).
+		Count(dsl.Named("ses"), dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
+	dsl.Map(counts.ToStream(), func(k window.Windowed[string], n int64) (string, string) {
+		return fmt.Sprintf("%s[%d,%d]", k.Key, k.Window.Start, k.Window.End), fmt.Sprint(n)
+	}).To("out", serde.String, serde.String)
+	got, _ := runStrings(t, b, tombstoneThenValue)
+	// Session [2,2] count 1; the second record merges it into [2,4]: the
+	// old session is deleted, the merged one has count 2.
+	if want := []string{"k[2,2]=1@2", "k[2,2]=<null>@4", "k[2,4]=2@4"}; !slices.Equal(got, want) {
+		t.Errorf("out:\n got  %q\n want %q", got, want)
+	}
+}
+
+// A record Split drops because of a null, without asking the predicates,
+// must be counted: the issue's rule is that no record is lost uncounted,
+// and here it is the null rule, not a predicate, that drops it
+// (operators/stateless.go:329-336 returns nil without RecordDropped).
+func TestSplitWithoutDefaultBranchCountsDroppedNulls(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.String)
+	br := s.Split(dsl.Named("split-")).Branch("yes", func(k, v string) bool { return true }).NoDefaultBranch()
+	br["split-yes"].To("out", nil, nil)
+	got, d := runStrings(t, b, nullInputs)
+	if want := []string{"k4=v4@4"}; !slices.Equal(got, want) {
+		t.Fatalf("out:\n got  %q\n want %q", got, want)
+	}
+	var dropped int64
+	for _, node := range []string{"split-", "KSTREAM-BRANCH-0000000001"} {
+		for _, reason := range []string{"null-key", "null-value"} {
+			dropped += d.DroppedRecords(node, reason)
+		}
+	}
+	if dropped != 3 {
+		t.Errorf("records dropped by Split for a null key or value, counted = %d, want 3", dropped)
+	}
+}
+
+// Kafka Streams' KTableSource forwards a tombstone whenever the table's
+// store is not cached (TimestampedTupleForwarder.maybeForward forwards
+// unless caching is enabled), also for a key the table does not hold: it
+// forwards Change(null, null), which toStream writes as a tombstone. Only
+// the record cache drops it (CachingKeyValueStore.putAndMaybeForward:
+// `if (rawNewValue != null || rawOldValue != null)`). Sluice never forwards
+// it (operators/stateful.go:131-134).
+func TestUncachedTableForwardsDeleteOfAbsentKeyAsKafkaStreams(t *testing.T) {
+	b := dsl.NewBuilder()
+	tbl := dsl.TableFromTopic(b, "in", serde.String, serde.String, dsl.Named("t"),
+		dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
+	tbl.ToStream().To("out", nil, nil)
+	got, _ := runStrings(t, b, []operators.Record[string, string]{{Key: "carol", Tombstone: true, Timestamp: 3}})
+	if want := []string{"carol=<null>@3"}; !slices.Equal(got, want) {
+		t.Errorf("out:\n got  %q\n want %q", got, want)
+	}
+}
+
+// Kafka Streams records co-partition groups only for joins
+// (AbstractStream.ensureCopartitionWith, KTableImpl's foreign-key join:
+// the only callers of InternalTopologyBuilder.copartitionSources); a
+// stateful sub-topology reading two topics has none, and its task count
+// is the largest partition count (CopartitionedTopicsEnforcer runs only
+// over copartitionGroups()). Sluice makes every stateful multi-topic
+// sub-topology a group (topology/topology.go:419), so the runtime refuses
+// to start a count over two topics of different partition counts that
+// Kafka Streams runs.
+func TestStatefulSubTopologyWithoutJoinHasNoCoPartitionGroup(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.String)
+	s.GroupByKey().Count().ToStream().To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := topo.CoPartitionGroups(); len(g) != 0 {
+		t.Errorf("CoPartitionGroups = %+v, want none (Kafka Streams: copartitionGroups() is empty without a join)", g)
+	}
+}
