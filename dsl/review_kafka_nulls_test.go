@@ -5,6 +5,7 @@ package dsl_test
 // input. Each test names the Kafka Streams source it follows.
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -151,5 +152,46 @@ func TestStatefulSubTopologyWithoutJoinHasNoCoPartitionGroup(t *testing.T) {
 	}
 	if g := topo.CoPartitionGroups(); len(g) != 0 {
 		t.Errorf("CoPartitionGroups = %+v, want none (Kafka Streams: copartitionGroups() is empty without a join)", g)
+	}
+}
+
+// A node that fails on an update the record cache flushes fails on a
+// record all the same: Kafka Streams sets the cached entry's record
+// context (topic, partition, offset of the record that made it) before
+// forwarding it (CachingKeyValueStore.putAndMaybeForward:
+// context.setRecordContext(entry.entry().context())), so the error names
+// the task, the node and that record. Sluice's Task.Flush wraps the error
+// in "flush store" without filling the NodeError in (internal/task/task.go
+// Flush), so FailedRecord finds no record and the task is blank.
+func TestNodeErrorOnCacheFlushNamesTaskAndRecord(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.String)
+	counts := s.GroupByKey().Count(dsl.Named("counts"))
+	fail := errors.New("boom")
+	dsl.Process(counts.ToStream(), func() operators.Processor[string, int64, string, int64] {
+		return &operators.ProcessorFuncs[string, int64, string, int64]{
+			ProcessFunc: func(operators.ProcessorContext[string, int64], operators.Record[string, int64]) error { return fail },
+		}
+	}, dsl.Named("fails")).To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo, testdriver.WithRecordCache(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+	err = in.PipeAt("k", "v", 1)
+	if !errors.Is(err, fail) {
+		t.Fatalf("PipeAt = %v, want the processor's error", err)
+	}
+	ne, ok := operators.FailedRecord(err)
+	if !ok {
+		t.Fatalf("FailedRecord(%v) found no record", err)
+	}
+	if ne.Task != "0_0" || ne.Node != "fails" || ne.Topic != "in" || ne.Partition != 0 || ne.Offset != 0 {
+		t.Errorf("NodeError = task %q node %q topic %q partition %d offset %d, want 0_0 fails in 0 0", ne.Task, ne.Node, ne.Topic, ne.Partition, ne.Offset)
 	}
 }
