@@ -195,3 +195,21 @@ func TestNodeErrorOnCacheFlushNamesTaskAndRecord(t *testing.T) {
 		t.Errorf("NodeError = task %q node %q topic %q partition %d offset %d, want 0_0 fails in 0 0", ne.Task, ne.Node, ne.Topic, ne.Partition, ne.Offset)
 	}
 }
+
+// builder.table(topic) without Materialized is not materialized in Kafka
+// Streams (KTableSource.queryableName is null, TableSourceNode adds no
+// store), so KTableFilter's parent.enableSendingOldValues(false) is false
+// and the filter forwards Change(null, null) for a row that fails the
+// predicate (KTableFilter.process: the "unnecessary to forward" shortcut
+// needs sendOldValues): toStream writes a tombstone for it. Sluice always
+// materializes TableFromTopic (dsl/table.go: storeSpec is unconditional)
+// and its filter forwards only when the old row passed.
+func TestFilterOfUnmaterializedTableForwardsTombstoneForFailingRowAsKafkaStreams(t *testing.T) {
+	b := dsl.NewBuilder()
+	tbl := dsl.TableFromTopic(b, "in", serde.String, serde.String)
+	tbl.Filter(func(_, v string) bool { return v != "us" }).ToStream().To("out", nil, nil)
+	got, _ := runStrings(t, b, []operators.Record[string, string]{{Key: "bob", Value: "us", Timestamp: 5}})
+	if want := []string{"bob=<null>@5"}; !slices.Equal(got, want) {
+		t.Errorf("out:\n got  %q\n want %q", got, want)
+	}
+}
