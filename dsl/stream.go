@@ -396,7 +396,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 	name := s.b.nameOr(o.name, "KSTREAM-BRANCH")
 	sp := &Splitter[K, V]{s: s, prefix: name, out: map[string]Stream[K, V]{}}
 	sp.node = &topology.Node{Name: name, Kind: topology.Processor}
-	sp.node.New = func(_ operators.Context, children []any) (any, error) {
+	sp.node.New = func(ctx operators.Context, children []any) (any, error) {
 		branches := make([]operators.Node[K, V], len(children))
 		for i, c := range children {
 			n, err := operators.Fanout[K, V]([]any{c})
@@ -405,7 +405,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 			}
 			branches[i] = n
 		}
-		return operators.Branch(sp.preds, branches), nil
+		return operators.Branch(ctx, name, sp.preds, branches), nil
 	}
 	s.b.add(sp.node, s.node)
 	return sp
@@ -413,8 +413,8 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 
 // Branch adds a branch of the records for which pred holds (and no earlier
 // branch's predicate did). Predicates are not called for a record with a
-// null key or value: it goes to the default branch, or is dropped without
-// one. The branch is named the split's prefix plus
+// null key or value: it goes to the default branch, or is dropped and
+// counted ("null-key", "null-value") without one. The branch is named the split's prefix plus
 // name; an empty name means the branch's 1-based position.
 func (sp *Splitter[K, V]) Branch(name string, pred func(K, V) bool) *Splitter[K, V] {
 	if pred == nil {
