@@ -213,3 +213,38 @@ func TestFilterOfUnmaterializedTableForwardsTombstoneForFailingRowAsKafkaStreams
 		t.Errorf("out:\n got  %q\n want %q", got, want)
 	}
 }
+
+// failingSerde cannot encode anything.
+type failingSerde struct{}
+
+func (failingSerde) Encode([]byte, string) ([]byte, error) { return nil, errors.New("cannot encode") }
+func (failingSerde) Decode(b []byte) (string, error)        { return string(b), nil }
+
+// A sink that cannot serialize a record fails on that record, and the
+// error names the sink: NodeError.Node must be the node (the issue: "the
+// error a failed record returns is an exported type with topic, partition,
+// offset and node"; Kafka Streams' RecordCollectorImpl.send names the
+// processor node in its serialization StreamsException). Task.wrapRecord
+// takes the node from a DeserializationError or InvalidTimestampError
+// only, so a *SerializationError (which carries Node) gives Node "".
+func TestNodeErrorOfSinkSerializationNamesTheSink(t *testing.T) {
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.String).To("out", nil, failingSerde{}, dsl.Named("sink"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = testdriver.CreateInputTopic(d, "in", serde.String, serde.String).PipeAt("k", "v", 1)
+	ne, ok := operators.FailedRecord(err)
+	if !ok {
+		t.Fatalf("FailedRecord(%v) found no record", err)
+	}
+	if ne.Node != "sink" || ne.Topic != "in" || ne.Offset != 0 {
+		t.Errorf("NodeError = node %q topic %q offset %d, want sink in 0", ne.Node, ne.Topic, ne.Offset)
+	}
+}
