@@ -226,7 +226,7 @@ func TestFilterOfUnmaterializedTableForwardsTombstoneForFailingRowAsKafkaStreams
 type failingSerde struct{}
 
 func (failingSerde) Encode([]byte, string) ([]byte, error) { return nil, errors.New("cannot encode") }
-func (failingSerde) Decode(b []byte) (string, error)        { return string(b), nil }
+func (failingSerde) Decode(b []byte) (string, error)       { return string(b), nil }
 
 // A sink that cannot serialize a record fails on that record, and the
 // error names the sink: NodeError.Node must be the node (the issue: "the
