@@ -256,3 +256,44 @@ func TestNodeErrorOfSinkSerializationNamesTheSink(t *testing.T) {
 		t.Errorf("NodeError = node %q topic %q offset %d, want sink in 0", ne.Node, ne.Topic, ne.Offset)
 	}
 }
+
+// A user processor's store is managed by the task: Kafka Streams hands
+// processors their stores behind AbstractReadWriteDecorator, whose close()
+// and init() throw UnsupportedOperationException ("This method may only be
+// called by Kafka Streams"). ProcessingContext.Store returns the task's
+// own store (internal/task nodeContext.Store), so a processor can Close it
+// under the task: the issue's "user processors get a context without
+// runtime-only methods" leaves this one reachable.
+func TestUserProcessorCannotCloseTaskStore(t *testing.T) {
+	b := dsl.NewBuilder()
+	kv := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "kv"}, serde.String, serde.String)
+	var closed bool
+	var closeErr error
+	dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
+		return &operators.ProcessorFuncs[string, string, string, string]{
+			ProcessFunc: func(ctx operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
+				s, err := ctx.Store("kv")
+				if err != nil {
+					return err
+				}
+				closed, closeErr = true, s.Close()
+				return nil
+			},
+		}
+	}, dsl.ConnectStores(kv)).To("out", nil, nil)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := testdriver.CreateInputTopic(d, "in", serde.String, serde.String).PipeAt("k", "v", 1); err != nil {
+		t.Fatal(err)
+	}
+	if !closed || closeErr == nil {
+		t.Errorf("a user processor's Close of the task's store kv: called %v, returned %v, want an error", closed, closeErr)
+	}
+}
