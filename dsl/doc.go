@@ -65,7 +65,7 @@
 //     extractor gets the key and value as Maybe.
 //   - Filter, FilterNot, Peek: the record passes on untouched, the function
 //     is not called. Foreach: not called. Split: the record goes to the
-//     default branch, or is dropped if there is none. Merge, Repartition's
+//     default branch, or is dropped and counted if there is none. Merge, Repartition's
 //     tombstones: passed on.
 //   - MapValues, FlatMapValues: a tombstone is forwarded as one tombstone;
 //     a null key with a value is mapped and stays null.

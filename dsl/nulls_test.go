@@ -149,7 +149,7 @@ func TestNullsThroughStreamOperations(t *testing.T) {
 			calls: []string{"k4,v4"},
 		},
 		{
-			name: "Split without a default branch drops nulls",
+			name: "Split without a default branch drops and counts nulls",
 			build: func(_ *dsl.Builder, s dsl.Stream[string, string], c *calls) {
 				br := s.Split(dsl.Named("split-")).
 					Branch("yes", func(k, v string) bool { c.add("%s,%s", k, v); return true }).
@@ -158,6 +158,7 @@ func TestNullsThroughStreamOperations(t *testing.T) {
 			},
 			out:   []string{"k4=v4@4"},
 			calls: []string{"k4,v4"},
+			drops: []drop{{"split-", "null-key", 2}, {"split-", "null-value", 1}},
 		},
 		{
 			name: "Repartition drops null keys and keeps tombstones",

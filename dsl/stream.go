@@ -397,7 +397,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 	name := s.b.nameOr(o.name, "KSTREAM-BRANCH")
 	sp := &Splitter[K, V]{s: s, prefix: name, out: map[string]Stream[K, V]{}}
 	sp.node = &topology.Node{Name: name, Kind: topology.Processor}
-	sp.node.New = func(_ nodes.Context, children []any) (any, error) {
+	sp.node.New = func(ctx nodes.Context, children []any) (any, error) {
 		branches := make([]nodes.Node[K, V], len(children))
 		for i, c := range children {
 			n, err := nodes.Fanout[K, V]([]any{c})
@@ -406,7 +406,7 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 			}
 			branches[i] = n
 		}
-		return nodes.Branch(sp.preds, branches), nil
+		return nodes.Branch(ctx, name, sp.preds, branches), nil
 	}
 	s.b.add(sp.node, s.node)
 	return sp
@@ -414,8 +414,8 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 
 // Branch adds a branch of the records for which pred holds (and no earlier
 // branch's predicate did). Predicates are not called for a record with a
-// null key or value: it goes to the default branch, or is dropped without
-// one. The branch is named the split's prefix plus
+// null key or value: it goes to the default branch, or is dropped and
+// counted ("null-key", "null-value") without one. The branch is named the split's prefix plus
 // name; an empty name means the branch's 1-based position.
 func (sp *Splitter[K, V]) Branch(name string, pred func(K, V) bool) *Splitter[K, V] {
 	if pred == nil {

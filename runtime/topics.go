@@ -85,7 +85,8 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 		}
 	}
 	// Resolve sub-topologies once their inputs are known, and repartition
-	// topics once their writers are: a fixed point over the DAG.
+	// topics once their writers are: a fixed point over the DAG, and
+	// resolveLoop when a sub-topology reads a repartition topic it writes.
 	for changed := true; changed; {
 		changed = false
 		for _, st := range a.topo.SubTopologies() {
@@ -110,6 +111,9 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 				changed = true
 			}
 		}
+		if !changed {
+			changed = l.resolveLoop(byName)
+		}
 	}
 	for _, st := range a.topo.SubTopologies() {
 		if _, ok := l.tasks[st.ID]; !ok {
@@ -122,6 +126,35 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 		}
 	}
 	return l, nil
+}
+
+// resolveLoop gives an unresolved repartition topic the largest partition
+// count among the known inputs of the sub-topology that writes it, and
+// reports whether it resolved one. It breaks the wait of a sub-topology
+// that reads a repartition topic it writes (merged by a shared store), as
+// Kafka Streams' RepartitionTopics.computePartitionCount skips inputs
+// without a count.
+func (l *layout) resolveLoop(byName map[string]topology.InternalTopic) bool {
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		it := byName[name]
+		if _, done := l.partitions[name]; done || it.Kind != topology.Repartition {
+			continue
+		}
+		var n int32
+		for _, t := range l.topics[it.SubTopology] {
+			n = max(n, l.partitions[t])
+		}
+		if n > 0 {
+			l.partitions[name] = n
+			return true
+		}
+	}
+	return false
 }
 
 // subPartitions is the task count of a sub-topology: the largest partition

@@ -320,12 +320,15 @@ func (p *peekNullable[K, V]) Process(r operators.Record[K, V]) error {
 // nil predicate (the default branch) always holds. A record no predicate
 // accepts is dropped, as in Kafka Streams' split without a default branch.
 // A record with a null key or value is not given to the predicates: it goes
-// to the default branch, or is dropped if there is none.
-func Branch[K, V any](preds []func(K, V) bool, branches []Node[K, V]) Node[K, V] {
-	return &branch[K, V]{preds: preds, branches: branches}
+// to the default branch, or, if there is none, is dropped and counted by
+// node ("null-key" or "null-value").
+func Branch[K, V any](ctx Context, node string, preds []func(K, V) bool, branches []Node[K, V]) Node[K, V] {
+	return &branch[K, V]{ctx: ctx, node: node, preds: preds, branches: branches}
 }
 
 type branch[K, V any] struct {
+	ctx      Context
+	node     string
 	preds    []func(K, V) bool
 	branches []Node[K, V]
 }
@@ -336,6 +339,9 @@ func (p *branch[K, V]) Process(r operators.Record[K, V]) error {
 		if pred == nil || !null && pred(r.Key, r.Value) {
 			return p.branches[i].Process(r)
 		}
+	}
+	if null {
+		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
 	}
 	return nil
 }

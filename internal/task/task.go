@@ -356,10 +356,13 @@ func (t *Task) wrapRecord(r *operators.RawRecord, err error) error {
 	var node string
 	var de *operators.DeserializationError
 	var ie *operators.InvalidTimestampError
+	var se *operators.SerializationError
 	if errors.As(err, &de) {
 		node = de.Node
 	} else if errors.As(err, &ie) {
 		node = ie.Node
+	} else if errors.As(err, &se) {
+		node = se.Node
 	}
 	return &operators.NodeError{Task: t.id, Node: node, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 }
