@@ -79,8 +79,13 @@
 //   - Process: the processor sees every record with its flags.
 //   - Repartition and the repartition before an aggregation: a null key is
 //     dropped and counted by the "-repartition-filter" node.
-//   - Count, Reduce, Aggregate and the windowed and session aggregations:
-//     a null key or value is dropped and counted, as in Kafka Streams.
+//   - Count, Reduce, Aggregate and the sliding-window aggregations: a null
+//     key or value is dropped and counted, as in Kafka Streams.
+//   - Time-window and session aggregations: a null key is dropped and
+//     counted. Their Count counts a tombstone, as Kafka Streams' does
+//     (those aggregations drop only null keys); their Reduce and Aggregate
+//     drop and count it, where Kafka Streams would hand the null to the
+//     aggregator: a typed Go function never receives one.
 //   - To: a null is written as a Kafka null, without the serde. ToFunc's
 //     extractor gets the key and value as Maybe.
 //   - TableFromTopic: a tombstone deletes its key (a delete of an absent

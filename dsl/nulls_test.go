@@ -307,7 +307,7 @@ func TestNullsThroughStreamOperations(t *testing.T) {
 			drops: []drop{{"by", "null-value", 2}},
 		},
 		{
-			name: "windowed aggregations drop and count nulls",
+			name: "windowed Count counts tombstones and drops null keys, as Kafka Streams",
 			build: func(_ *dsl.Builder, s dsl.Stream[string, string], _ *calls) {
 				counts := dsl.WindowedBy(s.GroupByKey(), window.Tumbling(10*time.Millisecond, 0)).
 					Count(dsl.Named("win"), dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
@@ -315,11 +315,23 @@ func TestNullsThroughStreamOperations(t *testing.T) {
 					return fmt.Sprintf("%s[%d]", k.Key, k.Window.Start), fmt.Sprint(n)
 				}).To("out", serde.String, serde.String)
 			},
-			out:   []string{"k4[0]=1@4"},
+			out:   []string{"k2[0]=1@2", "k4[0]=1@4"},
+			drops: []drop{{"win", "null-key", 2}, {"win", "null-value", 0}},
+		},
+		{
+			name: "windowed Reduce drops and counts nulls",
+			build: func(_ *dsl.Builder, s dsl.Stream[string, string], _ *calls) {
+				reduced := dsl.WindowedBy(s.GroupByKey(), window.Tumbling(10*time.Millisecond, 0)).
+					Reduce(func(a, v string) string { return a + v }, dsl.Named("win"), dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
+				dsl.Map(reduced.ToStream(), func(k window.Windowed[string], v string) (string, string) {
+					return fmt.Sprintf("%s[%d]", k.Key, k.Window.Start), v
+				}).To("out", serde.String, serde.String)
+			},
+			out:   []string{"k4[0]=v4@4"},
 			drops: []drop{{"win", "null-key", 2}, {"win", "null-value", 1}},
 		},
 		{
-			name: "session aggregations drop and count nulls",
+			name: "session Count counts tombstones and drops null keys, as Kafka Streams",
 			build: func(_ *dsl.Builder, s dsl.Stream[string, string], _ *calls) {
 				counts := dsl.WindowedBySession(s.GroupByKey(), window.Session{Gap: 10 * time.Millisecond}).
 					Count(dsl.Named("ses"), dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
@@ -327,7 +339,19 @@ func TestNullsThroughStreamOperations(t *testing.T) {
 					return fmt.Sprintf("%s[%d]", k.Key, k.Window.Start), fmt.Sprint(n)
 				}).To("out", serde.String, serde.String)
 			},
-			out:   []string{"k4[4]=1@4"},
+			out:   []string{"k2[2]=1@2", "k4[4]=1@4"},
+			drops: []drop{{"ses", "null-key", 2}, {"ses", "null-value", 0}},
+		},
+		{
+			name: "session Reduce drops and counts nulls",
+			build: func(_ *dsl.Builder, s dsl.Stream[string, string], _ *calls) {
+				reduced := dsl.WindowedBySession(s.GroupByKey(), window.Session{Gap: 10 * time.Millisecond}).
+					Reduce(func(a, v string) string { return a + v }, dsl.Named("ses"), dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
+				dsl.Map(reduced.ToStream(), func(k window.Windowed[string], v string) (string, string) {
+					return fmt.Sprintf("%s[%d]", k.Key, k.Window.Start), v
+				}).To("out", serde.String, serde.String)
+			},
+			out:   []string{"k4[4]=v4@4"},
 			drops: []drop{{"ses", "null-key", 2}, {"ses", "null-value", 1}},
 		},
 	}

@@ -53,10 +53,12 @@ func (t TimeWindowedStream[K, V]) CloseWhenIdle(idle time.Duration) TimeWindowed
 	return t
 }
 
-// Count counts the records of each key per window. Records with a null key
-// or value are dropped and counted; so are records for closed windows
-// ("late"). Kafka Streams: TimeWindowedKStream.count.
+// Count counts the records of each key per window, tombstones included
+// (as Kafka Streams' windowed count: only a null key drops a record).
+// Records with a null key are dropped and counted; so are records for
+// closed windows ("late"). Kafka Streams: TimeWindowedKStream.count.
 func (t TimeWindowedStream[K, V]) Count(opts ...StoreOption) Table[window.Windowed[K], int64] {
+	t.emit.CountTombstones = true
 	return timeWindowed(t, opts, "KSTREAM-AGGREGATE", serde.Int64, zero, increment[K, V])
 }
 
@@ -125,9 +127,11 @@ func (s SessionWindowedStream[K, V]) CloseWhenIdle(idle time.Duration) SessionWi
 	return s
 }
 
-// Count counts the records of each key per session. Kafka Streams:
-// SessionWindowedKStream.count.
+// Count counts the records of each key per session, tombstones included
+// (as Kafka Streams' session count: only a null key drops a record, dropped
+// and counted). Kafka Streams: SessionWindowedKStream.count.
 func (s SessionWindowedStream[K, V]) Count(opts ...StoreOption) Table[window.Windowed[K], int64] {
+	s.emit.CountTombstones = true
 	return SessionAggregate(s, zero, increment[K, V], func(_ K, a, b int64) int64 { return a + b }, serde.Int64, opts...)
 }
 

@@ -1,6 +1,12 @@
 package nodes
 
-import "github.com/sluicehq/sluice/operators"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/state"
+)
 
 // UserProcessor runs a user Processor as a node: it initializes p with a
 // context that forwards to next, and wraps p's errors with the node name.
@@ -21,7 +27,9 @@ type userProcessor[KIn, VIn, KOut, VOut any] struct {
 
 func (u *userProcessor[KIn, VIn, KOut, VOut]) Process(r operators.Record[KIn, VIn]) error {
 	if err := u.p.Process(r); err != nil {
-		if _, ok := err.(*operators.NodeError); ok {
+		// A downstream node's error, however the processor wrapped it,
+		// already names its node (and gets the task's record).
+		if _, ok := errors.AsType[*operators.NodeError](err); ok {
 			return err
 		}
 		return &operators.NodeError{Node: u.node, Err: err}
@@ -45,3 +53,27 @@ type processorContext[K, V any] struct {
 }
 
 func (c processorContext[K, V]) Forward(r operators.Record[K, V]) error { return c.next.Process(r) }
+
+// Store returns the store named name behind a handle the processor cannot
+// close: the task owns its stores (Kafka Streams hands processors their
+// stores behind a decorator whose close throws). Key-value stores, the
+// kind processors declare (dsl.AddKeyValueStore), are wrapped.
+func (c processorContext[K, V]) Store(name string) (state.Store, error) {
+	s, err := c.ProcessingContext.Store(name)
+	if err != nil {
+		return nil, err
+	}
+	if kv, ok := s.(state.KeyValueStore); ok {
+		return managedKeyValueStore{kv}, nil
+	}
+	return s, nil
+}
+
+// managedKeyValueStore is a task's key-value store as a user processor
+// sees it: everything but Close.
+type managedKeyValueStore struct{ state.KeyValueStore }
+
+// Close refuses: the task closes its stores.
+func (s managedKeyValueStore) Close() error {
+	return fmt.Errorf("sluice: store %s: a processor may not close a store; the task closes it", s.Name())
+}

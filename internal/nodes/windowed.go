@@ -95,6 +95,13 @@ type Emit struct {
 	// record arrives. A departure from Kafka Streams, where windows close
 	// only when records advance stream time.
 	CloseWhenIdle time.Duration
+	// CountTombstones hands records with a null value to the aggregator
+	// (as V's zero value) instead of dropping them. Only Count sets it: its
+	// aggregator ignores the value, and Kafka Streams' windowed and
+	// session aggregations drop only records with a null key, so a
+	// windowed count counts tombstones. Typed aggregators of values never
+	// see a null: for them a tombstone is dropped and counted.
+	CountTombstones bool
 }
 
 // idleClock advances a windowed aggregation's observed stream time with
@@ -267,7 +274,7 @@ func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time
 	if err != nil {
 		return nil, err
 	}
-	p := &windowAggregate[K, V, A]{ctx: ctx, node: node, w: w, final: emitFinal, view: v, first: first, add: add, next: next,
+	p := &windowAggregate[K, V, A]{ctx: ctx, node: node, w: w, final: emitFinal, countTombstones: emit.CountTombstones, view: v, first: first, add: add, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
 	// Without metadata (a task restored on another instance), the store's
@@ -283,15 +290,17 @@ func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time
 }
 
 type windowAggregate[K, V, A any] struct {
-	ctx    Context
-	node   string
-	w      window.Time
-	final  bool
-	cached bool
-	view   *windowView[K, A]
-	first  func(K, V) A
-	add    func(K, V, A) A
-	next   Node[window.Windowed[K], operators.Change[A]]
+	ctx   Context
+	node  string
+	w     window.Time
+	final bool
+	// countTombstones: see Emit.CountTombstones.
+	countTombstones bool
+	cached          bool
+	view            *windowView[K, A]
+	first           func(K, V) A
+	add             func(K, V, A) A
+	next            Node[window.Windowed[K], operators.Change[A]]
 
 	observed, lastEmit int64
 	observedMD, emitMD metadata
@@ -316,7 +325,7 @@ func (p *windowAggregate[K, V, A]) advance(t int64) error {
 }
 
 func (p *windowAggregate[K, V, A]) Process(r operators.Record[K, V]) error {
-	if r.NullKey || r.Tombstone {
+	if r.NullKey || (r.Tombstone && !p.countTombstones) {
 		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
 		return nil
 	}
@@ -455,7 +464,7 @@ func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.
 	if !ok {
 		return nil, fmt.Errorf("sluice: store %s is a %T, not a session store", store, s)
 	}
-	p := &sessionAggregate[K, V, A]{ctx: ctx, node: node, store: store, w: w, final: emitFinal, ss: ss, keys: keys, aggs: aggs,
+	p := &sessionAggregate[K, V, A]{ctx: ctx, node: node, store: store, w: w, final: emitFinal, countTombstones: emit.CountTombstones, ss: ss, keys: keys, aggs: aggs,
 		init: init, first: first, add: add, merge: merge, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
@@ -500,21 +509,23 @@ func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.
 }
 
 type sessionAggregate[K, V, A any] struct {
-	ctx    Context
-	node   string
-	store  string
-	w      window.Session
-	final  bool
-	cached bool
-	ss     *state.SessionStore
-	cache  *state.CachingStore
-	keys   serde.Serde[K]
-	aggs   serde.Serde[A]
-	init   func() A
-	first  func(K, V) A
-	add    func(K, V, A) A
-	merge  func(K, A, A) A
-	next   Node[window.Windowed[K], operators.Change[A]]
+	ctx   Context
+	node  string
+	store string
+	w     window.Session
+	final bool
+	// countTombstones: see Emit.CountTombstones.
+	countTombstones bool
+	cached          bool
+	ss              *state.SessionStore
+	cache           *state.CachingStore
+	keys            serde.Serde[K]
+	aggs            serde.Serde[A]
+	init            func() A
+	first           func(K, V) A
+	add             func(K, V, A) A
+	merge           func(K, A, A) A
+	next            Node[window.Windowed[K], operators.Change[A]]
 
 	observed, lastEmit int64
 	observedMD, emitMD metadata
@@ -544,7 +555,7 @@ type mergedSession[A any] struct {
 }
 
 func (p *sessionAggregate[K, V, A]) Process(r operators.Record[K, V]) error {
-	if r.NullKey || r.Tombstone {
+	if r.NullKey || (r.Tombstone && !p.countTombstones) {
 		p.ctx.RecordDropped(p.node, nullReason(r.NullKey))
 		return nil
 	}

