@@ -19,7 +19,11 @@
 // is full): reads are served from it, and consecutive updates of a key are
 // written below, logged and forwarded downstream as one, with the old value
 // the store below held (Kafka Streams' CachingKeyValueStore and its flush
-// listener).
+// listener). Evicting a dirty entry flushes it and then every other dirty
+// entry of its store, in last-write order, as Kafka Streams'
+// NamedCache.evict does. internal/task builds the same store stack (base,
+// changelog logger, record cache, window or session store) for the runtime
+// and the test driver; the test driver adds the cache only when asked.
 //
 // # Pebble layout: one database per task
 //
