@@ -37,11 +37,18 @@ type App struct {
 	brokers []string
 
 	running  atomic.Bool
-	closing  chan struct{}
 	closeMu  sync.Mutex
 	closed   bool
 	cancel   context.CancelFunc
 	finished chan struct{}
+
+	// runCtx is Run's context: its end begins the shutdown, and cancels
+	// the restores in progress. closeCtx ends ShutdownTimeout after it,
+	// or when Run returns: it bounds the shutdown's commit and leave, and
+	// is the context of every client of the App, so that a join or a
+	// request still in flight then is abandoned.
+	runCtx   context.Context
+	closeCtx context.Context
 
 	admin  *kgo.Client
 	layout *layout
@@ -56,6 +63,10 @@ type App struct {
 	byPartition map[topicPartition]*runner
 	fatal       error
 	changed     chan struct{} // closed when the set of tasks changes
+	// closing is set when the shutdown begins: from then on no task is
+	// created, so nothing opens a store while the App releases the block
+	// cache and the state directory.
+	closing bool
 
 	// resume holds, per input partition of a task being assigned, the
 	// offset after the latest input its restored state reflects, for
@@ -108,7 +119,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	}
 	return &App{
 		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
-		brokers: cfg.brokers, closing: make(chan struct{}), finished: make(chan struct{}),
+		brokers: cfg.brokers, finished: make(chan struct{}),
 		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{}, resume: map[topicPartition]int64{},
 		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
 	}, nil
@@ -118,8 +129,9 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 // until ctx ends, Close is called, or a fatal error occurs; it then shuts
 // down gracefully: it finishes the records in hand, flushes state and
 // output, commits offsets, closes the stores and leaves the group. It
-// returns nil after a shutdown asked for by ctx or Close. Run may be called
-// once.
+// returns nil after a shutdown asked for by ctx or Close. The shutdown
+// takes at most ShutdownTimeout, in every state: a rebalance or a restore
+// in progress is abandoned. Run may be called once.
 func (a *App) Run(ctx context.Context) (err error) {
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("sluice: App.Run called twice")
@@ -134,6 +146,18 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.cancel = cancel
 	a.closeMu.Unlock()
+
+	closeCtx, closeCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer closeCancel()
+	a.runCtx, a.closeCtx = ctx, closeCtx
+	// The shutdown's bound starts when ctx ends.
+	bound := make(chan *time.Timer, 1)
+	stopBound := context.AfterFunc(ctx, func() { bound <- time.AfterFunc(a.cfg.shutdownTime, closeCancel) })
+	defer func() {
+		if !stopBound() {
+			(<-bound).Stop()
+		}
+	}()
 
 	defer a.release()
 	if err := a.start(ctx); err != nil {
@@ -182,7 +206,7 @@ func (a *App) Close() error {
 // baseClientOpts are the options every client of the App uses.
 func (a *App) baseClientOpts() []kgo.Opt {
 	opts := slices.Clone(a.cfg.clientOpts)
-	return append(opts, kgo.SeedBrokers(a.brokers...))
+	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx))
 }
 
 // start checks the brokers within
@@ -322,7 +346,7 @@ func (a *App) loop(ctx context.Context) error {
 			err = a.processLocked()
 		}
 		if err == nil && time.Since(lastCommit) >= a.cfg.commitInterval {
-			err = a.commitLocked(ctx, slices.Collect(maps.Values(a.runners)))
+			err = a.commitLocked(a.closeCtx, slices.Collect(maps.Values(a.runners)))
 			lastCommit = time.Now()
 		}
 		if err == nil && time.Since(lastSweep) >= max(a.cfg.cleanupDelay, time.Second) {
@@ -370,6 +394,8 @@ func (a *App) processLocked() error {
 // waits for everything produced so far (output and changelogs), then
 // commits the offsets of the records processed. Output and state changes
 // therefore reach Kafka before the offsets that cover them: at-least-once.
+// ctx bounds the commit; it is a.closeCtx, which a shutdown does not
+// cancel before its bound.
 func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	if len(runners) == 0 {
 		return nil
@@ -380,9 +406,7 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 			return err
 		}
 	}
-	// Flush is bounded by ctx; at shutdown ctx is already done, so give
-	// it a context of its own.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := a.prod.flush(fctx); err != nil {
 		return err
@@ -460,13 +484,23 @@ func (a *App) purgeRepartition(ctx context.Context, committed map[string]map[int
 	}
 }
 
-// onAssigned creates the tasks of newly assigned partitions.
-func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+// onAssigned creates the tasks of newly assigned partitions. Once the
+// shutdown has begun it creates none: the partitions are given up with the
+// group, and their restores, cancelled with a.runCtx, resume from the
+// tasks' checkpoints at the next start.
+func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	ctx := a.runCtx
+	if a.closing || ctx.Err() != nil {
+		a.log.Info("partitions assigned while shutting down: no task created", "partitions", assigned)
+		return
+	}
 	committed, err := a.committedOffsets(ctx)
 	if err != nil {
-		a.failLocked(err)
+		if ctx.Err() == nil {
+			a.failLocked(err)
+		}
 		return
 	}
 	for topic, parts := range assigned {
@@ -480,7 +514,11 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 			if r == nil {
 				var err error
 				if r, err = a.newRunner(ctx, id, committed); err != nil {
-					a.failLocked(err)
+					if ctx.Err() != nil {
+						a.log.Info("task creation abandoned: shutting down", "task", id, "err", err)
+					} else {
+						a.failLocked(err)
+					}
 					return
 				}
 				a.runners[id] = r
@@ -494,7 +532,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 }
 
 // onRevoked commits and closes the tasks of revoked partitions.
-func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	rs := a.affectedLocked(revoked)
@@ -502,7 +540,7 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 		return
 	}
 	if a.fatal == nil {
-		if err := a.commitLocked(ctx, rs); err != nil {
+		if err := a.commitLocked(a.closeCtx, rs); err != nil {
 			a.failLocked(err)
 		}
 	}
@@ -806,22 +844,29 @@ func (a *App) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.
 }
 
 // shutdown finishes gracefully: commit what was processed, close the tasks
-// and leave the group.
+// and leave the group, within ShutdownTimeout of the end of a.runCtx
+// (a.closeCtx). From its start no task is created (a.closing).
 func (a *App) shutdown() error {
 	var err error
 	a.mu.Lock()
+	a.closing = true
 	rs := slices.Collect(maps.Values(a.runners))
 	if a.fatal == nil {
-		err = a.commitLocked(context.Background(), rs)
+		err = a.commitLocked(a.closeCtx, rs)
+		if err != nil && a.closeCtx.Err() != nil {
+			err = fmt.Errorf("sluice: shutdown: the final commit did not finish within ShutdownTimeout (%v): %w", a.cfg.shutdownTime, err)
+		}
 	}
 	a.closeRunnersLocked(rs, false)
 	fatal := a.fatal
 	a.mu.Unlock()
 	close(a.work)
-	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if lerr := a.client.LeaveGroupContext(lctx); lerr != nil {
-		a.log.Warn("leave group", "err", lerr)
+	// Leaving waits for a rebalance in progress to end; at the bound the
+	// leave is abandoned and the group notices the departure by the
+	// session timeout.
+	if lerr := a.client.LeaveGroupContext(a.closeCtx); lerr != nil {
+		a.log.Warn("leave group: abandoned at the shutdown timeout; the group will notice the departure after the session timeout",
+			"shutdown_timeout", a.cfg.shutdownTime, "err", lerr)
 	}
 	if fatal != nil {
 		return fatal
@@ -829,9 +874,27 @@ func (a *App) shutdown() error {
 	return err
 }
 
-// release closes the clients and releases the state directory.
+// release closes the clients, then releases the block cache and the state
+// directory: once the group client is closed no callback can run, and no
+// task is open (shutdown closed them all and a.closing keeps new ones from
+// being created), so no Pebble DB holds the cache any more.
 func (a *App) release() {
 	a.stopCleanups()
+	if a.client != nil {
+		a.client.Close()
+	}
+	if a.admin != nil {
+		a.admin.Close()
+	}
+	a.mu.Lock()
+	a.closing = true
+	open := len(a.runners)
+	a.mu.Unlock()
+	if open > 0 {
+		// Not reached: every path to release closes the tasks first.
+		a.log.Error("tasks still open at release: keeping the block cache", "tasks", open)
+		return
+	}
 	if a.blockCache != nil {
 		a.blockCache.Unref()
 	}
@@ -839,12 +902,6 @@ func (a *App) release() {
 		if err := a.dirLock.Unlock(); err != nil {
 			a.log.Warn("unlock state directory", "err", err)
 		}
-	}
-	if a.client != nil {
-		a.client.Close()
-	}
-	if a.admin != nil {
-		a.admin.Close()
 	}
 }
 

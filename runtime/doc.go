@@ -3,7 +3,7 @@
 //
 // An App is one instance of an application. New takes the topology and
 // functional options (ApplicationID, Brokers, ClientOptions for TLS and SASL,
-// StateDir, CommitInterval, Workers, Logger, Registerer); Run connects,
+// StateDir, CommitInterval, Workers, ShutdownTimeout, Logger, Registerer); Run connects,
 // creates the internal topics, joins the consumer group named by the
 // application ID and processes until its context ends, Close is called or a
 // fatal error occurs. Start more instances with the same application ID to
@@ -86,8 +86,18 @@
 //
 // On context cancellation or Close, Run stops polling, finishes the records
 // in hand, flushes, commits, closes the stores and leaves the group, and
-// returns nil. SignalContext gives a context that a SIGINT or SIGTERM
-// cancels, and a second signal exits at once.
+// returns nil. From that moment no task is created: an assignment that
+// arrives during the shutdown is not acted on, and a restore in progress is
+// cancelled (the task's next start restores from its checkpoint again). The
+// whole shutdown takes at most ShutdownTimeout (default 30s, Kubernetes'
+// default grace period; Kafka Streams: KafkaStreams.close(Duration)), in
+// every state, a rebalance in progress included: what is unfinished at the
+// bound (typically the group leave, waiting for a rebalance held up by a
+// crashed member) is abandoned, the clients are closed, and the group
+// notices the departure after the session timeout. The block cache and the
+// state directory are released only after the clients are closed, when no
+// callback can open a store any more. SignalContext gives a context that a
+// SIGINT or SIGTERM cancels, and a second signal exits at once.
 //
 // # Errors
 //
