@@ -275,8 +275,9 @@ func (a *App) start(ctx context.Context) error {
 	return nil
 }
 
-// openStateDir locks the instance's state directory and sweeps the state
-// of tasks not run for the cleanup delay.
+// openStateDir locks the instance's state directory and creates the block
+// cache its tasks' DBs share. It deletes nothing: stale task state is swept
+// by the poll loop once tasks are assigned (sweepStateDir).
 func (a *App) openStateDir() error {
 	dir := a.cfg.stateDir
 	if dir == "" {
@@ -306,9 +307,10 @@ func (a *App) worker() {
 // loop polls, processes and commits until ctx ends or a fatal error.
 func (a *App) loop(ctx context.Context) error {
 	lastCommit := time.Now()
-	// The first sweep of stale task state comes a cleanup delay after the
-	// start, once the group has assigned this instance its tasks.
-	lastSweep := time.Now()
+	// The sweep of stale task state starts once the group has assigned
+	// this instance tasks, and comes a cleanup delay later: a task
+	// directory is stale only if no task of this instance runs on it.
+	var lastSweep time.Time
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		fetches := a.client.PollRecords(pctx, a.cfg.maxPollRecords)
@@ -349,9 +351,13 @@ func (a *App) loop(ctx context.Context) error {
 			err = a.commitLocked(a.closeCtx, slices.Collect(maps.Values(a.runners)))
 			lastCommit = time.Now()
 		}
-		if err == nil && time.Since(lastSweep) >= max(a.cfg.cleanupDelay, time.Second) {
-			a.sweepStateDir()
-			lastSweep = time.Now()
+		if err == nil && len(a.runners) > 0 {
+			if lastSweep.IsZero() {
+				lastSweep = time.Now()
+			} else if time.Since(lastSweep) >= max(a.cfg.cleanupDelay, time.Second) {
+				a.sweepStateDir()
+				lastSweep = time.Now()
+			}
 		}
 		a.mu.Unlock()
 		a.client.AllowRebalance()
