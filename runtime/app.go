@@ -49,6 +49,10 @@ type App struct {
 	layout *layout
 	client *kgo.Client
 	prod   *producer
+	// commits is the commit protocol (a.mu held).
+	commits committer
+	// changelogs reads changelogs for restores.
+	changelogs *changelogReader
 
 	// mu guards runners and byPartition: the poll loop holds it while
 	// processing and committing, the rebalance callbacks while they change
@@ -217,6 +221,8 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.admin = admin
 	adm := kadm.NewClient(admin)
+	a.changelogs = &changelogReader{clientOpts: a.baseClientOpts(), admin: adm, log: a.log,
+		restored: a.metrics.restored, remaining: a.metrics.restoreRemaining}
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.startupTimeout)
 	defer cancel()
 	if _, err := adm.BrokerMetadata(sctx); err != nil {
@@ -267,6 +273,7 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.client = cl
 	a.prod.cl = cl
+	a.commits = &atLeastOnce{client: cl, prod: a.prod, log: a.log, metrics: a.metrics, purge: a.purgeRepartition}
 	return nil
 }
 
@@ -292,7 +299,7 @@ func (a *App) shutdown() error {
 	a.closing = true
 	rs := slices.Collect(maps.Values(a.runners))
 	if a.fatal == nil {
-		err = a.commitLocked(a.closeCtx, rs)
+		err = a.commits.commit(a.closeCtx, rs)
 		if err != nil && a.closeCtx.Err() != nil {
 			err = fmt.Errorf("sluice: shutdown: the final commit did not finish within ShutdownTimeout (%v): %w", a.cfg.shutdownTime, err)
 		}

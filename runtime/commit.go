@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -11,37 +12,63 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
 
-// commitLocked commits the progress of runners: it flushes their stores,
-// waits for everything produced so far (output and changelogs), then
-// commits the offsets of the records processed. Output and state changes
-// therefore reach Kafka before the offsets that cover them: at-least-once.
-// ctx bounds the commit; it is a.closeCtx, which a shutdown does not
-// cancel before its bound.
-func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
+// committer is the commit protocol: it makes the progress of tasks
+// durable, their state, their output and the input offsets they reflect,
+// so that a restart neither loses input nor applies it to state twice.
+// The caller holds a.mu (the runners are the poll loop's).
+//
+// atLeastOnce is the implementation of today. Exactly-once will be a
+// second one, with the same steps in another order inside a transaction:
+// flush the stores (flushStores), flush the transactional producer, add
+// the offsets to the transaction and commit it, then commit each task's
+// local state (commitLocalState) and write its checkpoint
+// (writeCheckpoints); an aborted transaction drops the tasks' pending
+// writes instead.
+type committer interface {
+	// commit commits the progress of runners within ctx; a refused
+	// commit the caller can live with (the group moved on) is no error.
+	commit(ctx context.Context, runners []*runner) error
+}
+
+// atLeastOnce commits in the order: flush the stores (record caches into
+// the DBs' pending batches and the changelogs), wait for every produced
+// record (output and changelogs), commit each task's local state with the
+// input positions it reflects, commit the group's offsets, write the
+// checkpoint files. Output and state changes therefore reach Kafka before
+// the offsets that cover them: at-least-once. See taskstate.go for why the
+// local state never runs ahead of the changelog.
+type atLeastOnce struct {
+	client  *kgo.Client
+	prod    *producer
+	log     *slog.Logger
+	metrics *metrics
+	// purge deletes the consumed records of repartition topics below the
+	// committed offsets.
+	purge func(context.Context, map[string]map[int32]kgo.EpochOffset)
+}
+
+func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	if len(runners) == 0 {
 		return nil
 	}
 	start := time.Now()
-	for _, r := range runners {
-		if err := r.task.Flush(); err != nil {
-			return err
-		}
+	if err := flushStores(runners); err != nil {
+		return err
 	}
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := a.prod.flush(fctx); err != nil {
+	if err := c.prod.flush(fctx); err != nil {
 		return err
 	}
 	// Everything the stores wrote is in the changelogs now: the local
 	// state may commit, with the input positions it reflects.
-	ends := a.prod.changelogEnds()
-	for _, r := range runners {
-		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends); err != nil {
-			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
-		}
+	ends := c.prod.changelogEnds()
+	if err := commitLocalState(runners, ends); err != nil {
+		return err
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, r := range runners {
@@ -51,7 +78,7 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 		return nil
 	}
 	var commitErr error
-	a.client.CommitOffsetsSync(fctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	c.client.CommitOffsetsSync(fctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			commitErr = err
 			return
@@ -69,7 +96,7 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 			// The group moved on without this member: its tasks are lost
 			// (onLost follows) and their new owners reprocess from the last
 			// commit. At-least-once holds; this is not fatal.
-			a.log.Warn("commit refused: the group is rebalancing; the uncommitted input will be processed again", "err", commitErr)
+			c.log.Warn("commit refused: the group is rebalancing; the uncommitted input will be processed again", "err", commitErr)
 			return nil
 		}
 		return fmt.Errorf("sluice: commit offsets: %w", commitErr)
@@ -77,15 +104,44 @@ func (a *App) commitLocked(ctx context.Context, runners []*runner) error {
 	for _, r := range runners {
 		r.committed(offsets)
 	}
+	writeCheckpoints(c.log, runners, ends)
+	c.metrics.commits.Inc()
+	c.metrics.commitDur.Observe(time.Since(start).Seconds())
+	c.purge(fctx, offsets)
+	return nil
+}
+
+// flushStores flushes the record caches of the runners' tasks: each dirty
+// entry goes downstream, to its DB's pending batch and to its changelog.
+func flushStores(runners []*runner) error {
 	for _, r := range runners {
-		if err := r.st.writeCheckpoint(ends); err != nil {
-			a.log.Warn("write checkpoint", "task", r.id, "err", err)
+		if err := r.task.Flush(); err != nil {
+			return err
 		}
 	}
-	a.metrics.commits.Inc()
-	a.metrics.commitDur.Observe(time.Since(start).Seconds())
-	a.purgeRepartition(fctx, offsets)
 	return nil
+}
+
+// commitLocalState commits each task's pending writes with the input
+// positions and processor metadata they reflect; ends are the changelog
+// end offsets the producer has seen acknowledged.
+func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64) error {
+	for _, r := range runners {
+		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends); err != nil {
+			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
+		}
+	}
+	return nil
+}
+
+// writeCheckpoints writes each task's checkpoint file; a failure only
+// costs a longer restore, so it is logged.
+func writeCheckpoints(log *slog.Logger, runners []*runner, ends map[state.TopicPartition]int64) {
+	for _, r := range runners {
+		if err := r.st.writeCheckpoint(ends); err != nil {
+			log.Warn("write checkpoint", "task", r.id, "err", err)
+		}
+	}
 }
 
 // purgeRepartition deletes the records of repartition topics below the

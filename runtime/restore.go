@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -13,22 +16,41 @@ import (
 // restoreStall bounds how long a restore may go without progress.
 const restoreStall = 30 * time.Second
 
-// restore replays a changelog partition from offset from (negative: the
-// log start) to the end offset read when restoring starts, handing each
-// data record to apply, with a client of its own (not the group's). It
-// returns the number of records applied and the offset it restored to.
-// Control records (transaction markers) are read and passed over, so a
-// changelog ending in one does not hang the restore.
-func (a *App) restore(ctx context.Context, topic string, partition int32, from int64, store string, apply func(*kgo.Record) error) (int64, int64, error) {
-	adm := kadm.NewClient(a.admin)
-	starts, err := adm.ListStartOffsets(ctx, topic)
+// changelogReader reads a topic partition from an offset up to an end,
+// with a client of its own (not the group's), handing each data record to
+// a callback. It is how a task's stores restore their changelogs; standby
+// tasks and global tables will read their topics with it too. Control
+// records (transaction markers) are read and passed over, so a partition
+// ending in one does not hang the read. A read honours its context: when
+// it ends, the read stops and returns the context's error, and whatever
+// the callback applied stays applied (the caller's checkpoint, not moved,
+// makes the next read start over from it).
+type changelogReader struct {
+	// clientOpts are the options of the reader's clients (brokers, TLS,
+	// SASL, the App's client context).
+	clientOpts []kgo.Opt
+	admin      *kadm.Client
+	log        *slog.Logger
+	// restored counts the records handed to the callback and remaining
+	// is the number still to read, by the label given to read.
+	restored  *prometheus.CounterVec
+	remaining *prometheus.GaugeVec
+}
+
+// read reads topic's partition from offset from (negative: the log start)
+// to the end offset listed when the read starts, handing each data record
+// to apply; label names the reader in logs and metrics (the store). It
+// returns the number of records applied and the offset it read to (the
+// end offset).
+func (cr *changelogReader) read(ctx context.Context, topic string, partition int32, from int64, label string, apply func(*kgo.Record) error) (int64, int64, error) {
+	starts, err := cr.admin.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	ends, err := cr.admin.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -44,11 +66,11 @@ func (a *App) restore(ctx context.Context, topic string, partition int32, from i
 	if first >= end.Offset {
 		return 0, end.Offset, nil // nothing new, or everything deleted by retention
 	}
-	remaining := a.metrics.restoreRemaining.WithLabelValues(store)
+	remaining := cr.remaining.WithLabelValues(label)
 	remaining.Set(float64(end.Offset - first))
 	defer remaining.Set(0)
-	a.log.Info("restoring store", "store", store, "topic", topic, "partition", partition, "from", first, "to", end.Offset)
-	opts := append(a.baseClientOpts(),
+	cr.log.Info("restoring store", "store", label, "topic", topic, "partition", partition, "from", first, "to", end.Offset)
+	opts := append(slices.Clone(cr.clientOpts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(first)}}),
 		kgo.KeepControlRecords(), // a transaction marker may be the last offset
 		kgo.FetchMaxWait(100*time.Millisecond),
@@ -62,7 +84,7 @@ func (a *App) restore(ctx context.Context, topic string, partition int32, from i
 	defer cl.Close()
 	var n int64
 	last := first - 1
-	restored := a.metrics.restored.WithLabelValues(store)
+	restored := cr.restored.WithLabelValues(label)
 	lastLog := time.Now()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, restoreStall)
@@ -108,10 +130,16 @@ func (a *App) restore(ctx context.Context, topic string, partition int32, from i
 		remaining.Set(float64(end.Offset - 1 - last))
 		if time.Since(lastLog) >= 10*time.Second {
 			lastLog = time.Now()
-			a.log.Info("restoring store", "store", store, "partition", partition, "restored", n, "remaining", end.Offset-1-last)
+			cr.log.Info("restoring store", "store", label, "partition", partition, "restored", n, "remaining", end.Offset-1-last)
 		}
 		if last >= end.Offset-1 {
 			return n, end.Offset, nil
 		}
 	}
+}
+
+// restore replays a changelog partition of a store into it with the
+// App's changelog reader: see changelogReader.read.
+func (a *App) restore(ctx context.Context, topic string, partition int32, from int64, store string, apply func(*kgo.Record) error) (int64, int64, error) {
+	return a.changelogs.read(ctx, topic, partition, from, store, apply)
 }
