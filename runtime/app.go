@@ -14,7 +14,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
@@ -39,11 +41,14 @@ type App struct {
 
 	// runCtx is Run's context: its end begins the shutdown, and cancels
 	// the restores in progress. closeCtx ends ShutdownTimeout after it,
-	// or when Run returns: it bounds the shutdown's commit and leave, and
-	// is the context of every client of the App, so that a join or a
-	// request still in flight then is abandoned.
+	// or when Run returns: it is the context of the App's clients, so
+	// that a request still in flight then is abandoned. groupCtx, the
+	// group client's, ends leaveReserve earlier: it bounds the final
+	// commit and the group leave, and abandons a join in flight, leaving
+	// time to leave the group explicitly (leaveAbandoned).
 	runCtx   context.Context
 	closeCtx context.Context
+	groupCtx context.Context
 
 	admin  *kgo.Client
 	layout *layout
@@ -148,13 +153,21 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 	closeCtx, closeCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer closeCancel()
-	a.runCtx, a.closeCtx = ctx, closeCtx
+	groupCtx, groupCancel := context.WithCancel(closeCtx)
+	a.runCtx, a.closeCtx, a.groupCtx = ctx, closeCtx, groupCtx
 	// The shutdown's bound starts when ctx ends.
-	bound := make(chan *time.Timer, 1)
-	stopBound := context.AfterFunc(ctx, func() { bound <- time.AfterFunc(a.cfg.shutdownTime, closeCancel) })
+	bound := make(chan [2]*time.Timer, 1)
+	stopBound := context.AfterFunc(ctx, func() {
+		bound <- [2]*time.Timer{
+			time.AfterFunc(a.cfg.shutdownTime-leaveReserve(a.cfg.shutdownTime), groupCancel),
+			time.AfterFunc(a.cfg.shutdownTime, closeCancel),
+		}
+	})
 	defer func() {
 		if !stopBound() {
-			(<-bound).Stop()
+			for _, t := range <-bound {
+				t.Stop()
+			}
 		}
 	}()
 
@@ -201,6 +214,10 @@ func (a *App) Close() error {
 	}
 	return nil
 }
+
+// leaveReserve is the part of the shutdown timeout kept for leaving the
+// group explicitly when the client's own leave did not finish in time.
+func leaveReserve(timeout time.Duration) time.Duration { return min(timeout/5, time.Second) }
 
 // baseClientOpts are the options every client of the App uses.
 func (a *App) baseClientOpts() []kgo.Opt {
@@ -266,6 +283,7 @@ func (a *App) start(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{}),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.WithContext(a.groupCtx),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -299,8 +317,8 @@ func (a *App) shutdown() error {
 	a.closing = true
 	rs := slices.Collect(maps.Values(a.runners))
 	if a.fatal == nil {
-		err = a.commits.commit(a.closeCtx, rs)
-		if err != nil && a.closeCtx.Err() != nil {
+		err = a.commits.commit(a.groupCtx, rs)
+		if err != nil && a.groupCtx.Err() != nil {
 			err = fmt.Errorf("sluice: shutdown: the final commit did not finish within ShutdownTimeout (%v): %w", a.cfg.shutdownTime, err)
 		}
 	}
@@ -308,17 +326,53 @@ func (a *App) shutdown() error {
 	fatal := a.fatal
 	a.mu.Unlock()
 	close(a.work)
-	// Leaving waits for a rebalance in progress to end; at the bound the
-	// leave is abandoned and the group notices the departure by the
-	// session timeout.
-	if lerr := a.client.LeaveGroupContext(a.closeCtx); lerr != nil {
-		a.log.Warn("leave group: abandoned at the shutdown timeout; the group will notice the departure after the session timeout",
-			"shutdown_timeout", a.cfg.shutdownTime, "err", lerr)
+	// Leaving waits for a rebalance in progress to end (the client keeps
+	// a last revoke possible); at the bound the wait is abandoned.
+	if lerr := a.client.LeaveGroupContext(a.groupCtx); lerr != nil {
+		a.leaveAbandoned(lerr)
 	}
 	if fatal != nil {
 		return fatal
 	}
 	return err
+}
+
+// leaveAbandoned leaves the group with a LeaveGroup request of its own
+// when the group client's leave did not finish within the shutdown timeout
+// (typically a rebalance held up by a crashed member): the tasks are
+// committed and closed already, so there is no last revoke to wait for,
+// and without the request the group would wait for this member's session
+// to time out before it could rebalance without it. A static member
+// (kgo.InstanceID) does not leave, as the client's own leave.
+func (a *App) leaveAbandoned(cause error) {
+	memberID, _ := a.client.GroupMetadata()
+	if id, _ := a.client.OptValue(kgo.InstanceID).(string); memberID == "" || id != "" {
+		a.log.Warn("leave group: abandoned at the shutdown timeout; the group will notice the departure after the session timeout",
+			"shutdown_timeout", a.cfg.shutdownTime, "err", cause)
+		return
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = a.cfg.appID
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID = memberID
+	m.Reason = kmsg.StringPtr("sluice: leaving at the shutdown timeout")
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(a.closeCtx, a.admin)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		for _, rm := range resp.Members {
+			if err == nil {
+				err = kerr.ErrorForCode(rm.ErrorCode)
+			}
+		}
+	}
+	if err != nil {
+		a.log.Warn("leave group: abandoned at the shutdown timeout; the group will notice the departure after the session timeout",
+			"shutdown_timeout", a.cfg.shutdownTime, "member_id", memberID, "err", errors.Join(cause, err))
+		return
+	}
+	a.log.Info("left the group with a request of its own: the client's leave did not finish within the shutdown timeout",
+		"shutdown_timeout", a.cfg.shutdownTime, "member_id", memberID, "cause", cause)
 }
 
 // release closes the clients, then releases the block cache and the state

@@ -71,7 +71,7 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 		return
 	}
 	if a.fatal == nil {
-		if err := a.commits.commit(a.closeCtx, rs); err != nil {
+		if err := a.commits.commit(a.groupCtx, rs); err != nil {
 			a.failLocked(err)
 		}
 	}

@@ -110,9 +110,11 @@ func CommitInterval(d time.Duration) Option {
 // Run's context (or Close) to Run's return. Within it Run commits what was
 // processed, closes the tasks and leaves the group; a rebalance or a
 // restore in progress is abandoned (a restore resumes from the task's
-// checkpoint at the next start). What is still unfinished when it expires
-// is abandoned: the group then notices the instance's departure by its
-// session timeout, and the input processed since the last commit is
+// checkpoint at the next start). What is still unfinished shortly before
+// it expires (the commit, or the client's leave, which waits for a
+// rebalance in progress) is abandoned; the App then leaves the group with
+// a request of its own, so the group need not wait for its session to
+// time out, and input processed since the last successful commit is
 // processed again (at-least-once). Default 30s, Kubernetes' default grace
 // period. Kafka Streams: the timeout of KafkaStreams.close(Duration).
 func ShutdownTimeout(d time.Duration) Option {

@@ -92,9 +92,10 @@
 // whole shutdown takes at most ShutdownTimeout (default 30s, Kubernetes'
 // default grace period; Kafka Streams: KafkaStreams.close(Duration)), in
 // every state, a rebalance in progress included: what is unfinished at the
-// bound (typically the group leave, waiting for a rebalance held up by a
-// crashed member) is abandoned, the clients are closed, and the group
-// notices the departure after the session timeout. The block cache and the
+// bound (typically the client's group leave, waiting for a rebalance held
+// up by a crashed member) is abandoned, the App leaves the group with a
+// LeaveGroup request of its own (not as a static member), and the clients
+// are closed. The block cache and the
 // state directory are released only after the clients are closed, when no
 // callback can open a store any more. SignalContext gives a context that a
 // SIGINT or SIGTERM cancels, and a second signal exits at once.

@@ -67,7 +67,7 @@ func (a *App) loop(ctx context.Context) error {
 			err = a.processLocked()
 		}
 		if err == nil && time.Since(lastCommit) >= a.cfg.commitInterval {
-			err = a.commits.commit(a.closeCtx, slices.Collect(maps.Values(a.runners)))
+			err = a.commits.commit(a.groupCtx, slices.Collect(maps.Values(a.runners)))
 			lastCommit = time.Now()
 		}
 		if err == nil && len(a.runners) > 0 {

@@ -42,15 +42,19 @@ func TestCrashThenSIGTERM(t *testing.T) {
 		// deadSession is the killed instance's session timeout: how long
 		// the group waits for it before the rebalance can complete.
 		deadSession time.Duration
-		// signalOn is the log line of the second instance that triggers
-		// the SIGTERM.
+		// signalOn is the log line of the second instance after which
+		// the SIGTERM comes.
 		signalOn string
+		// joined waits, after that line, for the second instance to be
+		// a member of the group with the killed one, in a rebalance that
+		// cannot complete until the killed one's session times out.
+		joined bool
 		// restore deletes the state directory before the second
 		// instance starts, so that it restores the whole changelog, and
 		// stalls the changelog's fetches on kfake.
 		restore bool
 	}{
-		{name: "mid-rebalance", deadSession: 20 * time.Second, signalOn: "msg=running"},
+		{name: "mid-rebalance", deadSession: 20 * time.Second, signalOn: "msg=running", joined: true},
 		{name: "mid-restore", deadSession: 6 * time.Second, signalOn: `msg="restoring store"`, restore: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,6 +119,9 @@ func TestCrashThenSIGTERM(t *testing.T) {
 				_ = second.Process.Kill()
 				t.Fatalf("the second instance did not log %q within two minutes; its log:\n%s", tc.signalOn, logs.String())
 			}
+			if tc.joined {
+				waitGroupMembers(t, c, appID, 2)
+			}
 			if err := second.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -138,6 +145,8 @@ func TestCrashThenSIGTERM(t *testing.T) {
 			release()
 			if s := logs.String(); strings.Contains(s, "panic") || t.Failed() {
 				t.Fatalf("the second instance's log:\n%s", s)
+			} else if testing.Verbose() {
+				t.Logf("the second instance's log:\n%s", s)
 			}
 
 			// A restart counts every input exactly once, the input before
@@ -149,6 +158,24 @@ func TestCrashThenSIGTERM(t *testing.T) {
 			}
 			in.stop(t)
 		})
+	}
+}
+
+// waitGroupMembers waits until group has n members.
+func waitGroupMembers(t *testing.T, c *testCluster, group string, n int) {
+	t.Helper()
+	adm := kadm.NewClient(c.client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		gs, err := adm.DescribeGroups(ctx, group)
+		if err == nil && len(gs[group].Members) >= n {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("group %s did not reach %d members within a minute: %v, %+v", group, n, err, gs[group])
+		}
+		time.Sleep(50 * time.Millisecond) // polling the broker: a join has nothing to wait on
 	}
 }
 
