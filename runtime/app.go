@@ -59,9 +59,12 @@ type App struct {
 	// changelogs reads changelogs for restores.
 	changelogs *changelogReader
 
-	// mu guards runners and byPartition: the poll loop holds it while
-	// processing and committing, the rebalance callbacks while they change
-	// the assignment.
+	// mu guards the set of tasks (runners, byPartition) and the fields
+	// below: the poll loop holds it for a round (activate restored tasks,
+	// process, commit, sweep), the rebalance callbacks while they change
+	// the assignment, the shutdown while it commits and closes the tasks.
+	// Lock order: mu before closeMu, resumeMu and cleanupMu, which are
+	// never held together (see the package documentation).
 	mu          sync.Mutex
 	runners     map[taskID]*runner
 	byPartition map[topicPartition]*runner
@@ -317,7 +320,7 @@ func (a *App) shutdown() error {
 	a.closing = true
 	rs := slices.Collect(maps.Values(a.runners))
 	if a.fatal == nil {
-		err = a.commits.commit(a.groupCtx, rs)
+		err = a.commits.commit(a.groupCtx, ready(rs))
 		if err != nil && a.groupCtx.Err() != nil {
 			err = fmt.Errorf("sluice: shutdown: the final commit did not finish within ShutdownTimeout (%v): %w", a.cfg.shutdownTime, err)
 		}
@@ -413,7 +416,7 @@ func (a *App) Tasks() ([]string, <-chan struct{}) {
 	defer a.mu.Unlock()
 	ids := make([]string, 0, len(a.runners))
 	for _, r := range a.runners {
-		ids = append(ids, r.task.ID())
+		ids = append(ids, r.id.String())
 	}
 	slices.Sort(ids)
 	if a.changed == nil {

@@ -15,10 +15,14 @@ import (
 	"github.com/sluicehq/sluice/topology"
 )
 
-// onAssigned creates the tasks of newly assigned partitions. Once the
-// shutdown has begun it creates none: the partitions are given up with the
-// group, and their restores, cancelled with a.runCtx, resume from the
-// tasks' checkpoints at the next start.
+// onAssigned records the tasks of newly assigned partitions: it opens
+// their local state, which tells where their input resumes (adjustOffsets),
+// pauses their partitions and starts their restores, which run outside
+// a.mu (restoreRunner); the poll loop lets a task process once it is
+// restored (activateRestoredLocked). Once the shutdown has begun it creates
+// no task: the partitions are given up with the group. A restore cancelled
+// by the shutdown or a revoke resumes from the task's checkpoint at its
+// next start.
 func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -34,6 +38,11 @@ func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][
 		}
 		return
 	}
+	var started []*runner
+	paused := map[string][]int32{}
+	// On an error, the tasks made so far are still paused and started, so
+	// that closing them (shutdown) finds their restores over.
+assign:
 	for topic, parts := range assigned {
 		sub, ok := a.subOf(topic)
 		if !ok {
@@ -44,22 +53,74 @@ func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][
 			r := a.runners[id]
 			if r == nil {
 				var err error
-				if r, err = a.newRunner(ctx, id, committed); err != nil {
+				if r, err = a.openRunnerLocked(ctx, id, committed); err != nil {
 					if ctx.Err() != nil {
 						a.log.Info("task creation abandoned: shutting down", "task", id, "err", err)
 					} else {
 						a.failLocked(err)
 					}
-					return
+					break assign
 				}
 				a.runners[id] = r
+				started = append(started, r)
 			}
 			a.byPartition[topicPartition{topic, p}] = r
 			r.queue(topic, p)
+			if r.restoring {
+				paused[topic] = append(paused[topic], p)
+			}
 		}
 	}
+	// Not fetched before their tasks are restored.
+	a.client.PauseFetchPartitions(paused)
+	for _, r := range started {
+		go a.restoreRunner(r)
+	}
 	a.tasksChangedLocked()
-	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners))
+	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners), "restoring", len(started))
+}
+
+// activateRestoredLocked lets the tasks whose restores are done process:
+// it resumes fetching their partitions. A restore that failed, other than
+// by being cancelled, is fatal.
+func (a *App) activateRestoredLocked() error {
+	for _, r := range a.runners {
+		if !r.restoring {
+			continue
+		}
+		select {
+		case <-r.restoreDone:
+		default:
+			continue
+		}
+		if r.restoreErr != nil {
+			if a.runCtx.Err() != nil {
+				continue // shutting down: the shutdown closes it
+			}
+			a.fatal = r.restoreErr
+			return r.restoreErr
+		}
+		r.task, r.pending, r.restoring = r.pending, nil, false
+		resume := map[string][]int32{}
+		for _, q := range r.queues {
+			resume[q.topic] = append(resume[q.topic], q.partition)
+		}
+		a.client.ResumeFetchPartitions(resume)
+		a.log.Info("task restored: processing", "task", r.id)
+	}
+	return nil
+}
+
+// ready returns the runners of rs whose tasks are restored: those that
+// process and commit.
+func ready(rs []*runner) []*runner {
+	out := rs[:0:0]
+	for _, r := range rs {
+		if !r.restoring {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // onRevoked commits and closes the tasks of revoked partitions.
@@ -71,7 +132,7 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 		return
 	}
 	if a.fatal == nil {
-		if err := a.commits.commit(a.groupCtx, rs); err != nil {
+		if err := a.commits.commit(a.groupCtx, ready(rs)); err != nil {
 			a.failLocked(err)
 		}
 	}
@@ -103,15 +164,25 @@ func (a *App) affectedLocked(parts map[string][]int32) []*runner {
 }
 
 // closeRunnersLocked closes the tasks of rs and their local state; for
-// tasks that moved away, the state is deleted after the cleanup delay.
+// tasks that moved away, the state is deleted after the cleanup delay. A
+// task still restoring has its restore cancelled and waited for first
+// (restoreRunner does not take a.mu).
 func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 	for _, r := range rs {
-		if err := r.task.Close(); err != nil {
-			a.log.Warn("close task", "task", r.task.ID(), "err", err)
+		t := r.task
+		if r.restoring {
+			r.cancelRestore()
+			<-r.restoreDone
+			t = r.pending
+		}
+		if t != nil {
+			if err := t.Close(); err != nil {
+				a.log.Warn("close task", "task", r.id, "err", err)
+			}
 		}
 		persistent := r.st.db != nil
 		if err := r.st.close(); err != nil {
-			a.log.Warn("close task state", "task", r.task.ID(), "err", err)
+			a.log.Warn("close task state", "task", r.id, "err", err)
 		}
 		if moved && persistent {
 			a.scheduleCleanup(r.id)
@@ -151,10 +222,12 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, e
 	return m, nil
 }
 
-// newRunner instantiates the task of id: it opens its local state and
-// restores its stores from their changelogs. committed holds the group's
-// committed offsets.
-func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicPartition]int64) (*runner, error) {
+// openRunnerLocked makes the runner of task id, restoring: it opens the
+// task's local state (replacing state that does not match the broker) and
+// records where its input resumes for adjustOffsets, which franz-go calls
+// once the assignment callback returns. committed holds the group's
+// committed offsets. restoreRunner then restores the stores.
+func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[topicPartition]int64) (*runner, error) {
 	st := a.topo.SubTopologies()[id.sub]
 	r := &runner{id: id}
 	persistent := false
@@ -188,6 +261,30 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 		}
 	}
 	r.st = ts
+	// The task resumes where its state says, when that is past the
+	// group's committed offsets (see adjustOffsets).
+	a.resumeMu.Lock()
+	for tp, off := range ts.resume {
+		if off > committed[tp] || !hasKey(committed, tp) {
+			a.resume[tp] = off
+		}
+	}
+	a.resumeMu.Unlock()
+	r.restoreCtx, r.cancelRestore = context.WithCancel(a.runCtx)
+	r.restoring, r.restoreDone = true, make(chan struct{})
+	return r, nil
+}
+
+// restoreRunner instantiates the task of r, restoring its stores from
+// their changelogs, without a.mu: the task goes to r.pending, or the error
+// to r.restoreErr, and r.restoreDone is closed. The runner's owner (the
+// poll loop, or closeRunnersLocked) closes its state.
+func (a *App) restoreRunner(r *runner) {
+	defer close(r.restoreDone)
+	defer r.cancelRestore()
+	ctx := r.restoreCtx
+	id, ts := r.id, r.st
+	st := a.topo.SubTopologies()[id.sub]
 	policy := task.FailOnDeserializationError
 	if a.cfg.skipBadRecords {
 		policy = task.SkipOnDeserializationError
@@ -214,20 +311,10 @@ func (a *App) newRunner(ctx context.Context, id taskID, committed map[topicParti
 		}
 	}
 	if err != nil {
-		_ = ts.close()
-		return nil, err
+		r.restoreErr = err
+		return
 	}
-	r.task = t
-	// The task resumes where its state says, when that is past the
-	// group's committed offsets (see adjustOffsets).
-	a.resumeMu.Lock()
-	for tp, off := range ts.resume {
-		if off > committed[tp] || !hasKey(committed, tp) {
-			a.resume[tp] = off
-		}
-	}
-	a.resumeMu.Unlock()
-	return r, nil
+	r.pending = t
 }
 
 // checkLocalState checks that the task's local state can have come from

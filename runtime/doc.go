@@ -51,9 +51,12 @@
 // one App at a time may use a state directory: Run fails with
 // state.ErrStateDirLocked otherwise.
 //
-// When a task is assigned, each store restores its changelog from the
-// offset in the task's checkpoint file (from the start without one, or for
-// an in-memory store) to the end, with a client of its own and bulk writes;
+// When a task is assigned, its partitions are paused and each store
+// restores its changelog from the offset in the task's checkpoint file
+// (from the start without one, or for an in-memory store) to the end, with
+// a client of its own and bulk writes, in a goroutine of the task's: the
+// other tasks go on processing, and the task joins them, its partitions
+// resumed, once restored;
 // progress is logged and counted (sluice_restored_records_total,
 // sluice_restore_remaining_records). A graceful restart therefore restores
 // nothing, and a restart after a crash only what was written since the last
@@ -99,6 +102,22 @@
 // state directory are released only after the clients are closed, when no
 // callback can open a store any more. SignalContext gives a context that a
 // SIGINT or SIGTERM cancels, and a second signal exits at once.
+//
+// # Concurrency and lock order
+//
+// One goroutine polls and, holding App.mu for a round, activates the
+// restored tasks, hands the tasks to the workers, commits and sweeps the
+// state directory; the group callbacks (onAssigned, onRevoked, onLost, run
+// by franz-go's group goroutine) hold App.mu while they change the set of
+// tasks, and the shutdown while it commits and closes them. Methods named
+// ...Locked expect App.mu held. The other locks are leaves, taken after
+// App.mu or alone and never two at once: closeMu (Close and the cancel of
+// Run's context), resumeMu (the resume offsets, which franz-go reads in
+// adjustOffsets while the poll loop may hold App.mu in a commit that waits
+// for a rebalance, so adjustOffsets must not take App.mu), cleanupMu (the
+// timers deleting the state of tasks that moved away) and the record cache
+// budget's own. A restore goroutine takes none of them: closing a task
+// that restores cancels its restore and waits for it with App.mu held.
 //
 // # Errors
 //

@@ -64,17 +64,20 @@ func (a *App) loop(ctx context.Context) error {
 		})
 		err := fetchErr
 		if err == nil {
+			err = a.activateRestoredLocked()
+		}
+		if err == nil {
 			err = a.processLocked()
 		}
 		if err == nil && time.Since(lastCommit) >= a.cfg.commitInterval {
-			err = a.commits.commit(a.groupCtx, slices.Collect(maps.Values(a.runners)))
+			err = a.commits.commit(a.groupCtx, ready(slices.Collect(maps.Values(a.runners))))
 			lastCommit = time.Now()
 		}
 		if err == nil && len(a.runners) > 0 {
 			if lastSweep.IsZero() {
 				lastSweep = time.Now()
 			} else if time.Since(lastSweep) >= max(a.cfg.cleanupDelay, time.Second) {
-				a.sweepStateDir()
+				a.sweepStateDirLocked()
 				lastSweep = time.Now()
 			}
 		}
@@ -86,11 +89,11 @@ func (a *App) loop(ctx context.Context) error {
 	}
 }
 
-// processLocked hands every runner to the workers for one round and waits
-// for all of them.
+// processLocked hands every restored runner to the workers for one round
+// and waits for all of them.
 func (a *App) processLocked() error {
 	a.now = time.Now()
-	rs := slices.Collect(maps.Values(a.runners))
+	rs := ready(slices.Collect(maps.Values(a.runners)))
 	n := len(rs)
 	go func() {
 		for _, r := range rs {

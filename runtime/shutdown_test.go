@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/connectors"
 )
@@ -100,7 +98,7 @@ func TestCrashThenSIGTERM(t *testing.T) {
 					t.Fatal(err)
 				}
 				if embedded != nil {
-					release = stallFetches(t, embedded, appID+"-counts-changelog")
+					release = stallFetchPartition(t, embedded, appID+"-counts-changelog", -1)
 					defer release()
 				}
 			}
@@ -214,35 +212,4 @@ func watchStderr(t *testing.T, cmd *exec.Cmd, match string) *stderrWatch {
 		}
 	}()
 	return w
-}
-
-// stallFetches holds back every fetch of topic on the embedded cluster
-// until release is called, so a restore of it stays in progress.
-func stallFetches(t *testing.T, e *connectors.Embedded, topic string) (release func()) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	tds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
-	if err != nil || !tds.Has(topic) {
-		t.Fatalf("look up topic %s: %v", topic, err)
-	}
-	id := tds[topic].ID
-	stop := make(chan struct{})
-	e.Cluster().ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		e.Cluster().KeepControl()
-		for _, ft := range req.(*kmsg.FetchRequest).Topics {
-			if ft.Topic == topic || ft.TopicID == id {
-				e.Cluster().SleepControl(func() { <-stop })
-				break
-			}
-		}
-		return nil, nil, false
-	})
-	var once sync.Once
-	return func() { once.Do(func() { close(stop) }) }
 }

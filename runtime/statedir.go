@@ -12,7 +12,7 @@ import (
 
 // openStateDir locks the instance's state directory and creates the block
 // cache its tasks' DBs share. It deletes nothing: stale task state is swept
-// by the poll loop once tasks are assigned (sweepStateDir).
+// by the poll loop once tasks are assigned (sweepStateDirLocked).
 func (a *App) openStateDir() error {
 	dir := a.cfg.stateDir
 	if dir == "" {
@@ -64,7 +64,7 @@ func (a *App) cancelCleanup(id taskID) {
 }
 
 // stopCleanups stops the pending cleanups at shutdown; the next start
-// sweeps what is left (sweepStateDir).
+// sweeps what is left (sweepStateDirLocked).
 func (a *App) stopCleanups() {
 	a.cleanupMu.Lock()
 	defer a.cleanupMu.Unlock()
@@ -74,12 +74,12 @@ func (a *App) stopCleanups() {
 	}
 }
 
-// sweepStateDir deletes the task directories of the state directory that
-// belong to no task assigned to this instance and were not modified for
-// the cleanup delay: state of tasks that moved away while the instance was
-// down (Kafka Streams' state cleaner does the same, while running). The
-// poll loop calls it with a.mu held.
-func (a *App) sweepStateDir() {
+// sweepStateDirLocked deletes the task directories of the state directory
+// that belong to no task assigned to this instance and were not modified
+// for the cleanup delay: state of tasks that moved away while the instance
+// was down (Kafka Streams' state cleaner does the same, while running).
+// The poll loop calls it with a.mu held.
+func (a *App) sweepStateDirLocked() {
 	entries, err := os.ReadDir(a.appDir)
 	if err != nil {
 		return
