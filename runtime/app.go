@@ -241,8 +241,7 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.admin = admin
 	adm := kadm.NewClient(admin)
-	a.changelogs = &changelogReader{clientOpts: a.baseClientOpts(), admin: adm, log: a.log,
-		restored: a.metrics.restored, remaining: a.metrics.restoreRemaining}
+	a.changelogs = a.newChangelogReader()
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.startupTimeout)
 	defer cancel()
 	if _, err := adm.BrokerMetadata(sctx); err != nil {

@@ -311,6 +311,9 @@ func (a *App) restoreRunner(r *runner) {
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			a.log.Info("restore abandoned: the task was closed; its next start restores from its checkpoint", "task", id, "err", err)
+		}
 		r.restoreErr = err
 		return
 	}

@@ -138,6 +138,13 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 	}
 }
 
+// newChangelogReader returns the App's changelog reader, on its admin
+// client.
+func (a *App) newChangelogReader() *changelogReader {
+	return &changelogReader{clientOpts: a.baseClientOpts(), admin: kadm.NewClient(a.admin), log: a.log,
+		restored: a.metrics.restored, remaining: a.metrics.restoreRemaining}
+}
+
 // restore replays a changelog partition of a store into it with the
 // App's changelog reader: see changelogReader.read.
 func (a *App) restore(ctx context.Context, topic string, partition int32, from int64, store string, apply func(*kgo.Record) error) (int64, int64, error) {
