@@ -97,7 +97,7 @@ func (a *App) activateRestoredLocked() error {
 			if a.runCtx.Err() != nil {
 				continue // shutting down: the shutdown closes it
 			}
-			a.fatal = r.restoreErr
+			a.failLocked(r.restoreErr)
 			return r.restoreErr
 		}
 		r.task, r.pending, r.restoring = r.pending, nil, false
