@@ -2,11 +2,11 @@
 // behind a Sluice service.
 //
 // An App is one instance of an application. New takes the topology and
-// functional options (ApplicationID, Brokers, ClientOptions for TLS and SASL,
-// StateDir, CommitInterval, Workers, ShutdownTimeout, Logger, Registerer); Run connects,
-// creates the internal topics, joins the consumer group named by the
-// application ID and processes until its context ends, Close is called or a
-// fatal error occurs. Start more instances with the same application ID to
+// functional options (ApplicationID, Brokers, ClientOptions for TLS and
+// SASL, StateDir, CommitInterval, Workers, ShutdownTimeout, Logger,
+// Registerer); Run connects, creates the internal topics, joins the
+// consumer group named by the application ID and processes until its
+// context ends, Close is called or a fatal error occurs. Start more instances with the same application ID to
 // share the work: Kafka is the distributed engine.
 //
 // # Tasks and assignment
@@ -28,7 +28,7 @@
 // task's records by one goroutine, in the order of the smallest head
 // timestamp across the task's partitions. Output is produced
 // asynchronously. Every CommitInterval (default 30s, as in Kafka Streams)
-// the runtime commits, in this order: the tasks flush their record caches
+// the runtime commits (the committer: at-least-once today), in this order: the tasks flush their record caches
 // (forwarding each key's latest update downstream and to the changelog);
 // it waits for every produced record (output and changelogs); each task
 // commits its local state together with the input positions it reflects,
@@ -56,8 +56,7 @@
 // (from the start without one, or for an in-memory store) to the end, with
 // a client of its own and bulk writes, in a goroutine of the task's: the
 // other tasks go on processing, and the task joins them, its partitions
-// resumed, once restored;
-// progress is logged and counted (sluice_restored_records_total,
+// resumed, once restored; progress is logged and counted (sluice_restored_records_total,
 // sluice_restore_remaining_records). A graceful restart therefore restores
 // nothing, and a restart after a crash only what was written since the last
 // commit. Changelog records of a flush whose commit never completed (their
