@@ -25,12 +25,12 @@ func (c headerCollector) Send(_ string, _ int32, key, _ []byte, hs []operators.H
 	return nil
 }
 
-// REVIEW: a cached aggregation forwards each flushed entry with the headers
-// of the record that last wrote it (Kafka Streams keeps the record context
-// in the cache entry). The runner hands the task one reused header slice
-// (runner.hdrs) and the record cache keeps a reference to it, so an entry
-// flushed later carries the headers of whichever record reused the slice
-// last.
+// A cached aggregation forwards each flushed entry with the headers of the
+// record that last wrote it, as Kafka Streams keeps the record context in
+// the cache entry, although the runner hands the task one reused header
+// slice (runner.hdrs): the cache must not keep a reference to it, or an
+// entry flushed later would carry the headers of whichever record reused
+// the slice last.
 func TestCachedEntryKeepsItsRecordHeaders(t *testing.T) {
 	b := dsl.NewBuilder()
 	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("n")).

@@ -14,15 +14,15 @@ import (
 	"github.com/sluicehq/sluice/window"
 )
 
-// REVIEW: a sliding aggregation starts with observed stream time -1 when
-// its processor metadata is missing (a task restored on an instance
-// without its local state, or after the state directory was deleted),
-// while its window store's own observed stream time comes back with the
-// restored entries. Unlike WindowAggregate and SessionAggregate, it does
-// not take the store's time as a lower bound, so the first record late by
-// more than TimeDifference + Grace is not dropped as late: its write hits
-// a window the store has expired, WindowStore.Put returns
-// ErrWindowExpired, and the task fails on it, again after every restart.
+// A sliding aggregation whose processor metadata is missing (a task
+// restored on an instance without its local state, or after the state
+// directory was deleted) takes its window store's observed stream time,
+// which comes back with the restored entries, as a lower bound, as
+// WindowAggregate and SessionAggregate do. Starting from -1 instead, the
+// first record late by more than TimeDifference + Grace would not be
+// dropped as late: its write would hit a window the store has expired,
+// WindowStore.Put would return ErrWindowExpired, and the task would fail
+// on it, again after every restart.
 func TestSlidingAfterRestoreWithoutMetadata(t *testing.T) {
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()

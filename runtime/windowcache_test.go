@@ -23,16 +23,14 @@ func (c valueCollector) Send(_ string, _ int32, key, value []byte, _ []operators
 	return nil
 }
 
-// REVIEW: a windowed count in emit-every-update mode behind a record cache
-// (the default) forwards its updates when the cache flushes them. When
-// stream time moves past a segment's retention before the next flush (a
-// backlog processed within one commit interval), the window store drops
-// the expired segment with DeleteRange, and CachingStore.DeleteRange
-// drops the cached dirty entries of that range without flushing or
-// forwarding them: the last updates of those windows never reach
-// downstream, and a window whose every update was cached is never output
-// at all. Kafka Streams' caching window store flushes (and forwards) such
-// entries; only the write to the expired segment is dropped.
+// A windowed count in emit-every-update mode behind a record cache (the
+// default) forwards its updates when the cache flushes them. When stream
+// time moves past a segment's retention before the next flush (a backlog
+// processed within one commit interval), the window store drops the
+// expired segment with DeleteRange; the cached dirty entries of that range
+// are forwarded first, as Kafka Streams' caching window store does, so the
+// last update of every window reaches downstream; only the write to the
+// expired segment is dropped.
 func TestCachedWindowUpdatesSurviveSegmentExpiry(t *testing.T) {
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()
