@@ -287,6 +287,11 @@ func (a *App) start(ctx context.Context) error {
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.WithContext(a.groupCtx),
 	)
+	// The client runs the group callbacks from its own goroutines as soon
+	// as it exists; they take a.mu first, so holding it here orders them
+	// after the fields they use are set.
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
