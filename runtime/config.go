@@ -33,6 +33,7 @@ type config struct {
 	blockCache     int64
 	memTableBytes  int64
 	cleanupDelay   time.Duration
+	shutdownTime   time.Duration
 }
 
 func defaultConfig() config {
@@ -45,6 +46,7 @@ func defaultConfig() config {
 		blockCache:     64 << 20,
 		memTableBytes:  1 << 20,
 		cleanupDelay:   10 * time.Minute,
+		shutdownTime:   30 * time.Second,
 	}
 }
 
@@ -102,6 +104,21 @@ func StateCleanupDelay(d time.Duration) Option {
 // Streams' commit.interval.ms; at least 1ms.
 func CommitInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.commitInterval = d })
+}
+
+// ShutdownTimeout bounds a graceful shutdown: from the cancellation of
+// Run's context (or Close) to Run's return. Within it Run commits what was
+// processed, closes the tasks and leaves the group; a rebalance or a
+// restore in progress is abandoned (a restore resumes from the task's
+// checkpoint at the next start). What is still unfinished shortly before
+// it expires (the commit, or the client's leave, which waits for a
+// rebalance in progress) is abandoned; the App then leaves the group with
+// a request of its own, so the group need not wait for its session to
+// time out, and input processed since the last successful commit is
+// processed again (at-least-once). Default 30s, Kubernetes' default grace
+// period. Kafka Streams: the timeout of KafkaStreams.close(Duration).
+func ShutdownTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.shutdownTime = d })
 }
 
 // Workers sets the number of goroutines that process tasks; default 1.
@@ -162,6 +179,9 @@ func (c *config) validate() error {
 	}
 	if c.startupTimeout <= 0 {
 		errs = append(errs, &ConfigError{"StartupTimeout", "must be positive"})
+	}
+	if c.shutdownTime <= 0 {
+		errs = append(errs, &ConfigError{"ShutdownTimeout", "must be positive"})
 	}
 	if c.cacheBytes < 0 {
 		errs = append(errs, &ConfigError{"CacheMaxBytes", fmt.Sprintf("%d is negative", c.cacheBytes)})

@@ -2,11 +2,11 @@
 // behind a Sluice service.
 //
 // An App is one instance of an application. New takes the topology and
-// functional options (ApplicationID, Brokers, ClientOptions for TLS and SASL,
-// StateDir, CommitInterval, Workers, Logger, Registerer); Run connects,
-// creates the internal topics, joins the consumer group named by the
-// application ID and processes until its context ends, Close is called or a
-// fatal error occurs. Start more instances with the same application ID to
+// functional options (ApplicationID, Brokers, ClientOptions for TLS and
+// SASL, StateDir, CommitInterval, Workers, ShutdownTimeout, Logger,
+// Registerer); Run connects, creates the internal topics, joins the
+// consumer group named by the application ID and processes until its
+// context ends, Close is called or a fatal error occurs. Start more instances with the same application ID to
 // share the work: Kafka is the distributed engine.
 //
 // # Tasks and assignment
@@ -28,7 +28,7 @@
 // task's records by one goroutine, in the order of the smallest head
 // timestamp across the task's partitions. Output is produced
 // asynchronously. Every CommitInterval (default 30s, as in Kafka Streams)
-// the runtime commits, in this order: the tasks flush their record caches
+// the runtime commits (the committer: at-least-once today), in this order: the tasks flush their record caches
 // (forwarding each key's latest update downstream and to the changelog);
 // it waits for every produced record (output and changelogs); each task
 // commits its local state together with the input positions it reflects,
@@ -52,10 +52,12 @@
 // one App at a time may use a state directory: Run fails with
 // state.ErrStateDirLocked otherwise.
 //
-// When a task is assigned, each store restores its changelog from the
-// offset in the task's checkpoint file (from the start without one, or for
-// an in-memory store) to the end, with a client of its own and bulk writes;
-// progress is logged and counted (sluice_restored_records_total,
+// When a task is assigned, its partitions are paused and each store
+// restores its changelog from the offset in the task's checkpoint file
+// (from the start without one, or for an in-memory store) to the end, with
+// a client of its own and bulk writes, in a goroutine of the task's: the
+// other tasks go on processing, and the task joins them, its partitions
+// resumed, once restored; progress is logged and counted (sluice_restored_records_total,
 // sluice_restore_remaining_records). A graceful restart therefore restores
 // nothing, and a restart after a crash only what was written since the last
 // commit. Changelog records of a flush whose commit never completed (their
@@ -87,8 +89,35 @@
 //
 // On context cancellation or Close, Run stops polling, finishes the records
 // in hand, flushes, commits, closes the stores and leaves the group, and
-// returns nil. SignalContext gives a context that a SIGINT or SIGTERM
-// cancels, and a second signal exits at once.
+// returns nil. From that moment no task is created: an assignment that
+// arrives during the shutdown is not acted on, and a restore in progress is
+// cancelled (the task's next start restores from its checkpoint again). The
+// whole shutdown takes at most ShutdownTimeout (default 30s, Kubernetes'
+// default grace period; Kafka Streams: KafkaStreams.close(Duration)), in
+// every state, a rebalance in progress included: what is unfinished at the
+// bound (typically the client's group leave, waiting for a rebalance held
+// up by a crashed member) is abandoned, the App leaves the group with a
+// LeaveGroup request of its own (not as a static member), and the clients
+// are closed. The block cache and the
+// state directory are released only after the clients are closed, when no
+// callback can open a store any more. SignalContext gives a context that a
+// SIGINT or SIGTERM cancels, and a second signal exits at once.
+//
+// # Concurrency and lock order
+//
+// One goroutine polls and, holding App.mu for a round, activates the
+// restored tasks, hands the tasks to the workers, commits and sweeps the
+// state directory; the group callbacks (onAssigned, onRevoked, onLost, run
+// by franz-go's group goroutine) hold App.mu while they change the set of
+// tasks, and the shutdown while it commits and closes them. Methods named
+// ...Locked expect App.mu held. The other locks are leaves, taken after
+// App.mu or alone and never two at once: closeMu (Close and the cancel of
+// Run's context), resumeMu (the resume offsets, which franz-go reads in
+// adjustOffsets while the poll loop may hold App.mu in a commit that waits
+// for a rebalance, so adjustOffsets must not take App.mu), cleanupMu (the
+// timers deleting the state of tasks that moved away) and the record cache
+// budget's own. A restore goroutine takes none of them: closing a task
+// that restores cancels its restore and waits for it with App.mu held.
 //
 // # Errors
 //

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -45,17 +46,44 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild runs word count until killed, configured by the environment.
+// runChild runs word count until killed, configured by the environment;
+// with SIGNALS set, until a SIGTERM or SIGINT (runtime.SignalContext).
+// SESSION_TIMEOUT and SHUTDOWN_TIMEOUT (Go durations) override the
+// options' defaults; with LOG set, the App logs to stderr.
 func runChild() error {
 	topo, err := wordCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
 	if err != nil {
 		return err
 	}
-	app, err := runtime.New(topo, childOptions(os.Getenv("APP_ID"), strings.Split(os.Getenv("BROKERS"), ","), os.Getenv("STATE_DIR"))...)
+	opts := childOptions(os.Getenv("APP_ID"), strings.Split(os.Getenv("BROKERS"), ","), os.Getenv("STATE_DIR"))
+	if s := os.Getenv("SESSION_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, runtime.ClientOptions(kgo.SessionTimeout(d)))
+	}
+	if s := os.Getenv("SHUTDOWN_TIMEOUT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, runtime.ShutdownTimeout(d))
+	}
+	if os.Getenv("LOG") != "" {
+		opts = append(opts, runtime.Logger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	}
+	app, err := runtime.New(topo, opts...)
 	if err != nil {
 		return err
 	}
-	return app.Run(context.Background())
+	ctx := context.Background()
+	if os.Getenv("SIGNALS") != "" {
+		var stop func()
+		ctx, stop = runtime.SignalContext(ctx)
+		defer stop()
+	}
+	return app.Run(ctx)
 }
 
 // childOptions are the options of the killed instance and of the one that

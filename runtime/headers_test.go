@@ -26,9 +26,10 @@ func (c headerCollector) Send(_ string, _ int32, key, _ []byte, hs []operators.H
 
 // A cached aggregation forwards each flushed entry with the headers of the
 // record that last wrote it, as Kafka Streams keeps the record context in
-// the cache entry. The runner hands the task one reused header slice
-// (runner.hdrs), so an entry flushed later must not carry the headers of
-// whichever record reused the slice last (it once did).
+// the cache entry, although the runner hands the task one reused header
+// slice (runner.hdrs): the cache must not keep a reference to it, or an
+// entry flushed later would carry the headers of whichever record reused
+// the slice last.
 func TestCachedEntryKeepsItsRecordHeaders(t *testing.T) {
 	b := dsl.NewBuilder()
 	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("n")).

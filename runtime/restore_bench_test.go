@@ -83,6 +83,7 @@ func BenchmarkRestore(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer a.admin.Close()
+	a.changelogs = a.newChangelogReader()
 	if err := a.openStateDir(); err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,6 +26,18 @@ type runner struct {
 	// processed counts input records since the metrics were last updated.
 	processed int64
 	err       error
+
+	// While restoring, the task's stores restore in restoreRunner, its
+	// partitions are paused, and it takes no part in processing and
+	// commits; task is nil. restoreDone is closed when the restore is
+	// over, with the task in pending or the error in restoreErr (written
+	// before the close, read after it). The poll loop then sets task.
+	restoring     bool
+	restoreCtx    context.Context
+	cancelRestore context.CancelFunc
+	restoreDone   chan struct{}
+	pending       *task.Task
+	restoreErr    error
 }
 
 // partitionQueue is the progress of one input partition of a task.

@@ -17,11 +17,12 @@ import (
 // A sliding aggregation whose processor metadata is missing (a task
 // restored on an instance without its local state, or after the state
 // directory was deleted) takes its window store's observed stream time,
-// which comes back with the restored entries, as a lower bound of its own,
-// as WindowAggregate and SessionAggregate do. So the first record late by
-// more than TimeDifference + Grace is dropped as late, rather than written
-// to a window the store has expired (WindowStore.Put would return
-// ErrWindowExpired and fail the task, again after every restart).
+// which comes back with the restored entries, as a lower bound, as
+// WindowAggregate and SessionAggregate do. Starting from -1 instead, the
+// first record late by more than TimeDifference + Grace would not be
+// dropped as late: its write would hit a window the store has expired,
+// WindowStore.Put would return ErrWindowExpired, and the task would fail
+// on it, again after every restart.
 func TestSlidingAfterRestoreWithoutMetadata(t *testing.T) {
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,26 +17,24 @@ import (
 	"github.com/sluicehq/sluice/serde"
 )
 
-// REVIEW: a task's local meta record ahead of the group's committed offset
-// (a kill -9 or a refused offset commit between steps 3 and 4) is trusted
-// as the resume position even after another instance owned the task in
-// between and wrote changelog records for inputs below it. Those records
-// pass the "confirmed" test (position < resume) and are restored over the
-// newer local state, and the input between them and the local meta
-// position is never applied.
+// A task's local meta record can be ahead of the group's committed offset
+// (a kill -9 or a refused offset commit between steps 3 and 4 of the commit
+// protocol). It must not be trusted as the resume position once another
+// instance has owned the task in between and written changelog records for
+// inputs below it: those records would pass the "confirmed" test (position
+// < resume) and be restored over the newer local state, and the input
+// between them and the local meta position would never be applied. The
+// local state is discarded instead (checkLocalState: the changelog grew
+// since its last commit) and the task restores from the changelog.
 //
-//  1. Instance B (state dir B) counts 100 records of key k, commits its
-//     local state at position 100; its offset commit fails. The group has
-//     no committed offset.
-//  2. Instance A (state dir A) takes the task, restores nothing (B's record
-//     is past the committed offset), counts its first poll of 10 records,
-//     logs k=10 and fails on its offset commit (a kill -9 between its steps
-//     3 and 4 is the same; so is a successful commit at any offset < 100).
-//  3. B gets the task back: resume = max(committed -, local 100) = 100; it
-//     restores from its checkpoint, applies A's k=10 (position 9 < 100) over
-//     its own k=100, and resumes at 100: inputs 10..99 are lost.
-//
-// One more input record must make the count 101; it is 11.
+//  1. Instance B (state dir B) counts all 100 records of key k, commits
+//     its local state at position 100 when it is closed; its offset commit
+//     fails. The group has no committed offset.
+//  2. Instance A (state dir A) takes the task, counts its first poll of at
+//     most 10 records, logs the count and fails on its offset commit (a
+//     kill -9 between its steps 3 and 4 is the same; so is a successful
+//     commit at any offset < 100).
+//  3. B gets the task back. One more input record makes the count 101.
 func TestStaleLocalMetaAfterAnotherOwner(t *testing.T) {
 	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
 	if err != nil {
@@ -89,17 +88,25 @@ func TestStaleLocalMetaAfterAnotherOwner(t *testing.T) {
 	dirB, dirA := t.TempDir(), t.TempDir()
 	failing.Store(true)
 
-	// 1. B counts all 100; its offset commit fails.
+	// 1. B counts all 100, then its only commit, at Close, fails: no
+	// commit before (the interval is an hour), and without a record cache
+	// every count is written out as it is made, so the output tells when
+	// all 100 are counted.
 	bApp, err := runtime.New(topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...),
-		runtime.CommitInterval(time.Millisecond), runtime.StateDir(dirB))
+		runtime.CommitInterval(time.Hour), runtime.CacheMaxBytes(0), runtime.StateDir(dirB))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bApp.Run(ctx); err == nil {
-		t.Fatal("B's run did not fail")
+	bDone := make(chan error, 1)
+	go func() { bDone <- bApp.Run(ctx) }()
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(map[string]int64{"k": 100})); got["k"] != 100 {
+		t.Fatalf("B counted %d, want all 100", got["k"])
 	}
-	if got, _ := c.counts(t, output, 10*time.Second, equalCounts(map[string]int64{"k": 100})); got["k"] != 100 {
-		t.Skipf("B counted %d before failing; the scenario wants all 100", got["k"])
+	if err := bApp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bDone; err == nil || !strings.Contains(err.Error(), "commit") {
+		t.Fatalf("B's run = %v, want its failed commit", err)
 	}
 
 	// 2. A counts its first 10 records; its offset commit fails too.

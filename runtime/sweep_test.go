@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"maps"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,13 +12,12 @@ import (
 	"github.com/sluicehq/sluice/runtime"
 )
 
-// REVIEW: openStateDir sweeps every task directory not modified for the
-// cleanup delay, before any task is assigned: an instance that was stopped
-// gracefully for longer than StateCleanupDelay (10 minutes by default)
-// deletes the state of the very tasks it is about to run again, and
-// restores them in full. Kafka Streams' cleaner runs only while the
-// instance is RUNNING, on directories no task has locked. The package doc
-// says a graceful restart restores nothing.
+// An instance stopped gracefully for longer than its StateCleanupDelay
+// restores nothing when it starts again: the state of the tasks it runs
+// again is not swept as stale (Kafka Streams' cleaner, likewise, runs only
+// while the instance is running, on directories no task holds). The
+// downtime is made explicit by setting the task directories' modification
+// times back, which is all the sweep reads of time.
 func TestGracefulRestartAfterCleanupDelayRestoresNothing(t *testing.T) {
 	c := newCluster(t)
 	input, output := topic(t, "lines"), topic(t, "counts")
@@ -38,7 +39,25 @@ func TestGracefulRestartAfterCleanupDelayRestoresNothing(t *testing.T) {
 	}
 	in.stop(t)
 
-	time.Sleep(2 * delay) // the instance is down for longer than the cleanup delay
+	// The instance has been down for an hour, far longer than the cleanup
+	// delay.
+	entries, err := os.ReadDir(filepath.Join(dir, appID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	tasks := 0
+	for _, e := range entries {
+		if e.IsDir() {
+			tasks++
+			if err := os.Chtimes(filepath.Join(dir, appID, e.Name()), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if tasks == 0 {
+		t.Fatal("no task directory after the first run")
+	}
 
 	in, reg := run()
 	c.produce(t, input, lines(300, 50, 17, want)...)

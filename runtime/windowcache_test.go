@@ -26,11 +26,10 @@ func (c valueCollector) Send(_ string, _ int32, key, value []byte, _ []operators
 // default) forwards its updates when the cache flushes them. When stream
 // time moves past a segment's retention before the next flush (a backlog
 // processed within one commit interval), the window store drops the
-// expired segment with DeleteRange; CachingStore.DeleteRange first
-// forwards the cached dirty entries of that range, as Kafka Streams'
-// caching window store does (only their write to the expired segment is
-// dropped), so the last update of every window reaches downstream, and a
-// window whose every update was cached is output too.
+// expired segment with DeleteRange; the cached dirty entries of that range
+// are forwarded first, as Kafka Streams' caching window store does, so the
+// last update of every window reaches downstream; only the write to the
+// expired segment is dropped.
 func TestCachedWindowUpdatesSurviveSegmentExpiry(t *testing.T) {
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey()

@@ -1,0 +1,172 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// committer is the commit protocol: it makes the progress of tasks
+// durable, their state, their output and the input offsets they reflect,
+// so that a restart neither loses input nor applies it to state twice.
+// The caller holds a.mu (the runners are the poll loop's).
+//
+// atLeastOnce is the implementation of today. Exactly-once will be a
+// second one, with the same steps in another order inside a transaction:
+// flush the stores (flushStores), flush the transactional producer, add
+// the offsets to the transaction and commit it, then commit each task's
+// local state (commitLocalState) and write its checkpoint
+// (writeCheckpoints); an aborted transaction drops the tasks' pending
+// writes instead.
+type committer interface {
+	// commit commits the progress of runners within ctx; a refused
+	// commit the caller can live with (the group moved on) is no error.
+	commit(ctx context.Context, runners []*runner) error
+}
+
+// atLeastOnce commits in the order: flush the stores (record caches into
+// the DBs' pending batches and the changelogs), wait for every produced
+// record (output and changelogs), commit each task's local state with the
+// input positions it reflects, commit the group's offsets, write the
+// checkpoint files. Output and state changes therefore reach Kafka before
+// the offsets that cover them: at-least-once. See taskstate.go for why the
+// local state never runs ahead of the changelog.
+type atLeastOnce struct {
+	client  *kgo.Client
+	prod    *producer
+	log     *slog.Logger
+	metrics *metrics
+	// purge deletes the consumed records of repartition topics below the
+	// committed offsets.
+	purge func(context.Context, map[string]map[int32]kgo.EpochOffset)
+}
+
+func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
+	if len(runners) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := flushStores(runners); err != nil {
+		return err
+	}
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.prod.flush(fctx); err != nil {
+		return err
+	}
+	// Everything the stores wrote is in the changelogs now: the local
+	// state may commit, with the input positions it reflects.
+	ends := c.prod.changelogEnds()
+	if err := commitLocalState(runners, ends); err != nil {
+		return err
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, r := range runners {
+		r.offsets(offsets)
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var commitErr error
+	c.client.CommitOffsetsSync(fctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && commitErr == nil {
+					commitErr = fmt.Errorf("topic %s partition %d: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		if isRebalanceError(commitErr) {
+			// The group moved on without this member: its tasks are lost
+			// (onLost follows) and their new owners reprocess from the last
+			// commit. At-least-once holds; this is not fatal.
+			c.log.Warn("commit refused: the group is rebalancing; the uncommitted input will be processed again", "err", commitErr)
+			return nil
+		}
+		return fmt.Errorf("sluice: commit offsets: %w", commitErr)
+	}
+	for _, r := range runners {
+		r.committed(offsets)
+	}
+	writeCheckpoints(c.log, runners, ends)
+	c.metrics.commits.Inc()
+	c.metrics.commitDur.Observe(time.Since(start).Seconds())
+	c.purge(fctx, offsets)
+	return nil
+}
+
+// flushStores flushes the record caches of the runners' tasks: each dirty
+// entry goes downstream, to its DB's pending batch and to its changelog.
+func flushStores(runners []*runner) error {
+	for _, r := range runners {
+		if err := r.task.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commitLocalState commits each task's pending writes with the input
+// positions and processor metadata they reflect; ends are the changelog
+// end offsets the producer has seen acknowledged.
+func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64) error {
+	for _, r := range runners {
+		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends); err != nil {
+			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
+		}
+	}
+	return nil
+}
+
+// writeCheckpoints writes each task's checkpoint file; a failure only
+// costs a longer restore, so it is logged.
+func writeCheckpoints(log *slog.Logger, runners []*runner, ends map[state.TopicPartition]int64) {
+	for _, r := range runners {
+		if err := r.st.writeCheckpoint(ends); err != nil {
+			log.Warn("write checkpoint", "task", r.id, "err", err)
+		}
+	}
+}
+
+// purgeRepartition deletes the records of repartition topics below the
+// committed offsets: they are consumed and will never be read again.
+func (a *App) purgeRepartition(ctx context.Context, committed map[string]map[int32]kgo.EpochOffset) {
+	var os kadm.Offsets
+	for t, ps := range committed {
+		if kind, internal := a.layout.kinds[t]; !internal || kind != topology.Repartition {
+			continue
+		}
+		for p, eo := range ps {
+			os.Add(kadm.Offset{Topic: t, Partition: p, At: eo.Offset})
+		}
+	}
+	if len(os) == 0 {
+		return
+	}
+	if _, err := kadm.NewClient(a.admin).DeleteRecords(ctx, os); err != nil {
+		a.log.Warn("purge repartition topics", "err", err)
+	}
+}
+
+// isRebalanceError reports a commit refused because this member's
+// generation is over.
+func isRebalanceError(err error) bool {
+	return errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.FencedInstanceID)
+}

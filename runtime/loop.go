@@ -1,0 +1,119 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// worker processes the runners it is handed, one at a time, so a task's
+// records are processed in order by one goroutine per round.
+func (a *App) worker() {
+	for r := range a.work {
+		if r.err == nil {
+			r.err = r.process(a.now)
+		}
+		a.done <- r
+	}
+}
+
+// loop polls, processes and commits until ctx ends or a fatal error.
+func (a *App) loop(ctx context.Context) error {
+	lastCommit := time.Now()
+	// The sweep of stale task state starts once the group has assigned
+	// this instance tasks, and comes a cleanup delay later: a task
+	// directory is stale only if no task of this instance runs on it.
+	var lastSweep time.Time
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		fetches := a.client.PollRecords(pctx, a.cfg.maxPollRecords)
+		cancel()
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			a.client.AllowRebalance()
+			return nil
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			var ke *kerr.Error
+			if errors.As(err, &ke) && !ke.Retriable && fetchErr == nil {
+				fetchErr = fmt.Errorf("sluice: fetch topic %s partition %d: %w", t, p, err)
+				return
+			}
+			a.log.Warn("fetch error, retrying", "topic", t, "partition", p, "err", err)
+		})
+		a.mu.Lock()
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			r := a.byPartition[topicPartition{p.Topic, p.Partition}]
+			if r == nil {
+				fetchErr = fmt.Errorf("sluice: records for topic %s partition %d, which no task of this instance owns", p.Topic, p.Partition)
+				return
+			}
+			r.add(p.Topic, p.Partition, p.Records)
+		})
+		err := fetchErr
+		if err == nil {
+			err = a.activateRestoredLocked()
+		}
+		if err == nil {
+			err = a.processLocked()
+		}
+		if err == nil && time.Since(lastCommit) >= a.cfg.commitInterval {
+			err = a.commits.commit(a.groupCtx, ready(slices.Collect(maps.Values(a.runners))))
+			lastCommit = time.Now()
+		}
+		if err == nil && len(a.runners) > 0 {
+			if lastSweep.IsZero() {
+				lastSweep = time.Now()
+			} else if time.Since(lastSweep) >= max(a.cfg.cleanupDelay, time.Second) {
+				a.sweepStateDirLocked()
+				lastSweep = time.Now()
+			}
+		}
+		a.mu.Unlock()
+		a.client.AllowRebalance()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// processLocked hands every restored runner to the workers for one round
+// and waits for all of them.
+func (a *App) processLocked() error {
+	a.now = time.Now()
+	rs := ready(slices.Collect(maps.Values(a.runners)))
+	n := len(rs)
+	go func() {
+		for _, r := range rs {
+			a.work <- r
+		}
+	}()
+	var errs []error
+	for range n {
+		r := <-a.done
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+		if r.processed > 0 {
+			a.metrics.processed.WithLabelValues(r.task.ID()).Add(float64(r.processed))
+			r.processed = 0
+		}
+	}
+	if len(errs) > 0 {
+		a.fatal = errors.Join(errs...)
+		return a.fatal
+	}
+	return a.prod.err()
+}

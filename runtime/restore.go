@@ -1,0 +1,152 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// restoreStall bounds how long a restore may go without progress.
+const restoreStall = 30 * time.Second
+
+// changelogReader reads a topic partition from an offset up to an end,
+// with a client of its own (not the group's), handing each data record to
+// a callback. It is how a task's stores restore their changelogs; standby
+// tasks and global tables will read their topics with it too. Control
+// records (transaction markers) are read and passed over, so a partition
+// ending in one does not hang the read. A read honours its context: when
+// it ends, the read stops and returns the context's error, and whatever
+// the callback applied stays applied (the caller's checkpoint, not moved,
+// makes the next read start over from it).
+type changelogReader struct {
+	// clientOpts are the options of the reader's clients (brokers, TLS,
+	// SASL, the App's client context).
+	clientOpts []kgo.Opt
+	admin      *kadm.Client
+	log        *slog.Logger
+	// restored counts the records handed to the callback and remaining
+	// is the number still to read, by the label given to read.
+	restored  *prometheus.CounterVec
+	remaining *prometheus.GaugeVec
+}
+
+// read reads topic's partition from offset from (negative: the log start)
+// to the end offset listed when the read starts, handing each data record
+// to apply; label names the reader in logs and metrics (the store). It
+// returns the number of records applied and the offset it read to (the
+// end offset).
+func (cr *changelogReader) read(ctx context.Context, topic string, partition int32, from int64, label string, apply func(*kgo.Record) error) (int64, int64, error) {
+	starts, err := cr.admin.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
+	}
+	ends, err := cr.admin.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list end offsets: %w", topic, partition, err)
+	}
+	start, ok1 := starts.Lookup(topic, partition)
+	end, ok2 := ends.Lookup(topic, partition)
+	if !ok1 || !ok2 {
+		return 0, 0, fmt.Errorf("sluice: restore %s: the broker lists no partition %d", topic, partition)
+	}
+	first := max(from, start.Offset)
+	if first >= end.Offset {
+		return 0, end.Offset, nil // nothing new, or everything deleted by retention
+	}
+	remaining := cr.remaining.WithLabelValues(label)
+	remaining.Set(float64(end.Offset - first))
+	defer remaining.Set(0)
+	cr.log.Info("restoring store", "store", label, "topic", topic, "partition", partition, "from", first, "to", end.Offset)
+	opts := append(slices.Clone(cr.clientOpts),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(first)}}),
+		kgo.KeepControlRecords(), // a transaction marker may be the last offset
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(32<<20),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+	var n int64
+	last := first - 1
+	restored := cr.restored.WithLabelValues(label)
+	lastLog := time.Now()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, restoreStall)
+		fs := cl.PollFetches(pctx)
+		stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return n, 0, err
+		}
+		if stalled {
+			return n, 0, fmt.Errorf("sluice: restore %s partition %d stalled at offset %d of %d for %v",
+				topic, partition, last+1, end.Offset, restoreStall)
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = fmt.Errorf("sluice: restore %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return n, 0, ferr
+		}
+		var batch int64
+		fs.EachRecord(func(r *kgo.Record) {
+			if err != nil || r.Offset >= end.Offset {
+				return
+			}
+			last = r.Offset
+			if r.Attrs.IsControl() {
+				return
+			}
+			if err = apply(r); err != nil {
+				err = fmt.Errorf("sluice: restore %s partition %d offset %d: %w", topic, partition, r.Offset, err)
+				return
+			}
+			batch++
+		})
+		if err != nil {
+			return n, 0, err
+		}
+		n += batch
+		restored.Add(float64(batch))
+		remaining.Set(float64(end.Offset - 1 - last))
+		if time.Since(lastLog) >= 10*time.Second {
+			lastLog = time.Now()
+			cr.log.Info("restoring store", "store", label, "partition", partition, "restored", n, "remaining", end.Offset-1-last)
+		}
+		if last >= end.Offset-1 {
+			return n, end.Offset, nil
+		}
+	}
+}
+
+// newChangelogReader returns the App's changelog reader, on its admin
+// client.
+func (a *App) newChangelogReader() *changelogReader {
+	return &changelogReader{clientOpts: a.baseClientOpts(), admin: kadm.NewClient(a.admin), log: a.log,
+		restored: a.metrics.restored, remaining: a.metrics.restoreRemaining}
+}
+
+// restore replays a changelog partition of a store into it with the
+// App's changelog reader: see changelogReader.read.
+func (a *App) restore(ctx context.Context, topic string, partition int32, from int64, store string, apply func(*kgo.Record) error) (int64, int64, error) {
+	return a.changelogs.read(ctx, topic, partition, from, store, apply)
+}
