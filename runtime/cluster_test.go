@@ -39,6 +39,22 @@ func (c *testCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	return (&kafkatest.Cluster{Brokers: c.brokers}).Client(t, opts...)
 }
 
+// produceKeys writes records with the given keys (and the value "x") to
+// topic, partitioned by key, and waits for them.
+func (c *testCluster) produceKeys(t *testing.T, topic string, keys ...string) {
+	t.Helper()
+	cl := c.client(t, kgo.DefaultProduceTopic(topic))
+	rs := make([]*kgo.Record, len(keys))
+	for i, k := range keys {
+		rs[i] = &kgo.Record{Key: []byte(k), Value: []byte("x")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // produce writes values (null keys) to topic and waits for them.
 func (c *testCluster) produce(t *testing.T, topic string, values ...string) {
 	t.Helper()
