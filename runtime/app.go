@@ -188,6 +188,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("running", "brokers", a.brokers, "tasks", a.layout.tasks)
 	loopErr := a.loop(ctx)
+	// The loop also ends on its own errors (a failed record, commit or
+	// fetch), which do not end ctx: end it, so that the shutdown's bound
+	// starts and the restores in progress are cancelled.
+	cancel()
 	shutdownErr := a.shutdown()
 	if loopErr != nil {
 		return loopErr

@@ -262,8 +262,14 @@ func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[top
 	}
 	r.st = ts
 	// The task resumes where its state says, when that is past the
-	// group's committed offsets (see adjustOffsets).
+	// group's committed offsets (see adjustOffsets). An entry of an
+	// earlier assignment that adjustOffsets never used (franz-go cancels
+	// a session's offset fetch when the session ends first) is replaced or
+	// dropped: it would move the start past input the state lacks.
 	a.resumeMu.Lock()
+	for _, t := range a.layout.topics[id.sub] {
+		delete(a.resume, topicPartition{t, id.partition})
+	}
 	for tp, off := range ts.resume {
 		if off > committed[tp] || !hasKey(committed, tp) {
 			a.resume[tp] = off

@@ -72,6 +72,13 @@ func (a *App) loop(ctx context.Context) error {
 		if err == nil && time.Since(lastCommit) >= a.cfg.commitInterval {
 			err = a.commits.commit(a.groupCtx, ready(slices.Collect(maps.Values(a.runners))))
 			lastCommit = time.Now()
+			if err != nil && ctx.Err() != nil {
+				// The shutdown began while the commit waited (a commit
+				// waits for a rebalance in progress) and ended it at the
+				// bound: the shutdown's final commit reports it.
+				a.log.Warn("commit abandoned: shutting down", "err", err)
+				err = nil
+			}
 		}
 		if err == nil && len(a.runners) > 0 {
 			if lastSweep.IsZero() {

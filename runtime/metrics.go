@@ -43,7 +43,7 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_restored_records_total", Help: "Changelog records restored into stores, by store.", ConstLabels: labels,
 		}, []string{"store"}),
 		restoreRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sluice_restore_remaining_records", Help: "Changelog records a store still has to restore, by store.", ConstLabels: labels,
+			Name: "sluice_restore_remaining_records", Help: "Changelog records a store still has to restore (its partitions restoring at the moment together), by store.", ConstLabels: labels,
 		}, []string{"store"}),
 		cleaned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_task_state_deleted_total", Help: "Local state directories of tasks that moved away, deleted after the cleanup delay.", ConstLabels: labels,

@@ -66,9 +66,12 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 	if first >= end.Offset {
 		return 0, end.Offset, nil // nothing new, or everything deleted by retention
 	}
+	// The store's partitions restore at the same time (one task each):
+	// each read adds its part to the gauge and takes it away at its end.
 	remaining := cr.remaining.WithLabelValues(label)
-	remaining.Set(float64(end.Offset - first))
-	defer remaining.Set(0)
+	left := float64(end.Offset - first)
+	remaining.Add(left)
+	defer func() { remaining.Sub(left) }()
 	cr.log.Info("restoring store", "store", label, "topic", topic, "partition", partition, "from", first, "to", end.Offset)
 	opts := append(slices.Clone(cr.clientOpts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(first)}}),
@@ -127,7 +130,9 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 		}
 		n += batch
 		restored.Add(float64(batch))
-		remaining.Set(float64(end.Offset - 1 - last))
+		now := float64(end.Offset - 1 - last)
+		remaining.Add(now - left)
+		left = now
 		if time.Since(lastLog) >= 10*time.Second {
 			lastLog = time.Now()
 			cr.log.Info("restoring store", "store", label, "partition", partition, "restored", n, "remaining", end.Offset-1-last)
