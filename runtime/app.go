@@ -330,7 +330,13 @@ func (a *App) shutdown() error {
 	if a.fatal == nil {
 		err = a.commits.commit(a.groupCtx, ready(rs))
 		if err != nil && a.groupCtx.Err() != nil {
-			err = fmt.Errorf("sluice: shutdown: the final commit did not finish within ShutdownTimeout (%v): %w", a.cfg.shutdownTime, err)
+			// The shutdown was asked for and is bounded: what was not
+			// committed is processed again after a restart
+			// (at-least-once), as Kafka Streams' close(timeout), which
+			// returns false rather than failing.
+			a.log.Warn("shutdown: the final commit did not finish within ShutdownTimeout; the uncommitted input will be processed again",
+				"shutdown_timeout", a.cfg.shutdownTime, "err", err)
+			err = nil
 		}
 	}
 	a.closeRunnersLocked(rs, false)

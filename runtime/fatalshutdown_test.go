@@ -119,9 +119,9 @@ func TestShutdownDuringStuckCommitNamesTheTimeout(t *testing.T) {
 	if took := time.Since(closed); took > bound+3*time.Second {
 		t.Errorf("Run returned %v after Close, want within ShutdownTimeout %v", took, bound)
 	}
-	// nil when the client's lost-partitions callback closed the task at
-	// the bound before the final commit, else the final commit's error.
-	if err := <-in.done; err != nil && !strings.Contains(err.Error(), "ShutdownTimeout") {
-		t.Errorf("Run = %v, want nil or the error that the final commit did not finish within ShutdownTimeout", err)
+	// A shutdown asked for returns nil even when its final commit is
+	// abandoned at the bound (logged; the input is processed again).
+	if err := <-in.done; err != nil {
+		t.Errorf("Run = %v, want nil after Close", err)
 	}
 }
