@@ -115,8 +115,8 @@
 // Run's context), resumeMu (the resume offsets, which franz-go reads in
 // adjustOffsets while the poll loop may hold App.mu in a commit that waits
 // for a rebalance, so adjustOffsets must not take App.mu), cleanupMu (the
-// timers deleting the state of tasks that moved away) and the record cache
-// budget's own. A restore goroutine takes none of them: closing a task
+// timers deleting the state of tasks that moved away); the record cache
+// budget's task count is an atomic. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
 //
 // # Errors
