@@ -1,6 +1,7 @@
-// Package window defines the windows of windowed aggregations — tumbling,
-// hopping, sliding and session windows — and of stream-stream joins — their arithmetic, and the
-// windowed-key encodings that Kafka Streams uses on topics and in stores.
+// Package window defines the windows of windowed aggregations (tumbling,
+// hopping, sliding and session windows) and of stream-stream joins, their
+// arithmetic, and the windowed-key encodings that Kafka Streams uses on
+// topics and in stores.
 //
 // Times are milliseconds since the Unix epoch, as record timestamps are.
 // Time windows are epoch-aligned and half-open, [Start, End); a record at
