@@ -1,13 +1,15 @@
-// Package window defines the windows of windowed aggregations — tumbling,
-// hopping, sliding and session windows — their arithmetic, and the
-// windowed-key encodings that Kafka Streams uses on topics and in stores.
+// Package window defines the windows of windowed aggregations (tumbling,
+// hopping, sliding and session windows) and of stream-stream joins, their
+// arithmetic, and the windowed-key encodings that Kafka Streams uses on
+// topics and in stores.
 //
 // Times are milliseconds since the Unix epoch, as record timestamps are.
 // Time windows are epoch-aligned and half-open, [Start, End); a record at
 // timestamp ts belongs to every window with Start <= ts < End. Sliding
-// windows are closed, [ts-d, ts]. A window closes when stream time reaches
-// End + Grace: a record for a closed window is late (Kafka Streams drops and
-// counts it).
+// windows are closed, [ts-d, ts]. A time window closes when stream time
+// reaches End + Grace: a record for a closed window is late (Kafka Streams
+// drops and counts it). Join windows (Join) are closed on both ends from
+// both sides of a stream-stream join; see Join for when they close.
 package window
 
 import (
