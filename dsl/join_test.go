@@ -158,6 +158,10 @@ func TestJoinTableRekeyedRepartitions(t *testing.T) {
 			t.Errorf("Describe lacks %q:\n%s", want, desc)
 		}
 	}
+	g := topo.CoPartitionGroups()
+	if len(g) != 1 || len(g[0].Topics) != 2 || g[0].Topics[0].Name != "table" || g[0].Topics[1].Name != "KSTREAM-KEY-SELECT-0000000001-repartition" {
+		t.Errorf("CoPartitionGroups = %+v, want table with the repartition topic", g)
+	}
 	runJoinSteps(t, topo, []joinStep{
 		{"table", "a", "A", 1, nil},
 		{"stream", "a", "x", 2, []string{"a=a:x+A@2"}},
