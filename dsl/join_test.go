@@ -59,9 +59,9 @@ func joinTopology(t *testing.T, left bool, rekey bool) *topology.Topology {
 	return topo
 }
 
-func runJoinSteps(t *testing.T, topo *topology.Topology, steps []joinStep) *testdriver.Driver {
+func runJoinSteps(t *testing.T, topo *topology.Topology, steps []joinStep, opts ...testdriver.Option) *testdriver.Driver {
 	t.Helper()
-	d, err := testdriver.New(topo)
+	d, err := testdriver.New(topo, opts...)
 	opsOK(t, err)
 	t.Cleanup(func() { d.Close() })
 	ins := map[string]*testdriver.InputTopic[string, string]{
@@ -145,6 +145,14 @@ func TestJoinTableLeft(t *testing.T) {
 	}
 	if got := d.DroppedRecords(node, "null-value"); got != 1 {
 		t.Errorf("%s null-value drops = %d, want 1", node, got)
+	}
+}
+
+// With the table's store behind a record cache, the join reads the rows
+// written since the last flush.
+func TestJoinTableRecordCache(t *testing.T) {
+	for _, left := range []bool{false, true} {
+		runJoinSteps(t, joinTopology(t, left, false), joinScenario(left), testdriver.WithRecordCache(1<<20))
 	}
 }
 
