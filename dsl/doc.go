@@ -9,8 +9,8 @@
 // s.GroupByKey, g.Count, t.ToStream); operations that change a type are
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
-// TableMapValues, TableGroupBy, TableAggregate, Process). A lambda or serde of
-// the wrong type is a compile error.
+// JoinTable, LeftJoinTable, TableMapValues, TableGroupBy, TableAggregate,
+// Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
 //	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
@@ -88,6 +88,10 @@
 //     aggregator: a typed Go function never receives one.
 //   - To: a null is written as a Kafka null, without the serde. ToFunc's
 //     extractor gets the key and value as Maybe.
+//   - JoinTable, LeftJoinTable: a stream tombstone is dropped and counted
+//     ("null-value"); a null key is dropped and counted ("null-key") by
+//     JoinTable, and joined with None, key still null, by LeftJoinTable (as
+//     Kafka Streams 4 does); a row deleted in the table is absent.
 //   - TableFromTopic: a tombstone deletes its key (a delete of an absent
 //     key is not forwarded); a null key is dropped and counted.
 //   - Table Filter, TableMapValues, TableGroupBy and the table

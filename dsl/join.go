@@ -1,0 +1,65 @@
+package dsl
+
+import "github.com/sluicehq/sluice/internal/nodes"
+
+// JoinTable joins each record of s with the current value of its key in
+// the table t and forwards joiner's result, with the stream record's key,
+// timestamp and headers; a record whose key has no row in t is dropped.
+// Only stream records emit: an update of t changes what later records
+// meet, and a delete in t removes the key. A record with a null key or
+// value is dropped and counted ("null-key", "null-value"). t must be
+// materialized (a TableFromTopic table, or an operation with
+// Materialized): Build fails otherwise, naming the join. s and t run in
+// one task and their topics must be co-partitioned; if s was rekeyed, it
+// is first repartitioned through "<name>-repartition" (name: the Named
+// option, else the generated name of s's last node). Kafka Streams:
+// KStream.join(KTable).
+func JoinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(k K, v V, t VT) VR, opts ...Option) Stream[K, VR] {
+	return joinTable(s, t, false, func(k Maybe[K], v V, tv Maybe[VT]) VR {
+		kk, _ := k.Get()
+		tt, _ := tv.Get()
+		return joiner(kk, v, tt)
+	}, collect(opts))
+}
+
+// LeftJoinTable is JoinTable that keeps the stream records with no row in
+// t: joiner gets the table's value as None for them. As in Kafka Streams
+// 4, a record with a null key and a value is not dropped: it is joined
+// with None and forwarded with its null key, and joiner gets the key as
+// None; a tombstone is dropped and counted ("null-value"). Kafka Streams:
+// KStream.leftJoin(KTable).
+func LeftJoinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(k Maybe[K], v V, t Maybe[VT]) VR, opts ...Option) Stream[K, VR] {
+	return joinTable(s, t, true, joiner, collect(opts))
+}
+
+func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, joiner func(Maybe[K], V, Maybe[VT]) VR, o options) Stream[K, VR] {
+	b := s.b
+	if s.rekeyed {
+		base := o.name
+		if base == "" {
+			base = s.node.Name
+		}
+		s = s.repartitionAs(base, 0)
+	}
+	prefix := "KSTREAM-JOIN"
+	if left {
+		prefix = "KSTREAM-LEFTJOIN"
+	}
+	name := b.nameOr(o.name, prefix)
+	store := t.store
+	if store == "" {
+		b.fail(name, "the table joined with is not materialized: give the table operation a Materialized option")
+	}
+	keys, tvalues := t.keys, t.values
+	if keys == nil {
+		keys = s.keys
+	}
+	var stores []string
+	if store != "" {
+		stores = []string{store}
+	}
+	n := processor(b, name, stores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, V], error) {
+		return nodes.StreamTableJoin(ctx, name, store, keys, tvalues, left, joiner, next)
+	}, s.node)
+	return Stream[K, VR]{b: b, node: n, keys: s.keys, values: carry[V, VR](s.values)}
+}
