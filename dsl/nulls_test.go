@@ -360,37 +360,7 @@ func TestNullsThroughStreamOperations(t *testing.T) {
 			b := dsl.NewBuilder()
 			var c calls
 			tc.build(b, dsl.FromTopic(b, "in", serde.String, serde.String), &c)
-			topo, err := b.Build()
-			if err != nil {
-				t.Fatalf("Build: %v", err)
-			}
-			d, err := testdriver.New(topo)
-			if err != nil {
-				t.Fatalf("testdriver.New: %v", err)
-			}
-			defer d.Close()
-			in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
-			out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
-			if err := in.PipeRecords(nullInputs); err != nil {
-				t.Fatal(err)
-			}
-			rs, err := out.ReadRecords()
-			if len(tc.out) == 0 && errors.Is(err, testdriver.ErrNotWritten) {
-				err = nil // a topology without a sink (Foreach)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := []string{}
-			for _, r := range rs {
-				got = append(got, nullFormat(r))
-			}
-			if want := append([]string{}, tc.out...); !slices.Equal(got, want) {
-				t.Errorf("out:\n got  %q\n want %q", got, want)
-			}
-			if want := append(calls{}, tc.calls...); !slices.Equal(c, want) {
-				t.Errorf("calls:\n got  %q\n want %q", c, want)
-			}
+			d := runNullCase(t, b, "in", nullInputs, tc.out, tc.calls, &c)
 			for _, dr := range tc.drops {
 				if n := d.DroppedRecords(dr.node, dr.reason); n != dr.n {
 					t.Errorf("dropped by %s (%s) = %d, want %d", dr.node, dr.reason, n, dr.n)
@@ -465,40 +435,50 @@ func TestNullsThroughTableOperations(t *testing.T) {
 			tbl := dsl.TableFromTopic(b, "t", serde.String, serde.String, dsl.Named("t"),
 				dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
 			tc.build(b, tbl, &c)
-			topo, err := b.Build()
-			if err != nil {
-				t.Fatalf("Build: %v", err)
-			}
-			d, err := testdriver.New(topo)
-			if err != nil {
-				t.Fatalf("testdriver.New: %v", err)
-			}
-			defer d.Close()
-			in := testdriver.CreateInputTopic(d, "t", serde.String, serde.String)
-			out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
-			if err := in.PipeRecords(tableInputs); err != nil {
-				t.Fatal(err)
-			}
-			rs, err := out.ReadRecords()
-			if len(tc.out) == 0 && errors.Is(err, testdriver.ErrNotWritten) {
-				err = nil // a topology without a sink (Foreach)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := []string{}
-			for _, r := range rs {
-				got = append(got, nullFormat(r))
-			}
-			if want := append([]string{}, tc.out...); !slices.Equal(got, want) {
-				t.Errorf("out:\n got  %q\n want %q", got, want)
-			}
-			if want := append(calls{}, tc.calls...); !slices.Equal(c, want) {
-				t.Errorf("calls:\n got  %q\n want %q", c, want)
-			}
+			d := runNullCase(t, b, "t", tableInputs, tc.out, tc.calls, &c)
 			if n := d.DroppedRecords("t", "null-key"); n != 1 {
 				t.Errorf("null keys dropped by the table source = %d, want 1", n)
 			}
 		})
 	}
+}
+
+// runNullCase builds b, pipes inputs into topic, and checks what reached
+// "out" (wantOut; no such topic is fine when nothing is wanted, as for
+// Foreach) and the user-function calls recorded in c (wantCalls). It
+// returns the driver, closed when the test ends, for further checks.
+func runNullCase(t *testing.T, b *dsl.Builder, topic string, inputs []operators.Record[string, string], wantOut, wantCalls []string, c *calls) *testdriver.Driver {
+	t.Helper()
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	d, err := testdriver.New(topo)
+	if err != nil {
+		t.Fatalf("testdriver.New: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	in := testdriver.CreateInputTopic(d, topic, serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+	if err := in.PipeRecords(inputs); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := out.ReadRecords()
+	if len(wantOut) == 0 && errors.Is(err, testdriver.ErrNotWritten) {
+		err = nil // a topology without a sink (Foreach)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{}
+	for _, r := range rs {
+		got = append(got, nullFormat(r))
+	}
+	if want := append([]string{}, wantOut...); !slices.Equal(got, want) {
+		t.Errorf("out:\n got  %q\n want %q", got, want)
+	}
+	if want := append(calls{}, wantCalls...); !slices.Equal(*c, want) {
+		t.Errorf("calls:\n got  %q\n want %q", *c, want)
+	}
+	return d
 }

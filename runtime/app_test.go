@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
@@ -233,22 +232,7 @@ func TestCoPartitioningValidated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...), runtime.StateDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err = app.Run(ctx)
-	var cpe *runtime.CoPartitionError
-	if !errors.As(err, &cpe) {
-		t.Fatalf("Run = %v, want a CoPartitionError", err)
-	}
-	for _, want := range []string{a + " (4 partitions)", b + " (3 partitions)"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
-	}
+	c.wantCoPartitionError(t, topo, a+" (4 partitions)", b+" (3 partitions)")
 }
 
 // A broker that does not answer gives a clear error once the start-up
@@ -330,12 +314,7 @@ func waitTasks(t *testing.T, insts []*instance, want ...int) {
 // twice. The crash is injected with kfake: every offset commit of the first
 // run fails.
 func TestNoDoubleApplyAfterCrashBeforeCommit(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c := &testCluster{brokers: e.Brokers()}
+	e, c := embeddedCluster(t)
 	input, output := topic(t, "in"), topic(t, "out")
 	c.create(t, 1, input, output)
 	b := dsl.NewBuilder()

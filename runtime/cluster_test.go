@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/internal/kafkatest"
+	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/topology"
 )
 
 // testCluster is the broker the integration tests run against: a real
@@ -52,6 +56,60 @@ func (c *testCluster) produceKeys(t *testing.T, topic string, keys ...string) {
 	defer cancel()
 	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// embeddedCluster starts a kfake cluster of the test's own, stopped when
+// the test ends, for tests that inject faults through its control hooks
+// (and so cannot share a real broker).
+func embeddedCluster(t *testing.T) (*connectors.Embedded, *testCluster) {
+	t.Helper()
+	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e, &testCluster{brokers: e.Brokers()}
+}
+
+// latestValues reads topic from its start until it has seen n distinct
+// keys, and returns the latest value of each (string keys and values); it
+// fails the test after timeout.
+func (c *testCluster) latestValues(t *testing.T, topic string, n int, timeout time.Duration) map[string]string {
+	t.Helper()
+	cl := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	got := map[string]string{}
+	for len(got) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("after %v: %d of %d keys in %s: %v", timeout, len(got), n, topic, got)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got[string(r.Key)] = string(r.Value) })
+	}
+	return got
+}
+
+// wantCoPartitionError runs topo and checks that it fails at start-up with
+// a CoPartitionError naming each of want ("<topic> (<n> partitions)").
+func (c *testCluster) wantCoPartitionError(t *testing.T, topo *topology.Topology, want ...string) {
+	t.Helper()
+	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...), runtime.StateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = app.Run(ctx)
+	var cpe *runtime.CoPartitionError
+	if !errors.As(err, &cpe) {
+		t.Fatalf("Run = %v, want a CoPartitionError", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %q", err, w)
+		}
 	}
 }
 

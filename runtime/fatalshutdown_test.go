@@ -8,7 +8,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
@@ -20,12 +19,7 @@ import (
 // (kfake), Run returns the error at the bound instead of waiting for the
 // client's leave request to time out and retry.
 func TestFatalErrorShutdownIsBounded(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c := &testCluster{brokers: e.Brokers()}
+	e, c := embeddedCluster(t)
 	input, output := topic(t, "in"), topic(t, "out")
 	c.create(t, 1, input, output)
 	b := dsl.NewBuilder()
@@ -73,12 +67,7 @@ func TestFatalErrorShutdownIsBounded(t *testing.T) {
 // the final commit did not finish in time, not the loop's abandoned
 // commit's "commit offsets: client closed".
 func TestShutdownDuringStuckCommitNamesTheTimeout(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c := &testCluster{brokers: e.Brokers()}
+	e, c := embeddedCluster(t)
 	input, output := topic(t, "in"), topic(t, "out")
 	c.create(t, 1, input, output)
 	b := dsl.NewBuilder()

@@ -2,7 +2,6 @@ package runtime_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -63,15 +62,7 @@ func TestStreamTableJoinOnBroker(t *testing.T) {
 
 	in := start(t, topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...),
 		runtime.CommitInterval(100*time.Millisecond))
-	cl := c.client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
-	got := map[string]string{}
-	for len(got) < len(want) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("after a minute: %d of %d enriched clicks: %v", len(got), len(want), got)
-		}
-		fs.EachRecord(func(r *kgo.Record) { got[string(r.Key)] = string(r.Value) })
-	}
+	got := c.latestValues(t, out, len(want), time.Minute)
 	if !maps.Equal(got, want) {
 		t.Errorf("enriched clicks:\n got  %v\n want %v", got, want)
 	}
@@ -94,20 +85,5 @@ func TestStreamTableJoinCoPartitioningValidated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...), runtime.StateDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err = app.Run(ctx)
-	var cpe *runtime.CoPartitionError
-	if !errors.As(err, &cpe) {
-		t.Fatalf("Run = %v, want a CoPartitionError", err)
-	}
-	for _, want := range []string{usersTopic + " (2 partitions)", clicksTopic + " (3 partitions)"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
-	}
+	c.wantCoPartitionError(t, topo, usersTopic+" (2 partitions)", clicksTopic+" (3 partitions)")
 }

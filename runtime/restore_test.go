@@ -23,12 +23,7 @@ import (
 // instance processes its input, and the first joins once its restore is
 // let go, with exact counts (it did not fetch its input before).
 func TestRestoreDoesNotBlockOtherTasks(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c := &testCluster{brokers: e.Brokers()}
+	e, c := embeddedCluster(t)
 	input, output := topic(t, "in"), topic(t, "out")
 	c.create(t, 2, input, output)
 	b := dsl.NewBuilder()

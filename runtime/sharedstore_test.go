@@ -76,15 +76,7 @@ func TestProcessorReadsTableStoreOnBroker(t *testing.T) {
 
 	in := start(t, topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...),
 		runtime.CommitInterval(100*time.Millisecond))
-	cl := c.client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
-	got := map[string]string{}
-	for len(got) < len(want) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("after a minute: %d of %d enriched clicks: %v", len(got), len(want), got)
-		}
-		fs.EachRecord(func(r *kgo.Record) { got[string(r.Key)] = string(r.Value) })
-	}
+	got := c.latestValues(t, out, len(want), time.Minute)
 	if !maps.Equal(got, want) {
 		t.Errorf("enriched clicks:\n got  %v\n want %v", got, want)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
@@ -36,12 +35,7 @@ import (
 //     commit at any offset < 100).
 //  3. B gets the task back. One more input record makes the count 101.
 func TestStaleLocalMetaAfterAnotherOwner(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c := &testCluster{brokers: e.Brokers()}
+	e, c := embeddedCluster(t)
 	input, output := topic(t, "in"), topic(t, "out")
 	c.create(t, 1, input, output)
 	b := dsl.NewBuilder()

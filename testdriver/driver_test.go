@@ -365,10 +365,12 @@ func TestCommitFlushesThroughRepartition(t *testing.T) {
 }
 
 // A cache too small to hold the updates of a commit evicts its least
-// recently used entries before the commit, as in the runtime: evicting a
-// dirty entry forwards every dirty entry of its store. An entry of "counts" here takes 113 bytes (a one-byte
-// key, a 16-byte timestamped count and 96 bytes of overhead): 150 bytes
-// hold one.
+// recently used entries before the commit, as in the runtime. Evicting a
+// dirty entry flushes its whole store, as Kafka Streams' NamedCache.evict
+// (flush(eldest) hands the evicted entry, then every other dirty entry of
+// the store, to the flush listener). An entry of "counts" here takes 113
+// bytes (a one-byte key, a 16-byte timestamped count and 96 bytes of
+// overhead): 150 bytes hold one.
 func TestRecordCacheEvicts(t *testing.T) {
 	d := newDriver(t, countTopology(t), testdriver.WithRecordCache(150), testdriver.CommitOnRequest())
 	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
