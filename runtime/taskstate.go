@@ -293,7 +293,7 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 	// Window and session changelog keys become segmented store keys: the
 	// restorer writes them through the store, into the DB's pending
 	// writes.
-	segmented := spec.Kind != topology.KeyValue
+	segmented := spec.Kind.SegmentPrefixLen() > 0
 	restorer, err := task.NewChangelogRestorer(spec, kv, put, del)
 	if err != nil {
 		return 0, err

@@ -179,7 +179,7 @@ func NewChangelogRestorer(spec *topology.StoreSpec, base state.KeyValueStore, pu
 	if r.del == nil {
 		r.del = base.Delete
 	}
-	if spec.Kind != topology.KeyValue {
+	if spec.Kind.SegmentPrefixLen() > 0 {
 		st, err := WrapStore(spec, base)
 		if err != nil {
 			return nil, err

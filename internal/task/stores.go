@@ -33,12 +33,8 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 		}
 	}
 	if t.cfg.Changelog != nil && !spec.DisableLogging {
-		skip := 0
-		if spec.Kind != topology.KeyValue {
-			skip = 8 // the segment ID
-		}
 		kv = &loggedStore{KeyValueStore: kv, topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition,
-			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: skip,
+			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: spec.Kind.SegmentPrefixLen(),
 			position: func() (string, int32, int64, int64) {
 				tp, p, o := t.InputPosition()
 				return tp, p, o, t.RecordTimestamp()
