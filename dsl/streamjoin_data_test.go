@@ -19,6 +19,9 @@ package dsl_test
 //	    MockValueJoiner.TOSTRING_JOINER).
 //	stores
 //	    the names of the topology's stores.
+//	nodes
+//	    each node of the topology, in creation order, with the stores it
+//	    uses and its parents: <name> [<store>, ...] <- <parent>, ...
 //	left <key>=<value>@<ts>...
 //	right <key>=<value>@<ts>...
 //	    pipes the records, in order, into "left" or "right"; <null> as
@@ -205,6 +208,18 @@ func TestStreamJoinData(t *testing.T) {
 				case "build":
 					c = streamJoinBuild(t, td)
 					return ""
+				case "nodes":
+					var lines []string
+					for _, st := range c.topo.SubTopologies() {
+						for _, n := range st.Nodes {
+							var parents []string
+							for _, p := range n.Parents {
+								parents = append(parents, p.Name)
+							}
+							lines = append(lines, fmt.Sprintf("%s [%s] <- %s", n.Name, strings.Join(n.Stores, ", "), strings.Join(parents, ", ")))
+						}
+					}
+					return strings.Join(lines, "\n")
 				case "stores":
 					var stores []string
 					for _, s := range c.topo.Stores() {
