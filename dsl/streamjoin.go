@@ -1,6 +1,8 @@
 package dsl
 
 import (
+	"time"
+
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/topology"
 	"github.com/sluicehq/sluice/window"
@@ -172,6 +174,10 @@ func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter
 	}
 	if err := w.Validate(); err != nil {
 		b.fail(mergeName, "join windows: %v", err)
+	} else if w.Retention() < time.Millisecond {
+		// Kafka Streams builds window stores of retention 0 for these
+		// windows, which return no record at all: such a join never joins.
+		b.fail(mergeName, "join windows: Before + After + Grace is 0, so the window stores would keep nothing: give the windows a time difference or a grace")
 	}
 	keys := s.keys
 	if keys == nil {

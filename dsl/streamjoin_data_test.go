@@ -25,9 +25,10 @@ package dsl_test
 //	left <key>=<value>@<ts>...
 //	right <key>=<value>@<ts>...
 //	    pipes the records, in order, into "left" or "right"; <null> as
-//	    the key or the value is a Kafka null. A "left" or "right" among
-//	    the records switches the topic the following records go to. Prints the records written
-//	    to out meanwhile, as <key>=<value>@<ts>.
+//	    the key or the value is a Kafka null; a record may end with
+//	    ^<header>:<value>, a header. A "left" or "right" among the records
+//	    switches the topic the following records go to. Prints the records written
+//	    to out meanwhile, as <key>=<value>@<ts> [<header>:<value>].
 //	dropped <node> <reason>
 //	    the number of records node dropped for reason.
 //	shared
@@ -123,8 +124,9 @@ func streamJoinBuild(t *testing.T, td *datadriven.TestData) *streamJoinCase {
 	return c
 }
 
-// parseJoinRecord parses <key>=<value>@<ts>.
+// parseJoinRecord parses <key>=<value>@<ts>[^<header>:<value>].
 func parseJoinRecord(t *testing.T, td *datadriven.TestData, s string) operators.Record[int32, string] {
+	s, header, hasHeader := strings.Cut(s, "^")
 	k, rest, ok := strings.Cut(s, "=")
 	v, tss, ok2 := strings.Cut(rest, "@")
 	if !ok || !ok2 {
@@ -146,6 +148,13 @@ func parseJoinRecord(t *testing.T, td *datadriven.TestData, s string) operators.
 	}
 	if v == "<null>" {
 		r.Value, r.Tombstone = "", true
+	}
+	if hasHeader {
+		hk, hv, ok := strings.Cut(header, ":")
+		if !ok {
+			td.Fatalf(t, "record %q: header %q is not key:value", s, header)
+		}
+		r.Headers = []operators.Header{{Key: hk, Value: []byte(hv)}}
 	}
 	return r
 }
