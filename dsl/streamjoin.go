@@ -263,6 +263,12 @@ func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter
 	joinOther := processor(b, otherName, otherStores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, VO], error) {
 		return nodes.StreamJoinRight(ctx, otherSide, keys, lvalues, rvalues, joiner, next)
 	}, otherWindowed)
+	if leftOuter {
+		// Left and outer joins take null-key records: the repartition
+		// topics upstream pass them on.
+		b.relaxNullKeyJoin(joinThis)
+		b.relaxNullKeyJoin(joinOther)
+	}
 	merge := stateless(b, mergeName, func(next nodes.Node[K, VR]) nodes.Node[K, VR] { return next }, joinThis, joinOther)
 	return Stream[K, VR]{b: b, node: merge, keys: keys}
 }
