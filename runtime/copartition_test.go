@@ -146,3 +146,59 @@ func TestRepartitionTopicsOnlyTakeTheLargestCount(t *testing.T) {
 	}
 	in.stop(t)
 }
+
+// The count a repartition topic takes from its co-partition group does not
+// flow further downstream: as in Kafka Streams (RepartitionTopics derives
+// every repartition topic's count before CopartitionedTopicsEnforcer runs),
+// a repartition topic written after the join is derived from the join's
+// inputs as they were before co-partitioning. Clicks of a 4-partition
+// topic, rekeyed and joined with a 2-partition users table, go through a
+// 2-partition repartition topic; the join's results, regrouped by region,
+// through a 4-partition one (max of 4 derived and 2), and the counts are
+// exact.
+func TestCoPartitionedCountDoesNotFlowDownstream(t *testing.T) {
+	c := newCluster(t)
+	usersTopic, clicksTopic, out := topic(t, "users"), topic(t, "clicks"), topic(t, "per-region")
+	c.create(t, 2, usersTopic)
+	c.create(t, 4, clicksTopic, out)
+
+	b := dsl.NewBuilder()
+	users := dsl.TableFromTopic(b, usersTopic, serde.String, serde.String, dsl.Named("users"))
+	clicks := dsl.FromTopic(b, clicksTopic, serde.String, serde.String)
+	byUser := dsl.Map(clicks, func(page, user string) (string, string) { return user, page })
+	regions := dsl.JoinTable(byUser, users, func(_, _, region string) string { return region }, dsl.Named("enrich"))
+	dsl.GroupBy(regions, func(_, region string) string { return region }, serde.String, dsl.Named("by-region")).
+		Count(dsl.Named("per-region")).ToStream().To(out, serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 40
+	var rs []*kgo.Record
+	want := map[string]int64{}
+	for i := range n {
+		u, region := fmt.Sprintf("user%d", i), fmt.Sprintf("r%d", i%3)
+		rs = append(rs, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(region), Timestamp: time.UnixMilli(int64(1 + i))})
+		rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
+		want[region]++
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.client(t).ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	appID := topic(t, "app")
+	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
+	got, _ := c.counts(t, out, time.Minute, equalCounts(want))
+	if !maps.Equal(got, want) {
+		t.Errorf("clicks per region: %s", diffCounts(got, want))
+	}
+	for name, wantN := range map[string]int{"enrich-repartition": 2, "by-region-repartition": 4} {
+		if p := c.partitionCount(t, appID+"-"+name); p != wantN {
+			t.Errorf("repartition topic %s-%s has %d partitions, want %d", appID, name, p, wantN)
+		}
+	}
+	in.stop(t)
+}

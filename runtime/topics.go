@@ -94,21 +94,22 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 			enforced[name] = true
 		}
 	}
-	// Resolve sub-topologies once their inputs are known, and repartition
-	// topics once their writers are: a fixed point over the DAG, and
-	// resolveLoop when a sub-topology reads a repartition topic it writes.
+	// Derive the partition count of each repartition topic from the
+	// sub-topology that writes it (the largest count of that
+	// sub-topology's inputs): a fixed point over the DAG, and resolveLoop
+	// when a sub-topology reads a repartition topic it writes. As Kafka
+	// Streams' RepartitionTopics, this comes before co-partitioning, so a
+	// count that co-partitioning changes below does not flow further
+	// downstream.
+	derived := map[int]int32{}
 	for changed := true; changed; {
 		changed = false
 		for _, st := range a.topo.SubTopologies() {
-			if _, done := l.tasks[st.ID]; done {
+			if _, done := derived[st.ID]; done {
 				continue
 			}
-			if err := l.copartition(st.ID, copartition[st.ID], byName, enforced); err != nil {
-				return nil, err
-			}
-			n, ok := subPartitions(l.topics[st.ID], l.partitions)
-			if ok {
-				l.tasks[st.ID] = n
+			if n, ok := subPartitions(l.topics[st.ID], l.partitions); ok {
+				derived[st.ID] = n
 				changed = true
 			}
 		}
@@ -116,7 +117,7 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 			if _, done := l.partitions[name]; done || it.Kind != topology.Repartition {
 				continue
 			}
-			if n, ok := l.tasks[it.SubTopology]; ok {
+			if n, ok := derived[it.SubTopology]; ok {
 				l.partitions[name] = n
 				changed = true
 			}
@@ -126,9 +127,19 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 		}
 	}
 	for _, st := range a.topo.SubTopologies() {
-		if _, ok := l.tasks[st.ID]; !ok {
+		if _, ok := derived[st.ID]; !ok {
 			return nil, fmt.Errorf("sluice: cannot derive the partition count of sub-topology %d", st.ID)
 		}
+	}
+	// Then co-partitioning, and the task count of each sub-topology from
+	// the final counts of its inputs.
+	for _, st := range a.topo.SubTopologies() {
+		if err := l.copartition(st.ID, copartition[st.ID], byName, enforced); err != nil {
+			return nil, err
+		}
+	}
+	for _, st := range a.topo.SubTopologies() {
+		l.tasks[st.ID], _ = subPartitions(l.topics[st.ID], l.partitions)
 	}
 	for name, it := range byName {
 		if it.Kind == topology.Changelog {
@@ -190,15 +201,15 @@ func subPartitions(topics []string, partitions map[string]int32) (int32, bool) {
 //     group's;
 //   - in a group of repartition topics only, the group's count is the one
 //     the user set for some of them (all that were set must agree), else
-//     the largest count derived from their writers (the group waits for
-//     those);
+//     the largest count derived from their writers;
 //   - each repartition topic of the group whose count the user did not set
 //     takes the group's count (a stream of a 2-partition topic rekeyed and
 //     joined with a 4-partition table goes through a 4-partition
 //     repartition topic), and one whose count the user set must have it.
 //
-// Only the sub-topology reads a repartition topic of its group, so
-// changing its count here changes no other task count.
+// It runs once every repartition topic has its derived count. Only the
+// sub-topology reads a repartition topic of its group, so changing its
+// count here changes no other sub-topology's task count.
 func (l *layout) copartition(sub int, group []string, byName map[string]topology.InternalTopic, enforced map[string]bool) error {
 	if len(group) == 0 {
 		return nil
@@ -238,11 +249,7 @@ func (l *layout) copartition(sub int, group []string, byName map[string]topology
 		}
 	default:
 		for _, t := range flexible {
-			c, ok := l.partitions[t]
-			if !ok {
-				return nil // the writers are not resolved yet
-			}
-			n = max(n, c)
+			n = max(n, l.partitions[t])
 		}
 	}
 	for _, t := range flexible {
