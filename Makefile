@@ -9,7 +9,7 @@ FUZZTIME    ?= 10s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka describe-golden describe-check fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews kafka-fetch
+.PHONY: all test test-kafka fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews kafka-fetch
 
 all: lint test
 
@@ -41,6 +41,8 @@ lint:
 ## after checking that dsl/testdata/describe/ is Kafka Streams' own output
 test-kafka: describe-check
 	scripts/kafka.sh run -- $(GO) test -tags kafka -p 1 -count=1 -race ./runtime/... ./examples/...
+
+.PHONY: describe-golden describe-check
 
 ## describe-golden: rewrite dsl/testdata/describe/ with Kafka Streams
 ## 4.3.1's describe() of each pipeline of compat/java/DescribeTopologies.java
