@@ -99,6 +99,36 @@ var describePipelines = map[string]func(b *dsl.Builder){
 			serde.String, serde.String, dsl.Named("by-region")).Count().
 			ToStream().To("region-counts", serde.String, serde.Int64)
 	},
+	"stream-repartition": func(b *dsl.Builder) {
+		dsl.FromTopic(b, "input", serde.String, serde.String).Repartition().
+			Repartition(dsl.Named("by-key"), dsl.Partitions(3)).To("output", serde.String, serde.String)
+	},
+	"stream-aggregations": func(b *dsl.Builder) {
+		g := dsl.FromTopic(b, "input", serde.String, serde.String).GroupByKey()
+		g.Reduce(func(a, v string) string { return a + v }, dsl.Materialized(dsl.StoreOptions{Name: "reduced"})).
+			ToStream().To("reduced", serde.String, serde.String)
+		dsl.Aggregate(g, func() int64 { return 0 }, func(_, v string, a int64) int64 { return a + int64(len(v)) }, serde.Int64).
+			ToStream().To("aggregated", serde.String, serde.Int64)
+		g.Count(dsl.Named("counted")).ToStream().To("counted", serde.String, serde.Int64)
+	},
+	"session-and-sliding": func(b *dsl.Builder) {
+		g := dsl.FromTopic(b, "input", serde.String, serde.String).GroupByKey()
+		dsl.WindowedBySession(g, window.Session{Gap: 5 * time.Minute, Grace: time.Minute}).Count().
+			ToStream().To("sessions", nil, serde.Int64)
+		dsl.WindowedBySliding(g, window.Sliding{TimeDifference: time.Minute, Grace: 10 * time.Second}).
+			Reduce(func(a, v string) string { return a + v }).
+			ToStream().To("sliding", nil, serde.String)
+	},
+	"table-operations": func(b *dsl.Builder) {
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
+		active := users.Filter(func(_, v string) bool { return v != "" }, dsl.Materialized(dsl.StoreOptions{Name: "active"}))
+		upper := dsl.TableMapValues(active, strings.ToUpper, serde.String, dsl.Named("upper"))
+		upper.FilterNot(func(_, v string) bool { return strings.HasPrefix(v, "X") }).
+			ToStream().To("users-out", serde.String, serde.String)
+		dsl.TableGroupBy(users, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).
+			Reduce(func(a, v string) string { return a + v }, func(a, _ string) string { return a }, dsl.Materialized(dsl.StoreOptions{Name: "reduced"})).
+			ToStream().To("reduced", serde.String, serde.String)
+	},
 	"windowed-count-final": func(b *dsl.Builder) {
 		clicks := dsl.FromTopic(b, "clicks", serde.String, serde.String)
 		g := dsl.SelectKey(clicks, func(_, v string) string { return v }).GroupByKey()

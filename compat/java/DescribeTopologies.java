@@ -43,6 +43,31 @@
 //     WindowedBy(g, window.Tumbling(time.Minute, 10*time.Second)).EmitFinal().Count()
 //       .ToStream().To("region-clicks", <windowed key serde>, L)
 //
+//   stream-repartition
+//     s := FromTopic(b, "input", S, S)
+//     s.Repartition().Repartition(Named("by-key"), Partitions(3)).To("output", S, S)
+//
+//   stream-aggregations
+//     s := FromTopic(b, "input", S, S); g := s.GroupByKey()
+//     g.Reduce(..., Materialized(StoreOptions{Name: "reduced"})).ToStream().To("reduced", S, S)
+//     Aggregate(g, ..., ..., L).ToStream().To("aggregated", S, L)
+//     g.Count(Named("counted")).ToStream().To("counted", S, L)
+//
+//   session-and-sliding
+//     g := FromTopic(b, "input", S, S).GroupByKey()
+//     WindowedBySession(g, window.Session{Gap: 5*time.Minute, Grace: time.Minute}).Count()
+//       .ToStream().To("sessions", <session key serde>, L)
+//     WindowedBySliding(g, window.Sliding{TimeDifference: time.Minute, Grace: 10*time.Second}).Reduce(...)
+//       .ToStream().To("sliding", <windowed key serde>, S)
+//
+//   table-operations
+//     users := TableFromTopic(b, "users", S, S)
+//     f := users.Filter(..., Materialized(StoreOptions{Name: "active"}))
+//     m := TableMapValues(f, ..., S, Named("upper"))
+//     m.FilterNot(...).ToStream().To("users-out", S, S)
+//     TableGroupBy(users, ..., S, S).Reduce(..., ..., Materialized(StoreOptions{Name: "reduced"}))
+//       .ToStream().To("reduced", S, S)
+//
 //   stream-table-join / stream-table-leftjoin
 //     orders := FromTopic(b, "orders", S, S)
 //     users := TableFromTopic(b, "users", S, S)
@@ -139,12 +164,16 @@ import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.JoinWindows;
+import org.apache.kafka.streams.kstream.KGroupedStream;
 import org.apache.kafka.streams.kstream.Joined;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Repartitioned;
+import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.ValueJoiner;
@@ -220,6 +249,37 @@ public final class DescribeTopologies {
                 .emitStrategy(EmitStrategy.onWindowClose())
                 .count()
                 .toStream().to("region-clicks", Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 60_000L), L));
+        });
+
+        PIPELINES.put("stream-repartition", b -> {
+            stream(b, "input").repartition()
+                .repartition(Repartitioned.<String, String>as("by-key").withNumberOfPartitions(3))
+                .to("output", Produced.with(S, S));
+        });
+        PIPELINES.put("stream-aggregations", b -> {
+            final KGroupedStream<String, String> g = stream(b, "input").groupByKey(Grouped.with(S, S));
+            g.reduce((a, v) -> a + v, store("reduced")).toStream().to("reduced", Produced.with(S, S));
+            g.aggregate(() -> 0L, (k, v, a) -> a + v.length(), Materialized.with(S, L)).toStream().to("aggregated", Produced.with(S, L));
+            g.count(Named.as("counted"), countStore("counted")).toStream().to("counted", Produced.with(S, L));
+        });
+        PIPELINES.put("session-and-sliding", b -> {
+            final KGroupedStream<String, String> g = stream(b, "input").groupByKey(Grouped.with(S, S));
+            g.windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMinutes(5), Duration.ofMinutes(1)))
+                .count()
+                .toStream().to("sessions", Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), L));
+            g.windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(Duration.ofMinutes(1), Duration.ofSeconds(10)))
+                .reduce((a, v) -> a + v)
+                .toStream().to("sliding", Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 60_000L), S));
+        });
+        PIPELINES.put("table-operations", b -> {
+            final KTable<String, String> users = table(b, "users");
+            users.filter((k, v) -> !v.isEmpty(), store("active"))
+                .mapValues(v -> v.toUpperCase(), Named.as("upper"))
+                .filterNot((k, v) -> v.startsWith("X"))
+                .toStream().to("users-out", Produced.with(S, S));
+            users.groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with(S, S))
+                .reduce((a, v) -> a + v, (a, v) -> a, store("reduced"))
+                .toStream().to("reduced", Produced.with(S, S));
         });
 
         // Stream-table joins.
