@@ -7,7 +7,12 @@ package dsl_test
 //	build <topology> [args]
 //	    a new driver running one of the topologies of tableJoinTopologies,
 //	    reading the topics "topic1", "topic2" (and "topic3") with string
-//	    keys and values. Prints the result table's store, the
+//	    keys and values. With cache=on the driver has a record cache,
+//	    flushed after each record as Kafka Streams' TopologyTestDriver
+//	    flushes its cache; cache=off also has the cache, but the stores of
+//	    the tables and the join opt out of it (DisableCaching); without
+//	    cache=, no cache. With the argument commit-on-request too, the
+//	    cache is flushed only by the command commit. Prints the result table's store, the
 //	    co-partition groups and, with the argument describe, Describe().
 //	in1|in2|in3 <key>=<value>[@<ts>]
 //	    pipes a record into topic1, topic2 or topic3 (<null>: a Kafka
@@ -15,6 +20,9 @@ package dsl_test
 //	    <key>=<value>@<ts> (prefixed by the topic when it has several), and
 //	    with the argument changes of build the updates of the join result
 //	    as "change <key>=(<new>, <old>)@<ts>", old values included.
+//	commit
+//	    commits the driver (with cache=on commit-on-request, the only
+//	    commits); prints as in1.
 //	store <name>
 //	    prints the entries of a timestamped store: <key>=<value>@<ts>.
 //	get <store> <key>
@@ -205,12 +213,16 @@ func TestTableJoinData(t *testing.T) {
 				switch td.Cmd {
 				case "build":
 					return buildJoinCase(t, td, &jc)
-				case "in1", "in2", "in3":
-					in, ok := jc.ins["topic"+td.Cmd[2:]]
-					if !ok {
-						td.Fatalf(t, "this topology reads no topic%s", td.Cmd[2:])
+				case "in1", "in2", "in3", "commit":
+					if td.Cmd == "commit" {
+						opsOK(t, jc.d.Commit())
+					} else {
+						in, ok := jc.ins["topic"+td.Cmd[2:]]
+						if !ok {
+							td.Fatalf(t, "this topology reads no topic%s", td.Cmd[2:])
+						}
+						opsOK(t, in.PipeRecord(parseTableRecord(t, td, jc.d, td.Args)))
 					}
-					opsOK(t, in.PipeRecord(parseTableRecord(t, td, jc.d, td.Args)))
 					var got []string
 					for _, out := range jc.outs {
 						for _, r := range jc.read[out]() {
@@ -259,7 +271,16 @@ func buildJoinCase(t *testing.T, td *datadriven.TestData, jcp **joinCase) string
 	jc := &joinCase{ins: map[string]*testdriver.InputTopic[string, []byte]{}, read: map[string]func() []string{},
 		stores: map[string]func() []string{}, gets: map[string]func(string) string{}}
 	jb := build(t, td, b, jc)
-	d, topo := opsDriver(t, b)
+	var dopts []testdriver.Option
+	if c, ok := td.Arg("cache"); ok && (c == "on" || c == "off") {
+		// The cache of Kafka Streams' TopologyTestDriver: committed, so
+		// flushed, after each record.
+		dopts = append(dopts, testdriver.WithRecordCache(10<<20))
+		if td.HasArg("commit-on-request") {
+			dopts = append(dopts, testdriver.CommitOnRequest())
+		}
+	}
+	d, topo := opsDriver(t, b, dopts...)
 	jc.d = d
 	for _, tp := range []string{"topic1", "topic2", "topic3"} {
 		for _, src := range topo.SourceTopics() {
