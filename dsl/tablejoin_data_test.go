@@ -151,6 +151,17 @@ var tableJoinTopologies = map[string]func(t *testing.T, td *datadriven.TestData,
 		}
 		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: storeSet(store)}
 	},
+	// rejoin [cache=on]: topic1 inner-joined with topic2 into the store
+	// "j", which topic3 then left-joins: "<topic3>|<j or none>", to "out".
+	// The second join reads j from its store.
+	"rejoin": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder, jc *joinCase) joinBuild {
+		j := dsl.TableJoin(sourceTable(b, td, "topic1"), sourceTable(b, td, "topic2"),
+			func(k, v, o string) string { return toString(k, dsl.Some(v), dsl.Some(o)) }, serde.String,
+			dsl.Materialized(dsl.StoreOptions{Name: "j"}))
+		dsl.TableLeftJoin(sourceTable(b, td, "topic3"), j, func(_, v string, o dsl.Maybe[string]) string { return v + "|" + o.Or("none") }, nil).
+			ToStream().To("out", serde.String, serde.String)
+		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: storeSet("j")}
+	},
 	// chain: users (topic1: user → region) inner-joined with scores
 	// (topic2: user → score), not materialized: "region:score". The join
 	// is filtered (score not "0"), grouped by region and counted into
