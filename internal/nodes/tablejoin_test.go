@@ -18,7 +18,9 @@ func (r rows) Get(k string) (string, int64, bool, error) {
 	return row.v, row.ts, ok, nil
 }
 
-func joinStrings(_ string, v, o operators.Maybe[string]) string { return v.Or("null") + "+" + o.Or("null") }
+func joinStrings(_ string, v, o operators.Maybe[string]) string {
+	return v.Or("null") + "+" + o.Or("null")
+}
 
 // The getter of a join result that is not materialized computes the row
 // as Kafka Streams' KTableKTable{Inner,Left,Outer}JoinValueGetter: present
