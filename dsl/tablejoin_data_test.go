@@ -68,33 +68,33 @@ type joinBuild struct {
 	lstores map[string]bool                // timestamped stores of int64 values
 }
 
-// toString is Kafka Streams' MockValueJoiner.TOSTRING_JOINER: "v+o", with
+// joinToString is Kafka Streams' MockValueJoiner.TOSTRING_JOINER: "v+o", with
 // "null" for an absent side.
-func toString(_ string, v, o dsl.Maybe[string]) string {
+func joinToString(_ string, v, o dsl.Maybe[string]) string {
 	return v.Or("null") + "+" + o.Or("null")
 }
 
 // joinKind joins t1 and t2 as kind says (inner, left or outer) with
-// toString.
+// joinToString.
 func joinKind(t *testing.T, td *datadriven.TestData, t1, t2 dsl.Table[string, string], opts ...dsl.StoreOption) dsl.Table[string, string] {
 	kind, _ := td.Arg("kind")
 	switch kind {
 	case "inner":
-		return dsl.TableJoin(t1, t2, func(k, v, o string) string { return toString(k, dsl.Some(v), dsl.Some(o)) }, serde.String, opts...)
+		return dsl.TableJoin(t1, t2, func(k, v, o string) string { return joinToString(k, dsl.Some(v), dsl.Some(o)) }, serde.String, opts...)
 	case "left":
-		return dsl.TableLeftJoin(t1, t2, func(k, v string, o dsl.Maybe[string]) string { return toString(k, dsl.Some(v), o) }, serde.String, opts...)
+		return dsl.TableLeftJoin(t1, t2, func(k, v string, o dsl.Maybe[string]) string { return joinToString(k, dsl.Some(v), o) }, serde.String, opts...)
 	case "outer":
-		return dsl.TableOuterJoin(t1, t2, toString, serde.String, opts...)
+		return dsl.TableOuterJoin(t1, t2, joinToString, serde.String, opts...)
 	}
 	td.Fatalf(t, "kind=%q: want inner, left or outer", kind)
 	return dsl.Table[string, string]{}
 }
 
-// materialized returns the options of the join result: Materialized with
+// joinMaterialized returns the options of the join result: Materialized with
 // the store of the argument materialized=S (DisableCaching with
 // cache=off; materialized=* for Materialized with no store name), and
 // Named with name=N.
-func materialized(td *datadriven.TestData) ([]dsl.StoreOption, string) {
+func joinMaterialized(td *datadriven.TestData) ([]dsl.StoreOption, string) {
 	var opts []dsl.StoreOption
 	store, _ := td.Arg("materialized")
 	if name, ok := td.Arg("name"); ok {
@@ -104,20 +104,20 @@ func materialized(td *datadriven.TestData) ([]dsl.StoreOption, string) {
 		if store == "*" {
 			store = ""
 		}
-		opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: store, DisableCaching: cacheOff(td)}))
+		opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: store, DisableCaching: joinCacheOff(td)}))
 	}
 	return opts, store
 }
 
-func cacheOff(td *datadriven.TestData) bool {
+func joinCacheOff(td *datadriven.TestData) bool {
 	c, _ := td.Arg("cache")
 	return c == "off"
 }
 
-// sourceTable reads topic as a table, its store uncached with cache=off.
-func sourceTable(b *dsl.Builder, td *datadriven.TestData, topic string) dsl.Table[string, string] {
+// joinSourceTable reads topic as a table, its store uncached with cache=off.
+func joinSourceTable(b *dsl.Builder, td *datadriven.TestData, topic string) dsl.Table[string, string] {
 	var opts []dsl.TableSourceOption
-	if cacheOff(td) {
+	if joinCacheOff(td) {
 		opts = append(opts, dsl.Materialized(dsl.StoreOptions{DisableCaching: true}))
 	}
 	return dsl.TableFromTopic(b, topic, serde.String, serde.String, opts...)
@@ -125,42 +125,42 @@ func sourceTable(b *dsl.Builder, td *datadriven.TestData, topic string) dsl.Tabl
 
 var tableJoinTopologies = map[string]func(t *testing.T, td *datadriven.TestData, b *dsl.Builder, jc *joinCase) joinBuild{
 	// join kind=inner|left|outer [materialized=S] [name=N] [cache=off]
-	// [changes]: topic1 joined with topic2 by toString, to "out".
+	// [changes]: topic1 joined with topic2 by joinToString, to "out".
 	"join": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder, jc *joinCase) joinBuild {
-		t1, t2 := sourceTable(b, td, "topic1"), sourceTable(b, td, "topic2")
-		opts, store := materialized(td)
+		t1, t2 := joinSourceTable(b, td, "topic1"), joinSourceTable(b, td, "topic2")
+		opts, store := joinMaterialized(td)
 		j := joinKind(t, td, t1, t2, opts...)
 		j.ToStream().To("out", nil, nil)
 		if td.HasArg("changes") {
 			peekJoinChanges(j, jc)
 		}
-		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: storeSet(store)}
+		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: joinStoreSet(store)}
 	},
 	// views kind=inner|left|outer [materialized=S] [changes]: joins tables
 	// that are not materialized: topic1 mapped to "m<value>" with
 	// TableMapValues, and topic2 without the values that start with "x"
 	// (Filter), read through getters of topic1's and topic2's stores.
 	"views": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder, jc *joinCase) joinBuild {
-		t1 := dsl.TableMapValues(sourceTable(b, td, "topic1"), func(v string) string { return "m" + v }, serde.String)
-		t2 := sourceTable(b, td, "topic2").Filter(func(_, v string) bool { return !strings.HasPrefix(v, "x") })
-		opts, store := materialized(td)
+		t1 := dsl.TableMapValues(joinSourceTable(b, td, "topic1"), func(v string) string { return "m" + v }, serde.String)
+		t2 := joinSourceTable(b, td, "topic2").Filter(func(_, v string) bool { return !strings.HasPrefix(v, "x") })
+		opts, store := joinMaterialized(td)
 		j := joinKind(t, td, t1, t2, opts...)
 		j.ToStream().To("out", nil, nil)
 		if td.HasArg("changes") {
 			peekJoinChanges(j, jc)
 		}
-		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: storeSet(store)}
+		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: joinStoreSet(store)}
 	},
 	// rejoin [cache=on]: topic1 inner-joined with topic2 into the store
 	// "j", which topic3 then left-joins: "<topic3>|<j or none>", to "out".
 	// The second join reads j from its store.
 	"rejoin": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder, jc *joinCase) joinBuild {
-		j := dsl.TableJoin(sourceTable(b, td, "topic1"), sourceTable(b, td, "topic2"),
-			func(k, v, o string) string { return toString(k, dsl.Some(v), dsl.Some(o)) }, serde.String,
+		j := dsl.TableJoin(joinSourceTable(b, td, "topic1"), joinSourceTable(b, td, "topic2"),
+			func(k, v, o string) string { return joinToString(k, dsl.Some(v), dsl.Some(o)) }, serde.String,
 			dsl.Materialized(dsl.StoreOptions{Name: "j"}))
-		dsl.TableLeftJoin(sourceTable(b, td, "topic3"), j, func(_, v string, o dsl.Maybe[string]) string { return v + "|" + o.Or("none") }, nil).
+		dsl.TableLeftJoin(joinSourceTable(b, td, "topic3"), j, func(_, v string, o dsl.Maybe[string]) string { return v + "|" + o.Or("none") }, nil).
 			ToStream().To("out", serde.String, serde.String)
-		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: storeSet("j")}
+		return joinBuild{store: j.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String}, stores: joinStoreSet("j")}
 	},
 	// chain: users (topic1: user → region) inner-joined with scores
 	// (topic2: user → score), not materialized: "region:score". The join
@@ -168,7 +168,7 @@ var tableJoinTopologies = map[string]func(t *testing.T, td *datadriven.TestData,
 	// "per-region" (to "counts"); and joined again, outer, with nicknames
 	// (topic3: user → nick) into the store "profiles" (to "out").
 	"chain": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder, jc *joinCase) joinBuild {
-		users, scores, nicks := sourceTable(b, td, "topic1"), sourceTable(b, td, "topic2"), sourceTable(b, td, "topic3")
+		users, scores, nicks := joinSourceTable(b, td, "topic1"), joinSourceTable(b, td, "topic2"), joinSourceTable(b, td, "topic3")
 		j := dsl.TableJoin(users, scores, func(_, region, score string) string { return region + ":" + score }, serde.String)
 		counts := dsl.TableGroupBy(j.Filter(func(_, v string) bool { return !strings.HasSuffix(v, ":0") }),
 			func(_ string, v string) (dsl.Maybe[string], string) {
@@ -181,11 +181,11 @@ var tableJoinTopologies = map[string]func(t *testing.T, td *datadriven.TestData,
 		}, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "profiles"}))
 		profiles.ToStream().To("out", nil, nil)
 		return joinBuild{store: profiles.StoreName(), outputs: map[string]serde.Serde[string]{"out": serde.String},
-			counts: map[string]bool{"counts": true}, stores: storeSet("profiles"), lstores: storeSet("per-region")}
+			counts: map[string]bool{"counts": true}, stores: joinStoreSet("profiles"), lstores: joinStoreSet("per-region")}
 	},
 }
 
-func storeSet(name string) map[string]bool {
+func joinStoreSet(name string) map[string]bool {
 	if name == "" {
 		return nil
 	}
@@ -315,11 +315,11 @@ func buildJoinCase(t *testing.T, td *datadriven.TestData, jcp **joinCase) string
 	}
 	for name := range jb.stores {
 		jc.stores[name] = func() []string { return opsStore(t, d, name, serde.String, serde.String) }
-		jc.gets[name] = storeGet(t, d, name, serde.String)
+		jc.gets[name] = joinStoreGet(t, d, name, serde.String)
 	}
 	for name := range jb.lstores {
 		jc.stores[name] = func() []string { return opsStore(t, d, name, serde.String, serde.Int64) }
-		jc.gets[name] = storeGet(t, d, name, serde.Int64)
+		jc.gets[name] = joinStoreGet(t, d, name, serde.Int64)
 	}
 	*jcp = jc
 	got := []string{"table store: none"}
@@ -347,7 +347,7 @@ func buildJoinCase(t *testing.T, td *datadriven.TestData, jcp **joinCase) string
 	return strings.Join(got, "\n")
 }
 
-func storeGet[V any](t *testing.T, d *testdriver.Driver, name string, values serde.Serde[V]) func(string) string {
+func joinStoreGet[V any](t *testing.T, d *testdriver.Driver, name string, values serde.Serde[V]) func(string) string {
 	return func(key string) string {
 		kv, err := testdriver.KeyValueStore(d, name, serde.String, values)
 		opsOK(t, err)
