@@ -51,7 +51,7 @@ func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, join
 	name := b.nameOr(o.name, prefix)
 	view := t.view
 	if view.open == nil {
-		b.fail(name, "the table of node %s is a windowed aggregation's, which a stream-table join cannot read", t.node.Name)
+		b.fail(name, "the table of node %s comes from a windowed aggregation, whose window store a stream-table join cannot read", t.node.Name)
 	}
 	n := processor(b, name, view.stores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, V], error) {
 		return nodes.StreamTableJoin(ctx, name, view.open, left, joiner, next)

@@ -86,7 +86,7 @@ func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJo
 		joinable bool
 	}{{t.node.Name, t.view.open != nil}, {other.node.Name, other.view.open != nil}} {
 		if !in.joinable {
-			b.fail(mergeName, "%s: the table of node %s is a windowed aggregation's, which a table join cannot read", op, in.node)
+			b.fail(mergeName, "%s: the table of node %s comes from a windowed aggregation, whose window store a table join cannot read", op, in.node)
 			return Table[K, VR]{b: b, node: t.node, keys: t.keys}
 		}
 	}

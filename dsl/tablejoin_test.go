@@ -77,7 +77,7 @@ func TestTableJoinBuildErrors(t *testing.T) {
 			other := dsl.TableFromTopic(b, "t", window.TimeKeySerde(serde.String, time.Minute), serde.Int64)
 			dsl.TableJoin(other, counts.Filter(func(window.Windowed[string], int64) bool { return true }),
 				func(_ window.Windowed[string], a, b int64) int64 { return a + b }, serde.Int64)
-		}, "is a windowed aggregation's, which a table join cannot read"},
+		}, "comes from a windowed aggregation, whose window store a table join cannot read"},
 		{"different builders", func(b *dsl.Builder) {
 			dsl.TableJoin(dsl.TableFromTopic(b, "a", serde.String, serde.String),
 				dsl.TableFromTopic(dsl.NewBuilder(), "b", serde.String, serde.String), join, serde.String)
