@@ -11,12 +11,12 @@ import "github.com/sluicehq/sluice/internal/nodes"
 // materialized: a table that is not (a Filter or TableMapValues without
 // Materialized, a table join's result) is read through a getter chained
 // to the nearest materialized table above it, whose store the join's node
-// is connected to, as in Kafka Streams; a windowed aggregation's table
-// cannot be joined (Build fails, naming the join). s and t run in
-// one task and their topics must be co-partitioned; if s was rekeyed, it
-// is first repartitioned through "<name>-repartition" (name: the Named
-// option, else the generated name of s's last node). Kafka Streams:
-// KStream.join(KTable).
+// is connected to, as in Kafka Streams (a windowed aggregation's table is
+// read from its window or session store by the window of the key). s and
+// t run in one task and their topics must be co-partitioned; if s was
+// rekeyed, it is first repartitioned through "<name>-repartition" (name:
+// the Named option, else the generated name of s's last node). Kafka
+// Streams: KStream.join(KTable).
 func JoinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(k K, v V, t VT) VR, opts ...Option) Stream[K, VR] {
 	return joinTable(s, t, false, func(k Maybe[K], v V, tv Maybe[VT]) VR {
 		kk, _ := k.Get()
@@ -51,7 +51,7 @@ func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, join
 	name := b.nameOr(o.name, prefix)
 	view := t.view
 	if view.open == nil {
-		b.fail(name, "the table of node %s comes from a windowed aggregation, whose window store a stream-table join cannot read", t.node.Name)
+		b.fail(name, "the table of node %s has no value getter a join can read it through", t.node.Name)
 	}
 	n := processor(b, name, view.stores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, V], error) {
 		return nodes.StreamTableJoin(ctx, name, view.open, left, joiner, next)

@@ -5,7 +5,7 @@ package dsl_test
 // output is checked after each input.
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -221,17 +221,29 @@ func TestJoinTableNotMaterialized(t *testing.T) {
 	})
 }
 
-// A windowed aggregation's table cannot be joined: Build fails naming the
-// join.
+// A stream keyed by windows joins a windowed aggregation's table: the
+// join reads the window store by the record's window.
 func TestJoinTableWindowed(t *testing.T) {
+	const size = 10 * time.Millisecond
+	keys := window.TimeKeySerde(serde.String, size)
 	b := dsl.NewBuilder()
-	counts := dsl.WindowedBy(dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey(), window.Tumbling(time.Minute, 0)).Count()
-	s := dsl.FromTopic(b, "stream", window.TimeKeySerde(serde.String, time.Minute), serde.String)
-	dsl.JoinTable(s, counts, func(_ window.Windowed[string], v string, n int64) string { return v }, dsl.Named("enrich")).
+	counts := dsl.WindowedBy(dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey(), window.Tumbling(size, 0)).Count()
+	s := dsl.FromTopic(b, "stream", keys, serde.String)
+	dsl.JoinTable(s, counts, func(_ window.Windowed[string], v string, n int64) string { return fmt.Sprintf("%s:%d", v, n) }).
 		To("out", nil, serde.String)
-	_, err := b.Build()
-	var be *topology.BuildError
-	if !errors.As(err, &be) || be.Node != "enrich" || !strings.Contains(err.Error(), "windowed aggregation") {
-		t.Fatalf("Build error = %v, want a BuildError naming enrich", err)
+	d, _ := opsDriver(t, b)
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+	st := testdriver.CreateInputTopic(d, "stream", keys, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", keys, serde.String)
+	opsOK(t, in.PipeAt("k", "x", 1))
+	opsOK(t, in.PipeAt("k", "x", 4))
+	w0 := window.Windowed[string]{Key: "k", Window: window.Window{Start: 0, End: 10}}
+	w1 := window.Windowed[string]{Key: "k", Window: window.Window{Start: 10, End: 20}}
+	opsOK(t, st.PipeAt(w0, "s", 6))
+	opsOK(t, st.PipeAt(w1, "t", 7)) // no count in [10,20) yet
+	rs, err := out.ReadRecords()
+	opsOK(t, err)
+	if len(rs) != 1 || rs[0].Key != w0 || rs[0].Value != "s:2" || rs[0].Timestamp != 6 {
+		t.Fatalf("got %+v, want one record %v=s:2@6", rs, w0)
 	}
 }

@@ -18,8 +18,7 @@ type Table[K, V any] struct {
 	// store is the name of the store that holds the table, or "" if the
 	// table is not materialized.
 	store string
-	// view is how a join reads the table's rows; view.open is nil for a
-	// table no getter can read (a windowed aggregation's).
+	// view is how a join reads the table's rows.
 	view tableView[K, V]
 }
 

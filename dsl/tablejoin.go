@@ -19,8 +19,10 @@ import (
 // TableMapValues without Materialized, another join's result) is read
 // through a getter computed from the nearest materialized table above it,
 // and the join's processors are connected to that table's store (Describe
-// lists it). Windowed aggregations' tables cannot be joined (Build fails
-// naming the join). t and other run in one task, so their source topics
+// lists it). The tables of windowed aggregations are read from their
+// window or session store by the window of the key, so two windowed
+// tables of the same key type join window by window. t and other run in
+// one task, so their source topics
 // must be co-partitioned (the runtime checks their partition counts at
 // start-up).
 //
@@ -86,7 +88,7 @@ func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJo
 		joinable bool
 	}{{t.node.Name, t.view.open != nil}, {other.node.Name, other.view.open != nil}} {
 		if !in.joinable {
-			b.fail(mergeName, "%s: the table of node %s comes from a windowed aggregation, whose window store a table join cannot read", op, in.node)
+			b.fail(mergeName, "%s: the table of node %s has no value getter a join can read it through", op, in.node)
 			return Table[K, VR]{b: b, node: t.node, keys: t.keys}
 		}
 	}

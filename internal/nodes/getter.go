@@ -1,8 +1,12 @@
 package nodes
 
 import (
+	"fmt"
+
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/window"
 )
 
 // ValueGetter reads the current row of a key of a table: its value and the
@@ -89,4 +93,68 @@ func maybeRow[K, V any](g ValueGetter[K, V], k K) (operators.Maybe[V], int64, er
 		return operators.Maybe[V]{}, 0, err
 	}
 	return operators.Some(v), ts, nil
+}
+
+// WindowStoreGetter reads the rows of a time- or sliding-window
+// aggregation's table from its window store of timestamped aggregates: the
+// row of a windowed key is its window's aggregate, with the aggregate's
+// timestamp (Kafka Streams' KStreamWindowAggregateValueGetter). keys is the
+// serde of the keys without their windows.
+func WindowStoreGetter[K, A any](ctx Context, store string, keys serde.Serde[K], aggs serde.Serde[A]) (ValueGetter[window.Windowed[K], A], error) {
+	v, err := openWindowView(ctx, store, keys, aggs)
+	if err != nil {
+		return nil, err
+	}
+	return &windowGetter[K, A]{v: v}, nil
+}
+
+type windowGetter[K, A any] struct {
+	v    *windowView[K, A]
+	kbuf []byte
+}
+
+func (g *windowGetter[K, A]) Get(k window.Windowed[K]) (agg A, ts int64, ok bool, err error) {
+	if g.kbuf, err = g.v.keys.Encode(g.kbuf[:0], k.Key); err != nil {
+		return agg, 0, false, fmt.Errorf("sluice: store %s: cannot serialize key: %w", g.v.name, err)
+	}
+	return g.v.get(g.kbuf, k.Window.Start)
+}
+
+// SessionStoreGetter reads the rows of a session aggregation's table from
+// its session store: the row of a windowed key is the aggregate of exactly
+// that session, stamped with the session's end, as Kafka Streams'
+// KStreamSessionWindowAggregateValueGetter does (session stores keep no
+// timestamp). keys is the serde of the keys without their windows.
+func SessionStoreGetter[K, A any](ctx Context, store string, keys serde.Serde[K], aggs serde.Serde[A]) (ValueGetter[window.Windowed[K], A], error) {
+	s, err := ctx.Store(store)
+	if err != nil {
+		return nil, err
+	}
+	ss, ok := s.(*state.SessionStore)
+	if !ok {
+		return nil, fmt.Errorf("sluice: store %s is a %T, not a session store", store, s)
+	}
+	return &sessionGetter[K, A]{name: store, s: ss, keys: keys, aggs: aggs}, nil
+}
+
+type sessionGetter[K, A any] struct {
+	name string
+	s    *state.SessionStore
+	keys serde.Serde[K]
+	aggs serde.Serde[A]
+	kbuf []byte
+}
+
+func (g *sessionGetter[K, A]) Get(k window.Windowed[K]) (agg A, ts int64, ok bool, err error) {
+	if g.kbuf, err = g.keys.Encode(g.kbuf[:0], k.Key); err != nil {
+		return agg, 0, false, fmt.Errorf("sluice: store %s: cannot serialize key: %w", g.name, err)
+	}
+	b, ok, err := g.s.FetchSession(g.kbuf, k.Window.Start, k.Window.End)
+	if err != nil || !ok {
+		return agg, 0, false, err
+	}
+	if agg, err = g.aggs.Decode(b); err != nil {
+		return agg, 0, false, fmt.Errorf("sluice: store %s: cannot deserialize value: %w", g.name, err)
+	}
+	return agg, k.Window.End, true, nil
 }
