@@ -12,8 +12,9 @@ package dsl_test
 //	    flushes its cache; cache=off also has the cache, but the stores of
 //	    the tables and the join opt out of it (DisableCaching); without
 //	    cache=, no cache. With the argument commit-on-request too, the
-//	    cache is flushed only by the command commit. Prints the result table's store, the
-//	    co-partition groups and, with the argument describe, Describe().
+//	    cache is flushed only by the command commit. Prints the result
+//	    table's store, the co-partition groups and, with the argument
+//	    describe, Describe() (without its blank lines).
 //	in1|in2|in3 <key>=<value>[@<ts>]
 //	    pipes a record into topic1, topic2 or topic3 (<null>: a Kafka
 //	    null). Prints what the topology wrote to its output topics, as
@@ -31,7 +32,8 @@ package dsl_test
 //	    the number of records node dropped for reason.
 //
 // The expectations are Kafka Streams 4.3.1's: each file names the Java test
-// methods it ports.
+// methods it ports (inner.txt, left.txt, outer.txt), or says how its
+// expectations follow from Kafka Streams' processors and value getters.
 
 import (
 	"fmt"
