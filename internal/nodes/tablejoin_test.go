@@ -72,3 +72,42 @@ func TestFilterAndMapValuesGetters(t *testing.T) {
 		}
 	}
 }
+
+// droppedCounter is the part of a Context a join's processor uses when it
+// drops a record; the embedded Context is nil, so any other call panics.
+type droppedCounter struct {
+	Context
+	dropped map[string]int
+}
+
+func (c *droppedCounter) RecordDropped(node, reason string) { c.dropped[node+" "+reason]++ }
+
+type collect[K, V any] struct{ got []operators.Record[K, V] }
+
+func (c *collect[K, V]) Process(r operators.Record[K, V]) error {
+	c.got = append(c.got, r)
+	return nil
+}
+
+// Ports shouldLogAndMeterSkippedRecordsDueToNullLeftKey of
+// KTableKTable{Inner,Left,Outer}JoinTest: an update with a null key is
+// dropped and counted ("null-key") by every side's processor, whatever the
+// other table holds.
+func TestTableJoinDropsNullKey(t *testing.T) {
+	for _, side := range []TableJoinSide{InnerSide, LeftSide, RightSide, OuterSide} {
+		ctx := &droppedCounter{dropped: map[string]int{}}
+		next := &collect[string, operators.Change[string]]{}
+		p, err := TableJoin(ctx, "join", side, func(Context) (ValueGetter[string, string], error) { return rows{"": {"X", 1}}, nil },
+			joinStrings, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Process(operators.Record[string, operators.Change[string]]{NullKey: true,
+			Value: operators.Change[string]{New: "new", HasNew: true, Old: "old", HasOld: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.dropped["join null-key"] != 1 || len(next.got) != 0 {
+			t.Errorf("side %d: dropped %v, forwarded %v; want one null-key drop and nothing forwarded", side, ctx.dropped, next.got)
+		}
+	}
+}
