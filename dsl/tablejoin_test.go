@@ -116,7 +116,9 @@ func TestTableJoinWindowed(t *testing.T) {
 			// b's window [0,10) is still open in b's aggregation (its
 			// stream time is 5), but a's store no longer holds it: a's
 			// stream time 12 is past its retention (size + grace), and
-			// the getter reads none, as Kafka Streams' window store.
+			// the getter reads none, as Kafka Streams' window store
+			// without a record cache (its caching store would still
+			// serve the cached window: docs/kafka-streams.md).
 			{"b", "8", "k[0,10)=null+3@8"},
 			{"b", "15", "k[10,20)=1+1@15"},
 		}},
