@@ -22,9 +22,8 @@ import (
 // lists it). The tables of windowed aggregations are read from their
 // window or session store by the window of the key, so two windowed
 // tables of the same key type join window by window. t and other run in
-// one task, so their source topics
-// must be co-partitioned (the runtime checks their partition counts at
-// start-up).
+// one task, so their source topics must be co-partitioned (the runtime
+// checks their partition counts at start-up).
 //
 // The result is kept in a store only with Materialized (its name, else
 // the Named option's, else a generated "KTABLE-MERGE-STATE-STORE-..."),
