@@ -9,8 +9,8 @@
 // s.GroupByKey, g.Count, t.ToStream); operations that change a type are
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
-// JoinTable, LeftJoinTable, TableMapValues, TableGroupBy, TableAggregate,
-// Process). A lambda or serde of the wrong type is a compile error.
+// JoinTable, LeftJoinTable, TableJoin, TableLeftJoin, TableOuterJoin,
+// TableMapValues, TableGroupBy, TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
 //	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
@@ -32,6 +32,19 @@
 // topics of a sub-topology that keeps state must be co-partitioned
 // (topology.Topology.CoPartitionGroups), which the runtime checks at
 // start-up.
+//
+// # Table joins
+//
+// TableJoin, TableLeftJoin and TableOuterJoin join two tables on their
+// keys into a Table, with Kafka Streams' KTable-KTable join semantics: both
+// sides emit, the result's timestamp is the larger of the two rows' (a
+// delete's own timestamp counts), and the rules for deletes are Kafka
+// Streams'. Neither input needs a store of its own: as Kafka Streams'
+// KTableValueGetterSupplier, a table that is not materialized (a Filter or
+// TableMapValues without Materialized, a join result) is read through a
+// value getter chained to the nearest materialized table above it, and the
+// join's nodes are connected to that table's store. The inputs run in one
+// task, so their topics must be co-partitioned. See docs/semantics.md.
 //
 // # Names
 //
@@ -99,6 +112,10 @@
 //     they exist (operators.Change's HasNew and HasOld); ToStream turns a
 //     delete into a tombstone. A TableGroupBy mapper that returns None for
 //     the key leaves that row out, as Kafka Streams skips a null key.
+//   - TableJoin, TableLeftJoin, TableOuterJoin: a joiner never sees a
+//     deleted row; the side a left or outer join keeps without a row is
+//     None. A delete deletes the result where the join has no row left
+//     for the key, else joins the remaining side with None.
 //
 // # Event time and windows
 //
