@@ -314,7 +314,8 @@ func (a *App) restoreRunner(r *runner) {
 		Dropped: func(taskID, node, reason string) {
 			a.metrics.dropped.WithLabelValues(taskID, node, reason).Inc()
 		},
-		Metadata: ts.metadata,
+		Metadata:     ts.metadata,
+		GlobalStores: a.globals.views(),
 	})
 	if err == nil {
 		err = a.finishRestore(ts)
