@@ -327,7 +327,9 @@ func TestGlobalTableUndecodableRecord(t *testing.T) {
 	g := dsl.GlobalTableFromTopic(b, pages, serde.String, serde.Int64)
 	s := dsl.FromTopic(b, clicks, serde.String, serde.String)
 	dsl.LeftJoinGlobal(s, g, func(_ dsl.Maybe[string], page string) dsl.Maybe[string] { return dsl.Some(page) },
-		func(_ dsl.Maybe[string], page string, n dsl.Maybe[int64]) string { return fmt.Sprintf("%s=%d", page, n.Or(-1)) }).
+		func(_ dsl.Maybe[string], page string, n dsl.Maybe[int64]) string {
+			return fmt.Sprintf("%s=%d", page, n.Or(-1))
+		}).
 		To(out, serde.String, serde.String)
 	topo, err := b.Build()
 	if err != nil {
