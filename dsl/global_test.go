@@ -112,3 +112,79 @@ func TestGlobalTableDescribe(t *testing.T) {
 		})
 	}
 }
+
+// The graph renderings show a global store's sub-topology, and the join
+// reading it.
+func TestGlobalTableGraphs(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.Named("pages"))
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+	dsl.JoinGlobal(s, g, func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) },
+		func(_ dsl.Maybe[string], v, gv string) string { return gv }, dsl.Named("enrich")).To("out", nil, nil)
+	topo := opsBuild(t, b)
+	for _, want := range []string{`label="Sub-topology 0 (global store)"`, `"store:pages" [shape=cylinder`, `"store:pages" -> "enrich" [style=dotted]`} {
+		if !strings.Contains(topo.DOT(), want) {
+			t.Errorf("DOT has no %s:\n%s", want, topo.DOT())
+		}
+	}
+	for _, want := range []string{`sub0["Sub-topology 0 (global store)"]`, `s_pages[("pages")]`, `s_pages -.-> n_enrich`} {
+		if !strings.Contains(topo.Mermaid(), want) {
+			t.Errorf("Mermaid has no %s:\n%s", want, topo.Mermaid())
+		}
+	}
+}
+
+// Build refuses what a global table cannot be, naming the node or store.
+func TestGlobalTableBuildErrors(t *testing.T) {
+	key := func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) }
+	join := func(_ dsl.Maybe[string], v, gv string) string { return gv }
+	for _, tc := range []struct {
+		name  string
+		build func(b *dsl.Builder)
+		want  string
+	}{{
+		name: "no serdes",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic[string, string](b, "pages", nil, nil)
+		},
+		want: "node KSTREAM-SOURCE-0000000001: global table source of pages needs a key and a value serde",
+	}, {
+		name: "changelog config",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String,
+				dsl.Materialized(dsl.StoreOptions{Name: "p", ChangelogConfig: map[string]string{"segment.bytes": "1000"}}))
+		},
+		want: "node KTABLE-SOURCE-0000000001, store p: a global store has no changelog",
+	}, {
+		name: "zero global table",
+		build: func(b *dsl.Builder) {
+			s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+			dsl.JoinGlobal(s, dsl.GlobalTable[string, string]{}, key, join).To("out", nil, nil)
+		},
+		want: "node KSTREAM-LEFTJOIN-0000000001: the global table joined with is the zero GlobalTable",
+	}, {
+		name: "other builder",
+		build: func(b *dsl.Builder) {
+			g := dsl.GlobalTableFromTopic(dsl.NewBuilder(), "pages", serde.String, serde.String)
+			s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+			dsl.JoinGlobal(s, g, key, join).To("out", nil, nil)
+		},
+		want: "node KSTREAM-LEFTJOIN-0000000001: the global table pages-STATE-STORE-0000000000 belongs to another Builder",
+	}, {
+		name: "global topic also a stream",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)
+			dsl.FromTopic(b, "pages", serde.String, serde.String).To("out", nil, nil)
+		},
+		want: `topic "pages" is already read by source KSTREAM-SOURCE-0000000001`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := dsl.NewBuilder()
+			tc.build(b)
+			_, err := b.Build()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Build = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
