@@ -13,6 +13,13 @@
 // keeps state form a co-partition group. What each store kind means for
 // its changelog and layout is defined in stores.go.
 //
+// A global store (GlobalStore) is a sub-topology of its own that generates
+// no task: a source of one topic and the processor writing one store,
+// which every instance keeps whole. It is numbered with the other
+// sub-topologies, in the order of its first node as Kafka Streams numbers
+// node groups, but SubTopologies leaves it out, and its topic is not among
+// SourceTopics. A node that reads it lists it in Node.GlobalStores.
+//
 // Describe prints the topology in the layout of Kafka Streams'
 // TopologyDescription, so a Kafka Streams user reads it at a glance; DOT and
 // Mermaid render it as a graph.
