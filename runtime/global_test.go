@@ -349,6 +349,36 @@ func TestGlobalTableUndecodableRecord(t *testing.T) {
 		t.Fatalf("Run = %v, want a NodeError at %s partition 0 offset 0", err, pages)
 	}
 
+	// While running: a bad record after good ones stops the instance,
+	// naming its offset.
+	pages2 := topic(t, "pages2")
+	c.create(t, 1, pages2)
+	b2 := dsl.NewBuilder()
+	dsl.LeftJoinGlobal(dsl.FromTopic(b2, clicks, serde.String, serde.String), dsl.GlobalTableFromTopic(b2, pages2, serde.String, serde.Int64),
+		func(_ dsl.Maybe[string], page string) dsl.Maybe[string] { return dsl.Some(page) },
+		func(_ dsl.Maybe[string], page string, n dsl.Maybe[int64]) string { return page }).To(out, serde.String, serde.String)
+	topo2, err := b2.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := []byte{0, 0, 0, 0, 0, 0, 0, 7}
+	prod := c.client(t, kgo.DefaultProduceTopic(pages2))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte("/a"), Value: good}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	running := start(t, topo2, runtime.ApplicationID(topic(t, "app3")), runtime.Brokers(c.brokers...))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte("/b"), Value: good}, &kgo.Record{Key: []byte("/c"), Value: []byte("bad")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-running.done:
+		if !errors.As(err, &ne) || ne.Topic != pages2 || ne.Partition != 0 || ne.Offset != 2 {
+			t.Fatalf("Run = %v, want a NodeError at %s partition 0 offset 2", err, pages2)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not fail on an undecodable global record within a minute")
+	}
+
 	reg := prometheus.NewRegistry()
 	in := start(t, topo, runtime.ApplicationID(topic(t, "app2")), runtime.Brokers(c.brokers...),
 		runtime.SkipUndecodableRecords(), runtime.Registerer(reg), runtime.CommitInterval(100*time.Millisecond))
