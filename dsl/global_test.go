@@ -1,11 +1,14 @@
 package dsl_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/testdriver"
 )
 
 // The descriptions below were printed by Kafka Streams 4.3.1 for the same
@@ -186,5 +189,57 @@ func TestGlobalTableBuildErrors(t *testing.T) {
 				t.Errorf("Build = %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A processor reads a global store without being connected to it
+// (OpenGlobalTableStore), read-only; connecting it is refused, as Kafka
+// Streams refuses it.
+func TestGlobalTableStoreInProcessor(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.Named("pages"))
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+	dsl.Process(s, func() operators.Processor[string, string, string, string] {
+		var store *dsl.TableStore[string, string]
+		return &operators.ProcessorFuncs[string, string, string, string]{
+			InitFunc: func(ctx operators.ProcessorContext[string, string]) error {
+				var err error
+				store, err = dsl.OpenGlobalTableStore(ctx, g)
+				return err
+			},
+			ProcessFunc: func(ctx operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
+				v, ts, ok, err := store.Get(r.Value)
+				if err != nil {
+					return err
+				}
+				r.Value = fmt.Sprintf("%s=%v/%s@%d", r.Value, ok, v, ts)
+				return ctx.Forward(r)
+			},
+		}
+	}).To("out", nil, nil)
+	d, _ := opsDriver(t, b)
+	pages := testdriver.CreateInputTopic(d, "pages", serde.String, serde.String)
+	clicks := testdriver.CreateInputTopic(d, "clicks", serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+	opsOK(t, pages.PipeAt("/home", "landing", 5))
+	opsOK(t, clicks.PipeAt("c1", "/home", 10))
+	opsOK(t, clicks.PipeAt("c2", "/none", 11))
+	opsWant(t, "processor reading the global store", opsRead(t, out), []string{"c1=/home=true/landing@5@10", "c2=/none=false/@0@11"})
+
+	// The driver reads the global store as any other.
+	kv, err := testdriver.KeyValueStore(d, "pages", serde.String, serde.String)
+	opsOK(t, err)
+	if v, ok, err := kv.Get("/home"); err != nil || !ok || v != "landing" {
+		t.Errorf("driver's view of the global store: %q %v %v", v, ok, err)
+	}
+
+	b = dsl.NewBuilder()
+	g = dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.Named("pages"))
+	dsl.Process(dsl.FromTopic(b, "clicks", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
+		return &operators.ProcessorFuncs[string, string, string, string]{}
+	}, dsl.ConnectStores(g), dsl.Named("proc"))
+	_, err = b.Build()
+	if want := "node proc, store pages: a global store can be read by any processor without being connected to it"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Build with a global store connected = %v, want %q", err, want)
 	}
 }

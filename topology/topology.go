@@ -28,6 +28,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/internal/nodes"
@@ -587,6 +588,19 @@ func globalStoreOf(st *SubTopology, stores map[string]*StoreSpec) (*GlobalStore,
 		return nil, true, &BuildError{Node: n.Name, Msg: msg}
 	}
 	if len(st.Nodes) != 2 || len(st.Sources) != 1 {
+		var gstores []string
+		for _, n := range st.Nodes {
+			if n.Global && n.Kind == Processor {
+				gstores = append(gstores, n.Stores...)
+			}
+		}
+		for _, n := range st.Nodes {
+			for _, s := range n.Stores {
+				if !n.Global && slices.Contains(gstores, s) {
+					return nil, true, &BuildError{Node: n.Name, Store: s, Msg: "a global store can be read by any processor without being connected to it: do not connect it (Kafka Streams refuses it too)"}
+				}
+			}
+		}
 		for _, n := range st.Nodes {
 			if !n.Global {
 				return bad(n, "a global store's nodes (a source and the processor that writes the store) cannot be linked to other nodes")
