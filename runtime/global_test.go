@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -406,5 +407,42 @@ func TestGlobalTableUndecodableRecord(t *testing.T) {
 	}
 	if dropped != 1 {
 		t.Errorf("dropped for deserialization errors: %v, want 1", dropped)
+	}
+}
+
+// An in-memory global store is restored from its topic's start at every
+// start (it has no checkpoint), and read by the tasks while the reader
+// writes it.
+func TestGlobalTableInMemory(t *testing.T) {
+	c := newCluster(t)
+	pages, clicks, out, app := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched"), topic(t, "app")
+	c.create(t, 4, pages)
+	c.create(t, 2, clicks, out)
+	topo := globalPipeline(t, pages, clicks, out, dsl.Materialized(dsl.StoreOptions{Name: "pages-mem", InMemory: true}))
+	dir := t.TempDir()
+	const nPages = 50
+	c.produceKV(t, pages, pageRows(nPages, "")...)
+	for i, prefix := range []string{"a", "b"} {
+		reg := prometheus.NewRegistry()
+		in := start(t, topo, runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.StateDir(dir),
+			runtime.CommitInterval(100*time.Millisecond), runtime.Registerer(reg))
+		kvs, want := clickRows(prefix, 40, nPages)
+		// Updates of other pages while the clicks are joined.
+		c.produceKV(t, pages, "/other"+prefix, "x")
+		c.produceKV(t, clicks, kvs...)
+		got := pick(c.latestValues(t, out, 40*(i+1), time.Minute), prefix)
+		in.stop(t)
+		if d := diffStrings(got, want); d != "" {
+			t.Fatalf("run %d: %s", i+1, d)
+		}
+		if n := restoredRecords(t, reg, "pages-mem"); n < nPages {
+			t.Errorf("run %d restored %v records, want all %d of the topic at least", i+1, n, nPages)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, app, "global", ".checkpoint")); err == nil {
+		cp, _ := state.ReadCheckpoint(vfs.Default, filepath.Join(dir, app, "global", ".checkpoint"))
+		if len(cp) > 0 {
+			t.Errorf("checkpoint of an in-memory global store: %v", cp)
+		}
 	}
 }
