@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -125,6 +126,9 @@ func (a *App) openGlobals(ctx context.Context) error {
 				g.checkpoint[tp] = off
 			}
 		}
+		if err := g.checkCheckpoint(ctx); err != nil {
+			return err
+		}
 	}
 	policy := task.FailOnDeserializationError
 	if a.cfg.skipBadRecords {
@@ -180,6 +184,67 @@ func (g *globalReader) partitionCounts(ctx context.Context) error {
 	if len(missing) > 0 {
 		return &MissingTopicError{Topics: missing}
 	}
+	return nil
+}
+
+// checkCheckpoint deletes the global stores and their checkpoint when an
+// offset of the checkpoint is outside its partition's log (before the log
+// start: records the stores lack were deleted by retention; past the end:
+// the topic was recreated), or names a partition the topic does not have,
+// so that they restore from the topics' start. Kafka Streams' global
+// consumer fails on such an offset (auto.offset.reset none) and wipes the
+// global state for the next start.
+func (g *globalReader) checkCheckpoint(ctx context.Context) error {
+	if len(g.checkpoint) == 0 {
+		return nil
+	}
+	adm := kadm.NewClient(g.a.admin)
+	topics := g.a.topo.GlobalTopics()
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("sluice: global stores: list start offsets of %v: %w", topics, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("sluice: global stores: list end offsets of %v: %w", topics, err)
+	}
+	var bad []string
+	for tp, off := range g.checkpoint {
+		start, ok1 := starts.Lookup(tp.Topic, tp.Partition)
+		end, ok2 := ends.Lookup(tp.Topic, tp.Partition)
+		switch {
+		case !ok1 || !ok2:
+			bad = append(bad, fmt.Sprintf("%s partition %d: no such partition", tp.Topic, tp.Partition))
+		case off < start.Offset || off > end.Offset:
+			bad = append(bad, fmt.Sprintf("%s partition %d: offset %d outside [%d, %d]", tp.Topic, tp.Partition, off, start.Offset, end.Offset))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	g.a.log.Warn("the checkpoint of the global stores does not match their topics: deleting them and restoring from the topics' start",
+		"dir", g.dir, "mismatches", bad)
+	if err := g.db.Close(); err != nil {
+		return fmt.Errorf("sluice: global stores: close %s: %w", g.dir, err)
+	}
+	g.db = nil
+	if err := os.RemoveAll(g.dir); err != nil {
+		return fmt.Errorf("sluice: global stores: delete %s: %w", g.dir, err)
+	}
+	db, err := state.OpenPebble(g.dir, state.PebbleOptions{
+		Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
+	})
+	if err != nil {
+		return err
+	}
+	g.db, g.checkpoint = db, map[state.TopicPartition]int64{}
 	return nil
 }
 

@@ -293,6 +293,30 @@ func TestGlobalTableRestartRestoresFromCheckpoint(t *testing.T) {
 			t.Errorf("after the restart, %s = %q, want %q", k, got[k], w)
 		}
 	}
+
+	// A checkpoint past the end of the topic (as after the topic was
+	// recreated) makes the instance delete the global store and restore
+	// all of the topic: 100 rows, the update, the new row, the tombstone.
+	cpPath := filepath.Join(dir, app, "global", ".checkpoint")
+	cp, err = state.ReadCheckpoint(vfs.Default, cpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tp := range cp {
+		cp[tp] += 1000
+	}
+	if err := state.WriteCheckpoint(vfs.Default, cpPath, cp); err != nil {
+		t.Fatal(err)
+	}
+	restored, got = run("c", 155, "cx1", "/p1", "cx2", "/p2")
+	if restored != nPages+3 {
+		t.Errorf("with a checkpoint past the topic's end, the restart restored %v records, want all %d", restored, nPages+3)
+	}
+	for k, w := range map[string]string{"cx1": "/p1=changed", "cx2": "/p2=?"} {
+		if got[k] != w {
+			t.Errorf("after the restore from the start, %s = %q, want %q", k, got[k], w)
+		}
+	}
 }
 
 // restoredRecords is sluice_restored_records_total of store.
