@@ -154,6 +154,11 @@ func (a *App) openGlobals(ctx context.Context) error {
 		}
 		g.tasks[gs.Topic] = t
 	}
+	// A restore cut short keeps the checkpointed offsets of the partitions
+	// it did not finish: what it applied beyond them is applied again.
+	for tp, off := range g.checkpoint {
+		g.next[tp] = off
+	}
 	if err := g.restore(ctx); err != nil {
 		return err
 	}
