@@ -470,3 +470,23 @@ func TestGlobalTableInMemory(t *testing.T) {
 		}
 	}
 }
+
+// A global topic that does not exist fails the start-up with a
+// MissingTopicError naming it.
+func TestGlobalTableMissingTopic(t *testing.T) {
+	c := newCluster(t)
+	pages, clicks, out := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched")
+	c.create(t, 1, clicks, out)
+	topo := globalPipeline(t, pages, clicks, out)
+	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...), runtime.StateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = app.Run(ctx)
+	var mte *runtime.MissingTopicError
+	if !errors.As(err, &mte) || !slices.Equal(mte.Topics, []string{pages}) {
+		t.Fatalf("Run = %v, want a MissingTopicError naming %s", err, pages)
+	}
+}
