@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,24 +110,28 @@ func (a *App) openGlobals(ctx context.Context) error {
 		return err
 	}
 	if persistent {
-		db, err := state.OpenPebble(g.dir, state.PebbleOptions{
-			Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), Logger: a.log,
-		})
-		if err != nil {
+		_, statErr := os.Stat(g.dir)
+		fresh := errors.Is(statErr, os.ErrNotExist)
+		if err := g.openDB(); err != nil {
 			return err
 		}
-		g.db = db
 		cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(g.dir, checkpointFile))
-		if err != nil {
-			a.log.Warn("unreadable checkpoint of the global stores: restoring them from their topics' start", "dir", g.dir, "err", err)
-			cp = nil
-		}
 		for tp, off := range cp {
 			if gs := g.globals[tp.Topic]; gs != nil && !gs.Store.InMemory {
 				g.checkpoint[tp] = off
 			}
 		}
-		if err := g.checkCheckpoint(ctx); err != nil {
+		switch {
+		case err != nil:
+			err = g.wipe("unreadable checkpoint: " + err.Error())
+		case len(cp) == 0 && !fresh:
+			// Local state that never checkpointed: restoring the topic
+			// over it would keep rows whose deletes compaction removed.
+			err = g.wipe("no checkpoint")
+		default:
+			err = g.checkCheckpoint(ctx)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -234,8 +239,26 @@ func (g *globalReader) checkCheckpoint(ctx context.Context) error {
 		return nil
 	}
 	slices.Sort(bad)
-	g.a.log.Warn("the checkpoint of the global stores does not match their topics: deleting them and restoring from the topics' start",
-		"dir", g.dir, "mismatches", bad)
+	return g.wipe("the checkpoint does not match the topics: " + strings.Join(bad, "; "))
+}
+
+// openDB opens the global stores' Pebble DB, writing at once (no pending
+// batch), on the App's block cache.
+func (g *globalReader) openDB() error {
+	db, err := state.OpenPebble(g.dir, state.PebbleOptions{
+		Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("sluice: global stores: %w", err)
+	}
+	g.db = db
+	return nil
+}
+
+// wipe deletes the global stores' DB and checkpoint and opens an empty
+// DB, so that they restore from their topics' start.
+func (g *globalReader) wipe(reason string) error {
+	g.a.log.Warn("deleting the local global stores: they restore from their topics' start", "dir", g.dir, "reason", reason)
 	if err := g.db.Close(); err != nil {
 		return fmt.Errorf("sluice: global stores: close %s: %w", g.dir, err)
 	}
@@ -243,14 +266,8 @@ func (g *globalReader) checkCheckpoint(ctx context.Context) error {
 	if err := os.RemoveAll(g.dir); err != nil {
 		return fmt.Errorf("sluice: global stores: delete %s: %w", g.dir, err)
 	}
-	db, err := state.OpenPebble(g.dir, state.PebbleOptions{
-		Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
-	})
-	if err != nil {
-		return err
-	}
-	g.db, g.checkpoint = db, map[state.TopicPartition]int64{}
-	return nil
+	g.checkpoint = map[state.TopicPartition]int64{}
+	return g.openDB()
 }
 
 // base returns the store a global store's task writes: a view of the

@@ -329,6 +329,30 @@ func TestGlobalTableRestartRestoresFromCheckpoint(t *testing.T) {
 			t.Errorf("after the restore from the start, %s = %q, want %q", k, got[k], w)
 		}
 	}
+
+	// Local global state without a checkpoint (a crash before the first
+	// one) is deleted and restored from the start too: a row only the
+	// local store holds (as one whose delete compaction removed) is gone.
+	if err := os.Remove(cpPath); err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.OpenPebble(filepath.Join(dir, app, "global"), state.PebbleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.KeyValueStore("pages-store").Put([]byte("/ghost"), append(make([]byte, 8), "stale"...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	restored, got = run("d", 206, "dx1", "/ghost")
+	if restored != nPages+3 {
+		t.Errorf("without a checkpoint, the restart restored %v records, want all %d", restored, nPages+3)
+	}
+	if got["dx1"] != "/ghost=?" {
+		t.Errorf("a row only the local store held, without a checkpoint: %q, want /ghost=?", got["dx1"])
+	}
 }
 
 // restoredRecords is sluice_restored_records_total of store.
