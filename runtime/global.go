@@ -485,9 +485,10 @@ func (g *globalReader) close() {
 
 // syncStore is an in-memory global store that the tasks read while the
 // global reader writes: every call holds its lock, and what Get returns
-// and iteration yields are copies.
+// and iteration yields are copies. The lock is exclusive for reads too:
+// the in-memory store marks the entries it lends out on Get and Range.
 type syncStore struct {
-	mu sync.RWMutex
+	mu sync.Mutex
 	kv state.KeyValueStore
 }
 
@@ -496,8 +497,8 @@ func (s *syncStore) Flush() error { return nil }
 func (s *syncStore) Close() error { return nil }
 
 func (s *syncStore) Get(key []byte) ([]byte, bool, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, ok, err := s.kv.Get(key)
 	return slices.Clone(v), ok, err
 }
@@ -515,8 +516,8 @@ func (s *syncStore) Delete(key []byte) error {
 }
 
 func (s *syncStore) ApproximateCount() int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.kv.ApproximateCount()
 }
 
@@ -532,11 +533,11 @@ func (s *syncStore) Prefix(prefix []byte) iter.Seq2[[]byte, []byte] {
 func (s *syncStore) copied(seq func() iter.Seq2[[]byte, []byte]) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		var ks, vs [][]byte
-		s.mu.RLock()
+		s.mu.Lock()
 		for k, v := range seq() {
 			ks, vs = append(ks, slices.Clone(k)), append(vs, slices.Clone(v))
 		}
-		s.mu.RUnlock()
+		s.mu.Unlock()
 		for i := range ks {
 			if !yield(ks[i], vs[i]) {
 				return
