@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/operators"
@@ -273,7 +276,7 @@ func TestGlobalTableRestartRestoresFromCheckpoint(t *testing.T) {
 	if restored != nPages {
 		t.Errorf("first run restored %v records, want all %d", restored, nPages)
 	}
-	cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(dir, app, "global", ".checkpoint"))
+	cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(dir, app, "global", "pages-store.checkpoint"))
 	if err != nil {
 		t.Fatalf("checkpoint of the global stores: %v", err)
 	}
@@ -309,7 +312,7 @@ func TestGlobalTableRestartRestoresFromCheckpoint(t *testing.T) {
 	// A checkpoint past the end of the topic (as after the topic was
 	// recreated) makes the instance delete the global store and restore
 	// all of the topic: 100 rows, the update, the new row, the tombstone.
-	cpPath := filepath.Join(dir, app, "global", ".checkpoint")
+	cpPath := filepath.Join(dir, app, "global", "pages-store.checkpoint")
 	cp, err = state.ReadCheckpoint(vfs.Default, cpPath)
 	if err != nil {
 		t.Fatal(err)
@@ -499,11 +502,8 @@ func TestGlobalTableInMemory(t *testing.T) {
 			t.Errorf("run %d restored %v records, want all %d of the topic at least", i+1, n, nPages)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, app, "global", ".checkpoint")); err == nil {
-		cp, _ := state.ReadCheckpoint(vfs.Default, filepath.Join(dir, app, "global", ".checkpoint"))
-		if len(cp) > 0 {
-			t.Errorf("checkpoint of an in-memory global store: %v", cp)
-		}
+	if _, err := os.Stat(filepath.Join(dir, app, "global", "pages-mem.checkpoint")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("checkpoint of an in-memory global store: %v", err)
 	}
 }
 
@@ -559,7 +559,7 @@ func TestGlobalTableKill9AndRestart(t *testing.T) {
 	// wait until the child has checkpointed some of them, then the rest.
 	updates := pageRows(nPages, "-v2")
 	c.produceKV(t, pages, updates[:nPages]...)
-	cpPath := filepath.Join(dir, appID, "global", ".checkpoint")
+	cpPath := filepath.Join(dir, appID, "global", "pages-store.checkpoint")
 	// Another process writes the file: poll it, with a deadline.
 	deadline := time.Now().Add(2 * time.Minute)
 	poll := time.NewTicker(5 * time.Millisecond)
@@ -625,4 +625,117 @@ func TestGlobalTableKill9AndRestart(t *testing.T) {
 		t.Errorf("the restart restored %v records: not less than the %d written after the first checkpoint", n, nPages+100)
 	}
 	in.stop(t)
+}
+
+// A global store's checkpoint is its own: a store whose name changed (an
+// edited Named, or a generated name moved by an operation added before it)
+// restores its topic from the start rather than take the old store's
+// offsets, and the old store's rows and checkpoint are deleted, so going
+// back to the old name restores from the start too.
+func TestGlobalTableStoreRenamed(t *testing.T) {
+	c := newCluster(t)
+	pages, clicks, out, app := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched"), topic(t, "app")
+	c.create(t, 1, pages, clicks, out)
+	dir := t.TempDir()
+	c.produceKV(t, pages, pageRows(10, "")...)
+	run := func(store, prefix string, total int) map[string]string {
+		t.Helper()
+		topo := globalPipeline(t, pages, clicks, out, dsl.Named(store))
+		in := start(t, topo, runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.StateDir(dir),
+			runtime.CommitInterval(100*time.Millisecond))
+		kvs, _ := clickRows(prefix, 5, 10)
+		c.produceKV(t, clicks, kvs...)
+		got := pick(c.latestValues(t, out, total, time.Minute), prefix)
+		in.stop(t)
+		return got
+	}
+	for i, r := range []struct{ store, prefix string }{{"pages-v1", "a"}, {"pages-v2", "b"}, {"pages-v1", "c"}} {
+		_, want := clickRows(r.prefix, 5, 10)
+		if d := diffStrings(run(r.store, r.prefix, 5*(i+1)), want); d != "" {
+			t.Fatalf("run %d, store %s: %s", i+1, r.store, d)
+		}
+		var files []string
+		entries, err := os.ReadDir(filepath.Join(dir, app, "global"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".checkpoint") {
+				files = append(files, e.Name())
+			}
+		}
+		if want := []string{r.store + ".checkpoint"}; !slices.Equal(files, want) {
+			t.Errorf("run %d: checkpoint files %v, want %v", i+1, files, want)
+		}
+	}
+}
+
+// A start-up that fails before the restore (the broker fails to list the
+// global topic's offsets) leaves the global checkpoint as it was: the next
+// start restores nothing again.
+func TestGlobalTableEarlyFailureKeepsCheckpoint(t *testing.T) {
+	e, c := embeddedCluster(t)
+	pages, clicks, out, app := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched"), topic(t, "app")
+	c.create(t, 1, pages, clicks, out)
+	dir := t.TempDir()
+	c.produceKV(t, pages, pageRows(10, "")...)
+	topo := globalPipeline(t, pages, clicks, out, dsl.Named("pages-store"))
+	opts := []runtime.Option{runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.StateDir(dir)}
+	in := start(t, topo, opts...)
+	c.produceKV(t, clicks, "a", "/p1")
+	c.latestValues(t, out, 1, time.Minute)
+	in.stop(t)
+	cpPath := filepath.Join(dir, app, "global", "pages-store.checkpoint")
+	before, err := state.ReadCheckpoint(vfs.Default, cpPath)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("checkpoint after the first run: %v, %v", before, err)
+	}
+
+	var failing atomic.Bool
+	failing.Store(true)
+	e.Cluster().ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.Cluster().KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		lreq := req.(*kmsg.ListOffsetsRequest)
+		resp := lreq.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range lreq.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.UnknownServerError.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	app2, err := runtime.New(topo, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := app2.Run(ctx); err == nil || !strings.Contains(err.Error(), "global stores: list start offsets") {
+		t.Fatalf("Run with ListOffsets failing = %v, want the global stores' error", err)
+	}
+	after, err := state.ReadCheckpoint(vfs.Default, cpPath)
+	if err != nil || !maps.Equal(after, before) {
+		t.Fatalf("checkpoint after a failed start-up: %v, %v; want %v as before", after, err, before)
+	}
+
+	failing.Store(false)
+	reg := prometheus.NewRegistry()
+	in = start(t, topo, append(opts, runtime.Registerer(reg))...)
+	c.produceKV(t, clicks, "b", "/p2")
+	if got := c.latestValues(t, out, 2, time.Minute); got["b"] != "/p2=cat2" {
+		t.Errorf("after the failed start-up: %q, want /p2=cat2", got["b"])
+	}
+	in.stop(t)
+	if n := restoredRecords(t, reg, "pages-store"); n != 0 {
+		t.Errorf("the start after the failed one restored %v records, want none", n)
+	}
 }
