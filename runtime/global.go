@@ -32,8 +32,10 @@ import (
 //     read with clients of the reader's own, in no consumer group (the
 //     group's subscription leaves the global topics out);
 //   - a global store has no changelog: its topic is restored instead, from
-//     the offsets of the checkpoint file in <state dir>/<app ID>/global
-//     (from the start without one, and always for an in-memory store) to
+//     the offsets of the store's own checkpoint file,
+//     <state dir>/<app ID>/global/<store>.checkpoint (from the start
+//     without one, and always for an in-memory store; see
+//     loadCheckpoints for when local rows are deleted first) to
 //     the end offsets listed when the restore starts, with the App's
 //     changelog reader, before the App joins the group: no task processes
 //     a record before every global table has caught up;
@@ -41,7 +43,9 @@ import (
 //     records go through the global store's own task (its source and the
 //     processor writing the store), so that a record the source cannot
 //     deserialize follows the deserialization policy and is counted, and
-//     an error names the topic, partition and offset;
+//     an error names the topic, partition and offset; a row keeps its
+//     record's own timestamp, as Kafka Streams' GlobalStateUpdateTask
+//     stamps it (no timestamp extractor);
 //   - the stores of all global tables live in one Pebble DB, written at
 //     once (no pending batch: there is no commit to wait for), which the
 //     tasks read through views of their own while the reader writes: a
@@ -55,9 +59,8 @@ import (
 //
 // The restore applies the records through the same task as the updates
 // that follow, deserializing them: Kafka Streams restores a global table's
-// bytes as they are (no deserialization, the record's own timestamp), so
-// a record it cannot read fails later, in a join; here it follows the
-// deserialization policy at once, and the timestamp extractor applies.
+// bytes as they are (no deserialization), so a record it cannot read fails
+// later, in a join; here it follows the deserialization policy at once.
 //
 // Exactly-once is not implemented yet; when it is, the reader's clients
 // must read with kgo.FetchIsolationLevel(kgo.ReadCommitted()), as Kafka

@@ -38,12 +38,12 @@ func globalPipeline(t *testing.T, pages, clicks, out string, opts ...dsl.TableSo
 	return globalPipelineWatched(t, pages, clicks, out, serde.String, nil, opts...)
 }
 
-// globalPipelineWatched is globalPipeline with the global table's values
-// read by values, and watch (if not nil) called by the joiner before each
+// globalPipelineWatched is globalPipeline with the global table's keys
+// read by keys, and watch (if not nil) called by the joiner before each
 // join.
-func globalPipelineWatched(t *testing.T, pages, clicks, out string, values serde.Serde[string], watch func(), opts ...dsl.TableSourceOption) *topology.Topology {
+func globalPipelineWatched(t *testing.T, pages, clicks, out string, keys serde.Serde[string], watch func(), opts ...dsl.TableSourceOption) *topology.Topology {
 	t.Helper()
-	topo, err := globalJoinTopologyWatched(pages, clicks, out, values, watch, opts...)
+	topo, err := globalJoinTopologyWatched(pages, clicks, out, keys, watch, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,9 +56,9 @@ func globalJoinTopology(pages, clicks, out string) (*topology.Topology, error) {
 	return globalJoinTopologyWatched(pages, clicks, out, serde.String, nil, dsl.Named("pages-store"))
 }
 
-func globalJoinTopologyWatched(pages, clicks, out string, values serde.Serde[string], watch func(), opts ...dsl.TableSourceOption) (*topology.Topology, error) {
+func globalJoinTopologyWatched(pages, clicks, out string, keys serde.Serde[string], watch func(), opts ...dsl.TableSourceOption) (*topology.Topology, error) {
 	b := dsl.NewBuilder()
-	g := dsl.GlobalTableFromTopic(b, pages, serde.String, values, opts...)
+	g := dsl.GlobalTableFromTopic(b, pages, keys, serde.String, opts...)
 	s := dsl.FromTopic(b, clicks, serde.String, serde.String)
 	dsl.LeftJoinGlobal(s, g, func(_ dsl.Maybe[string], page string) dsl.Maybe[string] { return dsl.Some(page) },
 		func(_ dsl.Maybe[string], page string, cat dsl.Maybe[string]) string {
@@ -71,7 +71,7 @@ func globalJoinTopologyWatched(pages, clicks, out string, values serde.Serde[str
 	return b.Build()
 }
 
-// countingSerde counts the values it decodes.
+// countingSerde counts the keys or values it decodes.
 type countingSerde struct {
 	serde.Serde[string]
 	n *atomic.Int64
@@ -157,7 +157,8 @@ func TestGlobalTableOnTwoInstances(t *testing.T) {
 	pages, clicks, out, app := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched"), topic(t, "app")
 	c.create(t, 4, pages)
 	c.create(t, 2, clicks, out)
-	// Each instance counts the global table's values as it reads them,
+	// Each instance counts the global table's records as it reads them
+	// (the keys its global source decodes: the join only encodes keys),
 	// and each of its joins checks that it had read all of the table by
 	// then: an instance reads the table whole before it joins any click.
 	const nPages = 4000
@@ -414,13 +415,17 @@ func TestGlobalTableUndecodableRecord(t *testing.T) {
 	}
 
 	// While running: a bad record after good ones stops the instance,
-	// naming its offset.
-	pages2 := topic(t, "pages2")
-	c.create(t, 1, pages2)
+	// naming its offset; the live reader reads it (a click is joined with
+	// the restored table before the bad record is written).
+	pages2, clicks2, out2 := topic(t, "pages2"), topic(t, "clicks2"), topic(t, "out2")
+	c.create(t, 1, pages2, clicks2, out2)
 	b2 := dsl.NewBuilder()
-	dsl.LeftJoinGlobal(dsl.FromTopic(b2, clicks, serde.String, serde.String), dsl.GlobalTableFromTopic(b2, pages2, serde.String, serde.Int64),
+	dsl.LeftJoinGlobal(dsl.FromTopic(b2, clicks2, serde.String, serde.String), dsl.GlobalTableFromTopic(b2, pages2, serde.String, serde.Int64),
 		func(_ dsl.Maybe[string], page string) dsl.Maybe[string] { return dsl.Some(page) },
-		func(_ dsl.Maybe[string], page string, n dsl.Maybe[int64]) string { return page }).To(out, serde.String, serde.String)
+		func(_ dsl.Maybe[string], page string, n dsl.Maybe[int64]) string {
+			return fmt.Sprintf("%s=%d", page, n.Or(-1))
+		}).
+		To(out2, serde.String, serde.String)
 	topo2, err := b2.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -431,13 +436,17 @@ func TestGlobalTableUndecodableRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	running := start(t, topo2, runtime.ApplicationID(topic(t, "app3")), runtime.Brokers(c.brokers...))
+	c.produceKV(t, clicks2, "probe", "/a")
+	if got := c.latestValues(t, out2, 1, time.Minute); got["probe"] != "/a=7" {
+		t.Fatalf("probe click: %q, want /a=7", got["probe"])
+	}
 	if err := prod.ProduceSync(ctx, &kgo.Record{Key: []byte("/b"), Value: good}, &kgo.Record{Key: []byte("/c"), Value: []byte("bad")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-running.done:
-		if !errors.As(err, &ne) || ne.Topic != pages2 || ne.Partition != 0 || ne.Offset != 2 {
-			t.Fatalf("Run = %v, want a NodeError at %s partition 0 offset 2", err, pages2)
+		if !errors.As(err, &ne) || ne.Topic != pages2 || ne.Partition != 0 || ne.Offset != 2 || !strings.Contains(err.Error(), "global reader") {
+			t.Fatalf("Run = %v, want the global reader's NodeError at %s partition 0 offset 2", err, pages2)
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not fail on an undecodable global record within a minute")
@@ -474,8 +483,8 @@ func TestGlobalTableUndecodableRecord(t *testing.T) {
 }
 
 // An in-memory global store is restored from its topic's start at every
-// start (it has no checkpoint), and read by the tasks while the reader
-// writes it.
+// start (it has no checkpoint), and read by the tasks of two workers while
+// the reader writes it.
 func TestGlobalTableInMemory(t *testing.T) {
 	c := newCluster(t)
 	pages, clicks, out, app := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched"), topic(t, "app")
@@ -488,12 +497,19 @@ func TestGlobalTableInMemory(t *testing.T) {
 	for i, prefix := range []string{"a", "b"} {
 		reg := prometheus.NewRegistry()
 		in := start(t, topo, runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.StateDir(dir),
-			runtime.CommitInterval(100*time.Millisecond), runtime.Registerer(reg))
-		kvs, want := clickRows(prefix, 40, nPages)
-		// Updates of other pages while the clicks are joined.
-		c.produceKV(t, pages, "/other"+prefix, "x")
-		c.produceKV(t, clicks, kvs...)
-		got := pick(c.latestValues(t, out, 40*(i+1), time.Minute), prefix)
+			runtime.CommitInterval(100*time.Millisecond), runtime.Registerer(reg), runtime.Workers(2))
+		kvs, want := clickRows(prefix, 400, nPages)
+		// Rounds of updates of other pages and of clicks, so that the
+		// reader writes while two workers read (-race watches).
+		for r := range 20 {
+			var upd []string
+			for u := range 10 {
+				upd = append(upd, fmt.Sprintf("/other%s%d", prefix, u), fmt.Sprint(r))
+			}
+			c.produceKV(t, pages, upd...)
+			c.produceKV(t, clicks, kvs[r*40:(r+1)*40]...)
+		}
+		got := pick(c.latestValues(t, out, 400*(i+1), time.Minute), prefix)
 		in.stop(t)
 		if d := diffStrings(got, want); d != "" {
 			t.Fatalf("run %d: %s", i+1, d)
