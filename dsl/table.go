@@ -164,11 +164,13 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 	if base == "" {
 		base = spec.Name
 	}
-	// As in Kafka Streams: no null-key filter (the selector gives every row
-	// a key), and the sink and source are named after the grouping.
+	// As in Kafka Streams 4.3 (KGroupedTableImpl): no null-key filter (the
+	// selector gives every row a key), and the sink and source are named
+	// after the aggregation's Named ("<name>-sink", "<name>-source"), not
+	// the grouping's, which names only the topic.
 	sinkName, sourceName := b.newName("KSTREAM-SINK"), b.newName("KSTREAM-SOURCE")
-	if g.name != "" {
-		sinkName, sourceName = g.name+"-sink", g.name+"-source"
+	if o.name != "" {
+		sinkName, sourceName = o.name+"-sink", o.name+"-source"
 	}
 	s := g.s.throughTopic(base+"-repartition", sinkName, sourceName, 0, g.s.node)
 	name := b.nameOr(o.name, prefix)

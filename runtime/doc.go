@@ -20,7 +20,10 @@
 // first on their old owner, then start on the new one in a follow-up
 // rebalance. Before start-up the runtime checks that the inputs of every
 // sub-topology that keeps state have the same partition count, and fails
-// with a CoPartitionError naming the topics and counts otherwise.
+// with a CoPartitionError naming the topics and counts otherwise; a
+// repartition topic among those inputs whose partition count was not set
+// (dsl.Partitions) is created with the count of the others, as Kafka
+// Streams' CopartitionedTopicsEnforcer does.
 //
 // # Global tables
 //
