@@ -108,7 +108,7 @@ func BenchmarkStreamJoin(b *testing.B) {
 			w := window.JoinTimeDifference(time.Minute)
 			var out dsl.Stream[string, int64]
 			if outer {
-				out = dsl.OuterJoin(l, r, func(_ string, a, b dsl.Maybe[int64]) int64 { return a.Or(0) + b.Or(0) }, w)
+				out = dsl.OuterJoin(l, r, func(_ dsl.Maybe[string], a, b dsl.Maybe[int64]) int64 { return a.Or(0) + b.Or(0) }, w)
 			} else {
 				out = dsl.Join(l, r, func(_ string, a, b int64) int64 { return a + b }, w)
 			}

@@ -44,9 +44,11 @@ func streamJoinInput(b *dsl.Builder, topic string) dsl.Stream[string, string] {
 	return dsl.FromTopic(b, topic, serde.String, serde.String)
 }
 
-func leftJoinStrings(_ string, a string, b dsl.Maybe[string]) string { return a + "," + b.Or("null") }
+func leftJoinStrings(_ dsl.Maybe[string], a string, b dsl.Maybe[string]) string {
+	return a + "," + b.Or("null")
+}
 
-func outerJoinStrings(_ string, a, b dsl.Maybe[string]) string {
+func outerJoinStrings(_, a, b dsl.Maybe[string]) string {
 	return a.Or("null") + "," + b.Or("null")
 }
 

@@ -90,10 +90,11 @@ func StreamJoined(o StreamJoinOptions) StreamJoinedOption { return StreamJoinedO
 // works as any other join: each record meets itself. Kafka Streams:
 // KStream.join(KStream, ValueJoinerWithKey, JoinWindows, StreamJoined).
 func Join[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner func(k K, v V, o VO) VR, w window.Join, opts ...JoinOption) Stream[K, VR] {
-	return streamJoin(s, other, false, false, func(k K, v Maybe[V], o Maybe[VO]) VR {
+	return streamJoin(s, other, false, false, func(k Maybe[K], v Maybe[V], o Maybe[VO]) VR {
+		kk, _ := k.Get() // the inner join drops null keys
 		vv, _ := v.Get()
 		oo, _ := o.Get()
-		return joiner(k, vv, oo)
+		return joiner(kk, vv, oo)
 	}, w, collect(opts))
 }
 
@@ -109,10 +110,10 @@ func Join[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner func(k K
 // after its window has closed and meets nothing is joined with None at
 // once. As in Kafka Streams 4, a record of s with a null key and a value
 // is not dropped: it is forwarded at once joined with None, its key still
-// null (joiner then gets the key's zero value); a record of other with a
+// null (joiner gets the key as None); a record of other with a
 // null key is dropped and counted. Kafka Streams: KStream.leftJoin.
-func LeftJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner func(k K, v V, o Maybe[VO]) VR, w window.Join, opts ...JoinOption) Stream[K, VR] {
-	return streamJoin(s, other, true, false, func(k K, v Maybe[V], o Maybe[VO]) VR {
+func LeftJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner func(k Maybe[K], v V, o Maybe[VO]) VR, w window.Join, opts ...JoinOption) Stream[K, VR] {
+	return streamJoin(s, other, true, false, func(k Maybe[K], v Maybe[V], o Maybe[VO]) VR {
 		vv, _ := v.Get()
 		return joiner(k, vv, o)
 	}, w, collect(opts))
@@ -123,9 +124,9 @@ func LeftJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner func
 // window has closed (stream time past t + w.Before + w.Grace). At equal
 // timestamps the absent results of other's records come before those of
 // s's. A null-key record with a value of either input is forwarded at
-// once joined with None (joiner gets the key's zero value; the result's
+// once joined with None (joiner gets the key as None; the result's
 // key is null). Kafka Streams: KStream.outerJoin.
-func OuterJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner func(k K, v Maybe[V], o Maybe[VO]) VR, w window.Join, opts ...JoinOption) Stream[K, VR] {
+func OuterJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner func(k Maybe[K], v Maybe[V], o Maybe[VO]) VR, w window.Join, opts ...JoinOption) Stream[K, VR] {
 	return streamJoin(s, other, true, true, joiner, w, collect(opts))
 }
 
@@ -133,7 +134,7 @@ func OuterJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], joiner fun
 // Streams' KStreamImpl.doJoin and KStreamImplJoin.join do, with the same
 // names and the same use of the builder's index.
 func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter, rightOuter bool,
-	joiner func(k K, v Maybe[V], o Maybe[VO]) VR, w window.Join, o options) Stream[K, VR] {
+	joiner func(k Maybe[K], v Maybe[V], o Maybe[VO]) VR, w window.Join, o options) Stream[K, VR] {
 	b := s.b
 	named := o.name
 	var sj StreamJoinOptions

@@ -105,10 +105,10 @@ func streamJoinBuild(t *testing.T, td *datadriven.TestData) *streamJoinCase {
 		out = dsl.Join(l, r, func(_ int32, v, o string) string { return v + "+" + o }, w, opts...)
 	case "left":
 		r := dsl.FromTopic(b, "right", serde.Int32, serde.String)
-		out = dsl.LeftJoin(l, r, func(_ int32, v string, o dsl.Maybe[string]) string { return v + "+" + str(o) }, w, opts...)
+		out = dsl.LeftJoin(l, r, func(_ dsl.Maybe[int32], v string, o dsl.Maybe[string]) string { return v + "+" + str(o) }, w, opts...)
 	case "outer":
 		r := dsl.FromTopic(b, "right", serde.Int32, serde.String)
-		out = dsl.OuterJoin(l, r, func(_ int32, v, o dsl.Maybe[string]) string { return str(v) + "+" + str(o) }, w, opts...)
+		out = dsl.OuterJoin(l, r, func(_ dsl.Maybe[int32], v, o dsl.Maybe[string]) string { return str(v) + "+" + str(o) }, w, opts...)
 	case "self":
 		out = dsl.Join(l, l, func(_ int32, v, o string) string { return v + "+" + o }, w, opts...)
 	default:

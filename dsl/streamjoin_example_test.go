@@ -66,7 +66,7 @@ func ExampleLeftJoin() {
 	orders := dsl.FromTopic(b, "orders", serde.String, serde.String)
 	shipments := dsl.FromTopic(b, "shipments", serde.String, serde.String)
 	w := window.Join{After: time.Hour}
-	dsl.LeftJoin(orders, shipments, func(id, order string, shipment dsl.Maybe[string]) string {
+	dsl.LeftJoin(orders, shipments, func(_ dsl.Maybe[string], order string, shipment dsl.Maybe[string]) string {
 		return order + ": " + shipment.Or("not shipped")
 	}, w).To("order-status", serde.String, serde.String)
 	topo, err := b.Build()

@@ -143,7 +143,7 @@ func TestStreamJoinBuildErrors(t *testing.T) {
 		{"negative interval", func(b *dsl.Builder) {
 			l := dsl.FromTopic(b, "l", serde.String, serde.String)
 			r := dsl.FromTopic(b, "r", serde.String, serde.String)
-			dsl.LeftJoin(l, r, func(_ string, a string, b dsl.Maybe[string]) string { return a }, window.Join{Before: -2 * time.Second, After: time.Second}, dsl.Named("j"))
+			dsl.LeftJoin(l, r, func(_ dsl.Maybe[string], a string, b dsl.Maybe[string]) string { return a }, window.Join{Before: -2 * time.Second, After: time.Second}, dsl.Named("j"))
 		}, []string{"j-merge", "Before+After"}},
 		{"negative grace", func(b *dsl.Builder) {
 			l := dsl.FromTopic(b, "l", serde.String, serde.String)
@@ -189,7 +189,7 @@ func TestStreamJoinStores(t *testing.T) {
 		l := dsl.FromTopic(b, "l", serde.String, serde.String)
 		r := dsl.FromTopic(b, "r", serde.String, serde.String)
 		w := window.JoinTimeDifferenceAndGrace(100*time.Millisecond, 50*time.Millisecond).WithBefore(30 * time.Millisecond)
-		dsl.OuterJoin(l, r, func(_ string, a, b dsl.Maybe[string]) string { return a.Or("") + b.Or("") }, w, dsl.StreamJoined(o)).
+		dsl.OuterJoin(l, r, func(_ dsl.Maybe[string], a, b dsl.Maybe[string]) string { return a.Or("") + b.Or("") }, w, dsl.StreamJoined(o)).
 			To("out", serde.String, serde.String)
 		topo := opsBuild(t, b)
 		specs := map[string]*topology.StoreSpec{}
@@ -259,7 +259,7 @@ func TestStreamJoinChangelogs(t *testing.T) {
 	b := dsl.NewBuilder()
 	l := dsl.FromTopic(b, "l", serde.String, serde.String)
 	r := dsl.FromTopic(b, "r", serde.String, serde.String)
-	dsl.LeftJoin(l, r, func(_ string, a string, b dsl.Maybe[string]) string { return a + "+" + b.Or("null") },
+	dsl.LeftJoin(l, r, func(_ dsl.Maybe[string], a string, b dsl.Maybe[string]) string { return a + "+" + b.Or("null") },
 		window.JoinTimeDifference(100*time.Millisecond), dsl.StreamJoined(dsl.StreamJoinOptions{StoreName: "s"})).
 		To("out", serde.String, serde.String)
 	d, _ := opsDriver(t, b, testdriver.WithChangelogs())
@@ -323,18 +323,20 @@ func TestStreamJoinRelaxedNullKeys(t *testing.T) {
 		want  []string
 	}{
 		{"left stream-stream", func(b *dsl.Builder, l, r dsl.Stream[string, string]) {
-			dsl.LeftJoin(l, r, func(_ string, v string, o dsl.Maybe[string]) string { return v + "|" + str(o) }, w).To("out", nil, serde.String)
+			dsl.LeftJoin(l, r, func(k dsl.Maybe[string], v string, o dsl.Maybe[string]) string {
+				return str(k) + ":" + v + "|" + str(o)
+			}, w).To("out", nil, serde.String)
 		}, func(l, _ *testdriver.InputTopic[string, string]) error {
 			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 1})
-		}, []string{"<null>=leftValue|null@1"}},
+		}, []string{"<null>=null:leftValue|null@1"}},
 		{"outer stream-stream", func(b *dsl.Builder, l, r dsl.Stream[string, string]) {
-			dsl.OuterJoin(l, r, func(_ string, v, o dsl.Maybe[string]) string { return str(v) + "|" + str(o) }, w).To("out", nil, serde.String)
+			dsl.OuterJoin(l, r, func(k, v, o dsl.Maybe[string]) string { return str(k) + ":" + str(v) + "|" + str(o) }, w).To("out", nil, serde.String)
 		}, func(l, r *testdriver.InputTopic[string, string]) error {
 			if err := r.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "rightValue", Timestamp: 1}); err != nil {
 				return err
 			}
 			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 0})
-		}, []string{"<null>=null|rightValue@1", "<null>=leftValue|null@0"}},
+		}, []string{"<null>=null:null|rightValue@1", "<null>=null:leftValue|null@0"}},
 		{"left stream-table", func(b *dsl.Builder, l, _ dsl.Stream[string, string]) {
 			tb := dsl.TableFromTopic(b, "table", serde.String, serde.String, dsl.Named("tbl"))
 			dsl.LeftJoinTable(l, tb, func(_ dsl.Maybe[string], v string, o dsl.Maybe[string]) string { return v + "|" + str(o) }).To("out", nil, serde.String)

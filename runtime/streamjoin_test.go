@@ -37,7 +37,7 @@ func TestStreamJoinOuterOnBroker(t *testing.T) {
 	ls := dsl.FromTopic(b, left, serde.String, serde.String)
 	rs := dsl.FromTopic(b, right, serde.String, serde.String)
 	w := window.JoinTimeDifference(10 * time.Second)
-	dsl.OuterJoin(ls, rs, func(_ string, l, r dsl.Maybe[string]) string { return l.Or("null") + "+" + r.Or("null") }, w,
+	dsl.OuterJoin(ls, rs, func(_ dsl.Maybe[string], l, r dsl.Maybe[string]) string { return l.Or("null") + "+" + r.Or("null") }, w,
 		dsl.StreamJoined(dsl.StreamJoinOptions{StoreName: "pairs"})).
 		To(out, serde.String, serde.String)
 	topo, err := b.Build()

@@ -166,10 +166,10 @@ type StreamJoinSide struct {
 // join (Kafka Streams' KStreamKStreamJoinLeftSide), which takes the left
 // records; StreamJoinRight the right side's. join gets the key, the left
 // value and the right value; an absent value is one a left or outer join
-// did not find. It gets the key's zero value, and the result keeps a null
+// did not find. It gets the key as None, and the result keeps a null
 // key, for a null-key record that an outer side forwards.
 func StreamJoinLeft[K, VL, VR, VO any](ctx Context, side StreamJoinSide, keys serde.Serde[K], lvalues serde.Serde[VL], rvalues serde.Serde[VR],
-	join func(k K, l operators.Maybe[VL], r operators.Maybe[VR]) VO, next Node[K, VO]) (Node[K, VL], error) {
+	join func(k operators.Maybe[K], l operators.Maybe[VL], r operators.Maybe[VR]) VO, next Node[K, VO]) (Node[K, VL], error) {
 	j, err := newStreamJoin(ctx, side, keys, lvalues, rvalues, join, next)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func StreamJoinLeft[K, VL, VR, VO any](ctx Context, side StreamJoinSide, keys se
 // StreamJoinRight returns the join node of the right side of a
 // stream-stream join (KStreamKStreamJoinRightSide); see StreamJoinLeft.
 func StreamJoinRight[K, VL, VR, VO any](ctx Context, side StreamJoinSide, keys serde.Serde[K], lvalues serde.Serde[VL], rvalues serde.Serde[VR],
-	join func(k K, l operators.Maybe[VL], r operators.Maybe[VR]) VO, next Node[K, VO]) (Node[K, VR], error) {
+	join func(k operators.Maybe[K], l operators.Maybe[VL], r operators.Maybe[VR]) VO, next Node[K, VO]) (Node[K, VR], error) {
 	j, err := newStreamJoin(ctx, side, keys, lvalues, rvalues, join, next)
 	if err != nil {
 		return nil, err
@@ -215,7 +215,7 @@ type streamJoin[K, VL, VR, VO any] struct {
 	keys    serde.Serde[K]
 	lvalues serde.Serde[VL]
 	rvalues serde.Serde[VR]
-	join    func(K, operators.Maybe[VL], operators.Maybe[VR]) VO
+	join    func(operators.Maybe[K], operators.Maybe[VL], operators.Maybe[VR]) VO
 	next    Node[K, VO]
 
 	// joinBefore and joinAfter are the side's own look-up range: the
@@ -234,7 +234,7 @@ type expiredEntry struct {
 }
 
 func newStreamJoin[K, VL, VR, VO any](ctx Context, side StreamJoinSide, keys serde.Serde[K], lvalues serde.Serde[VL], rvalues serde.Serde[VR],
-	join func(K, operators.Maybe[VL], operators.Maybe[VR]) VO, next Node[K, VO]) (*streamJoin[K, VL, VR, VO], error) {
+	join func(operators.Maybe[K], operators.Maybe[VL], operators.Maybe[VR]) VO, next Node[K, VO]) (*streamJoin[K, VL, VR, VO], error) {
 	other, err := openWindowStore(ctx, side.OtherStore)
 	if err != nil {
 		return nil, &operators.NodeError{Node: side.Node, Err: err}
@@ -268,7 +268,7 @@ func (j *streamJoin[K, VL, VR, VO]) process(key K, nullKey, tombstone bool, l op
 	if j.outer && nullKey && !tombstone {
 		// Kafka Streams 4 forwards a null-key record of an outer side at
 		// once, joined with an absent value, its key still null.
-		return j.forward(key, true, j.join(key, l, r), ts, headers)
+		return j.forward(key, true, j.join(operators.None[K](), l, r), ts, headers)
 	}
 	if nullKey || tombstone {
 		j.ctx.RecordDropped(j.node, nullReason(nullKey))
@@ -312,7 +312,7 @@ func (j *streamJoin[K, VL, VR, VO]) process(key K, nullKey, tombstone bool, l op
 	if j.shared == nil || to < j.tt.streamTime {
 		// The record's window has closed already (it is out of order): no
 		// partner can come any more, the absent result is due now.
-		return j.forward(key, false, j.join(key, l, r), ts, headers)
+		return j.forward(key, false, j.join(operators.Some(key), l, r), ts, headers)
 	}
 	j.tt.minTime = min(j.tt.minTime, ts)
 	var vb []byte
@@ -339,12 +339,12 @@ func (j *streamJoin[K, VL, VR, VO]) joinStored(key K, l operators.Maybe[VL], r o
 	if j.left {
 		var v VR
 		if v, err = j.rvalues.Decode(ob); err == nil {
-			return j.join(key, l, operators.Some(v)), nil
+			return j.join(operators.Some(key), l, operators.Some(v)), nil
 		}
 	} else {
 		var v VL
 		if v, err = j.lvalues.Decode(ob); err == nil {
-			return j.join(key, operators.Some(v), r), nil
+			return j.join(operators.Some(key), operators.Some(v), r), nil
 		}
 	}
 	var zero VO
@@ -442,13 +442,13 @@ func (j *streamJoin[K, VL, VR, VO]) forwardExpired(e expiredEntry, headers []ope
 		if err != nil {
 			return &operators.NodeError{Node: j.node, Err: fmt.Errorf("store %s: cannot deserialize left value: %w", j.shared.name, err)}
 		}
-		res = j.join(k, operators.Some(v), operators.None[VR]())
+		res = j.join(operators.Some(k), operators.Some(v), operators.None[VR]())
 	} else {
 		v, err := j.rvalues.Decode(e.value[1:])
 		if err != nil {
 			return &operators.NodeError{Node: j.node, Err: fmt.Errorf("store %s: cannot deserialize right value: %w", j.shared.name, err)}
 		}
-		res = j.join(k, operators.None[VL](), operators.Some(v))
+		res = j.join(operators.Some(k), operators.None[VL](), operators.Some(v))
 	}
 	return j.forward(k, false, res, ts, headers)
 }
