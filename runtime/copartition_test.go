@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"testing"
@@ -30,6 +31,31 @@ func (c *testCluster) partitionCount(t *testing.T, topic string) int {
 		t.Fatalf("topic %s: not found (%v)", topic, d.Err)
 	}
 	return len(d.Partitions)
+}
+
+// readWhileRunning reads topic from its start, handing each record to
+// each, until done() holds or timeout passes (it returns done()); it fails
+// the test with Run's error if the instance stops first.
+func (c *testCluster) readWhileRunning(t *testing.T, in *instance, topic string, timeout time.Duration, each func(*kgo.Record), done func() bool) bool {
+	t.Helper()
+	cl := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		select {
+		case <-in.finished:
+			err := <-in.done
+			in.done <- err
+			t.Fatalf("Run returned while the output was awaited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		cl.PollFetches(ctx).EachRecord(each)
+		cancel()
+	}
+	return true
 }
 
 // A stream of a 2-partition topic, rekeyed and joined with a table of a
@@ -72,7 +98,9 @@ func TestRepartitionTopicTakesCoPartitionGroupCount(t *testing.T) {
 
 	appID := topic(t, "app")
 	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
-	got := c.latestValues(t, out, len(want), time.Minute)
+	got := map[string]string{}
+	c.readWhileRunning(t, in, out, 2*time.Minute, func(r *kgo.Record) { got[string(r.Key)] = string(r.Value) },
+		func() bool { return maps.Equal(got, want) })
 	if !maps.Equal(got, want) {
 		t.Errorf("enriched clicks:\n got  %v\n want %v", got, want)
 	}
@@ -135,7 +163,14 @@ func TestRepartitionTopicsOnlyTakeTheLargestCount(t *testing.T) {
 
 	appID := topic(t, "app")
 	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
-	got, _ := c.counts(t, out, time.Minute, equalCounts(want))
+	got := map[string]int64{}
+	c.readWhileRunning(t, in, out, 2*time.Minute, func(r *kgo.Record) {
+		if len(r.Value) != 8 {
+			t.Errorf("record %s/%d@%d: value of %d bytes, want an 8-byte int64", r.Topic, r.Partition, r.Offset, len(r.Value))
+			return
+		}
+		got[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+	}, func() bool { return maps.Equal(got, want) })
 	if !maps.Equal(got, want) {
 		t.Errorf("counts: %s", diffCounts(got, want))
 	}
@@ -191,7 +226,14 @@ func TestCoPartitionedCountDoesNotFlowDownstream(t *testing.T) {
 
 	appID := topic(t, "app")
 	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
-	got, _ := c.counts(t, out, time.Minute, equalCounts(want))
+	got := map[string]int64{}
+	c.readWhileRunning(t, in, out, 2*time.Minute, func(r *kgo.Record) {
+		if len(r.Value) != 8 {
+			t.Errorf("record %s/%d@%d: value of %d bytes, want an 8-byte int64", r.Topic, r.Partition, r.Offset, len(r.Value))
+			return
+		}
+		got[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+	}, func() bool { return maps.Equal(got, want) })
 	if !maps.Equal(got, want) {
 		t.Errorf("clicks per region: %s", diffCounts(got, want))
 	}
