@@ -38,40 +38,18 @@ import (
 //	stream-stream-outerjoin-named            dsl.OuterJoin, Named (joins-ss)
 //	stream-stream-join-rekeyed               dsl.Join after SelectKey (joins-ss)
 //	stream-stream-self-join                  dsl.Join of a stream with itself (joins-ss)
-//	table-table-join                         dsl.TableJoin (joins-tt)
-//	table-table-leftjoin                     dsl.TableLeftJoin (joins-tt)
-//	table-table-outerjoin                    dsl.TableOuterJoin (joins-tt)
-//	table-table-join-materialized            dsl.TableJoin, Materialized (joins-tt)
-//	table-table-leftjoin-named-materialized  dsl.TableLeftJoin, Named + Materialized (joins-tt)
-//	table-table-outerjoin-materialized       dsl.TableOuterJoin, Materialized (joins-tt)
-//	table-table-join-filter-mapvalues        dsl.TableJoin of a Filter and a TableMapValues (joins-tt)
-//	table-table-join-filter-group-count      dsl.TableJoin, then Filter, TableGroupBy, Count (joins-tt)
-//	global-join                              dsl.GlobalTableFromTopic, dsl.JoinGlobal (global)
-//	global-leftjoin                          dsl.LeftJoinGlobal, Named (global)
-//	global-join-named-store                  dsl.GlobalTableFromTopic with Named (global)
-//	clickstream                              dsl.Join, dsl.LeftJoinGlobal (joins-ss, global)
+//	clickstream                              dsl.Join (joins-ss)
 var describeWaiting = map[string]string{
-	"stream-stream-join":                      "joins-ss",
-	"stream-stream-leftjoin":                  "joins-ss",
-	"stream-stream-outerjoin":                 "joins-ss",
-	"stream-stream-join-before-after":         "joins-ss",
-	"stream-stream-join-named":                "joins-ss",
-	"stream-stream-leftjoin-stores":           "joins-ss",
-	"stream-stream-outerjoin-named":           "joins-ss",
-	"stream-stream-join-rekeyed":              "joins-ss",
-	"stream-stream-self-join":                 "joins-ss",
-	"table-table-join":                        "joins-tt",
-	"table-table-leftjoin":                    "joins-tt",
-	"table-table-outerjoin":                   "joins-tt",
-	"table-table-join-materialized":           "joins-tt",
-	"table-table-leftjoin-named-materialized": "joins-tt",
-	"table-table-outerjoin-materialized":      "joins-tt",
-	"table-table-join-filter-mapvalues":       "joins-tt",
-	"table-table-join-filter-group-count":     "joins-tt",
-	"global-join":                             "global",
-	"global-leftjoin":                         "global",
-	"global-join-named-store":                 "global",
-	"clickstream":                             "joins-ss, global",
+	"stream-stream-join":              "joins-ss",
+	"stream-stream-leftjoin":          "joins-ss",
+	"stream-stream-outerjoin":         "joins-ss",
+	"stream-stream-join-before-after": "joins-ss",
+	"stream-stream-join-named":        "joins-ss",
+	"stream-stream-leftjoin-stores":   "joins-ss",
+	"stream-stream-outerjoin-named":   "joins-ss",
+	"stream-stream-join-rekeyed":      "joins-ss",
+	"stream-stream-self-join":         "joins-ss",
+	"clickstream":                     "joins-ss",
 }
 
 // joinStrings is the joiner of the pipelines below (Kafka Streams' side:
@@ -81,6 +59,48 @@ func joinStrings(_ string, a, b string) string { return a + "," + b }
 // describePipelines builds, for each golden file of testdata/describe/, the
 // pipeline DescribeTopologies.java builds under that name.
 var describePipelines = map[string]func(b *dsl.Builder){
+	"table-table-join": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		dsl.TableJoin(l, r, joinStrings, serde.String).ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-leftjoin": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		dsl.TableLeftJoin(l, r, func(k, a string, o dsl.Maybe[string]) string { return joinStrings(k, a, o.Or("null")) }, serde.String).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-outerjoin": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		dsl.TableOuterJoin(l, r, func(k string, a, o dsl.Maybe[string]) string { return joinStrings(k, a.Or("null"), o.Or("null")) }, serde.String).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-join-materialized": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		dsl.TableJoin(l, r, joinStrings, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "joined-store"})).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-leftjoin-named-materialized": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		dsl.TableLeftJoin(l, r, func(k, a string, o dsl.Maybe[string]) string { return joinStrings(k, a, o.Or("null")) }, serde.String,
+			dsl.Named("pair"), dsl.Materialized(dsl.StoreOptions{Name: "joined-store"})).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-outerjoin-materialized": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		dsl.TableOuterJoin(l, r, func(k string, a, o dsl.Maybe[string]) string { return joinStrings(k, a.Or("null"), o.Or("null")) }, serde.String,
+			dsl.Materialized(dsl.StoreOptions{Name: "joined-store"})).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-join-filter-mapvalues": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		dsl.TableJoin(l.Filter(func(_, v string) bool { return v != "" }), dsl.TableMapValues(r, strings.ToUpper, serde.String), joinStrings, serde.String).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-join-filter-group-count": func(b *dsl.Builder) {
+		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
+		j := dsl.TableJoin(l, r, joinStrings, serde.String).Filter(func(_, v string) bool { return v != "" })
+		dsl.TableGroupBy(j, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
+			ToStream().To("counts", serde.String, serde.Int64)
+	},
 	"wordcount":         wordCountPipeline,
 	"split-merge-table": splitMergeTablePipeline,
 	"wordcount-grouped-named": func(b *dsl.Builder) {
@@ -166,7 +186,29 @@ var describePipelines = map[string]func(b *dsl.Builder){
 		dsl.JoinTable(orders, totals, func(_ string, o string, _ int64) string { return o }).
 			To("orders-enriched", serde.String, serde.String)
 	},
+	"global-join": func(b *dsl.Builder) {
+		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)
+		products := dsl.GlobalTableFromTopic(b, "products", serde.String, serde.String)
+		dsl.JoinGlobal(orders, products, globalKeyIsValue, globalJoinStrings).To("orders-enriched", serde.String, serde.String)
+	},
+	"global-leftjoin": func(b *dsl.Builder) {
+		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)
+		products := dsl.GlobalTableFromTopic(b, "products", serde.String, serde.String)
+		dsl.LeftJoinGlobal(orders, products, globalKeyIsValue, func(_ dsl.Maybe[string], o string, p dsl.Maybe[string]) string { return o },
+			dsl.Named("enrich")).To("orders-enriched", serde.String, serde.String)
+	},
+	"global-join-named-store": func(b *dsl.Builder) {
+		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)
+		products := dsl.GlobalTableFromTopic(b, "products", serde.String, serde.String, dsl.Named("products"))
+		dsl.JoinGlobal(orders, products, globalKeyIsValue, globalJoinStrings).To("orders-enriched", serde.String, serde.String)
+	},
 }
+
+// globalKeyIsValue is the key selector of the global pipelines (Kafka
+// Streams' side: (k, v) -> v).
+func globalKeyIsValue(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) }
+
+func globalJoinStrings(_ dsl.Maybe[string], a, b string) string { return a + "," + b }
 
 // TestDescribeKafkaStreamsGolden compares Describe() of each pipeline with
 // what Kafka Streams 4.3.1 prints for it.

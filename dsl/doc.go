@@ -2,15 +2,17 @@
 // pipelines, in the manner of Kafka Streams' StreamsBuilder.
 //
 // A pipeline starts from a Builder and topics (FromTopic, FromTopics,
-// TableFromTopic) and is linked by typed handles: Stream[K, V] for record
-// streams, Table[K, V] for changelog tables, Grouped and GroupedTable for
-// groupings ready to aggregate. Operations that keep the key and value types
+// TableFromTopic, GlobalTableFromTopic) and is linked by typed handles:
+// Stream[K, V] for record streams, Table[K, V] for changelog tables,
+// GlobalTable[K, V] for tables every instance holds whole, Grouped and
+// GroupedTable for groupings ready to aggregate. Operations that keep the key and value types
 // are methods (s.Filter, s.Peek, s.Merge, s.Split, s.Repartition, s.To,
 // s.GroupByKey, g.Count, t.ToStream); operations that change a type are
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
-// JoinTable, LeftJoinTable, TableMapValues, TableGroupBy, TableAggregate,
-// Process). A lambda or serde of the wrong type is a compile error.
+// JoinTable, LeftJoinTable, JoinGlobal, LeftJoinGlobal, TableJoin,
+// TableLeftJoin, TableOuterJoin, TableMapValues, TableGroupBy,
+// TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
 //	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
@@ -31,7 +33,22 @@
 // Build merges their sub-topologies, as Kafka Streams does; the source
 // topics of a sub-topology that keeps state must be co-partitioned
 // (topology.Topology.CoPartitionGroups), which the runtime checks at
-// start-up.
+// start-up. A global table is a sub-topology of its own that generates no
+// task: every instance holds all of it, and a stream joins it by a key it
+// selects from each record, with no co-partitioning and no repartition.
+//
+// # Table joins
+//
+// TableJoin, TableLeftJoin and TableOuterJoin join two tables on their
+// keys into a Table, with Kafka Streams' KTable-KTable join semantics: both
+// sides emit, the result's timestamp is the larger of the two rows' (a
+// delete's own timestamp counts), and the rules for deletes are Kafka
+// Streams'. Neither input needs a store of its own: as Kafka Streams'
+// KTableValueGetterSupplier, a table that is not materialized (a Filter or
+// TableMapValues without Materialized, a join result) is read through a
+// value getter chained to the nearest materialized table above it, and the
+// join's nodes are connected to that table's store. The inputs run in one
+// task, so their topics must be co-partitioned. See docs/semantics.md.
 //
 // # Names
 //
@@ -92,13 +109,25 @@
 //     ("null-value"); a null key is dropped and counted ("null-key") by
 //     JoinTable, and joined with None, key still null, by LeftJoinTable (as
 //     Kafka Streams 4 does); a row deleted in the table is absent.
-//   - TableFromTopic: a tombstone deletes its key (a delete of an absent
-//     key is not forwarded); a null key is dropped and counted.
+//   - JoinGlobal, LeftJoinGlobal: a stream tombstone is dropped and
+//     counted ("null-value") without calling the key selector; the
+//     selector and the joiner get the stream key as a Maybe, and it is the
+//     selected key that counts (Kafka Streams 4.3): None selected is
+//     dropped and counted ("null-key") by JoinGlobal, and joined with None
+//     by LeftJoinGlobal; a null stream key whose selected key has a row
+//     joins, and is forwarded with its null key.
+//   - TableFromTopic, GlobalTableFromTopic: a tombstone deletes its key
+//     (a delete of an absent key is not forwarded); a null key is dropped
+//     and counted.
 //   - Table Filter, TableMapValues, TableGroupBy and the table
 //     aggregations see the old and new values of an update only where
 //     they exist (operators.Change's HasNew and HasOld); ToStream turns a
 //     delete into a tombstone. A TableGroupBy mapper that returns None for
 //     the key leaves that row out, as Kafka Streams skips a null key.
+//   - TableJoin, TableLeftJoin, TableOuterJoin: a joiner never sees a
+//     deleted row; the side a left or outer join keeps without a row is
+//     None. A delete deletes the result where the join has no row left
+//     for the key, else joins the remaining side with None.
 //
 // # Event time and windows
 //

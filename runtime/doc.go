@@ -25,6 +25,27 @@
 // (dsl.Partitions) is created with the count of the others, as Kafka
 // Streams' CopartitionedTopicsEnforcer does.
 //
+// # Global tables
+//
+// Each instance holds every global table of the topology whole, every
+// partition of its topic, in global stores outside the tasks (global.go).
+// At start-up, after the internal topics are created and before the
+// instance joins the group, each global store is restored from its topic
+// itself (a global store has no changelog; none is created), partition by
+// partition with the changelog reader, from the offsets in the store's
+// own checkpoint file, <StateDir>/<application ID>/global/<store>.checkpoint,
+// to the end offsets listed when each read starts: no task processes a record before every global table has
+// caught up. Then a client of its own, in no consumer group, reads on
+// from there for as long as the instance runs, and applies each record at
+// once; tasks read the global stores meanwhile through read-only views.
+// Records go through the global table's source and processor, both in the
+// restore and after, keeping their own Kafka timestamps (no extractor, as
+// in Kafka Streams): a record that cannot be deserialized follows the
+// deserialization policy (SkipUndecodableRecords; counted with the task
+// label "global"), and an error names the topic, partition and offset and
+// stops the instance. Every CommitInterval and at shutdown the global
+// stores are made durable, then their checkpoint is written.
+//
 // # Processing and commits
 //
 // One goroutine polls; Workers goroutines process the polled records, each
@@ -121,6 +142,12 @@
 // timers deleting the state of tasks that moved away); the record cache
 // budget's task count is an atomic. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
+// The global reader's goroutine takes App.mu only to report a fatal error,
+// holding nothing else; it is stopped (and waited for) from release,
+// without App.mu, so that wait never blocks it. The lock of an in-memory
+// global store (syncStore.mu) is a leaf too, held for one store call by
+// the workers, the global reader, and the poll goroutine with App.mu held
+// (a commit's cache flush forwards into a stream-global join).
 //
 // # Errors
 //

@@ -25,7 +25,10 @@ import (
 // still being built, so that a node with several parents or children (a
 // join's merge node) can list them out of that order; Describe replays
 // that construction (see javaorder.go).
-// Internal topics are shown without the application ID prefix.
+// Internal topics are shown without the application ID prefix. A global
+// store is printed in its place in ID order as "Sub-topology: N for global
+// store (will not generate tasks)", and a node that reads it (a
+// stream-global join) lists no store, as in Kafka Streams.
 func (t *Topology) Describe() string {
 	size := t.subtreeSizes()
 	order := func(a, b *Node) int {
@@ -46,7 +49,12 @@ func (t *Topology) Describe() string {
 	}
 	var sb strings.Builder
 	sb.WriteString("Topologies:\n ")
+	globals := t.globals
 	for _, st := range t.subs {
+		for len(globals) > 0 && globals[0].ID < st.ID {
+			globals[0].describe(&sb)
+			globals = globals[1:]
+		}
 		fmt.Fprintf(&sb, "  Sub-topology: %d\n", st.ID)
 		succ, pred := describeLinks(st.Nodes)
 		nodes := slices.Clone(st.Nodes)
@@ -67,7 +75,18 @@ func (t *Topology) Describe() string {
 		}
 		sb.WriteString("\n")
 	}
+	for _, g := range globals {
+		g.describe(&sb)
+	}
 	return sb.String()
+}
+
+// describe prints a global store as Kafka Streams' GlobalStore.toString
+// does: no blank line after it, unlike a sub-topology.
+func (g *GlobalStore) describe(sb *strings.Builder) {
+	fmt.Fprintf(sb, "  Sub-topology: %d for global store (will not generate tasks)\n", g.ID)
+	fmt.Fprintf(sb, "    Source: %s (topics: [%s])\n      --> %s\n", g.Source.Name, g.Topic, g.Processor.Name)
+	fmt.Fprintf(sb, "    Processor: %s (stores: [%s])\n      --> none\n      <-- %s\n", g.Processor.Name, g.Store.Name, g.Source.Name)
 }
 
 // subtreeSizes counts, for every node, the nodes of the sub-tree below it,
@@ -169,12 +188,23 @@ func (t *Topology) DOT() string {
 		}
 		sb.WriteString("  }\n")
 	}
+	for _, g := range t.globals {
+		fmt.Fprintf(&sb, "  subgraph cluster_%d {\n    label=\"Sub-topology %d (global store)\";\n", g.ID, g.ID)
+		for _, n := range []*Node{g.Source, g.Processor} {
+			fmt.Fprintf(&sb, "    %q [label=%q];\n", n.Name, n.Kind.String()+"\\n"+n.Name)
+		}
+		fmt.Fprintf(&sb, "    %q [shape=cylinder, label=%q];\n", "store:"+g.Store.Name, g.Store.Name)
+		sb.WriteString("  }\n")
+	}
 	for _, n := range t.nodes {
 		for _, c := range n.Children {
 			fmt.Fprintf(&sb, "  %q -> %q;\n", n.Name, c.Name)
 		}
 		for _, s := range n.Stores {
 			fmt.Fprintf(&sb, "  %q -> %q [dir=both, style=dashed];\n", n.Name, "store:"+s)
+		}
+		for _, s := range n.GlobalStores {
+			fmt.Fprintf(&sb, "  %q -> %q [style=dotted];\n", "store:"+s, n.Name)
 		}
 		for _, tp := range n.Topics {
 			id := "topic:" + tp
@@ -210,6 +240,14 @@ func (t *Topology) Mermaid() string {
 		}
 		sb.WriteString("  end\n")
 	}
+	for _, g := range t.globals {
+		fmt.Fprintf(&sb, "  subgraph sub%d[\"Sub-topology %d (global store)\"]\n", g.ID, g.ID)
+		for _, n := range []*Node{g.Source, g.Processor} {
+			fmt.Fprintf(&sb, "    %s[\"%s: %s\"]\n", id("n_", n.Name), n.Kind, n.Name)
+		}
+		fmt.Fprintf(&sb, "    %s[(\"%s\")]\n", id("s_", g.Store.Name), g.Store.Name)
+		sb.WriteString("  end\n")
+	}
 	for _, n := range t.nodes {
 		for _, tp := range n.Topics {
 			if !topics[tp] {
@@ -227,6 +265,9 @@ func (t *Topology) Mermaid() string {
 		}
 		for _, s := range n.Stores {
 			fmt.Fprintf(&sb, "  %s -.- %s\n", id("n_", n.Name), id("s_", s))
+		}
+		for _, s := range n.GlobalStores {
+			fmt.Fprintf(&sb, "  %s -.-> %s\n", id("s_", s), id("n_", n.Name))
 		}
 	}
 	return sb.String()
