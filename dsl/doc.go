@@ -10,9 +10,9 @@
 // s.GroupByKey, g.Count, t.ToStream); operations that change a type are
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
-// JoinTable, LeftJoinTable, JoinGlobal, LeftJoinGlobal, TableJoin,
-// TableLeftJoin, TableOuterJoin, TableMapValues, TableGroupBy,
-// TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
+// JoinTable, LeftJoinTable, Join, LeftJoin, OuterJoin, JoinGlobal,
+// LeftJoinGlobal, TableJoin, TableLeftJoin, TableOuterJoin, TableMapValues,
+// TableGroupBy, TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
 //	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
@@ -94,8 +94,10 @@
 //     SelectKeyNullable: the function gets the key and value as Maybe and
 //     decides; an absent result is written as a Kafka null.
 //   - Process: the processor sees every record with its flags.
-//   - Repartition and the repartition before an aggregation: a null key is
-//     dropped and counted by the "-repartition-filter" node.
+//   - Repartition and the repartitions before an aggregation or a join: a
+//     null key is dropped and counted by the "-repartition-filter" node,
+//     unless a left or outer join (LeftJoin, OuterJoin, LeftJoinTable) is
+//     downstream, which then gets the record, as in Kafka Streams 4.
 //   - Count, Reduce, Aggregate and the sliding-window aggregations: a null
 //     key or value is dropped and counted, as in Kafka Streams.
 //   - Time-window and session aggregations: a null key is dropped and
@@ -109,6 +111,14 @@
 //     ("null-value"); a null key is dropped and counted ("null-key") by
 //     JoinTable, and joined with None, key still null, by LeftJoinTable (as
 //     Kafka Streams 4 does); a row deleted in the table is absent.
+//   - Join, LeftJoin, OuterJoin (stream-stream): a record with a null key
+//     or value is dropped and counted ("null-key", "null-value") by the
+//     join node of its side, except that a null-key record with a value on
+//     an outer side (the left input of LeftJoin, both of OuterJoin) is
+//     joined with None at once and forwarded with its null key (Kafka
+//     Streams 4); the joiner, which takes the key unwrapped, then gets the
+//     key type's zero value. Records that meet nothing in a left or outer
+//     join are joined with None once their window has closed.
 //   - JoinGlobal, LeftJoinGlobal: a stream tombstone is dropped and
 //     counted ("null-value") without calling the key selector; the
 //     selector and the joiner get the stream key as a Maybe, and it is the
