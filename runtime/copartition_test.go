@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"testing"
@@ -32,6 +33,53 @@ func (c *testCluster) partitionCount(t *testing.T, topic string) int {
 	return len(d.Partitions)
 }
 
+// readWhileRunning reads topic from its start, handing each record to
+// each, until done() holds or timeout passes (it returns done()); it fails
+// the test with Run's error if the instance stops first.
+func (c *testCluster) readWhileRunning(t *testing.T, in *instance, topic string, timeout time.Duration, each func(*kgo.Record), done func() bool) bool {
+	t.Helper()
+	cl := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		select {
+		case <-in.finished:
+			err := <-in.done
+			in.done <- err
+			t.Fatalf("Run returned while the output was awaited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		cl.PollFetches(ctx).EachRecord(each)
+		cancel()
+	}
+	return true
+}
+
+// produceThenAwaitTable writes users (table rows) and waits until the
+// instance has them in the store of table, seen in its changelog, then
+// writes clicks: a stream record processed before its key's row would miss
+// it (a task does not wait for an empty partition), so the rows go first.
+func (c *testCluster) produceThenAwaitTable(t *testing.T, in *instance, changelog string, users, clicks []*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := c.client(t)
+	if err := cl.ProduceSync(ctx, users...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	if !c.readWhileRunning(t, in, changelog, 2*time.Minute, func(r *kgo.Record) { keys[string(r.Key)] = true },
+		func() bool { return len(keys) == len(users) }) {
+		t.Fatalf("changelog %s has %d of the %d rows after 2 minutes", changelog, len(keys), len(users))
+	}
+	if err := cl.ProduceSync(ctx, clicks...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A stream of a 2-partition topic, rekeyed and joined with a table of a
 // 4-partition topic, goes through a repartition topic of 4 partitions: the
 // repartition topic is co-partitioned with the table, as Kafka Streams'
@@ -56,23 +104,20 @@ func TestRepartitionTopicTakesCoPartitionGroupCount(t *testing.T) {
 	}
 
 	const n = 40
-	var rs []*kgo.Record
+	var us, cs []*kgo.Record
 	want := map[string]string{}
 	for i := range n {
 		u := fmt.Sprintf("user%d", i)
-		rs = append(rs, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("r%d", i%3)), Timestamp: time.UnixMilli(int64(1 + i))})
-		rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
+		us = append(us, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("r%d", i%3)), Timestamp: time.UnixMilli(int64(1 + i))})
+		cs = append(cs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
 		want[u] = fmt.Sprintf("/p%d@r%d", i, i%3)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := c.client(t).ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-
 	appID := topic(t, "app")
 	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
-	got := c.latestValues(t, out, len(want), time.Minute)
+	c.produceThenAwaitTable(t, in, appID+"-users-changelog", us, cs)
+	got := map[string]string{}
+	c.readWhileRunning(t, in, out, 2*time.Minute, func(r *kgo.Record) { got[string(r.Key)] = string(r.Value) },
+		func() bool { return maps.Equal(got, want) })
 	if !maps.Equal(got, want) {
 		t.Errorf("enriched clicks:\n got  %v\n want %v", got, want)
 	}
@@ -135,7 +180,14 @@ func TestRepartitionTopicsOnlyTakeTheLargestCount(t *testing.T) {
 
 	appID := topic(t, "app")
 	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
-	got, _ := c.counts(t, out, time.Minute, equalCounts(want))
+	got := map[string]int64{}
+	c.readWhileRunning(t, in, out, 2*time.Minute, func(r *kgo.Record) {
+		if len(r.Value) != 8 {
+			t.Errorf("record %s/%d@%d: value of %d bytes, want an 8-byte int64", r.Topic, r.Partition, r.Offset, len(r.Value))
+			return
+		}
+		got[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+	}, func() bool { return maps.Equal(got, want) })
 	if !maps.Equal(got, want) {
 		t.Errorf("counts: %s", diffCounts(got, want))
 	}
@@ -175,23 +227,25 @@ func TestCoPartitionedCountDoesNotFlowDownstream(t *testing.T) {
 	}
 
 	const n = 40
-	var rs []*kgo.Record
+	var us, cs []*kgo.Record
 	want := map[string]int64{}
 	for i := range n {
 		u, region := fmt.Sprintf("user%d", i), fmt.Sprintf("r%d", i%3)
-		rs = append(rs, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(region), Timestamp: time.UnixMilli(int64(1 + i))})
-		rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
+		us = append(us, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(region), Timestamp: time.UnixMilli(int64(1 + i))})
+		cs = append(cs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
 		want[region]++
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := c.client(t).ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-
 	appID := topic(t, "app")
 	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(100*time.Millisecond))
-	got, _ := c.counts(t, out, time.Minute, equalCounts(want))
+	c.produceThenAwaitTable(t, in, appID+"-users-changelog", us, cs)
+	got := map[string]int64{}
+	c.readWhileRunning(t, in, out, 2*time.Minute, func(r *kgo.Record) {
+		if len(r.Value) != 8 {
+			t.Errorf("record %s/%d@%d: value of %d bytes, want an 8-byte int64", r.Topic, r.Partition, r.Offset, len(r.Value))
+			return
+		}
+		got[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+	}, func() bool { return maps.Equal(got, want) })
 	if !maps.Equal(got, want) {
 		t.Errorf("clicks per region: %s", diffCounts(got, want))
 	}
