@@ -64,6 +64,8 @@ type options struct {
 	timestamps any
 	// onInvalid is a source's invalid-timestamp policy.
 	onInvalid InvalidTimestampPolicy
+	// streamJoined configures the stores of a stream-stream join.
+	streamJoined *StreamJoinOptions
 }
 
 func collect[O interface{ apply(*options) }](opts []O) options {

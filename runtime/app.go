@@ -58,6 +58,8 @@ type App struct {
 	commits committer
 	// changelogs reads changelogs for restores.
 	changelogs *changelogReader
+	// globals keeps the global stores (global.go); nil without any.
+	globals *globalReader
 
 	// mu guards the set of tasks (runners, byPartition) and the fields
 	// below: the poll loop holds it for a round (activate restored tasks,
@@ -262,6 +264,12 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.createInternalTopics(sctx, adm, l); err != nil {
 		return err
 	}
+	// Every global table catches up with its topic before the App joins
+	// the group: no task processes a record before (Kafka Streams starts
+	// its stream threads once the global thread is running).
+	if err := a.openGlobals(ctx); err != nil {
+		return err
+	}
 	bal := &taskBalancer{subs: map[string]int{}, topics: l.topics}
 	for sub, ts := range l.topics {
 		for _, t := range ts {
@@ -398,6 +406,7 @@ func (a *App) leaveAbandoned(cause error) {
 // being created), so no Pebble DB holds the cache any more.
 func (a *App) release() {
 	a.stopCleanups()
+	a.globals.stop()
 	if a.client != nil {
 		a.client.Close()
 	}
@@ -413,6 +422,9 @@ func (a *App) release() {
 		a.log.Error("tasks still open at release: keeping the block cache", "tasks", open)
 		return
 	}
+	// The tasks reading the global stores are closed: stop the global
+	// reader, checkpoint and close the stores.
+	a.globals.close()
 	if a.blockCache != nil {
 		a.blockCache.Unref()
 	}

@@ -228,7 +228,7 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, e
 // once the assignment callback returns. committed holds the group's
 // committed offsets. restoreRunner then restores the stores.
 func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[topicPartition]int64) (*runner, error) {
-	st := a.topo.SubTopologies()[id.sub]
+	st := a.topo.SubTopology(id.sub)
 	r := &runner{id: id}
 	persistent := false
 	for _, spec := range st.Stores {
@@ -290,7 +290,7 @@ func (a *App) restoreRunner(r *runner) {
 	defer r.cancelRestore()
 	ctx := r.restoreCtx
 	id, ts := r.id, r.st
-	st := a.topo.SubTopologies()[id.sub]
+	st := a.topo.SubTopology(id.sub)
 	policy := task.FailOnDeserializationError
 	if a.cfg.skipBadRecords {
 		policy = task.SkipOnDeserializationError
@@ -314,7 +314,8 @@ func (a *App) restoreRunner(r *runner) {
 		Dropped: func(taskID, node, reason string) {
 			a.metrics.dropped.WithLabelValues(taskID, node, reason).Inc()
 		},
-		Metadata: ts.metadata,
+		Metadata:     ts.metadata,
+		GlobalStores: a.globals.views(),
 	})
 	if err == nil {
 		err = a.finishRestore(ts)

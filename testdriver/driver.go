@@ -10,6 +10,14 @@
 // caller's goroutine and is deterministic: the wall clock moves only when
 // the test advances it.
 //
+// A global table's topic (dsl.GlobalTableFromTopic) is read by a task of
+// its own, which writes the global store: a record piped into it updates
+// the store before the pipe call returns, so the next stream record joined
+// with the global table sees it; a global store update emits nothing. The
+// driver has no restore to wait for: its global stores start empty and
+// hold what was piped into their topics, as in Kafka Streams'
+// TopologyTestDriver.
+//
 // The driver models one partition per topic: a task reading several topics
 // processes their records in the order they are piped (or written by
 // another sub-topology), as Kafka Streams' TopologyTestDriver does, not by
@@ -125,6 +133,7 @@ type Driver struct {
 	topo    *topology.Topology
 	clock   time.Time
 	tasks   []*task.Task
+	globals []*task.Task          // the global stores' tasks
 	readers map[string]*task.Task // Kafka topic → task that reads it
 	topics  map[string]*topicLog  // records written to non-internal topics
 	offsets map[string]int64      // next offset of each topic piped into
@@ -201,6 +210,35 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 	if cfg.changelogs {
 		changelogs = (*changelogWriter)(d)
 	}
+	// The global stores first: their tasks write them, the other tasks
+	// read them (read-only views of the same in-memory stores).
+	globals := map[string]state.Store{}
+	for _, g := range topo.GlobalStores() {
+		t, err := task.New(task.Config{
+			ApplicationID:          cfg.appID,
+			SubTopology:            g.SubTopology,
+			Partition:              0,
+			Collector:              (*collector)(d),
+			Clock:                  func() time.Time { return d.clock },
+			Logger:                 cfg.log,
+			OnDeserializationError: policy,
+			Dropped: func(_, node, reason string) {
+				d.dropped[[2]string{node, reason}]++
+			},
+		})
+		if err != nil {
+			_ = d.close(false)
+			return nil, err
+		}
+		d.globals = append(d.globals, t)
+		d.readers[g.Topic] = t
+		kv, ok := t.Store(g.Store.Name).(state.KeyValueStore)
+		if !ok {
+			_ = d.close(false)
+			return nil, fmt.Errorf("sluice: testdriver: global store %s is not a key-value store", g.Store.Name)
+		}
+		globals[g.Store.Name] = task.ReadOnly(kv)
+	}
 	for _, st := range topo.SubTopologies() {
 		var cache *state.Cache
 		if share != nil {
@@ -221,6 +259,7 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			Dropped: func(_, node, reason string) {
 				d.dropped[[2]string{node, reason}]++
 			},
+			GlobalStores: globals,
 		})
 		if err != nil {
 			_ = d.close(false)
@@ -249,6 +288,9 @@ func (d *Driver) close(commit bool) error {
 	}
 	d.closed = true
 	for _, t := range d.tasks {
+		errs = append(errs, t.Close())
+	}
+	for _, t := range d.globals {
 		errs = append(errs, t.Close())
 	}
 	return errors.Join(errs...)
@@ -326,7 +368,7 @@ func (d *Driver) DroppedRecords(node, reason string) int64 { return d.dropped[[2
 // Store returns the store named name, or nil. Values of the stores of
 // DSL aggregations and tables are timestamped (see KeyValueStore).
 func (d *Driver) Store(name string) state.Store {
-	for _, t := range d.tasks {
+	for _, t := range slices.Concat(d.tasks, d.globals) {
 		if s := t.Store(name); s != nil {
 			return s
 		}
@@ -346,12 +388,15 @@ func (d *Driver) ChangelogTopic(store string) string {
 	return task.ChangelogTopic(d.cfg.appID, spec)
 }
 
-// StreamTime is the stream time of the task of sub-topology sub.
+// StreamTime is the stream time of the task of sub-topology sub (-1 for
+// no such task: a global store's sub-topology has none).
 func (d *Driver) StreamTime(sub int) int64 {
-	if sub < 0 || sub >= len(d.tasks) {
-		return -1
+	for _, t := range d.tasks {
+		if t.SubTopology().ID == sub {
+			return t.StreamTime()
+		}
 	}
-	return d.tasks[sub].StreamTime()
+	return -1
 }
 
 // pipe feeds one serialized record into topic and processes it and

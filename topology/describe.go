@@ -23,7 +23,10 @@ import (
 // Successor and predecessor lists use the same order as the node list
 // (Kafka Streams sorts them while the graph is still being built, so for a
 // node with several parents or children its order can differ).
-// Internal topics are shown without the application ID prefix.
+// Internal topics are shown without the application ID prefix. A global
+// store is printed in its place in ID order as "Sub-topology: N for global
+// store (will not generate tasks)", and a node that reads it (a
+// stream-global join) lists no store, as in Kafka Streams.
 func (t *Topology) Describe() string {
 	size := t.subtreeSizes()
 	order := func(a, b *Node) int {
@@ -46,7 +49,12 @@ func (t *Topology) Describe() string {
 	}
 	var sb strings.Builder
 	sb.WriteString("Topologies:\n ")
+	globals := t.globals
 	for _, st := range t.subs {
+		for len(globals) > 0 && globals[0].ID < st.ID {
+			globals[0].describe(&sb)
+			globals = globals[1:]
+		}
 		fmt.Fprintf(&sb, "  Sub-topology: %d\n", st.ID)
 		nodes := slices.Clone(st.Nodes)
 		slices.SortFunc(nodes, order)
@@ -66,7 +74,18 @@ func (t *Topology) Describe() string {
 		}
 		sb.WriteString("\n")
 	}
+	for _, g := range globals {
+		g.describe(&sb)
+	}
 	return sb.String()
+}
+
+// describe prints a global store as Kafka Streams' GlobalStore.toString
+// does: no blank line after it, unlike a sub-topology.
+func (g *GlobalStore) describe(sb *strings.Builder) {
+	fmt.Fprintf(sb, "  Sub-topology: %d for global store (will not generate tasks)\n", g.ID)
+	fmt.Fprintf(sb, "    Source: %s (topics: [%s])\n      --> %s\n", g.Source.Name, g.Topic, g.Processor.Name)
+	fmt.Fprintf(sb, "    Processor: %s (stores: [%s])\n      --> none\n      <-- %s\n", g.Processor.Name, g.Store.Name, g.Source.Name)
 }
 
 // subtreeSizes counts, for every node, the nodes of the sub-tree below it,

@@ -81,6 +81,15 @@ type Node struct {
 	Partitions int32
 	// Stores are the names of the state stores the node uses.
 	Stores []string
+	// Global marks the two nodes of a global store (see GlobalStore): the
+	// source of its topic and the processor that writes the store.
+	Global bool
+	// GlobalStores are the names of the global stores the node reads (a
+	// stream-global join). Unlike Stores they do not tie the node to the
+	// store's sub-topology: every task of the instance reads the same
+	// global store, which no task owns (Kafka Streams prints no store for
+	// such a node either).
+	GlobalStores []string
 	// Parents and Children are the node's neighbours in the graph.
 	Parents  []*Node
 	Children []*Node
@@ -160,9 +169,29 @@ func (st *SubTopology) SourceTopics() []string {
 	return ts
 }
 
+// GlobalStore is the sub-topology of a global store (Kafka Streams'
+// TopologyDescription.GlobalStore): a source reading every partition of
+// one topic and the processor that writes each record into the store. It
+// generates no task and takes no part in the consumer group: each instance
+// of the application keeps all of the store, restored from the topic itself
+// (the store has no changelog), and updated by a reader of its own. It has
+// a sub-topology ID of its own, numbered with the others.
+type GlobalStore struct {
+	ID int
+	// Source reads Topic; Processor writes Store.
+	Source    *Node
+	Processor *Node
+	Topic     string
+	Store     *StoreSpec
+	// SubTopology holds the two nodes and the store, to instantiate them
+	// as a task's would be (internal/task), on any partition of Topic.
+	SubTopology *SubTopology
+}
+
 // Topology is a compiled topology.
 type Topology struct {
 	subs           []*SubTopology
+	globals        []*GlobalStore
 	nodes          []*Node
 	stores         []*StoreSpec
 	internalTopics []InternalTopic
@@ -202,18 +231,59 @@ type CoPartitionGroup struct {
 // checks them against the broker's partition counts at start-up.
 func (t *Topology) CoPartitionGroups() []CoPartitionGroup { return t.copartition }
 
-// SubTopologies returns the sub-topologies in ID order.
+// SubTopologies returns the sub-topologies that generate tasks, in ID
+// order. Their IDs need not be contiguous: a global store's sub-topology
+// (GlobalStores) takes an ID too. Use SubTopology to find one by ID.
 func (t *Topology) SubTopologies() []*SubTopology { return t.subs }
 
-// Stores returns the state stores in the order they were declared.
+// SubTopology returns the task-generating sub-topology with the given ID,
+// or nil.
+func (t *Topology) SubTopology(id int) *SubTopology {
+	for _, st := range t.subs {
+		if st.ID == id {
+			return st
+		}
+	}
+	return nil
+}
+
+// GlobalStores returns the sub-topologies of the global stores, in ID
+// order.
+func (t *Topology) GlobalStores() []*GlobalStore { return t.globals }
+
+// GlobalStore returns the global store named name, or nil.
+func (t *Topology) GlobalStore(name string) *GlobalStore {
+	for _, g := range t.globals {
+		if g.Store.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// GlobalTopics returns the topics of the global stores, in ID order. They
+// are not among SourceTopics: the consumer group does not read them.
+func (t *Topology) GlobalTopics() []string {
+	var ts []string
+	for _, g := range t.globals {
+		ts = append(ts, g.Topic)
+	}
+	return ts
+}
+
+// Stores returns the state stores of the task-generating sub-topologies in
+// the order they were declared (not the global stores: GlobalStores).
 func (t *Topology) Stores() []*StoreSpec { return t.stores }
 
-// Store returns the store named name, or nil.
+// Store returns the store named name, a global store's included, or nil.
 func (t *Topology) Store(name string) *StoreSpec {
 	for _, s := range t.stores {
 		if s.Name == name {
 			return s
 		}
+	}
+	if g := t.GlobalStore(name); g != nil {
+		return g.Store
 	}
 	return nil
 }
@@ -231,11 +301,13 @@ func (t *Topology) Node(name string) *Node {
 	return nil
 }
 
-// SourceTopics returns the external (non-internal) topics the topology reads.
+// SourceTopics returns the external (non-internal) topics the topology's
+// tasks read: the topics of the consumer group's subscription, without the
+// global stores' topics (GlobalTopics).
 func (t *Topology) SourceTopics() []string {
 	var ts []string
 	for _, n := range t.nodes {
-		if n.Kind == Source && !n.Internal {
+		if n.Kind == Source && !n.Internal && !n.Global {
 			ts = append(ts, n.Topics...)
 		}
 	}
@@ -318,6 +390,11 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 				errs = append(errs, &BuildError{Node: n.Name, Store: s, Msg: "store is used but not declared"})
 			}
 		}
+		for _, s := range n.GlobalStores {
+			if storeByName[s] == nil {
+				errs = append(errs, &BuildError{Node: n.Name, Store: s, Msg: "global store is read but not declared"})
+			}
+		}
 	}
 	if !hasSource {
 		errs = append(errs, ErrEmptyTopology)
@@ -379,20 +456,51 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 		}
 	}
 
+	// Sub-topology IDs are given in the order of each one's first node, a
+	// global store's included, as Kafka Streams numbers its node groups.
 	t := &Topology{nodes: nodes}
+	var all []*SubTopology
 	subOf := map[int]*SubTopology{}
 	for i, n := range nodes {
 		r := find(i)
 		st := subOf[r]
 		if st == nil {
-			st = &SubTopology{ID: len(t.subs)}
+			st = &SubTopology{ID: len(all)}
 			subOf[r] = st
-			t.subs = append(t.subs, st)
+			all = append(all, st)
 		}
 		st.Nodes = append(st.Nodes, n)
 		if n.Kind == Source {
 			st.Sources = append(st.Sources, n)
 		}
+	}
+	storeSpecs := map[string]*StoreSpec{}
+	for _, s := range stores {
+		storeSpecs[s.Name] = s
+	}
+	globalStore := map[string]bool{}
+	for _, st := range all {
+		g, isGlobal, err := globalStoreOf(st, storeSpecs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !isGlobal {
+			t.subs = append(t.subs, st)
+			continue
+		}
+		t.globals = append(t.globals, g)
+		globalStore[g.Store.Name] = true
+	}
+	for _, n := range nodes {
+		for _, s := range n.GlobalStores {
+			if !globalStore[s] {
+				errs = append(errs, &BuildError{Node: n.Name, Store: s, Msg: "store read as a global store is not the store of a global table"})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 
 	storeSub := map[string]*SubTopology{}
@@ -453,6 +561,51 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 		}
 	}
 	return t, nil
+}
+
+// globalStoreOf returns the global store that st is, if its nodes are
+// global: exactly a source of one topic and one processor below it that
+// writes one store, which neither logs nor caches (the store is restored
+// from the topic itself, and read by every task while the global reader
+// writes it).
+func globalStoreOf(st *SubTopology, stores map[string]*StoreSpec) (*GlobalStore, bool, error) {
+	global := false
+	for _, n := range st.Nodes {
+		global = global || n.Global
+	}
+	if !global {
+		return nil, false, nil
+	}
+	bad := func(n *Node, msg string) (*GlobalStore, bool, error) {
+		return nil, true, &BuildError{Node: n.Name, Msg: msg}
+	}
+	if len(st.Nodes) != 2 || len(st.Sources) != 1 {
+		for _, n := range st.Nodes {
+			if !n.Global {
+				return bad(n, "a global store's nodes (a source and the processor that writes the store) cannot be linked to other nodes")
+			}
+		}
+		return bad(st.Nodes[0], "a global store is a source and one processor")
+	}
+	src := st.Sources[0]
+	proc := st.Nodes[0]
+	if proc == src {
+		proc = st.Nodes[1]
+	}
+	switch {
+	case !src.Global || !proc.Global:
+		return bad(proc, "a global store's source and processor must both be global")
+	case len(src.Topics) != 1 || src.Internal:
+		return bad(src, "a global store's source reads exactly one external topic")
+	case len(proc.Stores) != 1 || len(proc.Parents) != 1 || proc.Parents[0] != src:
+		return bad(proc, "a global store's processor reads its source and writes exactly one store")
+	}
+	spec := stores[proc.Stores[0]]
+	if !spec.DisableLogging || !spec.DisableCaching || spec.Kind != KeyValue {
+		return nil, true, &BuildError{Node: proc.Name, Store: spec.Name, Msg: "a global store is a key-value store without changelog or record cache"}
+	}
+	st.Stores = []*StoreSpec{spec}
+	return &GlobalStore{ID: st.ID, Source: src, Processor: proc, Topic: src.Topics[0], Store: spec, SubTopology: st}, true, nil
 }
 
 // quoteID makes a node name safe as a DOT or Mermaid identifier.

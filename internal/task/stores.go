@@ -68,3 +68,21 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 	}
 	return nil, fmt.Errorf("sluice: store %s: unknown kind %d", spec.Name, spec.Kind)
 }
+
+// ReadOnly wraps a global store for the tasks that read it: its writes
+// fail, as Kafka Streams hands processors a read-only decorator of a
+// global store. Only the global reader writes it.
+func ReadOnly(kv state.KeyValueStore) state.KeyValueStore { return readOnlyStore{kv} }
+
+type readOnlyStore struct{ state.KeyValueStore }
+
+func (s readOnlyStore) Put(_, _ []byte) error {
+	return fmt.Errorf("sluice: global store %s is read-only: only the global reader writes it", s.Name())
+}
+
+func (s readOnlyStore) Delete(_ []byte) error {
+	return fmt.Errorf("sluice: global store %s is read-only: only the global reader writes it", s.Name())
+}
+
+// Close releases nothing: the store belongs to the global reader.
+func (s readOnlyStore) Close() error { return nil }

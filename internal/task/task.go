@@ -80,6 +80,12 @@ type Config struct {
 	// Metadata is the processor metadata the task starts with (see
 	// Task.Metadata): what the runtime committed with the local state.
 	Metadata map[string]int64
+	// GlobalStores are the global stores the task's nodes may read, by
+	// name: views of the stores that the global reader (the runtime's, or
+	// the driver's global tasks) writes, each safe to read from the task's
+	// goroutine while the reader writes. As in Kafka Streams, any node may
+	// read a global store; none may write one.
+	GlobalStores map[string]state.Store
 }
 
 // ID returns the Kafka Streams style task ID "<sub-topology>_<partition>".
@@ -471,6 +477,9 @@ func (c *nodeContext) Collector() operators.Collector {
 }
 
 func (c *nodeContext) Store(name string) (state.Store, error) {
+	if g, ok := c.t.cfg.GlobalStores[name]; ok && !slices.Contains(c.node.Stores, name) {
+		return g, nil
+	}
 	if !slices.Contains(c.node.Stores, name) {
 		return nil, fmt.Errorf("%w: node %s, store %s", operators.ErrStoreNotDeclared, c.node.Name, name)
 	}

@@ -1,0 +1,459 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/task"
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/state"
+	"github.com/sluicehq/sluice/topology"
+)
+
+// The global reader keeps the instance's global stores (Kafka Streams'
+// GlobalStreamThread, GlobalStateManagerImpl and GlobalStateUpdateTask):
+//
+//   - every instance holds every partition of every global store's topic,
+//     read with clients of the reader's own, in no consumer group (the
+//     group's subscription leaves the global topics out);
+//   - a global store has no changelog: its topic is restored instead, from
+//     the offsets of the checkpoint file in <state dir>/<app ID>/global
+//     (from the start without one, and always for an in-memory store) to
+//     the end offsets listed when the restore starts, with the App's
+//     changelog reader, before the App joins the group: no task processes
+//     a record before every global table has caught up;
+//   - then one client reads on from there while the App runs, and the
+//     records go through the global store's own task (its source and the
+//     processor writing the store), so that a record the source cannot
+//     deserialize follows the deserialization policy and is counted, and
+//     an error names the topic, partition and offset;
+//   - the stores of all global tables live in one Pebble DB, written at
+//     once (no pending batch: there is no commit to wait for), which the
+//     tasks read through views of their own while the reader writes: a
+//     PebbleDB is safe for concurrent use, and a global store has no
+//     record cache. An in-memory global store is guarded by a lock
+//     (syncStore). Every commit interval and at shutdown, the reader makes
+//     the DB durable and then writes the checkpoint, so the checkpoint
+//     never runs ahead of the stores; after a crash the records since are
+//     applied again, which leaves a table as it was (each record sets or
+//     deletes its key).
+//
+// The restore applies the records through the same task as the updates
+// that follow, deserializing them: Kafka Streams restores a global table's
+// bytes as they are (no deserialization, the record's own timestamp), so
+// a record it cannot read fails later, in a join; here it follows the
+// deserialization policy at once, and the timestamp extractor applies.
+//
+// Exactly-once is not implemented yet; when it is, the reader's clients
+// must read with kgo.FetchIsolationLevel(kgo.ReadCommitted()), as Kafka
+// Streams' global consumer reads with isolation.level=read_committed under
+// exactly_once_v2, so that aborted records never reach a global store.
+type globalReader struct {
+	a   *App
+	dir string
+	db  *state.PebbleDB // nil when every global store is in memory
+	// mem holds the in-memory global stores, shared by the tasks.
+	mem   map[string]*syncStore
+	tasks map[string]*task.Task // by topic: the task writing the store
+	// globals are the topology's global stores, by topic.
+	globals map[string]*topology.GlobalStore
+	// partitions is the partition count of each global topic.
+	partitions map[string]int32
+	// next is the next offset to read of each global partition: what the
+	// stores reflect. checkpoint is what the checkpoint file holds.
+	next       map[state.TopicPartition]int64
+	checkpoint map[state.TopicPartition]int64
+	written    bool // the checkpoint file was written since the start
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the live reader ends
+	err    error         // the live reader's error, once done is closed
+}
+
+// globalDirName is the global stores' directory in the App's directory of
+// the state directory (not a task ID: the sweep leaves it alone).
+const globalDirName = "global"
+
+// openGlobals opens the global stores and restores them from their topics
+// to the end offsets of the moment, then starts the live reader. It is
+// called before the App joins the group.
+func (a *App) openGlobals(ctx context.Context) error {
+	gs := a.topo.GlobalStores()
+	if len(gs) == 0 {
+		return nil
+	}
+	g := &globalReader{
+		a: a, dir: filepath.Join(a.appDir, globalDirName),
+		mem: map[string]*syncStore{}, tasks: map[string]*task.Task{}, globals: map[string]*topology.GlobalStore{},
+		partitions: map[string]int32{}, next: map[state.TopicPartition]int64{}, checkpoint: map[state.TopicPartition]int64{},
+	}
+	a.globals = g
+	persistent := false
+	for _, gs := range gs {
+		g.globals[gs.Topic] = gs
+		persistent = persistent || !gs.Store.InMemory
+	}
+	if err := g.partitionCounts(ctx); err != nil {
+		return err
+	}
+	if persistent {
+		db, err := state.OpenPebble(g.dir, state.PebbleOptions{
+			Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), Logger: a.log,
+		})
+		if err != nil {
+			return err
+		}
+		g.db = db
+		cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(g.dir, checkpointFile))
+		if err != nil {
+			a.log.Warn("unreadable checkpoint of the global stores: restoring them from their topics' start", "dir", g.dir, "err", err)
+			cp = nil
+		}
+		for tp, off := range cp {
+			if gs := g.globals[tp.Topic]; gs != nil && !gs.Store.InMemory {
+				g.checkpoint[tp] = off
+			}
+		}
+	}
+	policy := task.FailOnDeserializationError
+	if a.cfg.skipBadRecords {
+		policy = task.SkipOnDeserializationError
+	}
+	for _, gs := range gs {
+		t, err := task.New(task.Config{
+			ApplicationID: a.cfg.appID,
+			SubTopology:   gs.SubTopology,
+			Partition:     -1, // all of them: Kafka Streams' global task is -1_-1 too
+			// No Collector: a global store's sub-topology has no sink.
+			OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
+				return g.base(spec), nil
+			},
+			Logger:                 a.log.With("global_store", gs.Store.Name),
+			OnDeserializationError: policy,
+			Dropped: func(_, node, reason string) {
+				a.metrics.dropped.WithLabelValues("global", node, reason).Inc()
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("sluice: global store %s: %w", gs.Store.Name, err)
+		}
+		g.tasks[gs.Topic] = t
+	}
+	if err := g.restore(ctx); err != nil {
+		return err
+	}
+	g.startLive()
+	return nil
+}
+
+// partitionCounts reads the partition count of each global topic, failing
+// with a MissingTopicError for those that do not exist.
+func (g *globalReader) partitionCounts(ctx context.Context) error {
+	topics := g.a.topo.GlobalTopics()
+	md, err := kadm.NewClient(g.a.admin).Metadata(ctx, topics...)
+	if err != nil {
+		return &BrokerError{Brokers: g.a.brokers, Err: err}
+	}
+	var missing []string
+	for _, t := range topics {
+		td, ok := md.Topics[t]
+		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || len(td.Partitions) == 0 {
+			missing = append(missing, t)
+			continue
+		}
+		if td.Err != nil {
+			return fmt.Errorf("sluice: describe global topic %s: %w", t, td.Err)
+		}
+		g.partitions[t] = int32(len(td.Partitions))
+	}
+	if len(missing) > 0 {
+		return &MissingTopicError{Topics: missing}
+	}
+	return nil
+}
+
+// base returns the store a global store's task writes: a view of the
+// global DB, or the shared in-memory store.
+func (g *globalReader) base(spec *topology.StoreSpec) state.KeyValueStore {
+	if spec.InMemory || g.db == nil {
+		s := g.mem[spec.Name]
+		if s == nil {
+			s = &syncStore{kv: state.NewInMemoryKeyValueStore(spec.Name)}
+			g.mem[spec.Name] = s
+		}
+		return s
+	}
+	return g.db.KeyValueStore(spec.Name)
+}
+
+// views returns the global stores as a task reads them: each a view of
+// its own (a Pebble store view is not safe for concurrent use), read-only.
+func (g *globalReader) views() map[string]state.Store {
+	if g == nil {
+		return nil
+	}
+	m := make(map[string]state.Store, len(g.globals))
+	for _, gs := range g.globals {
+		m[gs.Store.Name] = task.ReadOnly(g.base(gs.Store))
+	}
+	return m
+}
+
+// restore brings every global store up to the end offsets of its topic's
+// partitions listed when each partition's restore starts.
+func (g *globalReader) restore(ctx context.Context) error {
+	for _, topic := range g.a.topo.GlobalTopics() {
+		gs, t := g.globals[topic], g.tasks[topic]
+		var raw operators.RawRecord
+		for p := range g.partitions[topic] {
+			tp := state.TopicPartition{Topic: topic, Partition: p}
+			from := int64(-1)
+			if off, ok := g.checkpoint[tp]; ok {
+				from = off
+			}
+			start := time.Now()
+			n, end, err := g.a.restore(ctx, topic, p, from, gs.Store.Name, func(r *kgo.Record) error {
+				return t.Process(rawRecord(r, &raw))
+			})
+			if err != nil {
+				return fmt.Errorf("sluice: global store %s: %w", gs.Store.Name, err)
+			}
+			g.next[tp] = end
+			if n > 0 {
+				g.a.log.Info("restored global store", "store", gs.Store.Name, "topic", topic, "partition", p,
+					"from", from, "to", end, "records", n, "took", time.Since(start))
+			}
+		}
+	}
+	return g.writeCheckpoint()
+}
+
+// rawRecord fills raw with r; raw's headers are a new slice.
+func rawRecord(r *kgo.Record, raw *operators.RawRecord) *operators.RawRecord {
+	*raw = operators.RawRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Timestamp: r.Timestamp.UnixMilli(), Key: r.Key, Value: r.Value}
+	for _, h := range r.Headers {
+		raw.Headers = append(raw.Headers, operators.Header{Key: h.Key, Value: h.Value})
+	}
+	return raw
+}
+
+// writeCheckpoint makes the global DB durable, then writes the offsets it
+// reflects: the checkpoint never runs ahead of the stores.
+func (g *globalReader) writeCheckpoint() error {
+	if g.db == nil {
+		return nil
+	}
+	changed := false
+	for tp, off := range g.next {
+		if gs := g.globals[tp.Topic]; gs.Store.InMemory {
+			continue
+		}
+		if g.checkpoint[tp] != off {
+			changed = true
+		}
+	}
+	if !changed && g.written {
+		return nil
+	}
+	if err := g.db.Flush(); err != nil {
+		return fmt.Errorf("sluice: global stores: flush: %w", err)
+	}
+	cp := map[state.TopicPartition]int64{}
+	for tp, off := range g.next {
+		if !g.globals[tp.Topic].Store.InMemory {
+			cp[tp] = off
+		}
+	}
+	if err := state.WriteCheckpoint(vfs.Default, filepath.Join(g.dir, checkpointFile), cp); err != nil {
+		return fmt.Errorf("sluice: global stores: write checkpoint: %w", err)
+	}
+	g.checkpoint, g.written = cp, true
+	return nil
+}
+
+// startLive starts the reader that keeps the global stores up to date
+// while the App runs, from the offsets the restore reached.
+func (g *globalReader) startLive() {
+	ctx, cancel := context.WithCancel(g.a.closeCtx)
+	g.cancel, g.done = cancel, make(chan struct{})
+	go func() {
+		defer close(g.done)
+		g.err = g.live(ctx)
+		if g.err != nil && ctx.Err() == nil {
+			g.a.mu.Lock()
+			g.a.failLocked(g.err)
+			g.a.mu.Unlock()
+		}
+	}()
+}
+
+// live reads every partition of the global topics from g.next on, with a
+// client in no group, applying each record to its global store; every
+// commit interval it checkpoints. It returns when ctx ends (nil) or on an
+// error (a record that fails with the fail policy, a fetch error).
+func (g *globalReader) live(ctx context.Context) error {
+	parts := map[string]map[int32]kgo.Offset{}
+	for tp, off := range g.next {
+		if parts[tp.Topic] == nil {
+			parts[tp.Topic] = map[int32]kgo.Offset{}
+		}
+		parts[tp.Topic][tp.Partition] = kgo.NewOffset().At(off)
+	}
+	cl, err := kgo.NewClient(append(g.a.baseClientOpts(),
+		// No group: the instance reads every partition itself. (With
+		// exactly-once: kgo.FetchIsolationLevel(kgo.ReadCommitted()).)
+		kgo.ConsumePartitions(parts),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("sluice: global reader: %w", err)
+	}
+	defer cl.Close()
+	tick := time.NewTicker(g.a.cfg.commitInterval)
+	defer tick.Stop()
+	var raw operators.RawRecord
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if ferr == nil && !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("sluice: global reader: topic %s partition %d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		var perr error
+		fs.EachRecord(func(r *kgo.Record) {
+			if perr != nil {
+				return
+			}
+			t := g.tasks[r.Topic]
+			if t == nil {
+				return
+			}
+			if perr = t.Process(rawRecord(r, &raw)); perr == nil {
+				g.next[state.TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r.Offset + 1
+			}
+		})
+		if perr != nil {
+			return fmt.Errorf("sluice: global reader: %w", perr)
+		}
+		select {
+		case <-tick.C:
+			if err := g.writeCheckpoint(); err != nil {
+				return err
+			}
+		default:
+		}
+	}
+}
+
+// stop stops the live reader, if it runs, and waits for it to end.
+func (g *globalReader) stop() {
+	if g == nil || g.cancel == nil {
+		return
+	}
+	g.cancel()
+	<-g.done
+}
+
+// close stops the live reader, checkpoints and closes the global stores;
+// the tasks reading them must be closed already.
+func (g *globalReader) close() {
+	if g == nil {
+		return
+	}
+	g.stop()
+	if g.err == nil {
+		if err := g.writeCheckpoint(); err != nil {
+			g.a.log.Warn("global stores: checkpoint at shutdown", "err", err)
+		}
+	}
+	for _, t := range g.tasks {
+		_ = t.Close()
+	}
+	if g.db != nil {
+		if err := g.db.Close(); err != nil {
+			g.a.log.Warn("global stores: close", "dir", g.dir, "err", err)
+		}
+		g.db = nil
+	}
+}
+
+// syncStore is an in-memory global store that the tasks read while the
+// global reader writes: every call holds its lock, and what Get returns
+// and iteration yields are copies.
+type syncStore struct {
+	mu sync.RWMutex
+	kv state.KeyValueStore
+}
+
+func (s *syncStore) Name() string { return s.kv.Name() }
+func (s *syncStore) Flush() error { return nil }
+func (s *syncStore) Close() error { return nil }
+
+func (s *syncStore) Get(key []byte) ([]byte, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok, err := s.kv.Get(key)
+	return slices.Clone(v), ok, err
+}
+
+func (s *syncStore) Put(key, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kv.Put(key, value)
+}
+
+func (s *syncStore) Delete(key []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kv.Delete(key)
+}
+
+func (s *syncStore) ApproximateCount() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.kv.ApproximateCount()
+}
+
+func (s *syncStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
+	return s.copied(func() iter.Seq2[[]byte, []byte] { return s.kv.Range(from, to) })
+}
+
+func (s *syncStore) Prefix(prefix []byte) iter.Seq2[[]byte, []byte] {
+	return s.copied(func() iter.Seq2[[]byte, []byte] { return s.kv.Prefix(prefix) })
+}
+
+// copied yields copies of the entries of seq, collected under the lock.
+func (s *syncStore) copied(seq func() iter.Seq2[[]byte, []byte]) iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		var ks, vs [][]byte
+		s.mu.RLock()
+		for k, v := range seq() {
+			ks, vs = append(ks, slices.Clone(k)), append(vs, slices.Clone(v))
+		}
+		s.mu.RUnlock()
+		for i := range ks {
+			if !yield(ks[i], vs[i]) {
+				return
+			}
+		}
+	}
+}
