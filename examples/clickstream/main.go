@@ -201,9 +201,9 @@ func printReport(out io.Writer, g *generation, got *outputs, drops map[string]in
 	for _, p := range g.pages {
 		known[p.Page] = true
 	}
-	fmt.Fprintf(out, "Produced to %s: %d users in %d regions (%s), %d pages (%s), then in %d rounds\n",
+	fmt.Fprintf(out, "Produced to %s: %d users in %d regions to %s, %d pages to %s, then, in %d rounds,\n",
 		where, len(g.users), len(regions), t.Users, len(g.pages), t.Pages, len(g.rounds))
-	fmt.Fprintf(out, "%d clicks (%s) and %d purchases (%s), with event times (UTC) in %d one-minute windows from %s to %s:\n",
+	fmt.Fprintf(out, "%d clicks to %s and %d purchases to %s, with event times (UTC) in %d one-minute windows from %s to %s:\n",
 		len(g.clicks), t.Clicks, len(g.buys), t.Purchases, g.windows, clock(g.first), clock(g.first+int64(g.windows)*size))
 	fmt.Fprintf(out, "  %6d clicks out of order (behind the latest event time), %d of them in the previous window,\n", g.outOfOrder, g.previousWindow)
 	fmt.Fprintf(out, "         which its %v of grace kept open\n", regionGrace)

@@ -156,18 +156,19 @@ func Topology(t Topics) (*topology.Topology, error) {
 			}
 			return e
 		}, dsl.Named("click-page")).WithValueSerde(serde.JSON[EnrichedClick]())
-	enriched.To(t.Enriched, serde.String, serde.JSON[EnrichedClick]())
+	enriched.To(t.Enriched, serde.String, serde.JSON[EnrichedClick](), dsl.Named("to-clicks-enriched"))
 
 	regions := dsl.GroupByValue(enriched, func(e EnrichedClick) string { return e.Region }, serde.String, dsl.Named(byRegion))
 	counts := dsl.WindowedBy(regions, window.Tumbling(regionWindow, regionGrace)).EmitFinal().Count(dsl.Named(regionCount))
 	dsl.Map(counts.ToStream(dsl.Named("closed-windows")), func(k window.Windowed[string], n int64) (string, RegionCount) {
 		return k.Key, RegionCount{Region: k.Key, WindowStart: k.Window.Start, WindowEnd: k.Window.End, Count: n}
-	}, dsl.Named("region-to-json")).To(t.RegionClicks, serde.String, serde.JSON[RegionCount]())
+	}, dsl.Named("region-to-json")).To(t.RegionClicks, serde.String, serde.JSON[RegionCount](), dsl.Named("to-region-clicks"))
 
 	dsl.Join(purchases, clicks, func(user string, p Purchase, c Click) AttributedPurchase {
 		return AttributedPurchase{User: user, Page: c.Page, Amount: p.Amount, ClickTS: c.TS, PurchaseTS: p.TS}
-	}, attributionWindows, dsl.Named("attribution")).To(t.Attributed, serde.String, serde.JSON[AttributedPurchase]())
-	return b.Build()
+	}, attributionWindows, dsl.Named("attribution"), dsl.StreamJoined(dsl.StreamJoinOptions{StoreName: "attribution"})).
+		To(t.Attributed, serde.String, serde.JSON[AttributedPurchase](), dsl.Named("to-attributed-purchases"))
+	return b.Build(dsl.RequireNamedStores())
 }
 
 // clickTime and purchaseTime are the timestamp extractors: the record's
