@@ -15,6 +15,9 @@ type Builder struct {
 	stores []*topology.StoreSpec
 	index  int
 	errs   []error
+	// joinRepartitions maps a stream's node to the source of the topic it
+	// was last repartitioned through for a join (repartitionForJoin).
+	joinRepartitions map[*topology.Node]*topology.Node
 }
 
 // NewBuilder returns an empty Builder.

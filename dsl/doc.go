@@ -9,8 +9,8 @@
 // s.GroupByKey, g.Count, t.ToStream); operations that change a type are
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
-// JoinTable, LeftJoinTable, TableMapValues, TableGroupBy, TableAggregate,
-// Process). A lambda or serde of the wrong type is a compile error.
+// JoinTable, LeftJoinTable, Join, LeftJoin, OuterJoin, TableMapValues,
+// TableGroupBy, TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
 //	lines := dsl.FromTopic(b, "text-input", serde.String, serde.String)
@@ -92,6 +92,14 @@
 //     ("null-value"); a null key is dropped and counted ("null-key") by
 //     JoinTable, and joined with None, key still null, by LeftJoinTable (as
 //     Kafka Streams 4 does); a row deleted in the table is absent.
+//   - Join, LeftJoin, OuterJoin (stream-stream): a record with a null key
+//     or value is dropped and counted ("null-key", "null-value") by the
+//     join node of its side, except that a null-key record with a value on
+//     an outer side (the left input of LeftJoin, both of OuterJoin) is
+//     joined with None at once and forwarded with its null key (Kafka
+//     Streams 4); the joiner, which takes the key unwrapped, then gets the
+//     key type's zero value. Records that meet nothing in a left or outer
+//     join are joined with None once their window has closed.
 //   - TableFromTopic: a tombstone deletes its key (a delete of an absent
 //     key is not forwarded); a null key is dropped and counted.
 //   - Table Filter, TableMapValues, TableGroupBy and the table

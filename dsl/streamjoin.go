@@ -1,6 +1,8 @@
 package dsl
 
 import (
+	"time"
+
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/topology"
 	"github.com/sluicehq/sluice/window"
@@ -135,18 +137,10 @@ func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter
 		sj = *o.streamJoined
 	}
 	if s.rekeyed {
-		base := s.node.Name
-		if named != "" {
-			base = named + "-left"
-		}
-		s = s.repartitionAs(base, 0)
+		s = s.repartitionForJoin(named, "-left")
 	}
 	if other.rekeyed {
-		base := other.node.Name
-		if named != "" {
-			base = named + "-right"
-		}
-		other = other.repartitionAs(base, 0)
+		other = other.repartitionForJoin(named, "-right")
 	}
 	thisSuffix, otherSuffix := "-this-join", "-other-join"
 	thisPrefix, otherPrefix := "KSTREAM-JOINTHIS", "KSTREAM-JOINOTHER"
@@ -156,11 +150,14 @@ func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter
 	if leftOuter {
 		otherSuffix, otherPrefix = "-outer-other-join", "KSTREAM-OUTEROTHER"
 	}
+	// A named join still uses up the indices of the names it does not
+	// generate (Kafka Streams' NamedInternal.suffixWithOrElseGet).
 	suffixed := func(suffix, prefix string) string {
+		gen := b.newName(prefix)
 		if named != "" {
 			return named + suffix
 		}
-		return b.newName(prefix)
+		return gen
 	}
 	thisWindowedName := suffixed("-this-windowed", "KSTREAM-WINDOWED")
 	otherWindowedName := suffixed("-other-windowed", "KSTREAM-WINDOWED")
@@ -177,6 +174,10 @@ func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter
 	}
 	if err := w.Validate(); err != nil {
 		b.fail(mergeName, "join windows: %v", err)
+	} else if w.Retention() < time.Millisecond {
+		// Kafka Streams builds window stores of retention 0 for these
+		// windows, which return no record at all: such a join never joins.
+		b.fail(mergeName, "join windows: Before + After + Grace is 0, so the window stores would keep nothing: give the windows a time difference or a grace")
 	}
 	keys := s.keys
 	if keys == nil {
@@ -264,4 +265,28 @@ func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter
 	}, otherWindowed)
 	merge := stateless(b, mergeName, func(next nodes.Node[K, VR]) nodes.Node[K, VR] { return next }, joinThis, joinOther)
 	return Stream[K, VR]{b: b, node: merge, keys: keys}
+}
+
+// repartitionForJoin repartitions s for a join named named (or unnamed):
+// through "<named><suffix>-repartition", or "<s's node>-repartition". As
+// Kafka Streams' KStreamImpl.repartitionForJoin, an unnamed join of a
+// stream already repartitioned for a join reads that repartition topic
+// again (the new names still use up their indices), and any join records
+// the topic it created as the one to reuse.
+func (s Stream[K, V]) repartitionForJoin(named, suffix string) Stream[K, V] {
+	b := s.b
+	base := s.node.Name
+	if named != "" {
+		base = named + suffix
+	}
+	if src, ok := b.joinRepartitions[s.node]; ok && base == s.node.Name {
+		b.repartitionNames(base)
+		return Stream[K, V]{b: b, node: src, keys: s.keys, values: s.values}
+	}
+	r := s.repartitionAs(base, 0)
+	if b.joinRepartitions == nil {
+		b.joinRepartitions = map[*topology.Node]*topology.Node{}
+	}
+	b.joinRepartitions[s.node] = r.node
+	return r
 }

@@ -19,12 +19,16 @@ package dsl_test
 //	    MockValueJoiner.TOSTRING_JOINER).
 //	stores
 //	    the names of the topology's stores.
+//	nodes
+//	    each node of the topology, in creation order, with the stores it
+//	    uses and its parents: <name> [<store>, ...] <- <parent>, ...
 //	left <key>=<value>@<ts>...
 //	right <key>=<value>@<ts>...
 //	    pipes the records, in order, into "left" or "right"; <null> as
-//	    the key or the value is a Kafka null. A "left" or "right" among
-//	    the records switches the topic the following records go to. Prints the records written
-//	    to out meanwhile, as <key>=<value>@<ts>.
+//	    the key or the value is a Kafka null; a record may end with
+//	    ^<header>:<value>, a header. A "left" or "right" among the records
+//	    switches the topic the following records go to. Prints the records written
+//	    to out meanwhile, as <key>=<value>@<ts> [<header>:<value>].
 //	dropped <node> <reason>
 //	    the number of records node dropped for reason.
 //	shared
@@ -120,8 +124,9 @@ func streamJoinBuild(t *testing.T, td *datadriven.TestData) *streamJoinCase {
 	return c
 }
 
-// parseJoinRecord parses <key>=<value>@<ts>.
+// parseJoinRecord parses <key>=<value>@<ts>[^<header>:<value>].
 func parseJoinRecord(t *testing.T, td *datadriven.TestData, s string) operators.Record[int32, string] {
+	s, header, hasHeader := strings.Cut(s, "^")
 	k, rest, ok := strings.Cut(s, "=")
 	v, tss, ok2 := strings.Cut(rest, "@")
 	if !ok || !ok2 {
@@ -143,6 +148,13 @@ func parseJoinRecord(t *testing.T, td *datadriven.TestData, s string) operators.
 	}
 	if v == "<null>" {
 		r.Value, r.Tombstone = "", true
+	}
+	if hasHeader {
+		hk, hv, ok := strings.Cut(header, ":")
+		if !ok {
+			td.Fatalf(t, "record %q: header %q is not key:value", s, header)
+		}
+		r.Headers = []operators.Header{{Key: hk, Value: []byte(hv)}}
 	}
 	return r
 }
@@ -205,6 +217,18 @@ func TestStreamJoinData(t *testing.T) {
 				case "build":
 					c = streamJoinBuild(t, td)
 					return ""
+				case "nodes":
+					var lines []string
+					for _, st := range c.topo.SubTopologies() {
+						for _, n := range st.Nodes {
+							var parents []string
+							for _, p := range n.Parents {
+								parents = append(parents, p.Name)
+							}
+							lines = append(lines, fmt.Sprintf("%s [%s] <- %s", n.Name, strings.Join(n.Stores, ", "), strings.Join(parents, ", ")))
+						}
+					}
+					return strings.Join(lines, "\n")
 				case "stores":
 					var stores []string
 					for _, s := range c.topo.Stores() {

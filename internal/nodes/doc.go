@@ -1,8 +1,10 @@
 // Package nodes holds the built-in processor nodes that run inside a task:
 // sources and sinks, the stateless operations (filter, map, flat-map, peek,
 // branch), the aggregations and table operations over key-value stores,
-// the windowed aggregations (time, session and sliding windows), and the
-// node that runs a user's operators.Processor. dsl is their only user: each
+// the windowed aggregations (time, session and sliding windows), the joins
+// (stream-table, and stream-stream: window nodes, the two join sides and
+// the outer join store, streamjoin.go), and the node that runs a user's
+// operators.Processor. dsl is their only user: each
 // dsl operation adds a topology node whose factory calls one constructor
 // here, so these are not part of Sluice's public API. The public side of
 // the same records (Record, Change, Maybe, the Processor API, the errors
@@ -21,8 +23,9 @@
 // imports either. UserProcessor hands a user's processor only the
 // ProcessingContext, so a type assertion cannot reach these hooks.
 //
-// Key-value and time-window stores hold timestamped values, as Kafka
-// Streams' do: an 8-byte big-endian timestamp, then the value's encoding
+// Key-value and time-window stores of aggregations and tables hold
+// timestamped values, as Kafka Streams' do (a stream-stream join's window
+// stores hold plain values, as Kafka Streams' do too): an 8-byte big-endian timestamp, then the value's encoding
 // (DecodeTimestamped). A store with a record cache forwards updates when
 // the cache flushes, as Kafka Streams' cache flush listeners do.
 package nodes

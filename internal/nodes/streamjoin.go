@@ -120,7 +120,11 @@ func (t *JoinTimeTrackers) claim(shared state.Store) *joinTimeTracker {
 }
 
 // joinTimeTracker is Kafka Streams' KStreamImplJoin.TimeTracker without
-// the wall-clock throttle of the outer store scans. Neither field is
+// the wall-clock throttle of the outer store scans (at most one per
+// emit.interval.ms.kstreams.outer.join.spurious.results.fix, 1 s by
+// default, which Kafka Streams' TopologyTestDriver sets to 0): Sluice
+// scans whenever the stream time and the smallest waiting timestamp say a
+// record may have expired. Neither field is
 // kept in a store: after a restart the stream time starts again at -1 and
 // minTime at MaxInt64, as in Kafka Streams.
 type joinTimeTracker struct {
