@@ -2,14 +2,16 @@
 // pipelines, in the manner of Kafka Streams' StreamsBuilder.
 //
 // A pipeline starts from a Builder and topics (FromTopic, FromTopics,
-// TableFromTopic) and is linked by typed handles: Stream[K, V] for record
-// streams, Table[K, V] for changelog tables, Grouped and GroupedTable for
-// groupings ready to aggregate. Operations that keep the key and value types
+// TableFromTopic, GlobalTableFromTopic) and is linked by typed handles:
+// Stream[K, V] for record streams, Table[K, V] for changelog tables,
+// GlobalTable[K, V] for tables every instance holds whole, Grouped and
+// GroupedTable for groupings ready to aggregate. Operations that keep the key and value types
 // are methods (s.Filter, s.Peek, s.Merge, s.Split, s.Repartition, s.To,
 // s.GroupByKey, g.Count, t.ToStream); operations that change a type are
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
-// JoinTable, LeftJoinTable, Join, LeftJoin, OuterJoin, TableMapValues,
+// JoinTable, LeftJoinTable, Join, LeftJoin, OuterJoin, JoinGlobal,
+// LeftJoinGlobal, TableMapValues,
 // TableGroupBy, TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
@@ -31,7 +33,9 @@
 // Build merges their sub-topologies, as Kafka Streams does; the source
 // topics of a sub-topology that keeps state must be co-partitioned
 // (topology.Topology.CoPartitionGroups), which the runtime checks at
-// start-up.
+// start-up. A global table is a sub-topology of its own that generates no
+// task: every instance holds all of it, and a stream joins it by a key it
+// selects from each record, with no co-partitioning and no repartition.
 //
 // # Names
 //
@@ -100,8 +104,16 @@
 //     Streams 4); the joiner, which takes the key unwrapped, then gets the
 //     key type's zero value. Records that meet nothing in a left or outer
 //     join are joined with None once their window has closed.
-//   - TableFromTopic: a tombstone deletes its key (a delete of an absent
-//     key is not forwarded); a null key is dropped and counted.
+//   - JoinGlobal, LeftJoinGlobal: a stream tombstone is dropped and
+//     counted ("null-value") without calling the key selector; the
+//     selector and the joiner get the stream key as a Maybe, and it is the
+//     selected key that counts (Kafka Streams 4.3): None selected is
+//     dropped and counted ("null-key") by JoinGlobal, and joined with None
+//     by LeftJoinGlobal; a null stream key whose selected key has a row
+//     joins, and is forwarded with its null key.
+//   - TableFromTopic, GlobalTableFromTopic: a tombstone deletes its key
+//     (a delete of an absent key is not forwarded); a null key is dropped
+//     and counted.
 //   - Table Filter, TableMapValues, TableGroupBy and the table
 //     aggregations see the old and new values of an update only where
 //     they exist (operators.Change's HasNew and HasOld); ToStream turns a

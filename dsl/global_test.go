@@ -1,11 +1,14 @@
 package dsl_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/testdriver"
 )
 
 // The descriptions below were printed by Kafka Streams 4.3.1 for the same
@@ -110,5 +113,133 @@ func TestGlobalTableDescribe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The graph renderings show a global store's sub-topology, and the join
+// reading it.
+func TestGlobalTableGraphs(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.Named("pages"))
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+	dsl.JoinGlobal(s, g, func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) },
+		func(_ dsl.Maybe[string], v, gv string) string { return gv }, dsl.Named("enrich")).To("out", nil, nil)
+	topo := opsBuild(t, b)
+	for _, want := range []string{`label="Sub-topology 0 (global store)"`, `"store:pages" [shape=cylinder`, `"store:pages" -> "enrich" [style=dotted]`} {
+		if !strings.Contains(topo.DOT(), want) {
+			t.Errorf("DOT has no %s:\n%s", want, topo.DOT())
+		}
+	}
+	for _, want := range []string{`sub0["Sub-topology 0 (global store)"]`, `s_pages[("pages")]`, `s_pages -.-> n_enrich`} {
+		if !strings.Contains(topo.Mermaid(), want) {
+			t.Errorf("Mermaid has no %s:\n%s", want, topo.Mermaid())
+		}
+	}
+}
+
+// Build refuses what a global table cannot be, naming the node or store.
+func TestGlobalTableBuildErrors(t *testing.T) {
+	key := func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) }
+	join := func(_ dsl.Maybe[string], v, gv string) string { return gv }
+	for _, tc := range []struct {
+		name  string
+		build func(b *dsl.Builder)
+		want  string
+	}{{
+		name: "no serdes",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic[string, string](b, "pages", nil, nil)
+		},
+		want: "node KSTREAM-SOURCE-0000000001: global table source of pages needs a key and a value serde",
+	}, {
+		name: "changelog config",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String,
+				dsl.Materialized(dsl.StoreOptions{Name: "p", ChangelogConfig: map[string]string{"segment.bytes": "1000"}}))
+		},
+		want: "node KTABLE-SOURCE-0000000001, store p: a global store has no changelog",
+	}, {
+		name: "zero global table",
+		build: func(b *dsl.Builder) {
+			s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+			dsl.JoinGlobal(s, dsl.GlobalTable[string, string]{}, key, join).To("out", nil, nil)
+		},
+		want: "node KSTREAM-LEFTJOIN-0000000001: the global table joined with is the zero GlobalTable",
+	}, {
+		name: "other builder",
+		build: func(b *dsl.Builder) {
+			g := dsl.GlobalTableFromTopic(dsl.NewBuilder(), "pages", serde.String, serde.String)
+			s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+			dsl.JoinGlobal(s, g, key, join).To("out", nil, nil)
+		},
+		want: "node KSTREAM-LEFTJOIN-0000000001: the global table pages-STATE-STORE-0000000000 belongs to another Builder",
+	}, {
+		name: "global topic also a stream",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)
+			dsl.FromTopic(b, "pages", serde.String, serde.String).To("out", nil, nil)
+		},
+		want: `topic "pages" is already read by source KSTREAM-SOURCE-0000000001`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := dsl.NewBuilder()
+			tc.build(b)
+			_, err := b.Build()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Build = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A processor reads a global store without being connected to it
+// (OpenGlobalTableStore), read-only; connecting it is refused, as Kafka
+// Streams refuses it.
+func TestGlobalTableStoreInProcessor(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.Named("pages"))
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+	dsl.Process(s, func() operators.Processor[string, string, string, string] {
+		var store *dsl.TableStore[string, string]
+		return &operators.ProcessorFuncs[string, string, string, string]{
+			InitFunc: func(ctx operators.ProcessorContext[string, string]) error {
+				var err error
+				store, err = dsl.OpenGlobalTableStore(ctx, g)
+				return err
+			},
+			ProcessFunc: func(ctx operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
+				v, ts, ok, err := store.Get(r.Value)
+				if err != nil {
+					return err
+				}
+				r.Value = fmt.Sprintf("%s=%v/%s@%d", r.Value, ok, v, ts)
+				return ctx.Forward(r)
+			},
+		}
+	}).To("out", nil, nil)
+	d, _ := opsDriver(t, b)
+	pages := testdriver.CreateInputTopic(d, "pages", serde.String, serde.String)
+	clicks := testdriver.CreateInputTopic(d, "clicks", serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+	opsOK(t, pages.PipeAt("/home", "landing", 5))
+	opsOK(t, clicks.PipeAt("c1", "/home", 10))
+	opsOK(t, clicks.PipeAt("c2", "/none", 11))
+	opsWant(t, "processor reading the global store", opsRead(t, out), []string{"c1=/home=true/landing@5@10", "c2=/none=false/@0@11"})
+
+	// The driver reads the global store as any other.
+	kv, err := testdriver.KeyValueStore(d, "pages", serde.String, serde.String)
+	opsOK(t, err)
+	if v, ok, err := kv.Get("/home"); err != nil || !ok || v != "landing" {
+		t.Errorf("driver's view of the global store: %q %v %v", v, ok, err)
+	}
+
+	b = dsl.NewBuilder()
+	g = dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.Named("pages"))
+	dsl.Process(dsl.FromTopic(b, "clicks", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
+		return &operators.ProcessorFuncs[string, string, string, string]{}
+	}, dsl.ConnectStores(g), dsl.Named("proc"))
+	_, err = b.Build()
+	if want := "node proc, store pages: a global store can be read by any processor without being connected to it"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Build with a global store connected = %v, want %q", err, want)
 	}
 }

@@ -85,6 +85,22 @@ func OpenTableStore[K, V any](ctx operators.ProcessingContext, t Table[K, V]) (*
 	return &TableStore[K, V]{name: t.store, store: kv, keys: t.keys, values: t.values}, nil
 }
 
+// OpenGlobalTableStore returns the store of the global table g, read-only,
+// for a processor written with the Processor API. Any processor may read a
+// global store without being connected to it (as in Kafka Streams, where
+// connecting one is an error): do not pass g to ConnectStores. Call it in
+// the processor's Init.
+func OpenGlobalTableStore[K, V any](ctx operators.ProcessingContext, g GlobalTable[K, V]) (*TableStore[K, V], error) {
+	if g.store == "" {
+		return nil, fmt.Errorf("sluice: the zero GlobalTable has no store: make it with GlobalTableFromTopic")
+	}
+	kv, err := nodes.OpenKeyValueStore(ctx, g.store)
+	if err != nil {
+		return nil, err
+	}
+	return &TableStore[K, V]{name: g.store, store: kv, keys: g.keys, values: g.values}, nil
+}
+
 // Get returns the value of k and the timestamp of its last update; ok is
 // false when the table has no row for k.
 func (s *TableStore[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {

@@ -22,6 +22,26 @@
 // sub-topology that keeps state have the same partition count, and fails
 // with a CoPartitionError naming the topics and counts otherwise.
 //
+// # Global tables
+//
+// Each instance holds every global table of the topology whole, every
+// partition of its topic, in global stores outside the tasks (global.go).
+// At start-up, after the internal topics are created and before the
+// instance joins the group, each global store is restored from its topic
+// itself (a global store has no changelog; none is created), partition by
+// partition with the changelog reader, from the offsets checkpointed in
+// <StateDir>/<application ID>/global to the end offsets listed when each
+// read starts: no task processes a record before every global table has
+// caught up. Then a client of its own, in no consumer group, reads on
+// from there for as long as the instance runs, and applies each record at
+// once; tasks read the global stores meanwhile through read-only views.
+// Records go through the global table's source and processor, both in the
+// restore and after: a record that cannot be deserialized follows the
+// deserialization policy (SkipUndecodableRecords; counted with the task
+// label "global"), and an error names the topic, partition and offset and
+// stops the instance. Every CommitInterval and at shutdown the global
+// stores are made durable, then their checkpoint is written.
+//
 // # Processing and commits
 //
 // One goroutine polls; Workers goroutines process the polled records, each
@@ -118,6 +138,9 @@
 // timers deleting the state of tasks that moved away); the record cache
 // budget's task count is an atomic. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
+// The global reader's goroutine takes App.mu only to report a fatal error,
+// holding nothing else; it is stopped (and waited for) from release,
+// without App.mu, so that wait never blocks it.
 //
 // # Errors
 //

@@ -180,12 +180,23 @@ func (t *Topology) DOT() string {
 		}
 		sb.WriteString("  }\n")
 	}
+	for _, g := range t.globals {
+		fmt.Fprintf(&sb, "  subgraph cluster_%d {\n    label=\"Sub-topology %d (global store)\";\n", g.ID, g.ID)
+		for _, n := range []*Node{g.Source, g.Processor} {
+			fmt.Fprintf(&sb, "    %q [label=%q];\n", n.Name, n.Kind.String()+"\\n"+n.Name)
+		}
+		fmt.Fprintf(&sb, "    %q [shape=cylinder, label=%q];\n", "store:"+g.Store.Name, g.Store.Name)
+		sb.WriteString("  }\n")
+	}
 	for _, n := range t.nodes {
 		for _, c := range n.Children {
 			fmt.Fprintf(&sb, "  %q -> %q;\n", n.Name, c.Name)
 		}
 		for _, s := range n.Stores {
 			fmt.Fprintf(&sb, "  %q -> %q [dir=both, style=dashed];\n", n.Name, "store:"+s)
+		}
+		for _, s := range n.GlobalStores {
+			fmt.Fprintf(&sb, "  %q -> %q [style=dotted];\n", "store:"+s, n.Name)
 		}
 		for _, tp := range n.Topics {
 			id := "topic:" + tp
@@ -221,6 +232,14 @@ func (t *Topology) Mermaid() string {
 		}
 		sb.WriteString("  end\n")
 	}
+	for _, g := range t.globals {
+		fmt.Fprintf(&sb, "  subgraph sub%d[\"Sub-topology %d (global store)\"]\n", g.ID, g.ID)
+		for _, n := range []*Node{g.Source, g.Processor} {
+			fmt.Fprintf(&sb, "    %s[\"%s: %s\"]\n", id("n_", n.Name), n.Kind, n.Name)
+		}
+		fmt.Fprintf(&sb, "    %s[(\"%s\")]\n", id("s_", g.Store.Name), g.Store.Name)
+		sb.WriteString("  end\n")
+	}
 	for _, n := range t.nodes {
 		for _, tp := range n.Topics {
 			if !topics[tp] {
@@ -238,6 +257,9 @@ func (t *Topology) Mermaid() string {
 		}
 		for _, s := range n.Stores {
 			fmt.Fprintf(&sb, "  %s -.- %s\n", id("n_", n.Name), id("s_", s))
+		}
+		for _, s := range n.GlobalStores {
+			fmt.Fprintf(&sb, "  %s -.-> %s\n", id("s_", s), id("n_", n.Name))
 		}
 	}
 	return sb.String()

@@ -13,6 +13,13 @@
 // keeps state form a co-partition group. What each store kind means for
 // its changelog and layout is defined in stores.go.
 //
+// A global store (GlobalStore) is a sub-topology of its own that generates
+// no task: a source of one topic and the processor writing one store,
+// which every instance keeps whole. It is numbered with the other
+// sub-topologies, in the order of its first node as Kafka Streams numbers
+// node groups, but SubTopologies leaves it out, and its topic is not among
+// SourceTopics. A node that reads it lists it in Node.GlobalStores.
+//
 // Describe prints the topology in the layout of Kafka Streams'
 // TopologyDescription, so a Kafka Streams user reads it at a glance; DOT and
 // Mermaid render it as a graph.
@@ -21,6 +28,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/internal/nodes"
@@ -580,6 +588,19 @@ func globalStoreOf(st *SubTopology, stores map[string]*StoreSpec) (*GlobalStore,
 		return nil, true, &BuildError{Node: n.Name, Msg: msg}
 	}
 	if len(st.Nodes) != 2 || len(st.Sources) != 1 {
+		var gstores []string
+		for _, n := range st.Nodes {
+			if n.Global && n.Kind == Processor {
+				gstores = append(gstores, n.Stores...)
+			}
+		}
+		for _, n := range st.Nodes {
+			for _, s := range n.Stores {
+				if !n.Global && slices.Contains(gstores, s) {
+					return nil, true, &BuildError{Node: n.Name, Store: s, Msg: "a global store can be read by any processor without being connected to it: do not connect it (Kafka Streams refuses it too)"}
+				}
+			}
+		}
 		for _, n := range st.Nodes {
 			if !n.Global {
 				return bad(n, "a global store's nodes (a source and the processor that writes the store) cannot be linked to other nodes")
