@@ -297,28 +297,39 @@ func pageRecords(t Topics, pages []Page) []*kgo.Record {
 // feed writes the generated clicks and purchases, round by round: before
 // each round, and after the last, it waits until the application (consumer
 // group appID) has committed every record produced so far, the users
-// included. between, if
-// not nil, is called after each round is produced (with its index), before
-// that wait. It fails if the application stops, or a round is not
-// committed within timeout.
+// included. between, if not nil, is called after each round is produced
+// (with its index), before that wait. It fails if the application stops,
+// or a round is not committed within timeout.
+//
+// A partition of clicks or purchases whose committed offset stays behind
+// for a second is nudged with a click or purchase without a ts, which its
+// source skips (and counts, reason "invalid-timestamp") without moving
+// stream time. Its commit then covers the round. It takes that after a
+// crash: an instance that restores a task whose local state already
+// reflects input the group had not committed resumes after that input,
+// but commits its position only once it processes a record of the
+// partition.
 func feed(ctx context.Context, brokers []string, appID string, t Topics, g *generation, timeout time.Duration,
 	appDone <-chan error, between func(round int) error) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	f := &feeder{cl: cl, adm: kadm.NewClient(cl), group: appID, timeout: timeout, appDone: appDone,
+		produced: map[string]map[int32]int64{}, nudges: map[string][]byte{
+			t.Clicks:    mustJSON(Click{}),
+			t.Purchases: mustJSON(Purchase{}),
+		}}
 	// The users were written before the application started: the end
 	// offsets of their topic now are the first round's mark.
-	listed, err := adm.ListEndOffsets(ctx, t.Users)
+	listed, err := f.adm.ListEndOffsets(ctx, t.Users)
 	if err != nil {
 		return err
 	}
-	produced := map[string]map[int32]int64{t.Users: {}}
-	listed.Each(func(o kadm.ListedOffset) { produced[t.Users][o.Partition] = o.Offset })
+	listed.Each(func(o kadm.ListedOffset) { f.mark(t.Users, o.Partition, o.Offset) })
 	for i, r := range g.rounds {
-		if err := awaitCommitted(ctx, adm, appID, produced, timeout, appDone); err != nil {
+		if err := f.awaitCommitted(ctx); err != nil {
 			return fmt.Errorf("before round %d of %d: %w", i+1, len(g.rounds), err)
 		}
 		ends, err := produce(ctx, brokers, r.kafkaRecords(t))
@@ -326,10 +337,9 @@ func feed(ctx context.Context, brokers []string, appID string, t Topics, g *gene
 			return err
 		}
 		for topic, ps := range ends {
-			if produced[topic] == nil {
-				produced[topic] = map[int32]int64{}
+			for p, end := range ps {
+				f.mark(topic, p, end)
 			}
-			maps.Copy(produced[topic], ps)
 		}
 		if between != nil {
 			if err := between(i); err != nil {
@@ -337,7 +347,7 @@ func feed(ctx context.Context, brokers []string, appID string, t Topics, g *gene
 			}
 		}
 	}
-	if err := awaitCommitted(ctx, adm, appID, produced, timeout, appDone); err != nil {
+	if err := f.awaitCommitted(ctx); err != nil {
 		return fmt.Errorf("after the last round: %w", err)
 	}
 	return nil
@@ -357,26 +367,62 @@ func (r round) kafkaRecords(t Topics) []*kgo.Record {
 	return recs
 }
 
-// awaitCommitted waits until group has committed, on each partition of
-// produced, at least its offset there.
-func awaitCommitted(ctx context.Context, adm *kadm.Client, group string, produced map[string]map[int32]int64,
-	timeout time.Duration, appDone <-chan error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// feeder waits for the commits of what feed produced.
+type feeder struct {
+	cl       *kgo.Client // with a manual partitioner, for the nudges
+	adm      *kadm.Client
+	group    string
+	timeout  time.Duration
+	appDone  <-chan error
+	produced map[string]map[int32]int64 // topic, partition: offset to reach
+	nudges   map[string][]byte          // topic: the value of a nudge
+}
+
+func (f *feeder) mark(topic string, p int32, end int64) {
+	if f.produced[topic] == nil {
+		f.produced[topic] = map[int32]int64{}
+	}
+	f.produced[topic][p] = max(f.produced[topic][p], end)
+}
+
+// awaitCommitted waits until the group has committed, on each partition
+// written to, at least the offset after the last record written there,
+// nudging partitions that stay behind.
+func (f *feeder) awaitCommitted(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	type progress struct {
+		at    int64
+		since time.Time
+	}
+	last := map[string]progress{}
 	for {
-		committed, err := adm.FetchOffsets(ctx, group)
+		committed, err := f.adm.FetchOffsets(ctx, f.group)
 		var behind []string
 		if err == nil {
-			for _, topic := range slices.Sorted(maps.Keys(produced)) {
-				for _, p := range slices.Sorted(maps.Keys(produced[topic])) {
-					want := produced[topic][p]
+			for _, topic := range slices.Sorted(maps.Keys(f.produced)) {
+				for _, p := range slices.Sorted(maps.Keys(f.produced[topic])) {
+					want := f.produced[topic][p]
 					if want == 0 {
 						continue // nothing to commit
 					}
-					if c, ok := committed.Lookup(topic, p); !ok || c.Err != nil || c.At < want {
-						behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", topic, p, c.At, want))
+					c, ok := committed.Lookup(topic, p)
+					if ok && c.Err == nil && c.At >= want {
+						continue
+					}
+					tp := fmt.Sprintf("%s/%d", topic, p)
+					behind = append(behind, fmt.Sprintf("%s at %d of %d", tp, c.At, want))
+					if l, seen := last[tp]; !seen || l.at != c.At {
+						last[tp] = progress{c.At, time.Now()}
+					} else if nudge := f.nudges[topic]; nudge != nil && time.Since(l.since) > time.Second {
+						r := f.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: nudge})
+						if err := r.FirstErr(); err != nil {
+							return fmt.Errorf("nudge %s: %w", tp, err)
+						}
+						f.mark(topic, p, r[0].Record.Offset+1)
+						last[tp] = progress{c.At, time.Now()}
 					}
 				}
 			}
@@ -385,13 +431,13 @@ func awaitCommitted(ctx context.Context, adm *kadm.Client, group string, produce
 			}
 		}
 		select {
-		case err := <-appDone:
+		case err := <-f.appDone:
 			return cmp.Or(err, errors.New("the application stopped before it had processed the input"))
 		case <-ctx.Done():
 			if err != nil {
-				return fmt.Errorf("offsets of group %s not committed after %v: %w", group, timeout, err)
+				return fmt.Errorf("offsets of group %s not committed after %v: %w", f.group, f.timeout, err)
 			}
-			return fmt.Errorf("offsets of group %s not committed after %v: %s", group, timeout, strings.Join(behind, ", "))
+			return fmt.Errorf("offsets of group %s not committed after %v: %s", f.group, f.timeout, strings.Join(behind, ", "))
 		case <-tick.C:
 		}
 	}
