@@ -398,6 +398,11 @@ func (f *feeder) awaitCommitted(ctx context.Context) error {
 		since time.Time
 	}
 	last := map[string]progress{}
+	if !slices.ContainsFunc(slices.Collect(maps.Values(f.produced)), func(ps map[int32]int64) bool {
+		return slices.ContainsFunc(slices.Collect(maps.Values(ps)), func(end int64) bool { return end > 0 })
+	}) {
+		return nil // nothing written yet
+	}
 	for {
 		committed, err := f.adm.FetchOffsets(ctx, f.group)
 		var behind []string
