@@ -247,8 +247,12 @@ func TestFeedNudgesAPartitionThatStaysBehind(t *testing.T) {
 			return nil
 		}()
 	}()
-	if err := feed(ctx, c.Brokers, group, topics, &generation{rounds: []round{r}}, 30*time.Second, nil, nil); err != nil {
+	g := &generation{rounds: []round{r}}
+	if err := feed(ctx, c.Brokers, group, topics, g, 30*time.Second, nil, nil); err != nil {
 		t.Fatal(err)
+	}
+	if g.nudges != 1 {
+		t.Errorf("feed counted %d nudges, want 1", g.nudges)
 	}
 	if err := <-app; err != nil {
 		t.Fatal(err)

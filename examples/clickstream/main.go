@@ -244,6 +244,9 @@ func printReport(out io.Writer, g *generation, got *outputs, drops map[string]in
 	fmt.Fprintf(out, "%-21s %6d purchase-click pairs (%d purchases, each with its user's clicks in the 10 minutes before)\n",
 		t.Attributed, len(got.attributed), len(g.buys))
 	fmt.Fprintf(out, "Every record of the three topics matches a direct computation from the input.\n")
+	if g.nudges > 0 {
+		fmt.Fprintf(out, "%d records without a ts were written to partitions whose commit stayed behind, and skipped.\n", g.nudges)
+	}
 	if len(drops) > 0 {
 		var ds []string
 		for _, reason := range slices.Sorted(maps.Keys(drops)) {
@@ -316,7 +319,7 @@ func feed(ctx context.Context, brokers []string, appID string, t Topics, g *gene
 		return err
 	}
 	defer cl.Close()
-	f := &feeder{cl: cl, adm: kadm.NewClient(cl), group: appID, timeout: timeout, appDone: appDone,
+	f := &feeder{cl: cl, adm: kadm.NewClient(cl), g: g, group: appID, timeout: timeout, appDone: appDone,
 		produced: map[string]map[int32]int64{}, nudges: map[string][]byte{
 			t.Clicks:    mustJSON(Click{}),
 			t.Purchases: mustJSON(Purchase{}),
@@ -371,6 +374,7 @@ func (r round) kafkaRecords(t Topics) []*kgo.Record {
 type feeder struct {
 	cl       *kgo.Client // with a manual partitioner, for the nudges
 	adm      *kadm.Client
+	g        *generation // counts the nudges
 	group    string
 	timeout  time.Duration
 	appDone  <-chan error
@@ -427,6 +431,7 @@ func (f *feeder) awaitCommitted(ctx context.Context) error {
 							return fmt.Errorf("nudge %s: %w", tp, err)
 						}
 						f.mark(topic, p, r[0].Record.Offset+1)
+						f.g.nudges++
 						last[tp] = progress{c.At, time.Now()}
 					}
 				}
