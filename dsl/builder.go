@@ -3,6 +3,7 @@ package dsl
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/topology"
@@ -18,6 +19,72 @@ type Builder struct {
 	// joinRepartitions maps a stream's node to the source of the topic it
 	// was last repartitioned through for a join (repartitionForJoin).
 	joinRepartitions map[*topology.Node]*topology.Node
+	// nullKeyFilters are the filters in front of repartition topics, and
+	// relaxedJoins the join nodes that take null-key records (left and
+	// outer joins): see relaxNullKeyFilters.
+	nullKeyFilters []nullKeyFilter
+	relaxedJoins   map[*topology.Node]bool
+}
+
+// nullKeyFilter is the filter node in front of a repartition topic; keep
+// makes it pass null keys on.
+type nullKeyFilter struct {
+	node *topology.Node
+	keep *bool
+}
+
+// relaxNullKeyJoin marks n as a join node that takes records with a null
+// key (Kafka Streams' GraphNode label NULL_KEY_RELAXED_JOIN).
+func (b *Builder) relaxNullKeyJoin(n *topology.Node) {
+	if b.relaxedJoins == nil {
+		b.relaxedJoins = map[*topology.Node]bool{}
+	}
+	b.relaxedJoins[n] = true
+}
+
+// relaxNullKeyFilters makes the filter in front of a repartition topic pass
+// records with a null key when a left or outer join is downstream of it,
+// through any number of nodes and repartition topics, as Kafka Streams'
+// InternalStreamsBuilder.rewriteRepartitionNodes does (its repartition
+// filters drop null keys only where no such join follows,
+// NodesWithRelaxedNullKeyJoinDownstream).
+func (b *Builder) relaxNullKeyFilters() {
+	if len(b.relaxedJoins) == 0 {
+		return
+	}
+	readers := map[string][]*topology.Node{}
+	for _, n := range b.nodes {
+		if n.Kind == topology.Source && n.Internal {
+			for _, tp := range n.Topics {
+				readers[tp] = append(readers[tp], n)
+			}
+		}
+	}
+	relaxed := map[*topology.Node]bool{}
+	var visit func(n *topology.Node) bool
+	visit = func(n *topology.Node) bool {
+		if r, ok := relaxed[n]; ok {
+			return r
+		}
+		relaxed[n] = false // a cycle back here adds nothing
+		next := n.Children
+		if n.Kind == topology.Sink && n.Internal {
+			for _, tp := range n.Topics {
+				next = append(slices.Clip(next), readers[tp]...)
+			}
+		}
+		r := false
+		for _, c := range next {
+			if b.relaxedJoins[c] || visit(c) {
+				r = true
+			}
+		}
+		relaxed[n] = r
+		return r
+	}
+	for _, f := range b.nullKeyFilters {
+		*f.keep = visit(f.node)
+	}
 }
 
 // NewBuilder returns an empty Builder.
@@ -61,6 +128,7 @@ func (b *Builder) Build(opts ...BuildOption) (*topology.Topology, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	b.relaxNullKeyFilters()
 	return topology.Compile(b.nodes, b.stores)
 }
 

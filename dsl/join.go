@@ -35,11 +35,7 @@ func LeftJoinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func
 func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, joiner func(Maybe[K], V, Maybe[VT]) VR, o options) Stream[K, VR] {
 	b := s.b
 	if s.rekeyed {
-		base := o.name
-		if base == "" {
-			base = s.node.Name
-		}
-		s = s.repartitionAs(base, 0)
+		s = s.repartitionForJoin(o.name, "")
 	}
 	prefix := "KSTREAM-JOIN"
 	if left {
@@ -61,5 +57,8 @@ func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, join
 	n := processor(b, name, stores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, V], error) {
 		return nodes.StreamTableJoin(ctx, name, store, keys, tvalues, left, joiner, next)
 	}, s.node)
+	if left {
+		b.relaxNullKeyJoin(n)
+	}
 	return Stream[K, VR]{b: b, node: n, keys: s.keys, values: carry[V, VR](s.values)}
 }

@@ -217,7 +217,9 @@ func (s Stream[K, V]) serdes(node string, keys serde.Serde[K], values serde.Serd
 
 // Repartition writes the stream through an internal topic,
 // "<application.id>-<name>-repartition", so that records are partitioned by
-// their current key, and reads it back; records with a null key are dropped.
+// their current key, and reads it back; records with a null key are
+// dropped, unless a left or outer join (LeftJoin, OuterJoin, LeftJoinTable)
+// is downstream, which gets them as Kafka Streams 4 does.
 // Kafka Streams: KStream.repartition.
 func (s Stream[K, V]) Repartition(opts ...RepartitionOption) Stream[K, V] {
 	o := collect(opts)
@@ -244,12 +246,18 @@ func (b *Builder) repartitionNames(base string) (topic, sink, filter, source str
 }
 
 // repartitionAs inserts filter → sink → topic "<base>-repartition" →
-// source: the filter drops records with a null key.
+// source: the filter drops records with a null key, unless a left or
+// outer join is downstream (see Builder.relaxNullKeyFilters).
 func (s Stream[K, V]) repartitionAs(base string, partitions int32) Stream[K, V] {
 	topic, sinkName, filterName, sourceName := s.b.repartitionNames(base)
+	keepNullKeys := new(bool)
 	filter := processor(s.b, filterName, nil, func(ctx nodes.Context, next nodes.Node[K, V]) (nodes.Node[K, V], error) {
+		if *keepNullKeys {
+			return next, nil
+		}
 		return nodes.DropNullKeys(ctx, filterName, next), nil
 	}, s.node)
+	s.b.nullKeyFilters = append(s.b.nullKeyFilters, nullKeyFilter{node: filter, keep: keepNullKeys})
 	return s.throughTopic(topic, sinkName, sourceName, partitions, filter)
 }
 

@@ -37,9 +37,13 @@ type StreamJoinOptions struct {
 	// ThisStoreName and OtherStoreName, if set, are the exact names of the
 	// window store of the left (this) and of the right (other) input; they
 	// must differ. The shared store is then named after ThisStoreName
-	// ("<ThisStoreName>-left-shared-join-store", ...). Kafka Streams:
-	// StreamJoined.withThisStoreSupplier and withOtherStoreSupplier with
-	// stores of these names.
+	// ("<ThisStoreName>-left-shared-join-store", ...). Kafka Streams names
+	// the stores so when given store suppliers of these names
+	// (StreamJoined.withThisStoreSupplier, withOtherStoreSupplier); unlike
+	// Kafka Streams, which logs a supplier's store whatever StreamJoined's
+	// logging settings say (and with compact,delete), Sluice applies
+	// InMemory, DisableLogging and ChangelogConfig to named stores as to
+	// the others.
 	ThisStoreName, OtherStoreName string
 	// InMemory keeps the stores in memory (they are still restored from
 	// their changelogs). Kafka Streams: in-memory store suppliers.
@@ -263,6 +267,12 @@ func streamJoin[K, V, VO, VR any](s Stream[K, V], other Stream[K, VO], leftOuter
 	joinOther := processor(b, otherName, otherStores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, VO], error) {
 		return nodes.StreamJoinRight(ctx, otherSide, keys, lvalues, rvalues, joiner, next)
 	}, otherWindowed)
+	if leftOuter {
+		// Left and outer joins take null-key records: the repartition
+		// topics upstream pass them on.
+		b.relaxNullKeyJoin(joinThis)
+		b.relaxNullKeyJoin(joinOther)
+	}
 	merge := stateless(b, mergeName, func(next nodes.Node[K, VR]) nodes.Node[K, VR] { return next }, joinThis, joinOther)
 	return Stream[K, VR]{b: b, node: merge, keys: keys}
 }

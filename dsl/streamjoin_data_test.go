@@ -4,7 +4,10 @@ package dsl_test
 // porting the scenarios of Kafka Streams' KStreamKStreamJoinTest,
 // KStreamKStreamLeftJoinTest, KStreamKStreamOuterJoinTest and
 // KStreamKStreamSelfJoinTest (each file names the test methods it
-// ports). Each file in testdata/streamjoins is a datadriven file
+// ports), plus random scenarios (random_*.txt) whose expected outputs
+// Kafka Streams 4.3.1 produced itself (testdata/streamjoins/oracle runs a
+// file's inputs through its TopologyTestDriver; the outputs of the ported
+// files agree with it too). Each file in testdata/streamjoins is a datadriven file
 // (internal/datadriven; go test -rewrite rewrites the outputs) of these
 // commands:
 //

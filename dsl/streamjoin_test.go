@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
 	"github.com/sluicehq/sluice/topology"
@@ -303,4 +304,92 @@ func TestStreamJoinChangelogs(t *testing.T) {
 		"000000000000001e0178=0100000001000000020158@30",
 		"000000000000001e0178=<null>@200",
 	})
+}
+
+// A left or outer join takes null-key records even behind a repartition
+// topic: the filter in front of the topic passes them when such a join is
+// downstream, and drops them otherwise (Kafka Streams'
+// RelaxedNullKeyRequirementJoinTest: testRelaxedLeftStreamStreamJoin,
+// testRelaxedOuterStreamStreamJoin, testRelaxedLeftStreamTableJoin with a
+// table read from its topic, testDropNullKeyRecordsForRepartitionNodesWith-
+// NoRelaxedJoinDownstream).
+func TestStreamJoinRelaxedNullKeys(t *testing.T) {
+	w := window.JoinTimeDifferenceAndGrace(60*time.Second, 10*time.Second)
+	str := func(m dsl.Maybe[string]) string { return m.Or("null") }
+	for _, tc := range []struct {
+		name  string
+		build func(b *dsl.Builder, l, r dsl.Stream[string, string])
+		pipe  func(l, r *testdriver.InputTopic[string, string]) error
+		want  []string
+	}{
+		{"left stream-stream", func(b *dsl.Builder, l, r dsl.Stream[string, string]) {
+			dsl.LeftJoin(l, r, func(_ string, v string, o dsl.Maybe[string]) string { return v + "|" + str(o) }, w).To("out", nil, serde.String)
+		}, func(l, _ *testdriver.InputTopic[string, string]) error {
+			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 1})
+		}, []string{"<null>=leftValue|null@1"}},
+		{"outer stream-stream", func(b *dsl.Builder, l, r dsl.Stream[string, string]) {
+			dsl.OuterJoin(l, r, func(_ string, v, o dsl.Maybe[string]) string { return str(v) + "|" + str(o) }, w).To("out", nil, serde.String)
+		}, func(l, r *testdriver.InputTopic[string, string]) error {
+			if err := r.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "rightValue", Timestamp: 1}); err != nil {
+				return err
+			}
+			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 0})
+		}, []string{"<null>=null|rightValue@1", "<null>=leftValue|null@0"}},
+		{"left stream-table", func(b *dsl.Builder, l, _ dsl.Stream[string, string]) {
+			tb := dsl.TableFromTopic(b, "table", serde.String, serde.String, dsl.Named("tbl"))
+			dsl.LeftJoinTable(l, tb, func(_ dsl.Maybe[string], v string, o dsl.Maybe[string]) string { return v + "|" + str(o) }).To("out", nil, serde.String)
+		}, func(l, _ *testdriver.InputTopic[string, string]) error {
+			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 1})
+		}, []string{"<null>=leftValue|null@1"}},
+		{"no relaxed join downstream", func(b *dsl.Builder, l, _ dsl.Stream[string, string]) {
+			l.Repartition().To("out", nil, nil)
+		}, func(l, _ *testdriver.InputTopic[string, string]) error {
+			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 1})
+		}, nil},
+		{"inner stream-stream", func(b *dsl.Builder, l, r dsl.Stream[string, string]) {
+			dsl.Join(l, r, func(_ string, v, o string) string { return v + "|" + o }, w).To("out", nil, serde.String)
+		}, func(l, _ *testdriver.InputTopic[string, string]) error {
+			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 1})
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := dsl.NewBuilder()
+			l := dsl.FromTopic(b, "left", serde.String, serde.String).Repartition()
+			r := dsl.FromTopic(b, "right", serde.String, serde.String).Repartition()
+			tc.build(b, l, r)
+			d, _ := opsDriver(t, b)
+			out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+			opsOK(t, tc.pipe(testdriver.CreateInputTopic(d, "left", serde.String, serde.String), testdriver.CreateInputTopic(d, "right", serde.String, serde.String)))
+			opsWant(t, "out", opsRead(t, out), tc.want)
+		})
+	}
+}
+
+// A rekeyed stream joined, unnamed, with a table and with a stream reads
+// one repartition topic, as Kafka Streams' KStreamImpl.repartitionForJoin
+// reuses the repartition node of the stream's previous join.
+func TestStreamJoinAndTableJoinShareRepartitionTopic(t *testing.T) {
+	for _, tableFirst := range []bool{true, false} {
+		b := dsl.NewBuilder()
+		s := dsl.SelectKey(dsl.FromTopic(b, "s", serde.String, serde.String), func(_, v string) string { return v }).WithKeySerde(serde.String)
+		o := dsl.FromTopic(b, "o", serde.String, serde.String)
+		tb := dsl.TableFromTopic(b, "t", serde.String, serde.String, dsl.Named("tbl"))
+		tableJoin := func() {
+			dsl.JoinTable(s, tb, func(_, v, tv string) string { return v + tv }).To("out1", nil, serde.String)
+		}
+		streamJoin := func() {
+			dsl.Join(s, o, func(_, v, ov string) string { return v + ov }, window.JoinTimeDifference(time.Second)).To("out2", nil, serde.String)
+		}
+		if tableFirst {
+			tableJoin()
+			streamJoin()
+		} else {
+			streamJoin()
+			tableJoin()
+		}
+		topo := opsBuild(t, b)
+		if got := opsRepartitionTopics(topo); len(got) != 1 || got[0] != "KSTREAM-KEY-SELECT-0000000001-repartition" {
+			t.Errorf("table join first %v: repartition topics %v, want [KSTREAM-KEY-SELECT-0000000001-repartition]", tableFirst, got)
+		}
+	}
 }

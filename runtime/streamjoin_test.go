@@ -251,3 +251,21 @@ func (c *testCluster) joinResults(t *testing.T, topic string, base int64, n int,
 	}
 	return got
 }
+
+// The inputs of a stream-stream join must be co-partitioned: topics of 3
+// and 2 partitions fail at start-up naming both.
+func TestStreamJoinCoPartitioningValidated(t *testing.T) {
+	c := newCluster(t)
+	left, right, out := topic(t, "left"), topic(t, "right"), topic(t, "joined")
+	c.create(t, 3, left, out)
+	c.create(t, 2, right)
+	b := dsl.NewBuilder()
+	dsl.Join(dsl.FromTopic(b, left, serde.String, serde.String), dsl.FromTopic(b, right, serde.String, serde.String),
+		func(_ string, l, r string) string { return l + r }, window.JoinTimeDifference(time.Second)).
+		To(out, serde.String, serde.String)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.wantCoPartitionError(t, topo, left+" (3 partitions)", right+" (2 partitions)")
+}
