@@ -243,3 +243,23 @@ func TestGlobalTableStoreInProcessor(t *testing.T) {
 		t.Errorf("Build with a global store connected = %v, want %q", err, want)
 	}
 }
+
+// In the driver, what a sink of the topology writes to a global table's
+// topic updates the global store before the pipe call returns, as a record
+// piped into that topic does.
+func TestGlobalTableWrittenByTopology(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)
+	dsl.FromTopic(b, "admin", serde.String, serde.String).To("pages", nil, nil)
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+	dsl.LeftJoinGlobal(s, g, func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) },
+		func(_ dsl.Maybe[string], v string, gv dsl.Maybe[string]) string { return v + "=" + gv.Or("?") }).To("out", nil, nil)
+	d, _ := opsDriver(t, b)
+	admin := testdriver.CreateInputTopic(d, "admin", serde.String, serde.String)
+	clicks := testdriver.CreateInputTopic(d, "clicks", serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+	opsOK(t, clicks.PipeAt("c1", "/home", 1))
+	opsOK(t, admin.PipeAt("/home", "landing", 2))
+	opsOK(t, clicks.PipeAt("c2", "/home", 3))
+	opsWant(t, "joins before and after the topology wrote the global topic", opsRead(t, out), []string{"c1=/home=?@1", "c2=/home=landing@3"})
+}

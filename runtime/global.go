@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,22 +110,29 @@ func (a *App) openGlobals(ctx context.Context) error {
 		return err
 	}
 	if persistent {
-		db, err := state.OpenPebble(g.dir, state.PebbleOptions{
-			Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), Logger: a.log,
-		})
-		if err != nil {
+		_, statErr := os.Stat(g.dir)
+		fresh := errors.Is(statErr, os.ErrNotExist)
+		if err := g.openDB(); err != nil {
 			return err
 		}
-		g.db = db
 		cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(g.dir, checkpointFile))
-		if err != nil {
-			a.log.Warn("unreadable checkpoint of the global stores: restoring them from their topics' start", "dir", g.dir, "err", err)
-			cp = nil
-		}
 		for tp, off := range cp {
 			if gs := g.globals[tp.Topic]; gs != nil && !gs.Store.InMemory {
 				g.checkpoint[tp] = off
 			}
+		}
+		switch {
+		case err != nil:
+			err = g.wipe("unreadable checkpoint: " + err.Error())
+		case len(cp) == 0 && !fresh:
+			// Local state that never checkpointed: restoring the topic
+			// over it would keep rows whose deletes compaction removed.
+			err = g.wipe("no checkpoint")
+		default:
+			err = g.checkCheckpoint(ctx)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	policy := task.FailOnDeserializationError
@@ -149,6 +158,11 @@ func (a *App) openGlobals(ctx context.Context) error {
 			return fmt.Errorf("sluice: global store %s: %w", gs.Store.Name, err)
 		}
 		g.tasks[gs.Topic] = t
+	}
+	// A restore cut short keeps the checkpointed offsets of the partitions
+	// it did not finish: what it applied beyond them is applied again.
+	for tp, off := range g.checkpoint {
+		g.next[tp] = off
 	}
 	if err := g.restore(ctx); err != nil {
 		return err
@@ -181,6 +195,79 @@ func (g *globalReader) partitionCounts(ctx context.Context) error {
 		return &MissingTopicError{Topics: missing}
 	}
 	return nil
+}
+
+// checkCheckpoint deletes the global stores and their checkpoint when an
+// offset of the checkpoint is outside its partition's log (before the log
+// start: records the stores lack were deleted by retention; past the end:
+// the topic was recreated), or names a partition the topic does not have,
+// so that they restore from the topics' start. Kafka Streams' global
+// consumer fails on such an offset (auto.offset.reset none) and wipes the
+// global state for the next start.
+func (g *globalReader) checkCheckpoint(ctx context.Context) error {
+	if len(g.checkpoint) == 0 {
+		return nil
+	}
+	adm := kadm.NewClient(g.a.admin)
+	topics := g.a.topo.GlobalTopics()
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("sluice: global stores: list start offsets of %v: %w", topics, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("sluice: global stores: list end offsets of %v: %w", topics, err)
+	}
+	var bad []string
+	for tp, off := range g.checkpoint {
+		start, ok1 := starts.Lookup(tp.Topic, tp.Partition)
+		end, ok2 := ends.Lookup(tp.Topic, tp.Partition)
+		switch {
+		case !ok1 || !ok2:
+			bad = append(bad, fmt.Sprintf("%s partition %d: no such partition", tp.Topic, tp.Partition))
+		case off < start.Offset || off > end.Offset:
+			bad = append(bad, fmt.Sprintf("%s partition %d: offset %d outside [%d, %d]", tp.Topic, tp.Partition, off, start.Offset, end.Offset))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	return g.wipe("the checkpoint does not match the topics: " + strings.Join(bad, "; "))
+}
+
+// openDB opens the global stores' Pebble DB, writing at once (no pending
+// batch), on the App's block cache.
+func (g *globalReader) openDB() error {
+	db, err := state.OpenPebble(g.dir, state.PebbleOptions{
+		Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("sluice: global stores: %w", err)
+	}
+	g.db = db
+	return nil
+}
+
+// wipe deletes the global stores' DB and checkpoint and opens an empty
+// DB, so that they restore from their topics' start.
+func (g *globalReader) wipe(reason string) error {
+	g.a.log.Warn("deleting the local global stores: they restore from their topics' start", "dir", g.dir, "reason", reason)
+	if err := g.db.Close(); err != nil {
+		return fmt.Errorf("sluice: global stores: close %s: %w", g.dir, err)
+	}
+	g.db = nil
+	if err := os.RemoveAll(g.dir); err != nil {
+		return fmt.Errorf("sluice: global stores: delete %s: %w", g.dir, err)
+	}
+	g.checkpoint = map[state.TopicPartition]int64{}
+	return g.openDB()
 }
 
 // base returns the store a global store's task writes: a view of the

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +40,20 @@ func globalPipeline(t *testing.T, pages, clicks, out string, opts ...dsl.TableSo
 // join.
 func globalPipelineWatched(t *testing.T, pages, clicks, out string, values serde.Serde[string], watch func(), opts ...dsl.TableSourceOption) *topology.Topology {
 	t.Helper()
+	topo, err := globalJoinTopologyWatched(pages, clicks, out, values, watch, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// globalJoinTopology is globalPipeline's topology with the store named
+// "pages-store", for the child process of TestGlobalTableKill9AndRestart.
+func globalJoinTopology(pages, clicks, out string) (*topology.Topology, error) {
+	return globalJoinTopologyWatched(pages, clicks, out, serde.String, nil, dsl.Named("pages-store"))
+}
+
+func globalJoinTopologyWatched(pages, clicks, out string, values serde.Serde[string], watch func(), opts ...dsl.TableSourceOption) (*topology.Topology, error) {
 	b := dsl.NewBuilder()
 	g := dsl.GlobalTableFromTopic(b, pages, serde.String, values, opts...)
 	s := dsl.FromTopic(b, clicks, serde.String, serde.String)
@@ -49,11 +65,7 @@ func globalPipelineWatched(t *testing.T, pages, clicks, out string, values serde
 			return page + "=" + cat.Or("?")
 		}).
 		To(out, serde.String, serde.String)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return topo
+	return b.Build()
 }
 
 // countingSerde counts the values it decodes.
@@ -293,6 +305,54 @@ func TestGlobalTableRestartRestoresFromCheckpoint(t *testing.T) {
 			t.Errorf("after the restart, %s = %q, want %q", k, got[k], w)
 		}
 	}
+
+	// A checkpoint past the end of the topic (as after the topic was
+	// recreated) makes the instance delete the global store and restore
+	// all of the topic: 100 rows, the update, the new row, the tombstone.
+	cpPath := filepath.Join(dir, app, "global", ".checkpoint")
+	cp, err = state.ReadCheckpoint(vfs.Default, cpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tp := range cp {
+		cp[tp] += 1000
+	}
+	if err := state.WriteCheckpoint(vfs.Default, cpPath, cp); err != nil {
+		t.Fatal(err)
+	}
+	restored, got = run("c", 155, "cx1", "/p1", "cx2", "/p2")
+	if restored != nPages+3 {
+		t.Errorf("with a checkpoint past the topic's end, the restart restored %v records, want all %d", restored, nPages+3)
+	}
+	for k, w := range map[string]string{"cx1": "/p1=changed", "cx2": "/p2=?"} {
+		if got[k] != w {
+			t.Errorf("after the restore from the start, %s = %q, want %q", k, got[k], w)
+		}
+	}
+
+	// Local global state without a checkpoint (a crash before the first
+	// one) is deleted and restored from the start too: a row only the
+	// local store holds (as one whose delete compaction removed) is gone.
+	if err := os.Remove(cpPath); err != nil {
+		t.Fatal(err)
+	}
+	db, err := state.OpenPebble(filepath.Join(dir, app, "global"), state.PebbleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.KeyValueStore("pages-store").Put([]byte("/ghost"), append(make([]byte, 8), "stale"...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	restored, got = run("d", 206, "dx1", "/ghost")
+	if restored != nPages+3 {
+		t.Errorf("without a checkpoint, the restart restored %v records, want all %d", restored, nPages+3)
+	}
+	if got["dx1"] != "/ghost=?" {
+		t.Errorf("a row only the local store held, without a checkpoint: %q, want /ghost=?", got["dx1"])
+	}
 }
 
 // restoredRecords is sluice_restored_records_total of store.
@@ -445,4 +505,124 @@ func TestGlobalTableInMemory(t *testing.T) {
 			t.Errorf("checkpoint of an in-memory global store: %v", cp)
 		}
 	}
+}
+
+// A global topic that does not exist fails the start-up with a
+// MissingTopicError naming it.
+func TestGlobalTableMissingTopic(t *testing.T) {
+	c := newCluster(t)
+	pages, clicks, out := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched")
+	c.create(t, 1, clicks, out)
+	topo := globalPipeline(t, pages, clicks, out)
+	app, err := runtime.New(topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...), runtime.StateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = app.Run(ctx)
+	var mte *runtime.MissingTopicError
+	if !errors.As(err, &mte) || !slices.Equal(mte.Topics, []string{pages}) {
+		t.Fatalf("Run = %v, want a MissingTopicError naming %s", err, pages)
+	}
+}
+
+// kill -9 of an instance while its global reader applies updates, then a
+// restart on the same state directory: the global store equals the topic
+// (updated rows, deleted rows), restored from the checkpoint the killed
+// instance left (never past what its store held) and the records since,
+// not from the topic's start.
+func TestGlobalTableKill9AndRestart(t *testing.T) {
+	c := newCluster(t)
+	pages, clicks, out, appID := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched"), topic(t, "app")
+	c.create(t, 4, pages)
+	c.create(t, 2, clicks, out)
+	dir := t.TempDir()
+	const nPages = 2000
+	c.produceKV(t, pages, pageRows(nPages, "")...)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_CHILD=wordcount", "TOPOLOGY=global", "PAGES="+pages, "INPUT="+clicks, "OUTPUT="+out,
+		"APP_ID="+appID, "BROKERS="+strings.Join(c.brokers, ","), "STATE_DIR="+dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The child has restored the table (and checkpointed it) once it joins
+	// a click.
+	c.produceKV(t, clicks, "first", "/p0")
+	if got := c.latestValues(t, out, 1, 2*time.Minute); got["first"] != "/p0=cat0" {
+		t.Fatalf("the child joined %q, want /p0=cat0", got["first"])
+	}
+	// Updates of every row and deletes of the first 100, then the kill,
+	// while the child is applying them: the first half of the updates, a
+	// wait until the child has checkpointed some of them, then the rest.
+	updates := pageRows(nPages, "-v2")
+	c.produceKV(t, pages, updates[:nPages]...)
+	cpPath := filepath.Join(dir, appID, "global", ".checkpoint")
+	// Another process writes the file: poll it, with a deadline.
+	deadline := time.Now().Add(2 * time.Minute)
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		cp, err := state.ReadCheckpoint(vfs.Default, cpPath)
+		var sum int64
+		for _, off := range cp {
+			sum += off
+		}
+		if err == nil && sum > nPages {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child checkpointed no update within 2 minutes (checkpoint %v, %v)", cp, err)
+		}
+		<-poll.C
+	}
+	c.produceKV(t, pages, updates[nPages:]...)
+	cl := c.client(t, kgo.DefaultProduceTopic(pages))
+	var tombs []*kgo.Record
+	for i := range 100 {
+		tombs = append(tombs, &kgo.Record{Key: []byte(fmt.Sprintf("/p%d", i))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, tombs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the child ended with %v before it was killed", err)
+	}
+
+	topo, err := globalJoinTopology(pages, clicks, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	in := start(t, topo, append(childOptions(appID, c.brokers, dir), runtime.Registerer(reg))...)
+	var kvs []string
+	want := map[string]string{}
+	for i := range nPages {
+		k, page := fmt.Sprintf("k%d", i), fmt.Sprintf("/p%d", i)
+		kvs = append(kvs, k, page)
+		want[k] = fmt.Sprintf("%s=cat%d-v2", page, i)
+		if i < 100 {
+			want[k] = page + "=?"
+		}
+	}
+	c.produceKV(t, clicks, kvs...)
+	got := pick(c.latestValues(t, out, nPages+1, 2*time.Minute), "k")
+	if d := diffStrings(got, want); d != "" {
+		t.Fatalf("after kill -9 and restart: %s", d)
+	}
+	// The killed child checkpointed some of the updates: the restart
+	// restores less than all of them.
+	if n := restoredRecords(t, reg, "pages-store"); n >= nPages+100 {
+		t.Errorf("the restart restored %v records: not less than the %d written after the first checkpoint", n, nPages+100)
+	}
+	in.stop(t)
 }
