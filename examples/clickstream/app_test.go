@@ -189,7 +189,8 @@ func TestGlobalTableCompleteBeforeFirstJoin(t *testing.T) {
 
 	start(t, topics, instanceOptions(appID, c.Brokers, dir)...)
 	start(t, topics, instanceOptions(appID, c.Brokers, t.TempDir())...)
-	c.await(t, topics, time.Minute, func(o *outputs) bool { return len(o.enriched) >= sum(g.want.enriched) })
+	// Restoring the pages takes a while under the race detector.
+	c.await(t, topics, 3*time.Minute, func(o *outputs) bool { return len(o.enriched) >= sum(g.want.enriched) })
 	got := c.readAll(t, topics)
 	if err := checkSet[EnrichedClick]("clicks-enriched", g.want.enriched, got.enriched, false); err != nil {
 		t.Fatal(err)
