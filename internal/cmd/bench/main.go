@@ -60,6 +60,7 @@ type result struct {
 	elapsed time.Duration
 	cpu     time.Duration
 	written int64 // records in the output topic after the run (Sluice workloads)
+	want    int64 // records it should hold, if known
 }
 
 func (r result) rate() float64 { return float64(r.records) / r.elapsed.Seconds() }
@@ -142,8 +143,11 @@ func run() error {
 				return result{}, err
 			}
 			// Done when the table and every stream record were processed;
-			// records/s counts the stream records.
-			return sluice(ctx, brokers, "", run, "stjoin", *joinRecords, *joinRecords+*tableKeys, *workers, int32(*partitions), in.streamTable)
+			// records/s counts the stream records. Every stream record has
+			// a row.
+			r, err := sluice(ctx, brokers, "", run, "stjoin", *joinRecords, *joinRecords+*tableKeys, *workers, int32(*partitions), in.streamTable)
+			r.want = int64(*joinRecords)
+			return r, err
 		}},
 		{"ssjoin", func() (result, error) {
 			in, err := joinInput()
@@ -151,7 +155,9 @@ func run() error {
 				return result{}, err
 			}
 			// records/s counts the records of both streams.
-			return sluice(ctx, brokers, "", run, "ssjoin", 2**joinRecords, 2**joinRecords, *workers, int32(*partitions), in.streamStream)
+			r, err := sluice(ctx, brokers, "", run, "ssjoin", 2**joinRecords, 2**joinRecords, *workers, int32(*partitions), in.streamStream)
+			r.want = in.pairs
+			return r, err
 		}},
 	}
 	if *cpuprofile != "" {
@@ -183,7 +189,11 @@ func run() error {
 			byKind[w.name] = append(byKind[w.name], r)
 			fmt.Printf("  %-46s %9.0f records/s  %6.2f CPU-s/M", r.name, r.rate(), r.cpuPerMillion())
 			if r.written > 0 {
-				fmt.Printf("  (%d records written)", r.written)
+				fmt.Printf("  (%d records written", r.written)
+				if r.want > 0 {
+					fmt.Printf(" of %d", r.want)
+				}
+				fmt.Print(")")
 			}
 			fmt.Println()
 		}
@@ -432,6 +442,10 @@ func wordCount(in, out string) (*topology.Topology, string) {
 type joinInputs struct {
 	table, stream, left, right string
 	tableKeys, joinKeys        int
+	// pairs is the number of results of the stream-stream join that a
+	// direct computation from the input gives: left and right records of
+	// one key at most a minute apart.
+	pairs int64
 }
 
 // produceJoinInputs writes the join workloads' inputs: the table (keys
@@ -483,9 +497,28 @@ func produceJoinInputs(ctx context.Context, brokers []string, run string, partit
 	}
 	const spacing = 12 // ms
 	first := now - int64(n)*spacing - time.Minute.Milliseconds()
+	lefts, rights := make([][]int64, joinKeys), make([][]int64, joinKeys)
 	for i := range n {
-		produce(in.left, fmt.Sprintf("w%05d", rng.IntN(joinKeys)), value(90), first+int64(i)*spacing)
-		produce(in.right, fmt.Sprintf("w%05d", rng.IntN(joinKeys)), value(90), first+int64(i)*spacing+spacing/2)
+		l, r := rng.IntN(joinKeys), rng.IntN(joinKeys)
+		lts, rts := first+int64(i)*spacing, first+int64(i)*spacing+spacing/2
+		lefts[l], rights[r] = append(lefts[l], lts), append(rights[r], rts)
+		produce(in.left, fmt.Sprintf("w%05d", l), value(90), lts)
+		produce(in.right, fmt.Sprintf("w%05d", r), value(90), rts)
+	}
+	window := time.Minute.Milliseconds()
+	for k := range joinKeys {
+		// Both lists are in time order: count the right records within a
+		// minute of each left one with a sliding range.
+		lo, hi := 0, 0
+		for _, t := range lefts[k] {
+			for lo < len(rights[k]) && rights[k][lo] < t-window {
+				lo++
+			}
+			for hi < len(rights[k]) && rights[k][hi] <= t+window {
+				hi++
+			}
+			in.pairs += int64(hi - lo)
+		}
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return in, err
