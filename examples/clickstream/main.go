@@ -237,7 +237,11 @@ func printReport(out io.Writer, g *generation, got *outputs, drops map[string]in
 	for _, start := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(out, "  %-17s", clock(start)+"-"+clock(start+size))
 		for _, r := range regions {
-			fmt.Fprintf(out, " %6d", counts[start][r])
+			if n, ok := counts[start][r]; ok {
+				fmt.Fprintf(out, " %6d", n)
+			} else {
+				fmt.Fprintf(out, " %6s", "-") // no click, no window
+			}
 		}
 		fmt.Fprintln(out)
 	}
