@@ -160,6 +160,13 @@ func run() error {
 			return r, err
 		}},
 	}
+	selected := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
+	if selected("stjoin") || selected("ssjoin") {
+		// Before the profile starts, as the shared input.
+		if _, err := joinInput(); err != nil {
+			return err
+		}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -178,7 +185,7 @@ func run() error {
 	for round := range *runs {
 		run = fmt.Sprintf("%s-%d", base, round)
 		for _, w := range workloads {
-			if *only != "" && !strings.Contains(","+*only+",", ","+w.name+",") {
+			if !selected(w.name) {
 				continue
 			}
 			r, err := w.run()
