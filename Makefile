@@ -37,9 +37,27 @@ lint:
 	GOFLAGS= $(GO) run $(STATICCHECK) ./...
 
 ## test-kafka: the integration suite against a real Apache Kafka broker
-## (jars fetched from Maven Central on first use, broker started on loopback)
-test-kafka:
+## (jars fetched from Maven Central on first use, broker started on loopback),
+## after checking that dsl/testdata/describe/ is Kafka Streams' own output
+test-kafka: describe-check
 	scripts/kafka.sh run -- $(GO) test -tags kafka -p 1 -count=1 -race ./runtime/... ./examples/...
+
+.PHONY: describe-golden describe-check
+
+## describe-golden: rewrite dsl/testdata/describe/ with Kafka Streams
+## 4.3.1's describe() of each pipeline of compat/java/DescribeTopologies.java
+## (the golden files of dsl's TestDescribeKafkaStreamsGolden)
+describe-golden:
+	rm -f dsl/testdata/describe/*.txt
+	scripts/kafka.sh describe dsl/testdata/describe
+
+## describe-check: fail if the committed dsl/testdata/describe/ differs from
+## what Kafka Streams 4.3.1 writes for the same pipelines
+describe-check:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	if ! scripts/kafka.sh describe "$$tmp/out" 2>"$$tmp/log"; then cat "$$tmp/log" >&2; exit 1; fi; \
+	if ! diff -r dsl/testdata/describe "$$tmp/out"; then \
+		echo "dsl/testdata/describe/ is not what Kafka Streams 4.3.1 writes: run make describe-golden" >&2; exit 1; fi
 
 kafka-fetch:
 	scripts/kafka.sh fetch

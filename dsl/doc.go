@@ -11,7 +11,7 @@
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
 // JoinTable, LeftJoinTable, Join, LeftJoin, OuterJoin, JoinGlobal,
-// LeftJoinGlobal, TableMapValues,
+// LeftJoinGlobal, TableJoin, TableLeftJoin, TableOuterJoin, TableMapValues,
 // TableGroupBy, TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
@@ -36,6 +36,19 @@
 // start-up. A global table is a sub-topology of its own that generates no
 // task: every instance holds all of it, and a stream joins it by a key it
 // selects from each record, with no co-partitioning and no repartition.
+//
+// # Table joins
+//
+// TableJoin, TableLeftJoin and TableOuterJoin join two tables on their
+// keys into a Table, with Kafka Streams' KTable-KTable join semantics: both
+// sides emit, the result's timestamp is the larger of the two rows' (a
+// delete's own timestamp counts), and the rules for deletes are Kafka
+// Streams'. Neither input needs a store of its own: as Kafka Streams'
+// KTableValueGetterSupplier, a table that is not materialized (a Filter or
+// TableMapValues without Materialized, a join result) is read through a
+// value getter chained to the nearest materialized table above it, and the
+// join's nodes are connected to that table's store. The inputs run in one
+// task, so their topics must be co-partitioned. See docs/semantics.md.
 //
 // # Names
 //
@@ -121,6 +134,10 @@
 //     they exist (operators.Change's HasNew and HasOld); ToStream turns a
 //     delete into a tombstone. A TableGroupBy mapper that returns None for
 //     the key leaves that row out, as Kafka Streams skips a null key.
+//   - TableJoin, TableLeftJoin, TableOuterJoin: a joiner never sees a
+//     deleted row; the side a left or outer join keeps without a row is
+//     None. A delete deletes the result where the join has no row left
+//     for the key, else joins the remaining side with None.
 //
 // # Event time and windows
 //

@@ -30,11 +30,13 @@ func (g GlobalTable[K, V]) StoreName() string { return g.store }
 // and counted ("null-key"). The store is named by Named or Materialized
 // (else generated, "<topic>-STATE-STORE-..."); it never logs to a
 // changelog (the topic is its changelog) and has no record cache, whatever
-// StoreOptions say, and StoreOptions.ChangelogConfig is refused. Records
-// are stamped as by FromTopics (Timestamps, WallClockTimestamps,
-// OnInvalidTimestamp). The global table's nodes form a sub-topology of
-// their own that generates no task. Kafka Streams:
-// StreamsBuilder.globalTable, with the same generated names.
+// StoreOptions say, and StoreOptions.ChangelogConfig is refused. A row
+// keeps its record's own Kafka timestamp, negative or not: as in Kafka
+// Streams (GlobalStateUpdateTask), no timestamp extractor applies, and
+// Timestamps, WallClockTimestamps and OnInvalidTimestamp are Build errors.
+// The global table's nodes form a sub-topology of their own that generates
+// no task. Kafka Streams: StreamsBuilder.globalTable, with the same
+// generated names.
 func GlobalTableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values serde.Serde[V], opts ...TableSourceOption) GlobalTable[K, V] {
 	o := collect(opts)
 	spec := b.storeSpec(o, topic, "GlobalTableFromTopic")
@@ -49,11 +51,14 @@ func GlobalTableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K
 		b.errs = append(b.errs, &topology.BuildError{Node: name, Store: spec.Name,
 			Msg: "a global store has no changelog (its topic is restored instead): ChangelogConfig does not apply"})
 	}
+	if o.timestamps != nil || o.onInvalid != FailOnInvalidTimestamp {
+		b.fail(srcName, "a global table's records keep their own timestamps: Timestamps, WallClockTimestamps and OnInvalidTimestamp do not apply (Kafka Streams applies no timestamp extractor to a global table)")
+	}
 	// Kafka Streams disables logging of a global store explicitly; the
 	// record cache is left out so that tasks read the store while the
 	// global reader writes it.
 	spec.DisableLogging, spec.DisableCaching = true, true
-	src := stampingSourceNode(b, srcName, []string{topic}, false, keys, values, sourceTimestamps[K, V](b, srcName, o))
+	src := stampingSourceNode(b, srcName, []string{topic}, false, keys, values, sourceStamps[K, V]{raw: true})
 	src.Global = true
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {
 		return nodes.TableSource(ctx, name, spec.Name, keys, values, next)

@@ -159,6 +159,18 @@ func TestGlobalTableBuildErrors(t *testing.T) {
 		},
 		want: "node KTABLE-SOURCE-0000000001, store p: a global store has no changelog",
 	}, {
+		name: "timestamp extractor",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.WallClockTimestamps())
+		},
+		want: "node KSTREAM-SOURCE-0000000001: a global table's records keep their own timestamps",
+	}, {
+		name: "invalid-timestamp policy",
+		build: func(b *dsl.Builder) {
+			dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp))
+		},
+		want: "Timestamps, WallClockTimestamps and OnInvalidTimestamp do not apply",
+	}, {
 		name: "zero global table",
 		build: func(b *dsl.Builder) {
 			s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
@@ -262,4 +274,23 @@ func TestGlobalTableWrittenByTopology(t *testing.T) {
 	opsOK(t, admin.PipeAt("/home", "landing", 2))
 	opsOK(t, clicks.PipeAt("c2", "/home", 3))
 	opsWant(t, "joins before and after the topology wrote the global topic", opsRead(t, out), []string{"c1=/home=?@1", "c2=/home=landing@3"})
+}
+
+// A global table's rows keep their records' own timestamps, a negative one
+// included, as Kafka Streams' global task stamps them: no extractor, no
+// invalid-timestamp policy, and no stream time of the global store's.
+func TestGlobalTableRecordTimestamps(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String, dsl.Named("pages"))
+	s := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+	dsl.JoinGlobal(s, g, func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) },
+		func(_ dsl.Maybe[string], v, gv string) string { return gv }).To("out", nil, nil)
+	d, _ := opsDriver(t, b)
+	pages := testdriver.CreateInputTopic(d, "pages", serde.String, serde.String)
+	opsOK(t, pages.PipeAt("/old", "x", -1))
+	opsOK(t, pages.PipeAt("/home", "landing", 42))
+	opsWant(t, "global store", opsStore(t, d, "pages", serde.String, serde.String), []string{"/home=landing@42", "/old=x@-1"})
+	if n := d.DroppedRecords("pages-source", "invalid-timestamp"); n != 0 {
+		t.Errorf("dropped for an invalid timestamp: %d, want none", n)
+	}
 }

@@ -131,7 +131,7 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix stri
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
-	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name}
+	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs)}
 }
 
 // Count counts the records of each key into a table (Int64 values). Records

@@ -7,13 +7,16 @@ import "github.com/sluicehq/sluice/internal/nodes"
 // timestamp and headers; a record whose key has no row in t is dropped.
 // Only stream records emit: an update of t changes what later records
 // meet, and a delete in t removes the key. A record with a null key or
-// value is dropped and counted ("null-key", "null-value"). t must be
-// materialized (a TableFromTopic table, or an operation with
-// Materialized): Build fails otherwise, naming the join. s and t run in
-// one task and their topics must be co-partitioned; if s was rekeyed, it
-// is first repartitioned through "<name>-repartition" (name: the Named
-// option, else the generated name of s's last node). Kafka Streams:
-// KStream.join(KTable).
+// value is dropped and counted ("null-key", "null-value"). t need not be
+// materialized: a table that is not (a Filter or TableMapValues without
+// Materialized, a table join's result) is read through a getter chained
+// to the nearest materialized table above it, whose store the join's node
+// is connected to, as in Kafka Streams (a windowed aggregation's table is
+// read from its window or session store by the window of the key). s and
+// t run in one task and their topics must be co-partitioned; if s was
+// rekeyed, it is first repartitioned through "<name>-repartition" (name:
+// the Named option, else the generated name of s's last node). Kafka
+// Streams: KStream.join(KTable).
 func JoinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(k K, v V, t VT) VR, opts ...Option) Stream[K, VR] {
 	return joinTable(s, t, false, func(k Maybe[K], v V, tv Maybe[VT]) VR {
 		kk, _ := k.Get()
@@ -42,20 +45,12 @@ func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, join
 		prefix = "KSTREAM-LEFTJOIN"
 	}
 	name := b.nameOr(o.name, prefix)
-	store := t.store
-	if store == "" {
-		b.fail(name, "the table joined with is not materialized: give the table operation a Materialized option")
+	view := t.view
+	if view.open == nil {
+		b.fail(name, "the table of node %s has no value getter a join can read it through", t.node.Name)
 	}
-	keys, tvalues := t.keys, t.values
-	if keys == nil {
-		keys = s.keys
-	}
-	var stores []string
-	if store != "" {
-		stores = []string{store}
-	}
-	n := processor(b, name, stores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, V], error) {
-		return nodes.StreamTableJoin(ctx, name, store, keys, tvalues, left, joiner, next)
+	n := processor(b, name, view.stores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, V], error) {
+		return nodes.StreamTableJoin(ctx, name, view.open, left, joiner, next)
 	}, s.node)
 	if left {
 		b.relaxNullKeyJoin(n)

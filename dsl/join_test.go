@@ -5,15 +5,17 @@ package dsl_test
 // output is checked after each input.
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
 	"github.com/sluicehq/sluice/topology"
+	"github.com/sluicehq/sluice/window"
 )
 
 // joinStep pipes one record into "stream" or "table" ("<null>" is a Kafka
@@ -191,14 +193,57 @@ func TestJoinTableDescribe(t *testing.T) {
 	}
 }
 
+// A table that is not materialized (a filter and a mapValues without
+// Materialized) is read through getters chained to its source's store, as
+// Kafka Streams' KTableValueGetterSupplier: the join's node is connected to
+// that store, and a row the filter hides is absent.
 func TestJoinTableNotMaterialized(t *testing.T) {
 	b := dsl.NewBuilder()
 	s := dsl.FromTopic(b, "stream", serde.String, serde.String)
-	tb := dsl.TableFromTopic(b, "table", serde.String, serde.String).Filter(func(_, v string) bool { return v != "" })
-	dsl.JoinTable(s, tb, func(_, v, tv string) string { return v + tv }, dsl.Named("enrich")).To("out", serde.String, serde.String)
-	_, err := b.Build()
-	var be *topology.BuildError
-	if !errors.As(err, &be) || be.Node != "enrich" || !strings.Contains(err.Error(), "not materialized") {
-		t.Fatalf("Build error = %v, want a BuildError naming enrich", err)
+	tb := dsl.TableMapValues(dsl.TableFromTopic(b, "table", serde.String, serde.String, dsl.Named("tbl")).
+		Filter(func(_, v string) bool { return v != "hidden" }), strings.ToUpper, nil)
+	dsl.LeftJoinTable(s, tb, func(_ dsl.Maybe[string], v string, tv dsl.Maybe[string]) string { return v + "+" + tv.Or("none") },
+		dsl.Named("enrich")).To("out", serde.String, serde.String)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc := topo.Describe(); !strings.Contains(desc, "Processor: enrich (stores: [tbl])") {
+		t.Errorf("the join is not connected to the source table's store:\n%s", desc)
+	}
+	runJoinSteps(t, topo, []joinStep{
+		{"table", "a", "x", 1, nil},
+		{"stream", "a", "s1", 2, []string{"a=s1+X@2"}},
+		{"table", "a", "hidden", 3, nil},
+		{"stream", "a", "s2", 4, []string{"a=s2+none@4"}},
+		{"table", "a", "<null>", 5, nil},
+		{"stream", "a", "s3", 6, []string{"a=s3+none@6"}},
+	})
+}
+
+// A stream keyed by windows joins a windowed aggregation's table: the
+// join reads the window store by the record's window.
+func TestJoinTableWindowed(t *testing.T) {
+	const size = 10 * time.Millisecond
+	keys := window.TimeKeySerde(serde.String, size)
+	b := dsl.NewBuilder()
+	counts := dsl.WindowedBy(dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey(), window.Tumbling(size, 0)).Count()
+	s := dsl.FromTopic(b, "stream", keys, serde.String)
+	dsl.JoinTable(s, counts, func(_ window.Windowed[string], v string, n int64) string { return fmt.Sprintf("%s:%d", v, n) }).
+		To("out", nil, serde.String)
+	d, _ := opsDriver(t, b)
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+	st := testdriver.CreateInputTopic(d, "stream", keys, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", keys, serde.String)
+	opsOK(t, in.PipeAt("k", "x", 1))
+	opsOK(t, in.PipeAt("k", "x", 4))
+	w0 := window.Windowed[string]{Key: "k", Window: window.Window{Start: 0, End: 10}}
+	w1 := window.Windowed[string]{Key: "k", Window: window.Window{Start: 10, End: 20}}
+	opsOK(t, st.PipeAt(w0, "s", 6))
+	opsOK(t, st.PipeAt(w1, "t", 7)) // no count in [10,20) yet
+	rs, err := out.ReadRecords()
+	opsOK(t, err)
+	if len(rs) != 1 || rs[0].Key != w0 || rs[0].Value != "s:2" || rs[0].Timestamp != 6 {
+		t.Fatalf("got %+v, want one record %v=s:2@6", rs, w0)
 	}
 }

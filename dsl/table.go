@@ -18,6 +18,41 @@ type Table[K, V any] struct {
 	// store is the name of the store that holds the table, or "" if the
 	// table is not materialized.
 	store string
+	// view is how a join reads the table's rows.
+	view tableView[K, V]
+}
+
+// tableView is how the rows of a table are read by an operation that looks
+// keys up in it (a table-table join): a getter opened for each task, reading
+// stores, the stores of the nearest materialized tables at or above it
+// (Kafka Streams' KTableValueGetterSupplier and its storeNames). The node
+// that opens the getter is connected to those stores, which puts it in
+// their sub-topology.
+type tableView[K, V any] struct {
+	stores []string
+	open   func(ctx nodes.Context) (nodes.ValueGetter[K, V], error)
+}
+
+// storeView reads a table from its timestamped store.
+func storeView[K, V any](store string, keys serde.Serde[K], values serde.Serde[V]) tableView[K, V] {
+	return tableView[K, V]{stores: []string{store}, open: func(ctx nodes.Context) (nodes.ValueGetter[K, V], error) {
+		return nodes.StoreGetter(ctx, store, keys, values)
+	}}
+}
+
+// derivedView reads a table computed from parent by a getter over parent's
+// (Kafka Streams' view() of a table processor that is not materialized).
+func derivedView[K, V, V2 any](parent tableView[K, V], derive func(nodes.ValueGetter[K, V]) nodes.ValueGetter[K, V2]) tableView[K, V2] {
+	if parent.open == nil {
+		return tableView[K, V2]{}
+	}
+	return tableView[K, V2]{stores: parent.stores, open: func(ctx nodes.Context) (nodes.ValueGetter[K, V2], error) {
+		g, err := parent.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return derive(g), nil
+	}}
 }
 
 // StoreName is the name of the store that holds the table, or "" when the
@@ -43,7 +78,7 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {
 		return nodes.TableSource(ctx, name, spec.Name, keys, values, next)
 	}, src)
-	return Table[K, V]{b: b, node: n, keys: keys, values: values, store: spec.Name}
+	return Table[K, V]{b: b, node: n, keys: keys, values: values, store: spec.Name, view: storeView(spec.Name, keys, values)}
 }
 
 // materialize returns the store a table operation keeps its result in, if
@@ -84,6 +119,11 @@ func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption)
 	}, t.node)
 	out := t
 	out.node, out.store = n, store
+	if store != "" {
+		out.view = storeView(store, keys, values)
+	} else {
+		out.view = derivedView(t.view, func(g nodes.ValueGetter[K, V]) nodes.ValueGetter[K, V] { return nodes.FilterGetter(g, pred, keep) })
+	}
 	return out
 }
 
@@ -116,7 +156,11 @@ func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serd
 	n := processor(t.b, name, stores, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V2]]) (nodes.Node[K, operators.Change[V]], error) {
 		return nodes.TableMapValues(ctx, name, store, keys, values, f, next)
 	}, t.node)
-	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store}
+	view := storeView(store, keys, values)
+	if store == "" {
+		view = derivedView(t.view, func(g nodes.ValueGetter[K, V]) nodes.ValueGetter[K, V2] { return nodes.MapValuesGetter(g, f) })
+	}
+	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store, view: view}
 }
 
 // GroupedTable is a table regrouped by a new key, ready for an aggregation
@@ -164,11 +208,13 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 	if base == "" {
 		base = spec.Name
 	}
-	// As in Kafka Streams: no null-key filter (the selector gives every row
-	// a key), and the sink and source are named after the grouping.
+	// As in Kafka Streams 4.3 (KGroupedTableImpl): no null-key filter (the
+	// selector gives every row a key), and the sink and source are named
+	// after the aggregation's Named ("<name>-sink", "<name>-source"), not
+	// the grouping's, which names only the topic.
 	sinkName, sourceName := b.newName("KSTREAM-SINK"), b.newName("KSTREAM-SOURCE")
-	if g.name != "" {
-		sinkName, sourceName = g.name+"-sink", g.name+"-source"
+	if o.name != "" {
+		sinkName, sourceName = o.name+"-sink", o.name+"-source"
 	}
 	s := g.s.throughTopic(base+"-repartition", sinkName, sourceName, 0, g.s.node)
 	name := b.nameOr(o.name, prefix)
@@ -179,7 +225,7 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, operators.Change[V]], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
-	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name}
+	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs)}
 }
 
 // Count counts the rows of each group. Kafka Streams: KGroupedTable.count.

@@ -118,6 +118,7 @@ type sourceStamps[K, V any] struct {
 	extract   func(Maybe[K], Maybe[V], []operators.Header, int64) int64
 	wallClock bool
 	onInvalid nodes.InvalidTimestampPolicy
+	raw       bool // a global table's source: records keep their own timestamps
 }
 
 // sourceTimestamps reads the timestamp options of the source named node;
@@ -150,7 +151,7 @@ func sourceTimestamps[K, V any](b *Builder, node string, o options) sourceStamps
 
 // forTask returns the source's timestamping for the task of ctx.
 func (st sourceStamps[K, V]) forTask(ctx nodes.Context) nodes.SourceTimestamps[K, V] {
-	ts := nodes.SourceTimestamps[K, V]{Extract: st.extract, OnInvalid: st.onInvalid}
+	ts := nodes.SourceTimestamps[K, V]{Extract: st.extract, OnInvalid: st.onInvalid, Raw: st.raw}
 	if st.wallClock {
 		ts.Extract = func(Maybe[K], Maybe[V], []operators.Header, int64) int64 { return ctx.WallClockTime().UnixMilli() }
 	}

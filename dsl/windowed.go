@@ -200,5 +200,14 @@ func windowedAggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, prefix 
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
-	return Table[window.Windowed[K], A]{b: b, node: n, values: aggs, store: spec.Name}
+	// A join reads the table from the store by window: the window store's
+	// aggregate, or exactly that session's (Kafka Streams' view() of the
+	// windowed aggregations).
+	view := tableView[window.Windowed[K], A]{stores: []string{spec.Name}, open: func(ctx nodes.Context) (nodes.ValueGetter[window.Windowed[K], A], error) {
+		if kind == topology.Session {
+			return nodes.SessionStoreGetter(ctx, spec.Name, keys, aggs)
+		}
+		return nodes.WindowStoreGetter(ctx, spec.Name, keys, aggs)
+	}}
+	return Table[window.Windowed[K], A]{b: b, node: n, values: aggs, store: spec.Name, view: view}
 }

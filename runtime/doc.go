@@ -20,7 +20,10 @@
 // first on their old owner, then start on the new one in a follow-up
 // rebalance. Before start-up the runtime checks that the inputs of every
 // sub-topology that keeps state have the same partition count, and fails
-// with a CoPartitionError naming the topics and counts otherwise.
+// with a CoPartitionError naming the topics and counts otherwise; a
+// repartition topic among those inputs whose partition count was not set
+// (dsl.Partitions) is created with the count of the others, as Kafka
+// Streams' CopartitionedTopicsEnforcer does.
 //
 // # Global tables
 //
@@ -29,14 +32,15 @@
 // At start-up, after the internal topics are created and before the
 // instance joins the group, each global store is restored from its topic
 // itself (a global store has no changelog; none is created), partition by
-// partition with the changelog reader, from the offsets checkpointed in
-// <StateDir>/<application ID>/global to the end offsets listed when each
-// read starts: no task processes a record before every global table has
+// partition with the changelog reader, from the offsets in the store's
+// own checkpoint file, <StateDir>/<application ID>/global/<store>.checkpoint,
+// to the end offsets listed when each read starts: no task processes a record before every global table has
 // caught up. Then a client of its own, in no consumer group, reads on
 // from there for as long as the instance runs, and applies each record at
 // once; tasks read the global stores meanwhile through read-only views.
 // Records go through the global table's source and processor, both in the
-// restore and after: a record that cannot be deserialized follows the
+// restore and after, keeping their own Kafka timestamps (no extractor, as
+// in Kafka Streams): a record that cannot be deserialized follows the
 // deserialization policy (SkipUndecodableRecords; counted with the task
 // label "global"), and an error names the topic, partition and offset and
 // stops the instance. Every CommitInterval and at shutdown the global
@@ -140,7 +144,10 @@
 // that restores cancels its restore and waits for it with App.mu held.
 // The global reader's goroutine takes App.mu only to report a fatal error,
 // holding nothing else; it is stopped (and waited for) from release,
-// without App.mu, so that wait never blocks it.
+// without App.mu, so that wait never blocks it. The lock of an in-memory
+// global store (syncStore.mu) is a leaf too, held for one store call by
+// the workers, the global reader, and the poll goroutine with App.mu held
+// (a commit's cache flush forwards into a stream-global join).
 //
 // # Errors
 //

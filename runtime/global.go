@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,8 +32,10 @@ import (
 //     read with clients of the reader's own, in no consumer group (the
 //     group's subscription leaves the global topics out);
 //   - a global store has no changelog: its topic is restored instead, from
-//     the offsets of the checkpoint file in <state dir>/<app ID>/global
-//     (from the start without one, and always for an in-memory store) to
+//     the offsets of the store's own checkpoint file,
+//     <state dir>/<app ID>/global/<store>.checkpoint (from the start
+//     without one, and always for an in-memory store; see
+//     loadCheckpoints for when local rows are deleted first) to
 //     the end offsets listed when the restore starts, with the App's
 //     changelog reader, before the App joins the group: no task processes
 //     a record before every global table has caught up;
@@ -39,7 +43,9 @@ import (
 //     records go through the global store's own task (its source and the
 //     processor writing the store), so that a record the source cannot
 //     deserialize follows the deserialization policy and is counted, and
-//     an error names the topic, partition and offset;
+//     an error names the topic, partition and offset; a row keeps its
+//     record's own timestamp, as Kafka Streams' GlobalStateUpdateTask
+//     stamps it (no timestamp extractor);
 //   - the stores of all global tables live in one Pebble DB, written at
 //     once (no pending batch: there is no commit to wait for), which the
 //     tasks read through views of their own while the reader writes: a
@@ -53,9 +59,8 @@ import (
 //
 // The restore applies the records through the same task as the updates
 // that follow, deserializing them: Kafka Streams restores a global table's
-// bytes as they are (no deserialization, the record's own timestamp), so
-// a record it cannot read fails later, in a join; here it follows the
-// deserialization policy at once, and the timestamp extractor applies.
+// bytes as they are (no deserialization), so a record it cannot read fails
+// later, in a join; here it follows the deserialization policy at once.
 //
 // Exactly-once is not implemented yet; when it is, the reader's clients
 // must read with kgo.FetchIsolationLevel(kgo.ReadCommitted()), as Kafka
@@ -76,7 +81,8 @@ type globalReader struct {
 	// stores reflect. checkpoint is what the checkpoint file holds.
 	next       map[state.TopicPartition]int64
 	checkpoint map[state.TopicPartition]int64
-	written    bool // the checkpoint file was written since the start
+	written    bool // the checkpoint files were written since the start
+	loaded     bool // the checkpoints were read (writeCheckpoint may write)
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the live reader ends
@@ -110,31 +116,20 @@ func (a *App) openGlobals(ctx context.Context) error {
 		return err
 	}
 	if persistent {
-		_, statErr := os.Stat(g.dir)
-		fresh := errors.Is(statErr, os.ErrNotExist)
 		if err := g.openDB(); err != nil {
 			return err
 		}
-		cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(g.dir, checkpointFile))
-		for tp, off := range cp {
-			if gs := g.globals[tp.Topic]; gs != nil && !gs.Store.InMemory {
-				g.checkpoint[tp] = off
-			}
-		}
-		switch {
-		case err != nil:
-			err = g.wipe("unreadable checkpoint: " + err.Error())
-		case len(cp) == 0 && !fresh:
-			// Local state that never checkpointed: restoring the topic
-			// over it would keep rows whose deletes compaction removed.
-			err = g.wipe("no checkpoint")
-		default:
-			err = g.checkCheckpoint(ctx)
-		}
-		if err != nil {
+		if err := g.loadCheckpoints(ctx); err != nil {
 			return err
 		}
 	}
+	// A restore cut short keeps the checkpointed offsets of the partitions
+	// it did not finish (what it applied beyond them is applied again),
+	// and so does a start-up that fails before the restore.
+	for tp, off := range g.checkpoint {
+		g.next[tp] = off
+	}
+	g.loaded = true
 	policy := task.FailOnDeserializationError
 	if a.cfg.skipBadRecords {
 		policy = task.SkipOnDeserializationError
@@ -158,11 +153,6 @@ func (a *App) openGlobals(ctx context.Context) error {
 			return fmt.Errorf("sluice: global store %s: %w", gs.Store.Name, err)
 		}
 		g.tasks[gs.Topic] = t
-	}
-	// A restore cut short keeps the checkpointed offsets of the partitions
-	// it did not finish: what it applied beyond them is applied again.
-	for tp, off := range g.checkpoint {
-		g.next[tp] = off
 	}
 	if err := g.restore(ctx); err != nil {
 		return err
@@ -197,14 +187,96 @@ func (g *globalReader) partitionCounts(ctx context.Context) error {
 	return nil
 }
 
-// checkCheckpoint deletes the global stores and their checkpoint when an
-// offset of the checkpoint is outside its partition's log (before the log
-// start: records the stores lack were deleted by retention; past the end:
-// the topic was recreated), or names a partition the topic does not have,
-// so that they restore from the topics' start. Kafka Streams' global
-// consumer fails on such an offset (auto.offset.reset none) and wipes the
-// global state for the next start.
-func (g *globalReader) checkCheckpoint(ctx context.Context) error {
+// loadCheckpoints reads the checkpoint file of each persistent global
+// store, <store>.checkpoint in the global directory: the next offset of
+// each partition of its topic that the store reflects. The offsets are the
+// store's own (Kafka Streams 4.3 keeps them in each store), so a store
+// whose name changed, a generated name moved by an operation added before
+// it say, finds none and restores its topic from the start instead of
+// taking another store's offsets. A store restores from the start, its
+// local rows deleted first (restoring over them would keep rows whose
+// deletes compaction removed), when its checkpoint is missing or
+// unreadable, names another topic, or has an offset outside its
+// partition's log (before the log start: retention deleted records the
+// store lacks; past the end: the topic was recreated). Kafka Streams'
+// global consumer fails on such an offset (auto.offset.reset none) and
+// wipes the global state for the next start. The rows and checkpoints of
+// stores the topology no longer has are deleted.
+func (g *globalReader) loadCheckpoints(ctx context.Context) error {
+	keep := map[string]bool{}
+	for _, gs := range g.globals {
+		if !gs.Store.InMemory {
+			keep[gs.Store.Name] = true
+		}
+	}
+	entries, err := os.ReadDir(g.dir)
+	if err != nil {
+		return fmt.Errorf("sluice: global stores: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), checkpointFile)
+		if !ok || e.IsDir() {
+			continue
+		}
+		store, err := url.PathUnescape(name)
+		if err != nil || keep[store] {
+			continue
+		}
+		g.a.log.Info("deleting a global store the topology no longer has", "store", store, "dir", g.dir)
+		if err := os.Remove(filepath.Join(g.dir, e.Name())); err != nil {
+			return fmt.Errorf("sluice: global stores: %w", err)
+		}
+		if store != "" {
+			if err := g.db.KeyValueStore(store).(state.RangeDeleter).DeleteRange(nil, nil); err != nil {
+				return fmt.Errorf("sluice: global store %s: delete: %w", store, err)
+			}
+		}
+	}
+	for _, topic := range g.a.topo.GlobalTopics() {
+		gs := g.globals[topic]
+		if gs.Store.InMemory {
+			continue
+		}
+		path := g.checkpointPath(gs.Store.Name)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if err := g.reset(gs, ""); err != nil {
+				return err
+			}
+			continue
+		}
+		cp, err := state.ReadCheckpoint(vfs.Default, path)
+		if err != nil {
+			if err := g.reset(gs, "unreadable checkpoint: "+err.Error()); err != nil {
+				return err
+			}
+			continue
+		}
+		var other string
+		for tp := range cp {
+			if tp.Topic != topic {
+				other = tp.Topic
+			}
+		}
+		if other != "" {
+			if err := g.reset(gs, fmt.Sprintf("its checkpoint is of topic %s, not %s", other, topic)); err != nil {
+				return err
+			}
+			continue
+		}
+		maps.Copy(g.checkpoint, cp)
+	}
+	return g.checkOffsets(ctx)
+}
+
+// checkpointPath is the checkpoint file of the global store named store.
+func (g *globalReader) checkpointPath(store string) string {
+	return filepath.Join(g.dir, url.PathEscape(store)+checkpointFile)
+}
+
+// checkOffsets resets the stores whose checkpointed offsets are outside
+// their partitions' logs, or name partitions their topics do not have
+// (see loadCheckpoints).
+func (g *globalReader) checkOffsets(ctx context.Context) error {
 	if len(g.checkpoint) == 0 {
 		return nil
 	}
@@ -224,22 +296,27 @@ func (g *globalReader) checkCheckpoint(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sluice: global stores: list end offsets of %v: %w", topics, err)
 	}
-	var bad []string
+	bad := map[string][]string{}
 	for tp, off := range g.checkpoint {
 		start, ok1 := starts.Lookup(tp.Topic, tp.Partition)
 		end, ok2 := ends.Lookup(tp.Topic, tp.Partition)
 		switch {
 		case !ok1 || !ok2:
-			bad = append(bad, fmt.Sprintf("%s partition %d: no such partition", tp.Topic, tp.Partition))
+			bad[tp.Topic] = append(bad[tp.Topic], fmt.Sprintf("partition %d: no such partition", tp.Partition))
 		case off < start.Offset || off > end.Offset:
-			bad = append(bad, fmt.Sprintf("%s partition %d: offset %d outside [%d, %d]", tp.Topic, tp.Partition, off, start.Offset, end.Offset))
+			bad[tp.Topic] = append(bad[tp.Topic], fmt.Sprintf("partition %d: offset %d outside [%d, %d]", tp.Partition, off, start.Offset, end.Offset))
 		}
 	}
-	if len(bad) == 0 {
-		return nil
+	for _, topic := range topics {
+		if len(bad[topic]) == 0 {
+			continue
+		}
+		slices.Sort(bad[topic])
+		if err := g.reset(g.globals[topic], fmt.Sprintf("its checkpoint does not match topic %s: %s", topic, strings.Join(bad[topic], "; "))); err != nil {
+			return err
+		}
 	}
-	slices.Sort(bad)
-	return g.wipe("the checkpoint does not match the topics: " + strings.Join(bad, "; "))
+	return nil
 }
 
 // openDB opens the global stores' Pebble DB, writing at once (no pending
@@ -255,19 +332,27 @@ func (g *globalReader) openDB() error {
 	return nil
 }
 
-// wipe deletes the global stores' DB and checkpoint and opens an empty
-// DB, so that they restore from their topics' start.
-func (g *globalReader) wipe(reason string) error {
-	g.a.log.Warn("deleting the local global stores: they restore from their topics' start", "dir", g.dir, "reason", reason)
-	if err := g.db.Close(); err != nil {
-		return fmt.Errorf("sluice: global stores: close %s: %w", g.dir, err)
+// reset deletes the local rows and the checkpoint of the global store gs,
+// so that it restores its topic from the start; reason, if not empty, is
+// logged. The checkpoint file goes first: a crash in between leaves no
+// checkpoint, and the next start deletes the rows again.
+func (g *globalReader) reset(gs *topology.GlobalStore, reason string) error {
+	if reason != "" {
+		g.a.log.Warn("deleting a global store's local rows: it restores its topic from the start",
+			"store", gs.Store.Name, "topic", gs.Topic, "reason", reason)
 	}
-	g.db = nil
-	if err := os.RemoveAll(g.dir); err != nil {
-		return fmt.Errorf("sluice: global stores: delete %s: %w", g.dir, err)
+	if err := os.Remove(g.checkpointPath(gs.Store.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("sluice: global store %s: %w", gs.Store.Name, err)
 	}
-	g.checkpoint = map[state.TopicPartition]int64{}
-	return g.openDB()
+	if err := g.db.KeyValueStore(gs.Store.Name).(state.RangeDeleter).DeleteRange(nil, nil); err != nil {
+		return fmt.Errorf("sluice: global store %s: delete: %w", gs.Store.Name, err)
+	}
+	for tp := range g.checkpoint {
+		if tp.Topic == gs.Topic {
+			delete(g.checkpoint, tp)
+		}
+	}
+	return nil
 }
 
 // base returns the store a global store's task writes: a view of the
@@ -336,37 +421,53 @@ func rawRecord(r *kgo.Record, raw *operators.RawRecord) *operators.RawRecord {
 	return raw
 }
 
-// writeCheckpoint makes the global DB durable, then writes the offsets it
-// reflects: the checkpoint never runs ahead of the stores.
+// writeCheckpoint makes the global DB durable, then writes each
+// persistent store's checkpoint file with the offsets it reflects: a
+// checkpoint never runs ahead of its store. It writes nothing before the
+// checkpoints were loaded (a start-up that failed before keeps them).
 func (g *globalReader) writeCheckpoint() error {
-	if g.db == nil {
+	if g.db == nil || !g.loaded {
 		return nil
 	}
-	changed := false
+	changed := !g.written
 	for tp, off := range g.next {
-		if gs := g.globals[tp.Topic]; gs.Store.InMemory {
-			continue
-		}
-		if g.checkpoint[tp] != off {
+		if !g.globals[tp.Topic].Store.InMemory && g.checkpoint[tp] != off {
 			changed = true
 		}
 	}
-	if !changed && g.written {
+	if !changed {
 		return nil
 	}
 	if err := g.db.Flush(); err != nil {
 		return fmt.Errorf("sluice: global stores: flush: %w", err)
 	}
-	cp := map[state.TopicPartition]int64{}
+	cps := map[string]map[state.TopicPartition]int64{}
 	for tp, off := range g.next {
-		if !g.globals[tp.Topic].Store.InMemory {
-			cp[tp] = off
+		if gs := g.globals[tp.Topic]; !gs.Store.InMemory {
+			if cps[gs.Store.Name] == nil {
+				cps[gs.Store.Name] = map[state.TopicPartition]int64{}
+			}
+			cps[gs.Store.Name][tp] = off
 		}
 	}
-	if err := state.WriteCheckpoint(vfs.Default, filepath.Join(g.dir, checkpointFile), cp); err != nil {
-		return fmt.Errorf("sluice: global stores: write checkpoint: %w", err)
+	for _, gs := range g.globals {
+		if gs.Store.InMemory {
+			continue
+		}
+		path := g.checkpointPath(gs.Store.Name)
+		if cp := cps[gs.Store.Name]; len(cp) > 0 {
+			if err := state.WriteCheckpoint(vfs.Default, path, cp); err != nil {
+				return fmt.Errorf("sluice: global store %s: write checkpoint: %w", gs.Store.Name, err)
+			}
+		} else if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sluice: global store %s: %w", gs.Store.Name, err)
+		}
 	}
-	g.checkpoint, g.written = cp, true
+	g.checkpoint = map[state.TopicPartition]int64{}
+	for _, cp := range cps {
+		maps.Copy(g.checkpoint, cp)
+	}
+	g.written = true
 	return nil
 }
 
@@ -485,9 +586,10 @@ func (g *globalReader) close() {
 
 // syncStore is an in-memory global store that the tasks read while the
 // global reader writes: every call holds its lock, and what Get returns
-// and iteration yields are copies.
+// and iteration yields are copies. The lock is exclusive for reads too:
+// the in-memory store marks the entries it lends out on Get and Range.
 type syncStore struct {
-	mu sync.RWMutex
+	mu sync.Mutex
 	kv state.KeyValueStore
 }
 
@@ -496,8 +598,8 @@ func (s *syncStore) Flush() error { return nil }
 func (s *syncStore) Close() error { return nil }
 
 func (s *syncStore) Get(key []byte) ([]byte, bool, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, ok, err := s.kv.Get(key)
 	return slices.Clone(v), ok, err
 }
@@ -515,8 +617,8 @@ func (s *syncStore) Delete(key []byte) error {
 }
 
 func (s *syncStore) ApproximateCount() int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.kv.ApproximateCount()
 }
 
@@ -532,11 +634,11 @@ func (s *syncStore) Prefix(prefix []byte) iter.Seq2[[]byte, []byte] {
 func (s *syncStore) copied(seq func() iter.Seq2[[]byte, []byte]) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		var ks, vs [][]byte
-		s.mu.RLock()
+		s.mu.Lock()
 		for k, v := range seq() {
 			ks, vs = append(ks, slices.Clone(k)), append(vs, slices.Clone(v))
 		}
-		s.mu.RUnlock()
+		s.mu.Unlock()
 		for i := range ks {
 			if !yield(ks[i], vs[i]) {
 				return

@@ -32,8 +32,10 @@ func (a *App) kafkaName(it topology.InternalTopic) string {
 }
 
 // planTopics reads the partition counts of the source topics, derives those
-// of the internal topics, and checks co-partitioning: the source topics of
-// a sub-topology that keeps state must have equal partition counts.
+// of the internal topics, and enforces co-partitioning: the source topics
+// of a sub-topology that keeps state must have equal partition counts, and
+// a repartition topic among them whose count the user did not set takes
+// theirs (see copartition).
 func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error) {
 	l := &layout{partitions: map[string]int32{}, tasks: map[int]int32{}, topics: map[int][]string{}, kinds: map[string]topology.TopicKind{}}
 	external := a.topo.SourceTopics()
@@ -84,21 +86,30 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 			copartition[g.SubTopology] = append(copartition[g.SubTopology], t.KafkaName(a.cfg.appID))
 		}
 	}
-	// Resolve sub-topologies once their inputs are known, and repartition
-	// topics once their writers are: a fixed point over the DAG, and
-	// resolveLoop when a sub-topology reads a repartition topic it writes.
+	// The repartition topics whose partition count the user set
+	// (Repartition with Partitions): co-partitioning cannot change them.
+	enforced := map[string]bool{}
+	for name, it := range byName {
+		if it.Kind == topology.Repartition && it.Partitions > 0 {
+			enforced[name] = true
+		}
+	}
+	// Derive the partition count of each repartition topic from the
+	// sub-topology that writes it (the largest count of that
+	// sub-topology's inputs): a fixed point over the DAG, and resolveLoop
+	// when a sub-topology reads a repartition topic it writes. As Kafka
+	// Streams' RepartitionTopics, this comes before co-partitioning, so a
+	// count that co-partitioning changes below does not flow further
+	// downstream.
+	derived := map[int]int32{}
 	for changed := true; changed; {
 		changed = false
 		for _, st := range a.topo.SubTopologies() {
-			if _, done := l.tasks[st.ID]; done {
+			if _, done := derived[st.ID]; done {
 				continue
 			}
-			n, ok, err := subPartitions(st.ID, l.topics[st.ID], copartition[st.ID], l.partitions)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				l.tasks[st.ID] = n
+			if n, ok := subPartitions(l.topics[st.ID], l.partitions); ok {
+				derived[st.ID] = n
 				changed = true
 			}
 		}
@@ -106,7 +117,7 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 			if _, done := l.partitions[name]; done || it.Kind != topology.Repartition {
 				continue
 			}
-			if n, ok := l.tasks[it.SubTopology]; ok {
+			if n, ok := derived[it.SubTopology]; ok {
 				l.partitions[name] = n
 				changed = true
 			}
@@ -116,9 +127,19 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 		}
 	}
 	for _, st := range a.topo.SubTopologies() {
-		if _, ok := l.tasks[st.ID]; !ok {
+		if _, ok := derived[st.ID]; !ok {
 			return nil, fmt.Errorf("sluice: cannot derive the partition count of sub-topology %d", st.ID)
 		}
+	}
+	// Then co-partitioning, and the task count of each sub-topology from
+	// the final counts of its inputs.
+	for _, st := range a.topo.SubTopologies() {
+		if err := l.copartition(st.ID, copartition[st.ID], byName, enforced); err != nil {
+			return nil, err
+		}
+	}
+	for _, st := range a.topo.SubTopologies() {
+		l.tasks[st.ID], _ = subPartitions(l.topics[st.ID], l.partitions)
 	}
 	for name, it := range byName {
 		if it.Kind == topology.Changelog {
@@ -158,25 +179,91 @@ func (l *layout) resolveLoop(byName map[string]topology.InternalTopic) bool {
 }
 
 // subPartitions is the task count of a sub-topology: the largest partition
-// count of its topics. The topics of its co-partition group (the
-// topology's CoPartitionGroups, in Kafka names) must have equal counts.
-func subPartitions(sub int, topics, group []string, partitions map[string]int32) (int32, bool, error) {
+// count of its topics, once all are known.
+func subPartitions(topics []string, partitions map[string]int32) (int32, bool) {
 	var n int32
 	for _, t := range topics {
 		c, ok := partitions[t]
 		if !ok {
-			return 0, false, nil
+			return 0, false
 		}
 		n = max(n, c)
 	}
+	return n, true
+}
+
+// copartition enforces the co-partition group of sub-topology sub (the
+// topology's CoPartitionGroups, in Kafka names) as Kafka Streams'
+// CopartitionedTopicsEnforcer does, before the sub-topology's task count
+// is taken:
+//   - the group's external topics must have equal partition counts (else a
+//     CoPartitionError naming each with its count), and that count is the
+//     group's;
+//   - in a group of repartition topics only, the group's count is the one
+//     the user set for some of them (all that were set must agree), else
+//     the largest count derived from their writers;
+//   - each repartition topic of the group whose count the user did not set
+//     takes the group's count (a stream of a 2-partition topic rekeyed and
+//     joined with a 4-partition table goes through a 4-partition
+//     repartition topic), and one whose count the user set must have it.
+//
+// It runs once every repartition topic has its derived count. Only the
+// sub-topology reads a repartition topic of its group, so changing its
+// count here changes no other sub-topology's task count.
+func (l *layout) copartition(sub int, group []string, byName map[string]topology.InternalTopic, enforced map[string]bool) error {
+	if len(group) == 0 {
+		return nil
+	}
+	var external, set, flexible []string
 	for _, t := range group {
-		first, c := partitions[group[0]], partitions[t]
-		if c != first {
-			return 0, false, &CoPartitionError{SubTopology: sub,
-				Topics: []string{group[0], t}, Partitions: []int32{first, c}}
+		it, internal := byName[t]
+		switch {
+		case !internal || it.Kind != topology.Repartition:
+			external = append(external, t)
+		case enforced[t]:
+			set = append(set, t)
+		default:
+			flexible = append(flexible, t)
 		}
 	}
-	return n, true, nil
+	var n int32
+	switch {
+	case len(external) > 0:
+		n = l.partitions[external[0]]
+		for _, t := range external[1:] {
+			if l.partitions[t] != n {
+				return l.coPartitionError(sub, external)
+			}
+		}
+		for _, t := range set {
+			if l.partitions[t] != n {
+				return l.coPartitionError(sub, []string{t, external[0]})
+			}
+		}
+	case len(set) > 0:
+		n = l.partitions[set[0]]
+		for _, t := range set[1:] {
+			if l.partitions[t] != n {
+				return l.coPartitionError(sub, set)
+			}
+		}
+	default:
+		for _, t := range flexible {
+			n = max(n, l.partitions[t])
+		}
+	}
+	for _, t := range flexible {
+		l.partitions[t] = n
+	}
+	return nil
+}
+
+func (l *layout) coPartitionError(sub int, topics []string) error {
+	e := &CoPartitionError{SubTopology: sub, Topics: topics}
+	for _, t := range topics {
+		e.Partitions = append(e.Partitions, l.partitions[t])
+	}
+	return e
 }
 
 // createInternalTopics creates the repartition and changelog topics with

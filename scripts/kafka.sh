@@ -10,6 +10,9 @@
 #                                        kafka-streams jars are fetched into
 #                                        .kafka/streams-jars-VERSION and the program compiled
 #                                        into .kafka/compat-classes (both cached)
+#   scripts/kafka.sh describe OUTDIR     run compat/java/DescribeTopologies (compiled as for
+#                                        compat): writes Kafka Streams' describe() of each of
+#                                        its pipelines to OUTDIR/<name>.txt
 #
 # DIR defaults to .kafka/run and is wiped on start. Readiness is probed with a
 # real request (Kafka's own topic tool, each attempt bounded) under a 60 s
@@ -98,21 +101,34 @@ streams_pom() {
 POM
 }
 
-# compat ARGS...: compile compat/java (again when its sources change) and run
-# ReadWithKafkaStreams with ARGS.
-compat() {
+# compile_compat: compile compat/java (again when its sources change) into
+# .kafka/compat-classes against the kafka-streams jars.
+COMPAT_CLASSES="$HOME_DIR/compat-classes"
+compile_compat() {
 	command -v javac >/dev/null || die "javac (a JDK) is needed to compile compat/java"
 	fetch_jars streams_pom "$STREAMS_JARS"
 	ls "$STREAMS_JARS"/kafka-streams-"$KAFKA_VERSION".jar >/dev/null 2>&1 || die "kafka-streams jar missing after fetching"
-	local src="$ROOT/compat/java" classes="$HOME_DIR/compat-classes" want
+	local src="$ROOT/compat/java" want
 	want=$(cat "$src"/*.java | sha256sum | cut -d' ' -f1)
-	if [ "$(cat "$classes/.complete" 2>/dev/null)" != "$want" ]; then
-		rm -rf "$classes"
-		mkdir -p "$classes"
-		javac -Xlint:unchecked -d "$classes" -cp "$STREAMS_JARS/*" "$src"/*.java || die "compiling $src failed"
-		echo "$want" >"$classes/.complete"
+	if [ "$(cat "$COMPAT_CLASSES/.complete" 2>/dev/null)" != "$want" ]; then
+		rm -rf "$COMPAT_CLASSES"
+		mkdir -p "$COMPAT_CLASSES"
+		javac -Xlint:unchecked -d "$COMPAT_CLASSES" -cp "$STREAMS_JARS/*" "$src"/*.java || die "compiling $src failed"
+		echo "$want" >"$COMPAT_CLASSES/.complete"
 	fi
-	exec java -cp "$classes:$STREAMS_JARS/*" ReadWithKafkaStreams "$@"
+}
+
+# compat ARGS...: run ReadWithKafkaStreams with ARGS.
+compat() {
+	compile_compat
+	exec java -cp "$COMPAT_CLASSES:$STREAMS_JARS/*" ReadWithKafkaStreams "$@"
+}
+
+# describe OUTDIR: run DescribeTopologies, writing OUTDIR/<pipeline>.txt.
+describe() {
+	[ $# -eq 1 ] || die "usage: $0 describe OUTDIR"
+	compile_compat
+	exec java -cp "$COMPAT_CLASSES:$STREAMS_JARS/*" DescribeTopologies "$1"
 }
 
 free_port() {
@@ -272,5 +288,6 @@ start) start "$@" ;;
 stop) stop "$@" ;;
 run) run "$@" ;;
 compat) compat "$@" ;;
-*) die "usage: $0 fetch | start [DIR] | stop [DIR] | run [DIR] -- CMD... | compat ARGS..." ;;
+describe) describe "$@" ;;
+*) die "usage: $0 fetch | start [DIR] | stop [DIR] | run [DIR] -- CMD... | compat ARGS... | describe OUTDIR" ;;
 esac

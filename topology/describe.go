@@ -20,9 +20,11 @@ import (
 // Nodes within a sub-topology are ordered as Kafka Streams orders them:
 // larger sub-trees first, then by name. Topic and store lists follow the
 // iteration order of Java's HashSet, as Kafka Streams prints them.
-// Successor and predecessor lists use the same order as the node list
-// (Kafka Streams sorts them while the graph is still being built, so for a
-// node with several parents or children its order can differ).
+// Successor and predecessor lists are in the order Kafka Streams gives
+// them: it sorts them the same way but while the graph description is
+// still being built, so that a node with several parents or children (a
+// join's merge node) can list them out of that order; Describe replays
+// that construction (see javaorder.go).
 // Internal topics are shown without the application ID prefix. A global
 // store is printed in its place in ID order as "Sub-topology: N for global
 // store (will not generate tasks)", and a node that reads it (a
@@ -33,16 +35,14 @@ func (t *Topology) Describe() string {
 		if c := cmp.Compare(size[b], size[a]); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Name, b.Name)
+		return javaCompareStrings(a.Name, b.Name)
 	}
 	names := func(ns []*Node) string {
 		if len(ns) == 0 {
 			return "none"
 		}
-		s := slices.Clone(ns)
-		slices.SortFunc(s, order)
-		out := make([]string, len(s))
-		for i, n := range s {
+		out := make([]string, len(ns))
+		for i, n := range ns {
 			out[i] = n.Name
 		}
 		return strings.Join(out, ", ")
@@ -56,19 +56,20 @@ func (t *Topology) Describe() string {
 			globals = globals[1:]
 		}
 		fmt.Fprintf(&sb, "  Sub-topology: %d\n", st.ID)
+		succ, pred := describeLinks(st.Nodes)
 		nodes := slices.Clone(st.Nodes)
 		slices.SortFunc(nodes, order)
 		for _, n := range nodes {
 			switch n.Kind {
 			case Source:
-				fmt.Fprintf(&sb, "    Source: %s (topics: [%s])\n      --> %s\n", n.Name, strings.Join(javaHashSetOrder(n.Topics), ", "), names(n.Children))
+				fmt.Fprintf(&sb, "    Source: %s (topics: [%s])\n      --> %s\n", n.Name, strings.Join(javaHashSetOrder(n.Topics), ", "), names(succ[n]))
 			case Processor:
-				fmt.Fprintf(&sb, "    Processor: %s (stores: [%s])\n      --> %s\n      <-- %s\n", n.Name, strings.Join(javaHashSetOrder(n.Stores), ", "), names(n.Children), names(n.Parents))
+				fmt.Fprintf(&sb, "    Processor: %s (stores: [%s])\n      --> %s\n      <-- %s\n", n.Name, strings.Join(javaHashSetOrder(n.Stores), ", "), names(succ[n]), names(pred[n]))
 			case Sink:
 				if len(n.Topics) == 0 {
-					fmt.Fprintf(&sb, "    Sink: %s (extractor: topic chosen per record)\n      <-- %s\n", n.Name, names(n.Parents))
+					fmt.Fprintf(&sb, "    Sink: %s (extractor: topic chosen per record)\n      <-- %s\n", n.Name, names(pred[n]))
 				} else {
-					fmt.Fprintf(&sb, "    Sink: %s (topic: %s)\n      <-- %s\n", n.Name, n.Topics[0], names(n.Parents))
+					fmt.Fprintf(&sb, "    Sink: %s (topic: %s)\n      <-- %s\n", n.Name, n.Topics[0], names(pred[n]))
 				}
 			}
 		}
@@ -124,6 +125,13 @@ func javaHashSetOrder(ss []string) []string {
 	for capacity < need {
 		capacity <<= 1
 	}
+	return javaBucketOrder(ss, capacity)
+}
+
+// javaBucketOrder returns ss without duplicates in the iteration order of
+// a java.util.HashMap with capacity buckets that they were put in, in
+// order: by bucket of the spread String.hashCode, then insertion order.
+func javaBucketOrder(ss []string, capacity int) []string {
 	type entry struct {
 		s      string
 		bucket int

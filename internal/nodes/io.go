@@ -52,6 +52,11 @@ type SourceTimestamps[K, V any] struct {
 	Extract func(key operators.Maybe[K], value operators.Maybe[V], headers []operators.Header, recordTimestamp int64) int64
 	// OnInvalid is the policy for a negative timestamp.
 	OnInvalid InvalidTimestampPolicy
+	// Raw forwards each record with its own Kafka timestamp, negative or
+	// not, and does not stamp it (no stream time, no policy): a global
+	// table's source, as Kafka Streams' GlobalStateUpdateTask applies no
+	// timestamp extractor. Extract and OnInvalid must be unset.
+	Raw bool
 }
 
 // Source deserializes raw records with the given serdes, stamps them as ts
@@ -123,6 +128,9 @@ func (p *source[K, V]) ProcessRaw(raw *operators.RawRecord) error {
 	} else if r.Value, err = p.values.Decode(raw.Value); err != nil {
 		return p.ctx.DeserializationError(p.node, raw, &operators.DeserializationError{
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "value", Err: err})
+	}
+	if p.ts.Raw {
+		return p.next.Process(r)
 	}
 	if p.ts.Extract != nil {
 		r.Timestamp = p.ts.Extract(r.MaybeKey(), r.MaybeValue(), r.Headers, raw.Timestamp)

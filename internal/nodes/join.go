@@ -2,12 +2,13 @@ package nodes
 
 import (
 	"github.com/sluicehq/sluice/operators"
-	"github.com/sluicehq/sluice/serde"
 )
 
 // StreamTableJoin joins each stream record with the current value of its
-// key in the table kept in the timestamped store named store (Kafka
-// Streams' KStreamKTableJoinProcessor, without a versioned table's grace).
+// key in a table, read through the getter table opens: the table's
+// timestamped store, or a getter chained to the store of the nearest
+// materialized table above it (Kafka Streams' KStreamKTableJoinProcessor,
+// without a versioned table's grace).
 // Table updates are not seen here: only stream records emit, with the
 // stream record's timestamp and headers. A record with a tombstone value is
 // dropped and counted ("null-value", or "null-key" when the key is null
@@ -17,19 +18,19 @@ import (
 // value and its key still null, as Kafka Streams 4 does; and a record whose
 // key has no row is joined with an absent table value. join gets the key as
 // a Maybe only so that the left join can pass a null key.
-func StreamTableJoin[K, V, VT, VR any](ctx Context, node, store string, keys serde.Serde[K], tvalues serde.Serde[VT],
+func StreamTableJoin[K, V, VT, VR any](ctx Context, node string, table func(Context) (ValueGetter[K, VT], error),
 	left bool, join func(k operators.Maybe[K], v V, t operators.Maybe[VT]) VR, next Node[K, VR]) (Node[K, V], error) {
-	s, err := openTimestamped(ctx, store, keys, tvalues)
+	g, err := table(ctx)
 	if err != nil {
 		return nil, &operators.NodeError{Node: node, Err: err}
 	}
-	return &streamTableJoin[K, V, VT, VR]{ctx: ctx, node: node, table: s, left: left, join: join, next: next}, nil
+	return &streamTableJoin[K, V, VT, VR]{ctx: ctx, node: node, table: g, left: left, join: join, next: next}, nil
 }
 
 type streamTableJoin[K, V, VT, VR any] struct {
 	ctx   Context
 	node  string
-	table *timestamped[K, VT]
+	table ValueGetter[K, VT]
 	left  bool
 	join  func(operators.Maybe[K], V, operators.Maybe[VT]) VR
 	next  Node[K, VR]
@@ -44,11 +45,7 @@ func (p *streamTableJoin[K, V, VT, VR]) Process(r operators.Record[K, V]) error 
 	var t operators.Maybe[VT]
 	if !r.NullKey {
 		k = operators.Some(r.Key)
-		kb, err := p.table.key(r.Key)
-		if err != nil {
-			return &operators.NodeError{Node: p.node, Err: err}
-		}
-		v, _, ok, err := p.table.get(kb)
+		v, _, ok, err := p.table.Get(r.Key)
 		if err != nil {
 			return &operators.NodeError{Node: p.node, Err: err}
 		}

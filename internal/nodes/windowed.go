@@ -633,7 +633,13 @@ func (p *sessionAggregate[K, V, A]) Process(r operators.Record[K, V]) error {
 		if p.vbuf, err = p.aggs.Encode(p.vbuf[:0], agg); err != nil {
 			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot serialize value: %w", p.store, err)}
 		}
-		if err := p.ss.Put(p.kbuf, merged.Start, merged.End, p.vbuf); err != nil {
+		v := p.vbuf
+		if v == nil {
+			// An aggregate that encodes to no bytes ("") is a value: a nil
+			// slice would remove the session.
+			v = []byte{}
+		}
+		if err := p.ss.Put(p.kbuf, merged.Start, merged.End, v); err != nil {
 			// ErrWindowExpired cannot happen here: the store keeps
 			// sessions 1ms past the close time (task.WrapStore).
 			return &operators.NodeError{Node: p.node, Err: err}

@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -29,5 +30,24 @@ func TestReadOnlyGlobalStore(t *testing.T) {
 	}
 	if _, ok, err := kv.Get([]byte("k")); err != nil || !ok {
 		t.Errorf("the store after the view's Close: %v %v", ok, err)
+	}
+}
+
+type failingIter struct{ state.KeyValueStore }
+
+func (failingIter) IterErr() error { return errors.New("corrupt block") }
+
+// The read-only view reports the iteration errors of the store below.
+func TestReadOnlyForwardsIterErr(t *testing.T) {
+	ro := task.ReadOnly(failingIter{state.NewInMemoryKeyValueStore("pages")})
+	r, ok := ro.(state.IterErrReporter)
+	if !ok {
+		t.Fatal("the read-only view hides IterErrReporter")
+	}
+	if err := r.IterErr(); err == nil || err.Error() != "corrupt block" {
+		t.Errorf("IterErr = %v, want the store's", err)
+	}
+	if err := task.ReadOnly(state.NewInMemoryKeyValueStore("m")).(state.IterErrReporter).IterErr(); err != nil {
+		t.Errorf("IterErr of a store without iteration errors = %v", err)
 	}
 }

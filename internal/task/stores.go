@@ -86,3 +86,13 @@ func (s readOnlyStore) Delete(_ []byte) error {
 
 // Close releases nothing: the store belongs to the global reader.
 func (s readOnlyStore) Close() error { return nil }
+
+// IterErr implements state.IterErrReporter for a store below that does,
+// so that an iteration cut short by an I/O error is not taken for a
+// complete one.
+func (s readOnlyStore) IterErr() error {
+	if r, ok := s.KeyValueStore.(state.IterErrReporter); ok {
+		return r.IterErr()
+	}
+	return nil
+}
