@@ -29,32 +29,28 @@ import (
 // describePipelines and removes it from describeWaiting):
 //
 //	golden file                              waits for
-//	stream-stream-join                       dsl.Join (joins-ss)
-//	stream-stream-leftjoin                   dsl.LeftJoin (joins-ss)
-//	stream-stream-outerjoin                  dsl.OuterJoin (joins-ss)
-//	stream-stream-join-before-after          dsl.Join, window.Join.WithBefore/WithAfter (joins-ss)
-//	stream-stream-join-named                 dsl.Join, Named + StreamJoined-like store name (joins-ss)
-//	stream-stream-leftjoin-stores            dsl.LeftJoin, StreamJoined-like store name (joins-ss)
-//	stream-stream-outerjoin-named            dsl.OuterJoin, Named (joins-ss)
-//	stream-stream-join-rekeyed               dsl.Join after SelectKey (joins-ss)
-//	stream-stream-self-join                  dsl.Join of a stream with itself (joins-ss)
-//	clickstream                              dsl.Join (joins-ss)
+//	clickstream                              dsl.Join, dsl.LeftJoinGlobal (joins-ss, global)
 var describeWaiting = map[string]string{
-	"stream-stream-join":              "joins-ss",
-	"stream-stream-leftjoin":          "joins-ss",
-	"stream-stream-outerjoin":         "joins-ss",
-	"stream-stream-join-before-after": "joins-ss",
-	"stream-stream-join-named":        "joins-ss",
-	"stream-stream-leftjoin-stores":   "joins-ss",
-	"stream-stream-outerjoin-named":   "joins-ss",
-	"stream-stream-join-rekeyed":      "joins-ss",
-	"stream-stream-self-join":         "joins-ss",
-	"clickstream":                     "joins-ss",
+	"clickstream": "joins-ss, global",
 }
 
 // joinStrings is the joiner of the pipelines below (Kafka Streams' side:
 // (a, b) -> a + "," + b).
 func joinStrings(_ string, a, b string) string { return a + "," + b }
+
+// describeJoinWindows are the stream-stream joins' windows (Kafka Streams'
+// side: JoinWindows.ofTimeDifferenceAndGrace(5 minutes, 1 minute)).
+var describeJoinWindows = window.JoinTimeDifferenceAndGrace(5*time.Minute, time.Minute)
+
+func streamJoinInput(b *dsl.Builder, topic string) dsl.Stream[string, string] {
+	return dsl.FromTopic(b, topic, serde.String, serde.String)
+}
+
+func leftJoinStrings(_ string, a string, b dsl.Maybe[string]) string { return a + "," + b.Or("null") }
+
+func outerJoinStrings(_ string, a, b dsl.Maybe[string]) string {
+	return a.Or("null") + "," + b.Or("null")
+}
 
 // describePipelines builds, for each golden file of testdata/describe/, the
 // pipeline DescribeTopologies.java builds under that name.
@@ -178,6 +174,47 @@ var describePipelines = map[string]func(b *dsl.Builder){
 		rekeyed := dsl.SelectKey(orders, func(_, v string) string { return v })
 		dsl.LeftJoinTable(rekeyed, users, func(_ dsl.Maybe[string], o string, u dsl.Maybe[string]) string { return o }, dsl.Named("enrich")).
 			To("orders-enriched", serde.String, serde.String)
+	},
+	"stream-stream-join": func(b *dsl.Builder) {
+		dsl.Join(streamJoinInput(b, "left"), streamJoinInput(b, "right"), joinStrings, describeJoinWindows).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-leftjoin": func(b *dsl.Builder) {
+		dsl.LeftJoin(streamJoinInput(b, "left"), streamJoinInput(b, "right"), leftJoinStrings, describeJoinWindows).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-outerjoin": func(b *dsl.Builder) {
+		dsl.OuterJoin(streamJoinInput(b, "left"), streamJoinInput(b, "right"), outerJoinStrings, describeJoinWindows).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-join-before-after": func(b *dsl.Builder) {
+		w := window.JoinTimeDifferenceAndGrace(10*time.Minute, time.Minute).WithBefore(10 * time.Minute).WithAfter(0)
+		dsl.Join(streamJoinInput(b, "left"), streamJoinInput(b, "right"), joinStrings, w).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-join-named": func(b *dsl.Builder) {
+		dsl.Join(streamJoinInput(b, "left"), streamJoinInput(b, "right"), joinStrings, describeJoinWindows,
+			dsl.Named("pair"), dsl.StreamJoined(dsl.StreamJoinOptions{StoreName: "pair-store"})).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-leftjoin-stores": func(b *dsl.Builder) {
+		dsl.LeftJoin(streamJoinInput(b, "left"), streamJoinInput(b, "right"), leftJoinStrings, describeJoinWindows,
+			dsl.StreamJoined(dsl.StreamJoinOptions{StoreName: "pair-store"})).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-outerjoin-named": func(b *dsl.Builder) {
+		dsl.OuterJoin(streamJoinInput(b, "left"), streamJoinInput(b, "right"), outerJoinStrings, describeJoinWindows,
+			dsl.Named("pair")).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-join-rekeyed": func(b *dsl.Builder) {
+		left, right := streamJoinInput(b, "left"), streamJoinInput(b, "right")
+		dsl.Join(dsl.SelectKey(left, func(_, v string) string { return v }), right, joinStrings, describeJoinWindows).
+			To("joined", serde.String, serde.String)
+	},
+	"stream-stream-self-join": func(b *dsl.Builder) {
+		s := streamJoinInput(b, "events")
+		dsl.Join(s, s, joinStrings, describeJoinWindows).To("joined", serde.String, serde.String)
 	},
 	"stream-table-join-count": func(b *dsl.Builder) {
 		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)

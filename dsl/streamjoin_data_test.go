@@ -37,8 +37,6 @@ package dsl_test
 //	shared
 //	    the entries of the outer join store, in its order:
 //	    <ts> <left|right> <key>: <value>, ...
-//	changelog <store>
-//	    the number of records written to the store's changelog.
 
 import (
 	"encoding/binary"

@@ -269,3 +269,53 @@ func TestStreamJoinCoPartitioningValidated(t *testing.T) {
 	}
 	c.wantCoPartitionError(t, topo, left+" (3 partitions)", right+" (2 partitions)")
 }
+
+// A rekeyed input of a stream-stream join goes through a repartition topic
+// of the other input's partition count (Kafka Streams'
+// CopartitionedTopicsEnforcer): a 2-partition stream re-keyed by its
+// value and joined with a 4-partition stream gives every pair.
+func TestStreamJoinRekeyedInputTakesOtherInputsCount(t *testing.T) {
+	c := newCluster(t)
+	clicks, users, out := topic(t, "clicks"), topic(t, "users"), topic(t, "joined")
+	c.create(t, 2, clicks)
+	c.create(t, 4, users, out)
+	b := dsl.NewBuilder()
+	// A click's key is the page, its value the user.
+	byUser := dsl.Map(dsl.FromTopic(b, clicks, serde.String, serde.String), func(page, user string) (string, string) { return user, page }).
+		WithKeySerde(serde.String).WithValueSerde(serde.String)
+	dsl.Join(byUser, dsl.FromTopic(b, users, serde.String, serde.String),
+		func(_ string, page, region string) string { return page + "@" + region }, window.JoinTimeDifference(time.Hour)).
+		To(out, serde.String, serde.String)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-10*time.Minute).UnixMilli() / 1000 * 1000
+	const n = 20
+	var recs []*kgo.Record
+	var want []string
+	for i := range n {
+		u := fmt.Sprintf("user%d", i)
+		recs = append(recs,
+			&kgo.Record{Topic: users, Key: []byte(u), Value: []byte(fmt.Sprintf("r%d", i%3)), Timestamp: time.UnixMilli(base + int64(i))},
+			&kgo.Record{Topic: clicks, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(base + 1000 + int64(i))})
+		want = append(want, fmt.Sprintf("%s=/p%d@r%d@%d", u, i, i%3, 1000+i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.client(t).ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	appID := topic(t, "app")
+	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(50*time.Millisecond))
+	got := c.joinResults(t, out, base, n, time.Minute)
+	in.stop(t)
+	if p := c.partitionCount(t, appID+"-KSTREAM-MAP-0000000001-repartition"); p != 4 {
+		t.Errorf("repartition topic: %d partitions, want 4", p)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("join results:\n got  %v\n want %v", got, want)
+	}
+}

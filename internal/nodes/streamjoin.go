@@ -80,6 +80,11 @@ func (p *joinWindow[K, V]) Process(r operators.Record[K, V]) error {
 	if p.vbuf, err = p.values.Encode(p.vbuf[:0], r.Value); err != nil {
 		return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: cannot serialize value: %w", p.store, err)}
 	}
+	if p.vbuf == nil {
+		// A value that encodes to no bytes ("" as a string) is a value: a
+		// nil one would be a Kafka null, which the store ignores.
+		p.vbuf = []byte{}
+	}
 	if r.Timestamp < 0 {
 		return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: negative timestamp %d", p.store, r.Timestamp)}
 	}
