@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,10 +30,8 @@ import (
 // describePipelines and removes it from describeWaiting):
 //
 //	golden file                              waits for
-//	clickstream                              dsl.Join, dsl.LeftJoinGlobal (joins-ss, global)
-var describeWaiting = map[string]string{
-	"clickstream": "joins-ss, global",
-}
+//	(none)
+var describeWaiting = map[string]string{}
 
 // joinStrings is the joiner of the pipelines below (Kafka Streams' side:
 // (a, b) -> a + "," + b).
@@ -227,6 +226,23 @@ var describePipelines = map[string]func(b *dsl.Builder){
 		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)
 		products := dsl.GlobalTableFromTopic(b, "products", serde.String, serde.String)
 		dsl.JoinGlobal(orders, products, globalKeyIsValue, globalJoinStrings).To("orders-enriched", serde.String, serde.String)
+	},
+	"clickstream": func(b *dsl.Builder) {
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
+		pages := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)
+		clicks := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+		purchases := dsl.FromTopic(b, "purchases", serde.String, serde.String)
+		enriched := dsl.LeftJoinGlobal(dsl.JoinTable(clicks, users, joinStrings), pages, globalKeyIsValue,
+			func(_ dsl.Maybe[string], v string, p dsl.Maybe[string]) string { return v + "," + p.Or("null") })
+		enriched.To("clicks-enriched", serde.String, serde.String)
+		g := dsl.SelectKey(enriched, func(_, v string) string { return v }).WithKeySerde(serde.String).GroupByKey()
+		counts := dsl.WindowedBy(g, window.Tumbling(time.Minute, 10*time.Second)).EmitFinal().Count()
+		dsl.Map(counts.ToStream(), func(w window.Windowed[string], n int64) (string, string) {
+			return w.Key, fmt.Sprintf("%d,%d", w.Window.Start, n)
+		}).To("region-clicks", serde.String, serde.String)
+		dsl.Join(purchases, clicks, joinStrings,
+			window.JoinTimeDifferenceAndGrace(10*time.Minute, time.Minute).WithBefore(10*time.Minute).WithAfter(0)).
+			To("attributed-purchases", serde.String, serde.String)
 	},
 	"global-leftjoin": func(b *dsl.Builder) {
 		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)
