@@ -30,7 +30,6 @@ import (
 // describePipelines and removes it from describeWaiting):
 //
 //	golden file                              waits for
-//	(none)
 var describeWaiting = map[string]string{}
 
 // joinStrings is the joiner of the pipelines below (Kafka Streams' side:
@@ -174,6 +173,24 @@ var describePipelines = map[string]func(b *dsl.Builder){
 		dsl.LeftJoinTable(rekeyed, users, func(_ dsl.Maybe[string], o string, u dsl.Maybe[string]) string { return o }, dsl.Named("enrich")).
 			To("orders-enriched", serde.String, serde.String)
 	},
+	// The pipeline of examples/clickstream.
+	"clickstream": func(b *dsl.Builder) {
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
+		pages := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)
+		clicks := streamJoinInput(b, "clicks")
+		purchases := streamJoinInput(b, "purchases")
+		enriched := dsl.LeftJoinGlobal(dsl.JoinTable(clicks, users, joinStrings), pages,
+			func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) },
+			func(_ dsl.Maybe[string], v string, gv dsl.Maybe[string]) string { return v + "," + gv.Or("null") })
+		enriched.To("clicks-enriched", serde.String, serde.String)
+		counts := dsl.WindowedBy(dsl.SelectKey(enriched, func(_, v string) string { return v }).GroupByKey(),
+			window.Tumbling(time.Minute, 10*time.Second)).EmitFinal().Count()
+		dsl.Map(counts.ToStream(), func(w window.Windowed[string], n int64) (string, string) {
+			return w.Key, fmt.Sprintf("%d,%d", w.Window.Start, n)
+		}).To("region-clicks", serde.String, serde.String)
+		w := window.JoinTimeDifferenceAndGrace(10*time.Minute, time.Minute).WithBefore(10 * time.Minute).WithAfter(0)
+		dsl.Join(purchases, clicks, joinStrings, w).To("attributed-purchases", serde.String, serde.String)
+	},
 	"stream-stream-join": func(b *dsl.Builder) {
 		dsl.Join(streamJoinInput(b, "left"), streamJoinInput(b, "right"), joinStrings, describeJoinWindows).
 			To("joined", serde.String, serde.String)
@@ -226,23 +243,6 @@ var describePipelines = map[string]func(b *dsl.Builder){
 		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)
 		products := dsl.GlobalTableFromTopic(b, "products", serde.String, serde.String)
 		dsl.JoinGlobal(orders, products, globalKeyIsValue, globalJoinStrings).To("orders-enriched", serde.String, serde.String)
-	},
-	"clickstream": func(b *dsl.Builder) {
-		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
-		pages := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)
-		clicks := dsl.FromTopic(b, "clicks", serde.String, serde.String)
-		purchases := dsl.FromTopic(b, "purchases", serde.String, serde.String)
-		enriched := dsl.LeftJoinGlobal(dsl.JoinTable(clicks, users, joinStrings), pages, globalKeyIsValue,
-			func(_ dsl.Maybe[string], v string, p dsl.Maybe[string]) string { return v + "," + p.Or("null") })
-		enriched.To("clicks-enriched", serde.String, serde.String)
-		g := dsl.SelectKey(enriched, func(_, v string) string { return v }).WithKeySerde(serde.String).GroupByKey()
-		counts := dsl.WindowedBy(g, window.Tumbling(time.Minute, 10*time.Second)).EmitFinal().Count()
-		dsl.Map(counts.ToStream(), func(w window.Windowed[string], n int64) (string, string) {
-			return w.Key, fmt.Sprintf("%d,%d", w.Window.Start, n)
-		}).To("region-clicks", serde.String, serde.String)
-		dsl.Join(purchases, clicks, joinStrings,
-			window.JoinTimeDifferenceAndGrace(10*time.Minute, time.Minute).WithBefore(10*time.Minute).WithAfter(0)).
-			To("attributed-purchases", serde.String, serde.String)
 	},
 	"global-leftjoin": func(b *dsl.Builder) {
 		orders := dsl.FromTopic(b, "orders", serde.String, serde.String)

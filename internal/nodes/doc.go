@@ -1,12 +1,12 @@
 // Package nodes holds the built-in processor nodes that run inside a task:
 // sources and sinks, the stateless operations (filter, map, flat-map, peek,
 // branch), the aggregations and table operations over key-value stores,
-// the windowed aggregations (time, session and sliding windows), the joins
-// (stream-table; stream-stream: window nodes, the two join sides and the
-// outer join store, streamjoin.go; and table-table with the value getters
-// that read a table that is not materialized), and the node that runs a user's
-// operators.Processor. dsl is their only user: each
-// dsl operation adds a topology node whose factory calls one constructor
+// the windowed aggregations (time, session and sliding windows), the
+// joins (stream-table; table-table with the value getters that read a
+// table that is not materialized; stream-stream: window nodes, the two
+// join sides and the outer join store, streamjoin.go), and the node that
+// runs a user's operators.Processor. dsl is their only user: each dsl
+// operation adds a topology node whose factory calls one constructor
 // here, so these are not part of Sluice's public API. The public side of
 // the same records (Record, Change, Maybe, the Processor API, the errors
 // users match on) is package operators.
