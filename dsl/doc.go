@@ -96,8 +96,9 @@
 //   - Process: the processor sees every record with its flags.
 //   - Repartition and the repartitions before an aggregation or a join: a
 //     null key is dropped and counted by the "-repartition-filter" node,
-//     unless a left or outer join (LeftJoin, OuterJoin, LeftJoinTable) is
-//     downstream, which then gets the record, as in Kafka Streams 4.
+//     unless a left or outer join (LeftJoin, OuterJoin, LeftJoinTable,
+//     LeftJoinGlobal) is downstream, which then gets the record, as in
+//     Kafka Streams 4.
 //   - Count, Reduce, Aggregate and the sliding-window aggregations: a null
 //     key or value is dropped and counted, as in Kafka Streams.
 //   - Time-window and session aggregations: a null key is dropped and

@@ -117,5 +117,11 @@ func joinGlobal[K, V, GK, GV, VR any](s Stream[K, V], g GlobalTable[GK, GV], lef
 		return nodes.GlobalTableJoin(ctx, name, store, gkeys, gvalues, left, key, joiner, next)
 	}, s.node)
 	n.GlobalStores = []string{store}
+	if left {
+		// A left join takes null-key records: the repartition topics
+		// upstream pass them on (Kafka Streams' doGlobalTableJoin labels it
+		// NULL_KEY_RELAXED_JOIN).
+		b.relaxNullKeyJoin(n)
+	}
 	return Stream[K, VR]{b: b, node: n, keys: s.keys, values: carry[V, VR](s.values), rekeyed: s.rekeyed}
 }

@@ -218,8 +218,9 @@ func (s Stream[K, V]) serdes(node string, keys serde.Serde[K], values serde.Serd
 // Repartition writes the stream through an internal topic,
 // "<application.id>-<name>-repartition", so that records are partitioned by
 // their current key, and reads it back; records with a null key are
-// dropped, unless a left or outer join (LeftJoin, OuterJoin, LeftJoinTable)
-// is downstream, which gets them as Kafka Streams 4 does.
+// dropped, unless a left or outer join (LeftJoin, OuterJoin,
+// LeftJoinTable, LeftJoinGlobal) is downstream, which gets them as Kafka
+// Streams 4 does.
 // Kafka Streams: KStream.repartition.
 func (s Stream[K, V]) Repartition(opts ...RepartitionOption) Stream[K, V] {
 	o := collect(opts)

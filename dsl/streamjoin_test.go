@@ -311,8 +311,8 @@ func TestStreamJoinChangelogs(t *testing.T) {
 // downstream, and drops them otherwise (Kafka Streams'
 // RelaxedNullKeyRequirementJoinTest: testRelaxedLeftStreamStreamJoin,
 // testRelaxedOuterStreamStreamJoin, testRelaxedLeftStreamTableJoin with a
-// table read from its topic, testDropNullKeyRecordsForRepartitionNodesWith-
-// NoRelaxedJoinDownstream).
+// table read from its topic, testRelaxedLeftStreamGlobalTableJoin,
+// testDropNullKeyRecordsForRepartitionNodesWithNoRelaxedJoinDownstream).
 func TestStreamJoinRelaxedNullKeys(t *testing.T) {
 	w := window.JoinTimeDifferenceAndGrace(60*time.Second, 10*time.Second)
 	str := func(m dsl.Maybe[string]) string { return m.Or("null") }
@@ -338,6 +338,13 @@ func TestStreamJoinRelaxedNullKeys(t *testing.T) {
 		{"left stream-table", func(b *dsl.Builder, l, _ dsl.Stream[string, string]) {
 			tb := dsl.TableFromTopic(b, "table", serde.String, serde.String, dsl.Named("tbl"))
 			dsl.LeftJoinTable(l, tb, func(_ dsl.Maybe[string], v string, o dsl.Maybe[string]) string { return v + "|" + str(o) }).To("out", nil, serde.String)
+		}, func(l, _ *testdriver.InputTopic[string, string]) error {
+			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 1})
+		}, []string{"<null>=leftValue|null@1"}},
+		{"left stream-global", func(b *dsl.Builder, l, _ dsl.Stream[string, string]) {
+			g := dsl.GlobalTableFromTopic(b, "global", serde.String, serde.String)
+			dsl.LeftJoinGlobal(l, g, func(dsl.Maybe[string], string) dsl.Maybe[string] { return dsl.None[string]() },
+				func(_ dsl.Maybe[string], v string, o dsl.Maybe[string]) string { return v + "|" + str(o) }).To("out", nil, serde.String)
 		}, func(l, _ *testdriver.InputTopic[string, string]) error {
 			return l.PipeRecord(operators.Record[string, string]{NullKey: true, Value: "leftValue", Timestamp: 1})
 		}, []string{"<null>=leftValue|null@1"}},
