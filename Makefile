@@ -9,7 +9,7 @@ FUZZTIME    ?= 10s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews kafka-fetch
+.PHONY: all test test-kafka fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream kafka-fetch
 
 all: lint test
 
@@ -87,3 +87,10 @@ run:
 ## generated input (out of order, late and malformed views among them)
 run-pageviews:
 	$(GO) run ./examples/pageviews -generate 10000
+
+## run-clickstream: clicks joined with a users table and a pages global table,
+## counted per region and minute, and attributed to purchases, on generated
+## input (out of order clicks, unknown users and pages); every output record
+## is checked against a direct computation
+run-clickstream:
+	$(GO) run ./examples/clickstream -generate 10000

@@ -5,11 +5,18 @@
 //	go run ./internal/cmd/bench                      # on an embedded kfake broker
 //	go run ./internal/cmd/bench -brokers host:9092   # on a real broker
 //
-// Every workload reads the same input topic (records of about 100 bytes:
-// keys from a vocabulary of 10,000 words, values lines of words) and writes
-// its own output topic. CPU time is this process's (user+system); with the
-// embedded broker that includes the broker's work, with a real broker it
-// does not.
+// Every workload but the joins reads the same input topic (records of
+// about 100 bytes: keys from a vocabulary of 10,000 words, values lines of
+// words) and writes its own output topic. The joins read inputs of their
+// own, written once before the first run that needs them: a stream-table
+// join of -join-records stream records with a table of -table-keys keys
+// (written first, with earlier timestamps, so that every stream record
+// finds its row), and a stream-stream join of two streams of -join-records
+// records each over -join-keys keys, joined in a one-minute time
+// difference (event times spread so that each record meets about one
+// record of the other stream). CPU time is this process's (user+system);
+// with the embedded broker that includes the broker's work, with a real
+// broker it does not.
 package main
 
 import (
@@ -28,6 +35,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
@@ -51,6 +59,8 @@ type result struct {
 	records int
 	elapsed time.Duration
 	cpu     time.Duration
+	written int64 // records in the output topic after the run (Sluice workloads)
+	want    int64 // records it should hold, if known
 }
 
 func (r result) rate() float64 { return float64(r.records) / r.elapsed.Seconds() }
@@ -63,7 +73,10 @@ func run() error {
 	n := flag.Int("records", 2_000_000, "input records")
 	partitions := flag.Int("partitions", 4, "input partitions")
 	workers := flag.Int("workers", 2, "Sluice worker goroutines")
-	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,rawwordcount,wordcount); empty runs all")
+	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,rawwordcount,wordcount,stjoin,ssjoin); empty runs all")
+	joinRecords := flag.Int("join-records", 1_000_000, "records of the join workloads' stream (stjoin) and of each of their two streams (ssjoin)")
+	tableKeys := flag.Int("table-keys", 100_000, "keys of the stream-table join's table (stjoin)")
+	joinKeys := flag.Int("join-keys", 10_000, "keys of the stream-stream join's streams (ssjoin)")
 	runs := flag.Int("runs", 3, "runs of each workload (interleaved); the median is reported")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the workloads (not of producing the input) to this file")
 	flag.Parse()
@@ -90,6 +103,18 @@ func run() error {
 		return err
 	}
 
+	var joins joinInputs
+	joinInput := func() (joinInputs, error) {
+		if joins.stream != "" {
+			return joins, nil
+		}
+		fmt.Printf("Producing the joins' inputs: a table of %d keys and %d stream records; two streams of %d records (%d keys)...\n",
+			*tableKeys, *joinRecords, *joinRecords, *joinKeys)
+		var err error
+		joins, err = produceJoinInputs(ctx, brokers, run, int32(*partitions), *joinRecords, *tableKeys, *joinKeys)
+		return joins, err
+	}
+
 	workloads := []struct {
 		name string
 		run  func() (result, error)
@@ -112,6 +137,35 @@ func run() error {
 			// was counted, not when the lines were read.
 			return sluice(ctx, brokers, input, run, "wordcount", *n, *n+words, *workers, int32(*partitions), wordCount)
 		}},
+		{"stjoin", func() (result, error) {
+			in, err := joinInput()
+			if err != nil {
+				return result{}, err
+			}
+			// Done when the table and every stream record were processed;
+			// records/s counts the stream records. Every stream record has
+			// a row.
+			r, err := sluice(ctx, brokers, "", run, "stjoin", *joinRecords, *joinRecords+*tableKeys, *workers, int32(*partitions), in.streamTable)
+			r.want = int64(*joinRecords)
+			return r, err
+		}},
+		{"ssjoin", func() (result, error) {
+			in, err := joinInput()
+			if err != nil {
+				return result{}, err
+			}
+			// records/s counts the records of both streams.
+			r, err := sluice(ctx, brokers, "", run, "ssjoin", 2**joinRecords, 2**joinRecords, *workers, int32(*partitions), in.streamStream)
+			r.want = in.pairs
+			return r, err
+		}},
+	}
+	selected := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
+	if selected("stjoin") || selected("ssjoin") {
+		// Before the profile starts, as the shared input.
+		if _, err := joinInput(); err != nil {
+			return err
+		}
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -131,7 +185,7 @@ func run() error {
 	for round := range *runs {
 		run = fmt.Sprintf("%s-%d", base, round)
 		for _, w := range workloads {
-			if *only != "" && !strings.Contains(","+*only+",", ","+w.name+",") {
+			if !selected(w.name) {
 				continue
 			}
 			r, err := w.run()
@@ -140,7 +194,15 @@ func run() error {
 			}
 			r.kind = w.name
 			byKind[w.name] = append(byKind[w.name], r)
-			fmt.Printf("  %-46s %9.0f records/s  %6.2f CPU-s/M\n", r.name, r.rate(), r.cpuPerMillion())
+			fmt.Printf("  %-46s %9.0f records/s  %6.2f CPU-s/M", r.name, r.rate(), r.cpuPerMillion())
+			if r.written > 0 {
+				fmt.Printf("  (%d records written", r.written)
+				if r.want > 0 {
+					fmt.Printf(" of %d", r.want)
+				}
+				fmt.Print(")")
+			}
+			fmt.Println()
 		}
 	}
 	for _, w := range workloads {
@@ -174,7 +236,8 @@ func run() error {
 	}
 	fmt.Println("\nRecords/s count input records. Word count moves ~30 records through Kafka per input line (the line,")
 	fmt.Println("~14 words out to and in from the repartition (words) topic, the changed counts); \"vs raw wc\" compares")
-	fmt.Println("it with the hand-written franz-go program doing the same work.")
+	fmt.Println("it with the hand-written franz-go program doing the same work. The stream-table join counts its stream")
+	fmt.Println("records (the time includes loading the table), the stream-stream join the records of both streams.")
 	return nil
 }
 
@@ -382,6 +445,120 @@ func wordCount(in, out string) (*topology.Topology, string) {
 	return topo, "Sluice word count (repartition, ~14 words/rec)"
 }
 
+// joinInputs are the topics of the join workloads.
+type joinInputs struct {
+	table, stream, left, right string
+	tableKeys, joinKeys        int
+	// pairs is the number of results of the stream-stream join that a
+	// direct computation from the input gives: left and right records of
+	// one key at most a minute apart.
+	pairs int64
+}
+
+// produceJoinInputs writes the join workloads' inputs: the table (keys
+// k000000..., values of ~50 bytes) with timestamps an hour before the
+// stream's, the stream (n records of ~100 bytes, keys drawn from the
+// table's), and the two streams of the stream-stream join (n records each,
+// keys drawn from joinKeys, timestamps 12 ms apart ending about now, the
+// right stream's 6 ms after the left's, so that with joinKeys = 10,000 a
+// key recurs every ~2 minutes of event time in each stream: a record meets
+// about one of the other stream within a minute either side).
+func produceJoinInputs(ctx context.Context, brokers []string, run string, partitions int32, n, tableKeys, joinKeys int) (joinInputs, error) {
+	in := joinInputs{table: run + "-jtable", stream: run + "-jstream", left: run + "-jleft", right: run + "-jright",
+		tableKeys: tableKeys, joinKeys: joinKeys}
+	if err := connectors.CreateTopics(ctx, brokers, partitions, in.table, in.stream, in.left, in.right); err != nil {
+		return in, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		return in, err
+	}
+	defer cl.Close()
+	var perr error
+	produce := func(topic, key string, value []byte, ts int64) {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: value, Timestamp: time.UnixMilli(ts)},
+			func(_ *kgo.Record, err error) {
+				if err != nil && perr == nil {
+					perr = err
+				}
+			})
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	value := func(size int) []byte {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		return b
+	}
+	now := time.Now().UnixMilli()
+	for i := range tableKeys {
+		produce(in.table, fmt.Sprintf("k%06d", i), value(50), now-time.Hour.Milliseconds())
+	}
+	// The table first, all of it, so that no stream record overtakes it.
+	if err := cl.Flush(ctx); err != nil {
+		return in, err
+	}
+	for range n {
+		produce(in.stream, fmt.Sprintf("k%06d", rng.IntN(tableKeys)), value(90), now)
+	}
+	const spacing = 12 // ms
+	first := now - int64(n)*spacing - time.Minute.Milliseconds()
+	lefts, rights := make([][]int64, joinKeys), make([][]int64, joinKeys)
+	for i := range n {
+		l, r := rng.IntN(joinKeys), rng.IntN(joinKeys)
+		lts, rts := first+int64(i)*spacing, first+int64(i)*spacing+spacing/2
+		lefts[l], rights[r] = append(lefts[l], lts), append(rights[r], rts)
+		produce(in.left, fmt.Sprintf("w%05d", l), value(90), lts)
+		produce(in.right, fmt.Sprintf("w%05d", r), value(90), rts)
+	}
+	window := time.Minute.Milliseconds()
+	for k := range joinKeys {
+		// Both lists are in time order: count the right records within a
+		// minute of each left one with a sliding range.
+		lo, hi := 0, 0
+		for _, t := range lefts[k] {
+			for lo < len(rights[k]) && rights[k][lo] < t-window {
+				lo++
+			}
+			for hi < len(rights[k]) && rights[k][hi] <= t+window {
+				hi++
+			}
+			in.pairs += int64(hi - lo)
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return in, err
+	}
+	return in, perr
+}
+
+// streamTable joins each stream record with its key's row of the table,
+// writing the stream value followed by the row's.
+func (in joinInputs) streamTable(_, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	table := dsl.TableFromTopic(b, in.table, serde.String, serde.Bytes, dsl.Named("table"))
+	stream := dsl.FromTopic(b, in.stream, serde.String, serde.Bytes)
+	dsl.JoinTable(stream, table, concat).To(out, serde.String, serde.Bytes)
+	topo, _ := b.Build()
+	return topo, fmt.Sprintf("Sluice stream-table join (%dk-key table)", in.tableKeys/1000)
+}
+
+// streamStream joins the two streams with a one-minute time difference
+// (no grace), writing the left value followed by the right one.
+func (in joinInputs) streamStream(_, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	left := dsl.FromTopic(b, in.left, serde.String, serde.Bytes)
+	right := dsl.FromTopic(b, in.right, serde.String, serde.Bytes)
+	dsl.Join(left, right, concat, window.JoinTimeDifference(time.Minute)).To(out, serde.String, serde.Bytes)
+	topo, _ := b.Build()
+	return topo, fmt.Sprintf("Sluice stream-stream join (%dk keys, 1m window)", in.joinKeys/1000)
+}
+
+func concat(_ string, v, o []byte) []byte {
+	return append(append(make([]byte, 0, len(v)+len(o)), v...), o...)
+}
+
 // sluice runs a topology until it has processed every input record, then
 // closes the app (final flush and commit) and stops the clock.
 // records is the number of input records, n the number of records the
@@ -422,7 +599,30 @@ func sluice(ctx context.Context, brokers []string, input, run, name string, reco
 	if err := <-done; err != nil {
 		return result{}, err
 	}
-	return result{name: label, records: records, elapsed: time.Since(start), cpu: cpuTime() - cpu}, nil
+	r := result{name: label, records: records, elapsed: time.Since(start), cpu: cpuTime() - cpu}
+	written, err := endOffsets(ctx, brokers, output)
+	if err != nil {
+		return result{}, err
+	}
+	r.written = written
+	return r, nil
+}
+
+// endOffsets is the sum of the end offsets of topic's partitions: the
+// records written to it.
+func endOffsets(ctx context.Context, brokers []string, topic string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n, ends.Error()
 }
 
 // processed sums the records processed by the tasks.
