@@ -105,9 +105,12 @@
 // results). A write made by a punctuator is tagged with the task's last
 // input record (for a stream-time punctuation, the record that fired it),
 // so after a crash before the next commit a wall-clock punctuation's
-// writes are not restored: it fires again later, as the clock goes on. The order of processing across a task's partitions (smallest
-// head event time first) holds within the records of one poll; there is no
-// waiting for an empty partition (Kafka Streams' max.task.idle.ms).
+// writes are not restored: it fires again later, as the clock goes on.
+// Across a task's partitions the smallest head event time goes first; a
+// task whose partition is empty but has records the consumer has not
+// fetched yet (the fetch's high watermark is past the last fetched record)
+// waits for them, at most maxFetchWait, rather than run ahead (Kafka
+// Streams' PartitionGroup with a fetch lag above zero).
 //
 // # Shutdown
 //

@@ -50,7 +50,7 @@ func TestCachedEntryKeepsItsRecordHeaders(t *testing.T) {
 		return &kgo.Record{Topic: "in", Offset: off, Timestamp: time.UnixMilli(off + 1), Key: []byte(key), Value: []byte("v"),
 			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte(h)}}}
 	}
-	r.add("in", 0, []*kgo.Record{rec(0, "a", "from-a"), rec(1, "b", "from-b")})
+	r.add("in", 0, []*kgo.Record{rec(0, "a", "from-a"), rec(1, "b", "from-b")}, -1)
 	if err := r.process(time.Now()); err != nil {
 		t.Fatal(err)
 	}

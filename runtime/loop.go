@@ -52,15 +52,18 @@ func (a *App) loop(ctx context.Context) error {
 		})
 		a.mu.Lock()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
 			r := a.byPartition[topicPartition{p.Topic, p.Partition}]
 			if r == nil {
-				fetchErr = fmt.Errorf("sluice: records for topic %s partition %d, which no task of this instance owns", p.Topic, p.Partition)
+				if len(p.Records) > 0 {
+					fetchErr = fmt.Errorf("sluice: records for topic %s partition %d, which no task of this instance owns", p.Topic, p.Partition)
+				}
 				return
 			}
-			r.add(p.Topic, p.Partition, p.Records)
+			end := int64(-1)
+			if p.Err == nil {
+				end = p.HighWatermark
+			}
+			r.add(p.Topic, p.Partition, p.Records, end)
 		})
 		err := fetchErr
 		if err == nil {

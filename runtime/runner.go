@@ -23,6 +23,12 @@ type runner struct {
 	queues []*partitionQueue
 	raw    operators.RawRecord
 	hdrs   []operators.Header
+	// waitOn is the index of the empty queue the task waits for (records
+	// not fetched yet), since waitStart; -1 when it waits for none. now is
+	// the time of the current processing round.
+	waitOn    int
+	waitStart time.Time
+	now       time.Time
 	// processed counts input records since the metrics were last updated.
 	processed int64
 	err       error
@@ -49,29 +55,71 @@ type partitionQueue struct {
 	next      int64
 	epoch     int32
 	committed int64
+	// fetched is the offset after the last record queued, end the
+	// partition's high watermark in the last fetch that had it; -1 until
+	// known.
+	fetched int64
+	end     int64
 }
+
+// maxFetchWait bounds how long a task waits for a partition whose records
+// are on the broker but not fetched yet. The wait ends as soon as they
+// arrive; the bound is for a partition whose high watermark stays above
+// its last record (a transaction marker at the end of the log), where the
+// records waited for never come.
+const maxFetchWait = time.Second
 
 // queue returns the index of the queue of an input partition, adding it
 // if it is new.
 func (r *runner) queue(topic string, partition int32) int {
 	if r.group.Raw == nil {
 		r.group.Raw = r.describe
+		r.group.Wait = r.waiting
+		r.waitOn = -1
 	}
 	i := r.group.Queue(topic, partition)
 	if i == len(r.queues) {
-		r.queues = append(r.queues, &partitionQueue{topic: topic, partition: partition, next: -1, committed: -1})
+		r.queues = append(r.queues, &partitionQueue{topic: topic, partition: partition, next: -1, committed: -1, fetched: -1, end: -1})
 	}
 	return i
 }
 
-// add queues polled records of one partition.
-func (r *runner) add(topic string, partition int32, recs []*kgo.Record) {
-	r.group.Add(r.queue(topic, partition), recs...)
+// add queues polled records of one partition, whose high watermark was
+// end in the fetch (-1 if unknown).
+func (r *runner) add(topic string, partition int32, recs []*kgo.Record, end int64) {
+	i := r.queue(topic, partition)
+	q := r.queues[i]
+	if end >= 0 {
+		q.end = end
+	}
+	if len(recs) == 0 {
+		return
+	}
+	q.fetched = recs[len(recs)-1].Offset + 1
+	if r.waitOn == i {
+		r.waitOn = -1
+	}
+	r.group.Add(i, recs...)
+}
+
+// waiting reports whether the task waits for the empty queue i: its
+// partition has records on the broker past the last fetched one, and the
+// wait has not lasted maxFetchWait.
+func (r *runner) waiting(i int) bool {
+	q := r.queues[i]
+	if q.fetched < 0 || q.end <= q.fetched {
+		return false
+	}
+	if r.waitOn != i {
+		r.waitOn, r.waitStart = i, r.now
+	}
+	return r.now.Sub(r.waitStart) < maxFetchWait
 }
 
 // process runs the queued records through the task and fires wall-clock
 // punctuations; it stops at the first error.
 func (r *runner) process(now time.Time) error {
+	r.now = now
 	for {
 		i, rec, ok := r.group.Next(r.task)
 		if !ok {

@@ -36,8 +36,8 @@ func TestRunnerProcessesSmallestHeadTimestampFirst(t *testing.T) {
 	rec := func(topic string, off, ts int64, v string) *kgo.Record {
 		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte(v)}
 	}
-	r.add("a", 0, []*kgo.Record{rec("a", 0, 10, "a10"), rec("a", 1, 30, "a30"), rec("a", 2, 31, "a31")})
-	r.add("b", 0, []*kgo.Record{rec("b", 0, 20, "b20"), rec("b", 1, 5, "b5"), rec("b", 2, 40, "b40")})
+	r.add("a", 0, []*kgo.Record{rec("a", 0, 10, "a10"), rec("a", 1, 30, "a30"), rec("a", 2, 31, "a31")}, -1)
+	r.add("b", 0, []*kgo.Record{rec("b", 0, 20, "b20"), rec("b", 1, 5, "b5"), rec("b", 2, 40, "b40")}, -1)
 	if err := r.process(time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +78,8 @@ func TestRunnerOrdersByExtractedTimestamp(t *testing.T) {
 		v, _ := serde.Int64.Encode(nil, eventTs)
 		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(kafkaTs), Key: []byte(k), Value: v}
 	}
-	r.add("a", 0, []*kgo.Record{rec("a", 0, 1, 300, "a300"), rec("a", 1, 2, 400, "a400")})
-	r.add("b", 0, []*kgo.Record{rec("b", 0, 50, 100, "b100"), rec("b", 1, 60, 350, "b350")})
+	r.add("a", 0, []*kgo.Record{rec("a", 0, 1, 300, "a300"), rec("a", 1, 2, 400, "a400")}, -1)
+	r.add("b", 0, []*kgo.Record{rec("b", 0, 50, 100, "b100"), rec("b", 1, 60, 350, "b350")}, -1)
 	if err := r.process(time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -89,5 +89,73 @@ func TestRunnerOrdersByExtractedTimestamp(t *testing.T) {
 	}
 	if st := tk.StreamTime(); st != 400 {
 		t.Errorf("stream time = %d, want 400", st)
+	}
+}
+
+// A task does not run ahead of a partition whose records are on the broker
+// but not fetched yet (its high watermark is past the last fetched
+// record): it waits for them, as Kafka Streams' PartitionGroup waits while
+// the fetch lag is above zero, so records meet in event-time order
+// whatever the fetches bring first. The wait is bounded by maxFetchWait
+// for a high watermark that no record reaches (a transaction marker).
+func TestRunnerWaitsForUnfetchedRecords(t *testing.T) {
+	b := dsl.NewBuilder()
+	var seen []string
+	dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.String).
+		Foreach(func(_, v string) { seen = append(seen, v) })
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{task: tk}
+	rec := func(topic string, off, ts int64, v string) *kgo.Record {
+		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte(v)}
+	}
+	start := time.Now()
+	r.add("a", 0, []*kgo.Record{rec("a", 0, 10, "a10"), rec("a", 1, 30, "a30")}, 2)
+	r.add("b", 0, []*kgo.Record{rec("b", 0, 20, "b20")}, 3) // b has 2 more on the broker
+	if err := r.process(start); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a10", "b20"}; !slices.Equal(seen, want) {
+		t.Fatalf("before b's next fetch: processed %v, want %v (a30 must wait for b)", seen, want)
+	}
+	r.add("b", 0, []*kgo.Record{rec("b", 1, 25, "b25")}, 3)
+	if err := r.process(start.Add(10 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a10", "b20", "b25"}; !slices.Equal(seen, want) {
+		t.Fatalf("after b's next fetch: processed %v, want %v", seen, want)
+	}
+	// b's offset 2 never comes (say, a transaction marker): after
+	// maxFetchWait the task goes on.
+	if err := r.process(start.Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 {
+		t.Fatalf("within maxFetchWait: processed %v", seen)
+	}
+	if err := r.process(start.Add(20*time.Millisecond + maxFetchWait)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a10", "b20", "b25", "a30"}; !slices.Equal(seen, want) {
+		t.Errorf("after maxFetchWait: processed %v, want %v", seen, want)
+	}
+	// A partition fetched to its high watermark is not waited for, even
+	// at once.
+	r.add("b", 0, []*kgo.Record{rec("b", 2, 40, "b40")}, 3)
+	if err := r.process(start.Add(30*time.Millisecond + maxFetchWait)); err != nil {
+		t.Fatal(err)
+	}
+	r.add("a", 0, []*kgo.Record{rec("a", 2, 50, "a50")}, 3)
+	if err := r.process(start.Add(40*time.Millisecond + maxFetchWait)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a10", "b20", "b25", "a30", "b40", "a50"}; !slices.Equal(seen, want) {
+		t.Errorf("caught-up partition: processed %v, want %v", seen, want)
 	}
 }

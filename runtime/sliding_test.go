@@ -50,14 +50,14 @@ func TestSlidingAfterRestoreWithoutMetadata(t *testing.T) {
 		return &kgo.Record{Topic: "in", Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte("v")}
 	}
 	r := &runner{task: newTask()}
-	r.add("in", 0, []*kgo.Record{rec(0, 1_000_000), rec(1, 1_005_000)})
+	r.add("in", 0, []*kgo.Record{rec(0, 1_000_000), rec(1, 1_005_000)}, -1)
 	if err := r.process(time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// The task again over the same store entries, without its metadata (as
 	// after a restore on another instance); a record late by a minute.
 	r = &runner{task: newTask()}
-	r.add("in", 0, []*kgo.Record{rec(2, 940_000)})
+	r.add("in", 0, []*kgo.Record{rec(2, 940_000)}, -1)
 	if err := r.process(time.Now()); err != nil {
 		t.Errorf("a late record after a restore without processor metadata: %v (want it dropped as late)", err)
 	}

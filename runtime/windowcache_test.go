@@ -54,7 +54,7 @@ func TestCachedWindowUpdatesSurviveSegmentExpiry(t *testing.T) {
 	}
 	// Three views of a in [0, 60s), then one of b two minutes later, all
 	// within one commit interval.
-	r.add("in", 0, []*kgo.Record{rec(0, "a", 0), rec(1, "a", 1000), rec(2, "a", 2000), rec(3, "b", 130_000)})
+	r.add("in", 0, []*kgo.Record{rec(0, "a", 0), rec(1, "a", 1000), rec(2, "a", 2000), rec(3, "b", 130_000)}, -1)
 	if err := r.process(time.Now()); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,14 @@ import "github.com/sluicehq/sluice/operators"
 type PartitionGroup[R any] struct {
 	// Raw fills raw with the record r, for the task's timestamp
 	// extractor. raw may be kept only until the next call.
-	Raw    func(r R, raw *operators.RawRecord)
+	Raw func(r R, raw *operators.RawRecord)
+	// Wait, if set, reports whether the empty queue at index i is to be
+	// waited for: its partition has records the consumer has not fetched
+	// yet. Next then takes nothing (Kafka Streams' PartitionGroup
+	// readyToProcess with a known fetch lag above zero), so that records
+	// are taken in event-time order across the partitions, not in the
+	// order fetches happen to bring them.
+	Wait   func(i int) bool
 	queues []*partitionQueue[R]
 	raw    operators.RawRecord
 }
@@ -58,7 +65,8 @@ func (g *PartitionGroup[R]) Len() int {
 }
 
 // Next takes the record that goes next and returns it with the index of
-// its queue; ok is false when every queue is empty. t gives the event
+// its queue; ok is false when every queue is empty, or when Wait holds for
+// an empty queue of a task with several. t gives the event
 // times of the head records (each is computed once per head).
 func (g *PartitionGroup[R]) Next(t *Task) (i int, r R, ok bool) {
 	best := -1
@@ -70,6 +78,9 @@ func (g *PartitionGroup[R]) Next(t *Task) (i int, r R, ok bool) {
 		var bestTs int64
 		for j, q := range g.queues {
 			if q.pos >= len(q.recs) {
+				if g.Wait != nil && g.Wait(j) {
+					return -1, r, false
+				}
 				continue
 			}
 			if ts := g.headTime(t, q); best < 0 || ts < bestTs {
