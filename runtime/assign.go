@@ -273,6 +273,9 @@ func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[top
 	for tp, off := range ts.resume {
 		if off > committed[tp] || !hasKey(committed, tp) {
 			a.resume[tp] = off
+			// The next commit moves the group's offset there even if no
+			// record comes: the state has passed it already.
+			r.queues[r.queue(tp.topic, tp.partition)].next = off
 		}
 	}
 	a.resumeMu.Unlock()
