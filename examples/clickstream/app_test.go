@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/runtime"
 )
@@ -194,76 +192,5 @@ func TestGlobalTableCompleteBeforeFirstJoin(t *testing.T) {
 	got := c.readAll(t, topics)
 	if err := checkSet[EnrichedClick]("clicks-enriched", g.want.enriched, got.enriched, false); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// feed nudges a partition whose committed offset stays behind: here an
-// "application" that commits only the first of three clicks, as one that
-// resumed past its group's offset from local state, and commits again
-// only when a new record arrives. feed writes a click without a ts to that
-// partition, and returns once the offset after it is committed.
-func TestFeedNudgesAPartitionThatStaysBehind(t *testing.T) {
-	c := newCluster(t)
-	topics := c.testTopics(t, 2)
-	group := fmt.Sprintf("clickstream-nudge-%d", time.Now().UnixNano())
-	var r round
-	for i := range 3 {
-		r.records = append(r.records, genRecord{user: "u1", value: mustJSON(Click{User: "u1", Page: "/home", TS: t0 + int64(i)})})
-	}
-	adm := kadm.NewClient(c.Client(t))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	app := make(chan error, 1)
-	go func() {
-		app <- func() error {
-			// Wait for the clicks, commit after the first; wait for one
-			// more record, commit after it.
-			for _, wait := range []struct{ end, commit int64 }{{3, 1}, {4, 4}} {
-				for {
-					ends, err := adm.ListEndOffsets(ctx, topics.Clicks)
-					if err != nil {
-						return err
-					}
-					var p int32 = -1
-					ends.Each(func(o kadm.ListedOffset) {
-						if o.Offset >= wait.end {
-							p = o.Partition
-						}
-					})
-					if p >= 0 {
-						var os kadm.Offsets
-						os.AddOffset(topics.Clicks, p, wait.commit, -1)
-						if _, err := adm.CommitOffsets(ctx, group, os); err != nil {
-							return err
-						}
-						break
-					}
-					select {
-					case <-ctx.Done():
-						return fmt.Errorf("no record %d in %s", wait.end, topics.Clicks)
-					case <-time.After(20 * time.Millisecond):
-					}
-				}
-			}
-			return nil
-		}()
-	}()
-	g := &generation{rounds: []round{r}}
-	if err := feed(ctx, c.Brokers, group, topics, g, 30*time.Second, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if g.nudges != 1 {
-		t.Errorf("feed counted %d nudges, want 1", g.nudges)
-	}
-	if err := <-app; err != nil {
-		t.Fatal(err)
-	}
-	var last []byte
-	for _, rec := range c.Client(t, kgo.ConsumeTopics(topics.Clicks), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())).
-		PollRecords(ctx, 4).Records() {
-		last = rec.Value
-	}
-	if string(last) != `{"user":"","page":""}` {
-		t.Errorf("the last record is %s, want a click without a ts", last)
 	}
 }

@@ -104,7 +104,6 @@ type generation struct {
 	previousWindow int // of which in an earlier window than that latest event time
 	unknownUsers   int // clicks of users not in the users table
 	unknownPages   int // clicks of pages not in the pages table
-	nudges         int // records without a ts that feed wrote (see feed)
 
 	want oracle
 }

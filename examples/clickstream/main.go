@@ -248,9 +248,6 @@ func printReport(out io.Writer, g *generation, got *outputs, drops map[string]in
 	fmt.Fprintf(out, "%-21s %6d purchase-click pairs (%d purchases, each with its user's clicks in the 10 minutes before)\n",
 		t.Attributed, len(got.attributed), len(g.buys))
 	fmt.Fprintf(out, "Every record of the three topics matches a direct computation from the input.\n")
-	if g.nudges > 0 {
-		fmt.Fprintf(out, "%d records without a ts were written to partitions whose commit stayed behind, and skipped.\n", g.nudges)
-	}
 	if len(drops) > 0 {
 		var ds []string
 		for _, reason := range slices.Sorted(maps.Keys(drops)) {
@@ -306,28 +303,18 @@ func pageRecords(t Topics, pages []Page) []*kgo.Record {
 // group appID) has committed every record produced so far, the users
 // included. between, if not nil, is called after each round is produced
 // (with its index), before that wait. It fails if the application stops,
-// or a round is not committed within timeout.
-//
-// A partition of clicks or purchases whose committed offset stays behind
-// for a second is nudged with a click or purchase without a ts, which its
-// source skips (and counts, reason "invalid-timestamp") without moving
-// stream time. Its commit then covers the round. It takes that after a
-// crash: an instance that restores a task whose local state already
-// reflects input the group had not committed resumes after that input,
-// but commits its position only once it processes a record of the
-// partition.
+// or a round is not committed within timeout. (After a crash, an instance
+// whose local state reflects input the group had not committed resumes
+// after that input and commits that position at its next commit.)
 func feed(ctx context.Context, brokers []string, appID string, t Topics, g *generation, timeout time.Duration,
 	appDone <-chan error, between func(round int) error) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	f := &feeder{cl: cl, adm: kadm.NewClient(cl), g: g, group: appID, timeout: timeout, appDone: appDone,
-		produced: map[string]map[int32]int64{}, nudges: map[string][]byte{
-			t.Clicks:    mustJSON(Click{}),
-			t.Purchases: mustJSON(Purchase{}),
-		}}
+	f := &feeder{adm: kadm.NewClient(cl), group: appID, timeout: timeout, appDone: appDone,
+		produced: map[string]map[int32]int64{}}
 	// The users were written before the application started: the end
 	// offsets of their topic now are the first round's mark.
 	listed, err := f.adm.ListEndOffsets(ctx, t.Users)
@@ -376,14 +363,11 @@ func (r round) kafkaRecords(t Topics) []*kgo.Record {
 
 // feeder waits for the commits of what feed produced.
 type feeder struct {
-	cl       *kgo.Client // with a manual partitioner, for the nudges
 	adm      *kadm.Client
-	g        *generation // counts the nudges
 	group    string
 	timeout  time.Duration
 	appDone  <-chan error
 	produced map[string]map[int32]int64 // topic, partition: offset to reach
-	nudges   map[string][]byte          // topic: the value of a nudge
 }
 
 func (f *feeder) mark(topic string, p int32, end int64) {
@@ -394,18 +378,12 @@ func (f *feeder) mark(topic string, p int32, end int64) {
 }
 
 // awaitCommitted waits until the group has committed, on each partition
-// written to, at least the offset after the last record written there,
-// nudging partitions that stay behind.
+// written to, at least the offset after the last record written there.
 func (f *feeder) awaitCommitted(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	type progress struct {
-		at    int64
-		since time.Time
-	}
-	last := map[string]progress{}
 	if !slices.ContainsFunc(slices.Collect(maps.Values(f.produced)), func(ps map[int32]int64) bool {
 		return slices.ContainsFunc(slices.Collect(maps.Values(ps)), func(end int64) bool { return end > 0 })
 	}) {
@@ -425,19 +403,7 @@ func (f *feeder) awaitCommitted(ctx context.Context) error {
 					if ok && c.Err == nil && c.At >= want {
 						continue
 					}
-					tp := fmt.Sprintf("%s/%d", topic, p)
-					behind = append(behind, fmt.Sprintf("%s at %d of %d", tp, c.At, want))
-					if l, seen := last[tp]; !seen || l.at != c.At {
-						last[tp] = progress{c.At, time.Now()}
-					} else if nudge := f.nudges[topic]; nudge != nil && time.Since(l.since) > time.Second {
-						r := f.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: nudge})
-						if err := r.FirstErr(); err != nil {
-							return fmt.Errorf("nudge %s: %w", tp, err)
-						}
-						f.mark(topic, p, r[0].Record.Offset+1)
-						f.g.nudges++
-						last[tp] = progress{c.At, time.Now()}
-					}
+					behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", topic, p, c.At, want))
 				}
 			}
 			if len(behind) == 0 {
