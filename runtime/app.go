@@ -297,6 +297,10 @@ func (a *App) start(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{}),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		// Transaction markers come back as control records, so that a
+		// task knows its partitions' fetch positions (runner.waiting);
+		// they are not processed.
+		kgo.KeepControlRecords(),
 		kgo.WithContext(a.groupCtx),
 	)
 	// The client runs the group callbacks from its own goroutines as soon

@@ -261,6 +261,9 @@ func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[top
 		}
 	}
 	r.st = ts
+	for _, t := range a.layout.topics[id.sub] {
+		r.queue(t, id.partition) // waited for until a fetch tells its position
+	}
 	// The task resumes where its state says, when that is past the
 	// group's committed offsets (see adjustOffsets). An entry of an
 	// earlier assignment that adjustOffsets never used (franz-go cancels

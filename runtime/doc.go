@@ -108,9 +108,10 @@
 // writes are not restored: it fires again later, as the clock goes on.
 // Across a task's partitions the smallest head event time goes first; a
 // task whose partition is empty but has records the consumer has not
-// fetched yet (the fetch's high watermark is past the last fetched record)
-// waits for them, at most maxFetchWait, rather than run ahead (Kafka
-// Streams' PartitionGroup with a fetch lag above zero).
+// fetched yet (the fetch's high watermark is past the fetch position,
+// control records kept to know it), or that no fetch has returned yet,
+// waits for it, at most maxFetchWait, rather than run ahead (Kafka
+// Streams' PartitionGroup with a fetch lag above zero or unknown).
 //
 // # Shutdown
 //

@@ -23,12 +23,8 @@ type runner struct {
 	queues []*partitionQueue
 	raw    operators.RawRecord
 	hdrs   []operators.Header
-	// waitOn is the index of the empty queue the task waits for (records
-	// not fetched yet), since waitStart; -1 when it waits for none. now is
-	// the time of the current processing round.
-	waitOn    int
-	waitStart time.Time
-	now       time.Time
+	// now is the time of the current processing round.
+	now time.Time
 	// processed counts input records since the metrics were last updated.
 	processed int64
 	err       error
@@ -55,18 +51,21 @@ type partitionQueue struct {
 	next      int64
 	epoch     int32
 	committed int64
-	// fetched is the offset after the last record queued, end the
-	// partition's high watermark in the last fetch that had it; -1 until
-	// known.
-	fetched int64
-	end     int64
+	// fetched is the offset after the last record fetched (control
+	// records included), end the partition's high watermark in the last
+	// fetch that had it; -1 until known. waitSince is when the task began
+	// to wait for the partition's records, zero when it does not wait.
+	fetched   int64
+	end       int64
+	waitSince time.Time
 }
 
 // maxFetchWait bounds how long a task waits for a partition whose records
-// are on the broker but not fetched yet. The wait ends as soon as they
-// arrive; the bound is for a partition whose high watermark stays above
-// its last record (a transaction marker at the end of the log), where the
-// records waited for never come.
+// are on the broker but not fetched yet, or whose position is not known
+// yet (no fetch has returned it). The wait ends as soon as records arrive;
+// the bound is for a partition that stays empty (a fetch returns no empty
+// partition) or whose records are slow to come: it waits again only once
+// records of it arrived.
 const maxFetchWait = time.Second
 
 // queue returns the index of the queue of an input partition, adding it
@@ -75,7 +74,6 @@ func (r *runner) queue(topic string, partition int32) int {
 	if r.group.Raw == nil {
 		r.group.Raw = r.describe
 		r.group.Wait = r.waiting
-		r.waitOn = -1
 	}
 	i := r.group.Queue(topic, partition)
 	if i == len(r.queues) {
@@ -85,7 +83,8 @@ func (r *runner) queue(topic string, partition int32) int {
 }
 
 // add queues polled records of one partition, whose high watermark was
-// end in the fetch (-1 if unknown).
+// end in the fetch (-1 if unknown). A control record (a transaction
+// marker) is not queued; it only moves the partition's fetch position.
 func (r *runner) add(topic string, partition int32, recs []*kgo.Record, end int64) {
 	i := r.queue(topic, partition)
 	q := r.queues[i]
@@ -96,24 +95,30 @@ func (r *runner) add(topic string, partition int32, recs []*kgo.Record, end int6
 		return
 	}
 	q.fetched = recs[len(recs)-1].Offset + 1
-	if r.waitOn == i {
-		r.waitOn = -1
+	q.waitSince = time.Time{}
+	from := 0
+	for j, rec := range recs {
+		if rec.Attrs.IsControl() {
+			r.group.Add(i, recs[from:j]...)
+			from = j + 1
+		}
 	}
-	r.group.Add(i, recs...)
+	r.group.Add(i, recs[from:]...)
 }
 
-// waiting reports whether the task waits for the empty queue i: its
-// partition has records on the broker past the last fetched one, and the
-// wait has not lasted maxFetchWait.
+// waiting reports whether the task waits for the empty queue i: the
+// partition has records on the broker past its fetch position, or no
+// fetch has told its position yet (Kafka Streams waits while the fetch lag
+// is above zero or unknown), and the wait has not lasted maxFetchWait.
 func (r *runner) waiting(i int) bool {
 	q := r.queues[i]
-	if q.fetched < 0 || q.end <= q.fetched {
+	if q.fetched >= 0 && q.end <= q.fetched {
 		return false
 	}
-	if r.waitOn != i {
-		r.waitOn, r.waitStart = i, r.now
+	if q.waitSince.IsZero() {
+		q.waitSince = r.now
 	}
-	return r.now.Sub(r.waitStart) < maxFetchWait
+	return r.now.Sub(q.waitSince) < maxFetchWait
 }
 
 // process runs the queued records through the task and fires wall-clock

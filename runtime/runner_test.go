@@ -159,3 +159,45 @@ func TestRunnerWaitsForUnfetchedRecords(t *testing.T) {
 		t.Errorf("caught-up partition: processed %v, want %v", seen, want)
 	}
 }
+
+// A partition no fetch has returned yet is waited for (its lag is
+// unknown), at most maxFetchWait; a transaction marker (a control record)
+// moves the fetch position without being processed, so a partition whose
+// log ends with one is not waited for.
+func TestRunnerWaitsForUnknownPartitionsAndSkipsControlRecords(t *testing.T) {
+	b := dsl.NewBuilder()
+	var seen []string
+	dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.String).
+		Foreach(func(_, v string) { seen = append(seen, v) })
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{task: tk}
+	r.queue("a", 0)
+	r.queue("b", 0)
+	rec := func(topic string, off, ts int64, v string) *kgo.Record {
+		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte(v)}
+	}
+	start := time.Now()
+	r.add("a", 0, []*kgo.Record{rec("a", 0, 10, "a10")}, 1)
+	if err := r.process(start); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 0 {
+		t.Fatalf("b never fetched: processed %v, want nothing yet", seen)
+	}
+	marker := rec("b", 1, 0, "")
+	marker.Attrs = kgo.NewRecordAttrs(kgo.RecordAttrsOpts{Transactional: true, Control: true})
+	r.add("b", 0, []*kgo.Record{rec("b", 0, 5, "b5"), marker}, 2)
+	if err := r.process(start.Add(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"b5", "a10"}; !slices.Equal(seen, want) {
+		t.Errorf("processed %v, want %v (the marker is not a record, and b ends with it)", seen, want)
+	}
+}
