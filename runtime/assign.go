@@ -278,7 +278,10 @@ func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[top
 			a.resume[tp] = off
 			// The next commit moves the group's offset there even if no
 			// record comes: the state has passed it already.
-			r.queues[r.queue(tp.topic, tp.partition)].next = off
+			// Epoch -1: no record of the offset tells its leader epoch,
+			// and franz-go would validate any other against the log.
+			q := r.queues[r.queue(tp.topic, tp.partition)]
+			q.next, q.epoch = off, -1
 		}
 	}
 	a.resumeMu.Unlock()

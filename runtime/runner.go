@@ -63,9 +63,10 @@ type partitionQueue struct {
 // maxFetchWait bounds how long a task waits for a partition whose records
 // are on the broker but not fetched yet, or whose position is not known
 // yet (no fetch has returned it). The wait ends as soon as records arrive;
-// the bound is for a partition that stays empty (a fetch returns no empty
-// partition) or whose records are slow to come: it waits again only once
-// records of it arrived.
+// the bound is for a partition that stays empty (franz-go returns an
+// empty partition only in a fetch that has records of another) or whose
+// records are slow to come: it waits again only once records of it
+// arrived. The waits of a task's partitions run at the same time.
 const maxFetchWait = time.Second
 
 // queue returns the index of the queue of an input partition, adding it
@@ -112,8 +113,12 @@ func (r *runner) add(topic string, partition int32, recs []*kgo.Record, end int6
 // is above zero or unknown), and the wait has not lasted maxFetchWait.
 func (r *runner) waiting(i int) bool {
 	q := r.queues[i]
-	if q.fetched >= 0 && q.end <= q.fetched {
-		return false
+	pos := q.fetched
+	if pos < 0 {
+		pos = q.next // a resumed position, or -1
+	}
+	if pos >= 0 && q.end <= pos || q.end == 0 {
+		return false // caught up (or an empty partition a fetch returned)
 	}
 	if q.waitSince.IsZero() {
 		q.waitSince = r.now
@@ -165,15 +170,24 @@ func (r *runner) processOne(q *partitionQueue, rec *kgo.Record) error {
 }
 
 // offsets adds the offsets to commit (progress since the last commit) to m.
+//
+// A partition whose every fetched record was processed commits its fetch
+// position, which is past the transaction markers that follow its last
+// record (as Kafka Streams commits the consumer's position), so that its
+// committed offset reaches the end of a transactional log.
 func (r *runner) offsets(m map[string]map[int32]kgo.EpochOffset) {
-	for _, q := range r.queues {
-		if q.next < 0 || q.next == q.committed {
+	for i, q := range r.queues {
+		next, epoch := q.next, q.epoch
+		if q.fetched > next && r.group.Empty(i) {
+			next, epoch = q.fetched, -1
+		}
+		if next < 0 || next == q.committed {
 			continue
 		}
 		if m[q.topic] == nil {
 			m[q.topic] = map[int32]kgo.EpochOffset{}
 		}
-		m[q.topic][q.partition] = kgo.EpochOffset{Epoch: q.epoch, Offset: q.next}
+		m[q.topic][q.partition] = kgo.EpochOffset{Epoch: epoch, Offset: next}
 	}
 }
 

@@ -200,4 +200,46 @@ func TestRunnerWaitsForUnknownPartitionsAndSkipsControlRecords(t *testing.T) {
 	if want := []string{"b5", "a10"}; !slices.Equal(seen, want) {
 		t.Errorf("processed %v, want %v (the marker is not a record, and b ends with it)", seen, want)
 	}
+	// b's committed offset goes past the marker, to the end of its log.
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	r.offsets(offsets)
+	if offsets["a"][0].Offset != 1 || offsets["b"][0].Offset != 2 {
+		t.Errorf("offsets to commit = %v, want a at 1 and b at 2 (past the marker)", offsets)
+	}
+}
+
+// The waits for several partitions run at the same time: three partitions
+// that no fetch returns hold the task back maxFetchWait, not three times
+// that.
+func TestRunnerWaitsForPartitionsTogether(t *testing.T) {
+	b := dsl.NewBuilder()
+	var seen []string
+	dsl.FromTopics(b, []string{"a", "b", "c", "d"}, serde.String, serde.String).
+		Foreach(func(_, v string) { seen = append(seen, v) })
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{task: tk}
+	for _, topic := range []string{"a", "b", "c", "d"} {
+		r.queue(topic, 0)
+	}
+	start := time.Now()
+	r.add("a", 0, []*kgo.Record{{Topic: "a", Offset: 0, Timestamp: time.UnixMilli(1), Key: []byte("k"), Value: []byte("a0")}}, 1)
+	if err := r.process(start); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 0 {
+		t.Fatalf("processed %v while b, c and d are unknown", seen)
+	}
+	if err := r.process(start.Add(maxFetchWait)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a0"}; !slices.Equal(seen, want) {
+		t.Errorf("after maxFetchWait: processed %v, want %v", seen, want)
+	}
 }

@@ -55,6 +55,12 @@ func (g *PartitionGroup[R]) Add(i int, recs ...R) {
 	q.recs = append(q.recs, recs...)
 }
 
+// Empty reports whether the queue at index i has no record left to take.
+func (g *PartitionGroup[R]) Empty(i int) bool {
+	q := g.queues[i]
+	return q.pos >= len(q.recs)
+}
+
 // Len is the number of queued records not yet taken.
 func (g *PartitionGroup[R]) Len() int {
 	n := 0
@@ -69,7 +75,7 @@ func (g *PartitionGroup[R]) Len() int {
 // an empty queue of a task with several. t gives the event
 // times of the head records (each is computed once per head).
 func (g *PartitionGroup[R]) Next(t *Task) (i int, r R, ok bool) {
-	best := -1
+	best, wait := -1, false
 	if len(g.queues) == 1 {
 		if q := g.queues[0]; q.pos < len(q.recs) {
 			best = 0
@@ -78,9 +84,9 @@ func (g *PartitionGroup[R]) Next(t *Task) (i int, r R, ok bool) {
 		var bestTs int64
 		for j, q := range g.queues {
 			if q.pos >= len(q.recs) {
-				if g.Wait != nil && g.Wait(j) {
-					return -1, r, false
-				}
+				// Every empty queue is asked, so that their waits run at
+				// the same time rather than one after the other.
+				wait = g.Wait != nil && g.Wait(j) || wait
 				continue
 			}
 			if ts := g.headTime(t, q); best < 0 || ts < bestTs {
@@ -88,7 +94,7 @@ func (g *PartitionGroup[R]) Next(t *Task) (i int, r R, ok bool) {
 			}
 		}
 	}
-	if best < 0 {
+	if best < 0 || wait {
 		return -1, r, false
 	}
 	q := g.queues[best]
