@@ -450,4 +450,3 @@ func (s *versionedStore) GetAsOf(key []byte, asOf int64) (VersionedRecord, bool,
 	}
 	return VersionedRecord{Value: h.value, Timestamp: h.validFrom, ValidTo: h.validTo}, true, nil
 }
-
