@@ -283,15 +283,16 @@ func (s *versionedStore) deleteExpiry(key []byte, h historyVersion) error {
 }
 
 // observe advances the observed stream time to t, records it and drops
-// the history versions expired by it.
+// the history versions expired by it (one seek when there are none).
 func (s *versionedStore) observe(t int64) error {
-	if t <= s.observed {
-		return nil
+	if t > s.observed {
+		s.observed = t
+		if err := s.base.Put([]byte{versionedMeta}, binary.BigEndian.AppendUint64(nil, uint64(t))); err != nil {
+			return err
+		}
 	}
-	s.observed = t
-	if err := s.base.Put([]byte{versionedMeta}, binary.BigEndian.AppendUint64(nil, uint64(t))); err != nil {
-		return err
-	}
+	// Also when the stream time stays: a write behind it can end a
+	// version at or before the bound.
 	b := s.bound()
 	if b == math.MinInt64 {
 		return nil
