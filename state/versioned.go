@@ -223,25 +223,37 @@ func (s *versionedStore) decodeHistory(k, v []byte, prefixLen int) (historyVersi
 	return h, nil
 }
 
-// firstHistory is the first version in [from, to) of key's history keys.
+// firstHistory is the first (or, if last, the last) version in [from, to)
+// of key's history keys. It decodes and copies within the iteration: the
+// slices a Range yields are not valid after their step.
 func (s *versionedStore) firstHistory(key, from, to []byte, last bool) (h historyVersion, ok bool, err error) {
 	n := len(appendHistoryPrefix(nil, key))
-	var k0, v0 []byte
 	for k, v := range s.base.Range(from, to) {
-		k0, v0, ok = k, v, true
+		h, err = s.decodeHistory(k, v, n)
+		if err != nil {
+			return historyVersion{}, false, err
+		}
+		h.value = bytes.Clone(h.value)
+		ok = true
 		if !last {
 			break
 		}
 	}
-	if !ok {
-		return h, false, nil
+	if err := s.iterErr(); err != nil {
+		return historyVersion{}, false, err
 	}
-	h, err = s.decodeHistory(k0, v0, n)
-	if err != nil {
-		return h, false, err
+	return h, ok, nil
+}
+
+// iterErr is the error that ended the base's latest iteration early, if
+// the base reports such errors (IterErrReporter).
+func (s *versionedStore) iterErr() error {
+	if r, ok := s.base.(IterErrReporter); ok {
+		if err := r.IterErr(); err != nil {
+			return s.errorf("iterate: %w", err)
+		}
 	}
-	h.value = bytes.Clone(h.value)
-	return h, true, nil
+	return nil
 }
 
 // floorHistory is key's history version with the largest timestamp at most t.
@@ -303,6 +315,9 @@ func (s *versionedStore) observe(t int64) error {
 	var expired [][]byte
 	for k := range s.base.Range([]byte{versionedExpiry}, to) {
 		expired = append(expired, bytes.Clone(k))
+	}
+	if err := s.iterErr(); err != nil {
+		return err
 	}
 	for _, k := range expired {
 		if len(k) < 1+8+4+8 {
