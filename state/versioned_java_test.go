@@ -582,9 +582,8 @@ func TestVersionedJava_ShouldDistinguishEmptyAndNull(t *testing.T) {
 
 // RocksDBVersionedStoreTest.shouldAllowZeroHistoryRetention
 func TestVersionedJava_ShouldAllowZeroHistoryRetention(t *testing.T) {
-	h := newVersionedHarness(t, historyRetention)
 	// recreate store with zero history retention
-	h = newVersionedHarness(t, 0)
+	h := newVersionedHarness(t, 0)
 
 	// put and get
 	h.putToStore("k", "v", baseTimestamp, ValidToUndefined)
