@@ -38,7 +38,10 @@ type VersionedRecord struct {
 // The observed stream time is the largest timestamp of a write the store
 // accepted; the history retention counts back from it. A nil value is a
 // tombstone (the key has no value from that timestamp); an empty non-nil
-// value is a value.
+// value is a value. The store copies what Put is given; the values Get and
+// GetAsOf return belong to the store below and are valid until the next
+// write, as KeyValueStore's. Not safe for concurrent use, like the store
+// below.
 //
 // Kafka Streams: VersionedKeyValueStore, as RocksDBVersionedStore
 // implements it.
