@@ -25,6 +25,30 @@
 // changelog logger, record cache, window or session store) for the runtime
 // and the test driver; the test driver adds the cache only when asked.
 //
+// # Versioned key-value stores
+//
+// A VersionedKeyValueStore (NewVersionedKeyValueStore, over any
+// KeyValueStore) keeps each key's latest version and its history within the
+// history retention, and reads a key as of a timestamp, with Kafka Streams'
+// semantics (RocksDBVersionedStore): writes older than the observed stream
+// time minus the retention are refused (PutNotPut), out-of-order writes go
+// into the history without touching newer versions, tombstones are versions
+// too, and past the retention only the latest version answers.
+//
+// Its layout in the store below: 'l' key → validFrom ‖ value for the latest
+// version when it is a value; 'h' len(key) key ^validFrom → validTo ‖ flag ‖
+// value for every other version, newest first, so the version valid at t is
+// the first entry at or after t's key; 'x' expiry len(key) key validFrom →
+// empty, an index of the history by the time it stops being readable
+// (validTo, or validFrom+1 for a latest tombstone), which every accepted
+// write scans up to the observed stream time minus the retention to drop
+// what expired; 'm' → the observed stream time. Get is one point read;
+// GetAsOf adds one seek when the latest version is too new; a Put writes up
+// to four entries, and one older than all of its key's history walks the
+// history after it. Kafka Streams packs a segment's versions of a key into
+// one value and drops whole segments; here each version goes exactly when it
+// expires, for an index entry per version.
+//
 // # Pebble layout: one database per task
 //
 // The runtime opens one Pebble database per task, holding all of the task's
