@@ -20,19 +20,7 @@ func (nopCollector) Send(string, int32, []byte, []byte, []operators.Header, int6
 // Within a task, the partition whose head record has the smallest timestamp
 // goes next, and stream time never goes back.
 func TestRunnerProcessesSmallestHeadTimestampFirst(t *testing.T) {
-	b := dsl.NewBuilder()
-	var seen []string
-	dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.String).
-		Foreach(func(_, v string) { seen = append(seen, v) })
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &runner{task: tk}
+	r, tk, seen := seenRunner(t, "a", "b")
 	rec := func(topic string, off, ts int64, v string) *kgo.Record {
 		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte(v)}
 	}
@@ -43,8 +31,8 @@ func TestRunnerProcessesSmallestHeadTimestampFirst(t *testing.T) {
 	}
 	// Heads: a10 < b20; a30 > b20 → b20; then b5 (head of b now) < a30.
 	want := []string{"a10", "b20", "b5", "a30", "a31", "b40"}
-	if !slices.Equal(seen, want) {
-		t.Errorf("processing order = %v, want %v", seen, want)
+	if !slices.Equal(*seen, want) {
+		t.Errorf("processing order = %v, want %v", *seen, want)
 	}
 	if st := tk.StreamTime(); st != 40 {
 		t.Errorf("stream time = %d, want 40", st)
@@ -99,19 +87,7 @@ func TestRunnerOrdersByExtractedTimestamp(t *testing.T) {
 // whatever the fetches bring first. The wait is bounded by maxFetchWait
 // for a high watermark that no record reaches (a transaction marker).
 func TestRunnerWaitsForUnfetchedRecords(t *testing.T) {
-	b := dsl.NewBuilder()
-	var seen []string
-	dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.String).
-		Foreach(func(_, v string) { seen = append(seen, v) })
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &runner{task: tk}
+	r, _, seen := seenRunner(t, "a", "b")
 	rec := func(topic string, off, ts int64, v string) *kgo.Record {
 		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte(v)}
 	}
@@ -121,29 +97,29 @@ func TestRunnerWaitsForUnfetchedRecords(t *testing.T) {
 	if err := r.process(start); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a10", "b20"}; !slices.Equal(seen, want) {
-		t.Fatalf("before b's next fetch: processed %v, want %v (a30 must wait for b)", seen, want)
+	if want := []string{"a10", "b20"}; !slices.Equal(*seen, want) {
+		t.Fatalf("before b's next fetch: processed %v, want %v (a30 must wait for b)", *seen, want)
 	}
 	r.add("b", 0, []*kgo.Record{rec("b", 1, 25, "b25")}, 3)
 	if err := r.process(start.Add(10 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a10", "b20", "b25"}; !slices.Equal(seen, want) {
-		t.Fatalf("after b's next fetch: processed %v, want %v", seen, want)
+	if want := []string{"a10", "b20", "b25"}; !slices.Equal(*seen, want) {
+		t.Fatalf("after b's next fetch: processed %v, want %v", *seen, want)
 	}
 	// b's offset 2 never comes (say, a transaction marker): after
 	// maxFetchWait the task goes on.
 	if err := r.process(start.Add(20 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 3 {
-		t.Fatalf("within maxFetchWait: processed %v", seen)
+	if len(*seen) != 3 {
+		t.Fatalf("within maxFetchWait: processed %v", *seen)
 	}
 	if err := r.process(start.Add(20*time.Millisecond + maxFetchWait)); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a10", "b20", "b25", "a30"}; !slices.Equal(seen, want) {
-		t.Errorf("after maxFetchWait: processed %v, want %v", seen, want)
+	if want := []string{"a10", "b20", "b25", "a30"}; !slices.Equal(*seen, want) {
+		t.Errorf("after maxFetchWait: processed %v, want %v", *seen, want)
 	}
 	// A partition fetched to its high watermark is not waited for, even
 	// at once.
@@ -155,8 +131,8 @@ func TestRunnerWaitsForUnfetchedRecords(t *testing.T) {
 	if err := r.process(start.Add(40*time.Millisecond + maxFetchWait)); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a10", "b20", "b25", "a30", "b40", "a50"}; !slices.Equal(seen, want) {
-		t.Errorf("caught-up partition: processed %v, want %v", seen, want)
+	if want := []string{"a10", "b20", "b25", "a30", "b40", "a50"}; !slices.Equal(*seen, want) {
+		t.Errorf("caught-up partition: processed %v, want %v", *seen, want)
 	}
 }
 
@@ -165,19 +141,7 @@ func TestRunnerWaitsForUnfetchedRecords(t *testing.T) {
 // moves the fetch position without being processed, so a partition whose
 // log ends with one is not waited for.
 func TestRunnerWaitsForUnknownPartitionsAndSkipsControlRecords(t *testing.T) {
-	b := dsl.NewBuilder()
-	var seen []string
-	dsl.FromTopics(b, []string{"a", "b"}, serde.String, serde.String).
-		Foreach(func(_, v string) { seen = append(seen, v) })
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &runner{task: tk}
+	r, _, seen := seenRunner(t, "a", "b")
 	r.queue("a", 0)
 	r.queue("b", 0)
 	rec := func(topic string, off, ts int64, v string) *kgo.Record {
@@ -188,8 +152,8 @@ func TestRunnerWaitsForUnknownPartitionsAndSkipsControlRecords(t *testing.T) {
 	if err := r.process(start); err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 0 {
-		t.Fatalf("b never fetched: processed %v, want nothing yet", seen)
+	if len(*seen) != 0 {
+		t.Fatalf("b never fetched: processed %v, want nothing yet", *seen)
 	}
 	marker := rec("b", 1, 0, "")
 	marker.Attrs = kgo.NewRecordAttrs(kgo.RecordAttrsOpts{Transactional: true, Control: true})
@@ -197,8 +161,8 @@ func TestRunnerWaitsForUnknownPartitionsAndSkipsControlRecords(t *testing.T) {
 	if err := r.process(start.Add(time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"b5", "a10"}; !slices.Equal(seen, want) {
-		t.Errorf("processed %v, want %v (the marker is not a record, and b ends with it)", seen, want)
+	if want := []string{"b5", "a10"}; !slices.Equal(*seen, want) {
+		t.Errorf("processed %v, want %v (the marker is not a record, and b ends with it)", *seen, want)
 	}
 	// b's committed offset goes past the marker, to the end of its log.
 	offsets := map[string]map[int32]kgo.EpochOffset{}
@@ -212,19 +176,7 @@ func TestRunnerWaitsForUnknownPartitionsAndSkipsControlRecords(t *testing.T) {
 // that no fetch returns hold the task back maxFetchWait, not three times
 // that.
 func TestRunnerWaitsForPartitionsTogether(t *testing.T) {
-	b := dsl.NewBuilder()
-	var seen []string
-	dsl.FromTopics(b, []string{"a", "b", "c", "d"}, serde.String, serde.String).
-		Foreach(func(_, v string) { seen = append(seen, v) })
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &runner{task: tk}
+	r, _, seen := seenRunner(t, "a", "b", "c", "d")
 	for _, topic := range []string{"a", "b", "c", "d"} {
 		r.queue(topic, 0)
 	}
@@ -233,13 +185,32 @@ func TestRunnerWaitsForPartitionsTogether(t *testing.T) {
 	if err := r.process(start); err != nil {
 		t.Fatal(err)
 	}
-	if len(seen) != 0 {
-		t.Fatalf("processed %v while b, c and d are unknown", seen)
+	if len(*seen) != 0 {
+		t.Fatalf("processed %v while b, c and d are unknown", *seen)
 	}
 	if err := r.process(start.Add(maxFetchWait)); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a0"}; !slices.Equal(seen, want) {
-		t.Errorf("after maxFetchWait: processed %v, want %v", seen, want)
+	if want := []string{"a0"}; !slices.Equal(*seen, want) {
+		t.Errorf("after maxFetchWait: processed %v, want %v", *seen, want)
 	}
+}
+
+// seenRunner returns a runner of a task that reads topics (String keys and
+// values) and appends each value it processes to *seen.
+func seenRunner(t *testing.T, topics ...string) (*runner, *task.Task, *[]string) {
+	t.Helper()
+	b := dsl.NewBuilder()
+	seen := new([]string)
+	dsl.FromTopics(b, topics, serde.String, serde.String).
+		Foreach(func(_, v string) { *seen = append(*seen, v) })
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: nopCollector{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &runner{task: tk}, tk, seen
 }
