@@ -465,7 +465,7 @@ func wordCount(in, out string) (*topology.Topology, string) {
 // joinInputs are the topics of the join workloads.
 type joinInputs struct {
 	table, stream, left, right, orders string
-	tableKeys, joinKeys        int
+	tableKeys, joinKeys                int
 	// pairs is the number of results of the stream-stream join that a
 	// direct computation from the input gives: left and right records of
 	// one key at most a minute apart.
