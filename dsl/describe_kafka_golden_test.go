@@ -106,6 +106,12 @@ var describePipelines = map[string]func(b *dsl.Builder){
 			serde.String, dsl.Named("enrich"), dsl.Materialized(dsl.StoreOptions{Name: "enriched-store"})).
 			ToStream().To("joined", serde.String, serde.String)
 	},
+	"table-table-fk-join-group-count": func(b *dsl.Builder) {
+		orders, customers := dsl.TableFromTopic(b, "orders", serde.String, serde.String), dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+		j := dsl.TableJoinForeignKey(orders, customers, orderCustomer, joinStrings, serde.String)
+		dsl.TableGroupBy(j, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
+			ToStream().To("counts", serde.String, serde.Int64)
+	},
 	"wordcount":         wordCountPipeline,
 	"split-merge-table": splitMergeTablePipeline,
 	"wordcount-grouped-named": func(b *dsl.Builder) {

@@ -1,6 +1,9 @@
 package dsl
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
@@ -80,12 +83,13 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 	resolverName := name("-subscription-response-resolver", "KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR")
 	resultName := name("-result", "KTABLE-FK-JOIN-OUTPUT")
 	// Kafka Streams' MaterializedInternal names the result store (using up
-	// an index) even when the result is not materialized.
-	store := ""
+	// an index) even when the result is not materialized: the name of the
+	// store it makes if something downstream needs one (see below).
+	store, generated := "", ""
 	if o.store != nil && o.store.Name != "" {
 		store = t.materialize(options{store: o.store}, "KTABLE-FK-JOIN-OUTPUT", op)
 	} else {
-		generated := b.newName("KTABLE-FK-JOIN-OUTPUT-STATE-STORE")
+		generated = b.newName("KTABLE-FK-JOIN-OUTPUT-STATE-STORE")
 		if o.store != nil {
 			so := *o.store
 			so.Name = generated
@@ -165,12 +169,47 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 	if store != "" {
 		stores = []string{store}
 	}
+	// resultStore is read when a task instantiates the node, after Build
+	// has decided on it.
+	resultStore := &store
 	result := processor(b, resultName, stores, func(ctx nodes.Context, next nodes.Node[K, operators.Change[VR]]) (nodes.Node[K, VR], error) {
-		return nodes.FKResult(ctx, resultName, store, keys, values, next)
+		return nodes.FKResult(ctx, resultName, *resultStore, keys, values, next)
 	}, resolver)
 	out := Table[K, VR]{b: b, node: result, keys: keys, values: values, store: store}
 	if store != "" {
 		out.view = storeView(store, keys, values)
+		return out
 	}
+	// Not materialized: updates carry no old value, and the result has no
+	// store to read it from. As Kafka Streams materializes a KTableSource
+	// when a getter or old values are asked of it, Build keeps the result
+	// in the store generated above, with the default options, when a node
+	// reads it (a join: the view below connects it) or the result has a
+	// child other than a ToStream (a table operation may need old
+	// values: TableGroupBy's subtract).
+	out.view = storeView(generated, keys, values)
+	b.finish = append(b.finish, func() {
+		need := false
+		for _, n := range b.nodes {
+			if n != result && slices.Contains(n.Stores, generated) {
+				need = true
+			}
+		}
+		for _, c := range result.Children {
+			if !strings.HasPrefix(c.Name, "KTABLE-TOSTREAM-") {
+				need = true
+			}
+		}
+		if !need {
+			return
+		}
+		if values == nil {
+			b.fail(resultName, "%s: the result is read by a join or a table operation, so it is kept in store %s, which needs the result's value serde", op, generated)
+			return
+		}
+		b.addStore(&topology.StoreSpec{Name: generated, Kind: topology.KeyValue, Timestamped: true, Generated: true})
+		result.Stores = append(result.Stores, generated)
+		*resultStore = generated
+	})
 	return out
 }

@@ -5,23 +5,27 @@ package dsl_test
 // (internal/datadriven; go test -rewrite rewrites the outputs) of these
 // commands, those of Kafka Streams' KTableKTableForeignKeyJoinIntegrationTest:
 //
-//	build kind=inner|left [materialized] [rejoin] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
+//	build kind=inner|left [materialized] [rejoin] [groupby] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
 //	    a new driver running left_table (string keys and values) joined by
 //	    foreign key with right_table, to "output-topic", with the joiner
 //	    "(<left>,<right>)" ("null" for an absent right). The foreign key is
 //	    the part of the left value after "|" (extractor=split, the
 //	    default), always None (null), or None when that part is
 //	    "returnNull" (returnNull). With materialized the result is kept in
-//	    the uncached store "store"; with rejoin (which needs materialized)
-//	    the result is joined again with left_table, left or inner as kind
-//	    says, into the uncached store "store-rejoin", "rejoin(<result>,<left>)",
-//	    to "rejoin-output-topic". name=N names the join (TableJoined.as).
+//	    the uncached store "store"; with rejoin the result is joined again
+//	    with left_table, left or inner as kind says, into the uncached
+//	    store "store-rejoin", "rejoin(<result>,<left>)", to
+//	    "rejoin-output-topic"; with groupby the results are counted by
+//	    their right value (TableGroupBy, Count) to "count-topic". Both make
+//	    the result materialized when it is not (as Kafka Streams does).
+//	    name=N names the join (TableJoined.as).
 //	    Prints the co-partition groups and the internal topics, and
 //	    Describe() with describe.
 //	left|right <key>=<value>[@<ts>]
 //	    pipes a record into left_table or right_table (<null>: a Kafka
 //	    null) and prints what the topology wrote, <key>=<value>@<ts>,
-//	    rejoin-output-topic's prefixed by "rejoin: ".
+//	    rejoin-output-topic's prefixed by "rejoin: ", count-topic's by
+//	    "count: ".
 //	store <name>
 //	    prints the entries of a timestamped store: <key>=<value>@<ts>.
 //	subscriptions
@@ -55,6 +59,7 @@ type fkCase struct {
 	right  *testdriver.InputTopic[string, []byte]
 	out    *testdriver.OutputTopic[string, string]
 	rejoin *testdriver.OutputTopic[string, string]
+	counts *testdriver.OutputTopic[string, int64]
 }
 
 func fkExtractor(t *testing.T, td *datadriven.TestData) func(k, v string) dsl.Maybe[string] {
@@ -108,9 +113,6 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 	}
 	j.ToStream().To("output-topic", nil, nil)
 	if td.HasArg("rejoin") {
-		if !materialized {
-			td.Fatalf(t, "rejoin needs materialized: an FK join result is joined through its store")
-		}
 		ropts := dsl.Materialized(dsl.StoreOptions{Name: "store-rejoin", InMemory: true, DisableCaching: true})
 		rejoiner := func(_, v string, o dsl.Maybe[string]) string { return "rejoin(" + v + "," + o.Or("null") + ")" }
 		var r dsl.Table[string, string]
@@ -120,6 +122,13 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 			r = dsl.TableJoin(j, left, func(k, v, o string) string { return rejoiner(k, v, dsl.Some(o)) }, serde.String, ropts)
 		}
 		r.ToStream().To("rejoin-output-topic", nil, nil)
+	}
+	if td.HasArg("groupby") {
+		// Counts the results by their right value.
+		dsl.TableGroupBy(j, func(_, v string) (dsl.Maybe[string], string) {
+			_, rv, _ := strings.Cut(strings.TrimSuffix(v, ")"), ",")
+			return dsl.Some(rv), v
+		}, serde.String, serde.String).Count(dsl.Named("counts")).ToStream().To("count-topic", nil, nil)
 	}
 	var dopts []testdriver.Option
 	if c, _ := td.Arg("cache"); c == "on" {
@@ -133,6 +142,9 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 	}
 	if td.HasArg("rejoin") {
 		fc.rejoin = testdriver.CreateOutputTopic(d, "rejoin-output-topic", serde.String, serde.String)
+	}
+	if td.HasArg("groupby") {
+		fc.counts = testdriver.CreateOutputTopic(d, "count-topic", serde.String, serde.Int64)
 	}
 	var got []string
 	for _, g := range topo.CoPartitionGroups() {
@@ -185,6 +197,11 @@ func TestForeignKeyJoinData(t *testing.T) {
 					if fc.rejoin != nil {
 						for _, r := range opsRead(t, fc.rejoin) {
 							got = append(got, "rejoin: "+r)
+						}
+					}
+					if fc.counts != nil {
+						for _, r := range opsRead(t, fc.counts) {
+							got = append(got, "count: "+r)
 						}
 					}
 					return strings.Join(got, "\n")

@@ -362,6 +362,10 @@ public final class DescribeTopologies {
         PIPELINES.put("table-table-fk-leftjoin-named-materialized", b -> table(b, "orders").leftJoin(table(b, "customers"), v -> v.split(",")[0], J,
                 TableJoined.as("enrich"), store("enriched-store"))
             .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("table-table-fk-join-group-count", b -> table(b, "orders").join(table(b, "customers"), v -> v.split(",")[0], J)
+            .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with(S, S))
+            .count()
+            .toStream().to("counts", Produced.with(S, L)));
 
         // Global tables.
         PIPELINES.put("global-join", b -> {

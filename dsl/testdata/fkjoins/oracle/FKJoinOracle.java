@@ -13,7 +13,7 @@
 //
 // The topology is that of KTableKTableForeignKeyJoinIntegrationTest's
 // getTopology (no versioned tables, no optimization): "build kind=inner|left
-// [materialized] [rejoin] [extractor=split|null|returnNull] [name=N]"
+// [materialized] [rejoin] [groupby] [extractor=split|null|returnNull] [name=N]"
 // (name: TableJoined.as(N)), then "left|right <key>=<value>@<ts>" (<null>
 // for a Kafka null) and "store <name>". The outputs of other commands
 // (build's own lines: Sluice's co-partition groups and internal topics,
@@ -26,6 +26,7 @@ import java.util.Properties;
 import java.util.function.Function;
 
 import org.apache.kafka.common.header.Headers;
+import org.apache.kafka.common.serialization.LongDeserializer;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -37,7 +38,9 @@ import org.apache.kafka.streams.TestInputTopic;
 import org.apache.kafka.streams.TestOutputTopic;
 import org.apache.kafka.streams.TopologyTestDriver;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.TableJoined;
@@ -77,6 +80,7 @@ public class FKJoinOracle {
         TopologyTestDriver driver = null;
         TestInputTopic<String, String> left = null, right = null;
         TestOutputTopic<String, String> output = null, rejoinOutput = null;
+        TestOutputTopic<String, Long> countOutput = null;
         String line;
         List<String> pending = null; // the expected output of a command copied through
         while ((line = in.readLine()) != null) {
@@ -145,6 +149,14 @@ public class FKJoinOracle {
                         (leftJoin ? j.leftJoin(l, rejoiner, rmat) : j.join(l, rejoiner, rmat))
                             .toStream().to("rejoin-output-topic", Produced.with(Serdes.String(), Serdes.String()));
                     }
+                    if (has(f, "groupby")) {
+                        j.groupBy((k, v) -> {
+                            String s = v.substring(0, v.length() - 1);
+                            return KeyValue.pair(s.substring(s.indexOf(',') + 1), v);
+                        }, Grouped.with(Serdes.String(), Serdes.String()))
+                            .count(Named.as("counts"))
+                            .toStream().to("count-topic", Produced.with(Serdes.String(), Serdes.Long()));
+                    }
                     Properties props = new Properties();
                     props.put(StreamsConfig.APPLICATION_ID_CONFIG, "oracle");
                     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "dummy:0");
@@ -153,6 +165,7 @@ public class FKJoinOracle {
                     left = driver.createInputTopic("left_table", new StringSerializer(), new StringSerializer());
                     right = driver.createInputTopic("right_table", new StringSerializer(), new StringSerializer());
                     output = driver.createOutputTopic("output-topic", new StringDeserializer(), new StringDeserializer());
+                    countOutput = has(f, "groupby") ? driver.createOutputTopic("count-topic", new StringDeserializer(), new LongDeserializer()) : null;
                     rejoinOutput = rejoin ? driver.createOutputTopic("rejoin-output-topic", new StringDeserializer(), new StringDeserializer()) : null;
                     break;
                 }
@@ -171,6 +184,11 @@ public class FKJoinOracle {
                     if (rejoinOutput != null) {
                         for (TestRecord<String, String> r : rejoinOutput.readRecordsToList()) {
                             pending.add("rejoin: " + show(r.key()) + "=" + show(r.value()) + "@" + r.timestamp());
+                        }
+                    }
+                    if (countOutput != null) {
+                        for (TestRecord<String, Long> r : countOutput.readRecordsToList()) {
+                            pending.add("count: " + show(r.key()) + "=" + (r.value() == null ? "<null>" : r.value().toString()) + "@" + r.timestamp());
                         }
                     }
                     break;
