@@ -19,6 +19,9 @@ package dsl_test
 //	    their right value (TableGroupBy, Count) to "count-topic". Both make
 //	    the result materialized when it is not (as Kafka Streams does).
 //	    name=N names the join (TableJoined.as).
+//	    With cache=on the driver has a record cache (flushed after each
+//	    record, as Kafka Streams' TopologyTestDriver flushes its cache) and
+//	    the stores "store" and "store-rejoin" use it.
 //	    Prints the co-partition groups and the internal topics, and
 //	    Describe() with describe.
 //	left|right <key>=<value>[@<ts>]
@@ -94,8 +97,10 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 	right := dsl.TableFromTopic(b, "right_table", serde.String, serde.String)
 	var opts []dsl.StoreOption
 	materialized := td.HasArg("materialized")
+	c, _ := td.Arg("cache")
+	cached := c == "on"
 	if materialized {
-		opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: "store", InMemory: true, DisableCaching: true}))
+		opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: "store", InMemory: true, DisableCaching: !cached}))
 	}
 	if name, ok := td.Arg("name"); ok {
 		opts = append(opts, dsl.Named(name))
@@ -113,7 +118,7 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 	}
 	j.ToStream().To("output-topic", nil, nil)
 	if td.HasArg("rejoin") {
-		ropts := dsl.Materialized(dsl.StoreOptions{Name: "store-rejoin", InMemory: true, DisableCaching: true})
+		ropts := dsl.Materialized(dsl.StoreOptions{Name: "store-rejoin", InMemory: true, DisableCaching: !cached})
 		rejoiner := func(_, v string, o dsl.Maybe[string]) string { return "rejoin(" + v + "," + o.Or("null") + ")" }
 		var r dsl.Table[string, string]
 		if kind == "left" {
@@ -131,7 +136,9 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 		}, serde.String, serde.String).Count(dsl.Named("counts")).ToStream().To("count-topic", nil, nil)
 	}
 	var dopts []testdriver.Option
-	if c, _ := td.Arg("cache"); c == "on" {
+	if cached {
+		// The cache of Kafka Streams' TopologyTestDriver: flushed after
+		// each record.
 		dopts = append(dopts, testdriver.WithRecordCache(10<<20))
 	}
 	d, topo := opsDriver(t, b, dopts...)

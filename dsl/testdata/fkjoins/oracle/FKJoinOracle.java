@@ -13,7 +13,9 @@
 //
 // The topology is that of KTableKTableForeignKeyJoinIntegrationTest's
 // getTopology (no versioned tables, no optimization): "build kind=inner|left
-// [materialized] [rejoin] [groupby] [extractor=split|null|returnNull] [name=N]"
+// [materialized] [rejoin] [groupby] [extractor=split|null|returnNull] [name=N]
+// [cache=on]" (cache=on: the result stores are cached, as Kafka Streams'
+// defaults have them; else withCachingDisabled)
 // (name: TableJoined.as(N)), then "left|right <key>=<value>@<ts>" (<null>
 // for a Kafka null) and "store <name>". The outputs of other commands
 // (build's own lines: Sluice's co-partition groups and internal topics,
@@ -134,9 +136,13 @@ public class FKJoinOracle {
                     KTable<String, String> r = b.table("right_table", Consumed.with(Serdes.String(), Serdes.String()));
                     ValueJoiner<String, String, String> joiner = (v1, v2) -> "(" + v1 + "," + v2 + ")";
                     ValueJoiner<String, String, String> rejoiner = (v1, v2) -> "rejoin(" + v1 + "," + v2 + ")";
+                    boolean cached = "on".equals(arg(f, "cache"));
                     Materialized<String, String, KeyValueStore<Bytes, byte[]>> mat = materialized
-                        ? Materialized.<String, String>as(Stores.inMemoryKeyValueStore("store")).withValueSerde(Serdes.String()).withCachingDisabled()
-                        : Materialized.<String, String, KeyValueStore<Bytes, byte[]>>with(null, Serdes.String()).withCachingDisabled();
+                        ? Materialized.<String, String>as(Stores.inMemoryKeyValueStore("store")).withValueSerde(Serdes.String())
+                        : Materialized.<String, String, KeyValueStore<Bytes, byte[]>>with(null, Serdes.String());
+                    if (!cached) {
+                        mat = mat.withCachingDisabled();
+                    }
                     String name = arg(f, "name");
                     TableJoined<String, String> tj = name == null ? TableJoined.with(null, null) : TableJoined.as(name);
                     KTable<String, String> j = leftJoin
@@ -145,7 +151,10 @@ public class FKJoinOracle {
                     j.toStream().to("output-topic", Produced.with(Serdes.String(), Serdes.String()));
                     if (rejoin) {
                         Materialized<String, String, KeyValueStore<Bytes, byte[]>> rmat =
-                            Materialized.<String, String>as(Stores.inMemoryKeyValueStore("store-rejoin")).withValueSerde(Serdes.String()).withCachingDisabled();
+                            Materialized.<String, String>as(Stores.inMemoryKeyValueStore("store-rejoin")).withValueSerde(Serdes.String());
+                        if (!cached) {
+                            rmat = rmat.withCachingDisabled();
+                        }
                         (leftJoin ? j.leftJoin(l, rejoiner, rmat) : j.join(l, rejoiner, rmat))
                             .toStream().to("rejoin-output-topic", Produced.with(Serdes.String(), Serdes.String()));
                     }
