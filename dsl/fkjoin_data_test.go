@@ -5,7 +5,7 @@ package dsl_test
 // (internal/datadriven; go test -rewrite rewrites the outputs) of these
 // commands, those of Kafka Streams' KTableKTableForeignKeyJoinIntegrationTest:
 //
-//	build kind=inner|left [materialized] [rejoin] [groupby] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
+//	build kind=inner|left [materialized] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
 //	    a new driver running left_table (string keys and values) joined by
 //	    foreign key with right_table, to "output-topic", with the joiner
 //	    "(<left>,<right>)" ("null" for an absent right). The foreign key is
@@ -19,6 +19,9 @@ package dsl_test
 //	    their right value (TableGroupBy, Count) to "count-topic". Both make
 //	    the result materialized when it is not (as Kafka Streams does).
 //	    name=N names the join (TableJoined.as).
+//	    With views the join's inputs are not materialized: left_table
+//	    mapped to "m<value>" (TableMapValues) and right_table without the
+//	    values that start with "x" (Filter), read through value getters.
 //	    With cache=on the driver has a record cache (flushed after each
 //	    record, as Kafka Streams' TopologyTestDriver flushes its cache) and
 //	    the stores "store" and "store-rejoin" use it.
@@ -95,6 +98,10 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 	b := dsl.NewBuilder()
 	left := dsl.TableFromTopic(b, "left_table", serde.String, serde.String)
 	right := dsl.TableFromTopic(b, "right_table", serde.String, serde.String)
+	if td.HasArg("views") {
+		left = dsl.TableMapValues(left, func(v string) string { return "m" + v }, serde.String)
+		right = right.Filter(func(_, v string) bool { return !strings.HasPrefix(v, "x") })
+	}
 	var opts []dsl.StoreOption
 	materialized := td.HasArg("materialized")
 	c, _ := td.Arg("cache")

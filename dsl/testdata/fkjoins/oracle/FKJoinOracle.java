@@ -13,11 +13,13 @@
 //
 // The topology is that of KTableKTableForeignKeyJoinIntegrationTest's
 // getTopology (no versioned tables, no optimization): "build kind=inner|left
-// [materialized] [rejoin] [groupby] [extractor=split|null|returnNull] [name=N]
+// [materialized] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N]
 // [cache=on]" (cache=on: the result stores are cached, as Kafka Streams'
 // defaults have them; else withCachingDisabled)
 // (name: TableJoined.as(N)), then "left|right <key>=<value>@<ts>" (<null>
-// for a Kafka null) and "store <name>". The outputs of other commands
+// for a Kafka null) and "store <name>". views: the join's inputs are
+// left_table.mapValues(v -> "m" + v) and right_table.filter(v not starting
+// with "x"), not materialized. The outputs of other commands
 // (build's own lines: Sluice's co-partition groups and internal topics,
 // subscriptions, dropped) are copied through unchanged.
 import java.io.BufferedReader;
@@ -134,6 +136,10 @@ public class FKJoinOracle {
                     StreamsBuilder b = new StreamsBuilder();
                     KTable<String, String> l = b.table("left_table", Consumed.with(Serdes.String(), Serdes.String()));
                     KTable<String, String> r = b.table("right_table", Consumed.with(Serdes.String(), Serdes.String()));
+                    if (has(f, "views")) {
+                        l = l.mapValues(v -> "m" + v);
+                        r = r.filter((k, v) -> !v.startsWith("x"));
+                    }
                     ValueJoiner<String, String, String> joiner = (v1, v2) -> "(" + v1 + "," + v2 + ")";
                     ValueJoiner<String, String, String> rejoiner = (v1, v2) -> "rejoin(" + v1 + "," + v2 + ")";
                     boolean cached = "on".equals(arg(f, "cache"));
@@ -169,6 +175,9 @@ public class FKJoinOracle {
                     Properties props = new Properties();
                     props.put(StreamsConfig.APPLICATION_ID_CONFIG, "oracle");
                     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "dummy:0");
+                    // The serdes of the mapped table of views, which mapValues does not carry.
+                    props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class.getName());
+                    props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class.getName());
                     props.put(StreamsConfig.STATE_DIR_CONFIG, System.getProperty("java.io.tmpdir") + "/fkjoin-oracle-" + ProcessHandle.current().pid());
                     driver = new TopologyTestDriver(b.build(props), props);
                     left = driver.createInputTopic("left_table", new StringSerializer(), new StringSerializer());
