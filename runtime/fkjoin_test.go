@@ -21,7 +21,7 @@ import (
 // table (not co-partitioned) runs on two instances of one application:
 // random updates of both tables, with foreign-key changes, foreign keys
 // that become None and deletes on both sides, some written before the
-// instances start and some while they run. Once the application has
+// first instance starts and some while it runs, before the second joins. Once the application has
 // consumed every input and internal topic to its end, the last result of
 // each key equals the join computed in Go from the tables' final rows (a
 // tombstone, or nothing, where there is none), for the inner and the left
@@ -123,11 +123,14 @@ func testFKJoinTwoInstances(t *testing.T, leftJoin bool) {
 	}
 	app := topic(t, "app")
 	opts := []runtime.Option{runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.CommitInterval(100 * time.Millisecond)}
+	// The second instance joins while the first is processing: the tasks
+	// of both sub-topologies are spread over the two by a rebalance, with
+	// subscriptions and responses in flight.
 	in1 := start(t, topo, opts...)
-	in2 := start(t, topo, opts...)
 	if err := prod.ProduceSync(ctx, second...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	in2 := start(t, topo, opts...)
 
 	// Wait until the group has committed every source topic, the internal
 	// ones included, to its end, and the output shows the oracle's rows:
@@ -202,6 +205,11 @@ func testFKJoinTwoInstances(t *testing.T, leftJoin bool) {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		cl.PollFetches(pctx).EachRecord(record(got))
 		pcancel()
+	}
+	for i, in := range []*instance{in1, in2} {
+		if ids, _ := in.app.Tasks(); len(ids) == 0 {
+			t.Errorf("instance %d has no task: the join did not run on two instances", i+1)
+		}
 	}
 	in1.stop(t)
 	in2.stop(t)
