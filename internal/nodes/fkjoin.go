@@ -462,8 +462,12 @@ type fkResponseJoin[K, V, VO, VR any] struct {
 }
 
 func (p *fkResponseJoin[K, V, VO, VR]) Process(r operators.Record[K, Response[VO]]) error {
-	if r.NullKey || r.Tombstone {
+	if r.NullKey {
 		p.ctx.RecordDropped(p.node, "null-key")
+		return nil
+	}
+	if r.Tombstone {
+		p.ctx.RecordDropped(p.node, "null-value")
 		return nil
 	}
 	resp := r.Value
