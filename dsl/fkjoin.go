@@ -37,15 +37,20 @@ import (
 // largest of the left update's and the right row's for an update of t, the
 // right update's for an update of other.
 //
-// The result is kept in a store only with Materialized (its name, else a
+// The result is kept in a store with Materialized (its name, else a
 // generated "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-..."; Named does not name
 // it), which needs values. Without it the result's updates carry no old
-// value and it has no value getter, so a table operation that needs them
-// (a join reading it, TableGroupBy) needs it materialized: Kafka Streams
-// materializes it then by itself. t's and other's key serdes and t's value
-// serde are required. Names follow Kafka Streams' (Named: "<name>-subscription-registration-processor",
-// "<name>-subscription-store", "<name>-result", ...; else
-// KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-..., KTABLE-FK-JOIN-OUTPUT-...).
+// value, unless something downstream needs a store: Build then keeps the
+// result in the generated store, with the default store options, when a
+// join reads it or any operation but ToStream follows it (Kafka Streams
+// materializes it when asked for a value getter or old values). t's and
+// other's key serdes and t's value serde are required; values is needed
+// when the result is kept in a store. Names follow Kafka Streams' (Named:
+// "<name>-subscription-registration-processor", "<name>-subscription-store",
+// "<name>-result", ...; else KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-...,
+// KTABLE-FK-JOIN-OUTPUT-...). Records dropped are counted with the reasons
+// "null-foreign-key" (an inner join's row without a foreign key) and
+// "stale-response".
 func TableJoinForeignKey[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO],
 	fk func(k K, v V) Maybe[KO], joiner func(k K, v V, o VO) VR, values serde.Serde[VR], opts ...StoreOption) Table[K, VR] {
 	return foreignKeyJoin(t, other, fk, func(k K, v V, o operators.Maybe[VO]) VR {
