@@ -37,13 +37,15 @@ import (
 // largest of the left update's and the right row's for an update of t, the
 // right update's for an update of other.
 //
-// The result is kept in a store with Materialized (its name, else a
-// generated "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-..."; Named does not name
-// it), which needs values. Without it the result's updates carry no old
-// value, unless something downstream needs a store: Build then keeps the
-// result in the generated store, with the default store options, when a
-// join reads it or any operation but ToStream follows it (Kafka Streams
-// materializes it when asked for a value getter or old values). t's and
+// The result is kept in a store with Materialized naming one
+// (StoreOptions.Name; Named does not name it), which needs values.
+// Without it the result's updates carry no old value, unless something
+// downstream needs a store: Build then keeps the result in the store
+// "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-<n>", with the options of an
+// unnamed Materialized if one was given, when a join reads it or any
+// operation but ToStream follows it (Kafka Streams materializes it when
+// asked for a value getter or old values, and Materialized without a
+// name does not make it queryable). t's and
 // other's key serdes and t's value serde are required; values is needed
 // when the result is kept in a store. Names follow Kafka Streams' (Named:
 // "<name>-subscription-registration-processor", "<name>-subscription-store",
@@ -89,19 +91,15 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 	resultName := name("-result", "KTABLE-FK-JOIN-OUTPUT")
 	// Kafka Streams' MaterializedInternal names the result store (using up
 	// an index) even when the result is not materialized: the name of the
-	// store it makes if something downstream needs one (see below).
+	// store it makes if something downstream needs one (see below). As in
+	// Kafka Streams (KTableSource of a MaterializedInternal that is not
+	// queryable), Materialized without a store name does not materialize
+	// the result: its options apply to that store.
 	store, generated := "", ""
 	if o.store != nil && o.store.Name != "" {
 		store = t.materialize(options{store: o.store}, "KTABLE-FK-JOIN-OUTPUT", op)
 	} else {
 		generated = b.newName("KTABLE-FK-JOIN-OUTPUT-STATE-STORE")
-		if o.store != nil {
-			so := *o.store
-			so.Name = generated
-			spec := b.storeSpec(options{store: &so}, "", op)
-			spec.Generated = true
-			store = spec.Name
-		}
 	}
 
 	fail := func(format string, args ...any) Table[K, VR] {
@@ -212,7 +210,12 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 			b.fail(resultName, "%s: the result is read by a join or a table operation, so it is kept in store %s, which needs the result's value serde", op, generated)
 			return
 		}
-		b.addStore(&topology.StoreSpec{Name: generated, Kind: topology.KeyValue, Timestamped: true, Generated: true})
+		so := StoreOptions{}
+		if o.store != nil {
+			so = *o.store
+		}
+		so.Name = generated
+		b.storeSpec(options{store: &so}, "", op).Generated = true
 		result.Stores = append(result.Stores, generated)
 		*resultStore = generated
 	})

@@ -5,14 +5,16 @@ package dsl_test
 // (internal/datadriven; go test -rewrite rewrites the outputs) of these
 // commands, those of Kafka Streams' KTableKTableForeignKeyJoinIntegrationTest:
 //
-//	build kind=inner|left [materialized] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
+//	build kind=inner|left [materialized[=anon]] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
 //	    a new driver running left_table (string keys and values) joined by
 //	    foreign key with right_table, to "output-topic", with the joiner
 //	    "(<left>,<right>)" ("null" for an absent right). The foreign key is
 //	    the part of the left value after "|" (extractor=split, the
 //	    default), always None (null), or None when that part is
 //	    "returnNull" (returnNull). With materialized the result is kept in
-//	    the uncached store "store"; with rejoin the result is joined again
+//	    the uncached store "store"; materialized=anon passes Materialized
+//	    without a store name (Kafka Streams' Materialized.with(null,
+//	    valueSerde)), which keeps no store; with rejoin the result is joined again
 //	    with left_table, left or inner as kind says, into the uncached
 //	    store "store-rejoin", "rejoin(<result>,<left>)", to
 //	    "rejoin-output-topic"; with groupby the results are counted by
@@ -106,7 +108,11 @@ func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 	materialized := td.HasArg("materialized")
 	c, _ := td.Arg("cache")
 	cached := c == "on"
-	if materialized {
+	if m, _ := td.Arg("materialized"); m == "anon" {
+		// Materialized without a store name: not materialized, as Kafka
+		// Streams' Materialized.with(null, valueSerde).
+		opts = append(opts, dsl.Materialized(dsl.StoreOptions{InMemory: true, DisableCaching: !cached}))
+	} else if materialized {
 		opts = append(opts, dsl.Materialized(dsl.StoreOptions{Name: "store", InMemory: true, DisableCaching: !cached}))
 	}
 	if name, ok := td.Arg("name"); ok {
