@@ -2,8 +2,11 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,4 +238,92 @@ func show(v *string) string {
 		return "<none or tombstone>"
 	}
 	return fmt.Sprintf("%q", *v)
+}
+
+// Ports KTableKTableForeignKeyInnerJoinMultiIntegrationTest
+// (shouldInnerJoinMultiPartitionQueryable): two foreign-key joins in a
+// chain, over tables of 3, 5 and 7 partitions with an output of 11, on
+// three instances; both results materialized and uncached. Of the four
+// rows of table1 only key 1 joins all the way: "value1=1.33,value2=10,value3=waffle".
+func TestFKJoinChainThreeInstances(t *testing.T) {
+	c := newCluster(t)
+	t1, t2, t3, out := topic(t, "table1"), topic(t, "table2"), topic(t, "table3"), topic(t, "output")
+	c.create(t, 3, t1)
+	c.create(t, 5, t2)
+	c.create(t, 7, t3)
+	c.create(t, 11, out)
+	// Kafka's FloatSerializer: the big-endian IEEE 754 bits.
+	float32s := serde.Func(func(dst []byte, v float32) ([]byte, error) {
+		return binary.BigEndian.AppendUint32(dst, math.Float32bits(v)), nil
+	}, func(b []byte) (float32, error) {
+		if len(b) != 4 {
+			return 0, fmt.Errorf("float of %d bytes", len(b))
+		}
+		return math.Float32frombits(binary.BigEndian.Uint32(b)), nil
+	})
+	b := dsl.NewBuilder()
+	table1 := dsl.TableFromTopic(b, t1, serde.Int32, float32s)
+	table2 := dsl.TableFromTopic(b, t2, serde.String, serde.Int64)
+	table3 := dsl.TableFromTopic(b, t3, serde.Int32, serde.String)
+	noCache := dsl.StoreOptions{DisableCaching: true}
+	first, second := noCache, noCache
+	first.Name, second.Name = "INNER-store1", "INNER-store2"
+	j1 := dsl.TableJoinForeignKey(table1, table2, func(_ int32, v float32) dsl.Maybe[string] {
+		return dsl.Some(strconv.Itoa(int(v)))
+	}, func(_ int32, v float32, o int64) string {
+		return "value1=" + strconv.FormatFloat(float64(v), 'g', -1, 32) + ",value2=" + strconv.FormatInt(o, 10)
+	}, serde.String, dsl.Materialized(first))
+	dsl.TableJoinForeignKey(j1, table3, func(_ int32, v string) dsl.Maybe[int32] {
+		// Hard-wired as in the Java test.
+		if strings.Contains(v, "value2=10") {
+			return dsl.Some[int32](10)
+		}
+		return dsl.Some[int32](0)
+	}, func(_ int32, v, o string) string { return v + ",value3=" + o }, serde.String, dsl.Materialized(second)).
+		ToStream().To(out, serde.Int32, serde.String)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var rs []*kgo.Record
+	add := func(tp string, k, v []byte) { rs = append(rs, &kgo.Record{Topic: tp, Key: k, Value: v}) }
+	for k, v := range map[int32]float32{1: 1.33, 2: 2.22, 3: -1.22, 4: -2.22} {
+		kb, _ := serde.Int32.Encode(nil, k)
+		vb, _ := float32s.Encode(nil, v)
+		add(t1, kb, vb)
+	}
+	for i := range 10 {
+		vb, _ := serde.Int64.Encode(nil, int64(i*10))
+		add(t2, []byte(strconv.Itoa(i)), vb)
+	}
+	kb, _ := serde.Int32.Encode(nil, 10)
+	add(t3, kb, []byte("waffle"))
+	if err := c.client(t).ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	app := topic(t, "app")
+	opts := []runtime.Option{runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.CommitInterval(100 * time.Millisecond)}
+	ins := []*instance{start(t, topo, opts...), start(t, topo, opts...), start(t, topo, opts...)}
+	got := map[int32]string{}
+	want := map[int32]string{1: "value1=1.33,value2=10,value3=waffle"}
+	if !c.readWhileRunning(t, ins[0], out, time.Minute, func(r *kgo.Record) {
+		k, err := serde.Int32.Decode(r.Key)
+		if err != nil {
+			t.Errorf("output key %x: %v", r.Key, err)
+			return
+		}
+		if r.Value == nil {
+			delete(got, k)
+		} else {
+			got[k] = string(r.Value)
+		}
+	}, func() bool { return fmt.Sprint(got) == fmt.Sprint(want) }) {
+		t.Fatalf("output %v, want %v", got, want)
+	}
+	for _, in := range ins {
+		in.stop(t)
+	}
 }
