@@ -73,3 +73,49 @@ func fkShow(r operators.Record[string, string]) string {
 	}
 	return fmt.Sprintf("%s %s %d", r.Key, r.Value, r.Timestamp)
 }
+
+// Employees joined with their department's name: an inner foreign-key
+// join emits only for employees whose department exists, deletes the
+// result when the department goes, and gives a tombstone when an employee
+// moves to a department that does not exist (the join cannot tell whether
+// a result was out before, so it deletes it to be sure).
+func ExampleTableJoinForeignKey() {
+	b := dsl.NewBuilder()
+	employees := dsl.TableFromTopic(b, "employees", serde.String, serde.String) // name → department ID
+	departments := dsl.TableFromTopic(b, "departments", serde.String, serde.String)
+	dsl.TableJoinForeignKey(employees, departments, func(_, dept string) dsl.Maybe[string] { return dsl.Some(dept) },
+		func(name, _, deptName string) string { return name + " works in " + deptName }, serde.String).
+		ToStream().To("staff", serde.String, serde.String)
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+	d, err := testdriver.New(topo)
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	ein := testdriver.CreateInputTopic(d, "employees", serde.String, serde.String)
+	din := testdriver.CreateInputTopic(d, "departments", serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "staff", serde.String, serde.String)
+	must := func(err error) {
+		if err != nil {
+			panic(err)
+		}
+	}
+	must(ein.PipeAt("ann", "d1", 1)) // no department d1 yet: nothing
+	must(din.PipeAt("d1", "R&D", 2))
+	must(ein.PipeAt("bob", "d1", 3))
+	must(ein.PipeAt("bob", "d9", 4)) // d9 does not exist
+	must(din.PipeTombstone("d1", 5))
+	rs, err := out.ReadRecords()
+	must(err)
+	for _, r := range rs {
+		fmt.Println(fkShow(r))
+	}
+	// Output:
+	// ann ann works in R&D 2
+	// bob bob works in R&D 3
+	// bob <deleted> 4
+	// ann <deleted> 5
+}
