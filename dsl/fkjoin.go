@@ -43,7 +43,7 @@ import (
 // downstream needs a store: Build then keeps the result in the store
 // "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-<n>", with the options of an
 // unnamed Materialized if one was given, when a join reads it or any
-// operation but ToStream follows it (Kafka Streams materializes it when
+// operation but an unnamed ToStream follows it (Kafka Streams materializes it when
 // asked for a value getter or old values, and Materialized without a
 // name does not make it queryable). t's and
 // other's key serdes and t's value serde are required; values is needed
@@ -188,7 +188,7 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 	// when a getter or old values are asked of it, Build keeps the result
 	// in the store generated above, with the default options, when a node
 	// reads it (a join: the view below connects it) or the result has a
-	// child other than a ToStream (a table operation may need old
+	// child other than an unnamed ToStream (KTABLE-TOSTREAM-...) (a table operation may need old
 	// values: TableGroupBy's subtract).
 	out.view = storeView(generated, keys, values)
 	b.finish = append(b.finish, func() {
