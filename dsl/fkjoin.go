@@ -43,9 +43,9 @@ import (
 // downstream needs a store: Build then keeps the result in the store
 // "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-<n>", with the options of an
 // unnamed Materialized if one was given, when a join reads it or any
-// operation but an unnamed ToStream follows it (Kafka Streams materializes it when
-// asked for a value getter or old values, and Materialized without a
-// name does not make it queryable). t's and
+// operation but an unnamed ToStream follows it (Kafka Streams
+// materializes it when asked for a value getter or old values, and
+// Materialized without a name does not make it queryable). t's and
 // other's key serdes and t's value serde are required; values is needed
 // when the result is kept in a store. Names follow Kafka Streams' (Named:
 // "<name>-subscription-registration-processor", "<name>-subscription-store",
@@ -186,10 +186,10 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 	// Not materialized: updates carry no old value, and the result has no
 	// store to read it from. As Kafka Streams materializes a KTableSource
 	// when a getter or old values are asked of it, Build keeps the result
-	// in the store generated above, with the default options, when a node
-	// reads it (a join: the view below connects it) or the result has a
-	// child other than an unnamed ToStream (KTABLE-TOSTREAM-...) (a table operation may need old
-	// values: TableGroupBy's subtract).
+	// in the store generated above when a node reads it (a join: the view
+	// below connects it) or the result has a child other than an unnamed
+	// ToStream ("KTABLE-TOSTREAM-..."): a table operation may need old
+	// values (TableGroupBy's subtract).
 	out.view = storeView(generated, keys, values)
 	b.finish = append(b.finish, func() {
 		need := false
