@@ -2,7 +2,8 @@
 // (dsl/testdata/fkjoins) through Kafka Streams 4.3.1's own
 // TopologyTestDriver and writes the file back with, after each left, right
 // and store command, what Kafka Streams wrote or holds. The expected outputs
-// of dsl/testdata/fkjoins were made with it:
+// of dsl/testdata/fkjoins were made with it (the random_*.txt files from
+// random inputs: any file of these commands can be checked):
 //
 //	# JARS: org.apache.kafka:kafka-streams-test-utils:4.3.1 and its
 //	# dependencies (kafka-streams, kafka-clients, rocksdbjni, ...), e.g.
