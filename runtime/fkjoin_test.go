@@ -3,11 +3,16 @@ package runtime_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,36 +46,82 @@ func testFKJoinTwoInstances(t *testing.T, leftJoin bool) {
 	leftTopic, rightTopic, out := topic(t, "orders"), topic(t, "customers"), topic(t, "enriched")
 	c.create(t, 4, leftTopic, out)
 	c.create(t, 2, rightTopic)
-
-	fk := func(_, v string) dsl.Maybe[string] {
-		_, c, _ := strings.Cut(v, "|")
-		if c == "none" {
-			return dsl.None[string]()
-		}
-		return dsl.Some(c)
+	topo, err := fkJoinTopology(leftTopic, rightTopic, out, leftJoin)
+	if err != nil {
+		t.Fatal(err)
 	}
-	joiner := func(_, v string, o dsl.Maybe[string]) string { return v + "+" + o.Or("null") }
+	first, second, want := fkJoinInput(leftTopic, rightTopic, leftJoin)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prod := c.client(t)
+	if err := prod.ProduceSync(ctx, first...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	app := topic(t, "app")
+	opts := []runtime.Option{runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.CommitInterval(100 * time.Millisecond)}
+	// The second instance joins while the first is processing: the tasks
+	// of both sub-topologies are spread over the two by a rebalance, with
+	// subscriptions and responses in flight.
+	in1 := start(t, topo, opts...)
+	if err := prod.ProduceSync(ctx, second...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	in2 := start(t, topo, opts...)
+	c.awaitFKJoin(ctx, t, topo, app, []string{leftTopic, rightTopic}, out, want, in1, in2)
+	for i, in := range []*instance{in1, in2} {
+		if ids, _ := in.app.Tasks(); len(ids) == 0 {
+			t.Errorf("instance %d has no task: the join did not run on two instances", i+1)
+		}
+	}
+	in1.stop(t)
+	in2.stop(t)
+	c.checkFKJoinOutput(t, out, want)
+	if n := c.partitionCount(t, app+"-enrich-subscription-registration-topic"); n != 2 {
+		t.Errorf("subscription topic has %d partitions, want the right table's 2", n)
+	}
+	if n := c.partitionCount(t, app+"-enrich-subscription-response-topic"); n != 4 {
+		t.Errorf("response topic has %d partitions, want the left table's 4", n)
+	}
+}
+
+// fkJoinTopology joins the orders of leftTopic with the customers of
+// rightTopic by the customer named after the "|" of an order ("none": no
+// customer), "<order>+<customer or null>", into out; the join is named
+// "enrich".
+func fkJoinTopology(leftTopic, rightTopic, out string, leftJoin bool) (*topology.Topology, error) {
 	b := dsl.NewBuilder()
 	orders := dsl.TableFromTopic(b, leftTopic, serde.String, serde.String)
 	customers := dsl.TableFromTopic(b, rightTopic, serde.String, serde.String)
 	var j dsl.Table[string, string]
 	if leftJoin {
-		j = dsl.TableLeftJoinForeignKey(orders, customers, fk, joiner, serde.String, dsl.Named("enrich"))
+		j = dsl.TableLeftJoinForeignKey(orders, customers, fkCustomer, fkJoiner, serde.String, dsl.Named("enrich"))
 	} else {
-		j = dsl.TableJoinForeignKey(orders, customers, fk, func(k, v, o string) string { return joiner(k, v, dsl.Some(o)) }, serde.String, dsl.Named("enrich"))
+		j = dsl.TableJoinForeignKey(orders, customers, fkCustomer, func(k, v, o string) string { return fkJoiner(k, v, dsl.Some(o)) },
+			serde.String, dsl.Named("enrich"))
 	}
 	j.ToStream().To(out, serde.String, serde.String)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return b.Build()
+}
 
-	// Random updates: 60 orders referring to 12 customers, values unique
-	// so that every update changes the hash; some orders have no customer
-	// ("none"), some are deleted, and customers are updated and deleted.
+func fkCustomer(_, v string) dsl.Maybe[string] {
+	_, c, _ := strings.Cut(v, "|")
+	if c == "none" {
+		return dsl.None[string]()
+	}
+	return dsl.Some(c)
+}
+
+func fkJoiner(_, v string, o dsl.Maybe[string]) string { return v + "+" + o.Or("null") }
+
+// fkJoinInput makes random updates of both tables in two halves: 60 orders
+// referring to 12 customers (two of them never written), values unique so
+// that every update changes the hash; some orders have no customer
+// ("none"), some are deleted, and customers are updated and deleted. want
+// is the join of the final rows, computed in Go.
+func fkJoinInput(leftTopic, rightTopic string, leftJoin bool) (first, second []*kgo.Record, want map[string]string) {
 	rng := rand.New(rand.NewPCG(11, uint64(len(leftTopic))))
 	leftRows, rightRows := map[string]string{}, map[string]string{}
-	var first, second []*kgo.Record
 	for i := range 3000 {
 		var r *kgo.Record
 		if rng.IntN(3) == 0 {
@@ -106,48 +157,62 @@ func testFKJoinTwoInstances(t *testing.T, leftJoin bool) {
 			second = append(second, r)
 		}
 	}
-	want := map[string]string{}
+	want = map[string]string{}
 	for k, v := range leftRows {
-		key, ok := fk(k, v).Get()
+		key, ok := fkCustomer(k, v).Get()
 		rv, found := rightRows[key]
 		switch {
 		case ok && found:
-			want[k] = joiner(k, v, dsl.Some(rv))
+			want[k] = fkJoiner(k, v, dsl.Some(rv))
 		case leftJoin:
-			want[k] = joiner(k, v, dsl.None[string]())
+			want[k] = fkJoiner(k, v, dsl.None[string]())
 		}
 	}
+	return first, second, want
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	prod := c.client(t)
-	if err := prod.ProduceSync(ctx, first...).FirstErr(); err != nil {
-		t.Fatal(err)
+// fkMatches says how the rows g differ from want ("" when they do not): a
+// key absent from want must have no row or a tombstone.
+func fkMatches(g map[string]*string, want map[string]string) string {
+	for k, w := range want {
+		if v := g[k]; v == nil || *v != w {
+			return fmt.Sprintf("key %s: got %v, want %q", k, show(v), w)
+		}
 	}
-	app := topic(t, "app")
-	opts := []runtime.Option{runtime.ApplicationID(app), runtime.Brokers(c.brokers...), runtime.CommitInterval(100 * time.Millisecond)}
-	// The second instance joins while the first is processing: the tasks
-	// of both sub-topologies are spread over the two by a rebalance, with
-	// subscriptions and responses in flight.
-	in1 := start(t, topo, opts...)
-	if err := prod.ProduceSync(ctx, second...).FirstErr(); err != nil {
-		t.Fatal(err)
+	for k, v := range g {
+		if _, ok := want[k]; !ok && v != nil {
+			return fmt.Sprintf("key %s: got %q, want no row", k, *v)
+		}
 	}
-	in2 := start(t, topo, opts...)
+	return ""
+}
 
-	// Wait until the group has committed every source topic, the internal
-	// ones included, to its end, and the output shows the oracle's rows:
-	// then nothing is in flight.
-	var internal []string
+func fkRecord(m map[string]*string) func(*kgo.Record) {
+	return func(r *kgo.Record) {
+		if r.Value == nil {
+			m[string(r.Key)] = nil
+			return
+		}
+		v := string(r.Value)
+		m[string(r.Key)] = &v
+	}
+}
+
+// awaitFKJoin waits until the application has committed every source
+// topic, the join's internal ones included, to its end, and out shows
+// want's rows: then nothing is in flight.
+func (c *testCluster) awaitFKJoin(ctx context.Context, t *testing.T, topo *topology.Topology, app string, inputs []string, out string,
+	want map[string]string, ins ...*instance) {
+	t.Helper()
+	sources := slices.Clone(inputs)
 	for _, it := range topo.InternalTopics() {
 		if it.Kind == topology.Repartition {
-			internal = append(internal, app+"-"+it.Name)
+			sources = append(sources, app+"-"+it.Name)
 		}
 	}
-	if len(internal) != 2 {
-		t.Fatalf("internal topics %v: want the subscription and the response topic", internal)
+	if len(sources) != len(inputs)+2 {
+		t.Fatalf("source topics %v: want the inputs, the subscription and the response topic", sources)
 	}
-	sources := append([]string{leftTopic, rightTopic}, internal...)
 	adm := kadm.NewClient(c.client(t))
 	caughtUp := func() bool {
 		ends, err := adm.ListEndOffsets(ctx, sources...)
@@ -170,32 +235,9 @@ func testFKJoinTwoInstances(t *testing.T, leftJoin bool) {
 		return ok
 	}
 	got := map[string]*string{}
-	matches := func(g map[string]*string) string {
-		for k, w := range want {
-			if v := g[k]; v == nil || *v != w {
-				return fmt.Sprintf("key %s: got %v, want %q", k, show(v), w)
-			}
-		}
-		for k, v := range g {
-			if _, ok := want[k]; !ok && v != nil {
-				return fmt.Sprintf("key %s: got %q, want no row", k, *v)
-			}
-		}
-		return ""
-	}
-	record := func(m map[string]*string) func(*kgo.Record) {
-		return func(r *kgo.Record) {
-			if r.Value == nil {
-				m[string(r.Key)] = nil
-				return
-			}
-			v := string(r.Value)
-			m[string(r.Key)] = &v
-		}
-	}
 	cl := c.client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
-	for matches(got) != "" || !caughtUp() {
-		for _, in := range []*instance{in1, in2} {
+	for fkMatches(got, want) != "" || !caughtUp() {
+		for _, in := range ins {
 			select {
 			case <-in.finished:
 				t.Fatalf("Run returned while the output was awaited: %v", <-in.done)
@@ -203,34 +245,92 @@ func testFKJoinTwoInstances(t *testing.T, leftJoin bool) {
 			}
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("the output did not reach the oracle's rows with every topic consumed: %s (caught up: %v)", matches(got), caughtUp())
+			t.Fatalf("the output did not reach the oracle's rows with every topic consumed: %s (caught up: %v)", fkMatches(got, want), caughtUp())
 		}
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		cl.PollFetches(pctx).EachRecord(record(got))
+		cl.PollFetches(pctx).EachRecord(fkRecord(got))
 		pcancel()
 	}
-	for i, in := range []*instance{in1, in2} {
-		if ids, _ := in.app.Tasks(); len(ids) == 0 {
-			t.Errorf("instance %d has no task: the join did not run on two instances", i+1)
-		}
-	}
-	in1.stop(t)
-	in2.stop(t)
+}
 
-	// The whole output, read again to its end, ends in the oracle's rows.
+// checkFKJoinOutput reads out again, whole, to its end: its last record of
+// each key are want's rows.
+func (c *testCluster) checkFKJoinOutput(t *testing.T, out string, want map[string]string) {
+	t.Helper()
 	final := map[string]*string{}
 	for _, r := range c.readToEnd(t, out) {
-		record(final)(r)
+		fkRecord(final)(r)
 	}
-	if d := matches(final); d != "" {
+	if d := fkMatches(final, want); d != "" {
 		t.Errorf("final output differs from the oracle: %s", d)
 	}
-	if n := c.partitionCount(t, app+"-enrich-subscription-registration-topic"); n != 2 {
-		t.Errorf("subscription topic has %d partitions, want the right table's 2", n)
+}
+
+// A foreign-key join killed with kill -9 in the middle of its work (a
+// child process), twice, then restarted on its state directory: the
+// output ends in the oracle's rows. At-least-once may repeat output and
+// subscriptions, and may answer a subscription twice, but a stale answer
+// is dropped and a repeated one is the same: the final result of each key
+// is the join of the final rows.
+func TestFKJoinKill9AndRestart(t *testing.T) {
+	c := newCluster(t)
+	leftTopic, rightTopic, out := topic(t, "orders"), topic(t, "customers"), topic(t, "enriched")
+	c.create(t, 4, leftTopic, out)
+	c.create(t, 2, rightTopic)
+	first, second, want := fkJoinInput(leftTopic, rightTopic, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	prod := c.client(t)
+	if err := prod.ProduceSync(ctx, first...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
-	if n := c.partitionCount(t, app+"-enrich-subscription-response-topic"); n != 4 {
-		t.Errorf("response topic has %d partitions, want the left table's 4", n)
+	app := topic(t, "app")
+	dir := t.TempDir()
+	seen := 0
+	for round := range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "SLUICE_TEST_CHILD=wordcount", "TOPOLOGY=fkjoin", "INPUT="+leftTopic, "RIGHT="+rightTopic, "OUTPUT="+out,
+			"APP_ID="+app, "BROKERS="+strings.Join(c.brokers, ","), "STATE_DIR="+dir)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if round == 1 {
+			if err := prod.ProduceSync(ctx, second...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Kill once the child has written more output than before: in the
+		// middle of the work, at a point the test does not choose.
+		n := 0
+		cl := c.client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+		for n <= seen+20 {
+			if ctx.Err() != nil {
+				t.Fatalf("round %d: the child wrote %d results, not more than %d", round, n, seen+20)
+			}
+			pctx, pcancel := context.WithTimeout(ctx, time.Second)
+			n += cl.PollFetches(pctx).NumRecords()
+			pcancel()
+		}
+		cl.Close()
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("round %d: child ended with %v before it was killed", round, err)
+		}
+		seen = n
 	}
+	topo, err := fkJoinTopology(leftTopic, rightTopic, out, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, topo, childOptions(app, c.brokers, dir)...)
+	c.awaitFKJoin(ctx, t, topo, app, []string{leftTopic, rightTopic}, out, want, in)
+	in.stop(t)
+	c.checkFKJoinOutput(t, out, want)
 }
 
 func show(v *string) string {
