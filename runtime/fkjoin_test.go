@@ -214,26 +214,29 @@ func (c *testCluster) awaitFKJoin(ctx context.Context, t *testing.T, topo *topol
 		t.Fatalf("source topics %v: want the inputs, the subscription and the response topic", sources)
 	}
 	adm := kadm.NewClient(c.client(t))
-	caughtUp := func() bool {
+	// behind lists the partitions whose committed offset is below their
+	// end ("" when there are none).
+	behind := func(ctx context.Context) string {
 		ends, err := adm.ListEndOffsets(ctx, sources...)
 		if err != nil {
-			return false
+			return err.Error()
 		}
 		committed, err := adm.FetchOffsets(ctx, app)
 		if err != nil {
-			return false
+			return err.Error()
 		}
-		ok := true
+		var lag []string
 		ends.Each(func(o kadm.ListedOffset) {
 			if o.Offset == 0 {
 				return
 			}
 			if cm, found := committed.Lookup(o.Topic, o.Partition); !found || cm.At < o.Offset {
-				ok = false
+				lag = append(lag, fmt.Sprintf("%s/%d at %d of %d", o.Topic, o.Partition, cm.At, o.Offset))
 			}
 		})
-		return ok
+		return strings.Join(lag, ", ")
 	}
+	caughtUp := func() bool { return behind(ctx) == "" }
 	got := map[string]*string{}
 	cl := c.client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
 	for fkMatches(got, want) != "" || !caughtUp() {
@@ -245,7 +248,9 @@ func (c *testCluster) awaitFKJoin(ctx context.Context, t *testing.T, topo *topol
 			}
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("the output did not reach the oracle's rows with every topic consumed: %s (caught up: %v)", fkMatches(got, want), caughtUp())
+			dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer dcancel()
+			t.Fatalf("the output did not reach the oracle's rows with every topic consumed: %s; committed offsets behind: %s", fkMatches(got, want), behind(dctx))
 		}
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		cl.PollFetches(pctx).EachRecord(fkRecord(got))
