@@ -28,6 +28,9 @@ type Builder struct {
 	// run first by Build (a foreign-key join materializes its result when
 	// something downstream needs it).
 	finish []func()
+	// toStreams are the nodes of Table.ToStream: a table operation that
+	// needs neither old values nor a value getter of its table.
+	toStreams map[*topology.Node]bool
 }
 
 // nullKeyFilter is the filter node in front of a repartition topic; keep

@@ -2,7 +2,6 @@ package dsl
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
@@ -43,7 +42,7 @@ import (
 // downstream needs a store: Build then keeps the result in the store
 // "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-<n>", with the options of an
 // unnamed Materialized if one was given, when a join reads it or any
-// operation but an unnamed ToStream follows it (Kafka Streams
+// operation but ToStream follows it (Kafka Streams
 // materializes it when asked for a value getter or old values, and
 // Materialized without a name does not make it queryable). t's and
 // other's key serdes and t's value serde are required; values is needed
@@ -55,10 +54,14 @@ import (
 // "stale-response".
 func TableJoinForeignKey[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO],
 	fk func(k K, v V) Maybe[KO], joiner func(k K, v V, o VO) VR, values serde.Serde[VR], opts ...StoreOption) Table[K, VR] {
-	return foreignKeyJoin(t, other, fk, func(k K, v V, o operators.Maybe[VO]) VR {
-		ov, _ := o.Get()
-		return joiner(k, v, ov)
-	}, values, false, "TableJoinForeignKey", collect(opts))
+	var join func(K, V, operators.Maybe[VO]) VR
+	if joiner != nil { // else foreignKeyJoin reports it
+		join = func(k K, v V, o operators.Maybe[VO]) VR {
+			ov, _ := o.Get()
+			return joiner(k, v, ov)
+		}
+	}
+	return foreignKeyJoin(t, other, fk, join, values, false, "TableJoinForeignKey", collect(opts))
 }
 
 // TableLeftJoinForeignKey is TableJoinForeignKey that keeps every row of t:
@@ -187,9 +190,9 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 	// store to read it from. As Kafka Streams materializes a KTableSource
 	// when a getter or old values are asked of it, Build keeps the result
 	// in the store generated above when a node reads it (a join: the view
-	// below connects it) or the result has a child other than an unnamed
-	// ToStream ("KTABLE-TOSTREAM-..."): a table operation may need old
-	// values (TableGroupBy's subtract).
+	// below connects it) or the result has a child other than a ToStream
+	// (Builder.toStreams): a table operation may need old values
+	// (TableGroupBy's subtract).
 	out.view = storeView(generated, keys, values)
 	b.finish = append(b.finish, func() {
 		need := false
@@ -199,7 +202,7 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 			}
 		}
 		for _, c := range result.Children {
-			if !strings.HasPrefix(c.Name, "KTABLE-TOSTREAM-") {
+			if !b.toStreams[c] {
 				need = true
 			}
 		}
@@ -220,4 +223,13 @@ func foreignKeyJoin[K, V, KO, VO, VR any](t Table[K, V], other Table[KO, VO], fk
 		*resultStore = generated
 	})
 	return out
+}
+
+// markToStream records n as the node of a Table.ToStream (see
+// Builder.toStreams).
+func (b *Builder) markToStream(n *topology.Node) {
+	if b.toStreams == nil {
+		b.toStreams = map[*topology.Node]bool{}
+	}
+	b.toStreams[n] = true
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
+	"github.com/sluicehq/sluice/topology"
 )
 
 func TestForeignKeyJoinBuildErrors(t *testing.T) {
@@ -36,6 +37,18 @@ func TestForeignKeyJoinBuildErrors(t *testing.T) {
 			dsl.TableJoinForeignKey(dsl.TableFromTopic(b, "a", serde.String, serde.String), dsl.TableFromTopic(b, "b", serde.String, serde.String),
 				fk, join, nil, dsl.Materialized(dsl.StoreOptions{Name: "s"}))
 		}, "missing value serde for store s"},
+		{"nil joiner", func(b *dsl.Builder) {
+			dsl.TableJoinForeignKey[string, string, string, string, string](dsl.TableFromTopic(b, "a", serde.String, serde.String),
+				dsl.TableFromTopic(b, "b", serde.String, serde.String), fk, nil, serde.String)
+		}, "TableJoinForeignKey: the foreign-key extractor and the joiner are required"},
+		{"nil left joiner", func(b *dsl.Builder) {
+			dsl.TableLeftJoinForeignKey[string, string, string, string, string](dsl.TableFromTopic(b, "a", serde.String, serde.String),
+				dsl.TableFromTopic(b, "b", serde.String, serde.String), fk, nil, serde.String)
+		}, "TableLeftJoinForeignKey: the foreign-key extractor and the joiner are required"},
+		{"nil extractor", func(b *dsl.Builder) {
+			dsl.TableJoinForeignKey(dsl.TableFromTopic(b, "a", serde.String, serde.String),
+				dsl.TableFromTopic(b, "b", serde.String, serde.String), nil, join, serde.String)
+		}, "TableJoinForeignKey: the foreign-key extractor and the joiner are required"},
 		{"no result value serde for the store a join needs", func(b *dsl.Builder) {
 			a := dsl.TableFromTopic(b, "a", serde.String, serde.String)
 			j := dsl.TableJoinForeignKey(a, dsl.TableFromTopic(b, "b", serde.String, serde.String), fk, join, nil)
@@ -121,4 +134,56 @@ func TestForeignKeySelfJoin(t *testing.T) {
 		"cy=dev under vp@4",
 		"bob=vp under ceo@4",
 	})
+}
+
+// A result that is only streamed is not kept in a store, however its
+// ToStream is named (Kafka Streams' toStream asks for neither old values
+// nor a value getter), so it needs no value serde and passes
+// RequireNamedStores; a TableGroupBy below it makes Build keep it in the
+// generated store.
+func TestForeignKeyJoinResultStore(t *testing.T) {
+	fk := func(_, v string) dsl.Maybe[string] { return dsl.Some(v) }
+	join := func(_, v, o string) string { return v + o }
+	build := func(group bool) (*dsl.Builder, dsl.Table[string, string]) {
+		b := dsl.NewBuilder()
+		a := dsl.TableFromTopic(b, "a", serde.String, serde.String, dsl.Named("a"))
+		r := dsl.TableFromTopic(b, "b", serde.String, serde.String, dsl.Named("b"))
+		var values serde.Serde[string]
+		if group {
+			values = serde.String
+		}
+		j := dsl.TableJoinForeignKey(a, r, fk, join, values, dsl.Named("fk"))
+		j.ToStream(dsl.Named("enriched")).To("out", serde.String, serde.String)
+		if group {
+			dsl.TableGroupBy(j, func(_, v string) (dsl.Maybe[string], string) { return dsl.Some(v), v }, serde.String, serde.String).
+				Count(dsl.Named("counts"))
+		}
+		return b, j
+	}
+	b, j := build(false)
+	topo, err := b.Build(dsl.RequireNamedStores())
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if j.StoreName() != "" || resultStore(topo) != "" {
+		t.Errorf("a streamed result is kept in a store: %q, %q", j.StoreName(), resultStore(topo))
+	}
+	b, _ = build(true)
+	topo, err = b.Build()
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if got := resultStore(topo); got != "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-0000000017" {
+		t.Errorf("a grouped result is kept in store %q, want its generated KTABLE-FK-JOIN-OUTPUT-STATE-STORE-0000000017", got)
+	}
+}
+
+// resultStore is the name of the FK join result's store in topo, or "".
+func resultStore(topo *topology.Topology) string {
+	for _, s := range topo.Stores() {
+		if strings.HasPrefix(s.Name, "KTABLE-FK-JOIN-OUTPUT-STATE-STORE-") {
+			return s.Name
+		}
+	}
+	return ""
 }

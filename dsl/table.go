@@ -134,6 +134,7 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 	n := stateless(t.b, name, func(next nodes.Node[K, V]) nodes.Node[K, operators.Change[V]] {
 		return nodes.ToStream(next)
 	}, t.node)
+	t.b.markToStream(n)
 	return Stream[K, V]{b: t.b, node: n, keys: t.keys, values: t.values}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/state"
 )
 
 // A foreign-key table-table join runs in two sub-topologies, as Kafka
@@ -384,6 +385,11 @@ func (p *fkForeignJoin[K, KO, VO]) Process(r operators.Record[KO, operators.Chan
 		}
 		subs = append(subs, fkSubscriber[K]{pk: pk, sub: sub})
 	}
+	if r, ok := p.store.store.(state.IterErrReporter); ok {
+		if err := r.IterErr(); err != nil {
+			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("store %s: scan of the subscriptions to a foreign key: %w", p.store.name, err)}
+		}
+	}
 	for _, s := range subs {
 		resp := Response[VO]{Hash: s.sub.Hash, Value: r.Value.New, HasValue: r.Value.HasNew, PrimaryPartition: -1}
 		if s.sub.HasPartition {
@@ -507,8 +513,11 @@ func (p *fkResponseJoin[K, V, VO, VR]) Process(r operators.Record[K, Response[VO
 // keeps each result there (a tombstone deletes it) and forwards it with the
 // value it replaced, through the store's record cache if it has one;
 // without one it forwards each result with no old value. Unlike a table
-// source it forwards a tombstone for a key it has no row of: the join's
-// unnecessary tombstones reach its output, as in Kafka Streams.
+// source it forwards a tombstone for a key it has no row of (a change with
+// neither a new nor an old value): the join's unnecessary tombstones reach
+// ToStream, as in Kafka Streams. A table-table join below drops such a
+// change, where Kafka Streams' joins forward it again (see
+// docs/kafka-streams.md, Differences).
 func FKResult[K, VR any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[VR], next Node[K, operators.Change[VR]]) (Node[K, VR], error) {
 	p := &fkResult[K, VR]{ctx: ctx, node: node, next: next}
 	if store != "" {

@@ -82,6 +82,16 @@ type loggedStore struct {
 	hdr        [1]operators.Header
 }
 
+// IterErr implements state.IterErrReporter for a store below that does,
+// so that an iteration cut short by an I/O error is not taken for a
+// complete one (the embedded interface does not promote it).
+func (s *loggedStore) IterErr() error {
+	if r, ok := s.KeyValueStore.(state.IterErrReporter); ok {
+		return r.IterErr()
+	}
+	return nil
+}
+
 // SetRecordContext implements state.RecordContextSetter: the next write
 // is one the record cache flushes, caused by a record of timestamp
 // rc.Timestamp.

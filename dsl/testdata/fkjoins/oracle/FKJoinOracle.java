@@ -3,7 +3,8 @@
 // TopologyTestDriver and writes the file back with, after each left, right
 // and store command, what Kafka Streams wrote or holds. The expected outputs
 // of dsl/testdata/fkjoins were made with it (the random_*.txt files from
-// random inputs: any file of these commands can be checked):
+// random inputs: any file of these commands can be checked; differences.txt
+// differs from it by design, as its header says):
 //
 //	# JARS: org.apache.kafka:kafka-streams-test-utils:4.3.1 and its
 //	# dependencies (kafka-streams, kafka-clients, rocksdbjni, ...), e.g.
