@@ -71,6 +71,12 @@ func (p *tableJoin[K, V, VO, VR]) Process(r operators.Record[K, operators.Change
 		p.ctx.RecordDropped(p.node, "null-key")
 		return nil
 	}
+	if r.Value.NotLatest {
+		// An out-of-order update of a versioned table does not change the
+		// join's result (Kafka Streams' KTableKTable*Join with versioned
+		// semantics, KIP-914).
+		return nil
+	}
 	o, ots, err := maybeRow(p.other, r.Key)
 	if err != nil {
 		return &operators.NodeError{Node: p.node, Err: err}
