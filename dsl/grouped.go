@@ -101,9 +101,12 @@ func (b *Builder) storeSpec(o options, prefix, op string) *topology.StoreSpec {
 }
 
 // versionedOps are the operations whose store may be versioned
-// (StoreOptions.HistoryRetention): the table sources and the table
-// operations that keep latest-value results, as in Kafka Streams.
-var versionedOps = map[string]bool{"TableFromTopic": true, "Table.Filter": true, "TableMapValues": true}
+// (StoreOptions.HistoryRetention), as in Kafka Streams: the table sources,
+// the table operations that can be materialized (filters, mapValues,
+// table-table joins) and the aggregations that are not windowed.
+var versionedOps = map[string]bool{"TableFromTopic": true, "Table.Filter": true, "TableMapValues": true,
+	"Count": true, "Reduce": true, "Aggregate": true, "GroupedTable.Count": true, "GroupedTable.Reduce": true, "TableAggregate": true,
+	"TableJoin": true, "TableLeftJoin": true, "TableOuterJoin": true}
 
 // versionedSpec makes spec a versioned store's, or fails the build when
 // the operation op or the options cannot have one.
@@ -122,7 +125,7 @@ func (b *Builder) versionedSpec(spec *topology.StoreSpec, s *StoreOptions, op st
 	case s.HistoryRetention%time.Millisecond != 0:
 		fail("of %s: the history retention must be whole milliseconds", what)
 	case !versionedOps[op]:
-		fail("does not apply to %s: only TableFromTopic, Table.Filter and TableMapValues keep a versioned table", what)
+		fail("does not apply to %s: only TableFromTopic, Table.Filter, TableMapValues, the table-table joins and the aggregations that are not windowed keep a versioned table", what)
 	case s.InMemory:
 		fail("of %s: a versioned store cannot be InMemory (Kafka Streams has persistent versioned stores only)", what)
 	default:
@@ -169,7 +172,8 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix stri
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
-	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs)}
+	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs),
+		versioned: spec.Kind == topology.Versioned}
 }
 
 // Count counts the records of each key into a table (Int64 values). Records

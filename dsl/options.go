@@ -166,9 +166,11 @@ type StoreOptions struct {
 	// it, forwarded as an update that is not the latest (which table
 	// aggregations and table-table joins skip). Updates older than the
 	// history retention (against the largest timestamp the store has seen)
-	// are dropped. Whole milliseconds. It applies to TableFromTopic and to
-	// Filter and TableMapValues with Materialized; elsewhere, and with
-	// InMemory, it is a Build error. A versioned store is never cached;
+	// are dropped. Whole milliseconds. It applies to TableFromTopic, to
+	// Filter, TableMapValues and the table-table joins with Materialized,
+	// and to the aggregations that are not windowed (whose results are
+	// never out of order); on windowed aggregations, global tables and
+	// AddKeyValueStore, and with InMemory, it is a Build error. A versioned store is never cached;
 	// its changelog is compacted with min.compaction.lag.ms =
 	// HistoryRetention + 1 day. Kafka Streams:
 	// Materialized.as(Stores.persistentVersionedKeyValueStore(name, historyRetention)).

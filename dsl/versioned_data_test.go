@@ -147,15 +147,19 @@ var versionedTopologies = map[string]func(t *testing.T, b *dsl.Builder, a versio
 			ToStream().To("out", serde.String, serde.Int64)
 		return true
 	},
-	// tablejoin: the versioned tables of "table" (store "V") and "table2"
-	// (store "V2") inner-joined, "<left>+<right>", to "out".
+	// tablejoin [materialized]: the versioned tables of "table" (store
+	// "V") and "table2" (store "V2") inner-joined, "<left>+<right>", to
+	// "out"; materialized: into the versioned store "J".
 	"tablejoin": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {
-		dsl.TableJoin(a.table(b, "table", "V"), a.table(b, "table2", "V2"), func(_, v, o string) string { return v + "+" + o }, serde.String).
+		var opts []dsl.StoreOption
+		if a.td.HasArg("materialized") {
+			opts = append(opts, dsl.Materialized(a.versioned("J")))
+		}
+		dsl.TableJoin(a.table(b, "table", "V"), a.table(b, "table2", "V2"), func(_, v, o string) string { return v + "+" + o }, serde.String, opts...).
 			ToStream().To("out", nil, nil)
 		return false
 	},
-	// countagg [history=MS]: a stream count materialized with a history
-	// retention, which Sluice refuses.
+	// countagg: "stream" counted by key into the versioned store "C".
 	"countagg": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {
 		dsl.FromTopic(b, "stream", serde.String, serde.String).GroupByKey().Count(dsl.Materialized(a.versioned("C"))).
 			ToStream().To("out", serde.String, serde.Int64)
@@ -202,28 +206,10 @@ func TestVersionedData(t *testing.T) {
 					if len(td.Args) != map[string]int{"asof": 3, "get": 2}[td.Cmd] {
 						td.Fatalf(t, "want asof <store> <key> <ts> or get <store> <key>")
 					}
-					vs, err := testdriver.VersionedKeyValueStore(vc.d, td.Args[0], serde.String, serde.String)
-					opsOK(t, err)
-					if td.Cmd == "get" {
-						v, ts, ok, err := vs.Get(td.Args[1])
-						opsOK(t, err)
-						if !ok {
-							return "absent"
-						}
-						return fmt.Sprintf("%s@%d-latest", v, ts)
+					if td.Args[0] == "C" {
+						return versionedRead(t, td, vc.d, serde.Int64)
 					}
-					asOf, err := strconv.ParseInt(td.Args[2], 10, 64)
-					opsOK(t, err)
-					v, from, to, ok, err := vs.GetAsOf(td.Args[1], asOf)
-					opsOK(t, err)
-					if !ok {
-						return "absent"
-					}
-					end := strconv.FormatInt(to, 10)
-					if to == math.MaxInt64 {
-						end = "latest"
-					}
-					return fmt.Sprintf("%s@%d-%s", v, from, end)
+					return versionedRead(t, td, vc.d, serde.String)
 				case "dropped":
 					if len(td.Args) != 2 {
 						td.Fatalf(t, "want dropped <node> <reason>")
@@ -284,4 +270,31 @@ func buildVersionedCase(t *testing.T, td *datadriven.TestData) (*versionedCase, 
 		}
 	}
 	return vc, strings.Join(got, "\n")
+}
+
+// versionedRead runs the asof or get command td on the versioned store it
+// names, whose values values decodes.
+func versionedRead[V any](t *testing.T, td *datadriven.TestData, d *testdriver.Driver, values serde.Serde[V]) string {
+	vs, err := testdriver.VersionedKeyValueStore(d, td.Args[0], serde.String, values)
+	opsOK(t, err)
+	if td.Cmd == "get" {
+		v, ts, ok, err := vs.Get(td.Args[1])
+		opsOK(t, err)
+		if !ok {
+			return "absent"
+		}
+		return fmt.Sprintf("%v@%d-latest", v, ts)
+	}
+	asOf, err := strconv.ParseInt(td.Args[2], 10, 64)
+	opsOK(t, err)
+	v, from, to, ok, err := vs.GetAsOf(td.Args[1], asOf)
+	opsOK(t, err)
+	if !ok {
+		return "absent"
+	}
+	end := strconv.FormatInt(to, 10)
+	if to == math.MaxInt64 {
+		end = "latest"
+	}
+	return fmt.Sprintf("%v@%d-%s", v, from, end)
 }

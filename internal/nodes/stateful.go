@@ -74,14 +74,15 @@ func (p *aggregate[K, V, A]) Process(r operators.Record[K, V]) error {
 		agg, ts = p.first(r.Key, r.Value), r.Timestamp
 	}
 	p.store.setContext(ts, r.Headers)
-	if err := p.store.put(kb, agg, ts); err != nil {
+	fwd, latest, err := p.store.putAggregate(kb, agg, ts)
+	if err != nil {
 		return &operators.NodeError{Node: p.node, Err: err}
 	}
-	if p.cached {
+	if p.cached || !fwd {
 		return nil
 	}
 	return p.next.Process(operators.Record[K, operators.Change[A]]{
-		Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
+		Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok, NotLatest: !latest}, Timestamp: ts, Headers: r.Headers,
 	})
 }
 
@@ -495,12 +496,13 @@ func (p *tableAggregate[K, V, A]) Process(r operators.Record[K, operators.Change
 		return nil
 	}
 	p.store.setContext(ts, r.Headers)
-	if err := p.store.put(kb, agg, ts); err != nil {
+	fwd, latest, err := p.store.putAggregate(kb, agg, ts)
+	if err != nil {
 		return &operators.NodeError{Node: p.node, Err: err}
 	}
-	if p.cached {
+	if p.cached || !fwd {
 		return nil
 	}
-	return p.next.Process(operators.Record[K, operators.Change[A]]{Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
+	return p.next.Process(operators.Record[K, operators.Change[A]]{Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok, NotLatest: !latest},
 		Timestamp: ts, Headers: r.Headers})
 }

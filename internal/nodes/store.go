@@ -181,6 +181,17 @@ func (s *timestamped[K, V]) putVersion(kb []byte, v V, has bool, ts int64) (put,
 	return validTo != state.PutNotPut, validTo == state.ValidToUndefined, nil
 }
 
+// putAggregate writes an aggregation's new aggregate: into a versioned
+// store as putVersion does (Kafka Streams' KStreamAggregate and
+// KTableAggregate forward only what the store took, with its isLatest),
+// else as put, always forwarded and the latest.
+func (s *timestamped[K, V]) putAggregate(kb []byte, v V, ts int64) (put, latest bool, err error) {
+	if s.versioned != nil {
+		return s.putVersion(kb, v, true, ts)
+	}
+	return true, true, s.put(kb, v, ts)
+}
+
 func (s *timestamped[K, V]) put(kb []byte, v V, ts int64) error {
 	buf := binary.BigEndian.AppendUint64(s.vbuf[:0], uint64(ts))
 	buf, err := s.values.Encode(buf, v)

@@ -184,6 +184,16 @@ type tableJoinMerge[K, V any] struct {
 }
 
 func (p *tableJoinMerge[K, V]) Process(r operators.Record[K, operators.Change[V]]) error {
+	if p.store.versioned() {
+		// A versioned result store: forwarded only if the store took it,
+		// with its answer as NotLatest (KTableKTableJoinMerger).
+		var fwd bool
+		var err error
+		if r.Value, fwd, err = p.store.applyVersion(r); err != nil || !fwd {
+			return err
+		}
+		return p.next.Process(r)
+	}
 	if err := p.store.apply(r); err != nil || p.store.cached {
 		return err
 	}
