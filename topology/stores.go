@@ -202,11 +202,11 @@ func (s *StoreSpec) ChangelogTopicConfig() map[string]string {
 		cfg["retention.ms"] = strconv.FormatInt((s.Retention + ChangelogRetentionExtra).Milliseconds(), 10)
 	}
 	if s.Kind == Versioned {
-		lag := s.HistoryRetention.Milliseconds()
-		if lag > math.MaxInt64-VersionedChangelogCompactionLagExtra.Milliseconds() {
-			lag = math.MaxInt64 // Kafka Streams: Math.addExact overflows to Long.MAX_VALUE
-		} else {
-			lag += VersionedChangelogCompactionLagExtra.Milliseconds()
+		// A time.Duration in ms is far from overflowing int64 when a day
+		// is added (Kafka Streams caps the sum at Long.MAX_VALUE).
+		lag := (s.HistoryRetention + VersionedChangelogCompactionLagExtra).Milliseconds()
+		if s.HistoryRetention > math.MaxInt64-VersionedChangelogCompactionLagExtra {
+			lag = math.MaxInt64 / int64(time.Millisecond)
 		}
 		cfg["min.compaction.lag.ms"] = strconv.FormatInt(lag, 10)
 	}
