@@ -14,7 +14,7 @@ import (
 // RocksDBTimeOrderedKeyValueBuffer, so its changelog holds what Kafka
 // Streams' does:
 //
-//	key:   int64 timestamp ‖ key ‖ int32 seq   (big-endian, time first)
+//	key:   0x00 ‖ int64 timestamp ‖ key ‖ int32 seq   (big-endian, time first)
 //	value: record context ‖ prior value ‖ old value ‖ new value ‖ int64 buffer time
 //
 // The record context is Kafka Streams' ProcessorRecordContext: int64
@@ -23,10 +23,15 @@ import (
 // null) and value. Each value is an int32 length (-1: null) and its bytes;
 // only the new value (the stream record's value) is set. The buffer time is
 // 0, as Kafka Streams writes it. The store holds the changelog's value as
-// it is.
+// it is. The key's first byte is Kafka Streams' TIME_FIRST_PREFIX
+// (PrefixedWindowKeySchemas.TimeFirstWindowKeySchema).
+
+// timeFirstPrefix is the first byte of every buffer key.
+const timeFirstPrefix = 0
 
 // bufferKey appends the buffer key of a record to dst.
 func bufferKey(dst []byte, ts int64, key []byte, seq int32) []byte {
+	dst = append(dst, timeFirstPrefix)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(ts))
 	dst = append(dst, key...)
 	return binary.BigEndian.AppendUint32(dst, uint32(seq))
@@ -34,10 +39,10 @@ func bufferKey(dst []byte, ts int64, key []byte, seq int32) []byte {
 
 // parseBufferKey splits a buffer key.
 func parseBufferKey(b []byte) (ts int64, key []byte, seq int32, ok bool) {
-	if len(b) < 12 {
+	if len(b) < 13 || b[0] != timeFirstPrefix {
 		return 0, nil, 0, false
 	}
-	return int64(binary.BigEndian.Uint64(b)), b[8 : len(b)-4], int32(binary.BigEndian.Uint32(b[len(b)-4:])), true
+	return int64(binary.BigEndian.Uint64(b[1:])), b[9 : len(b)-4], int32(binary.BigEndian.Uint32(b[len(b)-4:])), true
 }
 
 func appendSized(dst, b []byte, null bool) []byte {
@@ -182,7 +187,7 @@ func openJoinBuffer(ctx Context, name string, grace int64) (*joinBuffer, error) 
 	for k := range kv.Range(nil, nil) {
 		ts, _, seq, ok := parseBufferKey(k)
 		if !ok {
-			return nil, fmt.Errorf("sluice: join buffer %s: key of %d bytes, want at least 12", name, len(k))
+			return nil, fmt.Errorf("sluice: join buffer %s: key %x is not a buffer key (0x00, timestamp, key, seq)", name, k)
 		}
 		b.observed = max(b.observed, ts)
 		b.seq = max(b.seq, seq)
@@ -223,10 +228,10 @@ func (b *joinBuffer) evict(emit func(key []byte, rec bufferedRecord) error) erro
 	if bound < 0 {
 		return nil
 	}
-	to := binary.BigEndian.AppendUint64(nil, uint64(bound+1))
+	to := binary.BigEndian.AppendUint64([]byte{timeFirstPrefix}, uint64(bound+1))
 	type entry struct{ k, v []byte }
 	var due []entry
-	for k, v := range b.store.Range(make([]byte, 8), to) {
+	for k, v := range b.store.Range(make([]byte, 9), to) {
 		due = append(due, entry{append([]byte(nil), k...), append([]byte(nil), v...)})
 	}
 	if err := iterErr(b.store); err != nil {
@@ -235,7 +240,7 @@ func (b *joinBuffer) evict(emit func(key []byte, rec bufferedRecord) error) erro
 	for _, e := range due {
 		_, key, _, ok := parseBufferKey(e.k)
 		if !ok {
-			return fmt.Errorf("sluice: join buffer %s: key of %d bytes, want at least 12", b.name, len(e.k))
+			return fmt.Errorf("sluice: join buffer %s: key %x is not a buffer key (0x00, timestamp, key, seq)", b.name, e.k)
 		}
 		rec, err := parseBufferValue(e.v)
 		if err != nil {
