@@ -17,6 +17,9 @@ func OpenKeyValueStore(ctx operators.ProcessingContext, name string) (state.KeyV
 		return nil, err
 	}
 	kv, ok := s.(state.KeyValueStore)
+	if _, versioned := s.(state.VersionedKeyValueStore); versioned {
+		return nil, fmt.Errorf("sluice: store %s is a versioned key-value store: open it with dsl.OpenVersionedTableStore", name)
+	}
 	if !ok {
 		return nil, fmt.Errorf("sluice: store %s is a %T, not a key-value store", name, s)
 	}
