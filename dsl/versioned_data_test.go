@@ -147,6 +147,25 @@ var versionedTopologies = map[string]func(t *testing.T, b *dsl.Builder, a versio
 			ToStream().To("out", serde.String, serde.Int64)
 		return true
 	},
+	// agg: KTableAggregateTest.testAggOfVersionedStore's topology: the
+	// versioned table of "table" (store "V") grouped by value, but keys
+	// "null" and "NULL" left out (a null key, a null KeyValue in the Java
+	// test), aggregated into "topic1-Canonized" with
+	// MockAggregator.TOSTRING_ADDER and TOSTRING_REMOVER from "0", to "out".
+	"agg": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {
+		g := dsl.TableGroupBy(a.table(b, "table", "V"), func(k string, v string) (dsl.Maybe[string], string) {
+			if k == "null" || k == "NULL" {
+				return dsl.None[string](), v
+			}
+			return dsl.Some(v), v
+		}, serde.String, serde.String)
+		dsl.TableAggregate(g, func() string { return "0" },
+			func(_ string, v string, agg string) string { return agg + "+" + v },
+			func(_ string, v string, agg string) string { return agg + "-" + v },
+			serde.String, dsl.Materialized(dsl.StoreOptions{Name: "topic1-Canonized", DisableCaching: true})).
+			ToStream().To("out", nil, nil)
+		return false
+	},
 	// tablejoin [materialized]: the versioned tables of "table" (store
 	// "V") and "table2" (store "V2") inner-joined, "<left>+<right>", to
 	// "out"; materialized: into the versioned store "J".

@@ -144,6 +144,22 @@ public class VersionedOracle {
                         .withValueSerde(Serdes.Long()).withCachingDisabled())
                     .toStream().to("out", Produced.with(Serdes.String(), Serdes.Long()));
                 return true;
+            case "agg":
+                b.table("table", STRINGS, versioned("V", history))
+                    .groupBy((k, v) -> {
+                        switch (k) {
+                            case "null":
+                                return KeyValue.pair(null, v);
+                            case "NULL":
+                                return null;
+                            default:
+                                return KeyValue.pair(v, v);
+                        }
+                    }, Grouped.with(Serdes.String(), Serdes.String()))
+                    .aggregate(() -> "0", (k, v, agg) -> agg + "+" + v, (k, v, agg) -> agg + "-" + v,
+                        plain("topic1-Canonized"))
+                    .toStream().to("out", Produced.with(Serdes.String(), Serdes.String()));
+                return false;
             case "tablejoin": {
                 KTable<String, String> l = b.table("table", STRINGS, versioned("V", history));
                 KTable<String, String> r = b.table("table2", STRINGS, versioned("V2", history));
