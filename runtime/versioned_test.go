@@ -24,8 +24,10 @@ import (
 // retention + 1 day), and so is the join buffer's ("<join>-Buffer").
 // After the state directory is deleted both restore: a click that waited
 // in the buffer through the restart meets a table version that arrived
-// after it, within the grace, and every result is the one the join gives
-// uninterrupted (each click joined with the version valid at its time).
+// after it, within the grace; late clicks read the restored history (an
+// out-of-order version included); and every result is the one the join
+// gives uninterrupted (each click joined with the version valid at its
+// time).
 func TestVersionedJoinWithGraceRestoresOnBroker(t *testing.T) {
 	c := newCluster(t)
 	users, clicks, out := topic(t, "users"), topic(t, "clicks"), topic(t, "enriched")
@@ -151,8 +153,11 @@ func TestVersionedJoinWithGraceRestoresOnBroker(t *testing.T) {
 	}
 
 	// Phase 2, without local state: a version of 11 s, which the waiting
-	// clicks of 12 s must see, then a click of 60 s on each partition
-	// (of a key with no user) releases them.
+	// clicks of 12 s must see; clicks of 1 s and 6 s, older than the
+	// buffer's restored stream time minus the grace, joined at once with
+	// the restored history (A, and C, the out-of-order version); then a
+	// click of 60 s on each partition (of a key with no user) releases the
+	// waiting ones.
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +170,13 @@ func TestVersionedJoinWithGraceRestoresOnBroker(t *testing.T) {
 	}
 	produce(vs...)
 	versionsLogged(4 * keys)
+	cs = nil
+	for i := range keys {
+		k := fmt.Sprintf("u%d", i)
+		cs = append(cs, rec{clicks, k, "c5", 6000}, rec{clicks, k, "c6", 1000})
+		want = append(want, result(k, "c5", "C", 6000), result(k, "c6", "A", 1000))
+	}
+	produce(cs...)
 	var closing []rec
 	for p := range partitions {
 		closing = append(closing, rec{clicks, keyFor(p, partitions, "nobody"), "tick", 60_000})
