@@ -22,12 +22,12 @@ import (
 // Kafka Streams' (one record per version, the version's timestamp, an
 // out-of-order version too; compact with min.compaction.lag.ms = history
 // retention + 1 day), and so is the join buffer's ("<join>-Buffer").
-// After the state directory is deleted both restore: a click that waited
-// in the buffer through the restart meets a table version that arrived
-// after it, within the grace; late clicks read the restored history (an
-// out-of-order version included); and every result is the one the join
-// gives uninterrupted (each click joined with the version valid at its
-// time).
+// Across a restart on local state, and one after the state directory is
+// deleted (both stores restore from their changelogs), a click that waited
+// in the buffer meets a table version that arrived after it, within the
+// grace; late clicks read the history (an out-of-order version included);
+// and every result is the one the join gives uninterrupted (each click
+// joined with the version valid at its time).
 func TestVersionedJoinWithGraceRestoresOnBroker(t *testing.T) {
 	c := newCluster(t)
 	users, clicks, out := topic(t, "users"), topic(t, "clicks"), topic(t, "enriched")
@@ -152,15 +152,10 @@ func TestVersionedJoinWithGraceRestoresOnBroker(t *testing.T) {
 		t.Errorf("the join buffer's changelog holds %d records, want the %d clicks of 12 s", len(buffered), keys)
 	}
 
-	// Phase 2, without local state: a version of 11 s, which the waiting
-	// clicks of 12 s must see; clicks of 1 s and 6 s, older than the
-	// buffer's restored stream time minus the grace, joined at once with
-	// the restored history (A, and C, the out-of-order version); then a
-	// click of 60 s on each partition (of a key with no user) releases the
-	// waiting ones.
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	// Phase 2, restarted on its local state: a version of 11 s, which the
+	// waiting clicks of 12 s must see later; clicks of 1 s and 6 s, older
+	// than the buffer's stream time minus the grace, joined at once with
+	// the history (A, and C, the out-of-order version).
 	in = run()
 	vs = nil
 	for i := range keys {
@@ -177,6 +172,18 @@ func TestVersionedJoinWithGraceRestoresOnBroker(t *testing.T) {
 		want = append(want, result(k, "c5", "C", 6000), result(k, "c6", "A", 1000))
 	}
 	produce(cs...)
+	c.joinResults(t, out, 0, len(want)-keys, time.Minute)
+	waitCommitted(t, c, appID, clicks)
+	waitCommitted(t, c, appID, users)
+	in.stop(t)
+
+	// Phase 3, without local state: the stores restore from their
+	// changelogs, and a click of 60 s on each partition (of a key with no
+	// user) releases the clicks of 12 s, which see the version of 11 s.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	in = run()
 	var closing []rec
 	for p := range partitions {
 		closing = append(closing, rec{clicks, keyFor(p, partitions, "nobody"), "tick", 60_000})
