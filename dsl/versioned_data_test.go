@@ -132,6 +132,16 @@ var versionedTopologies = map[string]func(t *testing.T, b *dsl.Builder, a versio
 		a.table(b, "table", "V").Filter(notX, opts...).ToStream().To("out", nil, nil)
 		return false
 	},
+	// filteredcount: the versioned table of "table" (store "V") filtered
+	// into the timestamped store "F" (uncached), grouped by value and
+	// counted into "C", to "out".
+	"filteredcount": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {
+		f := a.table(b, "table", "V").Filter(notX, dsl.Materialized(dsl.StoreOptions{Name: "F", DisableCaching: true}))
+		dsl.TableGroupBy(f, func(_ string, v string) (dsl.Maybe[string], string) { return dsl.Some(v), v },
+			serde.String, serde.String).Count(dsl.Materialized(dsl.StoreOptions{Name: "C", DisableCaching: true})).
+			ToStream().To("out", serde.String, serde.Int64)
+		return true
+	},
 	// mapped: the versioned table of "table" (store "V") mapped to
 	// "m<value>" into the versioned store "M", to "out".
 	"mapped": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {

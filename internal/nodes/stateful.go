@@ -294,6 +294,11 @@ func (p *tableFilter[K, V]) Process(r operators.Record[K, operators.Change[V]]) 
 		}
 		return p.next.Process(r)
 	}
+	if p.store.store != nil {
+		// A store that is not versioned takes every update as the latest
+		// (Kafka Streams: PUT_RETURN_CODE_IS_LATEST of a timestamped store).
+		r.Value.NotLatest = false
+	}
 	if err := p.store.apply(r); err != nil || p.store.cached {
 		return err
 	}
@@ -334,6 +339,9 @@ func (p *tableMapValues[K, V, V2]) Process(r operators.Record[K, operators.Chang
 			return err
 		}
 		return p.next.Process(r2)
+	}
+	if p.store.store != nil {
+		r2.Value.NotLatest = false // as in tableFilter
 	}
 	if err := p.store.apply(r2); err != nil || p.store.cached {
 		return err

@@ -133,6 +133,13 @@ public class VersionedOracle {
                 t.toStream().to("out", Produced.with(Serdes.String(), Serdes.String()));
                 return false;
             }
+            case "filteredcount":
+                b.table("table", STRINGS, versioned("V", history)).filter(VersionedOracle::notX, plain("F"))
+                    .groupBy((k, v) -> KeyValue.pair(v, v), Grouped.with(Serdes.String(), Serdes.String()))
+                    .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("C").withKeySerde(Serdes.String())
+                        .withValueSerde(Serdes.Long()).withCachingDisabled())
+                    .toStream().to("out", Produced.with(Serdes.String(), Serdes.Long()));
+                return true;
             case "mapped":
                 b.table("table", STRINGS, versioned("V", history)).mapValues(v -> "m" + v, versioned("M", history))
                     .toStream().to("out", Produced.with(Serdes.String(), Serdes.String()));
