@@ -194,6 +194,14 @@ var versionedTopologies = map[string]func(t *testing.T, b *dsl.Builder, a versio
 			ToStream().To("out", serde.String, serde.Int64)
 		return true
 	},
+	// global: a global table materialized with a history retention,
+	// which Kafka Streams refuses ("GlobalTables cannot be versioned").
+	"global": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {
+		g := dsl.GlobalTableFromTopic(b, "table", serde.String, serde.String, dsl.Materialized(a.versioned("G")))
+		dsl.JoinGlobal(dsl.FromTopic(b, "stream", serde.String, serde.String), g, func(k dsl.Maybe[string], _ string) dsl.Maybe[string] { return k },
+			func(_ dsl.Maybe[string], v, gv string) string { return v + "+" + gv }).To("out", serde.String, serde.String)
+		return false
+	},
 	// inmemory: a table source materialized with a history retention in
 	// memory, which Kafka Streams has no store for.
 	"inmemory": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {

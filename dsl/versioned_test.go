@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
+	"github.com/sluicehq/sluice/window"
 )
 
 // history forwards, for each query "<key>" at t, the user's country at t
@@ -142,5 +143,43 @@ func TestVersionedChangelogsInDriver(t *testing.T) {
 	// /home buffered, /cart buffered, /home released by /cart.
 	if !slices.Equal(got, []string{"tombstone=false@1500", "tombstone=false@3000", "tombstone=true@3000"}) {
 		t.Errorf("buffer changelog: %v", got)
+	}
+}
+
+// A history retention where no versioned store can be is a Build error
+// naming the option, the operation and the store.
+func TestHistoryRetentionBuildErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		build func(b *dsl.Builder)
+		want  string
+	}{
+		{"windowed aggregation", func(b *dsl.Builder) {
+			dsl.WindowedBy(dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey(), window.Tumbling(time.Minute, 0)).
+				Count(dsl.Materialized(dsl.StoreOptions{Name: "w", HistoryRetention: time.Minute}))
+		}, "store w: option Materialized(StoreOptions{HistoryRetention: 1m0s}) does not apply to a windowed aggregation"},
+		{"AddKeyValueStore", func(b *dsl.Builder) {
+			dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "kv", HistoryRetention: time.Minute}, serde.String, serde.String)
+		}, "store kv: StoreOptions{HistoryRetention: 1m0s} does not apply to AddKeyValueStore"},
+		{"negative", func(b *dsl.Builder) {
+			dsl.TableFromTopic(b, "t", serde.String, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "t", HistoryRetention: -time.Second}))
+		}, "store t: option Materialized(StoreOptions{HistoryRetention: -1s}) of TableFromTopic: the history retention is negative"},
+		{"sub-millisecond", func(b *dsl.Builder) {
+			dsl.TableFromTopic(b, "t", serde.String, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "t", HistoryRetention: time.Microsecond}))
+		}, "must be whole milliseconds"},
+		{"negative grace", func(b *dsl.Builder) {
+			tb := dsl.TableFromTopic(b, "t", serde.String, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "t", HistoryRetention: time.Minute}))
+			dsl.JoinTable(dsl.FromTopic(b, "s", serde.String, serde.String), tb, func(_, v, t string) string { return v + t },
+				dsl.JoinGrace(-time.Second), dsl.Named("j")).To("out", nil, nil)
+		}, "node j: JoinGrace(-1s) is negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := dsl.NewBuilder()
+			tc.build(b)
+			_, err := b.Build()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Build = %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -182,6 +182,10 @@ public class VersionedOracle {
                         .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()))
                     .toStream().to("out", Produced.with(Serdes.String(), Serdes.Long()));
                 return true;
+            case "global":
+                b.stream("stream", STRINGS).join(b.globalTable("table", STRINGS, versioned("G", history)), (k, v) -> k, (v, gv) -> v + "+" + gv)
+                    .to("out", Produced.with(Serdes.String(), Serdes.String()));
+                return false;
             case "inmemory":
                 // Kafka Streams has no in-memory versioned store to ask for.
                 throw new IllegalArgumentException("no in-memory versioned store in Kafka Streams");
