@@ -68,8 +68,12 @@ func TestCompileStoreKindErrors(t *testing.T) {
 	_, err := Compile([]*Node{src}, []*StoreSpec{
 		{Name: "dups", Kind: KeyValue, RetainDuplicates: true},
 		{Name: "odd", Kind: StoreKind(9)},
+		{Name: "hist", Kind: KeyValue, HistoryRetention: time.Minute},
+		{Name: "v0", Kind: Versioned},
 	})
-	for _, want := range []string{"store dups: only window stores can retain duplicates, this is a key-value store", "store odd: unknown store kind 9"} {
+	for _, want := range []string{"store dups: only window stores can retain duplicates, this is a key-value store", "store odd: unknown store kind 9",
+		"store hist: only versioned stores keep a history retention, this is a key-value store",
+		"store v0: a versioned store needs a positive history retention (not 0s) and no Timestamped values"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Compile = %v, want an error containing %q", err, want)
 		}
