@@ -173,7 +173,11 @@ type joinBuffer struct {
 	store    state.KeyValueStore
 	grace    int64
 	observed int64
-	seq      int32
+	// from is a timestamp no buffered record is older than: eviction
+	// scans from it, not over the tombstones of the records it released
+	// before (Kafka Streams' minTimestamp).
+	from int64
+	seq  int32
 	kbuf     []byte
 	vbuf     []byte
 }
@@ -225,13 +229,18 @@ func (b *joinBuffer) put(ctx Context, ts int64, key, value []byte, headers []ope
 // the grace, in (timestamp, key, seq) order, and calls emit with each.
 func (b *joinBuffer) evict(emit func(key []byte, rec bufferedRecord) error) error {
 	bound := b.observed - b.grace
-	if bound < 0 {
+	if bound < b.from {
 		return nil
 	}
+	from := binary.BigEndian.AppendUint64([]byte{timeFirstPrefix}, uint64(b.from))
 	to := binary.BigEndian.AppendUint64([]byte{timeFirstPrefix}, uint64(bound+1))
+	// Every record up to bound leaves below, and no record older than
+	// bound is put from now on (put joins those at once); one at bound
+	// may be.
+	b.from = bound
 	type entry struct{ k, v []byte }
 	var due []entry
-	for k, v := range b.store.Range(make([]byte, 9), to) {
+	for k, v := range b.store.Range(from, to) {
 		due = append(due, entry{append([]byte(nil), k...), append([]byte(nil), v...)})
 	}
 	if err := iterErr(b.store); err != nil {
