@@ -178,8 +178,8 @@ type joinBuffer struct {
 	// before (Kafka Streams' minTimestamp).
 	from int64
 	seq  int32
-	kbuf     []byte
-	vbuf     []byte
+	kbuf []byte
+	vbuf []byte
 }
 
 func openJoinBuffer(ctx Context, name string, grace int64) (*joinBuffer, error) {
