@@ -180,6 +180,11 @@ type joinBuffer struct {
 	seq  int32
 	kbuf []byte
 	vbuf []byte
+	// evict's reused buffers: the range bounds, and the due records
+	// (offsets of key start, value start and end in arena).
+	from9, to9 [9]byte
+	arena      []byte
+	due        [][3]int
 }
 
 func openJoinBuffer(ctx Context, name string, grace int64) (*joinBuffer, error) {
@@ -232,21 +237,26 @@ func (b *joinBuffer) evict(emit func(key []byte, rec bufferedRecord) error) erro
 	if bound < b.from {
 		return nil
 	}
-	from := binary.BigEndian.AppendUint64([]byte{timeFirstPrefix}, uint64(b.from))
-	to := binary.BigEndian.AppendUint64([]byte{timeFirstPrefix}, uint64(bound+1))
+	from := binary.BigEndian.AppendUint64(append(b.from9[:0], timeFirstPrefix), uint64(b.from))
+	to := binary.BigEndian.AppendUint64(append(b.to9[:0], timeFirstPrefix), uint64(bound+1))
 	// Every record up to bound leaves below, and no record older than
 	// bound is put from now on (put joins those at once); one at bound
 	// may be.
 	b.from = bound
-	type entry struct{ k, v []byte }
-	var due []entry
+	// The due records are copied into the arena (the store's slices do
+	// not outlive the iteration, and the records are deleted below), as
+	// offsets since the arena may move while it grows.
+	b.arena, b.due = b.arena[:0], b.due[:0]
 	for k, v := range b.store.Range(from, to) {
-		due = append(due, entry{append([]byte(nil), k...), append([]byte(nil), v...)})
+		start := len(b.arena)
+		b.arena = append(append(b.arena, k...), v...)
+		b.due = append(b.due, [3]int{start, start + len(k), len(b.arena)})
 	}
 	if err := iterErr(b.store); err != nil {
 		return fmt.Errorf("sluice: join buffer %s: %w", b.name, err)
 	}
-	for _, e := range due {
+	for _, d := range b.due {
+		e := struct{ k, v []byte }{b.arena[d[0]:d[1]:d[1]], b.arena[d[1]:d[2]:d[2]]}
 		_, key, _, ok := parseBufferKey(e.k)
 		if !ok {
 			return fmt.Errorf("sluice: join buffer %s: key %x is not a buffer key (0x00, timestamp, key, seq)", b.name, e.k)
