@@ -57,18 +57,19 @@ type kind struct {
 	keyLayout string
 	// throughStore: the changelog is restored by writing its records
 	// through the store of the kind (task.WrapStore), not into its base
-	// as they are.
+	// as they are; implied by a segment prefix.
 	throughStore bool
 }
 
 var kinds = [...]kind{
 	KeyValue: {name: "key-value", keyLayout: "key"},
-	Window:   {name: "window", windowed: true, segmentPrefix: 8, keyLayout: "key ‖ int64 start ‖ int32 seq", throughStore: true},
+	Window:   {name: "window", windowed: true, segmentPrefix: 8, keyLayout: "key ‖ int64 start ‖ int32 seq"},
 	// One millisecond more than the spec: a session is accepted while its
 	// end is not before the close time (stream time - gap - grace), and a
 	// store with retention gap + grace would already count a session ending
 	// exactly there as expired.
-	Session:   {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start", throughStore: true},
+	Session: {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start"},
+
 	Versioned: {name: "versioned", keyLayout: "key", throughStore: true},
 }
 
@@ -98,7 +99,10 @@ func (k StoreKind) SegmentPrefixLen() int { return k.info().segmentPrefix }
 // (window, session and versioned stores) rather than into the base as
 // they are (key-value stores): the store then reads what it wrote during
 // the restore.
-func (k StoreKind) RestoresThroughStore() bool { return k.info().throughStore }
+func (k StoreKind) RestoresThroughStore() bool {
+	i := k.info()
+	return i.throughStore || i.segmentPrefix > 0
+}
 
 // ChangelogKeyLayout describes the keys of the kind's changelog records.
 func (k StoreKind) ChangelogKeyLayout() string { return k.info().keyLayout }
