@@ -192,7 +192,9 @@ func TestLeftJoinGraceNullKey(t *testing.T) {
 	tb := dsl.TableFromTopic(b, "users", serde.String, serde.String,
 		dsl.Materialized(dsl.StoreOptions{Name: "users", HistoryRetention: time.Minute}))
 	dsl.LeftJoinTable(dsl.FromTopic(b, "clicks", serde.String, serde.String), tb,
-		func(k dsl.Maybe[string], v string, u dsl.Maybe[string]) string { return k.Or("<none>") + ":" + v + "+" + u.Or("null") },
+		func(k dsl.Maybe[string], v string, u dsl.Maybe[string]) string {
+			return k.Or("<none>") + ":" + v + "+" + u.Or("null")
+		},
 		dsl.JoinGrace(10*time.Millisecond)).To("out", serde.String, serde.String)
 	d, _ := opsDriver(t, b)
 	uin := testdriver.CreateInputTopic(d, "users", serde.String, serde.String)
