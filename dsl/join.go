@@ -70,8 +70,8 @@ func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, join
 			b.fail(name, "JoinGrace(%v) must be whole milliseconds", *o.joinGrace)
 		case !t.versioned:
 			// Kafka Streams: "KTable must be versioned to use a grace
-			// period in a stream table join" (KStreamImpl, or at task
-			// start when the versioning is inherited from upstream).
+			// period in a stream table join" (KStreamImpl, or
+			// StreamTableJoinNode when the versioning is inherited).
 			b.fail(name, "JoinGrace(%v) needs a versioned table: the table of node %s is not versioned (materialize it with StoreOptions.HistoryRetention)", *o.joinGrace, t.node.Name)
 		case b.graceBeyondHistory(view.stores, *o.joinGrace) != "":
 			// Kafka Streams (StreamTableJoinNode): "History retention
