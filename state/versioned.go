@@ -365,6 +365,18 @@ func (s *versionedStore) put(key, value []byte, ts int64) (int64, error) {
 			if err := s.putHistory(key, h); err != nil {
 				return 0, err
 			}
+		} else if value == nil && ts > math.MinInt64 {
+			// A tombstone at the latest version's own timestamp. Kafka
+			// Streams (RocksDBVersionedStore.maybePutToLatestValueStore)
+			// only deletes the latest value: when no older version is
+			// left, the key keeps no trace of the delete, and a later
+			// write older than it becomes the latest.
+			if _, older, err := s.floorHistory(key, ts-1); err != nil || !older {
+				if err != nil {
+					return 0, err
+				}
+				return ValidToUndefined, s.deleteLatest(key)
+			}
 		}
 		return ValidToUndefined, s.putNewest(key, value, ts, true)
 	}
