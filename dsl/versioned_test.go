@@ -208,3 +208,29 @@ func TestLeftJoinGraceNullKey(t *testing.T) {
 	opsOK(t, cin.PipeAt("a", "z", 15))
 	opsWant(t, "released", opsRead(t, out), []string{"a=a:x+NL@5"})
 }
+
+// The records a grace join releases keep their own headers through a
+// record cache downstream (review F5): a count below the join forwards, at
+// commit, each key's count with the headers of the click that last
+// updated it.
+func TestGraceJoinReleasedHeadersThroughCache(t *testing.T) {
+	b := dsl.NewBuilder()
+	users := dsl.TableFromTopic(b, "users", serde.String, serde.String,
+		dsl.Materialized(dsl.StoreOptions{Name: "users", HistoryRetention: time.Minute}))
+	clicks := dsl.FromTopic(b, "clicks", serde.String, serde.String)
+	j := dsl.JoinTable(clicks, users, func(_, c, u string) string { return c + "@" + u }, dsl.JoinGrace(10*time.Millisecond), dsl.Named("enrich"))
+	j.GroupByKey().Count().ToStream().To("out", serde.String, serde.Int64)
+	d, _ := opsDriver(t, b, testdriver.WithRecordCache(1<<20), testdriver.CommitOnRequest())
+	uin := testdriver.CreateInputTopic(d, "users", serde.String, serde.String)
+	cin := testdriver.CreateInputTopic(d, "clicks", serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64)
+	opsOK(t, uin.PipeAt("a", "A", 0))
+	opsOK(t, uin.PipeAt("b", "B", 0))
+	opsOK(t, cin.PipeRecord(operators.Record[string, string]{Key: "a", Value: "c1", Timestamp: 100, Headers: hdr("h", "AAAA")}))
+	opsOK(t, cin.PipeRecord(operators.Record[string, string]{Key: "b", Value: "c2", Timestamp: 200, Headers: hdr("h", "BBBB")}))
+	opsOK(t, cin.PipeRecord(operators.Record[string, string]{Key: "z", Value: "c3", Timestamp: 300, Headers: hdr("h", "ZZZZ")}))
+	opsOK(t, d.Commit())
+	got := opsRead(t, out)
+	slices.Sort(got)
+	opsWant(t, "counts", got, []string{"a=1@100 h:AAAA", "b=1@200 h:BBBB"})
+}

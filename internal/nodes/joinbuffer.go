@@ -180,12 +180,13 @@ type joinBuffer struct {
 	seq  int32
 	kbuf []byte
 	vbuf []byte
-	// evict's reused buffers: the range bounds, and the due records
-	// (offsets of key start, value start and end in arena).
+	// evict's reused buffers: the range bounds, and the list of due
+	// records (each in memory of its own).
 	from9, to9 [9]byte
-	arena      []byte
-	due        [][3]int
+	due        []dueRecord
 }
+
+type dueRecord struct{ k, v []byte }
 
 func openJoinBuffer(ctx Context, name string, grace int64) (*joinBuffer, error) {
 	kv, err := OpenKeyValueStore(ctx, name)
@@ -243,20 +244,22 @@ func (b *joinBuffer) evict(emit func(key []byte, rec bufferedRecord) error) erro
 	// bound is put from now on (put joins those at once); one at bound
 	// may be.
 	b.from = bound
-	// The due records are copied into the arena (the store's slices do
-	// not outlive the iteration, and the records are deleted below), as
-	// offsets since the arena may move while it grows.
-	b.arena, b.due = b.arena[:0], b.due[:0]
+	// Each due record is copied into memory of its own: the store's
+	// slices do not outlive the iteration, and what the join forwards
+	// (header values, and keys and values a serde may decode in place)
+	// must stay valid downstream, where a record cache may keep it.
+	b.due = b.due[:0]
 	for k, v := range b.store.Range(from, to) {
-		start := len(b.arena)
-		b.arena = append(append(b.arena, k...), v...)
-		b.due = append(b.due, [3]int{start, start + len(k), len(b.arena)})
+		kv := make([]byte, 0, len(k)+len(v))
+		kv = append(append(kv, k...), v...)
+		b.due = append(b.due, dueRecord{k: kv[:len(k):len(k)], v: kv[len(k):]})
 	}
 	if err := iterErr(b.store); err != nil {
 		return fmt.Errorf("sluice: join buffer %s: %w", b.name, err)
 	}
-	for _, d := range b.due {
-		e := struct{ k, v []byte }{b.arena[d[0]:d[1]:d[1]], b.arena[d[1]:d[2]:d[2]]}
+	for i := range b.due {
+		e := b.due[i]
+		b.due[i] = dueRecord{}
 		_, key, _, ok := parseBufferKey(e.k)
 		if !ok {
 			return fmt.Errorf("sluice: join buffer %s: key %x is not a buffer key (0x00, timestamp, key, seq)", b.name, e.k)
