@@ -166,7 +166,11 @@ func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serd
 		}
 	}
 	keys := t.keys
+	parentVersioned := t.versioned
 	n := processor(t.b, name, stores, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V2]]) (nodes.Node[K, operators.Change[V]], error) {
+		if parentVersioned {
+			return nodes.TableMapValuesVersioned(ctx, name, store, keys, values, f, next)
+		}
 		return nodes.TableMapValues(ctx, name, store, keys, values, f, next)
 	}, t.node)
 	view := storeView(store, keys, values)

@@ -142,6 +142,17 @@ var versionedTopologies = map[string]func(t *testing.T, b *dsl.Builder, a versio
 			ToStream().To("out", serde.String, serde.Int64)
 		return true
 	},
+	// mappedcount: the versioned table of "table" (store "V") mapped to
+	// "m<value>" into the timestamped store "M" (uncached), grouped by
+	// value and counted into "C", to "out".
+	"mappedcount": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {
+		m := dsl.TableMapValues(a.table(b, "table", "V"), func(v string) string { return "m" + v }, serde.String,
+			dsl.Materialized(dsl.StoreOptions{Name: "M", DisableCaching: true}))
+		dsl.TableGroupBy(m, func(_ string, v string) (dsl.Maybe[string], string) { return dsl.Some(v), v },
+			serde.String, serde.String).Count(dsl.Materialized(dsl.StoreOptions{Name: "C", DisableCaching: true})).
+			ToStream().To("out", serde.String, serde.Int64)
+		return true
+	},
 	// mapped: the versioned table of "table" (store "V") mapped to
 	// "m<value>" into the versioned store "M", to "out".
 	"mapped": func(t *testing.T, b *dsl.Builder, a versionedArgs) bool {

@@ -219,6 +219,20 @@ func (m tableStore[K, V]) applyVersion(r operators.Record[K, operators.Change[V]
 	return c, put, nil
 }
 
+// stored returns the row of k the operator's store holds: Kafka Streams'
+// old value of a materialized KTableFilter or KTableMapValues
+// (computeOldValue reads the store, not the parent's old value).
+func (m tableStore[K, V]) stored(k K) (v V, ok bool, err error) {
+	kb, err := m.store.key(k)
+	if err == nil {
+		v, _, ok, err = m.store.get(kb)
+	}
+	if err != nil {
+		return v, false, &operators.NodeError{Node: m.node, Err: err}
+	}
+	return v, ok, nil
+}
+
 // versioned reports whether the operator keeps its result in a versioned
 // store.
 func (m tableStore[K, V]) versioned() bool { return m.store != nil && m.store.versioned != nil }
@@ -285,6 +299,16 @@ func (p *tableFilter[K, V]) Process(r operators.Record[K, operators.Change[V]]) 
 	if !out.HasNew && !out.HasOld && !p.versioned {
 		return nil
 	}
+	if p.versioned && p.store.store != nil {
+		// Below a versioned table the parent's old value may not be what
+		// this store holds (an out-of-order update the parent kept in its
+		// history may be this store's latest): the old value is the
+		// store's, as Kafka Streams computes it.
+		var err error
+		if out.Old, out.HasOld, err = p.store.stored(r.Key); err != nil {
+			return err
+		}
+	}
 	r.Value = out
 	if p.store.versioned() {
 		var fwd bool
@@ -316,10 +340,24 @@ func TableMapValues[K, V, V2 any](ctx Context, node, store string, keys serde.Se
 	return &tableMapValues[K, V, V2]{f: f, store: m, next: next}, nil
 }
 
+// TableMapValuesVersioned is TableMapValues below a versioned table: with
+// a store, the old value forwarded is the one the store holds (as Kafka
+// Streams' KTableMapValues.computeOldValue reads it), which an out-of-order
+// update may have made differ from the parent's.
+func TableMapValuesVersioned[K, V, V2 any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V2],
+	f func(V) V2, next Node[K, operators.Change[V2]]) (Node[K, operators.Change[V]], error) {
+	m, err := openTableStore(ctx, node, store, keys, values, next)
+	if err != nil {
+		return nil, err
+	}
+	return &tableMapValues[K, V, V2]{f: f, store: m, next: next, versioned: true}, nil
+}
+
 type tableMapValues[K, V, V2 any] struct {
-	f     func(V) V2
-	store tableStore[K, V2]
-	next  Node[K, operators.Change[V2]]
+	f         func(V) V2
+	store     tableStore[K, V2]
+	next      Node[K, operators.Change[V2]]
+	versioned bool // below a versioned table
 }
 
 func (p *tableMapValues[K, V, V2]) Process(r operators.Record[K, operators.Change[V]]) error {
@@ -328,7 +366,12 @@ func (p *tableMapValues[K, V, V2]) Process(r operators.Record[K, operators.Chang
 	if c.HasNew {
 		out.New = p.f(c.New)
 	}
-	if c.HasOld {
+	if p.versioned && p.store.store != nil {
+		var err error
+		if out.Old, out.HasOld, err = p.store.stored(r.Key); err != nil {
+			return err
+		}
+	} else if c.HasOld {
 		out.Old = p.f(c.Old)
 	}
 	r2 := operators.Record[K, operators.Change[V2]]{Key: r.Key, Value: out, Timestamp: r.Timestamp, Headers: r.Headers}

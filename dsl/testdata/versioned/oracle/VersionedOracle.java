@@ -140,6 +140,13 @@ public class VersionedOracle {
                         .withValueSerde(Serdes.Long()).withCachingDisabled())
                     .toStream().to("out", Produced.with(Serdes.String(), Serdes.Long()));
                 return true;
+            case "mappedcount":
+                b.table("table", STRINGS, versioned("V", history)).mapValues(v -> "m" + v, plain("M"))
+                    .groupBy((k, v) -> KeyValue.pair(v, v), Grouped.with(Serdes.String(), Serdes.String()))
+                    .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("C").withKeySerde(Serdes.String())
+                        .withValueSerde(Serdes.Long()).withCachingDisabled())
+                    .toStream().to("out", Produced.with(Serdes.String(), Serdes.Long()));
+                return true;
             case "mapped":
                 b.table("table", STRINGS, versioned("V", history)).mapValues(v -> "m" + v, versioned("M", history))
                     .toStream().to("out", Produced.with(Serdes.String(), Serdes.String()));
