@@ -73,8 +73,9 @@ func (p *tableJoin[K, V, VO, VR]) Process(r operators.Record[K, operators.Change
 	}
 	if r.Value.NotLatest {
 		// An out-of-order update of a versioned table does not change the
-		// join's result (Kafka Streams' KTableKTable*Join with versioned
-		// semantics, KIP-914).
+		// join's result: dropped and counted (Kafka Streams'
+		// KTableKTable*Join with versioned semantics, KIP-914).
+		p.ctx.RecordDropped(p.node, "out-of-order")
 		return nil
 	}
 	o, ots, err := maybeRow(p.other, r.Key)
@@ -101,9 +102,14 @@ func (p *tableJoin[K, V, VO, VR]) Process(r operators.Record[K, operators.Change
 	case OuterSide:
 		hasNew, hasOld = c.HasNew || o.Present(), c.HasOld || o.Present()
 	}
-	if !hasNew && !hasOld {
+	if !hasNew && !hasOld && !o.Present() {
 		return nil
 	}
+	// An update with neither a new nor an old value (a versioned table's
+	// delete of a row it did not have, or a versioned filter's update
+	// filtered out before and after) joined with a row of the other side
+	// is forwarded as a delete, as Kafka Streams forwards Change(null,
+	// null) (KTableKTableInnerJoin, KTableKTableLeftJoin).
 	ts := r.Timestamp
 	if o.Present() {
 		ts = max(ts, ots)
