@@ -152,8 +152,10 @@ type StoreSpec struct {
 
 // VersionedChangelogCompactionLagExtra is what a versioned store's
 // changelog adds to the history retention for min.compaction.lag.ms, so
-// that compaction does not remove versions the store still keeps: Kafka
-// Streams' VERSIONED_STORE_CHANGE_LOG_ADDITIONAL_COMPACTION_LAG_MS, one day.
+// that compaction does not remove versions the store still keeps while
+// event time follows wall-clock time (the broker measures the lag against
+// record timestamps): Kafka Streams'
+// VERSIONED_STORE_CHANGE_LOG_ADDITIONAL_COMPACTION_LAG_MS, one day.
 const VersionedChangelogCompactionLagExtra = 24 * time.Hour
 
 // ChangelogRetentionExtra is what a windowed changelog keeps beyond the
