@@ -50,7 +50,9 @@ type VersionedKeyValueStore interface {
 	// Put writes value as key's version from timestamp on, nil being a
 	// tombstone. It returns the validTo of the version written: the
 	// timestamp of the next newer version, or ValidToUndefined if it is
-	// now the latest; a version at the same timestamp is replaced. A
+	// now the latest; a version at the same timestamp is replaced (a
+	// tombstone replacing the latest version of a key with no older one
+	// leaves no trace of the key, as in Kafka Streams). A
 	// timestamp older than the observed stream time minus the history
 	// retention is refused: Put writes nothing and returns PutNotPut.
 	Put(key, value []byte, timestamp int64) (validTo int64, err error)
