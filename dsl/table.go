@@ -89,9 +89,16 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 }
 
 // materialize returns the store a table operation keeps its result in, if
-// the Materialized option asks for one, and whether the result is
-// versioned: kept in a versioned store, or, when not materialized, as t is.
-func (t Table[K, V]) materialize(o options, prefix, op string) (string, bool) {
+// the Materialized option asks for one.
+func (t Table[K, V]) materialize(o options, prefix, op string) string {
+	store, _ := t.materializeVersioned(o, prefix, op)
+	return store
+}
+
+// materializeVersioned is materialize, also reporting whether the result
+// is versioned: kept in a versioned store, or, when not materialized, as t
+// is.
+func (t Table[K, V]) materializeVersioned(o options, prefix, op string) (string, bool) {
 	if o.store == nil {
 		return "", t.versioned
 	}
@@ -116,7 +123,7 @@ func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...StoreOption) Table[
 
 func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption) Table[K, V] {
 	o := collect(opts)
-	store, versioned := t.materialize(o, "KTABLE-FILTER", "Table.Filter")
+	store, versioned := t.materializeVersioned(o, "KTABLE-FILTER", "Table.Filter")
 	name := t.b.nameOr(o.name, "KTABLE-FILTER")
 	var stores []string
 	if store != "" {
@@ -156,7 +163,7 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 // a delete.
 func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...StoreOption) Table[K, V2] {
 	o := collect(opts)
-	store, versioned := t.materialize(o, "KTABLE-MAPVALUES", "TableMapValues")
+	store, versioned := t.materializeVersioned(o, "KTABLE-MAPVALUES", "TableMapValues")
 	name := t.b.nameOr(o.name, "KTABLE-MAPVALUES")
 	var stores []string
 	if store != "" {

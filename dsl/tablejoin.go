@@ -75,7 +75,7 @@ const (
 func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJoinKind, join func(K, Maybe[V], Maybe[VO]) VR,
 	values serde.Serde[VR], op string, o options) Table[K, VR] {
 	b := t.b
-	store, versioned := t.materialize(o, "KTABLE-MERGE", op)
+	store, versioned := t.materializeVersioned(o, "KTABLE-MERGE", op)
 	mergeName := b.nameOr(o.name, "KTABLE-MERGE")
 	thisName, otherName := b.nameOr(suffixed(o.name, "-join-this"), "KTABLE-JOINTHIS"), b.nameOr(suffixed(o.name, "-join-other"), "KTABLE-JOINOTHER")
 	if other.b != b {
