@@ -54,6 +54,19 @@ func outerJoinStrings(_, a, b dsl.Maybe[string]) string {
 // describePipelines builds, for each golden file of testdata/describe/, the
 // pipeline DescribeTopologies.java builds under that name.
 var describePipelines = map[string]func(b *dsl.Builder){
+	"stream-table-join-grace": func(b *dsl.Builder) {
+		orders := streamJoinInput(b, "orders")
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String,
+			dsl.Materialized(dsl.StoreOptions{Name: "users-versioned", HistoryRetention: 5 * time.Minute}))
+		dsl.JoinTable(orders, users, joinStrings, dsl.JoinGrace(time.Minute)).To("orders-enriched", serde.String, serde.String)
+	},
+	"stream-table-leftjoin-grace-named": func(b *dsl.Builder) {
+		orders := streamJoinInput(b, "orders")
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String,
+			dsl.Materialized(dsl.StoreOptions{Name: "users-versioned", HistoryRetention: 5 * time.Minute})).
+			Filter(func(_, v string) bool { return v != "" })
+		dsl.LeftJoinTable(orders, users, leftJoinStrings, dsl.JoinGrace(time.Minute), dsl.Named("enrich")).To("orders-enriched", serde.String, serde.String)
+	},
 	"table-table-join": func(b *dsl.Builder) {
 		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
 		dsl.TableJoin(l, r, joinStrings, serde.String).ToStream().To("joined", serde.String, serde.String)

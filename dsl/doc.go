@@ -60,6 +60,20 @@
 // one, in Kafka Streams' wire formats; answers for a left value that has
 // changed since are dropped by comparing the hash of its serialization.
 //
+// # Versioned tables
+//
+// StoreOptions.HistoryRetention keeps a table in a versioned store: each
+// key's versions within the history retention, readable as of a time, as
+// Kafka Streams' versioned key-value stores. A table record older than its
+// key's latest version goes into the history instead of replacing it, and
+// is forwarded as an update that is not the latest
+// (operators.Change.NotLatest), which table aggregations and table-table
+// joins skip. A stream-table join reads a versioned table as of each
+// stream record's timestamp; with JoinGrace it first holds stream records
+// in a buffer for the grace period, so table updates that arrive late are
+// seen. OpenVersionedTableStore reads one from a processor,
+// testdriver.VersionedKeyValueStore from a test. See docs/semantics.md.
+//
 // # Names
 //
 // Nodes, stores and internal topics get generated names in the style of

@@ -75,7 +75,7 @@ const (
 func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJoinKind, join func(K, Maybe[V], Maybe[VO]) VR,
 	values serde.Serde[VR], op string, o options) Table[K, VR] {
 	b := t.b
-	store := t.materialize(o, "KTABLE-MERGE", op)
+	store, versioned := t.materializeVersioned(o, "KTABLE-MERGE", op)
 	mergeName := b.nameOr(o.name, "KTABLE-MERGE")
 	thisName, otherName := b.nameOr(suffixed(o.name, "-join-this"), "KTABLE-JOINTHIS"), b.nameOr(suffixed(o.name, "-join-other"), "KTABLE-JOINOTHER")
 	if other.b != b {
@@ -132,7 +132,9 @@ func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJo
 			open:   nodes.TableJoinGetter(tview.open, oview.open, kind == joinLeft, kind == joinOuter, join),
 		}
 	}
-	return Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view}
+	// Kafka Streams (KTableImpl.doJoin): the result is versioned only
+	// when materialized in a versioned store, not inherited.
+	return Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view, versioned: store != "" && versioned}
 }
 
 // suffixed returns name+suffix, or "" for no name (Kafka Streams'
