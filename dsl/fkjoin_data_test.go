@@ -5,7 +5,7 @@ package dsl_test
 // (internal/datadriven; go test -rewrite rewrites the outputs) of these
 // commands, those of Kafka Streams' KTableKTableForeignKeyJoinIntegrationTest:
 //
-//	build kind=inner|left [materialized[=anon]] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
+//	build kind=inner|left [materialized[=anon]] [versioned=left|right|both] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N] [cache=on] [describe]
 //	    a new driver running left_table (string keys and values) joined by
 //	    foreign key with right_table, to "output-topic", with the joiner
 //	    "(<left>,<right>)" ("null" for an absent right). The foreign key is
@@ -21,6 +21,8 @@ package dsl_test
 //	    their right value (TableGroupBy, Count) to "count-topic". Both make
 //	    the result materialized when it is not (as Kafka Streams does).
 //	    name=N names the join (TableJoined.as).
+//	    versioned keeps left_table, right_table or both in versioned stores
+//	    ("left", "right") of 5 minutes' history.
 //	    With views the join's inputs are not materialized: left_table
 //	    mapped to "m<value>" (TableMapValues) and right_table without the
 //	    values that start with "x" (Filter), read through value getters.
@@ -51,6 +53,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/internal/datadriven"
@@ -98,8 +101,15 @@ func fkExtractor(t *testing.T, td *datadriven.TestData) func(k, v string) dsl.Ma
 
 func buildFKCase(t *testing.T, td *datadriven.TestData) (*fkCase, string) {
 	b := dsl.NewBuilder()
-	left := dsl.TableFromTopic(b, "left_table", serde.String, serde.String)
-	right := dsl.TableFromTopic(b, "right_table", serde.String, serde.String)
+	ver, _ := td.Arg("versioned")
+	tableOpts := func(side string) []dsl.TableSourceOption {
+		if ver == side || ver == "both" {
+			return []dsl.TableSourceOption{dsl.Materialized(dsl.StoreOptions{Name: side, HistoryRetention: 5 * time.Minute})}
+		}
+		return nil
+	}
+	left := dsl.TableFromTopic(b, "left_table", serde.String, serde.String, tableOpts("left")...)
+	right := dsl.TableFromTopic(b, "right_table", serde.String, serde.String, tableOpts("right")...)
 	if td.HasArg("views") {
 		left = dsl.TableMapValues(left, func(v string) string { return "m" + v }, serde.String)
 		right = right.Filter(func(_, v string) bool { return !strings.HasPrefix(v, "x") })

@@ -74,7 +74,8 @@ func taskPartition(ctx Context) (int32, error) {
 //
 // Foreign keys are compared by their serialization. Each subscription
 // carries the hash of the new value's serialization (none for a delete)
-// and the task's partition.
+// and the task's partition. An out-of-order update of a versioned table
+// (Change.NotLatest) is dropped ("out-of-order"), as Kafka Streams does.
 func FKSubscriptionSend[K, V, KO any](ctx Context, node string, fk func(K, V) operators.Maybe[KO], fkeys serde.Serde[KO], values serde.Serde[V],
 	leftJoin bool, next Node[KO, Subscription[K]]) (Node[K, operators.Change[V]], error) {
 	part, err := taskPartition(ctx)
@@ -100,6 +101,13 @@ type fkSend[K, V, KO any] struct {
 func (p *fkSend[K, V, KO]) Process(r operators.Record[K, operators.Change[V]]) error {
 	if r.NullKey {
 		p.ctx.RecordDropped(p.node, "null-key")
+		return nil
+	}
+	if r.Value.NotLatest {
+		// An out-of-order update of a versioned table: the row's latest
+		// value, which the response resolver reads, is another (Kafka
+		// Streams 4.3.1, KIP-914: dropped when the table is versioned).
+		p.ctx.RecordDropped(p.node, "out-of-order")
 		return nil
 	}
 	c := r.Value
@@ -330,7 +338,8 @@ func (p *fkSubscriptionJoin[K, KO, VO]) Process(r operators.Record[CombinedKey[K
 // Streams' ForeignTableJoinProcessorSupplier): on each update of a right
 // row it answers every subscription to its key in the subscription store
 // (a prefix scan of the CombinedKeys) with the row's new value, absent for
-// a delete, at the update's timestamp. A null key is dropped ("null-key").
+// a delete, at the update's timestamp. A null key is dropped ("null-key"),
+// and so is an out-of-order update of a versioned table ("out-of-order").
 func FKForeignTableJoin[K, KO, VO any](ctx Context, node, store string, fkeys serde.Serde[KO], keys serde.Serde[K],
 	next Node[K, Response[VO]]) (Node[KO, operators.Change[VO]], error) {
 	s, err := openTimestamped(ctx, store, serde.Bytes, SubscriptionSerde(keys))
@@ -359,6 +368,12 @@ type fkSubscriber[K any] struct {
 func (p *fkForeignJoin[K, KO, VO]) Process(r operators.Record[KO, operators.Change[VO]]) error {
 	if r.NullKey {
 		p.ctx.RecordDropped(p.node, "null-key")
+		return nil
+	}
+	if r.Value.NotLatest {
+		// An out-of-order update of a versioned right table: its row's
+		// latest value is another (as Kafka Streams 4.3.1).
+		p.ctx.RecordDropped(p.node, "out-of-order")
 		return nil
 	}
 	fb, err := p.fkeys.Encode(p.fbuf[:0], r.Key)
@@ -515,9 +530,7 @@ func (p *fkResponseJoin[K, V, VO, VR]) Process(r operators.Record[K, Response[VO
 // without one it forwards each result with no old value. Unlike a table
 // source it forwards a tombstone for a key it has no row of (a change with
 // neither a new nor an old value): the join's unnecessary tombstones reach
-// ToStream, as in Kafka Streams. A table-table join below drops such a
-// change, where Kafka Streams' joins forward it again (see
-// docs/kafka-streams.md, Differences).
+// ToStream and the table-table joins below, as in Kafka Streams.
 func FKResult[K, VR any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[VR], next Node[K, operators.Change[VR]]) (Node[K, VR], error) {
 	p := &fkResult[K, VR]{ctx: ctx, node: node, next: next}
 	if store != "" {

@@ -3,8 +3,7 @@
 // TopologyTestDriver and writes the file back with, after each left, right
 // and store command, what Kafka Streams wrote or holds. The expected outputs
 // of dsl/testdata/fkjoins were made with it (the random_*.txt files from
-// random inputs: any file of these commands can be checked; differences.txt
-// differs from it by design, as its header says):
+// random inputs: any file of these commands can be checked):
 //
 //	# JARS: org.apache.kafka:kafka-streams-test-utils:4.3.1 and its
 //	# dependencies (kafka-streams, kafka-clients, rocksdbjni, ...), e.g.
@@ -15,7 +14,7 @@
 //
 // The topology is that of KTableKTableForeignKeyJoinIntegrationTest's
 // getTopology (no versioned tables, no optimization): "build kind=inner|left
-// [materialized] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N]
+// [materialized] [versioned=left|right|both] [rejoin] [groupby] [views] [extractor=split|null|returnNull] [name=N]
 // [cache=on]" (cache=on: the result stores are cached, as Kafka Streams'
 // defaults have them; else withCachingDisabled)
 // (name: TableJoined.as(N)), then "left|right <key>=<value>@<ts>" (<null>
@@ -26,6 +25,7 @@
 // subscriptions, dropped) are copied through unchanged.
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
@@ -136,8 +136,16 @@ public class FKJoinOracle {
                         };
                     }
                     StreamsBuilder b = new StreamsBuilder();
-                    KTable<String, String> l = b.table("left_table", Consumed.with(Serdes.String(), Serdes.String()));
-                    KTable<String, String> r = b.table("right_table", Consumed.with(Serdes.String(), Serdes.String()));
+                    String ver = arg(f, "versioned");
+                    boolean lv = "left".equals(ver) || "both".equals(ver), rv = "right".equals(ver) || "both".equals(ver);
+                    KTable<String, String> l = lv
+                        ? b.table("left_table", Consumed.with(Serdes.String(), Serdes.String()),
+                            Materialized.as(Stores.persistentVersionedKeyValueStore("left", Duration.ofMinutes(5))))
+                        : b.table("left_table", Consumed.with(Serdes.String(), Serdes.String()));
+                    KTable<String, String> r = rv
+                        ? b.table("right_table", Consumed.with(Serdes.String(), Serdes.String()),
+                            Materialized.as(Stores.persistentVersionedKeyValueStore("right", Duration.ofMinutes(5))))
+                        : b.table("right_table", Consumed.with(Serdes.String(), Serdes.String()));
                     if (has(f, "views")) {
                         l = l.mapValues(v -> "m" + v);
                         r = r.filter((k, v) -> !v.startsWith("x"));
