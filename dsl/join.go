@@ -110,3 +110,13 @@ func (b *Builder) graceBeyondHistory(stores []string, grace time.Duration) strin
 	}
 	return ""
 }
+
+// versionedStore reports whether the store named name is a versioned one.
+func (b *Builder) versionedStore(name string) bool {
+	for _, spec := range b.stores {
+		if spec.Name == name {
+			return spec.Kind == topology.Versioned
+		}
+	}
+	return false
+}

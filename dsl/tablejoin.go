@@ -75,7 +75,7 @@ const (
 func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJoinKind, join func(K, Maybe[V], Maybe[VO]) VR,
 	values serde.Serde[VR], op string, o options) Table[K, VR] {
 	b := t.b
-	store, versioned := t.materializeVersioned(o, "KTABLE-MERGE", op)
+	store := t.materialize(o, "KTABLE-MERGE", op)
 	mergeName := b.nameOr(o.name, "KTABLE-MERGE")
 	thisName, otherName := b.nameOr(suffixed(o.name, "-join-this"), "KTABLE-JOINTHIS"), b.nameOr(suffixed(o.name, "-join-other"), "KTABLE-JOINOTHER")
 	if other.b != b {
@@ -134,7 +134,7 @@ func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJo
 	}
 	// Kafka Streams (KTableImpl.doJoin): the result is versioned only
 	// when materialized in a versioned store, not inherited.
-	return Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view, versioned: store != "" && versioned}
+	return Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view, versioned: b.versionedStore(store)}
 }
 
 // suffixed returns name+suffix, or "" for no name (Kafka Streams'

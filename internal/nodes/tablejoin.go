@@ -107,9 +107,11 @@ func (p *tableJoin[K, V, VO, VR]) Process(r operators.Record[K, operators.Change
 	}
 	// An update with neither a new nor an old value (a versioned table's
 	// delete of a row it did not have, or a versioned filter's update
-	// filtered out before and after) joined with a row of the other side
-	// is forwarded as a delete, as Kafka Streams forwards Change(null,
-	// null) (KTableKTableInnerJoin, KTableKTableLeftJoin).
+	// filtered out before and after) is joined with the other side's row
+	// while there is one: a delete for the inner join and the left side of
+	// a left join, as Kafka Streams forwards Change(null, null)
+	// (KTableKTableInnerJoin, KTableKTableLeftJoin); the other row joined
+	// with None for the outer join and the right side (hasNew above).
 	ts := r.Timestamp
 	if o.Present() {
 		ts = max(ts, ots)
