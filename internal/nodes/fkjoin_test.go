@@ -1,12 +1,15 @@
 package nodes
 
 import (
+	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/state"
 )
 
 // fkContext is the part of a Context the foreign-key join's processors
@@ -256,5 +259,64 @@ func TestFKSubscriptionJoin(t *testing.T) {
 				t.Errorf("forwarded %v, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// brokenScan is a subscription store whose scans end early with an I/O
+// error after the first entry (as a Pebble iterator's error ends one).
+type brokenScan struct{ state.KeyValueStore }
+
+func (s brokenScan) Prefix(prefix []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func([]byte, []byte) bool) {
+		for k, v := range s.KeyValueStore.Prefix(prefix) {
+			yield(k, v)
+			return
+		}
+	}
+}
+
+func (brokenScan) IterErr() error { return errors.New("disk on fire") }
+
+type storeContext struct {
+	fkContext
+	store state.Store
+}
+
+func (c *storeContext) Store(string) (state.Store, error) { return c.store, nil }
+
+// A right update whose scan of the subscription store ends with an error
+// fails the task, naming the store, and answers none of the subscribers:
+// not only those read before the error (Kafka Streams: the iterator's
+// exception leaves ForeignTableJoinProcessorSupplier.process).
+func TestFKForeignTableJoinScanError(t *testing.T) {
+	mem := state.NewInMemoryKeyValueStore("subs")
+	subs := SubscriptionSerde(serde.String)
+	for _, pk := range []string{"a", "b"} {
+		v, err := subs.Encode(make([]byte, 8), Subscription[string]{Instruction: PropagateOnlyIfFKValAvailable, Version: 1, PrimaryKey: pk, HasPartition: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mem.Put(AppendCombinedKey(nil, []byte("fk"), []byte(pk)), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, broken := range []bool{false, true} {
+		var store state.Store = mem
+		if broken {
+			store = brokenScan{mem}
+		}
+		ctx := &storeContext{fkContext: fkContext{droppedCounter{dropped: map[string]int{}}}, store: store}
+		next := &collect[string, Response[string]]{}
+		p, err := FKForeignTableJoin[string](ctx, "foreign", "subs", serde.String, serde.String, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.Process(operators.Record[string, operators.Change[string]]{Key: "fk", Value: operators.Change[string]{New: "x", HasNew: true}, Timestamp: 1})
+		switch {
+		case !broken && (err != nil || len(next.got) != 2):
+			t.Errorf("intact store: %v, %d answers; want 2", err, len(next.got))
+		case broken && (err == nil || !strings.Contains(err.Error(), "store subs") || len(next.got) != 0):
+			t.Errorf("broken scan: error %v, %d answers; want an error naming store subs and no answer", err, len(next.got))
+		}
 	}
 }
