@@ -132,7 +132,9 @@ func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJo
 			open:   nodes.TableJoinGetter(tview.open, oview.open, kind == joinLeft, kind == joinOuter, join),
 		}
 	}
-	return Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view}
+	// Kafka Streams (KTableImpl.doJoin): the result is versioned only
+	// when materialized in a versioned store, not inherited.
+	return Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view, versioned: b.versionedStore(store)}
 }
 
 // suffixed returns name+suffix, or "" for no name (Kafka Streams'

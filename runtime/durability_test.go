@@ -59,6 +59,9 @@ func runChild() error {
 	if os.Getenv("TOPOLOGY") == "global" {
 		topo, err = globalJoinTopology(os.Getenv("PAGES"), os.Getenv("INPUT"), os.Getenv("OUTPUT"))
 	}
+	if os.Getenv("TOPOLOGY") == "fkjoin" {
+		topo, err = fkJoinTopology(os.Getenv("INPUT"), os.Getenv("RIGHT"), os.Getenv("OUTPUT"), true)
+	}
 	if err != nil {
 		return err
 	}

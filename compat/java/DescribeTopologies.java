@@ -84,6 +84,16 @@
 //     totals := FromTopic(b, "payments", S, S).GroupByKey().Count(Materialized(StoreOptions{Name: "payments-per-user"}))
 //     JoinTable(orders, totals, j).To("orders-enriched", S, S)
 //
+//   stream-table-join-grace (v = StoreOptions{Name: "users-versioned", HistoryRetention: 5*time.Minute})
+//     orders := FromTopic(b, "orders", S, S)
+//     users := TableFromTopic(b, "users", S, S, Materialized(v))
+//     JoinTable(orders, users, j, JoinGrace(time.Minute)).To("orders-enriched", S, S)
+//
+//   stream-table-leftjoin-grace-named
+//     orders := FromTopic(b, "orders", S, S)
+//     users := TableFromTopic(b, "users", S, S, Materialized(v)).Filter(...)
+//     LeftJoinTable(orders, users, j, JoinGrace(time.Minute), Named("enrich")).To("orders-enriched", S, S)
+//
 //   stream-stream-join / -leftjoin / -outerjoin (w = window.JoinTimeDifferenceAndGrace(5*time.Minute, time.Minute))
 //     left := FromTopic(b, "left", S, S); right := FromTopic(b, "right", S, S)
 //     Join / LeftJoin / OuterJoin(left, right, j, w).To("joined", S, S)
@@ -177,9 +187,11 @@ import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.ValueJoiner;
+import org.apache.kafka.streams.kstream.TableJoined;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.Stores;
 
 public final class DescribeTopologies {
     private static final Serde<String> S = Serdes.String();
@@ -201,6 +213,11 @@ public final class DescribeTopologies {
 
     private static KTable<String, String> table(final StreamsBuilder b, final String topic) {
         return b.table(topic, Consumed.with(S, S));
+    }
+
+    private static Materialized<String, String, KeyValueStore<Bytes, byte[]>> versioned(final String name) {
+        return Materialized.<String, String>as(Stores.persistentVersionedKeyValueStore(name, Duration.ofMinutes(5)))
+            .withKeySerde(S).withValueSerde(S);
     }
 
     private static void out(final KStream<String, String> s, final String topic) {
@@ -308,6 +325,16 @@ public final class DescribeTopologies {
             final KTable<String, Long> totals = stream(b, "payments").groupByKey(Grouped.with(S, S)).count(countStore("payments-per-user"));
             out(orders.join(totals, (o, n) -> o + "," + n), "orders-enriched");
         });
+        PIPELINES.put("stream-table-join-grace", b -> {
+            final KStream<String, String> orders = stream(b, "orders");
+            final KTable<String, String> users = b.table("users", Consumed.with(S, S), versioned("users-versioned"));
+            out(orders.join(users, J, Joined.<String, String, String>with(S, S, S).withGracePeriod(Duration.ofMinutes(1))), "orders-enriched");
+        });
+        PIPELINES.put("stream-table-leftjoin-grace-named", b -> {
+            final KStream<String, String> orders = stream(b, "orders");
+            final KTable<String, String> users = b.table("users", Consumed.with(S, S), versioned("users-versioned")).filter((k, v) -> !v.isEmpty());
+            out(orders.leftJoin(users, J, Joined.<String, String, String>with(S, S, S).withGracePeriod(Duration.ofMinutes(1)).withName("enrich")), "orders-enriched");
+        });
 
         // Stream-stream joins.
         PIPELINES.put("stream-stream-join", b -> out(stream(b, "left").join(stream(b, "right"), J, W), "joined"));
@@ -354,6 +381,17 @@ public final class DescribeTopologies {
                 .count()
                 .toStream().to("counts", Produced.with(S, L));
         });
+
+        // Foreign-key table-table joins.
+        PIPELINES.put("table-table-fk-join", b -> table(b, "orders").join(table(b, "customers"), v -> v.split(",")[0], J)
+            .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("table-table-fk-leftjoin-named-materialized", b -> table(b, "orders").leftJoin(table(b, "customers"), v -> v.split(",")[0], J,
+                TableJoined.as("enrich"), store("enriched-store"))
+            .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("table-table-fk-join-group-count", b -> table(b, "orders").join(table(b, "customers"), v -> v.split(",")[0], J)
+            .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with(S, S))
+            .count()
+            .toStream().to("counts", Produced.with(S, L)));
 
         // Global tables.
         PIPELINES.put("global-join", b -> {

@@ -20,6 +20,11 @@ import (
 //     logger, and are forwarded downstream, as one;
 //   - the store's kind over it: the key-value store itself, or a window or
 //     session store keeping its entries in it (WrapStore).
+//
+// A versioned store is stacked differently: its changelog records are its
+// versions, not the writes to its base, so the logger
+// (loggedVersionedStore) sits above the versioned store, and there is no
+// record cache (Kafka Streams does not cache versioned stores either).
 
 // openStore builds the store of spec on the base Config.OpenBase opens.
 func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
@@ -31,6 +36,18 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 		if kv, err = t.cfg.OpenBase(spec); err != nil {
 			return nil, err
 		}
+	}
+	if spec.Kind == topology.Versioned {
+		vs, err := WrapStore(spec, kv)
+		if err != nil {
+			return nil, err
+		}
+		if t.cfg.Changelog != nil && !spec.DisableLogging {
+			vs = &loggedVersionedStore{VersionedKeyValueStore: vs.(state.VersionedKeyValueStore),
+				topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition, w: t.cfg.Changelog,
+				position: t.InputPosition}
+		}
+		return vs, nil
 	}
 	if t.cfg.Changelog != nil && !spec.DisableLogging {
 		kv = &loggedStore{KeyValueStore: kv, topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition,
@@ -54,7 +71,8 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 
 // WrapStore makes the store of spec from the key-value store its entries
 // live in: base itself for a key-value store, a window or session store
-// kept in base otherwise (with spec's retention and segment interval).
+// kept in base otherwise (with spec's retention and segment interval), or
+// a versioned store kept in base (with spec's history retention).
 func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store, error) {
 	switch spec.Kind {
 	case topology.KeyValue:
@@ -65,6 +83,8 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 	case topology.Session:
 		return state.NewSessionStore(base, state.SessionStoreOptions{Retention: spec.StoreRetention(),
 			SegmentInterval: spec.EffectiveSegmentInterval()})
+	case topology.Versioned:
+		return state.NewVersionedKeyValueStore(base, state.VersionedStoreOptions{HistoryRetention: spec.HistoryRetention})
 	}
 	return nil, fmt.Errorf("sluice: store %s: unknown kind %d", spec.Name, spec.Kind)
 }
