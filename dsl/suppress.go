@@ -20,9 +20,9 @@ const (
 	// default of a bounded buffer). Not allowed with UntilWindowCloses,
 	// whose results would no longer be final.
 	EmitEarlyWhenFull BufferFullStrategy = iota
-	// ShutDownWhenFull fails the task with a *nodes.BufferFullError-like
-	// error naming the suppress node and its bounds (Kafka Streams:
-	// shutDownWhenFull, which throws a StreamsException).
+	// ShutDownWhenFull fails the task with a *BufferFullError naming the
+	// suppress node and its bounds (Kafka Streams: shutDownWhenFull, which
+	// throws a StreamsException).
 	ShutDownWhenFull
 )
 
@@ -38,6 +38,11 @@ type BufferConfig struct {
 }
 
 func (c BufferConfig) bounded() bool { return c.MaxRecords != 0 || c.MaxBytes != 0 }
+
+// BufferFullError is the error that fails a task when a suppression
+// buffer with ShutDownWhenFull goes over a bound: it names the suppress
+// node, its buffer store and the bounds (0: unbounded).
+type BufferFullError = nodes.BufferFullError
 
 // Suppressed configures Table.Suppress: made by UntilWindowCloses or
 // UntilTimeLimit (Kafka Streams: Suppressed).
