@@ -275,3 +275,45 @@ func TestKill9SuppressedWindowedCount(t *testing.T) {
 	}
 	t.Logf("%d windows, each with its exact count; %d written again after a kill (at-least-once)", len(got), repeated)
 }
+
+// A suppression buffer over its bound with ShutDownWhenFull stops the
+// App: Run returns the *dsl.BufferFullError, which names the node, its
+// store and the bound (Kafka Streams' SuppressionIntegrationTest
+// shouldShutdownWhenRecordConstraintIsViolated and ...BytesConstraint...).
+func TestSuppressShutDownWhenFullStopsTheApp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		buf  dsl.BufferConfig
+		want string
+	}{
+		{"records", dsl.BufferConfig{MaxRecords: 1, OnFull: dsl.ShutDownWhenFull}, "[2/1] records"},
+		{"bytes", dsl.BufferConfig{MaxBytes: 100, OnFull: dsl.ShutDownWhenFull}, "/100] bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t)
+			input, output := topic(t, "in"), topic(t, "out")
+			c.create(t, 1, input, output)
+			b := dsl.NewBuilder()
+			dsl.TableFromTopic(b, input, serde.String, serde.String).
+				Suppress(dsl.UntilTimeLimit(time.Hour, tc.buf).WithName("bounded")).
+				ToStream().To(output, serde.String, serde.String)
+			topo, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := start(t, topo, runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...),
+				runtime.CommitInterval(50*time.Millisecond))
+			c.produceKeys(t, input, "a", "b")
+			select {
+			case <-in.finished:
+			case <-time.After(2 * time.Minute):
+				t.Fatal("Run did not return within two minutes of the buffer going over its bound")
+			}
+			err = <-in.done
+			var full *dsl.BufferFullError
+			if !errors.As(err, &full) || full.Node != "bounded" || full.Store != "bounded-store" || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, want a BufferFullError of node bounded containing %q", err, tc.want)
+			}
+		})
+	}
+}
