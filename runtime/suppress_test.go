@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/dsl"
@@ -316,4 +317,64 @@ func TestSuppressShutDownWhenFullStopsTheApp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The buffers' changelog topics are created as Kafka Streams creates them:
+// compacted, with the configs WithLoggingEnabled gives, and none for a
+// buffer WithLoggingDisabled (SuppressionIntegrationTest's
+// shouldCreateChangelogByDefault, shouldAllowOverridingChangelogConfig,
+// shouldAllowDisablingChangelog).
+func TestSuppressChangelogTopics(t *testing.T) {
+	c := newCluster(t)
+	input := topic(t, "in")
+	c.create(t, 1, input)
+	b := dsl.NewBuilder()
+	tb := dsl.TableFromTopic(b, input, serde.String, serde.String)
+	for _, s := range []dsl.Suppressed{
+		dsl.UntilTimeLimit(time.Second, dsl.BufferConfig{}).WithName("default"),
+		dsl.UntilTimeLimit(time.Second, dsl.BufferConfig{}).WithName("overridden").WithLoggingEnabled(map[string]string{"retention.bytes": "1000"}),
+		dsl.UntilTimeLimit(time.Second, dsl.BufferConfig{}).WithName("unlogged").WithLoggingDisabled(),
+	} {
+		tb.Suppress(s).ToStream().Foreach(func(string, string) {})
+	}
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appID := topic(t, "app")
+	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...))
+	waitTasks(t, []*instance{in}, 1)
+	adm := kadm.NewClient(c.client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	changelog := func(name string) string { return appID + "-" + name + "-store-changelog" }
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !topics.Has(changelog("default")) || !topics.Has(changelog("overridden")) || topics.Has(changelog("unlogged")) {
+		t.Fatalf("topics %v: want the changelogs of default and overridden, none of unlogged", topics.Names())
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, changelog("default"), changelog("overridden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			t.Fatalf("%s: %v", rc.Name, rc.Err)
+		}
+		got := map[string]string{}
+		for _, cfg := range rc.Configs {
+			if cfg.Value != nil {
+				got[cfg.Key] = *cfg.Value
+			}
+		}
+		if got["cleanup.policy"] != "compact" {
+			t.Errorf("%s: cleanup.policy %q, want compact", rc.Name, got["cleanup.policy"])
+		}
+		if want := map[bool]string{true: "1000"}[rc.Name == changelog("overridden")]; want != "" && got["retention.bytes"] != want {
+			t.Errorf("%s: retention.bytes %q, want %s", rc.Name, got["retention.bytes"], want)
+		}
+	}
+	in.stop(t)
 }
