@@ -7,10 +7,15 @@ package dsl_test
 //
 //	build <topology> [args]
 //	    a new driver running one of suppressTopologies.
-//	in <topic> <key>=<value>@<ts>
+//	in <topic> <key>=<value>@<ts> [<header>:<value>...]
 //	    pipes a record (<null> value: a tombstone) and prints what each
 //	    output topic got, in topic order, as <topic> <key>=<value>@<ts>
-//	    (windowed keys as Kafka Streams' Windowed.toString, [key@start/end]).
+//	    (windowed keys as Kafka Streams' Windowed.toString, [key@start/end];
+//	    the raw updates of sliding windows in key order).
+//
+// testdata/suppress/oracle/SuppressOracle.java runs the same files through
+// Kafka Streams 4.3.1's TopologyTestDriver: every file's outputs are the
+// ones it writes.
 //
 // shouldWorkWithCogrouped has no port: Sluice has no cogroup.
 
@@ -34,6 +39,11 @@ import (
 type suppressCase struct {
 	d       *testdriver.Driver
 	outputs map[string]func() []string
+	// sortRaw prints the raw updates of each input in key order, as
+	// SuppressScenarioTest sorts those of sliding windows (Kafka Streams
+	// forwards the updates of one record to several sliding windows in
+	// another order than Sluice).
+	sortRaw bool
 }
 
 // suppressBufferConfig reads maxrecords=, maxbytes= and shutdown.
@@ -167,7 +177,8 @@ func TestSuppressData(t *testing.T) {
 					b := dsl.NewBuilder()
 					outs := build(t, td, b)
 					d, _ := opsDriver(t, b, testdriver.WithRecordCache(1<<20))
-					sc = &suppressCase{d: d, outputs: map[string]func() []string{}}
+					kind, _ := td.Arg("kind")
+					sc = &suppressCase{d: d, outputs: map[string]func() []string{}, sortRaw: kind == "sliding"}
 					for _, o := range outs {
 						// The counting topologies write counts, the others strings.
 						if td.Args[0] == "windows" {
@@ -204,14 +215,18 @@ func TestSuppressData(t *testing.T) {
 					}
 					return ""
 				case "in":
-					if len(td.Args) != 2 {
-						td.Fatalf(t, "want in <topic> <key>=<value>@<ts>")
+					if len(td.Args) < 2 {
+						td.Fatalf(t, "want in <topic> <key>=<value>@<ts> [<header>:<value>...]")
 					}
 					r := parseTableRecord(t, td, sc.d, td.Args[1:])
 					opsOK(t, testdriver.CreateInputTopic(sc.d, td.Args[0], serde.String, serde.Bytes).PipeRecord(r))
 					var lines []string
 					for _, o := range slices.Sorted(maps.Keys(sc.outputs)) {
-						for _, r := range sc.outputs[o]() {
+						rs := sc.outputs[o]()
+						if sc.sortRaw && o == "output-raw" {
+							slices.Sort(rs)
+						}
+						for _, r := range rs {
 							lines = append(lines, o+" "+r)
 						}
 					}
