@@ -158,7 +158,8 @@ func (p *suppress[K, V]) buffer(r operators.Record[K, operators.Change[V]]) erro
 		oldEnd = len(vb)
 	}
 	p.vbuf = vb
-	owned := bytes.Clone(vb)
+	// Never nil, so that a value that encodes to no bytes is not a null.
+	owned := append(make([]byte, 0, len(vb)), vb...)
 	if newEnd >= 0 {
 		e.New = owned[:newEnd:newEnd]
 	}
