@@ -79,7 +79,7 @@ func Suppress[K, V any](ctx Context, node, store string, keys serde.Serde[K], va
 		return nil, err
 	}
 	p := &suppress[K, V]{ctx: ctx, node: node, store: store, kv: kv, keys: keys, values: values, cfg: cfg, next: next,
-		index: map[string]*bufferEntry{}, observedMD: newMetadata(ctx, store+".observed-stream-time")}
+		index: map[string]*BufferEntry{}, observedMD: newMetadata(ctx, store+".observed-stream-time")}
 	p.observed = p.observedMD.get(-1)
 	for k, v := range kv.Range(nil, nil) {
 		e, err := DecodeBufferEntry(k, v)
@@ -110,7 +110,7 @@ type suppress[K, V any] struct {
 	observed   int64
 	observedMD metadata
 	// index holds the buffered entries by key, queue in buffer-time order.
-	index map[string]*bufferEntry
+	index map[string]*BufferEntry
 	queue bufferQueue
 	bytes int64
 	kbuf  []byte
@@ -138,7 +138,7 @@ func (p *suppress[K, V]) buffer(r operators.Record[K, operators.Change[V]]) erro
 	if p.kbuf, err = p.keys.Encode(p.kbuf[:0], r.Key); err != nil {
 		return fmt.Errorf("store %s: cannot serialize key: %w", p.store, err)
 	}
-	e := &bufferEntry{Context: BufferContext{Timestamp: r.Timestamp, Offset: p.ctx.Offset(), Topic: p.ctx.Topic(), Partition: p.ctx.Partition()}}
+	e := &BufferEntry{Context: BufferContext{Timestamp: r.Timestamp, Offset: p.ctx.Offset(), Topic: p.ctx.Topic(), Partition: p.ctx.Partition()}}
 	for _, h := range r.Headers {
 		e.Context.Headers = append(e.Context.Headers, operators.Header{Key: h.Key, Value: bytes.Clone(h.Value)})
 	}
@@ -225,7 +225,7 @@ func (p *suppress[K, V]) overCapacity() bool {
 // evict removes the oldest entry from the buffer and forwards it, unless
 // it is a tombstone the node drops.
 func (p *suppress[K, V]) evict() error {
-	e := heap.Pop(&p.queue).(*bufferEntry)
+	e := heap.Pop(&p.queue).(*BufferEntry)
 	delete(p.index, string(e.Key))
 	p.bytes -= e.Size()
 	if err := p.kv.Delete(e.Key); err != nil {
@@ -312,10 +312,10 @@ type BufferContext struct {
 	Headers   []operators.Header
 }
 
-// bufferEntry is one key's buffered update: Kafka Streams' BufferKey
+// BufferEntry is one key's buffered update: Kafka Streams' BufferKey
 // (buffer time and key) and BufferValue (prior, old and new value, nil
 // for a null, and record context).
-type bufferEntry struct {
+type BufferEntry struct {
 	Key     []byte
 	Time    int64
 	Prior   []byte
@@ -330,7 +330,7 @@ type bufferEntry struct {
 // buffer time, the key, the values (the old one not when it equals the
 // prior one) and the record context's timestamp, offset, topic (in Java
 // chars), partition and headers.
-func (e *bufferEntry) Size() int64 {
+func (e *BufferEntry) Size() int64 {
 	n := 8 + len(e.Key) + len(e.Prior) + len(e.New)
 	if e.Old != nil && !bytes.Equal(e.Prior, e.Old) {
 		n += len(e.Old)
@@ -371,7 +371,7 @@ const (
 // value length or -1 and value), the prior value, the old value (-2 when
 // equal to the prior value), the new value (each an int32 length, -1 for
 // a null, and the bytes), then the int64 buffer time. All big-endian.
-func (e *bufferEntry) AppendEncoded(dst []byte) []byte {
+func (e *BufferEntry) AppendEncoded(dst []byte) []byte {
 	c := &e.Context
 	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Timestamp))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Offset))
@@ -457,9 +457,9 @@ func (r *bufferReader) bytes(n int32) []byte {
 // DecodeBufferEntry decodes the changelog value of a suppression buffer's
 // key (AppendEncoded's format; Kafka Streams' version 3). The entry owns
 // copies of the bytes.
-func DecodeBufferEntry(key, value []byte) (*bufferEntry, error) {
+func DecodeBufferEntry(key, value []byte) (*BufferEntry, error) {
 	r := &bufferReader{b: value}
-	e := &bufferEntry{Key: bytes.Clone(key)}
+	e := &BufferEntry{Key: bytes.Clone(key)}
 	c := &e.Context
 	c.Timestamp = r.int64()
 	c.Offset = r.int64()
@@ -504,7 +504,7 @@ func DecodeBufferEntry(key, value []byte) (*bufferEntry, error) {
 
 // bufferQueue is a min-heap of entries by (buffer time, key), the order of
 // Kafka Streams' BufferKey (keys compared as unsigned bytes).
-type bufferQueue []*bufferEntry
+type bufferQueue []*BufferEntry
 
 func (q bufferQueue) Len() int { return len(q) }
 func (q bufferQueue) Less(i, j int) bool {
@@ -518,7 +518,7 @@ func (q bufferQueue) Swap(i, j int) {
 	q[i].pos, q[j].pos = i, j
 }
 func (q *bufferQueue) Push(x any) {
-	e := x.(*bufferEntry)
+	e := x.(*BufferEntry)
 	e.pos = len(*q)
 	*q = append(*q, e)
 }

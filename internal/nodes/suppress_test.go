@@ -256,7 +256,7 @@ func int64OrNull(b []byte) string {
 // The changelog value of a buffer entry decodes to the same entry, and
 // truncations of it are errors, not entries.
 func TestBufferEntryRoundTrip(t *testing.T) {
-	e := &bufferEntry{Key: []byte("k"), Time: 42, Prior: []byte("p"), Old: []byte("p"), New: []byte{},
+	e := &BufferEntry{Key: []byte("k"), Time: 42, Prior: []byte("p"), Old: []byte("p"), New: []byte{},
 		Context: BufferContext{Timestamp: 7, Offset: 9, Topic: "in", Partition: 3,
 			Headers: []operators.Header{{Key: "a", Value: []byte("b")}, {Key: "n"}}}}
 	enc := e.AppendEncoded(nil)
@@ -278,7 +278,7 @@ func TestBufferEntryRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeBufferEntry(f *testing.F) {
-	e := &bufferEntry{Key: []byte("k"), Time: 1, Old: []byte("o"), New: []byte("n"), Context: BufferContext{Topic: "t"}}
+	e := &BufferEntry{Key: []byte("k"), Time: 1, Old: []byte("o"), New: []byte("n"), Context: BufferContext{Topic: "t"}}
 	f.Add(e.AppendEncoded(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeBufferEntry([]byte("k"), b)
@@ -300,18 +300,18 @@ func TestBufferEntryKafkaStreamsFormat(t *testing.T) {
 	b := func(s string) []byte { return []byte(s) }
 	for _, tc := range []struct {
 		name string
-		e    bufferEntry
+		e    BufferEntry
 		hex  string
 		est  int64
 	}{
-		{"insert", bufferEntry{Time: 0, New: b("x"), Context: BufferContext{Topic: "in"}},
+		{"insert", BufferEntry{Time: 0, New: b("x"), Context: BufferContext{Topic: "in"}},
 			"0000000000000000000000000000000000000002696e0000000000000000ffffffffffffffff00000001780000000000000000", 23},
-		{"update", bufferEntry{Time: 100, Prior: b("p"), Old: b("p"), New: b("new"), Context: BufferContext{Timestamp: 7, Offset: 42, Partition: 3, Topic: "topic",
+		{"update", BufferEntry{Time: 100, Prior: b("p"), Old: b("p"), New: b("new"), Context: BufferContext{Timestamp: 7, Offset: 42, Partition: 3, Topic: "topic",
 			Headers: []operators.Header{{Key: "h", Value: b("v")}, {Key: "n"}}}},
 			"0000000000000007000000000000002a00000005746f706963000000030000000200000001680000000176000000016effffffff0000000170fffffffe000000036e65770000000000000064", 32},
-		{"later", bufferEntry{Time: 100, Prior: b("p"), Old: b("o"), New: b("n"), Context: BufferContext{Timestamp: 8, Offset: 43, Partition: 1, Topic: "t"}},
+		{"later", BufferEntry{Time: 100, Prior: b("p"), Old: b("o"), New: b("n"), Context: BufferContext{Timestamp: 8, Offset: 43, Partition: 1, Topic: "t"}},
 			"0000000000000008000000000000002b000000017400000001000000000000000170000000016f000000016e0000000000000064", 24},
-		{"delete", bufferEntry{Time: -5, Prior: b("p"), Old: b("o"), Context: BufferContext{Timestamp: 9, Offset: 44, Topic: "t"}},
+		{"delete", BufferEntry{Time: -5, Prior: b("p"), Old: b("o"), Context: BufferContext{Timestamp: 9, Offset: 44, Topic: "t"}},
 			"0000000000000009000000000000002c000000017400000000000000000000000170000000016ffffffffffffffffffffffffb", 23},
 	} {
 		tc.e.Key = b("key")
