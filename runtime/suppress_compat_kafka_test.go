@@ -89,7 +89,7 @@ func TestKafkaStreamsRestoresSluiceSuppressBuffer(t *testing.T) {
 	}
 	jctx, jcancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer jcancel()
-	cmd := exec.CommandContext(jctx, script, "java", "SuppressTakeover", strings.Join(c.brokers, ","), appID, input, output,
+	cmd := exec.CommandContext(jctx, script, "java", "SuppressTakeover", "emit", strings.Join(c.brokers, ","), appID, input, output,
 		strconv.FormatInt(size.Milliseconds(), 10), t.TempDir(), "2")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -104,6 +104,87 @@ func TestKafkaStreamsRestoresSluiceSuppressBuffer(t *testing.T) {
 	want := map[string]bool{fmt.Sprintf("a@%d=2", base): true, fmt.Sprintf("b@%d=1", base): true}
 	if !maps.Equal(got, want) {
 		t.Fatalf("Kafka Streams emitted %v after restoring Sluice's buffer, want %v\n%s", got, want, stderr.String())
+	}
+}
+
+// The other way round: a Sluice application takes over from a Kafka
+// Streams 4.3.1 one (compat/java/SuppressTakeover in mode buffer) that
+// buffered two windows and stopped. Sluice restores the buffer from the
+// changelog Kafka Streams wrote (records with only the "v" header, no
+// input position: all applied) and emits the two windows, with their
+// counts, once a new record closes them.
+func TestSluiceRestoresKafkaStreamsSuppressBuffer(t *testing.T) {
+	if os.Getenv("KAFKA_BROKERS") == "" {
+		t.Fatal("KAFKA_BROKERS is not set: run it with make test-kafka, which starts a real broker")
+	}
+	c := newCluster(t)
+	input, output := topic(t, "in"), topic(t, "final")
+	c.create(t, 1, input, output)
+	const size = 10 * time.Second
+	keys := window.TimeKeySerde(serde.String, size)
+	appID := topic(t, "app")
+	base := time.Now().Add(-10*time.Minute).UnixMilli() / 10000 * 10000
+	cl := c.client(t, kgo.DefaultProduceTopic(input))
+	produce := func(key string, ts int64) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(key), Value: []byte("v"), Timestamp: time.UnixMilli(ts)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce("a", base+1000)
+	produce("b", base+2000)
+	produce("a", base+3000)
+
+	script, err := filepath.Abs("../scripts/kafka.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jctx, jcancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer jcancel()
+	cmd := exec.CommandContext(jctx, script, "java", "SuppressTakeover", "buffer", strings.Join(c.brokers, ","), appID, input, output,
+		strconv.FormatInt(size.Milliseconds(), 10), t.TempDir(), "2")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if out, err := cmd.Output(); err != nil {
+		t.Fatalf("SuppressTakeover buffer: %v\n%s%s", err, out, stderr.String())
+	}
+	// Kafka Streams' buffer changelog: the two windows, header v=3 alone.
+	changelog := appID + "-final-store-changelog"
+	last := map[string]bool{}
+	for _, r := range c.readUntil(t, changelog, 30*time.Second, func(rs []*kgo.Record) bool { return len(rs) >= 2 }) {
+		if r.Value != nil && (len(r.Headers) != 1 || r.Headers[0].Key != "v" || string(r.Headers[0].Value) != "\x03") {
+			t.Fatalf("Kafka Streams' buffer changelog record %s/%d@%d has headers %v", r.Topic, r.Partition, r.Offset, r.Headers)
+		}
+		last[string(r.Key)] = r.Value != nil
+	}
+	if !last[string(keyBytes(t, keys, "a", base))] || !last[string(keyBytes(t, keys, "b", base))] {
+		t.Fatalf("Kafka Streams' buffer changelog does not hold the two windows: %v", last)
+	}
+
+	b := dsl.NewBuilder()
+	dsl.WindowedBy(dsl.FromTopic(b, input, serde.String, serde.String).GroupByKey(), window.Tumbling(size, 0)).
+		Count(dsl.Named("counts")).
+		Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{}).WithName("final")).
+		ToStream().To(output, keys, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.CommitInterval(50*time.Millisecond))
+	produce("c", base+11000) // closes the first window
+	got := map[string]int{}
+	for _, r := range c.readUntil(t, output, 30*time.Second, func(rs []*kgo.Record) bool { return len(rs) >= 2 }) {
+		k, err := keys.Decode(r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[fmt.Sprintf("%s@%d=%s", k.Key, k.Window.Start-base, int64Text(r.Value))]++
+	}
+	in.stop(t)
+	if want := map[string]int{"a@0=2": 1, "b@0=1": 1}; !maps.Equal(got, want) {
+		t.Fatalf("Sluice emitted %v after restoring Kafka Streams' buffer, want %v", got, want)
 	}
 }
 
