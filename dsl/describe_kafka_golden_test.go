@@ -186,6 +186,12 @@ var describePipelines = map[string]func(b *dsl.Builder){
 			Suppress(dsl.UntilTimeLimit(time.Minute, dsl.BufferConfig{MaxRecords: 100}).WithName("limited")).
 			ToStream().To("region-counts", serde.String, serde.Int64)
 	},
+	"suppress-before-join": func(b *dsl.Builder) {
+		l := dsl.TableFromTopic(b, "left", serde.String, serde.String)
+		r := dsl.TableFromTopic(b, "right", serde.String, serde.String).Suppress(dsl.UntilTimeLimit(10*time.Millisecond, dsl.BufferConfig{}))
+		dsl.TableOuterJoin(l, r, func(k string, a, o dsl.Maybe[string]) string { return joinStrings(k, a.Or("null"), o.Or("null")) }, serde.String).
+			ToStream().To("joined", serde.String, serde.String)
+	},
 	"suppress-session-filter": func(b *dsl.Builder) {
 		dsl.WindowedBySession(dsl.FromTopic(b, "input", serde.String, serde.String).GroupByKey(), window.Session{Gap: 5 * time.Minute, Grace: time.Minute}).Count().
 			Filter(func(_ window.Windowed[string], n int64) bool { return n > 1 }).

@@ -139,6 +139,11 @@
 //       .Suppress(UntilTimeLimit(time.Minute, BufferConfig{MaxRecords: 100}).WithName("limited"))
 //       .ToStream().To("region-counts", S, L)
 //
+//   suppress-before-join
+//     l := TableFromTopic(b, "left", S, S)
+//     r := TableFromTopic(b, "right", S, S).Suppress(UntilTimeLimit(10*time.Millisecond, BufferConfig{}))
+//     TableOuterJoin(l, r, j, S).ToStream().To("joined", S, S)
+//
 //   suppress-session-filter
 //     WindowedBySession(FromTopic(b, "input", S, S).GroupByKey(), window.Session{Gap: 5*time.Minute, Grace: time.Minute}).Count()
 //       .Filter(...).Suppress(UntilWindowCloses(BufferConfig{MaxRecords: 1000, OnFull: ShutDownWhenFull}))
@@ -398,6 +403,9 @@ public final class DescribeTopologies {
             .count()
             .suppress(Suppressed.untilTimeLimit(Duration.ofMinutes(1), Suppressed.BufferConfig.maxRecords(100).emitEarlyWhenFull()).withName("limited"))
             .toStream().to("region-counts", Produced.with(S, L)));
+        PIPELINES.put("suppress-before-join", b -> table(b, "left")
+            .outerJoin(table(b, "right").suppress(Suppressed.untilTimeLimit(Duration.ofMillis(10), Suppressed.BufferConfig.unbounded())), J)
+            .toStream().to("joined", Produced.with(S, S)));
         PIPELINES.put("suppress-session-filter", b -> stream(b, "input").groupByKey(Grouped.with(S, S))
             .windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMinutes(5), Duration.ofMinutes(1)))
             .count()
