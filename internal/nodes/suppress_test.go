@@ -311,6 +311,10 @@ func TestBufferEntryKafkaStreamsFormat(t *testing.T) {
 			"0000000000000007000000000000002a00000005746f706963000000030000000200000001680000000176000000016effffffff0000000170fffffffe000000036e65770000000000000064", 32},
 		{"later", BufferEntry{Time: 100, Prior: b("p"), Old: b("o"), New: b("n"), Context: BufferContext{Timestamp: 8, Offset: 43, Partition: 1, Topic: "t"}},
 			"0000000000000008000000000000002b000000017400000001000000000000000170000000016f000000016e0000000000000064", 24},
+		{"empty-old", BufferEntry{Time: 0, Old: b(""), New: b("x"), Context: BufferContext{Topic: "in"}},
+			"0000000000000000000000000000000000000002696e0000000000000000ffffffff0000000000000001780000000000000000", 23},
+		{"empty-both", BufferEntry{Time: 0, Prior: b(""), Old: b(""), New: b("x"), Context: BufferContext{Topic: "in"}},
+			"0000000000000000000000000000000000000002696e000000000000000000000000fffffffe00000001780000000000000000", 23},
 		{"delete", BufferEntry{Time: -5, Prior: b("p"), Old: b("o"), Context: BufferContext{Timestamp: 9, Offset: 44, Topic: "t"}},
 			"0000000000000009000000000000002c000000017400000000000000000000000170000000016ffffffffffffffffffffffffb", 23},
 	} {
@@ -322,7 +326,8 @@ func TestBufferEntryKafkaStreamsFormat(t *testing.T) {
 			t.Errorf("%s: size %d, want %d", tc.name, got, want)
 		}
 		d, err := DecodeBufferEntry(tc.e.Key, tc.e.AppendEncoded(nil))
-		if err != nil || fmt.Sprintf("%x", d.AppendEncoded(nil)) != tc.hex {
+		if err != nil || fmt.Sprintf("%x", d.AppendEncoded(nil)) != tc.hex ||
+			(d.Prior == nil) != (tc.e.Prior == nil) || (d.Old == nil) != (tc.e.Old == nil) || (d.New == nil) != (tc.e.New == nil) {
 			t.Errorf("%s: decoded %+v, %v", tc.name, d, err)
 		}
 	}

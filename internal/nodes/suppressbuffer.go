@@ -45,7 +45,7 @@ type BufferEntry struct {
 // chars), partition and headers.
 func (e *BufferEntry) Size() int64 {
 	n := 8 + len(e.Key) + len(e.Prior) + len(e.New)
-	if e.Old != nil && !bytes.Equal(e.Prior, e.Old) {
+	if e.Old != nil && !e.oldIsPrior() {
 		n += len(e.Old)
 	}
 	n += 8 + 8 + javaChars(e.Context.Topic) + 4
@@ -53,6 +53,13 @@ func (e *BufferEntry) Size() int64 {
 		n += javaChars(h.Key) + len(h.Value)
 	}
 	return int64(n)
+}
+
+// oldIsPrior reports whether the old value equals the prior value, as
+// Java's Arrays.equals compares them: a null equals only a null (Go's
+// bytes.Equal takes nil and empty for equal).
+func (e *BufferEntry) oldIsPrior() bool {
+	return (e.Prior == nil) == (e.Old == nil) && bytes.Equal(e.Prior, e.Old)
 }
 
 // javaChars is the length of s in UTF-16 code units, as Java's
@@ -101,7 +108,7 @@ func (e *BufferEntry) AppendEncoded(dst []byte) []byte {
 	switch {
 	case e.Old == nil:
 		dst = binary.BigEndian.AppendUint32(dst, uint32(0xFFFFFFFF)) // -1
-	case bytes.Equal(e.Prior, e.Old):
+	case e.oldIsPrior():
 		dst = binary.BigEndian.AppendUint32(dst, uint32(0xFFFFFFFE)) // -2
 	default:
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Old)))

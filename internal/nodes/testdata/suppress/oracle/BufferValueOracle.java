@@ -40,6 +40,10 @@ public class BufferValueOracle {
         print("update", new BufferValue(b("p"), b("p"), b("new"), new ProcessorRecordContext(7L, 42L, 3, "topic", hs)), 100L);
         // a later update: prior, old and new all differ
         print("later", new BufferValue(b("p"), b("o"), b("n"), new ProcessorRecordContext(8L, 43L, 1, "t", new RecordHeaders())), 100L);
+        // an empty old value is not the null prior value
+        print("empty-old", new BufferValue(null, b(""), b("x"), new ProcessorRecordContext(0L, 0L, 0, "in", new RecordHeaders())), 0L);
+        // an empty old value equal to an empty prior value
+        print("empty-both", new BufferValue(b(""), b(""), b("x"), new ProcessorRecordContext(0L, 0L, 0, "in", new RecordHeaders())), 0L);
         // a delete of a buffered key
         print("delete", new BufferValue(b("p"), b("o"), null, new ProcessorRecordContext(9L, 44L, 0, "t", new RecordHeaders())), -5L);
     }
