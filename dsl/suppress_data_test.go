@@ -143,6 +143,17 @@ var suppressTopologies = map[string]func(t *testing.T, td *datadriven.TestData, 
 		}, serde.String).ToStream().To("output", nil, nil)
 		return []string{"output"}
 	},
+	// selfjoin: the table "input" suppressed for 10ms, joined with its own
+	// MapValues(v + "!") to "output" as "l|r": both sides read the other
+	// through the suppressed table's view while an update is emitted.
+	"selfjoin": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder) []string {
+		tb := dsl.TableFromTopic(b, "input", serde.String, serde.String).
+			Suppress(dsl.UntilTimeLimit(10*time.Millisecond, dsl.BufferConfig{}))
+		dsl.TableJoin(tb, dsl.TableMapValues(tb, func(v string) string { return v + "!" }, serde.String),
+			func(_ string, l, r string) string { return l + "|" + r }, serde.String).
+			ToStream().To("output", nil, nil)
+		return []string{"output"}
+	},
 	// table limit=<duration> [maxrecords=N] [maxbytes=N] [shutdown]: the
 	// table "input" suppressed to "output".
 	"table": func(t *testing.T, td *datadriven.TestData, b *dsl.Builder) []string {

@@ -219,18 +219,30 @@ func (p *suppress[K, V]) overCapacity() bool {
 		(p.cfg.MaxBytes > 0 && p.bytes > p.cfg.MaxBytes)
 }
 
-// evict removes the oldest entry from the buffer and forwards it, unless
-// it is a tombstone the node drops.
+// evict forwards the oldest entry, unless it is a delete the node drops,
+// then removes it from the buffer. As Kafka Streams'
+// InMemoryTimeOrderedKeyValueChangeBuffer.evictWhile, the entry is still
+// buffered while its update travels downstream: a node that reads the
+// suppressed table then (a join with a table derived from it) sees the
+// key's prior value, not the one being emitted.
 func (p *suppress[K, V]) evict() error {
-	e := heap.Pop(&p.queue).(*BufferEntry)
+	e := p.queue[0]
+	if e.New != nil || !p.cfg.DropTombstones {
+		if err := p.forward(e); err != nil {
+			return err
+		}
+	}
+	heap.Pop(&p.queue)
 	delete(p.index, string(e.Key))
 	p.bytes -= e.Size()
 	if err := p.kv.Delete(e.Key); err != nil {
 		return &operators.NodeError{Node: p.node, Err: err}
 	}
-	if e.New == nil && p.cfg.DropTombstones {
-		return nil
-	}
+	return nil
+}
+
+// forward forwards the update of buffered entry e.
+func (p *suppress[K, V]) forward(e *BufferEntry) error {
 	out := operators.Record[K, operators.Change[V]]{Timestamp: e.Context.Timestamp, Headers: e.Context.Headers}
 	var err error
 	if out.Key, err = p.keys.Decode(e.Key); err != nil {

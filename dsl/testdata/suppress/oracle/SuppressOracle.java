@@ -10,7 +10,7 @@
 // (the jars: org.apache.kafka:kafka-streams-test-utils:4.3.1 and its
 // dependencies). The commands are those of suppress_data_test.go: comment
 // lines (#), "build <topology> [args]" for the topologies counts, windows,
-// groupby, join and table, built as there with the same names, and
+// groupby, join, selfjoin and table, built as there with the same names, and
 // "in <topic> <key>=<value>@<ts> [<header>:<value>...]" with <null> for a
 // Kafka null; the expected output of each (a "----" line, then lines up
 // to a blank line) is replaced. The raw updates of sliding windows are
@@ -179,6 +179,14 @@ public class SuppressOracle {
                     right = right.suppress(Suppressed.untilTimeLimit(Duration.ofMillis(10), Suppressed.BufferConfig.unbounded()));
                 }
                 left.outerJoin(right, (l, r) -> String.format("(%s,%s)", l, r)).toStream()
+                    .to("output", Produced.with(Serdes.String(), Serdes.String()));
+                OUTPUTS.put("output", new StringDeserializer());
+                return;
+            }
+            case "selfjoin": {
+                final KTable<String, String> t = b.table("input", ss)
+                    .suppress(Suppressed.untilTimeLimit(Duration.ofMillis(10), Suppressed.BufferConfig.unbounded()));
+                t.join(t.mapValues(v -> v + "!"), (l, r) -> l + "|" + r).toStream()
                     .to("output", Produced.with(Serdes.String(), Serdes.String()));
                 OUTPUTS.put("output", new StringDeserializer());
                 return;
