@@ -47,14 +47,6 @@ func (m metadata) get(def int64) int64 {
 	return def
 }
 
-// lookup returns the value, if the context keeps one.
-func (m metadata) lookup() (int64, bool) {
-	if m.md == nil {
-		return 0, false
-	}
-	return m.md.ProcessorMetadata(m.key)
-}
-
 func (m metadata) set(v int64) {
 	if m.md != nil {
 		m.md.SetProcessorMetadata(m.key, v)
@@ -200,13 +192,16 @@ func (v *windowView[K, A]) restoredStreamTime() (int64, error) {
 }
 
 // startStreamTime is the observed stream time a windowed aggregation
-// starts with: its processor metadata, or, without it, what its store
-// says (restoredStreamTime).
+// starts with: the later of its processor metadata and what its store says
+// (restoredStreamTime). The metadata alone is not enough: it is the local
+// state's, which may be older than the store restored from the changelog
+// (the task ran on another instance since).
 func (v *windowView[K, A]) startStreamTime(md metadata) (int64, error) {
-	if t, ok := md.lookup(); ok {
-		return max(t, v.ws.ObservedStreamTime()), nil
+	t, err := v.restoredStreamTime()
+	if err != nil {
+		return -1, err
 	}
-	return v.restoredStreamTime()
+	return max(t, md.get(-1)), nil
 }
 
 func (v *windowView[K, A]) get(kb []byte, start int64) (agg A, ts int64, ok bool, err error) {

@@ -46,7 +46,9 @@ func (o *finalOutput) Send(_ string, _ int32, key, value []byte, _ []operators.H
 // after it but before its commit. The restarted task restores every store
 // from its changelog without the records of the incomplete commit (the
 // runtime skips them by their input position), with no processor metadata
-// (the task moved to an instance without its local state), and processes
+// (the task moved to an instance without its local state) or with that of
+// its first commit (it comes back to an instance that ran it before, whose
+// local state is behind the changelogs), and processes
 // the input again from the committed offset. Whatever the crash point, the
 // windows written are those of a run without a crash, each every time with
 // the same count. The input has records out of order, some late: a
@@ -104,14 +106,19 @@ func TestSuppressCrashAtEveryPoint(t *testing.T) {
 			// run processes the input with a crash after record crashAt
 			// (none if negative), flushed or not, and returns what was
 			// written.
-			run := func(crashAt int, afterFlush bool) []string {
+			// With stale, the restarted task gets the processor metadata
+			// of the first commit: its instance ran the task before, then
+			// another one (the review's A -> B -> A), and its local
+			// state's metadata is older than the changelogs.
+			run := func(crashAt int, afterFlush, stale bool) []string {
 				out := &finalOutput{keys: tc.keys}
 				var logged changelogs
 				committed := 0
+				var metadata, firstMetadata map[string]int64
 				// start opens a task on stores restored from the records
 				// of the changelogs that committed input caused.
 				start := func() *task.Task {
-					tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: st, Collector: out, Changelog: &logged,
+					tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: st, Collector: out, Changelog: &logged, Metadata: metadata,
 						Cache: state.NewCache(1 << 20),
 						OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
 							kv := state.NewInMemoryKeyValueStore(spec.Name)
@@ -148,6 +155,9 @@ func TestSuppressCrashAtEveryPoint(t *testing.T) {
 				commit := func(tk *task.Task, next int) {
 					ok(t, tk.Flush())
 					committed = next
+					if firstMetadata == nil {
+						firstMetadata = tk.Metadata()
+					}
 				}
 				tk := start()
 				from := 0
@@ -165,7 +175,11 @@ func TestSuppressCrashAtEveryPoint(t *testing.T) {
 						ok(t, tk.Flush()) // flushed, the offsets not committed
 					}
 					// kill -9: the task's memory is gone, what it wrote
-					// stays; it restarts elsewhere, without metadata.
+					// stays; it restarts elsewhere, without metadata, or
+					// with stale metadata.
+					if stale {
+						metadata = firstMetadata
+					}
 					tk = start()
 					from = committed
 				}
@@ -191,19 +205,22 @@ func TestSuppressCrashAtEveryPoint(t *testing.T) {
 				}
 				return got, bad
 			}
-			want, bad := results(run(-1, false))
+			want, bad := results(run(-1, false, false))
 			if len(want) < 3 || len(bad) > 0 {
 				t.Fatalf("without a crash: %v %v", want, bad)
 			}
 			for crashAt := range input {
 				for _, afterFlush := range []bool{false, true} {
-					sent := run(crashAt, afterFlush)
-					got, bad := results(sent)
-					for _, b := range bad {
-						t.Errorf("crash after record %d (flushed %v): %s", crashAt, afterFlush, b)
-					}
-					if !maps.Equal(got, want) {
-						t.Errorf("crash after record %d (flushed %v): windows written %v\n want %v\n (all output: %v)", crashAt, afterFlush, got, want, sent)
+					for _, stale := range []bool{false, true} {
+						sent := run(crashAt, afterFlush, stale)
+						got, bad := results(sent)
+						for _, b := range bad {
+							t.Errorf("crash after record %d (flushed %v, stale metadata %v): %s", crashAt, afterFlush, stale, b)
+						}
+						if !maps.Equal(got, want) {
+							t.Errorf("crash after record %d (flushed %v, stale metadata %v): windows written %v\n want %v\n (all output: %v)",
+								crashAt, afterFlush, stale, got, want, sent)
+						}
 					}
 				}
 			}
