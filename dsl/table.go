@@ -26,6 +26,9 @@ type Table[K, V any] struct {
 	// from upstream when not set. Its updates may be out of order
 	// (Change.NotLatest) and its view reads as of a time.
 	versioned bool
+	// closing is set on the tables of windowed aggregations and the table
+	// operations after them: what Suppress(UntilWindowCloses) needs.
+	closing *windowClose[K]
 }
 
 // tableView is how the rows of a table are read by an operation that looks
@@ -185,7 +188,7 @@ func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serd
 	if store == "" {
 		view = derivedView(t.view, func(g nodes.ValueGetter[K, V]) nodes.ValueGetter[K, V2] { return nodes.MapValuesGetter(g, f) })
 	}
-	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store, view: view, versioned: versioned}
+	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store, view: view, versioned: versioned, closing: t.closing}
 }
 
 // GroupedTable is a table regrouped by a new key, ready for an aggregation

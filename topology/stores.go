@@ -39,6 +39,13 @@ const (
 	// The store is rebuilt by putting the records back in order; it is
 	// never cached, as in Kafka Streams.
 	Versioned
+	// SuppressionBuffer is the buffer of a suppress node (Kafka Streams'
+	// InMemoryTimeOrderedKeyValueChangeBuffer): a key-value store of the
+	// buffered updates, one per key. Changelog: cleanup.policy=compact; the
+	// key as it is, the value Kafka Streams' BufferValue serialization
+	// followed by the 8-byte buffer time, with the header "v" = 3 (see
+	// ChangelogVersion), a tombstone when the key leaves the buffer.
+	SuppressionBuffer
 )
 
 // kind is the behaviour of a store kind.
@@ -59,6 +66,9 @@ type kind struct {
 	// through the store of the kind (task.WrapStore), not into its base
 	// as they are; implied by a segment prefix.
 	throughStore bool
+	// version, when not 0, is the value of the "v" header of the kind's
+	// changelog records (Kafka Streams versions its buffer changelog so).
+	version byte
 }
 
 var kinds = [...]kind{
@@ -68,9 +78,9 @@ var kinds = [...]kind{
 	// end is not before the close time (stream time - gap - grace), and a
 	// store with retention gap + grace would already count a session ending
 	// exactly there as expired.
-	Session: {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start"},
-
-	Versioned: {name: "versioned", keyLayout: "key", throughStore: true},
+	Session:           {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start"},
+	Versioned:         {name: "versioned", keyLayout: "key", throughStore: true},
+	SuppressionBuffer: {name: "suppression-buffer", keyLayout: "key", version: 3},
 }
 
 func (k StoreKind) info() kind {
@@ -81,7 +91,7 @@ func (k StoreKind) info() kind {
 }
 
 // String implements fmt.Stringer: "key-value", "window", "session",
-// "versioned".
+// "versioned", "suppression-buffer".
 func (k StoreKind) String() string { return k.info().name }
 
 // Windowed reports whether stores of the kind keep entries for a retention
@@ -102,6 +112,14 @@ func (k StoreKind) SegmentPrefixLen() int { return k.info().segmentPrefix }
 func (k StoreKind) RestoresThroughStore() bool {
 	i := k.info()
 	return i.throughStore || i.segmentPrefix > 0
+}
+
+// ChangelogVersion is the value of the one-byte header "v" the kind's
+// changelog records carry (ok false: they carry none): 3 for suppression
+// buffers, the version of Kafka Streams' buffer changelog format.
+func (k StoreKind) ChangelogVersion() (v byte, ok bool) {
+	v = k.info().version
+	return v, v != 0
 }
 
 // ChangelogKeyLayout describes the keys of the kind's changelog records.

@@ -110,16 +110,16 @@ func (p *streamTableJoin[K, V, VT, VR]) Process(r operators.Record[K, V]) error 
 	if !buffered {
 		return p.doJoin(r)
 	}
-	err = p.buf.evict(func(key []byte, rec bufferedRecord) error {
+	err = p.buf.evict(func(key []byte, rec *BufferEntry) error {
 		k, err := p.keys.Decode(key)
 		if err != nil {
 			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("join buffer %s: cannot deserialize key: %w", p.buf.name, err)}
 		}
-		v, err := p.values.Decode(rec.value)
+		v, err := p.values.Decode(rec.New)
 		if err != nil {
 			return &operators.NodeError{Node: p.node, Err: fmt.Errorf("join buffer %s: cannot deserialize value: %w", p.buf.name, err)}
 		}
-		return p.doJoin(operators.Record[K, V]{Key: k, Value: v, Timestamp: rec.ts, Headers: rec.headers})
+		return p.doJoin(operators.Record[K, V]{Key: k, Value: v, Timestamp: rec.Context.Timestamp, Headers: rec.Context.Headers})
 	})
 	var ne *operators.NodeError
 	if err != nil && !errors.As(err, &ne) {

@@ -17,12 +17,10 @@ import (
 //	key:   0x00 ‖ int64 timestamp ‖ key ‖ int32 seq   (big-endian, time first)
 //	value: record context ‖ prior value ‖ old value ‖ new value ‖ int64 buffer time
 //
-// The record context is Kafka Streams' ProcessorRecordContext: int64
-// timestamp, int64 offset, int32 length and topic, int32 partition, int32
-// header count, then per header int32 length and key, int32 length (-1:
-// null) and value. Each value is an int32 length (-1: null) and its bytes;
-// only the new value (the stream record's value) is set. The buffer time is
-// 0, as Kafka Streams writes it. The store holds the changelog's value as
+// The value is a BufferEntry's encoding, as in a suppression buffer's
+// changelog (Kafka Streams' BufferValue and ProcessorRecordContext, see
+// suppressbuffer.go): only the new value (the stream record's value) is
+// set, and the buffer time is 0, as Kafka Streams writes them. The store holds the changelog's value as
 // it is. The key's first byte is Kafka Streams' TIME_FIRST_PREFIX
 // (PrefixedWindowKeySchemas.TimeFirstWindowKeySchema).
 
@@ -43,121 +41,6 @@ func parseBufferKey(b []byte) (ts int64, key []byte, seq int32, ok bool) {
 		return 0, nil, 0, false
 	}
 	return int64(binary.BigEndian.Uint64(b[1:])), b[9 : len(b)-4], int32(binary.BigEndian.Uint32(b[len(b)-4:])), true
-}
-
-func appendSized(dst, b []byte, null bool) []byte {
-	if null {
-		return binary.BigEndian.AppendUint32(dst, math.MaxUint32) // -1
-	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(b)))
-	return append(dst, b...)
-}
-
-// bufferValue appends the buffer value of a stream record to dst: its
-// context (timestamp, input position, headers) and value.
-func bufferValue(dst []byte, ts, offset int64, topic string, partition int32, headers []operators.Header, value []byte) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(ts))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(topic)))
-	dst = append(dst, topic...)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(partition))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(headers)))
-	for _, h := range headers {
-		dst = appendSized(dst, []byte(h.Key), false)
-		dst = appendSized(dst, h.Value, h.Value == nil)
-	}
-	dst = appendSized(dst, nil, true) // prior value
-	dst = appendSized(dst, nil, true) // old value
-	dst = appendSized(dst, value, false)
-	return binary.BigEndian.AppendUint64(dst, 0) // buffer time
-}
-
-// bufferedRecord is a record decoded from the buffer.
-type bufferedRecord struct {
-	ts      int64
-	headers []operators.Header
-	value   []byte
-}
-
-type bufferReader struct {
-	b   []byte
-	err error
-}
-
-func (r *bufferReader) n(k int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < k {
-		r.err = fmt.Errorf("truncated at %d bytes, %d more needed", len(r.b), k)
-		return nil
-	}
-	v := r.b[:k]
-	r.b = r.b[k:]
-	return v
-}
-
-func (r *bufferReader) int32() int32 {
-	if b := r.n(4); b != nil {
-		return int32(binary.BigEndian.Uint32(b))
-	}
-	return 0
-}
-
-func (r *bufferReader) int64() int64 {
-	if b := r.n(8); b != nil {
-		return int64(binary.BigEndian.Uint64(b))
-	}
-	return 0
-}
-
-// sized reads a length-prefixed array: null for -1; -2 (Kafka Streams'
-// "old value equals prior value") is only valid for the old value and
-// reads as null here, where neither is ever set.
-func (r *bufferReader) sized() (b []byte, null bool) {
-	n := r.int32()
-	if n < 0 {
-		if n != -1 && n != -2 {
-			r.err = fmt.Errorf("bad length %d", n)
-		}
-		return nil, true
-	}
-	return r.n(int(n)), false
-}
-
-// parseBufferValue decodes a buffer value. The slices point into b.
-func parseBufferValue(b []byte) (bufferedRecord, error) {
-	r := &bufferReader{b: b}
-	var rec bufferedRecord
-	rec.ts = r.int64()
-	r.int64() // offset
-	r.sized() // topic
-	r.int32() // partition
-	nh := r.int32()
-	if nh > 0 {
-		rec.headers = make([]operators.Header, 0, min(int(nh), 64))
-	}
-	for i := int32(0); i < nh && r.err == nil; i++ {
-		k, _ := r.sized()
-		v, null := r.sized()
-		if null {
-			v = nil
-		} else if v == nil {
-			v = []byte{}
-		}
-		rec.headers = append(rec.headers, operators.Header{Key: string(k), Value: v})
-	}
-	r.sized() // prior value
-	r.sized() // old value
-	v, null := r.sized()
-	if r.err == nil && null {
-		r.err = fmt.Errorf("no value")
-	}
-	rec.value = v
-	if r.err != nil {
-		return rec, fmt.Errorf("sluice: corrupt join buffer value: %w", r.err)
-	}
-	return rec, nil
 }
 
 // joinBuffer is the grace buffer of a stream-table join over its store
@@ -223,7 +106,11 @@ func (b *joinBuffer) put(ctx Context, ts int64, key, value []byte, headers []ope
 	}
 	b.seq = (b.seq + 1) & math.MaxInt32
 	b.kbuf = bufferKey(b.kbuf[:0], ts, key, b.seq)
-	b.vbuf = bufferValue(b.vbuf[:0], ts, ctx.Offset(), ctx.Topic(), ctx.Partition(), headers, value)
+	if value == nil {
+		value = []byte{} // a null is never buffered: its new value is set
+	}
+	e := BufferEntry{New: value, Context: BufferContext{Timestamp: ts, Offset: ctx.Offset(), Topic: ctx.Topic(), Partition: ctx.Partition(), Headers: headers}}
+	b.vbuf = e.AppendEncoded(b.vbuf[:0])
 	if err := b.store.Put(b.kbuf, b.vbuf); err != nil {
 		return false, err
 	}
@@ -232,8 +119,10 @@ func (b *joinBuffer) put(ctx Context, ts int64, key, value []byte, headers []ope
 }
 
 // evict removes the records whose timestamp is at most stream time minus
-// the grace, in (timestamp, key, seq) order, and calls emit with each.
-func (b *joinBuffer) evict(emit func(key []byte, rec bufferedRecord) error) error {
+// the grace, in (timestamp, key, seq) order, and calls emit with each: its
+// key and its entry, which owns its bytes (the record's timestamp and
+// headers are the entry's context's, its value the entry's new value).
+func (b *joinBuffer) evict(emit func(key []byte, rec *BufferEntry) error) error {
 	bound := b.observed - b.grace
 	if bound < b.from {
 		return nil
@@ -264,7 +153,10 @@ func (b *joinBuffer) evict(emit func(key []byte, rec bufferedRecord) error) erro
 		if !ok {
 			return fmt.Errorf("sluice: join buffer %s: key %x is not a buffer key (0x00, timestamp, key, seq)", b.name, e.k)
 		}
-		rec, err := parseBufferValue(e.v)
+		rec, err := DecodeBufferEntry(nil, e.v)
+		if err == nil && rec.New == nil {
+			err = fmt.Errorf("an entry without a value")
+		}
 		if err != nil {
 			return fmt.Errorf("sluice: join buffer %s: %w", b.name, err)
 		}
