@@ -96,6 +96,22 @@ var describePipelines = map[string]func(b *dsl.Builder){
 		dsl.TableGroupBy(j, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
 			ToStream().To("counts", serde.String, serde.Int64)
 	},
+	"table-table-fk-join": func(b *dsl.Builder) {
+		orders, customers := dsl.TableFromTopic(b, "orders", serde.String, serde.String), dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+		dsl.TableJoinForeignKey(orders, customers, orderCustomer, joinStrings, serde.String).ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-fk-leftjoin-named-materialized": func(b *dsl.Builder) {
+		orders, customers := dsl.TableFromTopic(b, "orders", serde.String, serde.String), dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+		dsl.TableLeftJoinForeignKey(orders, customers, orderCustomer, func(k, a string, o dsl.Maybe[string]) string { return joinStrings(k, a, o.Or("null")) },
+			serde.String, dsl.Named("enrich"), dsl.Materialized(dsl.StoreOptions{Name: "enriched-store"})).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-fk-join-group-count": func(b *dsl.Builder) {
+		orders, customers := dsl.TableFromTopic(b, "orders", serde.String, serde.String), dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+		j := dsl.TableJoinForeignKey(orders, customers, orderCustomer, joinStrings, serde.String)
+		dsl.TableGroupBy(j, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
+			ToStream().To("counts", serde.String, serde.Int64)
+	},
 	"wordcount":         wordCountPipeline,
 	"split-merge-table": splitMergeTablePipeline,
 	"wordcount-grouped-named": func(b *dsl.Builder) {
@@ -318,4 +334,11 @@ func TestDescribeKafkaStreamsGoldenCovered(t *testing.T) {
 			t.Errorf("%s: listed in describeWaiting but has no golden file", name)
 		}
 	}
+}
+
+// orderCustomer is the foreign key of the Describe pipelines' orders: the
+// value up to its first comma.
+func orderCustomer(_, v string) dsl.Maybe[string] {
+	c, _, _ := strings.Cut(v, ",")
+	return dsl.Some(c)
 }

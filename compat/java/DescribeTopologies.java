@@ -177,6 +177,7 @@ import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.ValueJoiner;
+import org.apache.kafka.streams.kstream.TableJoined;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.state.KeyValueStore;
@@ -354,6 +355,17 @@ public final class DescribeTopologies {
                 .count()
                 .toStream().to("counts", Produced.with(S, L));
         });
+
+        // Foreign-key table-table joins.
+        PIPELINES.put("table-table-fk-join", b -> table(b, "orders").join(table(b, "customers"), v -> v.split(",")[0], J)
+            .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("table-table-fk-leftjoin-named-materialized", b -> table(b, "orders").leftJoin(table(b, "customers"), v -> v.split(",")[0], J,
+                TableJoined.as("enrich"), store("enriched-store"))
+            .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("table-table-fk-join-group-count", b -> table(b, "orders").join(table(b, "customers"), v -> v.split(",")[0], J)
+            .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with(S, S))
+            .count()
+            .toStream().to("counts", Produced.with(S, L)));
 
         // Global tables.
         PIPELINES.put("global-join", b -> {
