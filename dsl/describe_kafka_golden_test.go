@@ -191,6 +191,23 @@ var describePipelines = map[string]func(b *dsl.Builder){
 			To("orders-enriched", serde.String, serde.String)
 	},
 	// The pipeline of examples/clickstream.
+	"suppress-window-final": func(b *dsl.Builder) {
+		dsl.WindowedBy(dsl.FromTopic(b, "clicks", serde.String, serde.String).GroupByKey(), window.Tumbling(time.Minute, 10*time.Second)).Count().
+			Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{})).
+			ToStream().To("final-counts", window.TimeKeySerde(serde.String, time.Minute), serde.Int64)
+	},
+	"suppress-time-limit-named": func(b *dsl.Builder) {
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
+		dsl.TableGroupBy(users, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
+			Suppress(dsl.UntilTimeLimit(time.Minute, dsl.BufferConfig{MaxRecords: 100}).WithName("limited")).
+			ToStream().To("region-counts", serde.String, serde.Int64)
+	},
+	"suppress-session-filter": func(b *dsl.Builder) {
+		dsl.WindowedBySession(dsl.FromTopic(b, "input", serde.String, serde.String).GroupByKey(), window.Session{Gap: 5 * time.Minute, Grace: time.Minute}).Count().
+			Filter(func(_ window.Windowed[string], n int64) bool { return n > 1 }).
+			Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{MaxRecords: 1000, OnFull: dsl.ShutDownWhenFull})).
+			ToStream().To("sessions", window.SessionKeySerde(serde.String), serde.Int64)
+	},
 	"clickstream": func(b *dsl.Builder) {
 		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
 		pages := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)

@@ -167,6 +167,22 @@
 // departure from Kafka Streams, lets wall-clock time close windows when no
 // record arrives for a while.
 //
+// # Suppress
+//
+// Table.Suppress holds a table's updates back in a buffer, one entry per
+// key (Kafka Streams' KTable.suppress). UntilWindowCloses, on the table of
+// a windowed aggregation, emits each window once, with its final value,
+// when the suppress node's stream time (the largest timestamp of the
+// updates it was given) reaches the window's end + grace (sessions: end +
+// gap + grace), in window-end order, dropping deletes. UntilTimeLimit
+// emits a key's latest update once the limit has passed since its first
+// buffered update (0: at once). BufferConfig bounds the buffer by records
+// and bytes, emitting the oldest entries early or failing the task when
+// full. The buffer is logged to a changelog in Kafka Streams' format and
+// restored with its task, so a restart neither loses a result nor emits
+// one again with another value. A join reading a suppressed table sees,
+// for a buffered key, the value emitted before its buffered updates.
+//
 // # Testing
 //
 // Package testdriver runs a topology in memory with no broker; see the

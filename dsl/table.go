@@ -20,6 +20,9 @@ type Table[K, V any] struct {
 	store string
 	// view is how a join reads the table's rows.
 	view tableView[K, V]
+	// closing is set on the tables of windowed aggregations and the table
+	// operations after them: what Suppress(UntilWindowCloses) needs.
+	closing *windowClose[K]
 }
 
 // tableView is how the rows of a table are read by an operation that looks
@@ -160,7 +163,7 @@ func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serd
 	if store == "" {
 		view = derivedView(t.view, func(g nodes.ValueGetter[K, V]) nodes.ValueGetter[K, V2] { return nodes.MapValuesGetter(g, f) })
 	}
-	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store, view: view}
+	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store, view: view, closing: t.closing}
 }
 
 // GroupedTable is a table regrouped by a new key, ready for an aggregation

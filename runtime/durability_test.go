@@ -56,6 +56,9 @@ func runChild() error {
 	if os.Getenv("TOPOLOGY") == "keyed" {
 		topo, err = keyedCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
 	}
+	if os.Getenv("TOPOLOGY") == "suppress" {
+		topo, err = suppressedCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
+	}
 	if os.Getenv("TOPOLOGY") == "global" {
 		topo, err = globalJoinTopology(os.Getenv("PAGES"), os.Getenv("INPUT"), os.Getenv("OUTPUT"))
 	}

@@ -28,6 +28,13 @@ const (
 	// keys are key ‖ int64 end ‖ int64 start, behind an 8-byte segment ID in
 	// the store.
 	Session
+	// SuppressionBuffer is the buffer of a suppress node (Kafka Streams'
+	// InMemoryTimeOrderedKeyValueChangeBuffer): a key-value store of the
+	// buffered updates, one per key. Changelog: cleanup.policy=compact; the
+	// key as it is, the value Kafka Streams' BufferValue serialization
+	// followed by the 8-byte buffer time, with the header "v" = 3 (see
+	// ChangelogVersion), a tombstone when the key leaves the buffer.
+	SuppressionBuffer
 )
 
 // kind is the behaviour of a store kind.
@@ -44,6 +51,9 @@ type kind struct {
 	retentionSlack time.Duration
 	// keyLayout is the changelog key layout, for errors and docs.
 	keyLayout string
+	// version, when not 0, is the value of the "v" header of the kind's
+	// changelog records (Kafka Streams versions its buffer changelog so).
+	version byte
 }
 
 var kinds = [...]kind{
@@ -53,7 +63,8 @@ var kinds = [...]kind{
 	// end is not before the close time (stream time - gap - grace), and a
 	// store with retention gap + grace would already count a session ending
 	// exactly there as expired.
-	Session: {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start"},
+	Session:           {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start"},
+	SuppressionBuffer: {name: "suppression-buffer", keyLayout: "key", version: 3},
 }
 
 func (k StoreKind) info() kind {
@@ -63,7 +74,8 @@ func (k StoreKind) info() kind {
 	return kinds[k]
 }
 
-// String implements fmt.Stringer: "key-value", "window", "session".
+// String implements fmt.Stringer: "key-value", "window", "session",
+// "suppression-buffer".
 func (k StoreKind) String() string { return k.info().name }
 
 // Windowed reports whether stores of the kind keep entries for a retention
@@ -75,6 +87,14 @@ func (k StoreKind) Windowed() bool { return k.info().windowed }
 // stores, 0 for key-value stores. A changelog logger below the store skips
 // them.
 func (k StoreKind) SegmentPrefixLen() int { return k.info().segmentPrefix }
+
+// ChangelogVersion is the value of the one-byte header "v" the kind's
+// changelog records carry (ok false: they carry none): 3 for suppression
+// buffers, the version of Kafka Streams' buffer changelog format.
+func (k StoreKind) ChangelogVersion() (v byte, ok bool) {
+	v = k.info().version
+	return v, v != 0
+}
 
 // ChangelogKeyLayout describes the keys of the kind's changelog records.
 func (k StoreKind) ChangelogKeyLayout() string { return k.info().keyLayout }

@@ -130,6 +130,20 @@
 //     products := GlobalTableFromTopic(b, "products", S, S, Named("products"))
 //     JoinGlobal(orders, products, key, j).To("orders-enriched", S, S)
 //
+//   suppress-window-final
+//     WindowedBy(FromTopic(b, "clicks", S, S).GroupByKey(), window.Tumbling(time.Minute, 10*time.Second)).Count()
+//       .Suppress(UntilWindowCloses(BufferConfig{})).ToStream().To("final-counts", <windowed key serde>, L)
+//
+//   suppress-time-limit-named
+//     TableGroupBy(TableFromTopic(b, "users", S, S), ..., S, S).Count()
+//       .Suppress(UntilTimeLimit(time.Minute, BufferConfig{MaxRecords: 100}).WithName("limited"))
+//       .ToStream().To("region-counts", S, L)
+//
+//   suppress-session-filter
+//     WindowedBySession(FromTopic(b, "input", S, S).GroupByKey(), window.Session{Gap: 5*time.Minute, Grace: time.Minute}).Count()
+//       .Filter(...).Suppress(UntilWindowCloses(BufferConfig{MaxRecords: 1000, OnFull: ShutDownWhenFull}))
+//       .ToStream().To("sessions", <session key serde>, L)
+//
 //   clickstream (the pipeline of examples/clickstream)
 //     users := TableFromTopic(b, "users", S, S)
 //     pages := GlobalTableFromTopic(b, "pages", S, S)
@@ -175,6 +189,7 @@ import org.apache.kafka.streams.kstream.Repartitioned;
 import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.StreamJoined;
+import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.ValueJoiner;
 import org.apache.kafka.streams.kstream.TableJoined;
@@ -383,6 +398,24 @@ public final class DescribeTopologies {
             final GlobalKTable<String, String> products = b.globalTable("products", Consumed.with(S, S).withName("products"), store("products"));
             out(orders.join(products, (k, v) -> v, J), "orders-enriched");
         });
+
+        // Suppress.
+        PIPELINES.put("suppress-window-final", b -> stream(b, "clicks").groupByKey(Grouped.with(S, S))
+            .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(1), Duration.ofSeconds(10)))
+            .count()
+            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+            .toStream().to("final-counts", Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 60_000L), L)));
+        PIPELINES.put("suppress-time-limit-named", b -> table(b, "users")
+            .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with(S, S))
+            .count()
+            .suppress(Suppressed.untilTimeLimit(Duration.ofMinutes(1), Suppressed.BufferConfig.maxRecords(100).emitEarlyWhenFull()).withName("limited"))
+            .toStream().to("region-counts", Produced.with(S, L)));
+        PIPELINES.put("suppress-session-filter", b -> stream(b, "input").groupByKey(Grouped.with(S, S))
+            .windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMinutes(5), Duration.ofMinutes(1)))
+            .count()
+            .filter((k, v) -> v > 1)
+            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.maxRecords(1000).shutDownWhenFull()))
+            .toStream().to("sessions", Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), L)));
 
         // The pipeline of examples/clickstream.
         PIPELINES.put("clickstream", b -> {

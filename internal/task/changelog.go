@@ -79,7 +79,10 @@ type loggedStore struct {
 	flushed    state.RecordContext
 	hasFlushed bool
 	hbuf       []byte
-	hdr        [1]operators.Header
+	hdr        [2]operators.Header
+	// version is the header "v" of every record, if the store's kind has
+	// one (topology.StoreKind.ChangelogVersion).
+	version []byte
 }
 
 // SetRecordContext implements state.RecordContextSetter: the next write
@@ -97,12 +100,30 @@ func (s *loggedStore) headers() ([]operators.Header, int64) {
 		ts, s.hasFlushed = s.flushed.Timestamp, false
 	}
 	ts = max(ts, 0)
+	hdrs := s.hdr[:0]
+	if s.version != nil {
+		hdrs = append(hdrs, operators.Header{Key: VersionHeader, Value: s.version})
+	}
 	if off < 0 {
-		return nil, ts
+		return hdrs, ts
 	}
 	s.hbuf = AppendInputPosition(s.hbuf[:0], topic, part, off)
-	s.hdr[0] = operators.Header{Key: InputHeader, Value: s.hbuf}
-	return s.hdr[:], ts
+	return append(hdrs, operators.Header{Key: InputHeader, Value: s.hbuf}), ts
+}
+
+// VersionHeader is the header of a changelog record that gives the version
+// of its value's format, for the store kinds that have one
+// (topology.StoreKind.ChangelogVersion): the "v" header of Kafka Streams'
+// suppression buffer changelog.
+const VersionHeader = "v"
+
+// versionHeader returns the value of the VersionHeader of the changelog of
+// spec's store, or nil if its records carry none.
+func versionHeader(spec *topology.StoreSpec) []byte {
+	if v, ok := spec.Kind.ChangelogVersion(); ok {
+		return []byte{v}
+	}
+	return nil
 }
 
 func (s *loggedStore) Put(key, value []byte) error {

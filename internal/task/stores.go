@@ -34,7 +34,7 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 	}
 	if t.cfg.Changelog != nil && !spec.DisableLogging {
 		kv = &loggedStore{KeyValueStore: kv, topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition,
-			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: spec.Kind.SegmentPrefixLen(),
+			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: spec.Kind.SegmentPrefixLen(), version: versionHeader(spec),
 			position: func() (string, int32, int64, int64) {
 				tp, p, o := t.InputPosition()
 				return tp, p, o, t.RecordTimestamp()
@@ -57,7 +57,10 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 // kept in base otherwise (with spec's retention and segment interval).
 func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store, error) {
 	switch spec.Kind {
-	case topology.KeyValue:
+	case topology.KeyValue, topology.SuppressionBuffer:
+		// A suppression buffer keeps its entries as they are in the
+		// changelog; the suppress node holds them in time order in memory
+		// and writes each change through (internal/nodes/suppress.go).
 		return base, nil
 	case topology.Window:
 		return state.NewWindowStore(base, state.WindowStoreOptions{Retention: spec.StoreRetention(),

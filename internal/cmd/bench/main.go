@@ -77,7 +77,7 @@ func run() error {
 	n := flag.Int("records", 2_000_000, "input records")
 	partitions := flag.Int("partitions", 4, "input partitions")
 	workers := flag.Int("workers", 2, "Sluice worker goroutines")
-	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,rawwordcount,wordcount,stjoin,ssjoin,fkjoin); empty runs all")
+	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,suppresscount,rawwordcount,wordcount,stjoin,ssjoin,fkjoin); empty runs all")
 	joinRecords := flag.Int("join-records", 1_000_000, "records of the join workloads' stream (stjoin) and of each of their two streams (ssjoin)")
 	tableKeys := flag.Int("table-keys", 100_000, "keys of the stream-table join's table (stjoin)")
 	joinKeys := flag.Int("join-keys", 10_000, "keys of the stream-stream join's streams (ssjoin)")
@@ -132,6 +132,9 @@ func run() error {
 		}},
 		{"windowcount", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "windowcount", *n, *n, *workers, int32(*partitions), windowCount)
+		}},
+		{"suppresscount", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "suppresscount", *n, *n, *workers, int32(*partitions), suppressedWindowCount)
 		}},
 		{"rawwordcount", func() (result, error) {
 			return rawWordCount(ctx, brokers, input, run+"-rawwc", *n, words, int32(*partitions))
@@ -446,6 +449,19 @@ func windowCount(in, out string) (*topology.Topology, string) {
 		ToStream().To(out, window.TimeKeySerde(serde.String, time.Minute), serde.Int64)
 	topo, _ := b.Build()
 	return topo, "Sluice 1m tumbling window count (10k keys)"
+}
+
+// suppressedWindowCount is windowCount with each window written once, when
+// it closes (Suppress until the window closes): every update of the count
+// goes through the suppression buffer and its changelog.
+func suppressedWindowCount(in, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	g := dsl.FromTopic(b, in, serde.String, serde.Bytes).GroupByKey()
+	dsl.WindowedBy(g, window.Tumbling(time.Minute, 10*time.Second)).Count(dsl.Named("counts")).
+		Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{}).WithName("final")).
+		ToStream().To(out, window.TimeKeySerde(serde.String, time.Minute), serde.Int64)
+	topo, _ := b.Build()
+	return topo, "Sluice 1m window count, suppressed to final"
 }
 
 func wordCount(in, out string) (*topology.Topology, string) {
