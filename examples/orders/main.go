@@ -169,6 +169,9 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	}
 	got, err := awaitOutputs(ctx, addrs, topics, wait, done, g.covers)
 	if err != nil {
+		if cerr := g.check(got); cerr != nil {
+			return fmt.Errorf("%w; so far, %w", err, cerr)
+		}
 		return err
 	}
 	elapsed := time.Since(start)
@@ -377,14 +380,19 @@ func (f *feeder) behind(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	var behind []string
-	for _, want := range []map[string]map[int32]int64{f.produced, ends} {
+	for _, want := range []map[string]map[int32]int64{f.produced, again} {
 		for _, topic := range slices.Sorted(maps.Keys(want)) {
 			for _, p := range slices.Sorted(maps.Keys(want[topic])) {
 				end := want[topic][p]
+				if ends[topic] != nil && ends[topic][p] != end {
+					// Written to while the offsets were fetched.
+					behind = append(behind, fmt.Sprintf("%s/%d growing", topic, p))
+					continue
+				}
 				if end == 0 {
 					continue
 				}
-				if c, ok := committed.Lookup(topic, p); !ok || c.Err != nil || c.At < end || again[topic][p] != ends[topic][p] {
+				if c, ok := committed.Lookup(topic, p); !ok || c.Err != nil || c.At < end {
 					behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", topic, p, c.At, end))
 				}
 			}
@@ -393,8 +401,10 @@ func (f *feeder) behind(ctx context.Context) ([]string, error) {
 	return behind, nil
 }
 
-// internalEnds are the end offsets of the group's internal topics other
-// than changelogs ("<group>-...", which the application reads back).
+// internalEnds are the end offsets of the group's internal topics that it
+// reads back: its repartition topics ("<group>-...-repartition") and the
+// join's subscription and response topics ("<group>-...-topic"), not its
+// changelogs.
 func (f *feeder) internalEnds(ctx context.Context) (map[string]map[int32]int64, error) {
 	topics, err := f.adm.ListTopics(ctx)
 	if err != nil {
@@ -402,7 +412,7 @@ func (f *feeder) internalEnds(ctx context.Context) (map[string]map[int32]int64, 
 	}
 	var internal []string
 	for _, name := range topics.Names() {
-		if strings.HasPrefix(name, f.group+"-") && !strings.HasSuffix(name, "-changelog") {
+		if strings.HasPrefix(name, f.group+"-") && (strings.HasSuffix(name, "-repartition") || strings.HasSuffix(name, "-topic")) {
 			internal = append(internal, name)
 		}
 	}
