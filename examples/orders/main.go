@@ -67,6 +67,7 @@ import (
 
 	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/topology"
 )
 
 func main() {
@@ -164,7 +165,13 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 
 	start := time.Now()
 	wait := time.Minute + time.Duration(g.orders)*100*time.Microsecond
-	if err := feed(ctx, addrs, *appID, topics, g, wait, done); err != nil {
+	var internal []string
+	for _, it := range topo.InternalTopics() {
+		if it.Kind != topology.Changelog {
+			internal = append(internal, *appID+"-"+it.Name)
+		}
+	}
+	if err := feed(ctx, addrs, *appID, topics, internal, g, wait, done); err != nil {
 		return err
 	}
 	got, err := awaitOutputs(ctx, addrs, topics, wait, done, g.covers)
@@ -285,13 +292,13 @@ func produce(ctx context.Context, brokers []string, recs []*kgo.Record) (map[str
 // appID) has committed every record produced so far, the customers
 // included. It fails if the application stops, or a round is not
 // committed within timeout.
-func feed(ctx context.Context, brokers []string, appID string, t Topics, g *generation, timeout time.Duration, appDone <-chan error) error {
+func feed(ctx context.Context, brokers []string, appID string, t Topics, internal []string, g *generation, timeout time.Duration, appDone <-chan error) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	f := &feeder{adm: kadm.NewClient(cl), group: appID, timeout: timeout, appDone: appDone, produced: map[string]map[int32]int64{}}
+	f := &feeder{adm: kadm.NewClient(cl), group: appID, internal: internal, timeout: timeout, appDone: appDone, produced: map[string]map[int32]int64{}}
 	// The customers were written before the application started: the end
 	// offsets of their topic now are the first round's mark.
 	listed, err := f.adm.ListEndOffsets(ctx, t.Customers)
@@ -323,6 +330,7 @@ func feed(ctx context.Context, brokers []string, appID string, t Topics, g *gene
 type feeder struct {
 	adm      *kadm.Client
 	group    string
+	internal []string // the internal topics the application reads back
 	timeout  time.Duration
 	appDone  <-chan error
 	produced map[string]map[int32]int64 // topic, partition: offset to reach
@@ -401,35 +409,29 @@ func (f *feeder) behind(ctx context.Context) ([]string, error) {
 	return behind, nil
 }
 
-// internalEnds are the end offsets of the group's internal topics that it
-// reads back: its repartition topics ("<group>-...-repartition") and the
-// join's subscription and response topics ("<group>-...-topic"), not its
-// changelogs.
+// internalEnds are the end offsets of the internal topics the
+// application reads back: its repartition topics and the join's
+// subscription and response topics, not its changelogs. A topic the
+// application has not created yet is an error, to wait on.
 func (f *feeder) internalEnds(ctx context.Context) (map[string]map[int32]int64, error) {
-	topics, err := f.adm.ListTopics(ctx)
+	listed, err := f.adm.ListEndOffsets(ctx, f.internal...)
 	if err != nil {
 		return nil, err
-	}
-	var internal []string
-	for _, name := range topics.Names() {
-		if strings.HasPrefix(name, f.group+"-") && (strings.HasSuffix(name, "-repartition") || strings.HasSuffix(name, "-topic")) {
-			internal = append(internal, name)
-		}
 	}
 	ends := map[string]map[int32]int64{}
-	if len(internal) == 0 {
-		return ends, nil
-	}
-	listed, err := f.adm.ListEndOffsets(ctx, internal...)
-	if err != nil {
-		return nil, err
-	}
-	listed.Each(func(o kadm.ListedOffset) {
-		if ends[o.Topic] == nil {
-			ends[o.Topic] = map[int32]int64{}
+	for _, topic := range f.internal {
+		ps, ok := listed[topic]
+		if !ok || len(ps) == 0 {
+			return nil, fmt.Errorf("internal topic %s not created yet", topic)
 		}
-		ends[o.Topic][o.Partition] = o.Offset
-	})
+		ends[topic] = map[int32]int64{}
+		for p, o := range ps {
+			if o.Err != nil {
+				return nil, fmt.Errorf("end offset of %s/%d: %w", topic, p, o.Err)
+			}
+			ends[topic][p] = o.Offset
+		}
+	}
 	return ends, nil
 }
 
