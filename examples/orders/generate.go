@@ -63,7 +63,7 @@ type generation struct {
 	orders    int   // orders written, the closing ones included
 	unknown   int   // orders of customers not in the table
 	deleted   int
-	shuffled  int // orders behind the latest of their round when written
+	shuffled  int // orders written after a later order of their round
 	want      struct {
 		enriched map[outKey]int
 		totals   map[totalKey]wantTotal
@@ -117,6 +117,9 @@ func generate(n, hours int, first int64, seed uint64) *generation {
 		})
 		latest := int64(-1)
 		for _, rec := range g.rounds[r].records {
+			if rec.value == nil {
+				continue
+			}
 			if rec.ts < latest {
 				g.shuffled++
 			}

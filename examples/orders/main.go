@@ -200,7 +200,7 @@ func printReport(out io.Writer, g *generation, got *outputs, drops map[string]in
 	fmt.Fprintf(out, "Produced to %s: %d customers to %s, then, in %d rounds, %d orders to %s\n",
 		where, len(g.customers), t.Customers, len(g.rounds), g.orders, t.Orders)
 	fmt.Fprintf(out, "with event times (UTC) in %d one-hour windows from %s to %s:\n", g.hours, clock(g.first), clock(g.first+int64(g.hours)*size))
-	fmt.Fprintf(out, "  %6d orders out of order (behind the latest of their round)\n", g.shuffled)
+	fmt.Fprintf(out, "  %6d orders out of order (written after a later order)\n", g.shuffled)
 	fmt.Fprintf(out, "  %6d orders of customers not in %s: enriched with a null name and tier\n", g.unknown, t.Customers)
 	fmt.Fprintf(out, "  %6d orders deleted afterwards: a tombstone in %s, still in the totals\n", g.deleted, t.Enriched)
 	fmt.Fprintf(out, "  %6d orders, one per customer, at %s (the last window's end + grace): they close the last windows\n",
