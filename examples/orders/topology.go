@@ -59,7 +59,6 @@ type Topics struct {
 // defaultTopics are the program's topics.
 var defaultTopics = Topics{Customers: "customers", Orders: "orders", Enriched: "orders-enriched", Totals: "customer-totals"}
 
-func (t Topics) inputs() []string  { return []string{t.Customers, t.Orders} }
 func (t Topics) outputs() []string { return []string{t.Enriched, t.Totals} }
 
 // The windows of customer-totals: tumbling hours, aligned to the epoch,
