@@ -49,8 +49,11 @@ func TestKafkaStreamsReadsFKSubscriptionStore(t *testing.T) {
 	}
 	var rs []*kgo.Record
 	final := map[string]string{}
+	// Recent event times: a real broker deletes records older than the
+	// topic's retention by their timestamps.
+	base := time.Now().Add(-10*time.Minute).UnixMilli() / 1000 * 1000
 	put := func(tp, k, v string) {
-		r := &kgo.Record{Topic: tp, Key: []byte(k), Timestamp: time.UnixMilli(int64(1000 + len(rs)))}
+		r := &kgo.Record{Topic: tp, Key: []byte(k), Timestamp: time.UnixMilli(base + int64(len(rs)))}
 		if v != "" {
 			r.Value = []byte(v)
 		}

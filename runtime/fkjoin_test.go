@@ -116,9 +116,15 @@ func fkJoiner(_, v string, o dsl.Maybe[string]) string { return v + "+" + o.Or("
 // referring to 12 customers (two of them never written), values unique so
 // that every update changes the hash; some orders have no customer
 // ("none"), some are deleted, and customers are updated and deleted. want
-// is the join of the final rows, computed in Go.
+// is the join of the final rows, computed in Go. Event times are recent:
+// a real broker deletes a topic's records whose timestamps are older than
+// its retention (7 days by default) at its next retention check (every 5
+// minutes), so records of 1970 would vanish from the input (the
+// application then finds nothing to read) or from the output (the test
+// then cannot read it to its end) when a check falls within the test.
 func fkJoinInput(leftTopic, rightTopic string, leftJoin bool) (first, second []*kgo.Record, want map[string]string) {
 	rng := rand.New(rand.NewPCG(11, uint64(len(leftTopic))))
+	base := time.Now().Add(-10*time.Minute).UnixMilli() / 1000 * 1000
 	leftRows, rightRows := map[string]string{}, map[string]string{}
 	for i := range 3000 {
 		var r *kgo.Record
@@ -148,7 +154,7 @@ func fkJoinInput(leftTopic, rightTopic string, leftJoin bool) (first, second []*
 				r.Value = []byte(v)
 			}
 		}
-		r.Timestamp = time.UnixMilli(int64(1000 + i))
+		r.Timestamp = time.UnixMilli(base + int64(i))
 		if i < 1500 {
 			first = append(first, r)
 		} else {
