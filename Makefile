@@ -9,7 +9,7 @@ FUZZTIME    ?= 10s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream kafka-fetch
+.PHONY: all test test-kafka fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
@@ -94,3 +94,10 @@ run-pageviews:
 ## is checked against a direct computation
 run-clickstream:
 	$(GO) run ./examples/clickstream -generate 10000
+
+## run-orders: orders joined with their customers on a foreign key, totals
+## per customer and hour written once, when final (suppress), on generated
+## input (shuffled orders, deletes, unknown customers); every output record
+## is checked against a direct computation
+run-orders:
+	$(GO) run ./examples/orders -generate 5000

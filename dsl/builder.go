@@ -24,6 +24,13 @@ type Builder struct {
 	// outer joins): see relaxNullKeyFilters.
 	nullKeyFilters []nullKeyFilter
 	relaxedJoins   map[*topology.Node]bool
+	// finish holds what operations decide once the whole graph is known,
+	// run first by Build (a foreign-key join materializes its result when
+	// something downstream needs it).
+	finish []func()
+	// toStreams are the nodes of Table.ToStream: a table operation that
+	// needs neither old values nor a value getter of its table.
+	toStreams map[*topology.Node]bool
 }
 
 // nullKeyFilter is the filter node in front of a repartition topic; keep
@@ -116,6 +123,10 @@ func (b *Builder) Build(opts ...BuildOption) (*topology.Topology, error) {
 	for _, opt := range opts {
 		opt.applyBuild(&o)
 	}
+	for _, f := range b.finish {
+		f()
+	}
+	b.finish = nil
 	errs := append([]error(nil), b.errs...)
 	if o.requireNamed {
 		for _, s := range b.stores {

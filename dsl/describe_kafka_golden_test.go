@@ -54,6 +54,19 @@ func outerJoinStrings(_, a, b dsl.Maybe[string]) string {
 // describePipelines builds, for each golden file of testdata/describe/, the
 // pipeline DescribeTopologies.java builds under that name.
 var describePipelines = map[string]func(b *dsl.Builder){
+	"stream-table-join-grace": func(b *dsl.Builder) {
+		orders := streamJoinInput(b, "orders")
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String,
+			dsl.Materialized(dsl.StoreOptions{Name: "users-versioned", HistoryRetention: 5 * time.Minute}))
+		dsl.JoinTable(orders, users, joinStrings, dsl.JoinGrace(time.Minute)).To("orders-enriched", serde.String, serde.String)
+	},
+	"stream-table-leftjoin-grace-named": func(b *dsl.Builder) {
+		orders := streamJoinInput(b, "orders")
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String,
+			dsl.Materialized(dsl.StoreOptions{Name: "users-versioned", HistoryRetention: 5 * time.Minute})).
+			Filter(func(_, v string) bool { return v != "" })
+		dsl.LeftJoinTable(orders, users, leftJoinStrings, dsl.JoinGrace(time.Minute), dsl.Named("enrich")).To("orders-enriched", serde.String, serde.String)
+	},
 	"table-table-join": func(b *dsl.Builder) {
 		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
 		dsl.TableJoin(l, r, joinStrings, serde.String).ToStream().To("joined", serde.String, serde.String)
@@ -93,6 +106,22 @@ var describePipelines = map[string]func(b *dsl.Builder){
 	"table-table-join-filter-group-count": func(b *dsl.Builder) {
 		l, r := dsl.TableFromTopic(b, "left", serde.String, serde.String), dsl.TableFromTopic(b, "right", serde.String, serde.String)
 		j := dsl.TableJoin(l, r, joinStrings, serde.String).Filter(func(_, v string) bool { return v != "" })
+		dsl.TableGroupBy(j, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
+			ToStream().To("counts", serde.String, serde.Int64)
+	},
+	"table-table-fk-join": func(b *dsl.Builder) {
+		orders, customers := dsl.TableFromTopic(b, "orders", serde.String, serde.String), dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+		dsl.TableJoinForeignKey(orders, customers, orderCustomer, joinStrings, serde.String).ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-fk-leftjoin-named-materialized": func(b *dsl.Builder) {
+		orders, customers := dsl.TableFromTopic(b, "orders", serde.String, serde.String), dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+		dsl.TableLeftJoinForeignKey(orders, customers, orderCustomer, func(k, a string, o dsl.Maybe[string]) string { return joinStrings(k, a, o.Or("null")) },
+			serde.String, dsl.Named("enrich"), dsl.Materialized(dsl.StoreOptions{Name: "enriched-store"})).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"table-table-fk-join-group-count": func(b *dsl.Builder) {
+		orders, customers := dsl.TableFromTopic(b, "orders", serde.String, serde.String), dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+		j := dsl.TableJoinForeignKey(orders, customers, orderCustomer, joinStrings, serde.String)
 		dsl.TableGroupBy(j, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
 			ToStream().To("counts", serde.String, serde.Int64)
 	},
@@ -175,6 +204,29 @@ var describePipelines = map[string]func(b *dsl.Builder){
 			To("orders-enriched", serde.String, serde.String)
 	},
 	// The pipeline of examples/clickstream.
+	"suppress-window-final": func(b *dsl.Builder) {
+		dsl.WindowedBy(dsl.FromTopic(b, "clicks", serde.String, serde.String).GroupByKey(), window.Tumbling(time.Minute, 10*time.Second)).Count().
+			Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{})).
+			ToStream().To("final-counts", window.TimeKeySerde(serde.String, time.Minute), serde.Int64)
+	},
+	"suppress-time-limit-named": func(b *dsl.Builder) {
+		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
+		dsl.TableGroupBy(users, func(k, v string) (dsl.Maybe[string], string) { return dsl.Some(v), k }, serde.String, serde.String).Count().
+			Suppress(dsl.UntilTimeLimit(time.Minute, dsl.BufferConfig{MaxRecords: 100}).WithName("limited")).
+			ToStream().To("region-counts", serde.String, serde.Int64)
+	},
+	"suppress-before-join": func(b *dsl.Builder) {
+		l := dsl.TableFromTopic(b, "left", serde.String, serde.String)
+		r := dsl.TableFromTopic(b, "right", serde.String, serde.String).Suppress(dsl.UntilTimeLimit(10*time.Millisecond, dsl.BufferConfig{}))
+		dsl.TableOuterJoin(l, r, func(k string, a, o dsl.Maybe[string]) string { return joinStrings(k, a.Or("null"), o.Or("null")) }, serde.String).
+			ToStream().To("joined", serde.String, serde.String)
+	},
+	"suppress-session-filter": func(b *dsl.Builder) {
+		dsl.WindowedBySession(dsl.FromTopic(b, "input", serde.String, serde.String).GroupByKey(), window.Session{Gap: 5 * time.Minute, Grace: time.Minute}).Count().
+			Filter(func(_ window.Windowed[string], n int64) bool { return n > 1 }).
+			Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{MaxRecords: 1000, OnFull: dsl.ShutDownWhenFull})).
+			ToStream().To("sessions", window.SessionKeySerde(serde.String), serde.Int64)
+	},
 	"clickstream": func(b *dsl.Builder) {
 		users := dsl.TableFromTopic(b, "users", serde.String, serde.String)
 		pages := dsl.GlobalTableFromTopic(b, "pages", serde.String, serde.String)
@@ -318,4 +370,11 @@ func TestDescribeKafkaStreamsGoldenCovered(t *testing.T) {
 			t.Errorf("%s: listed in describeWaiting but has no golden file", name)
 		}
 	}
+}
+
+// orderCustomer is the foreign key of the Describe pipelines' orders: the
+// value up to its first comma.
+func orderCustomer(_, v string) dsl.Maybe[string] {
+	c, _, _ := strings.Cut(v, ",")
+	return dsl.Some(c)
 }

@@ -11,7 +11,8 @@
 // package functions, because Go methods cannot take type parameters
 // (MapValues, Map, FlatMap, FlatMapValues, SelectKey, GroupBy, Aggregate,
 // JoinTable, LeftJoinTable, Join, LeftJoin, OuterJoin, JoinGlobal,
-// LeftJoinGlobal, TableJoin, TableLeftJoin, TableOuterJoin, TableMapValues,
+// LeftJoinGlobal, TableJoin, TableLeftJoin, TableOuterJoin,
+// TableJoinForeignKey, TableLeftJoinForeignKey, TableMapValues,
 // TableGroupBy, TableAggregate, Process). A lambda or serde of the wrong type is a compile error.
 //
 //	b := dsl.NewBuilder()
@@ -49,6 +50,29 @@
 // value getter chained to the nearest materialized table above it, and the
 // join's nodes are connected to that table's store. The inputs run in one
 // task, so their topics must be co-partitioned. See docs/semantics.md.
+//
+// TableJoinForeignKey and TableLeftJoinForeignKey join each row of a table
+// with the row of another table whose key a function extracts from it
+// (Kafka Streams' foreign-key joins). The two tables need not be
+// co-partitioned: left rows subscribe to their foreign key through an
+// internal subscription topic partitioned like the right table, and the
+// right side answers through a response topic partitioned like the left
+// one, in Kafka Streams' wire formats; answers for a left value that has
+// changed since are dropped by comparing the hash of its serialization.
+//
+// # Versioned tables
+//
+// StoreOptions.HistoryRetention keeps a table in a versioned store: each
+// key's versions within the history retention, readable as of a time, as
+// Kafka Streams' versioned key-value stores. A table record older than its
+// key's latest version goes into the history instead of replacing it, and
+// is forwarded as an update that is not the latest
+// (operators.Change.NotLatest), which table aggregations and table-table
+// joins skip. A stream-table join reads a versioned table as of each
+// stream record's timestamp; with JoinGrace it first holds stream records
+// in a buffer for the grace period, so table updates that arrive late are
+// seen. OpenVersionedTableStore reads one from a processor,
+// testdriver.VersionedKeyValueStore from a test. See docs/semantics.md.
 //
 // # Names
 //
@@ -166,6 +190,22 @@
 // with that retention plus a day. CloseWhenIdle, off by default and a
 // departure from Kafka Streams, lets wall-clock time close windows when no
 // record arrives for a while.
+//
+// # Suppress
+//
+// Table.Suppress holds a table's updates back in a buffer, one entry per
+// key (Kafka Streams' KTable.suppress). UntilWindowCloses, on the table of
+// a windowed aggregation, emits each window once, with its final value,
+// when the suppress node's stream time (the largest timestamp of the
+// updates it was given) reaches the window's end + grace (sessions: end +
+// gap + grace), in window-end order, dropping deletes. UntilTimeLimit
+// emits a key's latest update once the limit has passed since its first
+// buffered update (0: at once). BufferConfig bounds the buffer by records
+// and bytes, emitting the oldest entries early or failing the task when
+// full. The buffer is logged to a changelog in Kafka Streams' format and
+// restored with its task, so a restart neither loses a result nor emits
+// one again with another value. A join reading a suppressed table sees,
+// for a buffered key, the value emitted before its buffered updates.
 //
 // # Testing
 //

@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
@@ -92,8 +93,48 @@ func (b *Builder) storeSpec(o options, prefix, op string) *topology.StoreSpec {
 			"option Materialized(StoreOptions{Retention: %v}) does not apply to %s: only windowed and session aggregations keep a retention",
 			o.store.Retention, op)})
 	}
+	if o.store != nil && o.store.HistoryRetention != 0 {
+		b.versionedSpec(spec, o.store, op)
+	}
 	b.addStore(spec)
 	return spec
+}
+
+// versionedOps are the operations whose store may be versioned
+// (StoreOptions.HistoryRetention), as in Kafka Streams: the table sources,
+// the table operations that can be materialized (filters, mapValues,
+// table-table joins) and the aggregations that are not windowed.
+var versionedOps = map[string]bool{"TableFromTopic": true, "Table.Filter": true, "TableMapValues": true,
+	"Count": true, "Reduce": true, "Aggregate": true, "GroupedTable.Count": true, "GroupedTable.Reduce": true, "TableAggregate": true,
+	"TableJoin": true, "TableLeftJoin": true, "TableOuterJoin": true}
+
+// versionedSpec makes spec a versioned store's, or fails the build when
+// the operation op or the options cannot have one.
+func (b *Builder) versionedSpec(spec *topology.StoreSpec, s *StoreOptions, op string) {
+	what := op
+	if what == "" {
+		what = "a windowed aggregation"
+	}
+	fail := func(format string, args ...any) {
+		b.errs = append(b.errs, &topology.BuildError{Store: spec.Name, Msg: fmt.Sprintf(
+			"option Materialized(StoreOptions{HistoryRetention: %v}) "+format, append([]any{s.HistoryRetention}, args...)...)})
+	}
+	switch {
+	case s.HistoryRetention < 0:
+		fail("of %s: the history retention is negative", what)
+	case s.HistoryRetention%time.Millisecond != 0:
+		fail("of %s: the history retention must be whole milliseconds", what)
+	case !versionedOps[op]:
+		fail("does not apply to %s: only TableFromTopic, Table.Filter, TableMapValues, the table-table joins and the aggregations that are not windowed keep a versioned table", what)
+	case s.InMemory:
+		fail("of %s: a versioned store cannot be InMemory (Kafka Streams has persistent versioned stores only)", what)
+	default:
+		// Kafka Streams never caches a versioned store
+		// (KeyValueStoreMaterializer): every version is forwarded and
+		// logged as it is written.
+		spec.Kind, spec.Timestamped, spec.DisableCaching = topology.Versioned, false, true
+		spec.HistoryRetention = s.HistoryRetention
+	}
 }
 
 // input returns the stream an aggregation of g named name reads: g's
@@ -131,7 +172,8 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix stri
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
-	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs)}
+	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs),
+		versioned: spec.Kind == topology.Versioned}
 }
 
 // Count counts the records of each key into a table (Int64 values). Records

@@ -66,6 +66,8 @@ type options struct {
 	onInvalid InvalidTimestampPolicy
 	// streamJoined configures the stores of a stream-stream join.
 	streamJoined *StreamJoinOptions
+	// joinGrace is a stream-table join's grace period (JoinGrace).
+	joinGrace *time.Duration
 }
 
 func collect[O interface{ apply(*options) }](opts []O) options {
@@ -88,12 +90,41 @@ func (NameOption) sourceOperation()      {}
 func (NameOption) tableSourceOperation() {}
 func (NameOption) repartitionOperation() {}
 func (NameOption) processOperation()     {}
+func (NameOption) tableJoinOperation()   {}
 
 // Named names an operation: its processor node, and for a stateful one also
 // its state store and the internal topics derived from it
 // ("<name>-repartition", "<name>-changelog"). Kafka Streams: Named.as,
 // and Materialized.as for the store.
 func Named(name string) NameOption { return NameOption{name: name} }
+
+// TableJoinOption configures JoinTable and LeftJoinTable: Named and
+// JoinGrace.
+type TableJoinOption interface {
+	apply(*options)
+	tableJoinOperation()
+}
+
+// JoinGraceOption is the option JoinGrace returns.
+type JoinGraceOption struct{ d time.Duration }
+
+func (g JoinGraceOption) apply(o *options)  { d := g.d; o.joinGrace = &d }
+func (JoinGraceOption) tableJoinOperation() {}
+
+// JoinGrace gives a stream-table join a grace period on a versioned table
+// (StoreOptions.HistoryRetention): each stream record waits in a buffer
+// until the join's stream time (the largest timestamp of a stream record
+// buffered; table updates do not advance it) minus d reaches its
+// timestamp, and is then joined with the table as of that timestamp, so
+// table updates that arrive up to d late are seen. Records are released
+// in (timestamp, key) order, with their own timestamps and headers; a
+// record already older than stream time minus d is joined at once. The
+// buffer is a store named "<join>-Buffer", logged to
+// "<join>-Buffer-changelog" and restored like any store, so buffered
+// records survive a restart. A grace on a table that is not versioned is
+// a Build error, as in Kafka Streams. Whole milliseconds. Kafka Streams:
+// Joined.withGracePeriod.
+func JoinGrace(d time.Duration) JoinGraceOption { return JoinGraceOption{d: d} }
 
 // StoreOptions configure the state store of a stateful operation. The zero
 // value is Kafka Streams' default: a persistent (Pebble) store, logged to a
@@ -127,6 +158,23 @@ type StoreOptions struct {
 	// changelog keeps records a day longer, as Kafka Streams'. Kafka
 	// Streams: Materialized.withRetention.
 	Retention time.Duration
+	// HistoryRetention > 0 materializes the table in a versioned
+	// key-value store keeping history that long: a key's older versions
+	// stay readable as of their time (stream-table joins read the table as
+	// of the stream record's timestamp; JoinGrace), and an update older
+	// than the key's latest is kept in the history instead of replacing
+	// it, forwarded as an update that is not the latest (which table
+	// aggregations and table-table joins skip). Updates older than the
+	// history retention (against the largest timestamp the store has seen)
+	// are dropped. Whole milliseconds. It applies to TableFromTopic, to
+	// Filter, TableMapValues and the table-table joins with Materialized,
+	// and to the aggregations that are not windowed (whose results are
+	// never out of order); on windowed aggregations, global tables and
+	// AddKeyValueStore, and with InMemory, it is a Build error. A versioned store is never cached;
+	// its changelog is compacted with min.compaction.lag.ms =
+	// HistoryRetention + 1 day. Kafka Streams:
+	// Materialized.as(Stores.persistentVersionedKeyValueStore(name, historyRetention)).
+	HistoryRetention time.Duration
 }
 
 // MaterializedOption is the option Materialized returns.

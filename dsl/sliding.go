@@ -85,5 +85,6 @@ func slidingWindowed[K, V, A any](s SlidingWindowedStream[K, V], opts []StoreOpt
 	if tbl.keys == nil && s.g.s.keys != nil {
 		tbl.keys = window.TimeKeySerde(s.g.s.keys, w.TimeDifference)
 	}
+	tbl.closing = timeWindowClose[K](w.Grace)
 	return tbl
 }

@@ -34,6 +34,10 @@ func AddKeyValueStore[K, V any](b *Builder, s StoreOptions, keys serde.Serde[K],
 		b.errs = append(b.errs, &topology.BuildError{Store: s.Name, Msg: fmt.Sprintf(
 			"StoreOptions{Retention: %v} does not apply to AddKeyValueStore: a key-value store keeps no retention", s.Retention)})
 	}
+	if s.HistoryRetention != 0 {
+		b.errs = append(b.errs, &topology.BuildError{Store: s.Name, Msg: fmt.Sprintf(
+			"StoreOptions{HistoryRetention: %v} does not apply to AddKeyValueStore: it declares a key-value store, not a versioned one", s.HistoryRetention)})
+	}
 	if s.DisableCaching && s.EnableCaching {
 		b.errs = append(b.errs, &topology.BuildError{Store: s.Name, Msg: "StoreOptions sets both DisableCaching and EnableCaching"})
 	}

@@ -20,6 +20,15 @@ type Table[K, V any] struct {
 	store string
 	// view is how a join reads the table's rows.
 	view tableView[K, V]
+	// versioned: the table is versioned, kept in a versioned store or
+	// computed on the fly from one (Filter or TableMapValues without
+	// Materialized); Kafka Streams' GraphNode.isOutputVersioned, inherited
+	// from upstream when not set. Its updates may be out of order
+	// (Change.NotLatest) and its view reads as of a time.
+	versioned bool
+	// closing is set on the tables of windowed aggregations and the table
+	// operations after them: what Suppress(UntilWindowCloses) needs.
+	closing *windowClose[K]
 }
 
 // tableView is how the rows of a table are read by an operation that looks
@@ -78,16 +87,26 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {
 		return nodes.TableSource(ctx, name, spec.Name, keys, values, next)
 	}, src)
-	return Table[K, V]{b: b, node: n, keys: keys, values: values, store: spec.Name, view: storeView(spec.Name, keys, values)}
+	return Table[K, V]{b: b, node: n, keys: keys, values: values, store: spec.Name, view: storeView(spec.Name, keys, values),
+		versioned: spec.Kind == topology.Versioned}
 }
 
 // materialize returns the store a table operation keeps its result in, if
 // the Materialized option asks for one.
 func (t Table[K, V]) materialize(o options, prefix, op string) string {
+	store, _ := t.materializeVersioned(o, prefix, op)
+	return store
+}
+
+// materializeVersioned is materialize, also reporting whether the result
+// is versioned: kept in a versioned store, or, when not materialized, as t
+// is.
+func (t Table[K, V]) materializeVersioned(o options, prefix, op string) (string, bool) {
 	if o.store == nil {
-		return ""
+		return "", t.versioned
 	}
-	return t.b.storeSpec(o, prefix, op).Name
+	spec := t.b.storeSpec(o, prefix, op)
+	return spec.Name, spec.Kind == topology.Versioned
 }
 
 // Filter keeps the rows for which pred holds; an update whose new value
@@ -107,18 +126,22 @@ func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...StoreOption) Table[
 
 func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption) Table[K, V] {
 	o := collect(opts)
-	store := t.materialize(o, "KTABLE-FILTER", "Table.Filter")
+	store, versioned := t.materializeVersioned(o, "KTABLE-FILTER", "Table.Filter")
 	name := t.b.nameOr(o.name, "KTABLE-FILTER")
 	var stores []string
 	if store != "" {
 		stores = []string{store}
 	}
 	keys, values := t.keys, t.values
+	parentVersioned := t.versioned
 	n := processor(t.b, name, stores, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, operators.Change[V]], error) {
+		if parentVersioned {
+			return nodes.TableFilterVersioned(ctx, name, store, keys, values, pred, keep, next)
+		}
 		return nodes.TableFilter(ctx, name, store, keys, values, pred, keep, next)
 	}, t.node)
 	out := t
-	out.node, out.store = n, store
+	out.node, out.store, out.versioned = n, store, versioned
 	if store != "" {
 		out.view = storeView(store, keys, values)
 	} else {
@@ -134,6 +157,7 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 	n := stateless(t.b, name, func(next nodes.Node[K, V]) nodes.Node[K, operators.Change[V]] {
 		return nodes.ToStream(next)
 	}, t.node)
+	t.b.markToStream(n)
 	return Stream[K, V]{b: t.b, node: n, keys: t.keys, values: t.values}
 }
 
@@ -143,7 +167,7 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 // a delete.
 func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...StoreOption) Table[K, V2] {
 	o := collect(opts)
-	store := t.materialize(o, "KTABLE-MAPVALUES", "TableMapValues")
+	store, versioned := t.materializeVersioned(o, "KTABLE-MAPVALUES", "TableMapValues")
 	name := t.b.nameOr(o.name, "KTABLE-MAPVALUES")
 	var stores []string
 	if store != "" {
@@ -153,14 +177,18 @@ func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serd
 		}
 	}
 	keys := t.keys
+	parentVersioned := t.versioned
 	n := processor(t.b, name, stores, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V2]]) (nodes.Node[K, operators.Change[V]], error) {
+		if parentVersioned {
+			return nodes.TableMapValuesVersioned(ctx, name, store, keys, values, f, next)
+		}
 		return nodes.TableMapValues(ctx, name, store, keys, values, f, next)
 	}, t.node)
 	view := storeView(store, keys, values)
 	if store == "" {
 		view = derivedView(t.view, func(g nodes.ValueGetter[K, V]) nodes.ValueGetter[K, V2] { return nodes.MapValuesGetter(g, f) })
 	}
-	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store, view: view}
+	return Table[K, V2]{b: t.b, node: n, keys: keys, values: values, store: store, view: view, versioned: versioned, closing: t.closing}
 }
 
 // GroupedTable is a table regrouped by a new key, ready for an aggregation
@@ -225,7 +253,8 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, operators.Change[V]], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
-	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs)}
+	return Table[K, A]{b: b, node: n, keys: keys, values: aggs, store: spec.Name, view: storeView(spec.Name, keys, aggs),
+		versioned: spec.Kind == topology.Versioned}
 }
 
 // Count counts the rows of each group. Kafka Streams: KGroupedTable.count.

@@ -132,7 +132,16 @@ func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJo
 			open:   nodes.TableJoinGetter(tview.open, oview.open, kind == joinLeft, kind == joinOuter, join),
 		}
 	}
-	return Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view}
+	// Kafka Streams (KTableImpl.doJoin): the result is versioned only
+	// when materialized in a versioned store, not inherited.
+	out := Table[K, VR]{b: b, node: merge, keys: keys, values: values, store: store, view: view, versioned: b.versionedStore(store)}
+	if t.closing != nil && other.closing != nil {
+		// A join of two windowed tables: its windows close at the later
+		// of the two closing times (Kafka Streams' GraphGraceSearchUtil
+		// takes the largest grace of the parents).
+		out.closing = &windowClose[K]{end: t.closing.end, wait: max(t.closing.wait, other.closing.wait)}
+	}
+	return out
 }
 
 // suffixed returns name+suffix, or "" for no name (Kafka Streams'

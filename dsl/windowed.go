@@ -90,6 +90,7 @@ func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []StoreOpti
 	if tbl.keys == nil && t.g.s.keys != nil {
 		tbl.keys = window.TimeKeySerde(t.g.s.keys, w.Size)
 	}
+	tbl.closing = timeWindowClose[K](w.Grace)
 	return tbl
 }
 
@@ -168,6 +169,7 @@ func sessionWindowed[K, V, A any](s SessionWindowedStream[K, V], opts []StoreOpt
 	if tbl.keys == nil && s.g.s.keys != nil {
 		tbl.keys = window.SessionKeySerde(s.g.s.keys)
 	}
+	tbl.closing = timeWindowClose[K](w.Gap + w.Grace)
 	return tbl
 }
 

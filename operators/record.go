@@ -37,11 +37,19 @@ type Record[K, V any] struct {
 // Change is an update of a table row: the new value and the value it
 // replaced. HasNew is false for a delete; HasOld is false when the key had
 // no value before (or the old value is not known).
+//
+// NotLatest marks an update of a versioned table that is not the key's
+// latest version: an out-of-order record, older than the key's latest,
+// kept in the table's history. It is forwarded, but the operations that
+// keep only the latest state (table aggregations, table-table joins) skip
+// it. The zero value means latest, as every update of a table that is not
+// versioned is. Kafka Streams: Change.isLatest.
 type Change[V any] struct {
-	New    V
-	Old    V
-	HasNew bool
-	HasOld bool
+	New       V
+	Old       V
+	HasNew    bool
+	HasOld    bool
+	NotLatest bool
 }
 
 // RawRecord is a record as read from a topic, before deserialization.

@@ -106,10 +106,13 @@ func TestRepartitionTopicTakesCoPartitionGroupCount(t *testing.T) {
 	const n = 40
 	var us, cs []*kgo.Record
 	want := map[string]string{}
+	// Recent event times: a real broker deletes records older than its
+	// retention (7 days) at its next retention check.
+	recent := time.Now().Add(-10 * time.Minute).UnixMilli()
 	for i := range n {
 		u := fmt.Sprintf("user%d", i)
-		us = append(us, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("r%d", i%3)), Timestamp: time.UnixMilli(int64(1 + i))})
-		cs = append(cs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
+		us = append(us, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("r%d", i%3)), Timestamp: time.UnixMilli(recent + int64(1+i))})
+		cs = append(cs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(recent + int64(1000+i))})
 		want[u] = fmt.Sprintf("/p%d@r%d", i, i%3)
 	}
 	appID := topic(t, "app")
@@ -229,10 +232,13 @@ func TestCoPartitionedCountDoesNotFlowDownstream(t *testing.T) {
 	const n = 40
 	var us, cs []*kgo.Record
 	want := map[string]int64{}
+	// Recent event times: a real broker deletes records older than its
+	// retention (7 days) at its next retention check.
+	recent := time.Now().Add(-10 * time.Minute).UnixMilli()
 	for i := range n {
 		u, region := fmt.Sprintf("user%d", i), fmt.Sprintf("r%d", i%3)
-		us = append(us, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(region), Timestamp: time.UnixMilli(int64(1 + i))})
-		cs = append(cs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
+		us = append(us, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(region), Timestamp: time.UnixMilli(recent + int64(1+i))})
+		cs = append(cs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(recent + int64(1000+i))})
 		want[region]++
 	}
 	appID := topic(t, "app")

@@ -56,8 +56,14 @@ func runChild() error {
 	if os.Getenv("TOPOLOGY") == "keyed" {
 		topo, err = keyedCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
 	}
+	if os.Getenv("TOPOLOGY") == "suppress" {
+		topo, err = suppressedCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
+	}
 	if os.Getenv("TOPOLOGY") == "global" {
 		topo, err = globalJoinTopology(os.Getenv("PAGES"), os.Getenv("INPUT"), os.Getenv("OUTPUT"))
+	}
+	if os.Getenv("TOPOLOGY") == "fkjoin" {
+		topo, err = fkJoinTopology(os.Getenv("INPUT"), os.Getenv("RIGHT"), os.Getenv("OUTPUT"), true)
 	}
 	if err != nil {
 		return err
@@ -434,9 +440,10 @@ func TestRestoreChangelogEndingInTransactionMarker(t *testing.T) {
 	if err := txn.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
+	recent := time.Now().Add(-10 * time.Minute).UnixMilli() // kept by a real broker's retention
 	for i, n := range []int64{1, 2, 41} {
 		v := binary.BigEndian.AppendUint64(nil, uint64(n))
-		r := &kgo.Record{Key: []byte("apple"), Value: v, Timestamp: time.UnixMilli(int64(1000 + i))}
+		r := &kgo.Record{Key: []byte("apple"), Value: v, Timestamp: time.UnixMilli(recent + int64(i))}
 		if err := txn.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}

@@ -45,10 +45,13 @@ func TestStreamTableJoinOnBroker(t *testing.T) {
 	const n = 30
 	var rs []*kgo.Record
 	want := map[string]string{}
+	// Recent event times: a real broker deletes records older than its
+	// retention (7 days) at its next retention check.
+	recent := time.Now().Add(-10 * time.Minute).UnixMilli()
 	for i := range n {
 		u := fmt.Sprintf("user%d", i)
-		rs = append(rs, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("r%d", i%4)), Timestamp: time.UnixMilli(int64(1 + i))})
-		rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(int64(1000 + i))})
+		rs = append(rs, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("r%d", i%4)), Timestamp: time.UnixMilli(recent + int64(1+i))})
+		rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte(fmt.Sprintf("/p%d", i)), Value: []byte(u), Timestamp: time.UnixMilli(recent + int64(1000+i))})
 		want[u] = fmt.Sprintf("/p%d@r%d", i, i%4)
 	}
 	rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte("/home"), Value: []byte("nobody"), Timestamp: time.UnixMilli(2000)})

@@ -59,10 +59,13 @@ func TestProcessorReadsTableStoreOnBroker(t *testing.T) {
 	const n = 30
 	var rs []*kgo.Record
 	want := map[string]string{}
+	// Recent event times: a real broker deletes records older than its
+	// retention (7 days) at its next retention check.
+	recent := time.Now().Add(-10 * time.Minute).UnixMilli()
 	for i := range n {
 		u := fmt.Sprintf("user%d", i)
-		rs = append(rs, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("c%d", i%4)), Timestamp: time.UnixMilli(int64(1 + i))})
-		rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte(u), Value: []byte("/p"), Timestamp: time.UnixMilli(int64(1000 + i))})
+		rs = append(rs, &kgo.Record{Topic: usersTopic, Key: []byte(u), Value: []byte(fmt.Sprintf("c%d", i%4)), Timestamp: time.UnixMilli(recent + int64(1+i))})
+		rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte(u), Value: []byte("/p"), Timestamp: time.UnixMilli(recent + int64(1000+i))})
 		want[u] = fmt.Sprintf("/p@c%d", i%4)
 	}
 	rs = append(rs, &kgo.Record{Topic: clicksTopic, Key: []byte("nobody"), Value: []byte("/p"), Timestamp: time.UnixMilli(2000)})

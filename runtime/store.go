@@ -26,8 +26,9 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 		if _, err := a.restoreStore(ctx, ts, kv, spec, topic, partition); err != nil {
 			return nil, err
 		}
-		if spec.Kind.SegmentPrefixLen() > 0 && !spec.InMemory && ts.db != nil {
-			// The restore filled the DB through a window or session store;
+		if spec.Kind.RestoresThroughStore() && !spec.InMemory && ts.db != nil {
+			// The restore filled the DB through a window, session or
+			// versioned store;
 			// an in-memory base is that store's, keep it.
 			kv = base()
 		}

@@ -284,16 +284,16 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 	var batch *state.Batch
 	var put func(k, v []byte) error
 	var del func(k []byte) error
-	if spec.Kind.SegmentPrefixLen() == 0 && ts.db != nil && !spec.InMemory {
+	if !spec.Kind.RestoresThroughStore() && ts.db != nil && !spec.InMemory {
 		batch = ts.db.NewBatch()
 		defer batch.Close()
 		put = func(k, v []byte) error { return batch.Put(kv, k, v) }
 		del = func(k []byte) error { return batch.Delete(kv, k) }
 	}
-	// Window and session changelog keys become segmented store keys: the
-	// restorer writes them through the store, into the DB's pending
-	// writes.
-	segmented := spec.Kind.SegmentPrefixLen() > 0
+	// Window and session changelog keys become segmented store keys, and
+	// versioned changelog records versions: the restorer writes them
+	// through the store, into the DB's pending writes.
+	segmented := spec.Kind.RestoresThroughStore()
 	restorer, err := task.NewChangelogRestorer(spec, kv, put, del)
 	if err != nil {
 		return 0, err

@@ -10,6 +10,8 @@
 #                                        kafka-streams jars are fetched into
 #                                        .kafka/streams-jars-VERSION and the program compiled
 #                                        into .kafka/compat-classes (both cached)
+#   scripts/kafka.sh java CLASS ARGS...  run the compat/java program CLASS (compiled as for
+#                                        compat) with ARGS
 #   scripts/kafka.sh describe OUTDIR     run compat/java/DescribeTopologies (compiled as for
 #                                        compat): writes Kafka Streams' describe() of each of
 #                                        its pipelines to OUTDIR/<name>.txt
@@ -122,6 +124,13 @@ compile_compat() {
 compat() {
 	compile_compat
 	exec java -cp "$COMPAT_CLASSES:$STREAMS_JARS/*" ReadWithKafkaStreams "$@"
+}
+
+# java CLASS ARGS...: run the compat/java program CLASS with ARGS.
+java_class() {
+	[ $# -ge 1 ] || die "usage: $0 java CLASS ARGS..."
+	compile_compat
+	exec java -cp "$COMPAT_CLASSES:$STREAMS_JARS/*" "$@"
 }
 
 # describe OUTDIR: run DescribeTopologies, writing OUTDIR/<pipeline>.txt.
@@ -288,6 +297,7 @@ start) start "$@" ;;
 stop) stop "$@" ;;
 run) run "$@" ;;
 compat) compat "$@" ;;
+java) java_class "$@" ;;
 describe) describe "$@" ;;
-*) die "usage: $0 fetch | start [DIR] | stop [DIR] | run [DIR] -- CMD... | compat ARGS... | describe OUTDIR" ;;
+*) die "usage: $0 fetch | start [DIR] | stop [DIR] | run [DIR] -- CMD... | compat ARGS... | java CLASS ARGS... | describe OUTDIR" ;;
 esac

@@ -260,15 +260,20 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 	}
 	if e.deleted {
 		rc := e.rc // remove clears e
-		if hasOld {
-			s.setInnerContext(e)
-			if err := s.inner.Delete(key); err != nil {
-				return err
-			}
+		// Deleted below even when absent there, so that the store below
+		// logs the tombstone (Kafka Streams writes nothing then): the key
+		// may be in the changelog all the same, put by a flush whose
+		// commit never completed. The restart's restore skipped that
+		// record, so the key is absent here; a later restore, the input
+		// committed by then, applies it, and only this tombstone keeps
+		// the key from coming back.
+		s.setInnerContext(e)
+		if err := s.inner.Delete(key); err != nil {
+			return err
 		}
 		s.remove(e)
 		if !hasOld {
-			return nil // absent below and deleted above: nothing to write or forward
+			return nil // absent below and deleted above: nothing to forward
 		}
 		if s.listener != nil {
 			return s.listener(key, nil, true, old, true, rc)

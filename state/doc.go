@@ -49,6 +49,12 @@
 // one value and drops whole segments; here each version goes exactly when it
 // expires, for an index entry per version.
 //
+// The DSL keeps tables in one when they are materialized with a history
+// retention (topology.Versioned). Its changelog is not the writes to the
+// store below but one record per version (key, value, version timestamp),
+// logged above the versioned store; restoring puts the records back as
+// versions. It is never behind the record cache.
+//
 // # Pebble layout: one database per task
 //
 // The runtime opens one Pebble database per task, holding all of the task's

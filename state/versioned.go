@@ -50,7 +50,9 @@ type VersionedKeyValueStore interface {
 	// Put writes value as key's version from timestamp on, nil being a
 	// tombstone. It returns the validTo of the version written: the
 	// timestamp of the next newer version, or ValidToUndefined if it is
-	// now the latest; a version at the same timestamp is replaced. A
+	// now the latest; a version at the same timestamp is replaced (a
+	// tombstone replacing the latest version of a key with no older one
+	// leaves no trace of the key, as in Kafka Streams). A
 	// timestamp older than the observed stream time minus the history
 	// retention is refused: Put writes nothing and returns PutNotPut.
 	Put(key, value []byte, timestamp int64) (validTo int64, err error)
@@ -364,6 +366,18 @@ func (s *versionedStore) put(key, value []byte, ts int64) (int64, error) {
 			h := historyVersion{validFrom: lvf, validTo: ts, value: bytes.Clone(lval)}
 			if err := s.putHistory(key, h); err != nil {
 				return 0, err
+			}
+		} else if value == nil && ts > math.MinInt64 {
+			// A tombstone at the latest version's own timestamp. Kafka
+			// Streams (RocksDBVersionedStore.maybePutToLatestValueStore)
+			// only deletes the latest value: when no older version is
+			// left, the key keeps no trace of the delete, and a later
+			// write older than it becomes the latest.
+			if _, older, err := s.floorHistory(key, ts-1); err != nil || !older {
+				if err != nil {
+					return 0, err
+				}
+				return ValidToUndefined, s.deleteLatest(key)
 			}
 		}
 		return ValidToUndefined, s.putNewest(key, value, ts, true)

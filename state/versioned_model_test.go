@@ -54,6 +54,15 @@ func (o *versionOracle) put(key string, value []byte, ts int64) int64 {
 	vs := o.keys[key]
 	i, found := slices.BinarySearchFunc(vs, ts, func(v oracleVersion, t int64) int { return cmpInt(v.ts, t) })
 	if found {
+		o.markDead()
+		if value == nil && vs[i].value != nil && i == len(vs)-1 && !slices.ContainsFunc(vs[:i], func(v oracleVersion) bool { return !v.dead }) {
+			// A tombstone replacing the latest version, a value, with no
+			// older version any answer depends on: no trace of the key
+			// is left (Kafka Streams' RocksDBVersionedStore only deletes
+			// its latest value).
+			delete(o.keys, key)
+			return state.ValidToUndefined
+		}
 		vs[i].value = value
 	} else {
 		vs = slices.Insert(vs, i, oracleVersion{ts: ts, value: value})

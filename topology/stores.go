@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -28,6 +29,23 @@ const (
 	// keys are key ‖ int64 end ‖ int64 start, behind an 8-byte segment ID in
 	// the store.
 	Session
+	// Versioned key-value stores keep each key's latest value and its
+	// history for StoreSpec.HistoryRetention, to be read as of a past time
+	// (state.VersionedKeyValueStore). Changelog: cleanup.policy=compact
+	// with min.compaction.lag.ms = HistoryRetention + one day; a record
+	// is a version, its key the store's key, its value the value's
+	// encoding alone (a tombstone for a delete) and its timestamp the
+	// version's (Kafka Streams' ChangeLoggingVersionedKeyValueBytesStore).
+	// The store is rebuilt by putting the records back in order; it is
+	// never cached, as in Kafka Streams.
+	Versioned
+	// SuppressionBuffer is the buffer of a suppress node (Kafka Streams'
+	// InMemoryTimeOrderedKeyValueChangeBuffer): a key-value store of the
+	// buffered updates, one per key. Changelog: cleanup.policy=compact; the
+	// key as it is, the value Kafka Streams' BufferValue serialization
+	// followed by the 8-byte buffer time, with the header "v" = 3 (see
+	// ChangelogVersion), a tombstone when the key leaves the buffer.
+	SuppressionBuffer
 )
 
 // kind is the behaviour of a store kind.
@@ -44,6 +62,13 @@ type kind struct {
 	retentionSlack time.Duration
 	// keyLayout is the changelog key layout, for errors and docs.
 	keyLayout string
+	// throughStore: the changelog is restored by writing its records
+	// through the store of the kind (task.WrapStore), not into its base
+	// as they are; implied by a segment prefix.
+	throughStore bool
+	// version, when not 0, is the value of the "v" header of the kind's
+	// changelog records (Kafka Streams versions its buffer changelog so).
+	version byte
 }
 
 var kinds = [...]kind{
@@ -53,7 +78,9 @@ var kinds = [...]kind{
 	// end is not before the close time (stream time - gap - grace), and a
 	// store with retention gap + grace would already count a session ending
 	// exactly there as expired.
-	Session: {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start"},
+	Session:           {name: "session", windowed: true, segmentPrefix: 8, retentionSlack: time.Millisecond, keyLayout: "key ‖ int64 end ‖ int64 start"},
+	Versioned:         {name: "versioned", keyLayout: "key", throughStore: true},
+	SuppressionBuffer: {name: "suppression-buffer", keyLayout: "key", version: 3},
 }
 
 func (k StoreKind) info() kind {
@@ -63,7 +90,8 @@ func (k StoreKind) info() kind {
 	return kinds[k]
 }
 
-// String implements fmt.Stringer: "key-value", "window", "session".
+// String implements fmt.Stringer: "key-value", "window", "session",
+// "versioned", "suppression-buffer".
 func (k StoreKind) String() string { return k.info().name }
 
 // Windowed reports whether stores of the kind keep entries for a retention
@@ -75,6 +103,24 @@ func (k StoreKind) Windowed() bool { return k.info().windowed }
 // stores, 0 for key-value stores. A changelog logger below the store skips
 // them.
 func (k StoreKind) SegmentPrefixLen() int { return k.info().segmentPrefix }
+
+// RestoresThroughStore reports whether the kind's changelog is restored by
+// writing its records through a store of the kind made on the base
+// (window, session and versioned stores) rather than into the base as
+// they are (key-value stores): the store then reads what it wrote during
+// the restore.
+func (k StoreKind) RestoresThroughStore() bool {
+	i := k.info()
+	return i.throughStore || i.segmentPrefix > 0
+}
+
+// ChangelogVersion is the value of the one-byte header "v" the kind's
+// changelog records carry (ok false: they carry none): 3 for suppression
+// buffers, the version of Kafka Streams' buffer changelog format.
+func (k StoreKind) ChangelogVersion() (v byte, ok bool) {
+	v = k.info().version
+	return v, v != 0
+}
 
 // ChangelogKeyLayout describes the keys of the kind's changelog records.
 func (k StoreKind) ChangelogKeyLayout() string { return k.info().keyLayout }
@@ -114,7 +160,21 @@ type StoreSpec struct {
 	// SegmentInterval is the width of a window or session store's segments;
 	// zero means Kafka Streams' default, max(Retention/2, 1 minute).
 	SegmentInterval time.Duration
+	// HistoryRetention is how long a versioned store keeps the versions
+	// of a key older than its latest, against the store's observed stream
+	// time; it is also how late a write may come (Kafka Streams: the
+	// historyRetention of Stores.persistentVersionedKeyValueStore).
+	// Versioned stores only.
+	HistoryRetention time.Duration
 }
+
+// VersionedChangelogCompactionLagExtra is what a versioned store's
+// changelog adds to the history retention for min.compaction.lag.ms, so
+// that compaction does not remove versions the store still keeps while
+// event time follows wall-clock time (the broker measures the lag against
+// record timestamps): Kafka Streams'
+// VERSIONED_STORE_CHANGE_LOG_ADDITIONAL_COMPACTION_LAG_MS, one day.
+const VersionedChangelogCompactionLagExtra = 24 * time.Hour
 
 // ChangelogRetentionExtra is what a windowed changelog keeps beyond the
 // store's retention: Kafka Streams'
@@ -156,12 +216,23 @@ func (s *StoreSpec) EffectiveSegmentInterval() time.Duration {
 // ChangelogTopicConfig returns the configs the store's changelog topic is
 // created with: Kafka Streams' for the kind (key-value: compact; window
 // and session: compact,delete with retention.ms = Retention +
-// ChangelogRetentionExtra), then ChangelogConfig's overrides.
+// ChangelogRetentionExtra; versioned: compact with min.compaction.lag.ms =
+// HistoryRetention + VersionedChangelogCompactionLagExtra unless
+// ChangelogConfig sets it), then ChangelogConfig's overrides.
 func (s *StoreSpec) ChangelogTopicConfig() map[string]string {
 	cfg := ChangelogTopicConfig()
 	if s.Kind.Windowed() {
 		cfg["cleanup.policy"] = "compact,delete"
 		cfg["retention.ms"] = strconv.FormatInt((s.Retention + ChangelogRetentionExtra).Milliseconds(), 10)
+	}
+	if s.Kind == Versioned {
+		// A time.Duration in ms is far from overflowing int64 when a day
+		// is added (Kafka Streams caps the sum at Long.MAX_VALUE).
+		lag := (s.HistoryRetention + VersionedChangelogCompactionLagExtra).Milliseconds()
+		if s.HistoryRetention > math.MaxInt64-VersionedChangelogCompactionLagExtra {
+			lag = math.MaxInt64 / int64(time.Millisecond)
+		}
+		cfg["min.compaction.lag.ms"] = strconv.FormatInt(lag, 10)
 	}
 	for k, v := range s.ChangelogConfig {
 		cfg[k] = v

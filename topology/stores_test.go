@@ -2,6 +2,7 @@ package topology
 
 import (
 	"maps"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,14 @@ func TestStoreKinds(t *testing.T) {
 		{StoreSpec{Kind: Session, Retention: 10 * time.Second, ChangelogConfig: map[string]string{"retention.ms": "-1"}}, "session", 8,
 			10*time.Second + time.Millisecond, time.Minute,
 			map[string]string{"cleanup.policy": "compact,delete", "retention.ms": "-1", "message.timestamp.type": "CreateTime"}},
+		// Kafka Streams' VersionedChangelogTopicConfig: compact, with
+		// min.compaction.lag.ms = history retention + 1 day unless set.
+		{StoreSpec{Kind: Versioned, HistoryRetention: 5 * time.Minute}, "versioned", 0, 0, 0,
+			map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "86700000", "message.timestamp.type": "CreateTime"}},
+		{StoreSpec{Kind: Versioned, HistoryRetention: time.Duration(math.MaxInt64)}, "versioned", 0, 0, 0,
+			map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "9223372036854", "message.timestamp.type": "CreateTime"}},
+		{StoreSpec{Kind: Versioned, HistoryRetention: time.Hour, ChangelogConfig: map[string]string{"min.compaction.lag.ms": "5"}}, "versioned", 0, 0, 0,
+			map[string]string{"cleanup.policy": "compact", "min.compaction.lag.ms": "5", "message.timestamp.type": "CreateTime"}},
 	} {
 		s := tc.spec
 		if got := s.Kind.String(); got != tc.name {
@@ -40,6 +49,9 @@ func TestStoreKinds(t *testing.T) {
 		}
 		if got := s.EffectiveSegmentInterval(); got != tc.segment {
 			t.Errorf("%s: EffectiveSegmentInterval = %v, want %v", tc.name, got, tc.segment)
+		}
+		if got, want := s.Kind.RestoresThroughStore(), s.Kind != KeyValue; got != want {
+			t.Errorf("%s: RestoresThroughStore = %v, want %v", tc.name, got, want)
 		}
 		if got := s.ChangelogTopicConfig(); !maps.Equal(got, tc.config) {
 			t.Errorf("%s: ChangelogTopicConfig = %v, want %v", tc.name, got, tc.config)
@@ -56,8 +68,12 @@ func TestCompileStoreKindErrors(t *testing.T) {
 	_, err := Compile([]*Node{src}, []*StoreSpec{
 		{Name: "dups", Kind: KeyValue, RetainDuplicates: true},
 		{Name: "odd", Kind: StoreKind(9)},
+		{Name: "hist", Kind: KeyValue, HistoryRetention: time.Minute},
+		{Name: "v0", Kind: Versioned},
 	})
-	for _, want := range []string{"store dups: only window stores can retain duplicates, this is a key-value store", "store odd: unknown store kind 9"} {
+	for _, want := range []string{"store dups: only window stores can retain duplicates, this is a key-value store", "store odd: unknown store kind 9",
+		"store hist: only versioned stores keep a history retention, this is a key-value store",
+		"store v0: a versioned store needs a positive history retention (not 0s) and no Timestamped values"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Compile = %v, want an error containing %q", err, want)
 		}

@@ -364,6 +364,12 @@ func Compile(nodes []*Node, stores []*StoreSpec) (*Topology, error) {
 		if s.RetainDuplicates && s.Kind != Window {
 			errs = append(errs, &BuildError{Store: s.Name, Msg: "only window stores can retain duplicates, this is a " + s.Kind.String() + " store"})
 		}
+		if s.HistoryRetention != 0 && s.Kind != Versioned {
+			errs = append(errs, &BuildError{Store: s.Name, Msg: "only versioned stores keep a history retention, this is a " + s.Kind.String() + " store"})
+		}
+		if s.Kind == Versioned && (s.HistoryRetention <= 0 || s.Timestamped) {
+			errs = append(errs, &BuildError{Store: s.Name, Msg: fmt.Sprintf("a versioned store needs a positive history retention (not %v) and no Timestamped values", s.HistoryRetention)})
+		}
 	}
 	for _, n := range nodes {
 		if names[n.Name] {

@@ -84,6 +84,16 @@
 //     totals := FromTopic(b, "payments", S, S).GroupByKey().Count(Materialized(StoreOptions{Name: "payments-per-user"}))
 //     JoinTable(orders, totals, j).To("orders-enriched", S, S)
 //
+//   stream-table-join-grace (v = StoreOptions{Name: "users-versioned", HistoryRetention: 5*time.Minute})
+//     orders := FromTopic(b, "orders", S, S)
+//     users := TableFromTopic(b, "users", S, S, Materialized(v))
+//     JoinTable(orders, users, j, JoinGrace(time.Minute)).To("orders-enriched", S, S)
+//
+//   stream-table-leftjoin-grace-named
+//     orders := FromTopic(b, "orders", S, S)
+//     users := TableFromTopic(b, "users", S, S, Materialized(v)).Filter(...)
+//     LeftJoinTable(orders, users, j, JoinGrace(time.Minute), Named("enrich")).To("orders-enriched", S, S)
+//
 //   stream-stream-join / -leftjoin / -outerjoin (w = window.JoinTimeDifferenceAndGrace(5*time.Minute, time.Minute))
 //     left := FromTopic(b, "left", S, S); right := FromTopic(b, "right", S, S)
 //     Join / LeftJoin / OuterJoin(left, right, j, w).To("joined", S, S)
@@ -130,6 +140,25 @@
 //     products := GlobalTableFromTopic(b, "products", S, S, Named("products"))
 //     JoinGlobal(orders, products, key, j).To("orders-enriched", S, S)
 //
+//   suppress-window-final
+//     WindowedBy(FromTopic(b, "clicks", S, S).GroupByKey(), window.Tumbling(time.Minute, 10*time.Second)).Count()
+//       .Suppress(UntilWindowCloses(BufferConfig{})).ToStream().To("final-counts", <windowed key serde>, L)
+//
+//   suppress-time-limit-named
+//     TableGroupBy(TableFromTopic(b, "users", S, S), ..., S, S).Count()
+//       .Suppress(UntilTimeLimit(time.Minute, BufferConfig{MaxRecords: 100}).WithName("limited"))
+//       .ToStream().To("region-counts", S, L)
+//
+//   suppress-before-join
+//     l := TableFromTopic(b, "left", S, S)
+//     r := TableFromTopic(b, "right", S, S).Suppress(UntilTimeLimit(10*time.Millisecond, BufferConfig{}))
+//     TableOuterJoin(l, r, j, S).ToStream().To("joined", S, S)
+//
+//   suppress-session-filter
+//     WindowedBySession(FromTopic(b, "input", S, S).GroupByKey(), window.Session{Gap: 5*time.Minute, Grace: time.Minute}).Count()
+//       .Filter(...).Suppress(UntilWindowCloses(BufferConfig{MaxRecords: 1000, OnFull: ShutDownWhenFull}))
+//       .ToStream().To("sessions", <session key serde>, L)
+//
 //   clickstream (the pipeline of examples/clickstream)
 //     users := TableFromTopic(b, "users", S, S)
 //     pages := GlobalTableFromTopic(b, "pages", S, S)
@@ -175,11 +204,14 @@ import org.apache.kafka.streams.kstream.Repartitioned;
 import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.StreamJoined;
+import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.ValueJoiner;
+import org.apache.kafka.streams.kstream.TableJoined;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.Stores;
 
 public final class DescribeTopologies {
     private static final Serde<String> S = Serdes.String();
@@ -201,6 +233,11 @@ public final class DescribeTopologies {
 
     private static KTable<String, String> table(final StreamsBuilder b, final String topic) {
         return b.table(topic, Consumed.with(S, S));
+    }
+
+    private static Materialized<String, String, KeyValueStore<Bytes, byte[]>> versioned(final String name) {
+        return Materialized.<String, String>as(Stores.persistentVersionedKeyValueStore(name, Duration.ofMinutes(5)))
+            .withKeySerde(S).withValueSerde(S);
     }
 
     private static void out(final KStream<String, String> s, final String topic) {
@@ -308,6 +345,16 @@ public final class DescribeTopologies {
             final KTable<String, Long> totals = stream(b, "payments").groupByKey(Grouped.with(S, S)).count(countStore("payments-per-user"));
             out(orders.join(totals, (o, n) -> o + "," + n), "orders-enriched");
         });
+        PIPELINES.put("stream-table-join-grace", b -> {
+            final KStream<String, String> orders = stream(b, "orders");
+            final KTable<String, String> users = b.table("users", Consumed.with(S, S), versioned("users-versioned"));
+            out(orders.join(users, J, Joined.<String, String, String>with(S, S, S).withGracePeriod(Duration.ofMinutes(1))), "orders-enriched");
+        });
+        PIPELINES.put("stream-table-leftjoin-grace-named", b -> {
+            final KStream<String, String> orders = stream(b, "orders");
+            final KTable<String, String> users = b.table("users", Consumed.with(S, S), versioned("users-versioned")).filter((k, v) -> !v.isEmpty());
+            out(orders.leftJoin(users, J, Joined.<String, String, String>with(S, S, S).withGracePeriod(Duration.ofMinutes(1)).withName("enrich")), "orders-enriched");
+        });
 
         // Stream-stream joins.
         PIPELINES.put("stream-stream-join", b -> out(stream(b, "left").join(stream(b, "right"), J, W), "joined"));
@@ -355,6 +402,17 @@ public final class DescribeTopologies {
                 .toStream().to("counts", Produced.with(S, L));
         });
 
+        // Foreign-key table-table joins.
+        PIPELINES.put("table-table-fk-join", b -> table(b, "orders").join(table(b, "customers"), v -> v.split(",")[0], J)
+            .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("table-table-fk-leftjoin-named-materialized", b -> table(b, "orders").leftJoin(table(b, "customers"), v -> v.split(",")[0], J,
+                TableJoined.as("enrich"), store("enriched-store"))
+            .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("table-table-fk-join-group-count", b -> table(b, "orders").join(table(b, "customers"), v -> v.split(",")[0], J)
+            .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with(S, S))
+            .count()
+            .toStream().to("counts", Produced.with(S, L)));
+
         // Global tables.
         PIPELINES.put("global-join", b -> {
             final KStream<String, String> orders = stream(b, "orders");
@@ -371,6 +429,27 @@ public final class DescribeTopologies {
             final GlobalKTable<String, String> products = b.globalTable("products", Consumed.with(S, S).withName("products"), store("products"));
             out(orders.join(products, (k, v) -> v, J), "orders-enriched");
         });
+
+        // Suppress.
+        PIPELINES.put("suppress-window-final", b -> stream(b, "clicks").groupByKey(Grouped.with(S, S))
+            .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(1), Duration.ofSeconds(10)))
+            .count()
+            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+            .toStream().to("final-counts", Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 60_000L), L)));
+        PIPELINES.put("suppress-time-limit-named", b -> table(b, "users")
+            .groupBy((k, v) -> KeyValue.pair(v, k), Grouped.with(S, S))
+            .count()
+            .suppress(Suppressed.untilTimeLimit(Duration.ofMinutes(1), Suppressed.BufferConfig.maxRecords(100).emitEarlyWhenFull()).withName("limited"))
+            .toStream().to("region-counts", Produced.with(S, L)));
+        PIPELINES.put("suppress-before-join", b -> table(b, "left")
+            .outerJoin(table(b, "right").suppress(Suppressed.untilTimeLimit(Duration.ofMillis(10), Suppressed.BufferConfig.unbounded())), J)
+            .toStream().to("joined", Produced.with(S, S)));
+        PIPELINES.put("suppress-session-filter", b -> stream(b, "input").groupByKey(Grouped.with(S, S))
+            .windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMinutes(5), Duration.ofMinutes(1)))
+            .count()
+            .filter((k, v) -> v > 1)
+            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.maxRecords(1000).shutDownWhenFull()))
+            .toStream().to("sessions", Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), L)));
 
         // The pipeline of examples/clickstream.
         PIPELINES.put("clickstream", b -> {

@@ -21,6 +21,15 @@
 //   session-windowed   output of session-windowed keys:
 //                      SessionWindowedDeserializer, and the partition
 //                      WindowedStreamPartitioner chooses
+//   fk-subscription-changelog
+//                      changelog of a foreign-key join's subscription
+//                      store (String primary and foreign keys): the key by
+//                      CombinedKeySchema.fromBytes, printed "fk/pk"; the
+//                      value restored as a timestamped one and decoded by
+//                      SubscriptionWrapperSerde, printed as the
+//                      instruction (window start column), the primary
+//                      partition (window end column) and the hash as
+//                      "h0,h1" (value column)
 //
 // It prints one tab-separated line per record: kind, topic, partition,
 // offset, record timestamp, key, window start, window end, value ("null"
@@ -43,6 +52,7 @@ import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.kstream.SessionWindowedDeserializer;
 import org.apache.kafka.streams.kstream.SessionWindowedSerializer;
 import org.apache.kafka.streams.kstream.TimeWindowedDeserializer;
@@ -50,6 +60,10 @@ import org.apache.kafka.streams.kstream.TimeWindowedSerializer;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.internals.WindowedSerializer;
 import org.apache.kafka.streams.kstream.internals.WindowedStreamPartitioner;
+import org.apache.kafka.streams.kstream.internals.foreignkeyjoin.CombinedKey;
+import org.apache.kafka.streams.kstream.internals.foreignkeyjoin.CombinedKeySchema;
+import org.apache.kafka.streams.kstream.internals.foreignkeyjoin.SubscriptionWrapper;
+import org.apache.kafka.streams.kstream.internals.foreignkeyjoin.SubscriptionWrapperSerde;
 import org.apache.kafka.streams.state.ValueAndTimestamp;
 import org.apache.kafka.streams.state.internals.RecordConverter;
 import org.apache.kafka.streams.state.internals.RecordConverters;
@@ -62,6 +76,15 @@ public final class ReadWithKafkaStreams {
     private static final Deserializer<Long> VALUES = Serdes.Long().deserializer();
     private static final Deserializer<ValueAndTimestamp<Long>> TIMESTAMPED =
         new ValueAndTimestampSerde<>(Serdes.Long()).deserializer();
+
+    private static final CombinedKeySchema<String, String> FK_KEYS =
+        new CombinedKeySchema<>(() -> "fk", Serdes.String(), () -> "pk", Serdes.String());
+    private static final Deserializer<SubscriptionWrapper<String>> SUBSCRIPTIONS =
+        new SubscriptionWrapperSerde<>(() -> "pk", Serdes.String()).deserializer();
+
+    static {
+        FK_KEYS.init(null);
+    }
 
     public static void main(final String[] args) throws Exception {
         if (args.length < 2) {
@@ -168,6 +191,25 @@ public final class ReadWithKafkaStreams {
                 }
                 partition = new WindowedStreamPartitioner<String, Long>(serializer)
                     .partitions(r.topic(), w, v, partitions).orElseThrow().iterator().next().toString();
+                break;
+            }
+            case "fk-subscription-changelog": {
+                final CombinedKey<String, String> ck = FK_KEYS.fromBytes(Bytes.wrap(r.key()), r.headers());
+                key = ck.foreignKey() + "/" + ck.primaryKey();
+                final ConsumerRecord<byte[], byte[]> restored = RecordConverters.rawValueToTimestampedValue().convert(r);
+                if (restored.value() != null) {
+                    // The timestamp the restore put in front, then the
+                    // subscription (whose deserializer needs the headers).
+                    final java.nio.ByteBuffer buf = java.nio.ByteBuffer.wrap(restored.value());
+                    final long ts = buf.getLong();
+                    final byte[] raw = new byte[buf.remaining()];
+                    buf.get(raw);
+                    final SubscriptionWrapper<String> w = SUBSCRIPTIONS.deserialize(r.topic(), restored.headers(), raw);
+                    start = w.instruction().name();
+                    end = String.valueOf(w.primaryPartition());
+                    value = w.hash() == null ? "nohash" : w.hash()[0] + "," + w.hash()[1];
+                    valueTs = Long.toString(ts);
+                }
                 break;
             }
             default:

@@ -4,8 +4,10 @@
 // the windowed aggregations (time, session and sliding windows), the
 // joins (stream-table; table-table with the value getters that read a
 // table that is not materialized; stream-stream: window nodes, the two
-// join sides and the outer join store, streamjoin.go), and the node that
-// runs a user's operators.Processor. dsl is their only user: each dsl
+// join sides and the outer join store, streamjoin.go), the suppress node
+// over its time-ordered buffer (suppress.go; the buffer's entries in Kafka
+// Streams' changelog format, suppressbuffer.go), and the node that runs a
+// user's operators.Processor. dsl is their only user: each dsl
 // operation adds a topology node whose factory calls one constructor
 // here, so these are not part of Sluice's public API. The public side of
 // the same records (Record, Change, Maybe, the Processor API, the errors

@@ -31,10 +31,36 @@ func StoreGetter[K, V any](ctx Context, store string, keys serde.Serde[K], value
 	if err != nil {
 		return nil, err
 	}
+	if s.versioned != nil {
+		return versionedGetter[K, V]{storeGetter[K, V]{s}}, nil
+	}
 	return storeGetter[K, V]{s}, nil
 }
 
 type storeGetter[K, V any] struct{ s *timestamped[K, V] }
+
+// AsOfGetter is the ValueGetter of a versioned table (Kafka Streams: a
+// KTableValueGetter whose isVersioned() is true): besides the latest row
+// it reads a key's row as of a past time. GetAsOf returns the version
+// valid at asOf with its timestamp, ok false if there is none (or it is a
+// delete). Getters of versioned tables implement it; a reader checks with
+// a type assertion.
+type AsOfGetter[K, V any] interface {
+	ValueGetter[K, V]
+	GetAsOf(k K, asOf int64) (v V, ts int64, ok bool, err error)
+}
+
+// versionedGetter reads a table kept in a versioned store.
+type versionedGetter[K, V any] struct{ storeGetter[K, V] }
+
+func (g versionedGetter[K, V]) GetAsOf(k K, asOf int64) (v V, ts int64, ok bool, err error) {
+	kb, err := g.s.key(k)
+	if err != nil {
+		return v, 0, false, err
+	}
+	v, ts, _, ok, err = g.s.getAsOf(kb, asOf)
+	return v, ts, ok, err
+}
 
 func (g storeGetter[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {
 	kb, err := g.s.key(k)
@@ -48,7 +74,27 @@ func (g storeGetter[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {
 // getter of a table filter that is not materialized (Kafka Streams'
 // KTableFilterValueGetter).
 func FilterGetter[K, V any](parent ValueGetter[K, V], pred func(K, V) bool, keep bool) ValueGetter[K, V] {
-	return filterGetter[K, V]{parent: parent, pred: pred, keep: keep}
+	g := filterGetter[K, V]{parent: parent, pred: pred, keep: keep}
+	if p, ok := parent.(AsOfGetter[K, V]); ok {
+		return filterAsOfGetter[K, V]{g, p}
+	}
+	return g
+}
+
+// filterAsOfGetter is the FilterGetter of a versioned table: as Kafka
+// Streams' KTableFilterValueGetter, it is versioned when its parent is.
+type filterAsOfGetter[K, V any] struct {
+	filterGetter[K, V]
+	asOf AsOfGetter[K, V]
+}
+
+func (g filterAsOfGetter[K, V]) GetAsOf(k K, asOf int64) (v V, ts int64, ok bool, err error) {
+	v, ts, ok, err = g.asOf.GetAsOf(k, asOf)
+	if err != nil || !ok || g.pred(k, v) != g.keep {
+		var zero V
+		return zero, 0, false, err
+	}
+	return v, ts, true, nil
 }
 
 type filterGetter[K, V any] struct {
@@ -70,7 +116,25 @@ func (g filterGetter[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {
 // timestamps: the getter of a table mapValues that is not materialized
 // (Kafka Streams' KTableMapValuesValueGetter).
 func MapValuesGetter[K, V, V2 any](parent ValueGetter[K, V], f func(V) V2) ValueGetter[K, V2] {
-	return mapValuesGetter[K, V, V2]{parent: parent, f: f}
+	g := mapValuesGetter[K, V, V2]{parent: parent, f: f}
+	if p, ok := parent.(AsOfGetter[K, V]); ok {
+		return mapValuesAsOfGetter[K, V, V2]{g, p}
+	}
+	return g
+}
+
+// mapValuesAsOfGetter is the MapValuesGetter of a versioned table.
+type mapValuesAsOfGetter[K, V, V2 any] struct {
+	mapValuesGetter[K, V, V2]
+	asOf AsOfGetter[K, V]
+}
+
+func (g mapValuesAsOfGetter[K, V, V2]) GetAsOf(k K, asOf int64) (v V2, ts int64, ok bool, err error) {
+	pv, ts, ok, err := g.asOf.GetAsOf(k, asOf)
+	if err != nil || !ok {
+		return v, 0, false, err
+	}
+	return g.f(pv), ts, true, nil
 }
 
 type mapValuesGetter[K, V, V2 any] struct {

@@ -77,9 +77,9 @@ func newSlidingAggregate[K, V, A any](ctx Context, node, store string, w window.
 		init: init, first: first, add: add, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
-	// Without metadata (a task restored on another instance), the store's
-	// latest window start is a lower bound of the stream time.
-	p.observed = max(p.observedMD.get(-1), p.view.ws.ObservedStreamTime())
+	if p.observed, err = v.startStreamTime(p.observedMD); err != nil {
+		return nil, &operators.NodeError{Node: node, Err: err}
+	}
 	p.lastEmit = p.emitMD.get(-1)
 	p.cached = !emitFinal && v.forwardOnFlush(node, diff, next)
 	return p, nil

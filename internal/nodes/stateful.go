@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
@@ -73,14 +74,15 @@ func (p *aggregate[K, V, A]) Process(r operators.Record[K, V]) error {
 		agg, ts = p.first(r.Key, r.Value), r.Timestamp
 	}
 	p.store.setContext(ts, r.Headers)
-	if err := p.store.put(kb, agg, ts); err != nil {
+	fwd, latest, err := p.store.putAggregate(kb, agg, ts)
+	if err != nil {
 		return &operators.NodeError{Node: p.node, Err: err}
 	}
-	if p.cached {
+	if p.cached || !fwd {
 		return nil
 	}
 	return p.next.Process(operators.Record[K, operators.Change[A]]{
-		Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok}, Timestamp: ts, Headers: r.Headers,
+		Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok, NotLatest: !latest}, Timestamp: ts, Headers: r.Headers,
 	})
 }
 
@@ -128,6 +130,25 @@ func (p *tableSource[K, V]) Process(r operators.Record[K, V]) error {
 		return &operators.NodeError{Node: p.node, Err: err}
 	}
 	ch := operators.Change[V]{Old: old, HasOld: ok}
+	if p.store.versioned != nil {
+		// Kafka Streams' KTableSource over a versioned store: every record
+		// is a version, a tombstone too (even of a key with no row); one
+		// the store refuses as too old is not forwarded; one older than
+		// the key's latest is forwarded as not the latest, with the latest
+		// as its old value. The store is not cached.
+		put, latest, err := p.store.putVersion(kb, r.Value, !r.Tombstone, r.Timestamp)
+		if err != nil {
+			return &operators.NodeError{Node: p.node, Err: err}
+		}
+		if !put {
+			return nil
+		}
+		if !r.Tombstone {
+			ch.New, ch.HasNew = r.Value, true
+		}
+		ch.NotLatest = !latest
+		return p.next.Process(operators.Record[K, operators.Change[V]]{Key: r.Key, Value: ch, Timestamp: r.Timestamp, Headers: r.Headers})
+	}
 	p.store.setContext(r.Timestamp, r.Headers)
 	if r.Tombstone {
 		if !ok {
@@ -163,6 +184,9 @@ func (m tableStore[K, V]) apply(r operators.Record[K, operators.Change[V]]) erro
 	}
 	m.store.setContext(r.Timestamp, r.Headers)
 	kb, err := m.store.key(r.Key)
+	if err == nil && m.store.versioned != nil {
+		err = fmt.Errorf("sluice: store %s is versioned: this operation cannot keep its result in it", m.store.name)
+	}
 	if err == nil {
 		if r.Value.HasNew {
 			err = m.store.put(kb, r.Value.New, r.Timestamp)
@@ -175,6 +199,43 @@ func (m tableStore[K, V]) apply(r operators.Record[K, operators.Change[V]]) erro
 	}
 	return nil
 }
+
+// applyVersion writes the update r to the operator's store when it is
+// versioned, as Kafka Streams' KTableFilter and KTableMapValues do with
+// versioned semantics: it returns the update to forward (NotLatest set
+// from the store's answer), or forward false when the store refused it as
+// older than its history retention allows.
+func (m tableStore[K, V]) applyVersion(r operators.Record[K, operators.Change[V]]) (_ operators.Change[V], forward bool, err error) {
+	kb, err := m.store.key(r.Key)
+	if err != nil {
+		return r.Value, false, &operators.NodeError{Node: m.node, Err: err}
+	}
+	put, latest, err := m.store.putVersion(kb, r.Value.New, r.Value.HasNew, r.Timestamp)
+	if err != nil {
+		return r.Value, false, &operators.NodeError{Node: m.node, Err: err}
+	}
+	c := r.Value
+	c.NotLatest = !latest
+	return c, put, nil
+}
+
+// stored returns the row of k the operator's store holds: Kafka Streams'
+// old value of a materialized KTableFilter or KTableMapValues
+// (computeOldValue reads the store, not the parent's old value).
+func (m tableStore[K, V]) stored(k K) (v V, ok bool, err error) {
+	kb, err := m.store.key(k)
+	if err == nil {
+		v, _, ok, err = m.store.get(kb)
+	}
+	if err != nil {
+		return v, false, &operators.NodeError{Node: m.node, Err: err}
+	}
+	return v, ok, nil
+}
+
+// versioned reports whether the operator keeps its result in a versioned
+// store.
+func (m tableStore[K, V]) versioned() bool { return m.store != nil && m.store.versioned != nil }
 
 func openTableStore[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V], next Node[K, operators.Change[V]]) (tableStore[K, V], error) {
 	m := tableStore[K, V]{node: node}
@@ -203,26 +264,65 @@ func TableFilter[K, V any](ctx Context, node, store string, keys serde.Serde[K],
 	return &tableFilter[K, V]{pred: pred, keep: keep, store: m, next: next}, nil
 }
 
+// TableFilterVersioned is TableFilter on a versioned table (Kafka
+// Streams' KTableFilter with useVersionedSemantics): an update whose old
+// and new values both fail the predicate is forwarded too (as a delete of
+// a row that was not there), since a versioned result keeps the delete
+// as a version; NotLatest passes through, or, with a store (versioned or
+// not), comes from it.
+func TableFilterVersioned[K, V any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V],
+	pred func(K, V) bool, keep bool, next Node[K, operators.Change[V]]) (Node[K, operators.Change[V]], error) {
+	m, err := openTableStore(ctx, node, store, keys, values, next)
+	if err != nil {
+		return nil, err
+	}
+	return &tableFilter[K, V]{pred: pred, keep: keep, store: m, next: next, versioned: true}, nil
+}
+
 type tableFilter[K, V any] struct {
-	pred  func(K, V) bool
-	keep  bool
-	store tableStore[K, V]
-	next  Node[K, operators.Change[V]]
+	pred      func(K, V) bool
+	keep      bool
+	store     tableStore[K, V]
+	next      Node[K, operators.Change[V]]
+	versioned bool
 }
 
 func (p *tableFilter[K, V]) Process(r operators.Record[K, operators.Change[V]]) error {
 	c := r.Value
-	var out operators.Change[V]
+	out := operators.Change[V]{NotLatest: c.NotLatest}
 	if c.HasNew && p.pred(r.Key, c.New) == p.keep {
 		out.New, out.HasNew = c.New, true
 	}
 	if c.HasOld && p.pred(r.Key, c.Old) == p.keep {
 		out.Old, out.HasOld = c.Old, true
 	}
-	if !out.HasNew && !out.HasOld {
+	if !out.HasNew && !out.HasOld && !p.versioned {
 		return nil
 	}
+	if p.versioned && p.store.store != nil {
+		// Below a versioned table the parent's old value may not be what
+		// this store holds (an out-of-order update the parent kept in its
+		// history may be this store's latest): the old value is the
+		// store's, as Kafka Streams computes it.
+		var err error
+		if out.Old, out.HasOld, err = p.store.stored(r.Key); err != nil {
+			return err
+		}
+	}
 	r.Value = out
+	if p.store.versioned() {
+		var fwd bool
+		var err error
+		if r.Value, fwd, err = p.store.applyVersion(r); err != nil || !fwd {
+			return err
+		}
+		return p.next.Process(r)
+	}
+	if p.store.store != nil {
+		// A store that is not versioned takes every update as the latest
+		// (Kafka Streams: PUT_RETURN_CODE_IS_LATEST of a timestamped store).
+		r.Value.NotLatest = false
+	}
 	if err := p.store.apply(r); err != nil || p.store.cached {
 		return err
 	}
@@ -240,22 +340,52 @@ func TableMapValues[K, V, V2 any](ctx Context, node, store string, keys serde.Se
 	return &tableMapValues[K, V, V2]{f: f, store: m, next: next}, nil
 }
 
+// TableMapValuesVersioned is TableMapValues below a versioned table: with
+// a store, the old value forwarded is the one the store holds (as Kafka
+// Streams' KTableMapValues.computeOldValue reads it), which an out-of-order
+// update may have made differ from the parent's.
+func TableMapValuesVersioned[K, V, V2 any](ctx Context, node, store string, keys serde.Serde[K], values serde.Serde[V2],
+	f func(V) V2, next Node[K, operators.Change[V2]]) (Node[K, operators.Change[V]], error) {
+	m, err := openTableStore(ctx, node, store, keys, values, next)
+	if err != nil {
+		return nil, err
+	}
+	return &tableMapValues[K, V, V2]{f: f, store: m, next: next, versioned: true}, nil
+}
+
 type tableMapValues[K, V, V2 any] struct {
-	f     func(V) V2
-	store tableStore[K, V2]
-	next  Node[K, operators.Change[V2]]
+	f         func(V) V2
+	store     tableStore[K, V2]
+	next      Node[K, operators.Change[V2]]
+	versioned bool // below a versioned table
 }
 
 func (p *tableMapValues[K, V, V2]) Process(r operators.Record[K, operators.Change[V]]) error {
 	c := r.Value
-	out := operators.Change[V2]{HasNew: c.HasNew, HasOld: c.HasOld}
+	out := operators.Change[V2]{HasNew: c.HasNew, HasOld: c.HasOld, NotLatest: c.NotLatest}
 	if c.HasNew {
 		out.New = p.f(c.New)
 	}
-	if c.HasOld {
+	if p.versioned && p.store.store != nil {
+		var err error
+		if out.Old, out.HasOld, err = p.store.stored(r.Key); err != nil {
+			return err
+		}
+	} else if c.HasOld {
 		out.Old = p.f(c.Old)
 	}
 	r2 := operators.Record[K, operators.Change[V2]]{Key: r.Key, Value: out, Timestamp: r.Timestamp, Headers: r.Headers}
+	if p.store.versioned() {
+		var fwd bool
+		var err error
+		if r2.Value, fwd, err = p.store.applyVersion(r2); err != nil || !fwd {
+			return err
+		}
+		return p.next.Process(r2)
+	}
+	if p.store.store != nil {
+		r2.Value.NotLatest = false // as in tableFilter
+	}
 	if err := p.store.apply(r2); err != nil || p.store.cached {
 		return err
 	}
@@ -299,6 +429,12 @@ type tableGroupBy[K, V, K2, V2 any] struct {
 
 func (p *tableGroupBy[K, V, K2, V2]) Process(r operators.Record[K, operators.Change[V]]) error {
 	c := r.Value
+	if c.NotLatest {
+		// An out-of-order update of a versioned table: the aggregation
+		// keeps the latest rows only (Kafka Streams' KTableRepartitionMap
+		// with versioned semantics).
+		return nil
+	}
 	var newMK, oldMK operators.Maybe[K2]
 	var newV, oldV V2
 	if c.HasNew {
@@ -411,12 +547,13 @@ func (p *tableAggregate[K, V, A]) Process(r operators.Record[K, operators.Change
 		return nil
 	}
 	p.store.setContext(ts, r.Headers)
-	if err := p.store.put(kb, agg, ts); err != nil {
+	fwd, latest, err := p.store.putAggregate(kb, agg, ts)
+	if err != nil {
 		return &operators.NodeError{Node: p.node, Err: err}
 	}
-	if p.cached {
+	if p.cached || !fwd {
 		return nil
 	}
-	return p.next.Process(operators.Record[K, operators.Change[A]]{Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok},
+	return p.next.Process(operators.Record[K, operators.Change[A]]{Key: r.Key, Value: operators.Change[A]{New: agg, HasNew: true, Old: old, HasOld: ok, NotLatest: !latest},
 		Timestamp: ts, Headers: r.Headers})
 }

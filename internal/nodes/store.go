@@ -17,6 +17,9 @@ func OpenKeyValueStore(ctx operators.ProcessingContext, name string) (state.KeyV
 		return nil, err
 	}
 	kv, ok := s.(state.KeyValueStore)
+	if _, versioned := s.(state.VersionedKeyValueStore); versioned {
+		return nil, fmt.Errorf("sluice: store %s is a versioned key-value store: open it with dsl.OpenVersionedTableStore", name)
+	}
 	if !ok {
 		return nil, fmt.Errorf("sluice: store %s is a %T, not a key-value store", name, s)
 	}
@@ -26,17 +29,27 @@ func OpenKeyValueStore(ctx operators.ProcessingContext, name string) (state.KeyV
 // timestamped is the typed view of a key-value store whose values carry the
 // timestamp of their last update: an 8-byte big-endian timestamp followed by
 // the value's encoding, the layout of Kafka Streams' timestamped stores.
+//
+// A timestamped view may instead be over a versioned store (versioned not
+// nil, store nil): get reads the latest version, with its timestamp, and
+// the table operators write it with putVersion.
 type timestamped[K, V any] struct {
-	name   string
-	store  state.KeyValueStore
-	cache  *state.CachingStore // store, when it is a record cache
-	keys   serde.Serde[K]
-	values serde.Serde[V]
-	kbuf   []byte
-	vbuf   []byte
+	name      string
+	store     state.KeyValueStore
+	versioned state.VersionedKeyValueStore
+	cache     *state.CachingStore // store, when it is a record cache
+	keys      serde.Serde[K]
+	values    serde.Serde[V]
+	kbuf      []byte
+	vbuf      []byte
 }
 
 func openTimestamped[K, V any](ctx Context, name string, keys serde.Serde[K], values serde.Serde[V]) (*timestamped[K, V], error) {
+	if st, err := ctx.Store(name); err == nil {
+		if vs, ok := st.(state.VersionedKeyValueStore); ok {
+			return &timestamped[K, V]{name: name, versioned: vs, keys: keys, values: values}, nil
+		}
+	}
 	kv, err := OpenKeyValueStore(ctx, name)
 	if err != nil {
 		return nil, err
@@ -111,6 +124,9 @@ func (s *timestamped[K, V]) key(k K) ([]byte, error) {
 }
 
 func (s *timestamped[K, V]) get(kb []byte) (v V, ts int64, ok bool, err error) {
+	if s.versioned != nil {
+		return s.getVersion(s.versioned.Get(kb))
+	}
 	b, ok, err := s.store.Get(kb)
 	if err != nil || !ok {
 		return v, 0, false, err
@@ -123,6 +139,60 @@ func (s *timestamped[K, V]) get(kb []byte) (v V, ts int64, ok bool, err error) {
 		return v, 0, false, fmt.Errorf("sluice: store %s: cannot deserialize value: %w", s.name, err)
 	}
 	return v, int64(binary.BigEndian.Uint64(b)), true, nil
+}
+
+// getAsOf reads the version of a versioned store valid at asOf, with
+// its timestamp (validFrom) and validTo (state.ValidToUndefined for the
+// latest).
+func (s *timestamped[K, V]) getAsOf(kb []byte, asOf int64) (v V, ts, validTo int64, ok bool, err error) {
+	rec, ok, err := s.versioned.GetAsOf(kb, asOf)
+	v, ts, ok, err = s.getVersion(rec, ok, err)
+	return v, ts, rec.ValidTo, ok, err
+}
+
+func (s *timestamped[K, V]) getVersion(rec state.VersionedRecord, ok bool, err error) (v V, ts int64, _ bool, _ error) {
+	if err != nil || !ok {
+		return v, 0, false, err
+	}
+	if v, err = s.values.Decode(rec.Value); err != nil {
+		return v, 0, false, fmt.Errorf("sluice: store %s: cannot deserialize value: %w", s.name, err)
+	}
+	return v, rec.Timestamp, true, nil
+}
+
+// putVersion writes v (a tombstone if !has) as key kb's version from ts
+// on into a versioned store. put is false when the store refused the
+// write as older than its history retention allows (Kafka Streams'
+// PUT_RETURN_CODE_NOT_PUT); latest reports whether the version is now
+// the key's latest (PUT_RETURN_CODE_VALID_TO_UNDEFINED), which table
+// operators forward as Change.NotLatest.
+func (s *timestamped[K, V]) putVersion(kb []byte, v V, has bool, ts int64) (put, latest bool, err error) {
+	var buf []byte
+	if has {
+		if buf, err = s.values.Encode(s.vbuf[:0], v); err != nil {
+			return false, false, fmt.Errorf("sluice: store %s: cannot serialize value: %w", s.name, err)
+		}
+		if buf == nil {
+			buf = []byte{}
+		}
+		s.vbuf = buf
+	}
+	validTo, err := s.versioned.Put(kb, buf, ts)
+	if err != nil {
+		return false, false, err
+	}
+	return validTo != state.PutNotPut, validTo == state.ValidToUndefined, nil
+}
+
+// putAggregate writes an aggregation's new aggregate: into a versioned
+// store as putVersion does (Kafka Streams' KStreamAggregate and
+// KTableAggregate forward only what the store took, with its isLatest),
+// else as put, always forwarded and the latest.
+func (s *timestamped[K, V]) putAggregate(kb []byte, v V, ts int64) (put, latest bool, err error) {
+	if s.versioned != nil {
+		return s.putVersion(kb, v, true, ts)
+	}
+	return true, true, s.put(kb, v, ts)
 }
 
 func (s *timestamped[K, V]) put(kb []byte, v V, ts int64) error {
@@ -223,4 +293,41 @@ func cachedHeaders(headers []operators.Header) any {
 		return nil
 	}
 	return slices.Clone(headers)
+}
+
+// VersionedView is a typed read-only view of a versioned store, for the
+// typed handles of package dsl and the test driver.
+type VersionedView[K, V any] struct{ s *timestamped[K, V] }
+
+// NewVersionedView returns the typed view of st, which must be a
+// versioned store.
+func NewVersionedView[K, V any](st state.Store, keys serde.Serde[K], values serde.Serde[V]) (*VersionedView[K, V], error) {
+	vs, ok := st.(state.VersionedKeyValueStore)
+	if !ok {
+		return nil, fmt.Errorf("sluice: store %s is a %T, not a versioned key-value store", st.Name(), st)
+	}
+	return &VersionedView[K, V]{&timestamped[K, V]{name: st.Name(), versioned: vs, keys: keys, values: values}}, nil
+}
+
+// Get returns k's latest value and its timestamp; ok is false when k has
+// none or its latest version is a delete.
+func (v *VersionedView[K, V]) Get(k K) (val V, ts int64, ok bool, err error) {
+	kb, err := v.s.key(k)
+	if err != nil {
+		return val, 0, false, err
+	}
+	return v.s.get(kb)
+}
+
+// GetAsOf returns the version of k valid at asOf: its value, the
+// timestamp it is valid from and the one it is valid to (exclusive;
+// state.ValidToUndefined, math.MaxInt64, for the latest). ok is false when
+// no version was valid then, the one valid then is a delete, or asOf is
+// older than the history the store keeps.
+func (v *VersionedView[K, V]) GetAsOf(k K, asOf int64) (val V, validFrom, validTo int64, ok bool, err error) {
+	kb, err := v.s.key(k)
+	if err != nil {
+		return val, 0, 0, false, err
+	}
+	return v.s.getAsOf(kb, asOf)
 }

@@ -71,6 +71,13 @@ func (p *tableJoin[K, V, VO, VR]) Process(r operators.Record[K, operators.Change
 		p.ctx.RecordDropped(p.node, "null-key")
 		return nil
 	}
+	if r.Value.NotLatest {
+		// An out-of-order update of a versioned table does not change the
+		// join's result: dropped and counted (Kafka Streams'
+		// KTableKTable*Join with versioned semantics, KIP-914).
+		p.ctx.RecordDropped(p.node, "out-of-order")
+		return nil
+	}
 	o, ots, err := maybeRow(p.other, r.Key)
 	if err != nil {
 		return &operators.NodeError{Node: p.node, Err: err}
@@ -95,9 +102,16 @@ func (p *tableJoin[K, V, VO, VR]) Process(r operators.Record[K, operators.Change
 	case OuterSide:
 		hasNew, hasOld = c.HasNew || o.Present(), c.HasOld || o.Present()
 	}
-	if !hasNew && !hasOld {
+	if !hasNew && !hasOld && !o.Present() {
 		return nil
 	}
+	// An update with neither a new nor an old value (a versioned table's
+	// delete of a row it did not have, or a versioned filter's update
+	// filtered out before and after) is joined with the other side's row
+	// while there is one: a delete for the inner join and the left side of
+	// a left join, as Kafka Streams forwards Change(null, null)
+	// (KTableKTableInnerJoin, KTableKTableLeftJoin); the other row joined
+	// with None for the outer join and the right side (hasNew above).
 	ts := r.Timestamp
 	if o.Present() {
 		ts = max(ts, ots)
@@ -178,6 +192,16 @@ type tableJoinMerge[K, V any] struct {
 }
 
 func (p *tableJoinMerge[K, V]) Process(r operators.Record[K, operators.Change[V]]) error {
+	if p.store.versioned() {
+		// A versioned result store: forwarded only if the store took it,
+		// with its answer as NotLatest (KTableKTableJoinMerger).
+		var fwd bool
+		var err error
+		if r.Value, fwd, err = p.store.applyVersion(r); err != nil || !fwd {
+			return err
+		}
+		return p.next.Process(r)
+	}
 	if err := p.store.apply(r); err != nil || p.store.cached {
 		return err
 	}

@@ -164,6 +164,46 @@ func openWindowView[K, A any](ctx Context, name string, keys serde.Serde[K], agg
 	return &windowView[K, A]{name: name, ws: ws, cache: c, keys: keys, aggs: aggs}, nil
 }
 
+// restoredStreamTime is the observed stream time of a time- or
+// sliding-window aggregation whose task starts without its processor
+// metadata (restored on another instance): the largest record timestamp
+// in its store, read from the windows that start last, one of which holds
+// the newest record (every window starts at or before the timestamps of
+// its records, and the newest record, never late, is in a window that
+// starts after every other record's: tumbling and hopping windows, the
+// left window of a sliding one or a right window that contains it). The
+// values' timestamps are the largest of their windows' records. -1 for an
+// empty store. Without it the aggregation would restart from the latest
+// window start, up to a window size behind, and accept as on time records
+// that were late before the restart, changing windows already closed.
+func (v *windowView[K, A]) restoredStreamTime() (int64, error) {
+	latest := v.ws.ObservedStreamTime()
+	if latest < 0 {
+		return -1, nil
+	}
+	t := latest
+	for _, b := range v.ws.FetchAll(latest, latest) {
+		if len(b) < 8 {
+			return -1, fmt.Errorf("sluice: store %s: value of %d bytes has no timestamp", v.name, len(b))
+		}
+		t = max(t, int64(binary.BigEndian.Uint64(b)))
+	}
+	return t, v.ws.IterErr()
+}
+
+// startStreamTime is the observed stream time a windowed aggregation
+// starts with: the later of its processor metadata and what its store says
+// (restoredStreamTime). The metadata alone is not enough: it is the local
+// state's, which may be older than the store restored from the changelog
+// (the task ran on another instance since).
+func (v *windowView[K, A]) startStreamTime(md metadata) (int64, error) {
+	t, err := v.restoredStreamTime()
+	if err != nil {
+		return -1, err
+	}
+	return max(t, md.get(-1)), nil
+}
+
 func (v *windowView[K, A]) get(kb []byte, start int64) (agg A, ts int64, ok bool, err error) {
 	b, ok, err := v.ws.Fetch(kb, start)
 	if err != nil || !ok {
@@ -277,9 +317,9 @@ func WindowAggregate[K, V, A any](ctx Context, node, store string, w window.Time
 	p := &windowAggregate[K, V, A]{ctx: ctx, node: node, w: w, final: emitFinal, countTombstones: emit.CountTombstones, view: v, first: first, add: add, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
-	// Without metadata (a task restored on another instance), the store's
-	// latest window start is a lower bound of the stream time.
-	p.observed = max(p.observedMD.get(-1), v.ws.ObservedStreamTime())
+	if p.observed, err = v.startStreamTime(p.observedMD); err != nil {
+		return nil, &operators.NodeError{Node: node, Err: err}
+	}
 	p.lastEmit = p.emitMD.get(-1)
 	p.idle.idle = emit.CloseWhenIdle
 	if err := p.idle.schedule(ctx, node, p.observed, p.advance); err != nil {
@@ -468,8 +508,9 @@ func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.
 		init: init, first: first, add: add, merge: merge, next: next,
 		observedMD: newMetadata(ctx, store+".observed-stream-time"), emitMD: newMetadata(ctx, store+".last-emit-close-time"),
 		late: lateLog{ctx: ctx, node: node}}
-	// Without metadata, the store's latest session end is a lower bound of
-	// the stream time.
+	// Without metadata (a task restored on another instance), the store's
+	// latest session end is the stream time: the newest record, never
+	// late, ends its session.
 	p.observed = max(p.observedMD.get(-1), ss.ObservedStreamTime())
 	p.lastEmit = p.emitMD.get(-1)
 	p.cache, _ = ss.Base().(*state.CachingStore)

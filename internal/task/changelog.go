@@ -79,7 +79,20 @@ type loggedStore struct {
 	flushed    state.RecordContext
 	hasFlushed bool
 	hbuf       []byte
-	hdr        [1]operators.Header
+	hdr        [2]operators.Header
+	// version is the header "v" of every record, if the store's kind has
+	// one (topology.StoreKind.ChangelogVersion).
+	version []byte
+}
+
+// IterErr implements state.IterErrReporter for a store below that does,
+// so that an iteration cut short by an I/O error is not taken for a
+// complete one (the embedded interface does not promote it).
+func (s *loggedStore) IterErr() error {
+	if r, ok := s.KeyValueStore.(state.IterErrReporter); ok {
+		return r.IterErr()
+	}
+	return nil
 }
 
 // SetRecordContext implements state.RecordContextSetter: the next write
@@ -97,12 +110,30 @@ func (s *loggedStore) headers() ([]operators.Header, int64) {
 		ts, s.hasFlushed = s.flushed.Timestamp, false
 	}
 	ts = max(ts, 0)
+	hdrs := s.hdr[:0]
+	if s.version != nil {
+		hdrs = append(hdrs, operators.Header{Key: VersionHeader, Value: s.version})
+	}
 	if off < 0 {
-		return nil, ts
+		return hdrs, ts
 	}
 	s.hbuf = AppendInputPosition(s.hbuf[:0], topic, part, off)
-	s.hdr[0] = operators.Header{Key: InputHeader, Value: s.hbuf}
-	return s.hdr[:], ts
+	return append(hdrs, operators.Header{Key: InputHeader, Value: s.hbuf}), ts
+}
+
+// VersionHeader is the header of a changelog record that gives the version
+// of its value's format, for the store kinds that have one
+// (topology.StoreKind.ChangelogVersion): the "v" header of Kafka Streams'
+// suppression buffer changelog.
+const VersionHeader = "v"
+
+// versionHeader returns the value of the VersionHeader of the changelog of
+// spec's store, or nil if its records carry none.
+func versionHeader(spec *topology.StoreSpec) []byte {
+	if v, ok := spec.Kind.ChangelogVersion(); ok {
+		return []byte{v}
+	}
+	return nil
 }
 
 func (s *loggedStore) Put(key, value []byte) error {
@@ -150,18 +181,64 @@ func (s *loggedStore) DeleteRange(from, to []byte) error {
 	return nil
 }
 
+// loggedVersionedStore writes every version written to a versioned store
+// to its changelog, as Kafka Streams' ChangeLoggingVersionedKeyValueBytesStore:
+// the key, the value's encoding (a tombstone for a delete) and the
+// version's timestamp as the record timestamp. Like Kafka Streams it logs
+// a write the store refused as too old as well: restoring it is refused
+// the same way. Each record carries the InputHeader of the input record
+// that caused it.
+type loggedVersionedStore struct {
+	state.VersionedKeyValueStore
+	topic     string
+	partition int32
+	w         ChangelogWriter
+	position  func() (topic string, partition int32, offset int64)
+	hbuf      []byte
+	hdr       [1]operators.Header
+}
+
+func (s *loggedVersionedStore) headers() []operators.Header {
+	topic, part, off := s.position()
+	if off < 0 {
+		return nil
+	}
+	s.hbuf = AppendInputPosition(s.hbuf[:0], topic, part, off)
+	s.hdr[0] = operators.Header{Key: InputHeader, Value: s.hbuf}
+	return s.hdr[:]
+}
+
+func (s *loggedVersionedStore) Put(key, value []byte, ts int64) (int64, error) {
+	validTo, err := s.VersionedKeyValueStore.Put(key, value, ts)
+	if err != nil {
+		return validTo, err
+	}
+	// A nil value is the store's tombstone, and the changelog's.
+	return validTo, s.w.WriteChangelog(s.topic, s.partition, key, value, s.headers(), ts)
+}
+
+func (s *loggedVersionedStore) Delete(key []byte, ts int64) (state.VersionedRecord, bool, error) {
+	rec, ok, err := s.VersionedKeyValueStore.Delete(key, ts)
+	if err != nil {
+		return rec, ok, err
+	}
+	return rec, ok, s.w.WriteChangelog(s.topic, s.partition, key, nil, s.headers(), ts)
+}
+
 // ChangelogRestorer applies the records of a store's changelog to the
 // key-value store the store keeps its entries in: the inverse of what the
 // store's logger writes. A tombstone deletes; a timestamped store's value
 // gets the record's timestamp back in front of it; a window or session
 // changelog key gets the segment prefix of its store key (the records go
 // through the window or session store's Restore, which also skips those of
-// expired windows).
+// expired windows); a versioned store's records are put back as versions
+// through a versioned store made on base, in changelog order.
 type ChangelogRestorer struct {
 	spec        *topology.StoreSpec
 	put         func(key, value []byte) error
 	del         func(key []byte) error
 	restorer    interface{ Restore(key, value []byte) error }
+	versioned   state.VersionedKeyValueStore
 	timestamped bool
 	buf         []byte
 }
@@ -178,6 +255,14 @@ func NewChangelogRestorer(spec *topology.StoreSpec, base state.KeyValueStore, pu
 	}
 	if r.del == nil {
 		r.del = base.Delete
+	}
+	if spec.Kind == topology.Versioned {
+		st, err := WrapStore(spec, base)
+		if err != nil {
+			return nil, err
+		}
+		r.versioned = st.(state.VersionedKeyValueStore)
+		return r, nil
 	}
 	if spec.Kind.SegmentPrefixLen() > 0 {
 		st, err := WrapStore(spec, base)
@@ -202,6 +287,11 @@ func (r *ChangelogRestorer) Apply(key, value []byte, ts int64) error {
 		r.buf = value
 	}
 	switch {
+	case r.versioned != nil:
+		// A version the store refuses as too old was refused when it was
+		// written too (the changelog logs it all the same).
+		_, err := r.versioned.Put(key, value, ts)
+		return err
 	case r.restorer != nil:
 		return r.restorer.Restore(key, value)
 	case value == nil:

@@ -20,6 +20,11 @@ import (
 //     logger, and are forwarded downstream, as one;
 //   - the store's kind over it: the key-value store itself, or a window or
 //     session store keeping its entries in it (WrapStore).
+//
+// A versioned store is stacked differently: its changelog records are its
+// versions, not the writes to its base, so the logger
+// (loggedVersionedStore) sits above the versioned store, and there is no
+// record cache (Kafka Streams does not cache versioned stores either).
 
 // openStore builds the store of spec on the base Config.OpenBase opens.
 func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
@@ -32,9 +37,21 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 			return nil, err
 		}
 	}
+	if spec.Kind == topology.Versioned {
+		vs, err := WrapStore(spec, kv)
+		if err != nil {
+			return nil, err
+		}
+		if t.cfg.Changelog != nil && !spec.DisableLogging {
+			vs = &loggedVersionedStore{VersionedKeyValueStore: vs.(state.VersionedKeyValueStore),
+				topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition, w: t.cfg.Changelog,
+				position: t.InputPosition}
+		}
+		return vs, nil
+	}
 	if t.cfg.Changelog != nil && !spec.DisableLogging {
 		kv = &loggedStore{KeyValueStore: kv, topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition,
-			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: spec.Kind.SegmentPrefixLen(),
+			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: spec.Kind.SegmentPrefixLen(), version: versionHeader(spec),
 			position: func() (string, int32, int64, int64) {
 				tp, p, o := t.InputPosition()
 				return tp, p, o, t.RecordTimestamp()
@@ -54,10 +71,14 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 
 // WrapStore makes the store of spec from the key-value store its entries
 // live in: base itself for a key-value store, a window or session store
-// kept in base otherwise (with spec's retention and segment interval).
+// kept in base otherwise (with spec's retention and segment interval), or
+// a versioned store kept in base (with spec's history retention).
 func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store, error) {
 	switch spec.Kind {
-	case topology.KeyValue:
+	case topology.KeyValue, topology.SuppressionBuffer:
+		// A suppression buffer keeps its entries as they are in the
+		// changelog; the suppress node holds them in time order in memory
+		// and writes each change through (internal/nodes/suppress.go).
 		return base, nil
 	case topology.Window:
 		return state.NewWindowStore(base, state.WindowStoreOptions{Retention: spec.StoreRetention(),
@@ -65,6 +86,8 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 	case topology.Session:
 		return state.NewSessionStore(base, state.SessionStoreOptions{Retention: spec.StoreRetention(),
 			SegmentInterval: spec.EffectiveSegmentInterval()})
+	case topology.Versioned:
+		return state.NewVersionedKeyValueStore(base, state.VersionedStoreOptions{HistoryRetention: spec.HistoryRetention})
 	}
 	return nil, fmt.Errorf("sluice: store %s: unknown kind %d", spec.Name, spec.Kind)
 }

@@ -14,7 +14,11 @@
 // finds its row), and a stream-stream join of two streams of -join-records
 // records each over -join-keys keys, joined in a one-minute time
 // difference (event times spread so that each record meets about one
-// record of the other stream). CPU time is this process's (user+system);
+// record of the other stream), and a foreign-key join (fkjoin) of a table
+// of -join-records orders, each naming one of the -table-keys rows of the
+// stream-table join's table as its customer: the orders go through the
+// subscription topic to the customers' tasks and back through the response
+// topic. CPU time is this process's (user+system);
 // with the embedded broker that includes the broker's work, with a real
 // broker it does not.
 package main
@@ -73,7 +77,7 @@ func run() error {
 	n := flag.Int("records", 2_000_000, "input records")
 	partitions := flag.Int("partitions", 4, "input partitions")
 	workers := flag.Int("workers", 2, "Sluice worker goroutines")
-	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,rawwordcount,wordcount,stjoin,ssjoin); empty runs all")
+	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,suppresscount,rawwordcount,wordcount,stjoin,ssjoin,fkjoin); empty runs all")
 	joinRecords := flag.Int("join-records", 1_000_000, "records of the join workloads' stream (stjoin) and of each of their two streams (ssjoin)")
 	tableKeys := flag.Int("table-keys", 100_000, "keys of the stream-table join's table (stjoin)")
 	joinKeys := flag.Int("join-keys", 10_000, "keys of the stream-stream join's streams (ssjoin)")
@@ -129,6 +133,9 @@ func run() error {
 		{"windowcount", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "windowcount", *n, *n, *workers, int32(*partitions), windowCount)
 		}},
+		{"suppresscount", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "suppresscount", *n, *n, *workers, int32(*partitions), suppressedWindowCount)
+		}},
 		{"rawwordcount", func() (result, error) {
 			return rawWordCount(ctx, brokers, input, run+"-rawwc", *n, words, int32(*partitions))
 		}},
@@ -149,6 +156,18 @@ func run() error {
 			r.want = int64(*joinRecords)
 			return r, err
 		}},
+		{"fkjoin", func() (result, error) {
+			in, err := joinInput()
+			if err != nil {
+				return result{}, err
+			}
+			// Each order is processed three times (the order, its
+			// subscription, the response), each customer once; records/s
+			// counts the orders. Every order has a customer.
+			r, err := sluice(ctx, brokers, "", run, "fkjoin", *joinRecords, 3**joinRecords+*tableKeys, *workers, int32(*partitions), in.foreignKey)
+			r.want = int64(*joinRecords)
+			return r, err
+		}},
 		{"ssjoin", func() (result, error) {
 			in, err := joinInput()
 			if err != nil {
@@ -161,7 +180,7 @@ func run() error {
 		}},
 	}
 	selected := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
-	if selected("stjoin") || selected("ssjoin") {
+	if selected("stjoin") || selected("ssjoin") || selected("fkjoin") {
 		// Before the profile starts, as the shared input.
 		if _, err := joinInput(); err != nil {
 			return err
@@ -237,7 +256,8 @@ func run() error {
 	fmt.Println("\nRecords/s count input records. Word count moves ~30 records through Kafka per input line (the line,")
 	fmt.Println("~14 words out to and in from the repartition (words) topic, the changed counts); \"vs raw wc\" compares")
 	fmt.Println("it with the hand-written franz-go program doing the same work. The stream-table join counts its stream")
-	fmt.Println("records (the time includes loading the table), the stream-stream join the records of both streams.")
+	fmt.Println("records (the time includes loading the table), the stream-stream join the records of both streams,")
+	fmt.Println("the foreign-key join its orders (each also goes through the subscription and the response topic).")
 	return nil
 }
 
@@ -431,6 +451,19 @@ func windowCount(in, out string) (*topology.Topology, string) {
 	return topo, "Sluice 1m tumbling window count (10k keys)"
 }
 
+// suppressedWindowCount is windowCount with each window written once, when
+// it closes (Suppress until the window closes): every update of the count
+// goes through the suppression buffer and its changelog.
+func suppressedWindowCount(in, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	g := dsl.FromTopic(b, in, serde.String, serde.Bytes).GroupByKey()
+	dsl.WindowedBy(g, window.Tumbling(time.Minute, 10*time.Second)).Count(dsl.Named("counts")).
+		Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{}).WithName("final")).
+		ToStream().To(out, window.TimeKeySerde(serde.String, time.Minute), serde.Int64)
+	topo, _ := b.Build()
+	return topo, "Sluice 1m window count, suppressed to final"
+}
+
 func wordCount(in, out string) (*topology.Topology, string) {
 	b := dsl.NewBuilder()
 	lines := dsl.FromTopic(b, in, serde.Bytes, serde.String)
@@ -447,8 +480,8 @@ func wordCount(in, out string) (*topology.Topology, string) {
 
 // joinInputs are the topics of the join workloads.
 type joinInputs struct {
-	table, stream, left, right string
-	tableKeys, joinKeys        int
+	table, stream, left, right, orders string
+	tableKeys, joinKeys                int
 	// pairs is the number of results of the stream-stream join that a
 	// direct computation from the input gives: left and right records of
 	// one key at most a minute apart.
@@ -464,9 +497,9 @@ type joinInputs struct {
 // key recurs every ~2 minutes of event time in each stream: a record meets
 // about one of the other stream within a minute either side).
 func produceJoinInputs(ctx context.Context, brokers []string, run string, partitions int32, n, tableKeys, joinKeys int) (joinInputs, error) {
-	in := joinInputs{table: run + "-jtable", stream: run + "-jstream", left: run + "-jleft", right: run + "-jright",
+	in := joinInputs{table: run + "-jtable", stream: run + "-jstream", left: run + "-jleft", right: run + "-jright", orders: run + "-jorders",
 		tableKeys: tableKeys, joinKeys: joinKeys}
-	if err := connectors.CreateTopics(ctx, brokers, partitions, in.table, in.stream, in.left, in.right); err != nil {
+	if err := connectors.CreateTopics(ctx, brokers, partitions, in.table, in.stream, in.left, in.right, in.orders); err != nil {
 		return in, err
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
@@ -501,6 +534,9 @@ func produceJoinInputs(ctx context.Context, brokers []string, run string, partit
 	}
 	for range n {
 		produce(in.stream, fmt.Sprintf("k%06d", rng.IntN(tableKeys)), value(90), now)
+	}
+	for i := range n {
+		produce(in.orders, fmt.Sprintf("o%07d", i), append([]byte(fmt.Sprintf("k%06d|", rng.IntN(tableKeys))), value(82)...), now)
 	}
 	const spacing = 12 // ms
 	first := now - int64(n)*spacing - time.Minute.Milliseconds()
@@ -553,6 +589,25 @@ func (in joinInputs) streamStream(_, out string) (*topology.Topology, string) {
 	dsl.Join(left, right, concat, window.JoinTimeDifference(time.Minute)).To(out, serde.String, serde.Bytes)
 	topo, _ := b.Build()
 	return topo, fmt.Sprintf("Sluice stream-stream join (%dk keys, 1m window)", in.joinKeys/1000)
+}
+
+// foreignKey joins each order with its customer, the table's row named
+// before the "|" of its value, writing the order's value followed by the
+// customer's.
+func (in joinInputs) foreignKey(_, out string) (*topology.Topology, string) {
+	b := dsl.NewBuilder()
+	customers := dsl.TableFromTopic(b, in.table, serde.String, serde.Bytes, dsl.Named("customers"))
+	orders := dsl.TableFromTopic(b, in.orders, serde.String, serde.Bytes, dsl.Named("orders"))
+	customer := func(_ string, v []byte) dsl.Maybe[string] {
+		if i := bytes.IndexByte(v, '|'); i >= 0 {
+			return dsl.Some(string(v[:i]))
+		}
+		return dsl.None[string]()
+	}
+	dsl.TableJoinForeignKey(orders, customers, customer, concat, serde.Bytes, dsl.Named("fk")).
+		ToStream().To(out, serde.String, serde.Bytes)
+	topo, _ := b.Build()
+	return topo, fmt.Sprintf("Sluice foreign-key join (%dk customers)", in.tableKeys/1000)
 }
 
 func concat(_ string, v, o []byte) []byte {
