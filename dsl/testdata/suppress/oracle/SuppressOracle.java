@@ -4,11 +4,12 @@
 // with, after each command, the records Kafka Streams wrote for it. Every
 // file of dsl/testdata/suppress was checked with it:
 //
-//	javac -cp '/work/wt/ks-jars/*' -d /tmp/oracle SuppressOracle.java
-//	for f in ../*.txt; do java -cp '/work/wt/ks-jars/*:/tmp/oracle' SuppressOracle < $f | diff $f -; done
+//	javac -cp 'JARS/*' -d /tmp/oracle SuppressOracle.java
+//	for f in ../*.txt; do java -cp 'JARS/*:/tmp/oracle' SuppressOracle < $f | diff $f -; done
 //
-// (the jars: org.apache.kafka:kafka-streams-test-utils:4.3.1 and its
-// dependencies). The commands are those of suppress_data_test.go: comment
+// (JARS: org.apache.kafka:kafka-streams-test-utils:4.3.1 and its
+// dependencies, e.g. mvn dependency:copy-dependencies -DoutputDirectory=JARS
+// on a pom naming it). The commands are those of suppress_data_test.go: comment
 // lines (#), "build <topology> [args]" for the topologies counts, windows,
 // groupby, join, selfjoin and table, built as there with the same names, and
 // "in <topic> <key>=<value>@<ts> [<header>:<value>...]" with <null> for a

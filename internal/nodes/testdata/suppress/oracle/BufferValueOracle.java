@@ -3,10 +3,11 @@
 // buffer entries (BufferValue.serialize(8) then the buffer time): the
 // golden values of internal/nodes' TestBufferEntryKafkaStreamsFormat. It
 // is in Kafka Streams' package to reach the package-private BufferValue.
-// Run with the jars of Kafka Streams 4.3.1:
+// Run with the jars of Kafka Streams 4.3.1 in JARS (org.apache.kafka:kafka-streams:4.3.1
+// and its dependencies, e.g. mvn dependency:copy-dependencies -DoutputDirectory=JARS):
 //
-//   javac -cp '/work/wt/ks-jars/*' -d /tmp/oc BufferValueOracle.java
-//   java -cp '/work/wt/ks-jars/*:/tmp/oc' org.apache.kafka.streams.state.internals.BufferValueOracle
+//   javac -cp 'JARS/*' -d /tmp/oc BufferValueOracle.java
+//   java -cp 'JARS/*:/tmp/oc' org.apache.kafka.streams.state.internals.BufferValueOracle
 package org.apache.kafka.streams.state.internals;
 
 import java.nio.ByteBuffer;
