@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/examples/internal/demo"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -180,7 +181,7 @@ func TestGlobalTableCompleteBeforeFirstJoin(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := produce(ctx, c.Brokers, recs); err != nil {
+	if _, err := demo.Produce(ctx, c.Brokers, recs); err != nil {
 		t.Fatal(err)
 	}
 

@@ -72,10 +72,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/examples/internal/demo"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -189,7 +189,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	if err := g.check(got, false); err != nil {
 		return err
 	}
-	printReport(out, g, got, dropped(reg), where, topics, elapsed)
+	printReport(out, g, got, demo.Dropped(reg), where, topics, elapsed)
 	return nil
 }
 
@@ -257,35 +257,13 @@ func printReport(out io.Writer, g *generation, got *outputs, drops map[string]in
 	}
 }
 
-// produce writes records and waits for them; it returns the end offset of
-// each partition written to (the offset after its last record).
-func produce(ctx context.Context, brokers []string, recs []*kgo.Record) (map[string]map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	res := cl.ProduceSync(ctx, recs...)
-	ends := map[string]map[int32]int64{}
-	for _, r := range res {
-		if r.Err != nil {
-			return nil, fmt.Errorf("produce to %s: %w", r.Record.Topic, r.Err)
-		}
-		if ends[r.Record.Topic] == nil {
-			ends[r.Record.Topic] = map[int32]int64{}
-		}
-		ends[r.Record.Topic][r.Record.Partition] = max(ends[r.Record.Topic][r.Record.Partition], r.Record.Offset+1)
-	}
-	return ends, nil
-}
-
 // produceTables writes the pages and the users.
 func produceTables(ctx context.Context, brokers []string, t Topics, g *generation) error {
 	recs := pageRecords(t, g.pages)
 	for _, u := range g.users {
 		recs = append(recs, &kgo.Record{Topic: t.Users, Key: []byte(u.User), Value: mustJSON(u)})
 	}
-	_, err := produce(ctx, brokers, recs)
+	_, err := demo.Produce(ctx, brokers, recs)
 	return err
 }
 
@@ -308,43 +286,14 @@ func pageRecords(t Topics, pages []Page) []*kgo.Record {
 // after that input and commits that position at its next commit.)
 func feed(ctx context.Context, brokers []string, appID string, t Topics, g *generation, timeout time.Duration,
 	appDone <-chan error, between func(round int) error) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	f := &feeder{adm: kadm.NewClient(cl), group: appID, timeout: timeout, appDone: appDone,
-		produced: map[string]map[int32]int64{}}
-	// The users were written before the application started: the end
-	// offsets of their topic now are the first round's mark.
-	listed, err := f.adm.ListEndOffsets(ctx, t.Users)
-	if err != nil {
-		return err
-	}
-	listed.Each(func(o kadm.ListedOffset) { f.mark(t.Users, o.Partition, o.Offset) })
+	rounds := make([][]*kgo.Record, len(g.rounds))
 	for i, r := range g.rounds {
-		if err := f.awaitCommitted(ctx); err != nil {
-			return fmt.Errorf("before round %d of %d: %w", i+1, len(g.rounds), err)
-		}
-		ends, err := produce(ctx, brokers, r.kafkaRecords(t))
-		if err != nil {
-			return err
-		}
-		for topic, ps := range ends {
-			for p, end := range ps {
-				f.mark(topic, p, end)
-			}
-		}
-		if between != nil {
-			if err := between(i); err != nil {
-				return err
-			}
-		}
+		rounds[i] = r.kafkaRecords(t)
 	}
-	if err := f.awaitCommitted(ctx); err != nil {
-		return fmt.Errorf("after the last round: %w", err)
-	}
-	return nil
+	// The users were written before the application started: the end
+	// offsets of their topic are the first round's mark.
+	f := demo.Feed{Brokers: brokers, Group: appID, Written: []string{t.Users}, Timeout: timeout, AppDone: appDone, Between: between}
+	return f.Run(ctx, rounds)
 }
 
 // kafkaRecords are the records of the round for the clicks and purchases
@@ -359,68 +308,6 @@ func (r round) kafkaRecords(t Topics) []*kgo.Record {
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte(rec.user), Value: rec.value}
 	}
 	return recs
-}
-
-// feeder waits for the commits of what feed produced.
-type feeder struct {
-	adm      *kadm.Client
-	group    string
-	timeout  time.Duration
-	appDone  <-chan error
-	produced map[string]map[int32]int64 // topic, partition: offset to reach
-}
-
-func (f *feeder) mark(topic string, p int32, end int64) {
-	if f.produced[topic] == nil {
-		f.produced[topic] = map[int32]int64{}
-	}
-	f.produced[topic][p] = max(f.produced[topic][p], end)
-}
-
-// awaitCommitted waits until the group has committed, on each partition
-// written to, at least the offset after the last record written there.
-func (f *feeder) awaitCommitted(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	if !slices.ContainsFunc(slices.Collect(maps.Values(f.produced)), func(ps map[int32]int64) bool {
-		return slices.ContainsFunc(slices.Collect(maps.Values(ps)), func(end int64) bool { return end > 0 })
-	}) {
-		return nil // nothing written yet
-	}
-	for {
-		committed, err := f.adm.FetchOffsets(ctx, f.group)
-		var behind []string
-		if err == nil {
-			for _, topic := range slices.Sorted(maps.Keys(f.produced)) {
-				for _, p := range slices.Sorted(maps.Keys(f.produced[topic])) {
-					want := f.produced[topic][p]
-					if want == 0 {
-						continue // nothing to commit
-					}
-					c, ok := committed.Lookup(topic, p)
-					if ok && c.Err == nil && c.At >= want {
-						continue
-					}
-					behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", topic, p, c.At, want))
-				}
-			}
-			if len(behind) == 0 {
-				return nil
-			}
-		}
-		select {
-		case err := <-f.appDone:
-			return cmp.Or(err, errors.New("the application stopped before it had processed the input"))
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("offsets of group %s not committed after %v: %w", f.group, f.timeout, err)
-			}
-			return fmt.Errorf("offsets of group %s not committed after %v: %s", f.group, f.timeout, strings.Join(behind, ", "))
-		case <-tick.C:
-		}
-	}
 }
 
 // awaitOutputs reads the output topics from their start until done holds
@@ -460,26 +347,4 @@ func awaitOutputs(ctx context.Context, brokers []string, t Topics, timeout time.
 		})
 	}
 	return got, nil
-}
-
-// dropped sums the dropped-records counter of reg by reason.
-func dropped(reg *prometheus.Registry) map[string]int64 {
-	n := map[string]int64{}
-	mfs, err := reg.Gather()
-	if err != nil {
-		return n
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "sluice_dropped_records_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" {
-					n[l.GetValue()] += int64(m.GetCounter().GetValue())
-				}
-			}
-		}
-	}
-	return n
 }

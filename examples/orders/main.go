@@ -62,10 +62,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/examples/internal/demo"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 		// orders are about now.
 		size := totalsWindow.Milliseconds()
 		g = generate(*orders, *hours, time.Now().UnixMilli()/size*size-int64(*hours)*size, *seed)
-		if _, err := produce(ctx, addrs, customerRecords(topics, g)); err != nil {
+		if _, err := demo.Produce(ctx, addrs, customerRecords(topics, g)); err != nil {
 			return err
 		}
 	}
@@ -165,13 +165,22 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 
 	start := time.Now()
 	wait := time.Minute + time.Duration(g.orders)*100*time.Microsecond
+	// The customers were written before the application started; between
+	// rounds the feed waits for the join's internal topics and the
+	// repartition topic too: else the next round could overtake this one
+	// inside the join.
 	var internal []string
 	for _, it := range topo.InternalTopics() {
 		if it.Kind != topology.Changelog {
 			internal = append(internal, *appID+"-"+it.Name)
 		}
 	}
-	if err := feed(ctx, addrs, *appID, topics, internal, g, wait, done); err != nil {
+	rounds := make([][]*kgo.Record, len(g.rounds))
+	for i, r := range g.rounds {
+		rounds[i] = r.kafkaRecords(topics)
+	}
+	f := demo.Feed{Brokers: addrs, Group: *appID, Written: []string{topics.Customers}, Internal: internal, Timeout: wait, AppDone: done}
+	if err := f.Run(ctx, rounds); err != nil {
 		return err
 	}
 	got, err := awaitOutputs(ctx, addrs, topics, wait, done, g.covers)
@@ -189,7 +198,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	if err := g.check(got); err != nil {
 		return err
 	}
-	printReport(out, g, got, dropped(reg), where, topics, elapsed)
+	printReport(out, g, got, demo.Dropped(reg), where, topics, elapsed)
 	return nil
 }
 
@@ -266,175 +275,6 @@ func (r round) kafkaRecords(t Topics) []*kgo.Record {
 	return recs
 }
 
-// produce writes records and waits for them; it returns the end offset of
-// each partition written to (the offset after its last record).
-func produce(ctx context.Context, brokers []string, recs []*kgo.Record) (map[string]map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ends := map[string]map[int32]int64{}
-	for _, r := range cl.ProduceSync(ctx, recs...) {
-		if r.Err != nil {
-			return nil, fmt.Errorf("produce to %s: %w", r.Record.Topic, r.Err)
-		}
-		if ends[r.Record.Topic] == nil {
-			ends[r.Record.Topic] = map[int32]int64{}
-		}
-		ends[r.Record.Topic][r.Record.Partition] = max(ends[r.Record.Topic][r.Record.Partition], r.Record.Offset+1)
-	}
-	return ends, nil
-}
-
-// feed writes the generated orders, round by round: before each round,
-// and after the last, it waits until the application (consumer group
-// appID) has committed every record produced so far, the customers
-// included. It fails if the application stops, or a round is not
-// committed within timeout.
-func feed(ctx context.Context, brokers []string, appID string, t Topics, internal []string, g *generation, timeout time.Duration, appDone <-chan error) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	f := &feeder{adm: kadm.NewClient(cl), group: appID, internal: internal, timeout: timeout, appDone: appDone, produced: map[string]map[int32]int64{}}
-	// The customers were written before the application started: the end
-	// offsets of their topic now are the first round's mark.
-	listed, err := f.adm.ListEndOffsets(ctx, t.Customers)
-	if err != nil {
-		return err
-	}
-	listed.Each(func(o kadm.ListedOffset) { f.mark(t.Customers, o.Partition, o.Offset) })
-	for i, r := range g.rounds {
-		if err := f.awaitCommitted(ctx); err != nil {
-			return fmt.Errorf("before round %d of %d: %w", i+1, len(g.rounds), err)
-		}
-		ends, err := produce(ctx, brokers, r.kafkaRecords(t))
-		if err != nil {
-			return err
-		}
-		for topic, ps := range ends {
-			for p, end := range ps {
-				f.mark(topic, p, end)
-			}
-		}
-	}
-	if err := f.awaitCommitted(ctx); err != nil {
-		return fmt.Errorf("after the last round: %w", err)
-	}
-	return nil
-}
-
-// feeder waits for the commits of what feed produced.
-type feeder struct {
-	adm      *kadm.Client
-	group    string
-	internal []string // the internal topics the application reads back
-	timeout  time.Duration
-	appDone  <-chan error
-	produced map[string]map[int32]int64 // topic, partition: offset to reach
-}
-
-func (f *feeder) mark(topic string, p int32, end int64) {
-	if f.produced[topic] == nil {
-		f.produced[topic] = map[int32]int64{}
-	}
-	f.produced[topic][p] = max(f.produced[topic][p], end)
-}
-
-// awaitCommitted waits until the group has processed everything: it has
-// committed, on each partition written to, at least the offset after the
-// last record written there, and on each partition of its internal topics
-// (the join's subscription and response topics and the repartition topic)
-// the end offset, which has not moved since. Waiting for the inputs alone
-// would let the next round overtake this one inside the join.
-func (f *feeder) awaitCommitted(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		behind, err := f.behind(ctx)
-		if err == nil && len(behind) == 0 {
-			return nil
-		}
-		select {
-		case err := <-f.appDone:
-			return cmp.Or(err, errors.New("the application stopped before it had processed the input"))
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("offsets of group %s not committed after %v: %w", f.group, f.timeout, err)
-			}
-			return fmt.Errorf("offsets of group %s not committed after %v: %s", f.group, f.timeout, strings.Join(behind, ", "))
-		case <-tick.C:
-		}
-	}
-}
-
-// behind lists the partitions whose records the group has not all
-// committed.
-func (f *feeder) behind(ctx context.Context) ([]string, error) {
-	ends, err := f.internalEnds(ctx)
-	if err != nil {
-		return nil, err
-	}
-	committed, err := f.adm.FetchOffsets(ctx, f.group)
-	if err != nil {
-		return nil, err
-	}
-	again, err := f.internalEnds(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var behind []string
-	for _, want := range []map[string]map[int32]int64{f.produced, again} {
-		for _, topic := range slices.Sorted(maps.Keys(want)) {
-			for _, p := range slices.Sorted(maps.Keys(want[topic])) {
-				end := want[topic][p]
-				if ends[topic] != nil && ends[topic][p] != end {
-					// Written to while the offsets were fetched.
-					behind = append(behind, fmt.Sprintf("%s/%d growing", topic, p))
-					continue
-				}
-				if end == 0 {
-					continue
-				}
-				if c, ok := committed.Lookup(topic, p); !ok || c.Err != nil || c.At < end {
-					behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", topic, p, c.At, end))
-				}
-			}
-		}
-	}
-	return behind, nil
-}
-
-// internalEnds are the end offsets of the internal topics the
-// application reads back: its repartition topics and the join's
-// subscription and response topics, not its changelogs. A topic the
-// application has not created yet is an error, to wait on.
-func (f *feeder) internalEnds(ctx context.Context) (map[string]map[int32]int64, error) {
-	listed, err := f.adm.ListEndOffsets(ctx, f.internal...)
-	if err != nil {
-		return nil, err
-	}
-	ends := map[string]map[int32]int64{}
-	for _, topic := range f.internal {
-		ps, ok := listed[topic]
-		if !ok || len(ps) == 0 {
-			return nil, fmt.Errorf("internal topic %s not created yet", topic)
-		}
-		ends[topic] = map[int32]int64{}
-		for p, o := range ps {
-			if o.Err != nil {
-				return nil, fmt.Errorf("end offset of %s/%d: %w", topic, p, o.Err)
-			}
-			ends[topic][p] = o.Offset
-		}
-	}
-	return ends, nil
-}
-
 // awaitOutputs reads the output topics from their start until done holds
 // for the records read, the application stops, or timeout passes.
 func awaitOutputs(ctx context.Context, brokers []string, t Topics, timeout time.Duration, appDone <-chan error, done func(*outputs) bool) (*outputs, error) {
@@ -469,26 +309,4 @@ func awaitOutputs(ctx context.Context, brokers []string, t Topics, timeout time.
 		})
 	}
 	return got, nil
-}
-
-// dropped sums the dropped-records counter of reg by reason.
-func dropped(reg *prometheus.Registry) map[string]int64 {
-	n := map[string]int64{}
-	mfs, err := reg.Gather()
-	if err != nil {
-		return n
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "sluice_dropped_records_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" {
-					n[l.GetValue()] += int64(m.GetCounter().GetValue())
-				}
-			}
-		}
-	}
-	return n
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/examples/internal/demo"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -54,7 +55,7 @@ func TestAppWritesExactWindows(t *testing.T) {
 	if err := g.check(c.readAll(t, output), false); err != nil {
 		t.Fatal(err)
 	}
-	drops := dropped(in.reg)
+	drops := demo.Dropped(in.reg)
 	for reason, want := range map[string]int{"late": g.kinds[late], "deserialization-error": g.kinds[malformed], "invalid-timestamp": g.kinds[noTS]} {
 		if drops[reason] != int64(want) {
 			t.Errorf("dropped for %q: %d, want %d", reason, drops[reason], want)

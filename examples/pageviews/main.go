@@ -60,6 +60,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/examples/internal/demo"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -167,7 +168,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	if err := g.check(got, false); err != nil {
 		return err
 	}
-	drops := dropped(reg)
+	drops := demo.Dropped(reg)
 	if drops["late"] != int64(g.kinds[late]) || drops["deserialization-error"] != int64(g.kinds[malformed]) ||
 		drops["invalid-timestamp"] != int64(g.kinds[noTS]) {
 		return fmt.Errorf("dropped records by reason: %v; the generator made %d late, %d malformed, %d without a ts",
@@ -288,26 +289,4 @@ func awaitWindows(ctx context.Context, brokers []string, topic string, timeout t
 		}
 	}
 	return got, nil
-}
-
-// dropped sums the dropped-records counter of reg by reason.
-func dropped(reg *prometheus.Registry) map[string]int64 {
-	n := map[string]int64{}
-	mfs, err := reg.Gather()
-	if err != nil {
-		return n
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "sluice_dropped_records_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" {
-					n[l.GetValue()] += int64(m.GetCounter().GetValue())
-				}
-			}
-		}
-	}
-	return n
 }
