@@ -98,6 +98,12 @@ type App struct {
 	// cacheShare is the record cache budget, divided evenly among the
 	// tasks of the moment.
 	cacheShare *state.CacheShare
+	// processID identifies this instance's state directory across
+	// restarts (<appDir>/process.id), as Kafka Streams' process ID.
+	processID processID
+	// offsets is what the local copy of each task's state reflects, for
+	// the group leader's lag computation (member metadata).
+	offsets taskOffsets
 }
 
 type topicPartition struct {
@@ -238,6 +244,9 @@ func (a *App) baseClientOpts() []kgo.Opt {
 // the start-up timeout, plans and creates the internal topics and joins the
 // group.
 func (a *App) start(ctx context.Context) error {
+	if a.cfg.guarantee == ExactlyOnce {
+		return &ConfigError{"ProcessingGuarantee", "ExactlyOnce is being built (issue 12) and not available at this commit"}
+	}
 	if err := a.openStateDir(); err != nil {
 		return err
 	}
@@ -301,8 +310,12 @@ func (a *App) start(ctx context.Context) error {
 		// task knows its partitions' fetch positions (runner.waiting);
 		// they are not processed.
 		kgo.KeepControlRecords(),
+		kgo.SessionTimeout(a.cfg.sessionTimeout),
 		kgo.WithContext(a.groupCtx),
 	)
+	if a.cfg.instanceID != "" {
+		opts = append(opts, kgo.InstanceID(a.cfg.instanceID))
+	}
 	// The client runs the group callbacks from its own goroutines as soon
 	// as it exists; they take a.mu first, so holding it here orders them
 	// after the fields they use are set.

@@ -34,20 +34,123 @@ type config struct {
 	memTableBytes  int64
 	cleanupDelay   time.Duration
 	shutdownTime   time.Duration
+
+	guarantee         Guarantee
+	commitIntervalSet bool
+	instanceID        string
+	sessionTimeout    time.Duration
+	txnTimeout        time.Duration
+	standbys          int
+	acceptableLag     int64
+	maxWarmups        int
+	probingInterval   time.Duration
 }
 
 func defaultConfig() config {
 	return config{
-		commitInterval: 30 * time.Second,
-		workers:        1,
-		startupTimeout: 30 * time.Second,
-		maxPollRecords: 50000,
-		cacheBytes:     10 << 20,
-		blockCache:     64 << 20,
-		memTableBytes:  1 << 20,
-		cleanupDelay:   10 * time.Minute,
-		shutdownTime:   30 * time.Second,
+		commitInterval:  30 * time.Second,
+		workers:         1,
+		startupTimeout:  30 * time.Second,
+		maxPollRecords:  50000,
+		cacheBytes:      10 << 20,
+		blockCache:      64 << 20,
+		memTableBytes:   1 << 20,
+		cleanupDelay:    10 * time.Minute,
+		shutdownTime:    30 * time.Second,
+		sessionTimeout:  45 * time.Second,
+		txnTimeout:      10 * time.Second,
+		acceptableLag:   10000,
+		maxWarmups:      2,
+		probingInterval: 10 * time.Minute,
 	}
+}
+
+// Guarantee is a processing guarantee: what a failure may do to the output.
+type Guarantee int
+
+const (
+	// AtLeastOnce (the default): after a failure, input processed since
+	// the last commit is processed again, so its output and state updates
+	// may be written twice; nothing is lost. Kafka Streams: at_least_once.
+	AtLeastOnce Guarantee = iota
+	// ExactlyOnce: each commit writes the output, changelog and
+	// repartition records and the input offsets in one Kafka transaction,
+	// so a read_committed consumer sees the effect of every input record
+	// exactly once, whatever fails. Kafka Streams: exactly_once_v2.
+	ExactlyOnce
+)
+
+// String is the guarantee's name as Kafka Streams' processing.guarantee
+// spells it.
+func (g Guarantee) String() string {
+	switch g {
+	case AtLeastOnce:
+		return "at_least_once"
+	case ExactlyOnce:
+		return "exactly_once_v2"
+	}
+	return fmt.Sprintf("Guarantee(%d)", int(g))
+}
+
+// ProcessingGuarantee sets the processing guarantee; default AtLeastOnce.
+// Under ExactlyOnce the commit interval defaults to 100ms, as in Kafka
+// Streams. Kafka Streams: processing.guarantee.
+func ProcessingGuarantee(g Guarantee) Option {
+	return optionFunc(func(c *config) { c.guarantee = g })
+}
+
+// InstanceID makes the instance a static member of the group (Kafka's
+// group.instance.id): restarted with the same ID within the session
+// timeout, it gets its tasks back at once, without a rebalance. Each
+// instance of the application needs its own ID; a second instance started
+// with an ID in use fences the first, which stops with a FencedError.
+// Kafka Streams: group.instance.id.
+func InstanceID(id string) Option { return optionFunc(func(c *config) { c.instanceID = id }) }
+
+// SessionTimeout sets how long the group waits for a silent instance
+// before moving its tasks to the others; default 45s. Shorter fails over
+// faster after a crash, at the risk of moving tasks during a long pause
+// (a garbage collection, a slow disk). Kafka Streams: session.timeout.ms.
+func SessionTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.sessionTimeout = d })
+}
+
+// TransactionTimeout bounds, under ExactlyOnce, how long a transaction may
+// stay open: the broker aborts a crashed instance's open transaction after
+// it, and read_committed consumers of the partitions it wrote wait until
+// then. Default 10s, as Kafka Streams. Kafka Streams: the producer's
+// transaction.timeout.ms.
+func TransactionTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.txnTimeout = d })
+}
+
+// NumStandbyReplicas sets how many standby replicas each stateful task
+// has: copies of its stores on other instances, kept current by reading
+// its changelogs, so that when the task moves (its instance failed) the
+// new owner restores only what the standby had not read yet. Default 0.
+// Kafka Streams: num.standby.replicas.
+func NumStandbyReplicas(n int) Option { return optionFunc(func(c *config) { c.standbys = n }) }
+
+// AcceptableRecoveryLag is the number of changelog records an instance's
+// copy of a task's state may lag behind and still be given the task as
+// active: a task is not moved to an instance further behind while another
+// is caught up; the instance gets a warm-up replica instead. Default
+// 10000. Kafka Streams: acceptable.recovery.lag.
+func AcceptableRecoveryLag(n int64) Option {
+	return optionFunc(func(c *config) { c.acceptableLag = n })
+}
+
+// MaxWarmupReplicas bounds the warm-up replicas (standbys that exist only
+// to catch a copy up before a task moves to it) assigned at a time;
+// default 2. Kafka Streams: max.warmup.replicas.
+func MaxWarmupReplicas(n int) Option { return optionFunc(func(c *config) { c.maxWarmups = n }) }
+
+// ProbingRebalanceInterval sets how often, while warm-up replicas exist,
+// the group rebalances to check whether they caught up and their tasks
+// can move; default 10 minutes. Kafka Streams:
+// probing.rebalance.interval.ms.
+func ProbingRebalanceInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.probingInterval = d })
 }
 
 // ApplicationID sets the application ID: the consumer group, and the prefix
@@ -100,10 +203,10 @@ func StateCleanupDelay(d time.Duration) Option {
 }
 
 // CommitInterval sets how often processing progress is committed: stores
-// flushed, output flushed, offsets committed. Default 30s, as Kafka
-// Streams' commit.interval.ms; at least 1ms.
+// flushed, output flushed, offsets committed. Default 30s (100ms under
+// ExactlyOnce), as Kafka Streams' commit.interval.ms; at least 1ms.
 func CommitInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.commitInterval = d })
+	return optionFunc(func(c *config) { c.commitInterval, c.commitIntervalSet = d, true })
 }
 
 // ShutdownTimeout bounds a graceful shutdown: from the cancellation of
@@ -195,8 +298,32 @@ func (c *config) validate() error {
 	if c.cleanupDelay < 0 {
 		errs = append(errs, &ConfigError{"StateCleanupDelay", "must not be negative"})
 	}
+	if c.guarantee != AtLeastOnce && c.guarantee != ExactlyOnce {
+		errs = append(errs, &ConfigError{"ProcessingGuarantee", fmt.Sprintf("%v: want AtLeastOnce or ExactlyOnce", c.guarantee)})
+	}
+	if c.sessionTimeout < time.Second {
+		errs = append(errs, &ConfigError{"SessionTimeout", fmt.Sprintf("%v is below 1s", c.sessionTimeout)})
+	}
+	if c.txnTimeout < time.Second {
+		errs = append(errs, &ConfigError{"TransactionTimeout", fmt.Sprintf("%v is below 1s", c.txnTimeout)})
+	}
+	if c.standbys < 0 {
+		errs = append(errs, &ConfigError{"NumStandbyReplicas", fmt.Sprintf("%d is negative", c.standbys)})
+	}
+	if c.acceptableLag < 0 {
+		errs = append(errs, &ConfigError{"AcceptableRecoveryLag", fmt.Sprintf("%d is negative", c.acceptableLag)})
+	}
+	if c.maxWarmups < 1 {
+		errs = append(errs, &ConfigError{"MaxWarmupReplicas", fmt.Sprintf("%d: need at least 1", c.maxWarmups)})
+	}
+	if c.probingInterval < time.Second {
+		errs = append(errs, &ConfigError{"ProbingRebalanceInterval", fmt.Sprintf("%v is below 1s", c.probingInterval)})
+	}
 	if c.maxPollRecords < 1 {
 		errs = append(errs, &ConfigError{"MaxPollRecords", "need at least 1"})
+	}
+	if len(errs) == 0 && c.guarantee == ExactlyOnce && !c.commitIntervalSet {
+		c.commitInterval = 100 * time.Millisecond
 	}
 	return errors.Join(errs...)
 }

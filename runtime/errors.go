@@ -67,3 +67,35 @@ type MissingTopicError struct {
 func (e *MissingTopicError) Error() string {
 	return fmt.Sprintf("sluice: source topics %v do not exist: create them before starting the application", e.Topics)
 }
+
+// FencedError stops an instance that another took the place of: under
+// ExactlyOnce a newer producer with its transactional ID fenced it, or a
+// newer member joined the group with its InstanceID. Nothing it wrote in
+// its open transaction is visible to read_committed consumers; its tasks'
+// uncommitted state was dropped.
+type FencedError struct {
+	// TransactionalID is the instance's transactional ID; empty under
+	// AtLeastOnce.
+	TransactionalID string
+	// InstanceID is the instance's static member ID, if it has one.
+	InstanceID string
+	Err        error
+}
+
+// Error implements error.
+func (e *FencedError) Error() string {
+	var who []string
+	if e.TransactionalID != "" {
+		who = append(who, "transactional ID "+e.TransactionalID)
+	}
+	if e.InstanceID != "" {
+		who = append(who, "instance ID "+e.InstanceID)
+	}
+	if len(who) == 0 {
+		who = append(who, "this instance")
+	}
+	return fmt.Sprintf("sluice: fenced: another instance took over %s: %v", strings.Join(who, " and "), e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *FencedError) Unwrap() error { return e.Err }

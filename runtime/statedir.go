@@ -24,6 +24,13 @@ func (a *App) openStateDir() error {
 		return err
 	}
 	a.dirLock = l
+	id, err := loadProcessID(a.appDir)
+	if err != nil {
+		_ = l.Unlock()
+		a.dirLock = nil
+		return err
+	}
+	a.processID = id
 	a.blockCache = pebble.NewCache(a.cfg.blockCache)
 	return nil
 }
