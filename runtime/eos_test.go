@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
+	"github.com/sluicehq/sluice/window"
 )
 
 // eosOptions are the options of an exactly-once instance of the tests.
@@ -347,4 +348,105 @@ func filterAll(t *testing.T, input, output string) *topology.Topology {
 		t.Fatal(err)
 	}
 	return topo
+}
+
+// The processor metadata of a committed transaction survives a crash
+// before the local state applied it (between EndTxn and the local commit):
+// it comes back from the committed offsets' metadata, so an emit-final
+// window is not emitted twice, though the restored window store still
+// holds it.
+func TestExactlyOnceProcessorMetadataSurvivesCrash(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "in"), topic(t, "out")
+	c.create(t, 1, input, output)
+	b := dsl.NewBuilder()
+	g := dsl.FromTopic(b, input, serde.String, serde.String).GroupByKey()
+	// Windows kept for an hour: a closed window stays in the store, so a
+	// lost "last emitted" metadata would emit it again.
+	counts := dsl.WindowedBy(g, window.Tumbling(time.Minute, 0)).EmitFinal().
+		Count(dsl.Named("final"), dsl.Materialized(dsl.StoreOptions{Retention: time.Hour})).ToStream()
+	dsl.Map(counts, func(k window.Windowed[string], n int64) (string, int64) {
+		return fmt.Sprintf("%s@%d", k.Key, k.Window.Start), n
+	}).To(output, serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appID := topic(t, "app")
+	dir := t.TempDir()
+	base := time.Now().Add(-10*time.Minute).UnixMilli() / 60_000 * 60_000 // recent: kept by a real broker
+	cl := c.client(t, kgo.DefaultProduceTopic(input))
+	produce := func(ts ...int64) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, at := range ts {
+			r := &kgo.Record{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(at)}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Window 0 gets 3 records, window 1 one, which closes window 0.
+	produce(base+1000, base+2000, base+3000, base+60_000+1000)
+	var crashed atomic.Bool
+	crash := func(stage string) error {
+		if stage == "ended" && crashed.CompareAndSwap(false, true) {
+			return errors.New("crash between EndTxn and the local commit")
+		}
+		return nil
+	}
+	opts := eosOptions(c, appID, runtime.StateDir(dir))
+	first := startHooked(t, topo, crash, opts...)
+	select {
+	case err := <-first.done:
+		if err == nil || !crashed.Load() {
+			t.Fatalf("first run ended with %v, want the crash", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first run did not crash within a minute")
+	}
+	w0 := fmt.Sprintf("k@%d", base)
+	if got := c.updates(t, output, map[string]int64{w0: 3}, time.Minute); len(got[w0]) != 1 {
+		t.Fatalf("before the restart: window 0 emitted %v, want [3]", got[w0])
+	}
+	// After the restart, a record in window 2 closes window 1: window 0
+	// must not come again.
+	second := start(t, topo, opts...)
+	produce(base + 120_000 + 1000)
+	w1 := fmt.Sprintf("k@%d", base+60_000)
+	got := c.updates(t, output, map[string]int64{w0: 3, w1: 1}, time.Minute)
+	second.stop(t)
+	if len(got[w0]) != 1 || len(got[w1]) != 1 {
+		t.Fatalf("windows emitted %v, want window 0 once ([3]) and window 1 once ([1])", got)
+	}
+	// Read to the end: window 0 must not come after window 1 either.
+	all := c.updates(t, output, map[string]int64{w0: 3, w1: 1}, 3*time.Second)
+	if len(all[w0]) != 1 {
+		t.Fatalf("window 0 emitted %v, want once", all[w0])
+	}
+}
+
+// Two instances under exactly-once: when the second joins, the first
+// commits all its tasks on the revoke (one transaction), and no update
+// is lost or visible twice.
+func TestExactlyOnceRevokeCommitsAll(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "in"), topic(t, "out")
+	c.create(t, 4, input, output)
+	appID := topic(t, "app")
+	topo := keyedCount(t, input, output)
+	want := map[string]int64{}
+	a := start(t, topo, eosOptions(c, appID, runtime.MaxPollRecords(100), runtime.CommitInterval(time.Second))...)
+	waitTasks(t, []*instance{a}, 4)
+	keyedInput(t, c, input, 0, 2000, 53, want)
+	b := start(t, topo, eosOptions(c, appID, runtime.MaxPollRecords(100), runtime.CommitInterval(time.Second))...)
+	keyedInput(t, c, input, 2000, 2000, 53, want)
+	waitTasks(t, []*instance{a, b}, 2, 2)
+	keyedInput(t, c, input, 4000, 1000, 53, want)
+	checkExactlyOnce(t, c.updates(t, output, want, 2*time.Minute), want)
+	a.stop(t)
+	keyedInput(t, c, input, 5000, 500, 53, want)
+	checkExactlyOnce(t, c.updates(t, output, want, 2*time.Minute), want)
+	b.stop(t)
 }

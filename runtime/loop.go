@@ -104,10 +104,14 @@ func (a *App) loop(ctx context.Context) error {
 				// partitions can be rewound here.
 				err = a.reviveLocked(runnerIDs(rs))
 			}
-			if isFenced(err) {
+			switch {
+			case err != nil && a.cfg.guarantee == ExactlyOnce && (ctx.Err() == nil || isFenced(err)):
+				// Not rolled back: this instance was fenced, the
+				// transaction's outcome is unknown, or the local state
+				// failed after it committed. The shutdown must not
+				// commit again.
 				a.failLocked(err)
-			}
-			if err != nil && ctx.Err() != nil && !isFenced(err) {
+			case err != nil && ctx.Err() != nil:
 				// The shutdown began while the commit waited (a commit
 				// waits for a rebalance in progress) and ended it at the
 				// bound: the shutdown's final commit reports it.
@@ -183,9 +187,7 @@ func (a *App) rollbackLocked(cause error) error {
 		return err
 	}
 	if err := a.commits.abort(a.groupCtx, reason); err != nil {
-		if isFenced(err) {
-			a.failLocked(err)
-		}
+		a.failLocked(err)
 		return err
 	}
 	for _, r := range rs {
