@@ -502,3 +502,58 @@ func TestKill9AndRestartExactlyOnce(t *testing.T) {
 	checkExactlyOnce(t, c.updates(t, output, want, 2*time.Minute), want)
 	in.stop(t)
 }
+
+// A transaction held open past the transaction timeout (a paused
+// instance) is aborted by the broker. The instance learns it when it ends
+// the transaction, and the abort decides: on a broker that re-initialises
+// the producer (real Kafka without KIP-890 part 2) the tasks are rolled
+// back and the instance goes on; under KIP-890 part 2 rules (kfake) the
+// producer is fenced and Run returns a *FencedError. Either way nothing of
+// the held transaction is visible read_committed, and the counts are
+// exact once an instance runs on.
+func TestExactlyOnceTransactionTimeout(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "in"), topic(t, "out")
+	c.create(t, 2, input, output)
+	appID := topic(t, "app")
+	reg := prometheus.NewRegistry()
+	var held atomic.Bool
+	hook := func(stage string) error {
+		if stage == "offsets" && held.CompareAndSwap(false, true) {
+			time.Sleep(4 * time.Second) // the pause under test: past the 1s transaction timeout
+		}
+		return nil
+	}
+	want := map[string]int64{}
+	keyedInput(t, c, input, 0, 300, 17, want)
+	opts := eosOptions(c, appID, runtime.TransactionTimeout(time.Second), runtime.Registerer(reg))
+	in := startHooked(t, keyedCount(t, input, output), hook, opts...)
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case err := <-in.done:
+			var fe *runtime.FencedError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Run = %v, want nil or a *FencedError", err)
+			}
+			t.Logf("fenced: %v", err)
+			if counter(t, reg, "sluice_fenced_total", nil) != 1 {
+				t.Error("sluice_fenced_total is not 1")
+			}
+			next := start(t, keyedCount(t, input, output), eosOptions(c, appID)...)
+			checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
+			next.stop(t)
+			return
+		case <-deadline:
+			t.Fatal("the instance neither went on nor stopped within a minute")
+		default:
+		}
+		if held.Load() && counter(t, reg, "sluice_transaction_aborts_total", nil) > 0 &&
+			counter(t, reg, "sluice_transaction_commits_total", nil) > 0 {
+			break // recovered and committed again
+		}
+		time.Sleep(20 * time.Millisecond) // polling metrics: nothing to wait on
+	}
+	checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
+	in.stop(t)
+}
