@@ -517,16 +517,31 @@ func TestExactlyOnceTransactionTimeout(t *testing.T) {
 	c.create(t, 2, input, output)
 	appID := topic(t, "app")
 	reg := prometheus.NewRegistry()
-	var held atomic.Bool
+	adm := kadm.NewClient(c.client(t))
+	var held, expired atomic.Bool
 	hook := func(stage string) error {
-		if stage == "offsets" && held.CompareAndSwap(false, true) {
-			time.Sleep(4 * time.Second) // the pause under test: past the 1s transaction timeout
+		if stage != "offsets" || !held.CompareAndSwap(false, true) {
+			return nil
+		}
+		// The pause under test: until the broker has aborted the
+		// transaction (a real broker looks for expired transactions every
+		// 10 s by default).
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			d, err := adm.DescribeTransactions(ctx, appID+"-z")
+			cancel()
+			if tx, ok := d[appID+"-z"]; err == nil && ok && tx.Err == nil && tx.State != "Ongoing" {
+				expired.Store(true)
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond) // polling the broker: nothing to wait on
 		}
 		return nil
 	}
 	want := map[string]int64{}
 	keyedInput(t, c, input, 0, 300, 17, want)
-	opts := eosOptions(c, appID, runtime.TransactionTimeout(time.Second), runtime.Registerer(reg))
+	opts := eosOptions(c, appID, runtime.TransactionTimeout(time.Second), runtime.Registerer(reg), runtime.InstanceID("z"))
 	in := startHooked(t, keyedCount(t, input, output), hook, opts...)
 	deadline := time.After(time.Minute)
 	for {
@@ -540,7 +555,10 @@ func TestExactlyOnceTransactionTimeout(t *testing.T) {
 			if counter(t, reg, "sluice_fenced_total", nil) != 1 {
 				t.Error("sluice_fenced_total is not 1")
 			}
-			next := start(t, keyedCount(t, input, output), eosOptions(c, appID)...)
+			if !expired.Load() {
+				t.Fatal("the broker did not abort the held transaction within a minute")
+			}
+			next := start(t, keyedCount(t, input, output), eosOptions(c, appID, runtime.InstanceID("z"))...)
 			checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
 			next.stop(t)
 			return
@@ -553,6 +571,9 @@ func TestExactlyOnceTransactionTimeout(t *testing.T) {
 			break // recovered and committed again
 		}
 		time.Sleep(20 * time.Millisecond) // polling metrics: nothing to wait on
+	}
+	if !expired.Load() {
+		t.Fatal("the broker did not abort the held transaction within a minute")
 	}
 	checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
 	in.stop(t)
