@@ -99,7 +99,8 @@ func (a *App) openTasksLocked(ctx context.Context, ids []taskID) (int, map[topic
 	var started []*runner
 	paused := map[string][]int32{}
 	for _, id := range ids {
-		r, err := a.openRunnerLocked(ctx, id, committed)
+		var r *runner
+		r, err = a.openRunnerLocked(ctx, id, committed)
 		if err != nil {
 			if ctx.Err() == nil {
 				err = fmt.Errorf("sluice: open task %s: %w", id, err)
