@@ -436,6 +436,13 @@ func (a *App) shutdown() error {
 		if isFenced(err) {
 			a.fatal = err
 		}
+	} else if !isFenced(a.fatal) {
+		// A fatal error left the transaction open: abort it, so that
+		// read_committed readers of the partitions it wrote do not wait
+		// for its timeout (Kafka Streams aborts on a dirty close too).
+		if aerr := a.commits.abort(a.closeCtx, "error"); aerr != nil {
+			a.log.Warn("shutdown: abort the transaction", "err", aerr)
+		}
 	}
 	// Dirty: a task's uncommitted state is dropped with its DB's pending
 	// writes (closeRunnersLocked commits nothing).

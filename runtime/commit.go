@@ -173,6 +173,9 @@ type exactlyOnce struct {
 	// lastEnds are the changelog end offsets as of the last commit: an
 	// abort restores the producer's to them.
 	lastEnds map[state.TopicPartition]int64
+	// broken is the error of an abort that failed: the transaction's
+	// state is unknown, and no commit may follow.
+	broken error
 }
 
 func (*exactlyOnce) spansAll() bool { return true }
@@ -186,6 +189,9 @@ func (c *exactlyOnce) start(ctx context.Context) error {
 }
 
 func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
+	if c.broken != nil {
+		return c.broken
+	}
 	start := time.Now()
 	if err := flushStores(runners); err != nil {
 		return err
@@ -299,14 +305,19 @@ func (c *exactlyOnce) abort(ctx context.Context, reason string) error {
 	// A fresh bound: the abort also follows a commit that ran out of time.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	if c.broken != nil {
+		return c.broken
+	}
 	err := c.txn.abort(actx)
 	if err == nil {
 		err = c.prod.wait(actx) // the aborted records' promises
 	}
-	c.prod.reset(c.lastEnds)
 	if err != nil {
-		return c.classify(err)
+		// The producer keeps its failures: nothing commits after this.
+		c.broken = c.classify(err)
+		return c.broken
 	}
+	c.prod.reset(c.lastEnds)
 	c.metrics.txnAborts.WithLabelValues(reason).Inc()
 	return c.begin()
 }

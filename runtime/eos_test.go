@@ -578,3 +578,18 @@ func TestExactlyOnceTransactionTimeout(t *testing.T) {
 	checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
 	in.stop(t)
 }
+
+// Under exactly-once a commit interval at or past the transaction timeout
+// is refused: every transaction would time out before its commit.
+func TestExactlyOnceCommitIntervalBelowTransactionTimeout(t *testing.T) {
+	_, err := runtime.New(keyedCount(t, "in", "out"), runtime.ApplicationID("app"), runtime.Brokers("localhost:9092"),
+		runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CommitInterval(30*time.Second))
+	var ce *runtime.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "CommitInterval" {
+		t.Fatalf("New = %v, want a ConfigError for CommitInterval", err)
+	}
+	if _, err := runtime.New(keyedCount(t, "in", "out"), runtime.ApplicationID("app"), runtime.Brokers("localhost:9092"),
+		runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CommitInterval(time.Second)); err != nil {
+		t.Fatalf("New with a 1s commit interval: %v", err)
+	}
+}

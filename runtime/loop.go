@@ -117,11 +117,11 @@ func (a *App) loop(ctx context.Context) error {
 				err = a.reviveLocked(runnerIDs(rs))
 			}
 			switch {
-			case err != nil && a.cfg.guarantee == ExactlyOnce && (ctx.Err() == nil || isFenced(err)):
+			case err != nil && a.cfg.guarantee == ExactlyOnce:
 				// Not rolled back: this instance was fenced, the
 				// transaction's outcome is unknown, or the local state
 				// failed after it committed. The shutdown must not
-				// commit again.
+				// commit again, even when it began meanwhile.
 				a.failLocked(err)
 			case err != nil && ctx.Err() != nil:
 				// The shutdown began while the commit waited (a commit

@@ -99,8 +99,11 @@ func (t *txnLayer) topicIDs(ctx context.Context, topics []string) (map[string][1
 		}
 		for _, tp := range missing {
 			d, ok := md.Topics[tp]
-			if !ok || d.Err != nil {
-				return nil, fmt.Errorf("sluice: topic ID of %s: %v", tp, d.Err)
+			if !ok {
+				return nil, fmt.Errorf("sluice: topic ID of %s: not in the brokers' metadata", tp)
+			}
+			if d.Err != nil {
+				return nil, fmt.Errorf("sluice: topic ID of %s: %w", tp, d.Err)
 			}
 			t.ids[tp] = d.ID
 		}
@@ -110,6 +113,13 @@ func (t *txnLayer) topicIDs(ctx context.Context, topics []string) (map[string][1
 		out[tp] = t.ids[tp]
 	}
 	return out, nil
+}
+
+// forget drops a topic's cached ID.
+func (t *txnLayer) forget(topic string) {
+	t.idsMu.Lock()
+	delete(t.ids, topic)
+	t.idsMu.Unlock()
 }
 
 // commitOffsets adds offsets, with each partition's metadata (meta, may be
@@ -174,6 +184,9 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 			}
 			for _, rp := range rt.Partitions {
 				if e := kerr.ErrorForCode(rp.ErrorCode); e != nil {
+					if errors.Is(e, kerr.UnknownTopicID) {
+						t.forget(name) // recreated: the next commit looks it up again
+					}
 					return fmt.Errorf("topic %s partition %d: %w", name, rp.Partition, e)
 				}
 			}
@@ -258,8 +271,7 @@ func (t *txnLayer) abort(ctx context.Context) error {
 // newer producer with its transactional ID, or a newer member with its
 // instance ID, took its place.
 func isFencing(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.FencedInstanceID) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.FencedInstanceID)
 }
 
 // abortReason is the metrics label of an abort caused by err.
