@@ -102,7 +102,7 @@ func TestReviewEOSReviveMarkedCommittedByShutdown(t *testing.T) {
 	dir := t.TempDir()
 	want := map[string]int64{}
 	keyedInput(t, c, input, 0, 50, 5, want)
-	opts := eosOptions(c, appID, runtime.StateDir(dir), runtime.CommitInterval(time.Hour))
+	opts := eosOptions(c, appID, runtime.StateDir(dir), runtime.CommitInterval(time.Minute), runtime.TransactionTimeout(2*time.Minute))
 	first := startHooked(t, keyedCount(t, input, output), nil, opts...)
 	// All 50 processed: their updates are in the open transaction.
 	unc := c.client(t, kgo.ConsumeTopics(output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
