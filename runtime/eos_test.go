@@ -10,9 +10,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -592,4 +595,51 @@ func TestExactlyOnceCommitIntervalBelowTransactionTimeout(t *testing.T) {
 		runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CommitInterval(time.Second)); err != nil {
 		t.Fatalf("New with a 1s commit interval: %v", err)
 	}
+}
+
+// A cluster whose transaction.version is 1 (a Kafka cluster upgraded from
+// 3.x, without KIP-890 part 2 transactions): the offsets partition is
+// added to each transaction with AddOffsetsToTxn and TxnOffsetCommit goes
+// at v4, as franz-go does for its own produces then; the counts are
+// exactly once.
+func TestExactlyOnceTransactionVersion1(t *testing.T) {
+	_, c := embeddedCluster(t)
+	adm := kadm.NewClient(c.client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := adm.UpdateFeatures(ctx, false, kadm.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 1, UpgradeType: 3})
+	if err == nil {
+		for _, r := range res {
+			if err == nil {
+				err = r.Err
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("set transaction.version 1: %v", err)
+	}
+	input, output := topic(t, "in"), topic(t, "out")
+	c.create(t, 2, input, output)
+	want := map[string]int64{}
+	keyedInput(t, c, input, 0, 1000, 31, want)
+	var lines strings.Builder
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &lines}, nil))
+	in := start(t, keyedCount(t, input, output), eosOptions(c, topic(t, "app"), runtime.Logger(log))...)
+	checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
+	in.stop(t)
+	if !strings.Contains(lines.String(), "add_offsets_to_txn=true") {
+		t.Error("the App did not see the cluster's transaction.version 1")
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Transactions under ExactlyOnce: franz-go's lower-level transactional API
@@ -33,10 +34,15 @@ type txnLayer struct {
 	group      string
 	id         string // the transactional ID
 	instanceID string
-	// addOffsets: the broker lacks TxnOffsetCommit v5 (KIP-890 part 2),
-	// so the group's offsets partition is added to each transaction with
-	// AddOffsetsToTxn first.
+	// addOffsets: the cluster does not run KIP-890 part 2 transactions
+	// (its transaction.version feature is below 2, or its brokers lack
+	// TxnOffsetCommit v5), so the group's offsets partition is added to
+	// each transaction with AddOffsetsToTxn first, and TxnOffsetCommit is
+	// sent at v4 at most (as franz-go does then) through v4.
 	addOffsets bool
+	v4         *kgo.Client
+	// newClient makes a client with the App's base options and opts.
+	newClient func(opts ...kgo.Opt) (*kgo.Client, error)
 
 	// ids caches topic IDs: TxnOffsetCommit v6 (KIP-1319) names topics by
 	// ID, and its responses may carry only the ID.
@@ -62,12 +68,34 @@ func (t *txnLayer) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sluice: API versions of the brokers: %w", err)
 	}
+	tv := int16(0)
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "transaction.version" {
+			tv = f.MaxVersionLevel
+		}
+	}
+	t.addOffsets = tv < 2
 	for _, k := range resp.ApiKeys {
 		if k.ApiKey == int16(kmsg.TxnOffsetCommit) && k.MaxVersion < 5 {
 			t.addOffsets = true
 		}
 	}
+	if t.addOffsets && t.newClient != nil {
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
+		if t.v4, err = t.newClient(kgo.MaxVersions(vs)); err != nil {
+			return err
+		}
+	}
+	t.log.Info("transactions", "transactional_id", t.id, "transaction_version", tv, "add_offsets_to_txn", t.addOffsets)
 	return nil
+}
+
+// close closes the layer's own client, if any.
+func (t *txnLayer) close() {
+	if t.v4 != nil {
+		t.v4.Close()
+	}
 }
 
 // begin opens a transaction: franz-go refuses transactional produces
@@ -173,7 +201,11 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 			}
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, err := req.RequestWith(ctx, t.cl)
+		via := t.cl
+		if t.v4 != nil {
+			via = t.v4
+		}
+		resp, err := req.RequestWith(ctx, via)
 		if err != nil {
 			return err
 		}
