@@ -62,6 +62,12 @@ func (a *App) loop(ctx context.Context) error {
 			end := int64(-1)
 			if p.Err == nil {
 				end = p.HighWatermark
+				if a.cfg.guarantee == ExactlyOnce {
+					// Read committed: the records of an open transaction
+					// come once it commits; a task waiting for them
+					// would wait maxFetchWait on each.
+					end = p.LastStableOffset
+				}
 			}
 			r.add(p.Topic, p.Partition, p.Records, end)
 		})

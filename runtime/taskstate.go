@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -76,16 +77,19 @@ type taskState struct {
 	// metadata is the processor metadata as of the last commit.
 	metadata map[string]int64
 	// loggedEnds are the changelog end offsets recorded with the last
-	// commit of the local state.
+	// commit of the local state (its meta record).
 	loggedEnds map[topicPartition]int64
 	// resume are the next input offsets to process: the later of
 	// positions and the group's committed offsets.
 	resume map[topicPartition]int64
-	// changelogs are the task's changelog partitions, and logged their
-	// last offsets (the checkpoint).
+	// changelogs are the task's changelog partitions, and checkpoint the
+	// offsets up to which the local state reflects them: the meta
+	// record's at open, then what restores and commits reached.
 	changelogs []state.TopicPartition
 	checkpoint map[state.TopicPartition]int64
 	fresh      bool // the DB was created empty
+	// unsynced: a commit since the last checkpoint file was not synced.
+	unsynced bool
 }
 
 // openTaskState opens (or creates) the local state of task id. committed
@@ -130,18 +134,26 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 			ts.resume[tp] = off
 		}
 	}
-	cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile))
-	if err != nil {
-		a.log.Warn("unreadable checkpoint: restoring the task's stores from their changelogs' start", "task", id, "err", err)
-		cp = nil
+	// The stores restore from the changelog offsets of the DB's meta
+	// record, committed atomically with the data they describe, never
+	// from the checkpoint file: under exactly-once the DB applies without
+	// a sync, and a crash may lose the last applies while a file written
+	// before said more (see the package comment). A DB without the meta
+	// record restores from the changelogs' start.
+	for tp, off := range ts.loggedEnds {
+		ts.checkpoint[state.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = off
 	}
-	if len(ts.positions) == 0 && !ts.fresh {
-		// A DB without a meta record never committed: whatever it holds
-		// came from a restore, which the checkpoint covers if it exists.
-		a.log.Debug("local state without a committed position", "task", id)
-	}
-	for tp, off := range cp {
-		ts.checkpoint[tp] = off
+	if !ts.fresh {
+		cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile))
+		if err != nil {
+			a.log.Warn("unreadable checkpoint file (not used: the DB's meta record tells where the restore starts)", "task", id, "err", err)
+		}
+		for tp, off := range cp {
+			if meta, ok := ts.checkpoint[tp]; !ok || off > meta {
+				a.log.Info("checkpoint file ahead of the local state (a crash lost its last unsynced commit): restoring from the DB's meta record",
+					"task", id, "topic", tp.Topic, "partition", tp.Partition, "checkpoint", off, "meta", meta, "has_meta", ok)
+			}
+		}
 	}
 	ts.share.Add(1)
 	return ts, nil
@@ -170,8 +182,12 @@ func (ts *taskState) confirmed(tp topicPartition, offset int64) bool {
 }
 
 // commitLocal commits the pending writes of the task's DB with the input
-// positions next (step 3 of the protocol).
-func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]int64, ends map[state.TopicPartition]int64) error {
+// positions next, the processor metadata md and the changelog offsets
+// they reflect (step 3 of the protocol). durable syncs the DB's log
+// (at-least-once); without it (exactly-once, where the transaction is the
+// durable record) a crash may lose the commit, and the next start
+// restores it from the changelogs.
+func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]int64, ends map[state.TopicPartition]int64, durable bool) error {
 	if ts.db == nil {
 		return nil
 	}
@@ -200,7 +216,32 @@ func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]in
 			return err
 		}
 	}
-	return ts.db.Commit(true)
+	if err := ts.db.Commit(durable); err != nil {
+		return err
+	}
+	ts.loggedEnds = logged
+	ts.unsynced = ts.unsynced || !durable
+	return nil
+}
+
+// checkpointOnClose makes the DB's commits durable and writes the
+// checkpoint file with the changelog offsets they reflect, when commits
+// since the last checkpoint were not synced (exactly-once writes no
+// checkpoint per commit): the file then never runs ahead of the data. The
+// pending writes (an uncommitted transaction's) are not applied.
+func (ts *taskState) checkpointOnClose() error {
+	if ts.db == nil || !ts.unsynced {
+		return nil
+	}
+	if err := ts.db.Flush(); err != nil {
+		return err
+	}
+	cp := make(map[state.TopicPartition]int64, len(ts.loggedEnds))
+	for tp, off := range ts.loggedEnds {
+		cp[state.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = off
+	}
+	ts.unsynced = false
+	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), cp)
 }
 
 // writeCheckpoint writes the checkpoint file with the changelog offsets
@@ -220,7 +261,8 @@ func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error 
 }
 
 // close closes the DB, dropping writes not committed, and takes the task
-// out of the cache budget's share.
+// out of the cache budget's share; after unsynced commits it first makes
+// them durable and writes the checkpoint file (checkpointOnClose).
 func (ts *taskState) close() error {
 	if ts.share != nil {
 		ts.share.Add(-1)
@@ -229,7 +271,11 @@ func (ts *taskState) close() error {
 	if ts.db == nil {
 		return nil
 	}
-	err := ts.db.Close()
+	err := ts.checkpointOnClose()
+	if err != nil {
+		err = fmt.Errorf("sluice: checkpoint local state %s: %w", ts.dir, err)
+	}
+	err = errors.Join(err, ts.db.Close())
 	ts.db = nil
 	return err
 }
@@ -340,16 +386,29 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 	return n, nil
 }
 
-// finishRestore makes what the restores wrote durable and checkpoints it,
-// so that the next start does not restore it again.
+// finishRestore makes what the restores wrote durable, with the meta
+// record of the changelog offsets it reflects (where the next restore
+// starts), and writes the checkpoint file, so that the next start does not
+// restore it again.
 func (a *App) finishRestore(ts *taskState) error {
 	if ts.db == nil || len(ts.changelogs) == 0 {
 		return nil
+	}
+	logged := maps.Clone(ts.loggedEnds)
+	if logged == nil {
+		logged = map[topicPartition]int64{}
+	}
+	for tp, off := range ts.checkpoint {
+		logged[topicPartition{tp.Topic, tp.Partition}] = off
+	}
+	if err := ts.db.PutPendingMeta(metaChangelogEnds, encodePositions(logged)); err != nil {
+		return err
 	}
 	// Window and session stores restored into the pending writes.
 	if err := ts.db.Commit(false); err != nil {
 		return err
 	}
+	ts.loggedEnds = logged
 	if err := ts.db.Flush(); err != nil {
 		return err
 	}
