@@ -138,32 +138,38 @@ func flushStores(runners []*runner) error {
 // DB's meta record. BenchmarkCommitLocalState measures both; see
 // docs/state.md.
 func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, durable bool) error {
-	commit := func(r *runner) error {
+	return eachTask(len(runners), !durable, func(i int) error {
+		r := runners[i]
 		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}
 		return nil
-	}
-	workers := min(goruntime.GOMAXPROCS(0), len(runners))
-	if durable || workers <= 1 {
-		for _, r := range runners {
-			if err := commit(r); err != nil {
+	})
+}
+
+// eachTask calls f for 0..n-1, one after the other or, with parallel, on
+// at most GOMAXPROCS goroutines, and joins the errors.
+func eachTask(n int, parallel bool, f func(i int) error) error {
+	workers := min(goruntime.GOMAXPROCS(0), n)
+	if !parallel || workers <= 1 {
+		for i := range n {
+			if err := f(i); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	errs := make([]error, len(runners))
+	errs := make([]error, n)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				errs[i] = commit(runners[i])
+				errs[i] = f(i)
 			}
 		})
 	}
-	for i := range runners {
+	for i := range n {
 		next <- i
 	}
 	close(next)
