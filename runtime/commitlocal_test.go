@@ -40,7 +40,7 @@ func BenchmarkCommitLocalState(b *testing.B) {
 	value := make([]byte, 100)
 	for _, tasks := range []int{8, 32} {
 		for _, mode := range []struct {
-			name               string
+			name              string
 			durable, parallel bool
 		}{
 			{"sync-sequential", true, false},

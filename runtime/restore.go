@@ -47,7 +47,7 @@ type changelogReader struct {
 	// stall bounds how long a read may go without progress (restoreStall
 	// when zero).
 	stall time.Duration
-	log        *slog.Logger
+	log   *slog.Logger
 	// restored counts the records handed to the callback and remaining
 	// is the number still to read, by the label given to read.
 	restored  *prometheus.CounterVec
