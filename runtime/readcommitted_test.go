@@ -130,7 +130,7 @@ func TestCommittedOffsetsRequireStable(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		m, err := a.committedOffsets(ctx)
+		m, _, err := a.committedOffsets(ctx)
 		done <- result{m, err}
 	}()
 	select {
