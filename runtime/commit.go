@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	goruntime "runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -402,53 +400,22 @@ func flushStores(runners []*runner) error {
 // positions and processor metadata they reflect; ends are the changelog
 // end offsets the producer has seen acknowledged.
 //
-// durable (at-least-once) syncs each task's DB, one after the other: the
-// local state is the record of what the changelog holds, written before
-// the offsets commit. Without durable (exactly-once, after the transaction
-// committed, which is the durable record) the tasks apply without a sync,
-// in parallel over at most GOMAXPROCS goroutines: a crash may lose the
+// durable (at-least-once) syncs each task's DB: the local state is the
+// record of what the changelog holds, written before the offsets commit.
+// Without durable (exactly-once, after the transaction committed, which is
+// the durable record) the DBs apply without a sync: a crash may lose the
 // last commits of a DB (Pebble keeps whole batches or none), which the
 // next start restores from the changelogs, read from the offsets in the
-// DB's meta record. BenchmarkCommitLocalState measures both; see
-// docs/state.md.
+// DB's meta record. The tasks commit one after the other: applying them
+// in parallel was slower on the 2-vCPU machine it was measured on
+// (BenchmarkCommitLocalState; figures in docs/state.md).
 func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, durable bool) error {
-	return eachTask(len(runners), !durable, func(i int) error {
-		r := runners[i]
+	for _, r := range runners {
 		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}
-		return nil
-	})
-}
-
-// eachTask calls f for 0..n-1, one after the other or, with parallel, on
-// at most GOMAXPROCS goroutines, and joins the errors.
-func eachTask(n int, parallel bool, f func(i int) error) error {
-	workers := min(goruntime.GOMAXPROCS(0), n)
-	if !parallel || workers <= 1 {
-		for i := range n {
-			if err := f(i); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
-	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				errs[i] = f(i)
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }
 
 // writeCheckpoints writes each task's checkpoint file; a failure only

@@ -1,9 +1,12 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/sluicehq/sluice/state"
@@ -29,16 +32,48 @@ func benchTaskStates(tb testing.TB, n int) []*taskState {
 	return sts
 }
 
+// eachTask calls f for 0..n-1, one after the other or, with parallel, on
+// at most GOMAXPROCS goroutines (the variant BenchmarkCommitLocalState
+// compares commitLocalState's sequential commits with), and joins the
+// errors.
+func eachTask(n int, parallel bool, f func(i int) error) error {
+	workers := min(goruntime.GOMAXPROCS(0), n)
+	if !parallel || workers <= 1 {
+		for i := range n {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // BenchmarkCommitLocalState measures one commit round of the local state
-// of 8 and 32 tasks, 200 changed keys each (100-byte values): durable
-// (at-least-once: each DB synced, one after the other) against not
-// durable (exactly-once: no sync, the tasks in parallel), and the two
-// other combinations for comparison. The figures and the decision are in
-// docs/state.md.
+// of 8 and 32 tasks, 200 or 2000 changed keys each (100-byte values):
+// durable (at-least-once: each DB synced) against not durable
+// (exactly-once: no sync), each with the tasks one after the other (what
+// commitLocalState does) and in parallel over GOMAXPROCS goroutines. The
+// figures and the decision are in docs/state.md.
 func BenchmarkCommitLocalState(b *testing.B) {
-	const keys = 200
 	value := make([]byte, 100)
-	for _, tasks := range []int{8, 32} {
+	for _, tk := range []struct{ tasks, keys int }{{8, 200}, {32, 200}, {32, 2000}} {
+		tasks, keys := tk.tasks, tk.keys
 		for _, mode := range []struct {
 			name              string
 			durable, parallel bool
@@ -48,7 +83,7 @@ func BenchmarkCommitLocalState(b *testing.B) {
 			{"nosync-sequential", false, false},
 			{"nosync-parallel", false, true},
 		} {
-			b.Run(fmt.Sprintf("tasks=%d/%s", tasks, mode.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("tasks=%d/keys=%d/%s", tasks, keys, mode.name), func(b *testing.B) {
 				sts := benchTaskStates(b, tasks)
 				kvs := make([]state.KeyValueStore, tasks)
 				for i, ts := range sts {
