@@ -313,9 +313,10 @@ func (a *App) start(ctx context.Context) error {
 		// task knows its partitions' fetch positions (runner.waiting);
 		// they are not processed.
 		kgo.KeepControlRecords(),
-		kgo.SessionTimeout(a.cfg.sessionTimeout),
 		kgo.WithContext(a.groupCtx),
 	)
+	// Before the ClientOptions, which may set kgo.SessionTimeout too.
+	opts = append([]kgo.Opt{kgo.SessionTimeout(a.cfg.sessionTimeout)}, opts...)
 	if a.cfg.instanceID != "" {
 		opts = append(opts, kgo.InstanceID(a.cfg.instanceID))
 	}

@@ -309,11 +309,14 @@ func (c *exactlyOnce) abort(ctx context.Context, reason string) error {
 	return c.begin()
 }
 
-// begin begins the next transaction; a producer that cannot is fenced.
+// begin begins the next transaction. A producer that cannot has a
+// producer ID franz-go keeps failed: the broker fenced it (a newer
+// producer with the transactional ID, or, under KIP-890 part 2, the
+// transaction timeout bumped its epoch); this instance cannot go on.
 func (c *exactlyOnce) begin() error {
 	c.prod.resetSent()
 	if err := c.txn.begin(); err != nil {
-		return c.classify(err)
+		return c.fenced(err)
 	}
 	return nil
 }

@@ -84,10 +84,7 @@ func runChild() error {
 		opts = append(opts, runtime.ShutdownTimeout(d))
 	}
 	if os.Getenv("GUARANTEE") == "eos" {
-		// Exactly-once at its default commit interval, every update
-		// emitted.
-		opts = append(opts, runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CommitInterval(100*time.Millisecond),
-			runtime.CacheMaxBytes(0))
+		opts = append(opts, runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CacheMaxBytes(0))
 	}
 	if os.Getenv("LOG") != "" {
 		opts = append(opts, runtime.Logger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
