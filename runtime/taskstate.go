@@ -90,6 +90,9 @@ type taskState struct {
 	fresh      bool // the DB was created empty
 	// unsynced: a commit since the last checkpoint file was not synced.
 	unsynced bool
+	// synced receives the result of the background sync of the DB's log
+	// started after the last unsynced commit; nil when none is pending.
+	synced chan error
 }
 
 // openTaskState opens (or creates) the local state of task id. committed
@@ -184,12 +187,19 @@ func (ts *taskState) confirmed(tp topicPartition, offset int64) bool {
 // commitLocal commits the pending writes of the task's DB with the input
 // positions next, the processor metadata md and the changelog offsets
 // they reflect (step 3 of the protocol). durable syncs the DB's log
-// (at-least-once); without it (exactly-once, where the transaction is the
-// durable record) a crash may lose the commit, and the next start
-// restores it from the changelogs.
+// (at-least-once). Without it (exactly-once, where the transaction is the
+// durable record) the commit applies at once and its log is synced in the
+// background; the next commit waits for that sync before it applies. So a
+// crash loses at most the last commit, which the next start restores from
+// the changelogs. (Pebble keeps an unsynced write in the log's current
+// block in memory until the block fills, up to 32 KiB: without the
+// background sync a kill -9 lost many small commits.)
 func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]int64, ends map[state.TopicPartition]int64, durable bool) error {
 	if ts.db == nil {
 		return nil
+	}
+	if err := ts.waitSync(); err != nil {
+		return err
 	}
 	for tp, off := range next {
 		ts.positions[tp] = off
@@ -220,7 +230,26 @@ func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]in
 		return err
 	}
 	ts.loggedEnds = logged
-	ts.unsynced = ts.unsynced || !durable
+	if !durable {
+		ts.unsynced = true
+		db, synced := ts.db, make(chan error, 1)
+		go func() { synced <- db.Flush() }()
+		ts.synced = synced
+	}
+	return nil
+}
+
+// waitSync waits for the background sync of the last unsynced commit, if
+// one is pending, and returns its error.
+func (ts *taskState) waitSync() error {
+	if ts.synced == nil {
+		return nil
+	}
+	err := <-ts.synced
+	ts.synced = nil
+	if err != nil {
+		return fmt.Errorf("sluice: sync local state %s: %w", ts.dir, err)
+	}
 	return nil
 }
 
@@ -232,6 +261,9 @@ func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]in
 func (ts *taskState) checkpointOnClose() error {
 	if ts.db == nil || !ts.unsynced {
 		return nil
+	}
+	if err := ts.waitSync(); err != nil {
+		return err
 	}
 	if err := ts.db.Flush(); err != nil {
 		return err
@@ -274,6 +306,9 @@ func (ts *taskState) close() error {
 	err := ts.checkpointOnClose()
 	if err != nil {
 		err = fmt.Errorf("sluice: checkpoint local state %s: %w", ts.dir, err)
+	}
+	if serr := ts.waitSync(); serr != nil { // a failed checkpoint left it pending
+		err = errors.Join(err, serr)
 	}
 	err = errors.Join(err, ts.db.Close())
 	ts.db = nil
