@@ -23,8 +23,8 @@ const restoreStall = 30 * time.Second
 // records (transaction markers) are read and passed over, so a partition
 // ending in one does not hang the read. A read honours its context: when
 // it ends, the read stops and returns the context's error, and whatever
-// the callback applied stays applied (the caller's checkpoint, not moved,
-// makes the next read start over from it).
+// the callback applied stays applied (the caller's meta record of the
+// changelog offsets, not moved, makes the next read start over from it).
 //
 // With readCommitted (exactly-once) a read sees committed records only:
 // its clients read with isolation level read_committed and its end is the

@@ -20,32 +20,44 @@ import (
 
 // Local state of a task: one Pebble DB per task, in <state dir>/<app
 // ID>/<task ID>, holding all of the task's persistent stores under their
-// own key prefixes, a meta record of the input positions the state
-// reflects, and Kafka Streams' .checkpoint file of the changelog offsets
-// it reflects. (Why one DB per task rather than one per instance: the
-// measurements in the state package's documentation.)
+// own key prefixes, meta records of the input positions and changelog
+// offsets the state reflects, and Kafka Streams' .checkpoint file of the
+// changelog offsets (for tools and layout: restores start from the meta
+// record, see below). (Why one DB per task rather than one per instance:
+// the measurements in the state package's documentation.)
 //
-// The commit protocol keeps the local state from ever running ahead of
-// the changelog, and the changelog's records tell which input caused them:
+// The at-least-once commit protocol keeps the local state from ever
+// running ahead of the changelog, and the changelog's records tell which
+// input caused them:
 //
 //  1. The task flushes its record caches: each dirty entry is written to
 //     the DB's pending batch (not to the DB) and produced to the changelog
 //     with a header of the input position it reflects (task.InputHeader).
 //  2. The producer is flushed: output and changelog records are acked.
-//  3. The pending batch and a meta record of the task's input positions
-//     are committed to the DB atomically, with a sync.
+//  3. The pending batch and the meta records of the task's input
+//     positions and changelog offsets are committed to the DB atomically,
+//     with a sync.
 //  4. The group's offsets are committed.
 //  5. The checkpoint file is written with the changelog end offsets.
 //
-// On assignment a store restores its changelog from the checkpointed
-// offset (from the start without a checkpoint or without local state) to
-// the end, skipping the records whose input position is past the resume
+// On assignment a store restores its changelog from the offset of the
+// changelog-ends meta record (from the start without it or without local
+// state) to the end, skipping the records whose input position is past the resume
 // position: the later of the group's committed offset and the local meta
 // record. Such records come from a flush whose commit never completed (a
 // crash between steps 1 and 4); their input is processed again, and
 // applying them too would count it twice. The task then resumes at the
 // resume position. So a crash at any step neither loses nor double-applies
 // input in the state; output may repeat (at-least-once).
+//
+// Under exactly-once the same pending batch and meta records are committed
+// to the DB after the transaction (exactlyOnce, commit.go), without a
+// sync: the DB holds a prefix of the committed transactions, at most the
+// last one missing after a crash (commitLocal syncs each commit in the
+// background before the next applies). A checkpoint file written earlier
+// could then be ahead of the DB, which is why restores start from the meta
+// record; the file is written only after a synced state (close after
+// unsynced commits, finishRestore).
 
 // metaPositions is the meta record of the input positions a task's local
 // state reflects.
