@@ -347,7 +347,10 @@ func (a *App) start(ctx context.Context) error {
 	}
 	c := &exactlyOnce{
 		client: cl, prod: a.prod, log: a.log, metrics: a.metrics, purge: a.purgeRepartition,
-		txn:    &txnLayer{cl: cl, admin: a.admin, log: a.log, group: a.cfg.appID, id: a.transactionalID(), instanceID: a.cfg.instanceID},
+		txn: &txnLayer{cl: cl, admin: a.admin, log: a.log, group: a.cfg.appID, id: a.transactionalID(), instanceID: a.cfg.instanceID,
+			newClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
+				return kgo.NewClient(append(a.baseClientOpts(), opts...)...)
+			}},
 		fenced: a.fencedError, hook: a.commitHook,
 	}
 	a.commits = c
@@ -436,6 +439,13 @@ func (a *App) shutdown() error {
 		if isFenced(err) {
 			a.fatal = err
 		}
+	} else if !isFenced(a.fatal) {
+		// A fatal error left the transaction open: abort it, so that
+		// read_committed readers of the partitions it wrote do not wait
+		// for its timeout (Kafka Streams aborts on a dirty close too).
+		if aerr := a.commits.abort(a.closeCtx, "error"); aerr != nil {
+			a.log.Warn("shutdown: abort the transaction", "err", aerr)
+		}
 	}
 	// Dirty: a task's uncommitted state is dropped with its DB's pending
 	// writes (closeRunnersLocked commits nothing).
@@ -512,6 +522,9 @@ func (a *App) release() {
 	a.globals.stop()
 	if a.client != nil {
 		a.client.Close()
+	}
+	if c, ok := a.commits.(*exactlyOnce); ok {
+		c.txn.close()
 	}
 	if a.admin != nil {
 		a.admin.Close()

@@ -101,7 +101,8 @@ func (a *App) openTasksLocked(ctx context.Context, ids []taskID) (int, map[topic
 	var started []*runner
 	paused := map[string][]int32{}
 	for _, id := range ids {
-		r, err := a.openRunnerLocked(ctx, id, committed)
+		var r *runner
+		r, err = a.openRunnerLocked(ctx, id, committed)
 		if err != nil {
 			if ctx.Err() == nil {
 				err = fmt.Errorf("sluice: open task %s: %w", id, err)
@@ -130,19 +131,31 @@ func (a *App) openTasksLocked(ctx context.Context, ids []taskID) (int, map[topic
 }
 
 // committedMetadata sets the processor metadata of r's task from the
-// committed offsets' metadata: that of the task's first input partition,
-// in its topic order, that holds any (see processorMetadata).
+// committed offsets' metadata of all its input partitions, merged by the
+// largest value per key with the local state's own (the values, stream
+// times and emitted close times, only grow), as Kafka Streams merges its
+// partitions' metadata (ProcessorMetadata.update). A partition without
+// progress in recent commits keeps older metadata; the max ignores it.
 func (a *App) committedMetadata(r *runner, meta map[topicPartition]string) error {
+	merged := maps.Clone(r.st.metadata)
 	for _, t := range a.layout.topics[r.id.sub] {
 		md, ok, err := decodeOffsetMetadata(meta[topicPartition{t, r.id.partition}])
 		if err != nil {
 			return fmt.Errorf("sluice: task %s: topic %s partition %d: %w", r.id, t, r.id.partition, err)
 		}
-		if ok {
-			r.st.metadata = md
-			return nil
+		if !ok {
+			continue
+		}
+		if merged == nil {
+			merged = map[string]int64{}
+		}
+		for k, v := range md {
+			if old, has := merged[k]; !has || v > old {
+				merged[k] = v
+			}
 		}
 	}
+	r.st.metadata = merged
 	return nil
 }
 
@@ -258,6 +271,7 @@ func (a *App) markReviveLocked(gone []*runner) {
 	for _, r := range ready(slices.Collect(maps.Values(a.runners))) {
 		if !slices.Contains(gone, r) {
 			a.revive[r.id] = true
+			r.rolledBack = true
 		}
 	}
 }
@@ -293,12 +307,12 @@ func (a *App) activateRestoredLocked() error {
 	return nil
 }
 
-// ready returns the runners of rs whose tasks are restored: those that
-// process and commit.
+// ready returns the runners of rs whose tasks are restored and not rolled
+// back awaiting their revival: those that process and commit.
 func ready(rs []*runner) []*runner {
 	out := rs[:0:0]
 	for _, r := range rs {
-		if !r.restoring {
+		if !r.restoring && !r.rolledBack {
 			out = append(out, r)
 		}
 	}
@@ -391,6 +405,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 			a.scheduleCleanup(r.id)
 		}
 		delete(a.runners, r.id)
+		delete(a.revive, r.id)
 		for _, q := range r.queues {
 			delete(a.byPartition, topicPartition{q.topic, q.partition})
 		}
@@ -490,7 +505,10 @@ func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[top
 	}
 	r.st = ts
 	for _, t := range a.layout.topics[id.sub] {
-		r.queue(t, id.partition) // waited for until a fetch tells its position
+		q := r.queues[r.queue(t, id.partition)] // waited for until a fetch tells its position
+		if off, ok := committed[topicPartition{t, id.partition}]; ok {
+			q.committed = off
+		}
 	}
 	// The task resumes where its state says, when that is past the
 	// group's committed offsets (see adjustOffsets). An entry of an

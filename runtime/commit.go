@@ -173,6 +173,9 @@ type exactlyOnce struct {
 	// lastEnds are the changelog end offsets as of the last commit: an
 	// abort restores the producer's to them.
 	lastEnds map[state.TopicPartition]int64
+	// broken is the error of an abort that failed: the transaction's
+	// state is unknown, and no commit may follow.
+	broken error
 }
 
 func (*exactlyOnce) spansAll() bool { return true }
@@ -186,6 +189,9 @@ func (c *exactlyOnce) start(ctx context.Context) error {
 }
 
 func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
+	if c.broken != nil {
+		return c.broken
+	}
 	start := time.Now()
 	if err := flushStores(runners); err != nil {
 		return err
@@ -197,13 +203,15 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 	if len(offsets) == 0 && c.prod.sentInTxn() == 0 {
 		return nil // nothing processed, nothing produced: no transaction
 	}
-	meta := processorMetadata(runners, offsets)
+	meta, err := processorMetadata(runners, offsets)
+	if err != nil {
+		return c.rollback(ctx, err)
+	}
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := c.prod.flush(fctx); err != nil {
 		return c.rollback(ctx, err)
 	}
-	var err error
 	if c.prod.sentInTxn() == 0 {
 		err = c.commitPlain(fctx, offsets, meta)
 	} else {
@@ -297,14 +305,19 @@ func (c *exactlyOnce) abort(ctx context.Context, reason string) error {
 	// A fresh bound: the abort also follows a commit that ran out of time.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	if c.broken != nil {
+		return c.broken
+	}
 	err := c.txn.abort(actx)
 	if err == nil {
 		err = c.prod.wait(actx) // the aborted records' promises
 	}
-	c.prod.reset(c.lastEnds)
 	if err != nil {
-		return c.classify(err)
+		// The producer keeps its failures: nothing commits after this.
+		c.broken = c.classify(err)
+		return c.broken
 	}
+	c.prod.reset(c.lastEnds)
 	c.metrics.txnAborts.WithLabelValues(reason).Inc()
 	return c.begin()
 }
@@ -335,40 +348,57 @@ func (c *exactlyOnce) classify(err error) error {
 // metadata (base64 of task.EncodeMetadata).
 const metadataPrefix = "sluice.md1:"
 
-// processorMetadata returns, per task of runners that has processor
-// metadata, the offset metadata holding it, on the task's first input
-// partition with an offset: offsets gets that partition's offset (its
-// last committed or processed one) if it has no progress, so that the
-// metadata commits with every transaction. The latest metadata is thus
-// always on the first partition, in the task's topic order, that has any
-// (readCommittedMetadata).
-func processorMetadata(runners []*runner, offsets map[string]map[int32]kgo.EpochOffset) map[string]map[int32]string {
+// processorMetadata returns the offset metadata of the tasks of runners
+// that have processor metadata: on every partition of the task in
+// offsets, as Kafka Streams writes it (read back merged by the largest
+// value per key, committedMetadata). A task none of whose partitions is in
+// offsets (metadata changed without input, e.g. a wall-clock punctuation)
+// gets its first partition with a known offset added to offsets.
+func processorMetadata(runners []*runner, offsets map[string]map[int32]kgo.EpochOffset) (map[string]map[int32]string, error) {
 	meta := map[string]map[int32]string{}
 	for _, r := range runners {
 		md := r.task.Metadata()
 		if len(md) == 0 {
 			continue
 		}
-		for _, q := range r.queues {
-			if _, ok := offsets[q.topic][q.partition]; !ok {
-				off := max(q.next, q.committed)
-				if off < 0 {
-					continue
-				}
-				if offsets[q.topic] == nil {
-					offsets[q.topic] = map[int32]kgo.EpochOffset{}
-				}
-				offsets[q.topic][q.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
-			}
+		enc := metadataPrefix + base64.StdEncoding.EncodeToString(task.EncodeMetadata(md))
+		if len(enc) > maxOffsetMetadata {
+			return nil, fmt.Errorf("sluice: task %s: processor metadata of %d bytes is over the broker's default offset.metadata.max.bytes (%d)", r.id, len(enc), maxOffsetMetadata)
+		}
+		put := func(q *partitionQueue) {
 			if meta[q.topic] == nil {
 				meta[q.topic] = map[int32]string{}
 			}
-			meta[q.topic][q.partition] = metadataPrefix + base64.StdEncoding.EncodeToString(task.EncodeMetadata(md))
+			meta[q.topic][q.partition] = enc
+		}
+		any := false
+		for _, q := range r.queues {
+			if _, ok := offsets[q.topic][q.partition]; ok {
+				put(q)
+				any = true
+			}
+		}
+		if any {
+			continue
+		}
+		for _, q := range r.queues {
+			off := max(q.next, q.committed)
+			if off < 0 {
+				continue
+			}
+			if offsets[q.topic] == nil {
+				offsets[q.topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[q.topic][q.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+			put(q)
 			break
 		}
 	}
-	return meta
+	return meta, nil
 }
+
+// maxOffsetMetadata is the broker's default offset.metadata.max.bytes.
+const maxOffsetMetadata = 4096
 
 // decodeOffsetMetadata decodes the processor metadata of an offset's
 // metadata, if it holds any.

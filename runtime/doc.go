@@ -71,7 +71,8 @@
 // holds the output, changelog and repartition records of all the
 // instance's tasks and their input offsets, added with a TxnOffsetCommit
 // of the runtime's own (txn.go) with each task's processor metadata in the
-// offset metadata; the tasks' local state is committed after the
+// offset metadata of its partitions (read back merged by the largest value
+// per key); the tasks' local state is committed after the
 // transaction, so it is never ahead of committed data and at most one
 // commit behind after a crash (no checkpoint file per commit). A commit
 // that produced nothing commits the offsets with a plain offset commit,
@@ -79,10 +80,11 @@
 // and revives every task: closed without a commit, opened again, its
 // partitions rewound to the committed offsets (reviveLocked; only the poll
 // loop rewinds, between a poll and AllowRebalance). A revoke commits the
-// transaction of all ready tasks; lost partitions abort it. After a
-// transactional error the abort decides whether the instance goes on; an
-// instance fenced by a newer one with the same transactional ID or
-// InstanceID makes Run return a *FencedError without leaving the group.
+// transaction of all ready tasks; lost partitions abort it, and a lost
+// session rejoins. After a transactional error the abort decides whether
+// the instance goes on; an instance fenced by a newer one with the same
+// transactional ID or InstanceID (or whose producer the broker fenced
+// after its transaction timed out) makes Run return a *FencedError.
 //
 // # State
 //

@@ -10,9 +10,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -517,16 +520,31 @@ func TestExactlyOnceTransactionTimeout(t *testing.T) {
 	c.create(t, 2, input, output)
 	appID := topic(t, "app")
 	reg := prometheus.NewRegistry()
-	var held atomic.Bool
+	adm := kadm.NewClient(c.client(t))
+	var held, expired atomic.Bool
 	hook := func(stage string) error {
-		if stage == "offsets" && held.CompareAndSwap(false, true) {
-			time.Sleep(4 * time.Second) // the pause under test: past the 1s transaction timeout
+		if stage != "offsets" || !held.CompareAndSwap(false, true) {
+			return nil
+		}
+		// The pause under test: until the broker has aborted the
+		// transaction (a real broker looks for expired transactions every
+		// 10 s by default).
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			d, err := adm.DescribeTransactions(ctx, appID+"-z")
+			cancel()
+			if tx, ok := d[appID+"-z"]; err == nil && ok && tx.Err == nil && tx.State != "Ongoing" {
+				expired.Store(true)
+				return nil
+			}
+			time.Sleep(100 * time.Millisecond) // polling the broker: nothing to wait on
 		}
 		return nil
 	}
 	want := map[string]int64{}
 	keyedInput(t, c, input, 0, 300, 17, want)
-	opts := eosOptions(c, appID, runtime.TransactionTimeout(time.Second), runtime.Registerer(reg))
+	opts := eosOptions(c, appID, runtime.TransactionTimeout(time.Second), runtime.Registerer(reg), runtime.InstanceID("z"))
 	in := startHooked(t, keyedCount(t, input, output), hook, opts...)
 	deadline := time.After(time.Minute)
 	for {
@@ -540,7 +558,10 @@ func TestExactlyOnceTransactionTimeout(t *testing.T) {
 			if counter(t, reg, "sluice_fenced_total", nil) != 1 {
 				t.Error("sluice_fenced_total is not 1")
 			}
-			next := start(t, keyedCount(t, input, output), eosOptions(c, appID)...)
+			if !expired.Load() {
+				t.Fatal("the broker did not abort the held transaction within a minute")
+			}
+			next := start(t, keyedCount(t, input, output), eosOptions(c, appID, runtime.InstanceID("z"))...)
 			checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
 			next.stop(t)
 			return
@@ -554,6 +575,71 @@ func TestExactlyOnceTransactionTimeout(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling metrics: nothing to wait on
 	}
+	if !expired.Load() {
+		t.Fatal("the broker did not abort the held transaction within a minute")
+	}
 	checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
 	in.stop(t)
+}
+
+// Under exactly-once a commit interval at or past the transaction timeout
+// is refused: every transaction would time out before its commit.
+func TestExactlyOnceCommitIntervalBelowTransactionTimeout(t *testing.T) {
+	_, err := runtime.New(keyedCount(t, "in", "out"), runtime.ApplicationID("app"), runtime.Brokers("localhost:9092"),
+		runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CommitInterval(30*time.Second))
+	var ce *runtime.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "CommitInterval" {
+		t.Fatalf("New = %v, want a ConfigError for CommitInterval", err)
+	}
+	if _, err := runtime.New(keyedCount(t, "in", "out"), runtime.ApplicationID("app"), runtime.Brokers("localhost:9092"),
+		runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CommitInterval(time.Second)); err != nil {
+		t.Fatalf("New with a 1s commit interval: %v", err)
+	}
+}
+
+// A cluster whose transaction.version is 1 (a Kafka cluster upgraded from
+// 3.x, without KIP-890 part 2 transactions): the offsets partition is
+// added to each transaction with AddOffsetsToTxn and TxnOffsetCommit goes
+// at v4, as franz-go does for its own produces then; the counts are
+// exactly once.
+func TestExactlyOnceTransactionVersion1(t *testing.T) {
+	_, c := embeddedCluster(t)
+	adm := kadm.NewClient(c.client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := adm.UpdateFeatures(ctx, false, kadm.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 1, UpgradeType: 3})
+	if err == nil {
+		for _, r := range res {
+			if err == nil {
+				err = r.Err
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("set transaction.version 1: %v", err)
+	}
+	input, output := topic(t, "in"), topic(t, "out")
+	c.create(t, 2, input, output)
+	want := map[string]int64{}
+	keyedInput(t, c, input, 0, 1000, 31, want)
+	var lines strings.Builder
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &lines}, nil))
+	in := start(t, keyedCount(t, input, output), eosOptions(c, topic(t, "app"), runtime.Logger(log))...)
+	checkExactlyOnce(t, c.updates(t, output, want, time.Minute), want)
+	in.stop(t)
+	if !strings.Contains(lines.String(), "add_offsets_to_txn=true") {
+		t.Error("the App did not see the cluster's transaction.version 1")
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -74,8 +74,8 @@ func (e *MissingTopicError) Error() string {
 // producer when its transaction outlived TransactionTimeout, e.g. a
 // paused process), or a newer member joined the group with its
 // InstanceID. Nothing it wrote in its open transaction is visible to
-// read_committed consumers; its tasks' uncommitted state was dropped, and
-// it did not leave the group. Restarting it is safe.
+// read_committed consumers; its tasks' uncommitted state was dropped.
+// Restarting it is safe.
 type FencedError struct {
 	// TransactionalID is the instance's transactional ID; empty under
 	// AtLeastOnce.

@@ -43,9 +43,21 @@ func (a *App) loop(ctx context.Context) error {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 				return
 			}
+			if _, ok := errors.AsType[*kgo.ErrGroupSession](err); ok && (errors.Is(err, kerr.UnknownMemberID) ||
+				errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.StaleMemberEpoch)) {
+				// The group moved on without this member (a long pause,
+				// a missed session): franz-go called onLost (under
+				// ExactlyOnce the open transaction was aborted) and
+				// rejoins.
+				a.log.Warn("group session lost: rejoining", "group", a.cfg.appID, "err", err)
+				return
+			}
 			var ke *kerr.Error
 			if errors.As(err, &ke) && !ke.Retriable && fetchErr == nil {
 				fetchErr = fmt.Errorf("sluice: fetch topic %s partition %d: %w", t, p, err)
+				if _, ok := errors.AsType[*kgo.ErrGroupSession](err); ok {
+					fetchErr = fmt.Errorf("sluice: group %s: %w", a.cfg.appID, err)
+				}
 				return
 			}
 			a.log.Warn("fetch error, retrying", "topic", t, "partition", p, "err", err)
@@ -101,11 +113,11 @@ func (a *App) loop(ctx context.Context) error {
 				err = a.reviveLocked(runnerIDs(rs))
 			}
 			switch {
-			case err != nil && a.cfg.guarantee == ExactlyOnce && (ctx.Err() == nil || isFenced(err)):
+			case err != nil && a.cfg.guarantee == ExactlyOnce:
 				// Not rolled back: this instance was fenced, the
 				// transaction's outcome is unknown, or the local state
 				// failed after it committed. The shutdown must not
-				// commit again.
+				// commit again, even when it began meanwhile.
 				a.failLocked(err)
 			case err != nil && ctx.Err() != nil:
 				// The shutdown began while the commit waited (a commit

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Transactions under ExactlyOnce: franz-go's lower-level transactional API
@@ -33,10 +34,15 @@ type txnLayer struct {
 	group      string
 	id         string // the transactional ID
 	instanceID string
-	// addOffsets: the broker lacks TxnOffsetCommit v5 (KIP-890 part 2),
-	// so the group's offsets partition is added to each transaction with
-	// AddOffsetsToTxn first.
+	// addOffsets: the cluster does not run KIP-890 part 2 transactions
+	// (its transaction.version feature is below 2, or its brokers lack
+	// TxnOffsetCommit v5), so the group's offsets partition is added to
+	// each transaction with AddOffsetsToTxn first, and TxnOffsetCommit is
+	// sent at v4 at most (as franz-go does then) through v4.
 	addOffsets bool
+	v4         *kgo.Client
+	// newClient makes a client with the App's base options and opts.
+	newClient func(opts ...kgo.Opt) (*kgo.Client, error)
 
 	// ids caches topic IDs: TxnOffsetCommit v6 (KIP-1319) names topics by
 	// ID, and its responses may carry only the ID.
@@ -62,12 +68,34 @@ func (t *txnLayer) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sluice: API versions of the brokers: %w", err)
 	}
+	tv := int16(0)
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "transaction.version" {
+			tv = f.MaxVersionLevel
+		}
+	}
+	t.addOffsets = tv < 2
 	for _, k := range resp.ApiKeys {
 		if k.ApiKey == int16(kmsg.TxnOffsetCommit) && k.MaxVersion < 5 {
 			t.addOffsets = true
 		}
 	}
+	if t.addOffsets && t.newClient != nil {
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
+		if t.v4, err = t.newClient(kgo.MaxVersions(vs)); err != nil {
+			return err
+		}
+	}
+	t.log.Info("transactions", "transactional_id", t.id, "transaction_version", tv, "add_offsets_to_txn", t.addOffsets)
 	return nil
+}
+
+// close closes the layer's own client, if any.
+func (t *txnLayer) close() {
+	if t.v4 != nil {
+		t.v4.Close()
+	}
 }
 
 // begin opens a transaction: franz-go refuses transactional produces
@@ -99,8 +127,11 @@ func (t *txnLayer) topicIDs(ctx context.Context, topics []string) (map[string][1
 		}
 		for _, tp := range missing {
 			d, ok := md.Topics[tp]
-			if !ok || d.Err != nil {
-				return nil, fmt.Errorf("sluice: topic ID of %s: %v", tp, d.Err)
+			if !ok {
+				return nil, fmt.Errorf("sluice: topic ID of %s: not in the brokers' metadata", tp)
+			}
+			if d.Err != nil {
+				return nil, fmt.Errorf("sluice: topic ID of %s: %w", tp, d.Err)
 			}
 			t.ids[tp] = d.ID
 		}
@@ -112,11 +143,21 @@ func (t *txnLayer) topicIDs(ctx context.Context, topics []string) (map[string][1
 	return out, nil
 }
 
+// forget drops a topic's cached ID.
+func (t *txnLayer) forget(topic string) {
+	t.idsMu.Lock()
+	delete(t.ids, topic)
+	t.idsMu.Unlock()
+}
+
 // commitOffsets adds offsets, with each partition's metadata (meta, may be
 // empty), to the open transaction. The broker refuses it (KIP-447) when
 // this member's generation is over: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID
 // or FENCED_INSTANCE_ID, which the caller answers with an abort.
 func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset, meta map[string]map[int32]string) error {
+	if len(offsets) == 0 {
+		return nil // output only (a wall-clock punctuation): EndTxn commits it
+	}
 	topics := make([]string, 0, len(offsets))
 	for tp := range offsets {
 		topics = append(topics, tp)
@@ -160,7 +201,11 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 			}
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, err := req.RequestWith(ctx, t.cl)
+		via := t.cl
+		if t.v4 != nil {
+			via = t.v4
+		}
+		resp, err := req.RequestWith(ctx, via)
 		if err != nil {
 			return err
 		}
@@ -171,6 +216,9 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 			}
 			for _, rp := range rt.Partitions {
 				if e := kerr.ErrorForCode(rp.ErrorCode); e != nil {
+					if errors.Is(e, kerr.UnknownTopicID) {
+						t.forget(name) // recreated: the next commit looks it up again
+					}
 					return fmt.Errorf("topic %s partition %d: %w", name, rp.Partition, e)
 				}
 			}
@@ -255,8 +303,7 @@ func (t *txnLayer) abort(ctx context.Context) error {
 // newer producer with its transactional ID, or a newer member with its
 // instance ID, took its place.
 func isFencing(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.FencedInstanceID) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.FencedInstanceID)
 }
 
 // abortReason is the metrics label of an abort caused by err.
