@@ -104,6 +104,9 @@ type App struct {
 	// offsets is what the local copy of each task's state reflects, for
 	// the group leader's lag computation (member metadata).
 	offsets taskOffsets
+	// bal is the group balancer; its standbyAssignment is this
+	// instance's standby and warm-up tasks (balancer.go).
+	bal *taskBalancer
 }
 
 type topicPartition struct {
@@ -279,12 +282,8 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.openGlobals(ctx); err != nil {
 		return err
 	}
-	bal := &taskBalancer{subs: map[string]int{}, topics: l.topics}
-	for sub, ts := range l.topics {
-		for _, t := range ts {
-			bal.subs[t] = sub
-		}
-	}
+	bal := a.newBalancer(l) // balancer.go (issue 12: HA assignment)
+	a.bal = bal
 	// The rebalance callbacks use the producer: it exists before the client
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
