@@ -283,7 +283,6 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	bal := a.newBalancer(l) // balancer.go (issue 12: HA assignment)
-	a.bal = bal
 	// The rebalance callbacks use the producer: it exists before the client
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
@@ -320,6 +319,7 @@ func (a *App) start(ctx context.Context) error {
 	// after the fields they use are set.
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.bal = bal
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}

@@ -188,6 +188,17 @@ func (b *taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int3
 	return m, nil
 }
 
+// standbyTasks is this instance's standby and warm-up tasks of its latest
+// sync (for tests and diagnostics).
+func (a *App) standbyTasks() []taskID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.bal == nil {
+		return nil
+	}
+	return a.bal.standbyAssignment().standbys
+}
+
 // standbyAssignment is this member's standby and warm-up tasks (sorted)
 // from its latest sync.
 func (b *taskBalancer) standbyAssignment() assignmentData {
