@@ -133,8 +133,14 @@ func (a *App) newBalancer(l *layout) *taskBalancer {
 	// join's member metadata.
 	a.scanLocalOffsets()
 	b.forceRebalance = func() {
-		if a.client != nil {
-			a.client.ForceRebalance()
+		// a.client is set under a.mu; ForceRebalance runs without it
+		// (it takes the client's group lock, which the client may hold
+		// while a group callback waits for a.mu).
+		a.mu.Lock()
+		cl := a.client
+		a.mu.Unlock()
+		if cl != nil {
+			cl.ForceRebalance()
 		}
 	}
 	return b
