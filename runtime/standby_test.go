@@ -392,3 +392,84 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// Under at-least-once, a changelog record whose input the group has not
+// committed yet (its flush may belong to a commit that never completed)
+// waits: the standby applies it once the group's offsets pass its input,
+// and until then it counts in the standby's lag. (The App is set up as
+// start does, without joining the group, so that the test commits the
+// group's offsets itself.)
+func TestStandbyWaitsForTheGroupToConfirmInput(t *testing.T) {
+	f := newStandbyFixture(t)
+	reg := prometheus.NewRegistry()
+	b, err := New(f.topo, Logger(testLogger()), ApplicationID(f.appID), Brokers(f.c.Brokers...), StateDir(t.TempDir()),
+		Registerer(reg), CommitInterval(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.runCtx, b.closeCtx = ctx, ctx
+	if err := b.openStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	if b.admin, err = kgo.NewClient(b.baseClientOpts()...); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(b.admin)
+	if b.layout, err = b.planTopics(ctx, adm); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.createInternalTopics(ctx, adm, b.layout); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		b.mu.Lock()
+		b.closeStandbysLocked()
+		b.mu.Unlock()
+		b.admin.Close()
+		b.blockCache.Unref()
+		_ = b.dirLock.Unlock()
+	}()
+	// The active's changelog writes for input offsets 0, 1 and 2.
+	for i := range 3 {
+		r := &kgo.Record{Topic: f.changelog.Topic, Key: []byte("k"), Value: binary.BigEndian.AppendUint64(nil, uint64(i+1)),
+			Headers: []kgo.RecordHeader{{Key: task.InputHeader, Value: task.AppendInputPosition(nil, f.input, 0, int64(i))}}}
+		if err := f.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit := func(off int64) {
+		t.Helper()
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: f.input, Partition: 0, At: off})
+		if err := adm.CommitAllOffsets(ctx, f.appID, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(2) // inputs 0 and 1 committed, 2 not
+	id := taskID{0, 0}
+	reconcile(b, id)
+	waitFor(t, "the confirmed records to apply", func() bool {
+		next, _ := b.standbys.standbyState(id)
+		return next[f.changelog] == 2 && metricValue(t, reg, "sluice_standby_lag_records") == 1
+	})
+	// It waits, as long as the group's offsets do not move.
+	b.standbys.mu.Lock()
+	held := len(b.standbys.tasks[id].parts[0].held)
+	b.standbys.mu.Unlock()
+	if held != 1 {
+		t.Fatalf("%d records wait, want 1 (input offset 2)", held)
+	}
+	commit(3)
+	waitFor(t, "the last record to apply once its input is committed", func() bool {
+		next, _ := b.standbys.standbyState(id)
+		return next[f.changelog] == 3
+	})
+	waitFor(t, "a standby commit with the input positions", func() bool {
+		b.standbys.mu.Lock()
+		defer b.standbys.mu.Unlock()
+		st := b.standbys.tasks[id].st
+		return st.loggedEnds[topicPartition{f.changelog.Topic, 0}] == 3 && st.positions[topicPartition{f.input, 0}] == 3
+	})
+}
