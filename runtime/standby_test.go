@@ -75,7 +75,7 @@ func (f *standbyFixture) start(t *testing.T, dir string, reg *prometheus.Registr
 			t.Errorf("instance: %v", err)
 		}
 	})
-	waitFor(t, "the instance to start", func() bool {
+	waitUntil(t, "the instance to start", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		return a.client != nil
@@ -119,7 +119,7 @@ func (f *standbyFixture) end(t *testing.T, tp state.TopicPartition) int64 {
 func (f *standbyFixture) waitCommitted(t *testing.T) {
 	t.Helper()
 	end := f.end(t, state.TopicPartition{Topic: f.input})
-	waitFor(t, "the group to commit the input", func() bool {
+	waitUntil(t, "the group to commit the input", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		resp, err := kadm.NewClient(f.cl).FetchOffsets(ctx, f.appID)
@@ -136,7 +136,7 @@ func (f *standbyFixture) waitCommitted(t *testing.T) {
 func (f *standbyFixture) waitApplied(t *testing.T, b *App) int64 {
 	t.Helper()
 	var end int64
-	waitFor(t, "the standby to apply the changelog", func() bool {
+	waitUntil(t, "the standby to apply the changelog", func() bool {
 		end = f.end(t, f.changelog)
 		next, ok := b.standbys.standbyState(taskID{0, 0})
 		return ok && end > 0 && next[f.changelog] == end
@@ -228,7 +228,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return v
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {
@@ -268,7 +268,7 @@ func TestStandbyFollowsActiveAndPromotionRestoresOnlyLag(t *testing.T) {
 	if got := f.counts(t, b); !equalMaps(got, f.want) {
 		t.Fatalf("standby counts after more input %v, want %v", got, f.want)
 	}
-	waitFor(t, "a standby commit at the changelog end", func() bool {
+	waitUntil(t, "a standby commit at the changelog end", func() bool {
 		b.standbys.mu.Lock()
 		defer b.standbys.mu.Unlock()
 		return b.standbys.tasks[taskID{0, 0}].st.loggedEnds[topicPartition{f.changelog.Topic, 0}] == end
@@ -288,7 +288,7 @@ func TestStandbyFollowsActiveAndPromotionRestoresOnlyLag(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "instance B to run the task", func() bool {
+	waitUntil(t, "instance B to run the task", func() bool {
 		ids, _ := b.Tasks()
 		return len(ids) == 1
 	})
@@ -371,7 +371,7 @@ func TestStandbyDirectoryKeptWhileStandby(t *testing.T) {
 	b.sweepStateDirLocked()
 	b.mu.Unlock()
 	b.scheduleCleanup(id)
-	waitFor(t, "the cleanup timer to fire", func() bool {
+	waitUntil(t, "the cleanup timer to fire", func() bool {
 		b.cleanupMu.Lock()
 		defer b.cleanupMu.Unlock()
 		return b.cleanups[id] == nil
@@ -380,7 +380,7 @@ func TestStandbyDirectoryKeptWhileStandby(t *testing.T) {
 		t.Fatalf("the standby's directory is gone: %v", err)
 	}
 	reconcile(b)
-	waitFor(t, "the closed standby's directory to be deleted", func() bool {
+	waitUntil(t, "the closed standby's directory to be deleted", func() bool {
 		_, err := os.Stat(taskDir)
 		return os.IsNotExist(err)
 	})
@@ -450,7 +450,7 @@ func TestStandbyWaitsForTheGroupToConfirmInput(t *testing.T) {
 	commit(2) // inputs 0 and 1 committed, 2 not
 	id := taskID{0, 0}
 	reconcile(b, id)
-	waitFor(t, "the confirmed records to apply", func() bool {
+	waitUntil(t, "the confirmed records to apply", func() bool {
 		next, _ := b.standbys.standbyState(id)
 		return next[f.changelog] == 2 && metricValue(t, reg, "sluice_standby_lag_records") == 1
 	})
@@ -462,11 +462,11 @@ func TestStandbyWaitsForTheGroupToConfirmInput(t *testing.T) {
 		t.Fatalf("%d records wait, want 1 (input offset 2)", held)
 	}
 	commit(3)
-	waitFor(t, "the last record to apply once its input is committed", func() bool {
+	waitUntil(t, "the last record to apply once its input is committed", func() bool {
 		next, _ := b.standbys.standbyState(id)
 		return next[f.changelog] == 3
 	})
-	waitFor(t, "a standby commit with the input positions", func() bool {
+	waitUntil(t, "a standby commit with the input positions", func() bool {
 		b.standbys.mu.Lock()
 		defer b.standbys.mu.Unlock()
 		st := b.standbys.tasks[id].st
