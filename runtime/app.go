@@ -107,6 +107,9 @@ type App struct {
 	// offsets is what the local copy of each task's state reflects, for
 	// the group leader's lag computation (member metadata).
 	offsets taskOffsets
+	// bal is the group balancer; its standbyAssignment is this
+	// instance's standby and warm-up tasks (balancer.go).
+	bal *taskBalancer
 }
 
 type topicPartition struct {
@@ -282,12 +285,7 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.openGlobals(ctx); err != nil {
 		return err
 	}
-	bal := &taskBalancer{subs: map[string]int{}, topics: l.topics}
-	for sub, ts := range l.topics {
-		for _, t := range ts {
-			bal.subs[t] = sub
-		}
-	}
+	bal := a.newBalancer(l) // balancer.go (issue 12: HA assignment)
 	// The rebalance callbacks use the producer: it exists before the client
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
@@ -324,6 +322,7 @@ func (a *App) start(ctx context.Context) error {
 	// after the fields they use are set.
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.bal = bal
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}

@@ -76,6 +76,13 @@ assign:
 	for _, r := range started {
 		go a.restoreRunner(r)
 	}
+	// issue 12 (ha): the tasks running here report offsetSumRunning in
+	// the member metadata, and this instance's standby and warm-up tasks
+	// of the latest sync are reconciled.
+	for _, r := range started {
+		a.offsets.set(r.id, offsetSumRunning)
+	}
+	a.reconcileStandbysLocked(a.bal.standbyAssignment().standbys)
 	a.tasksChangedLocked()
 	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners), "restoring", len(started))
 }
@@ -181,6 +188,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 			}
 		}
 		persistent := r.st.db != nil
+		a.taskStoppedLocked(r.id, r.st, persistent) // issue 12 (ha): member metadata
 		if err := r.st.close(); err != nil {
 			a.log.Warn("close task state", "task", r.id, "err", err)
 		}

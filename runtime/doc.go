@@ -18,7 +18,20 @@
 // group stays balanced by task count, spreads each sub-topology over the
 // instances, and is cooperative (KIP-429): only the tasks that move stop,
 // first on their old owner, then start on the new one in a follow-up
-// rebalance. Before start-up the runtime checks that the inputs of every
+// rebalance. The assignment is Kafka Streams' high-availability one: each
+// member reports how far its local copy of each task's state is (the
+// offset sums of its changelogs), a stateful task goes to an instance whose
+// copy is within AcceptableRecoveryLag of the changelog's end rather than
+// one that would restore it from afar, which gets a warm-up replica instead
+// (at most MaxWarmupReplicas) until a probing rebalance
+// (ProbingRebalanceInterval) finds it caught up, and NumStandbyReplicas
+// standby replicas of each stateful task are kept on other instances. With
+// InstanceID the instance is a static member: restarted with the same ID
+// within SessionTimeout, it gets its tasks back without a rebalance; it is
+// recognised across restarts even without one, by the process ID kept in
+// its state directory, so it gets back the tasks it has state for.
+//
+// Before start-up the runtime checks that the inputs of every
 // sub-topology that keeps state have the same partition count, and fails
 // with a CoPartitionError naming the topics and counts otherwise; a
 // repartition topic among those inputs whose partition count was not set

@@ -58,6 +58,7 @@ func (a *App) scheduleCleanup(id taskID) {
 			a.log.Warn("delete the state of a task that moved away", "task", id, "dir", dir, "err", err)
 			return
 		}
+		a.offsets.remove(id)
 		a.log.Info("deleted the state of a task that moved away", "task", id, "dir", dir)
 		a.metrics.cleaned.Inc()
 	})
@@ -120,6 +121,7 @@ func (a *App) sweepStateDirLocked() {
 			a.log.Warn("delete stale task state", "dir", dir, "err", err)
 			continue
 		}
+		a.offsets.remove(id)
 		a.log.Info("deleted stale task state", "dir", dir)
 	}
 }
