@@ -60,6 +60,9 @@ type App struct {
 	changelogs *changelogReader
 	// globals keeps the global stores (global.go); nil without any.
 	globals *globalReader
+	// standbys keeps the standby tasks (standby.go); nil until one is
+	// assigned. Guarded by mu.
+	standbys *standbys
 
 	// mu guards the set of tasks (runners, byPartition) and the fields
 	// below: the poll loop holds it for a round (activate restored tasks,
@@ -364,6 +367,7 @@ func (a *App) shutdown() error {
 		}
 	}
 	a.closeRunnersLocked(rs, false)
+	a.closeStandbysLocked()
 	fatal := a.fatal
 	a.mu.Unlock()
 	close(a.work)
@@ -431,6 +435,7 @@ func (a *App) release() {
 	}
 	a.mu.Lock()
 	a.closing = true
+	a.closeStandbysLocked() // closed by shutdown, unless the start failed
 	open := len(a.runners)
 	a.mu.Unlock()
 	if open > 0 {

@@ -236,6 +236,9 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, e
 // once the assignment callback returns. committed holds the group's
 // committed offsets. restoreRunner then restores the stores.
 func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[topicPartition]int64) (*runner, error) {
+	// A standby of the task here closes first: the active opens its DB
+	// and restores only what the standby lacks (standby.go).
+	a.promoteStandbyLocked(id)
 	st := a.topo.SubTopology(id.sub)
 	r := &runner{id: id}
 	persistent := false

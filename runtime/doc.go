@@ -109,6 +109,20 @@
 // restored when the changelog shows that another instance processed the
 // task since.
 //
+// Standby tasks (NumStandbyReplicas; standby.go) keep copies of other
+// instances' task state current in the tasks' usual directories: one
+// client in no group reads their changelogs (read_committed under
+// exactly-once) from the offsets in each task database's meta record, and
+// applies the records into the database's pending writes, committed every
+// CommitInterval with the changelog offsets and input positions they
+// reflect. Under at-least-once a record whose input the group has not
+// committed yet waits until it has, so that a copy never holds more than a
+// restore would keep. When a standby task becomes active on its instance
+// it is committed and closed first, and the task restores only what it
+// lacked. In-memory stores are not kept by standbys (Kafka Streams keeps
+// them): they restore in full when the task becomes active. An open
+// standby's directory is neither swept nor deleted by a cleanup timer.
+//
 // Known gaps: windowed aggregations keep their processor metadata (the
 // largest timestamp seen, the last emitted close time) with the local
 // state, not in the offset commit's metadata as Kafka Streams does, so a
@@ -159,6 +173,12 @@
 // timers deleting the state of tasks that moved away); the record cache
 // budget's task count is an atomic. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
+// The standby set's lock (standbys.mu) comes after App.mu and before
+// cleanupMu: the group callbacks open and close standby tasks holding
+// both App.mu and it; the standby reader's goroutine applies and commits
+// holding only it, reports a fatal error from a goroutine of its own, and
+// is stopped by the shutdown with App.mu held. The cleanup timers and the
+// sweep read the set of open standbys from an atomic snapshot.
 // The global reader's goroutine takes App.mu only to report a fatal error,
 // holding nothing else; it is stopped (and waited for) from release,
 // without App.mu, so that wait never blocks it. The lock of an in-memory

@@ -90,6 +90,9 @@ func runChild() error {
 	if id := os.Getenv("INSTANCE_ID"); id != "" { // a static member (static_kill_test.go)
 		opts = append(opts, runtime.InstanceID(id))
 	}
+	if os.Getenv("STANDBYS") != "" { // standby_failover_test.go
+		opts = append(opts, runtime.NumStandbyReplicas(1))
+	}
 	app, err := runtime.New(topo, opts...)
 	if err != nil {
 		return err

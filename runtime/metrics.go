@@ -18,6 +18,11 @@ type metrics struct {
 	// has to restore.
 	restoreRemaining *prometheus.GaugeVec
 	cleaned          prometheus.Counter
+	// Standby tasks (standby.go): changelog records applied, lag (records
+	// of the changelogs past what a standby applied), promotions to active.
+	standbyApplied    *prometheus.CounterVec
+	standbyLag        *prometheus.GaugeVec
+	standbyPromotions prometheus.Counter
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -48,9 +53,19 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		cleaned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_task_state_deleted_total", Help: "Local state directories of tasks that moved away, deleted after the cleanup delay.", ConstLabels: labels,
 		}),
+		standbyApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_standby_records_applied_total", Help: "Changelog records applied by standby tasks, by task.", ConstLabels: labels,
+		}, []string{"task"}),
+		standbyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_standby_lag_records", Help: "Changelog records of a standby task not applied yet (end offsets minus applied), by task.", ConstLabels: labels,
+		}, []string{"task"}),
+		standbyPromotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_standby_promotions_total", Help: "Standby tasks that became active on this instance.", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned} {
+		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
+			m.standbyApplied, m.standbyLag, m.standbyPromotions} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -51,6 +51,9 @@ func (a *App) scheduleCleanup(id taskID) {
 			return // cancelled: the task came back
 		}
 		delete(a.cleanups, id)
+		if a.standbys.has(id) {
+			return // kept as a standby here (standby.go)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			a.log.Warn("delete the state of a task that moved away", "task", id, "dir", dir, "err", err)
 			return
@@ -100,8 +103,8 @@ func (a *App) sweepStateDirLocked() {
 		if err != nil {
 			continue
 		}
-		if _, assigned := a.runners[id]; assigned {
-			continue
+		if _, assigned := a.runners[id]; assigned || a.standbys.has(id) {
+			continue // active or standby here (standby.go)
 		}
 		a.cleanupMu.Lock()
 		_, pending := a.cleanups[id]
