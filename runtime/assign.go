@@ -76,11 +76,12 @@ assign:
 	for _, r := range started {
 		go a.restoreRunner(r)
 	}
-	// issue 12 (ha): the tasks running here report offsetSumRunning in
-	// the member metadata, and this instance's standby and warm-up tasks
-	// of the latest sync are reconciled.
+	// issue 12 (ha): a task restoring here reports its local offset sum
+	// in the member metadata (offsetSumRunning once restored,
+	// activateRestoredLocked), and this instance's standby and warm-up
+	// tasks of the latest sync are reconciled.
 	for _, r := range started {
-		a.offsets.set(r.id, offsetSumRunning)
+		a.reportLocalOffsetsLocked(r.id, r.st, r.st.db != nil)
 	}
 	a.reconcileStandbysLocked(a.bal.standbyAssignment().standbys)
 	a.tasksChangedLocked()
@@ -108,6 +109,7 @@ func (a *App) activateRestoredLocked() error {
 			return r.restoreErr
 		}
 		r.task, r.pending, r.restoring = r.pending, nil, false
+		a.offsets.set(r.id, offsetSumRunning) // issue 12 (ha): member metadata
 		resume := map[string][]int32{}
 		for _, q := range r.queues {
 			resume[q.topic] = append(resume[q.topic], q.partition)
@@ -188,7 +190,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 			}
 		}
 		persistent := r.st.db != nil
-		a.taskStoppedLocked(r.id, r.st, persistent) // issue 12 (ha): member metadata
+		a.reportLocalOffsetsLocked(r.id, r.st, persistent) // issue 12 (ha): member metadata
 		if err := r.st.close(); err != nil {
 			a.log.Warn("close task state", "task", r.id, "err", err)
 		}

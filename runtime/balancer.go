@@ -15,8 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sluicehq/sluice/internal/task"
 )
 
 // taskID identifies a task: a sub-topology on one partition.
@@ -68,8 +66,8 @@ type taskBalancer struct {
 	subs map[string]int
 	// topics lists each sub-topology's topics.
 	topics map[int][]string
-	// changelogs lists the changelog topics of each sub-topology with
-	// changelogged stores: its tasks are the stateful ones.
+	// changelogs lists the changelog topics of each sub-topology's
+	// persistent logged stores: its tasks are the stateful ones.
 	changelogs map[int][]string
 
 	process processID
@@ -110,13 +108,11 @@ func (a *App) newBalancer(l *layout) *taskBalancer {
 			b.subs[t] = sub
 		}
 	}
-	for sub := range l.topics {
-		for _, spec := range a.topo.SubTopology(sub).Stores {
-			if !spec.DisableLogging {
-				b.changelogs[sub] = append(b.changelogs[sub], task.ChangelogTopic(a.cfg.appID, spec))
-			}
-		}
-	}
+	// Stateful, for the assignment, are the tasks with persistent logged
+	// stores: only those have copies (local state left behind, standbys)
+	// that can be caught up; an in-memory store restores from its
+	// changelog's start wherever it opens.
+	b.changelogs = a.persistentChangelogs()
 	b.endOffsets = func(ctx context.Context, topics []string) (map[topicPartition]int64, error) {
 		ends, err := kadm.NewClient(a.admin).ListEndOffsets(ctx, topics...)
 		if err != nil {
@@ -131,7 +127,7 @@ func (a *App) newBalancer(l *layout) *taskBalancer {
 	}
 	// The offset sums of the task directories on disk, for the first
 	// join's member metadata.
-	a.scanLocalOffsets()
+	a.scanLocalOffsets(b.changelogs)
 	b.forceRebalance = func() {
 		// a.client is set under a.mu; ForceRebalance runs without it
 		// (it takes the client's group lock, which the client may hold
@@ -239,6 +235,7 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, partitions map[string]i
 		}
 	}
 	member := map[string]*kmsg.JoinGroupResponseMember{} // client key → member
+	claimGen := map[taskID]int32{}                       // generation of in.running's claim
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
 		d, err := decodeMemberData(meta.UserData)
 		if err != nil && b.log != nil {
@@ -246,21 +243,31 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, partitions map[string]i
 				"member_id", m.MemberID, "err", err)
 		}
 		key := clientKey(m, d, err == nil)
-		if _, dup := member[key]; dup {
+		if other, dup := member[key]; dup {
 			// Two members with one process ID (a copied state
 			// directory): tell them apart by member ID.
+			if b.log != nil {
+				b.log.Warn("two members with one process ID (a copied state directory?): the second loses its stickiness; delete process.id in one of the copies",
+					"client", key, "member_id", other.MemberID, "other_member_id", m.MemberID)
+			}
 			key = "member:" + m.MemberID
 		}
 		member[key] = m
 		in.clients = append(in.clients, key)
 		in.sums[key] = d.sums
+		// A stale claim (a member that missed rebalances, KIP-792)
+		// loses to one of a later generation, as in franz-go's
+		// AdjustCooperative.
 		for _, op := range meta.OwnedPartitions {
 			sub, ok := b.subs[op.Topic]
 			if !ok {
 				continue
 			}
 			for _, p := range op.Partitions {
-				in.running[taskID{sub, p}] = key
+				t := taskID{sub, p}
+				if g, claimed := claimGen[t]; !claimed || meta.Generation > g {
+					in.running[t], claimGen[t] = key, meta.Generation
+				}
 			}
 		}
 	})
@@ -373,7 +380,7 @@ func (b *taskBalancer) changelogEnds(tasks []taskID, stateful map[taskID]bool) m
 				}
 				return nil
 			}
-			sum += end
+			sum = addSaturating(sum, max(end, 0))
 		}
 		sums[t] = sum
 	}

@@ -152,6 +152,7 @@ func assignHA(in haInput) haPlan {
 				h.states[c].assignStandby(t)
 			}
 		}
+		h.balanceStandbys()
 	}
 
 	// 3. Movements to caught-up clients, with warm-ups.
@@ -204,7 +205,7 @@ func (h *haAssigner) computeLags(stateful []taskID) {
 		for _, t := range stateful {
 			sum, reported := h.in.sums[c][t]
 			switch {
-			case h.in.running[t] == c || reported && sum == offsetSumRunning:
+			case reported && sum == offsetSumRunning, !reported && h.in.running[t] == c:
 				m[t] = offsetSumRunning
 			case !h.known:
 				m[t] = lagUnknown
@@ -362,7 +363,10 @@ func (h *haAssigner) moveStandbys() int {
 		eligible := func(c string) bool { return !h.states[c].has(t) }
 		src, ok := h.leastLoaded(func(c string) bool { return h.caughtUp(t, c) && eligible(c) })
 		if !ok {
-			src, ok = h.mostCaughtUp(t, m.dest, eligible)
+			// Unlike Kafka Streams, only to a client strictly more
+			// caught up: a move between equal lags gains nothing and
+			// would spend a warm-up and a probing rebalance.
+			src, ok = h.mostCaughtUp(t, m.dest, func(c string) bool { return eligible(c) && h.lag[c][t] < h.lag[m.dest][t] })
 		}
 		if !ok {
 			continue // every more caught-up client has the task already
@@ -492,4 +496,31 @@ func assignBalanced(tasks []taskID, members []string, prev map[taskID]string, pr
 		take(t, best)
 	}
 	return out
+}
+
+// balanceStandbys moves standbys from the most to the least loaded
+// clients while that narrows the gap by two or more and the destination
+// has no copy of the task (Kafka Streams' balanceTasksOverThreads over the
+// standby tasks, capacity one). Deterministic: clients in group order,
+// tasks sorted.
+func (h *haAssigner) balanceStandbys() {
+	for moved := true; moved; {
+		moved = false
+		for _, src := range h.in.clients {
+			for _, dst := range h.in.clients {
+				s, d := h.states[src], h.states[dst]
+				for _, t := range slices.SortedFunc(maps.Keys(s.standby), taskID.compare) {
+					if s.load()-d.load() < 2 {
+						break
+					}
+					if d.has(t) {
+						continue
+					}
+					delete(s.standby, t)
+					d.assignStandby(t)
+					moved = true
+				}
+			}
+		}
+	}
 }
