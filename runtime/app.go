@@ -60,6 +60,9 @@ type App struct {
 	changelogs *changelogReader
 	// globals keeps the global stores (global.go); nil without any.
 	globals *globalReader
+	// standbys keeps the standby tasks (standby.go); nil until one is
+	// assigned. Guarded by mu.
+	standbys *standbys
 
 	// mu guards the set of tasks (runners, byPartition) and the fields
 	// below: the poll loop holds it for a round (activate restored tasks,
@@ -110,6 +113,9 @@ type App struct {
 	// offsets is what the local copy of each task's state reflects, for
 	// the group leader's lag computation (member metadata).
 	offsets taskOffsets
+	// bal is the group balancer; its standbyAssignment is this
+	// instance's standby and warm-up tasks (balancer.go).
+	bal *taskBalancer
 }
 
 type topicPartition struct {
@@ -282,12 +288,7 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.openGlobals(ctx); err != nil {
 		return err
 	}
-	bal := &taskBalancer{subs: map[string]int{}, topics: l.topics}
-	for sub, ts := range l.topics {
-		for _, t := range ts {
-			bal.subs[t] = sub
-		}
-	}
+	bal := a.newBalancer(l) // balancer.go (issue 12: HA assignment)
 	// The rebalance callbacks use the producer: it exists before the client
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
@@ -335,6 +336,7 @@ func (a *App) start(ctx context.Context) error {
 	// after the fields they use are set.
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.bal = bal
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
@@ -450,6 +452,7 @@ func (a *App) shutdown() error {
 	// Dirty: a task's uncommitted state is dropped with its DB's pending
 	// writes (closeRunnersLocked commits nothing).
 	a.closeRunnersLocked(rs, false)
+	a.closeStandbysLocked()
 	fatal := a.fatal
 	a.mu.Unlock()
 	close(a.work)
@@ -531,6 +534,7 @@ func (a *App) release() {
 	}
 	a.mu.Lock()
 	a.closing = true
+	a.closeStandbysLocked() // closed by shutdown, unless the start failed
 	open := len(a.runners)
 	a.mu.Unlock()
 	if open > 0 {

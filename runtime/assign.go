@@ -77,6 +77,8 @@ func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][
 			}
 		}
 	}
+	// This instance's standby and warm-up tasks of the latest sync.
+	a.reconcileStandbysLocked(a.bal.standbyAssignment().standbys)
 	a.tasksChangedLocked()
 	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners), "restoring", started)
 }
@@ -126,6 +128,11 @@ func (a *App) openTasksLocked(ctx context.Context, ids []taskID) (int, map[topic
 	a.client.PauseFetchPartitions(paused)
 	for _, r := range started {
 		go a.restoreRunner(r)
+	}
+	// A task restoring here reports its local offset sum in the member
+	// metadata (offsetSumRunning once restored, activateRestoredLocked).
+	for _, r := range started {
+		a.reportLocalOffsetsLocked(r.id, r.st, r.st.db != nil)
 	}
 	return len(started), committed, err
 }
@@ -297,6 +304,7 @@ func (a *App) activateRestoredLocked() error {
 			return r.restoreErr
 		}
 		r.task, r.pending, r.restoring = r.pending, nil, false
+		a.offsets.set(r.id, offsetSumRunning) // issue 12 (ha): member metadata
 		resume := map[string][]int32{}
 		for _, q := range r.queues {
 			resume[q.topic] = append(resume[q.topic], q.partition)
@@ -398,6 +406,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 			}
 		}
 		persistent := r.st.db != nil
+		a.reportLocalOffsetsLocked(r.id, r.st, persistent) // issue 12 (ha): member metadata
 		if err := r.st.close(); err != nil {
 			a.log.Warn("close task state", "task", r.id, "err", err)
 		}
@@ -471,6 +480,9 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, m
 // once the assignment callback returns. committed holds the group's
 // committed offsets. restoreRunner then restores the stores.
 func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[topicPartition]int64) (*runner, error) {
+	// A standby of the task here closes first: the active opens its DB
+	// and restores only what the standby lacks (standby.go).
+	a.promoteStandbyLocked(id)
 	st := a.topo.SubTopology(id.sub)
 	r := &runner{id: id}
 	persistent := false

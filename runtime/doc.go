@@ -18,7 +18,20 @@
 // group stays balanced by task count, spreads each sub-topology over the
 // instances, and is cooperative (KIP-429): only the tasks that move stop,
 // first on their old owner, then start on the new one in a follow-up
-// rebalance. Before start-up the runtime checks that the inputs of every
+// rebalance. The assignment is Kafka Streams' high-availability one: each
+// member reports how far its local copy of each task's state is (the
+// offset sums of its changelogs), a stateful task goes to an instance whose
+// copy is within AcceptableRecoveryLag of the changelog's end rather than
+// one that would restore it from afar, which gets a warm-up replica instead
+// (at most MaxWarmupReplicas) until a probing rebalance
+// (ProbingRebalanceInterval) finds it caught up, and NumStandbyReplicas
+// standby replicas of each stateful task are kept on other instances. With
+// InstanceID the instance is a static member: restarted with the same ID
+// within SessionTimeout, it gets its tasks back without a rebalance; it is
+// recognised across restarts even without one, by the process ID kept in
+// its state directory, so it gets back the tasks it has state for.
+//
+// Before start-up the runtime checks that the inputs of every
 // sub-topology that keeps state have the same partition count, and fails
 // with a CoPartitionError naming the topics and counts otherwise; a
 // repartition topic among those inputs whose partition count was not set
@@ -120,6 +133,20 @@
 // restored when the changelog shows that another instance processed the
 // task since.
 //
+// Standby tasks (NumStandbyReplicas; standby.go) keep copies of other
+// instances' task state current in the tasks' usual directories: one
+// client in no group reads their changelogs (read_committed under
+// exactly-once) from the offsets in each task database's meta record, and
+// applies the records into the database's pending writes, committed every
+// CommitInterval with the changelog offsets and input positions they
+// reflect. Under at-least-once a record whose input the group has not
+// committed yet waits until it has, so that a copy never holds more than a
+// restore would keep. When a standby task becomes active on its instance
+// it is committed and closed first, and the task restores only what it
+// lacked. In-memory stores are not kept by standbys (Kafka Streams keeps
+// them): they restore in full when the task becomes active. An open
+// standby's directory is neither swept nor deleted by a cleanup timer.
+//
 // Known gaps: under at-least-once, windowed aggregations keep their
 // processor metadata (the largest timestamp seen, the last emitted close
 // time) with the local state only, not in the offset commit's metadata as
@@ -171,6 +198,12 @@
 // timers deleting the state of tasks that moved away); the record cache
 // budget's task count is an atomic. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
+// The standby set's lock (standbys.mu) comes after App.mu and before
+// cleanupMu: the group callbacks open and close standby tasks holding
+// both App.mu and it; the standby reader's goroutine applies and commits
+// holding only it, reports a fatal error from a goroutine of its own, and
+// is stopped by the shutdown with App.mu held. The cleanup timers and the
+// sweep read the set of open standbys from an atomic snapshot.
 // The global reader's goroutine takes App.mu only to report a fatal error,
 // holding nothing else; it is stopped (and waited for) from release,
 // without App.mu, so that wait never blocks it. The lock of an in-memory

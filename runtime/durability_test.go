@@ -50,7 +50,8 @@ func TestMain(m *testing.M) {
 // runChild runs word count until killed, configured by the environment;
 // with SIGNALS set, until a SIGTERM or SIGINT (runtime.SignalContext).
 // SESSION_TIMEOUT and SHUTDOWN_TIMEOUT (Go durations) override the
-// options' defaults; with LOG set, the App logs to stderr.
+// options' defaults; INSTANCE_ID makes it a static member; with LOG set,
+// the App logs to stderr.
 func runChild() error {
 	topo, err := wordCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
 	if os.Getenv("TOPOLOGY") == "keyed" {
@@ -88,6 +89,12 @@ func runChild() error {
 	}
 	if os.Getenv("LOG") != "" {
 		opts = append(opts, runtime.Logger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	}
+	if id := os.Getenv("INSTANCE_ID"); id != "" { // a static member (static_kill_test.go)
+		opts = append(opts, runtime.InstanceID(id))
+	}
+	if os.Getenv("STANDBYS") != "" { // standby_failover_test.go
+		opts = append(opts, runtime.NumStandbyReplicas(1))
 	}
 	app, err := runtime.New(topo, opts...)
 	if err != nil {

@@ -23,6 +23,11 @@ type metrics struct {
 	txnCommits prometheus.Counter
 	txnAborts  *prometheus.CounterVec
 	fenced     prometheus.Counter
+	// Standby tasks (standby.go): changelog records applied, lag (records
+	// of the changelogs past what a standby applied), promotions to active.
+	standbyApplied    *prometheus.CounterVec
+	standbyLag        *prometheus.GaugeVec
+	standbyPromotions prometheus.Counter
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -62,9 +67,19 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_fenced_total", Help: "Times this instance was fenced by another with its transactional ID or instance ID.", ConstLabels: labels,
 		}),
+		standbyApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_standby_records_applied_total", Help: "Changelog records applied by standby tasks, by task.", ConstLabels: labels,
+		}, []string{"task"}),
+		standbyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_standby_lag_records", Help: "Changelog records of a standby task not applied yet (end offsets minus applied), by task.", ConstLabels: labels,
+		}, []string{"task"}),
+		standbyPromotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_standby_promotions_total", Help: "Standby tasks that became active on this instance.", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned, m.txnCommits, m.txnAborts, m.fenced} {
+		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
+			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
