@@ -40,10 +40,16 @@ type standbyFixture struct {
 
 func newStandbyFixture(t *testing.T) *standbyFixture {
 	t.Helper()
+	return newStandbyFixtureN(t, 1)
+}
+
+// newStandbyFixtureN is newStandbyFixture with n input partitions (tasks).
+func newStandbyFixtureN(t *testing.T, n int32) *standbyFixture {
+	t.Helper()
 	c := kafkatest.New(t)
 	f := &standbyFixture{c: c, appID: kafkatest.Topic(t, "app"), input: kafkatest.Topic(t, "in"),
 		output: kafkatest.Topic(t, "out"), want: map[string]int64{}}
-	c.Create(t, 1, f.input, f.output)
+	c.Create(t, n, f.input, f.output)
 	b := dsl.NewBuilder()
 	dsl.FromTopic(b, f.input, serde.String, serde.String).GroupByKey().
 		Count(dsl.Named("counts")).ToStream().To(f.output, serde.String, serde.Int64)
@@ -488,4 +494,49 @@ func TestStandbyWaitsForTheGroupToConfirmInput(t *testing.T) {
 		st := b.standbys.tasks[id].st
 		return st.loggedEnds[topicPartition{f.changelog.Topic, 0}] == 3 && st.positions[topicPartition{f.input, 0}] == 3
 	})
+}
+
+// A new instance gets warm-up replicas of the tasks the balanced
+// assignment wants on it; they are standby tasks, which catch up on the
+// changelogs, report their offsets in the member metadata, and the
+// probing rebalance then moves the tasks: each is promoted (restoring
+// only what its warm-up lacked) and the instance that ran it keeps it as a
+// standby (an active task becoming a standby on one instance). Counts stay
+// exact throughout.
+func TestWarmupCatchesUpAndTheTaskMovesToIt(t *testing.T) {
+	f := newStandbyFixtureN(t, 2)
+	opts := []Option{NumStandbyReplicas(1), AcceptableRecoveryLag(5), MaxWarmupReplicas(2), ProbingRebalanceInterval(time.Second)}
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	a := f.start(t, t.TempDir(), regA, opts...)
+	f.produce(t, 300)
+	f.waitCommitted(t)
+	if got := f.outputCounts(t); !equalMaps(got, f.want) {
+		t.Fatalf("before the new instance: output counts %v, want %v", got, f.want)
+	}
+	b := f.start(t, t.TempDir(), regB, opts...)
+	var moved taskID
+	waitUntil(t, "one task on each instance", func() bool {
+		ia, _ := a.Tasks()
+		ib, _ := b.Tasks()
+		if len(ia) != 1 || len(ib) != 1 {
+			return false
+		}
+		id, err := parseTaskID(ib[0])
+		moved = id
+		return err == nil
+	})
+	if n := metricValue(t, regB, "sluice_standby_promotions_total"); n != 1 {
+		t.Errorf("the new instance promoted %v standbys, want its warm-up of task %s", n, moved)
+	}
+	if n := metricValue(t, regB, "sluice_standby_records_applied_total"); n == 0 {
+		t.Errorf("the warm-up of task %s applied no changelog record", moved)
+	}
+	if n := metricValue(t, regB, "sluice_restored_records_total"); n > 5 {
+		t.Errorf("the promoted task %s restored %v records, more than the acceptable recovery lag of 5", moved, n)
+	}
+	waitUntil(t, "the former active to keep the moved task as standby", func() bool { return a.standbys.has(moved) })
+	f.produce(t, 100)
+	if got := f.outputCounts(t); !equalMaps(got, f.want) {
+		t.Fatalf("after the move: output counts %v, want %v", got, f.want)
+	}
 }
