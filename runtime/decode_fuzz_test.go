@@ -53,8 +53,8 @@ func TestDecodePositionsHugeTopicLength(t *testing.T) {
 func FuzzDecodeMemberData(f *testing.F) {
 	f.Add(encodeMemberData(memberData{}))
 	f.Add(encodeMemberData(memberData{process: processID{1, 2, 3}, sums: map[taskID]int64{{0, 0}: offsetSumRunning, {3, 17}: 1 << 40}}))
-	f.Add([]byte{memberDataVersion, 1, 2})                 // truncated process ID
-	f.Add(append(make([]byte, 17), 0xff, 0xff, 0xff, 0x0f)) // task count past the data
+	f.Add([]byte{memberDataVersion, 1, 2})                                                        // truncated process ID
+	f.Add(append(append([]byte{memberDataVersion}, make([]byte, 16)...), 0xff, 0xff, 0xff, 0x0f)) // task count past the data
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := decodeMemberData(b)
 		if err != nil {

@@ -173,7 +173,7 @@ func TestHAAssignment(t *testing.T) {
 			c: haCase{clients: []string{"a", "b", "c"}, statefulN: 3, end: 100000, warmups: 2, standbys: 1,
 				running: map[taskID]string{tid(0, 0): "a", tid(0, 1): "b", tid(0, 2): "c"},
 				sums:    map[string]map[taskID]int64{"c": {tid(0, 0): 100000}}},
-			active:  map[string][]taskID{"a": {tid(0, 0)}, "b": {tid(0, 1)}, "c": {tid(0, 2)}},
+			active: map[string][]taskID{"a": {tid(0, 0)}, "b": {tid(0, 1)}, "c": {tid(0, 2)}},
 			// Balanced: 0_0 on b, 0_1 and 0_2 on a; 0_0 goes back to
 			// c, which has it, and b keeps a warm-up; nobody has 0_1 or
 			// 0_2 but their actives, so they stay.

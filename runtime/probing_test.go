@@ -1,20 +1,24 @@
 package runtime
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/kafkatest"
 )
 
 // A new instance without state gets warm-up replicas instead of the
 // stateful tasks the balanced assignment wants on it, while the caught-up
-// instance keeps running them; the leader rebalances every probing
-// interval while warm-ups exist; once the warm-ups report offset sums
-// within the acceptable recovery lag (the warm-ups are standby tasks,
-// whose commits report them), the probing rebalance moves the tasks.
+// instance keeps running them; the warm-ups (standby tasks) catch up from
+// the changelog and report it in their member metadata, and the leader's
+// probing rebalance (every second here) then moves the tasks to the new
+// instance, whose counts go on from the state the warm-ups built.
 func TestWarmupsAndProbingRebalance(t *testing.T) {
 	c := kafkatest.New(t)
 	in, out := kafkatest.Topic(t, "in"), kafkatest.Topic(t, "out")
@@ -47,15 +51,10 @@ func TestWarmupsAndProbingRebalance(t *testing.T) {
 	var warm []taskID
 	waitFor(t, time.Minute, "two warm-ups on the new instance", apps, func() bool {
 		warm = a2.app.standbyTasks()
-		return len(warm) == 2
+		ids1, _ := a1.app.Tasks()
+		ids2, _ := a2.app.Tasks()
+		return len(warm) == 2 && len(ids1) == 4 && len(ids2) == 0
 	})
-	if ids, _ := a2.app.Tasks(); len(ids) != 0 {
-		t.Fatalf("new instance runs %v with its warm-ups", ids)
-	}
-	// The warm-ups are standby tasks (standby.go): they catch up on the
-	// changelogs and report their offset sums, and a probing rebalance
-	// then moves the tasks. (Before standby.go was merged, this test held
-	// the new instance's offsets back and set them itself.)
 	var want []string
 	for _, id := range warm {
 		want = append(want, id.String())
@@ -65,4 +64,23 @@ func TestWarmupsAndProbingRebalance(t *testing.T) {
 		return slices.Equal(ids, want)
 	})
 	waitFor(t, time.Minute, "no warm-ups left", apps, func() bool { return len(a2.app.standbyTasks()) == 0 })
+	// The moved tasks count on: one more record of a key of each.
+	for _, id := range warm {
+		produceTo(t, c, in, id.partition, fmt.Sprintf("k%d-0", id.partition))
+	}
+	cl := c.Client(t, kgo.ConsumeTopics(out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50*time.Millisecond))
+	latest := map[string]int64{}
+	waitFor(t, time.Minute, "counts of 2 after the move", apps, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			latest[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+		})
+		for _, id := range warm {
+			if latest[fmt.Sprintf("k%d-0", id.partition)] != 2 {
+				return false
+			}
+		}
+		return true
+	})
 }
