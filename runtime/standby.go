@@ -111,6 +111,10 @@ type standbyPartition struct {
 	since uint64
 }
 
+func newStandbys(a *App) *standbys {
+	return &standbys{a: a, tasks: map[taskID]*standbyTask{}, byChangelog: map[state.TopicPartition]*standbyPartition{}}
+}
+
 // has reports whether task id is open as a standby here.
 func (sb *standbys) has(id taskID) bool {
 	if sb == nil {
@@ -141,13 +145,10 @@ func (a *App) reconcileStandbysLocked(ids []taskID) {
 	if a.closing || a.runCtx == nil || a.runCtx.Err() != nil {
 		return
 	}
-	if a.standbys == nil {
-		if len(ids) == 0 {
-			return
-		}
-		a.standbys = &standbys{a: a, tasks: map[taskID]*standbyTask{}, byChangelog: map[state.TopicPartition]*standbyPartition{}}
-	}
 	sb := a.standbys
+	if len(ids) == 0 && sb.open.Load() == nil {
+		return // never had one
+	}
 	want := make(map[taskID]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
