@@ -1,0 +1,3 @@
+package main
+
+func failoverMain(args []string) error { return nil }
