@@ -31,12 +31,14 @@ type proc struct {
 	exits    []string      // exits of its own
 	stopping bool
 	done     chan struct{}
+	wake     chan struct{} // ends the restart delay early
 }
 
 func newProc(id int, cfg workerConfig, exe, dir string) *proc {
 	cfg.id = id
 	cfg.stateDir = filepath.Join(dir, fmt.Sprintf("state-w%d", id))
-	return &proc{id: id, cfg: cfg, exe: exe, logf: filepath.Join(dir, fmt.Sprintf("worker-%d.log", id)), done: make(chan struct{})}
+	return &proc{id: id, cfg: cfg, exe: exe, logf: filepath.Join(dir, fmt.Sprintf("worker-%d.log", id)),
+		done: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 func (p *proc) start() error {
@@ -93,7 +95,16 @@ func (p *proc) supervise(ctx context.Context, logf func(string, ...any)) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
+		case <-p.wake:
 		}
+	}
+}
+
+// restartNow ends the restart delay of a killed worker.
+func (p *proc) restartNow() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
 	}
 }
 
