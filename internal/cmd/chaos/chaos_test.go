@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"strings"
 	"sync"
@@ -196,13 +194,13 @@ func TestZombieFenced(t *testing.T) {
 	// It learns that it was fenced or that its transaction was aborted,
 	// then rejoins (it logs an assignment) or exits with an error.
 	waitFor(t, 60*time.Second, "the zombie logging its fencing or abort", func() bool {
-		return logMatches(zombie.logf, inc, resumed, func(m map[string]any, line string) bool {
+		return logMatchesFn(zombie.logf, inc, resumed, func(m map[string]any, line string) bool {
 			level, _ := m["level"].(string)
 			return level != "INFO" && fencingRE.MatchString(line)
 		})
 	})
 	waitFor(t, 60*time.Second, "the zombie rejoining or exiting with an error", func() bool {
-		return logHas(zombie.logf, inc, "partitions assigned", resumed) || logMatches(zombie.logf, inc, resumed,
+		return logHas(zombie.logf, inc, "partitions assigned", resumed) || logMatchesFn(zombie.logf, inc, resumed,
 			func(m map[string]any, _ string) bool {
 				e, _ := m["err"].(string)
 				return m["msg"] == msgWorkerExit && e != ""
@@ -261,36 +259,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// logMatches reports whether a line of the worker's log from its start
-// inc, logged at or after since, satisfies match.
-func logMatches(path string, inc int, since time.Time, match func(map[string]any, string) bool) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) != nil || int(num(m["inc"])) != inc {
-			continue
-		}
-		if ts, _ := m["time"].(string); !since.IsZero() {
-			at, err := time.Parse(time.RFC3339Nano, ts)
-			if err != nil || at.Before(since) {
-				continue
-			}
-		}
-		if match(m, sc.Text()) {
-			return true
-		}
-	}
-	return false
-}
-
 func logHas(path string, inc int, msg string, since time.Time) bool {
-	return logMatches(path, inc, since, func(m map[string]any, _ string) bool { return m["msg"] == msg })
+	return logMatchesFn(path, inc, since, func(m map[string]any, _ string) bool { return m["msg"] == msg })
 }
 
 func tail(s string, lines int) string {

@@ -202,3 +202,32 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// logMatchesFn reports whether a line of the worker's log from its start
+// inc, logged at or after since, satisfies match.
+func logMatchesFn(path string, inc int, since time.Time, match func(map[string]any, string) bool) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil || int(num(m["inc"])) != inc {
+			continue
+		}
+		if !since.IsZero() {
+			ts, _ := m["time"].(string)
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil || at.Before(since) {
+				continue
+			}
+		}
+		if match(m, sc.Text()) {
+			return true
+		}
+	}
+	return false
+}
