@@ -122,9 +122,10 @@ func TestZombieFenced(t *testing.T) {
 	app := kafkatest.Topic(t, "app")
 	cfg := workerConfig{brokers: strings.Join(c.Brokers, ","), app: app, in: in, out: out, guarantee: "eos",
 		session: 6 * time.Second, commit: 100 * time.Millisecond}
-	procs := []*proc{newProc(1, cfg, exe, dir), newProc(2, cfg, exe, dir)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	fatal := func(err error) { t.Error(err); cancel() }
+	procs := []*proc{newProc(1, cfg, exe, dir, fatal), newProc(2, cfg, exe, dir, fatal)}
 	var logMu sync.Mutex
 	logf := func(format string, args ...any) {
 		logMu.Lock()

@@ -190,9 +190,29 @@ func runChaos(c controllerConfig) (*report, error) {
 
 	wcfg := workerConfig{brokers: strings.Join(brokers, ","), app: app, in: in, out: out, guarantee: c.guarantee,
 		session: c.session, commit: c.commit}
+	var fatalMu sync.Mutex
+	var fatalErr error
+	fatal := func(err error) {
+		fatalMu.Lock()
+		defer fatalMu.Unlock()
+		if fatalErr == nil {
+			fatalErr = err
+		}
+		cancel()
+	}
+	// failed is the error that stopped the run, if a worker could not run,
+	// else err.
+	failed := func(err error) error {
+		fatalMu.Lock()
+		defer fatalMu.Unlock()
+		if fatalErr != nil {
+			return fatalErr
+		}
+		return err
+	}
 	procs := make([]*proc, c.instances)
 	for i := range procs {
-		procs[i] = newProc(i+1, wcfg, exe, c.dir)
+		procs[i] = newProc(i+1, wcfg, exe, c.dir, fatal)
 		go procs[i].supervise(ctx, logf)
 	}
 	stopAll := func() {
@@ -228,6 +248,9 @@ func runChaos(c controllerConfig) (*report, error) {
 		select {
 		case <-time.After(time.Until(prodStart.Add(f.at))):
 		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		switch f.kind {
 		case "kill":
@@ -269,7 +292,7 @@ func runChaos(c controllerConfig) (*report, error) {
 			logf("restarting the broker")
 			t := time.Now()
 			if err := br.restart(ctx); err != nil {
-				return nil, fmt.Errorf("broker restart: %w", err)
+				return nil, failed(fmt.Errorf("broker restart: %w", err))
 			}
 			st.brokerRestarts++
 			st.brokerDown = append(st.brokerDown, time.Since(t))
@@ -277,7 +300,7 @@ func runChaos(c controllerConfig) (*report, error) {
 		}
 	}
 	if err := <-prodDone; err != nil {
-		return nil, fmt.Errorf("producing the input: %w", err)
+		return nil, failed(fmt.Errorf("producing the input: %w", err))
 	}
 	st.produceTime = time.Since(prodStart)
 	logf("produced %d records in %v (%d produce errors retried by the client)", st.produced, st.produceTime.Round(time.Millisecond), st.produceErrs)
@@ -285,7 +308,7 @@ func runChaos(c controllerConfig) (*report, error) {
 
 	settleStart := time.Now()
 	if err := settle(ctx, brokers, app, in, out, procs, c.settle, logf); err != nil {
-		return nil, err
+		return nil, failed(err)
 	}
 	st.settleTime = time.Since(settleStart)
 	logf("settled: the group committed the whole input, the output has no open transaction")

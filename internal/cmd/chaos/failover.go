@@ -100,7 +100,10 @@ func failoverMain(args []string) error {
 	// about moving tasks, and the load is quicker.
 	wcfg := workerConfig{brokers: strings.Join(brokers, ","), app: app, in: in, out: out, guarantee: *guarantee,
 		session: *session, commit: 100 * time.Millisecond, cacheBytes: 10 << 20, standbys: *standbys}
-	procs := []*proc{newProc(1, wcfg, exe, dir), newProc(2, wcfg, exe, dir)}
+	// A worker that cannot run (its configuration refused) ends the
+	// measurement: every wait below then ends with the context.
+	fatal := func(err error) { logf("%v", err); cancel() }
+	procs := []*proc{newProc(1, wcfg, exe, dir, fatal), newProc(2, wcfg, exe, dir, fatal)}
 	for _, p := range procs {
 		go p.supervise(ctx, logf)
 	}
@@ -111,7 +114,7 @@ func failoverMain(args []string) error {
 	}()
 	// The keys are written once both workers hold tasks, so that neither
 	// has a local copy of the other's tasks.
-	if err := waitBalanced(procs, *partitions, 2*time.Minute); err != nil {
+	if err := waitBalanced(ctx, procs, *partitions, 2*time.Minute); err != nil {
 		return err
 	}
 	if err := produceKeys(ctx, brokers, in, *keys); err != nil {
@@ -154,7 +157,7 @@ func failoverMain(args []string) error {
 	// 2. Static membership: start worker 1 again, let it settle, then kill
 	// it and restart it at once.
 	w1.restartNow()
-	if err := waitFirstProcessed(w1, time.Now(), 3*time.Minute); err != nil {
+	if err := waitFirstProcessed(ctx, w1, time.Now(), 3*time.Minute); err != nil {
 		return fmt.Errorf("worker 1 back after its session expired: %w", err)
 	}
 	if _, err := tr.resumed(time.Now(), time.Minute); err != nil {
@@ -170,7 +173,7 @@ func failoverMain(args []string) error {
 	if err != nil {
 		return fmt.Errorf("static restart: %w", err)
 	}
-	if err := waitFirstProcessed(w1, killedAt, time.Minute); err != nil {
+	if err := waitFirstProcessed(ctx, w1, killedAt, time.Minute); err != nil {
 		return fmt.Errorf("static restart: %w", err)
 	}
 	startToFirst := lastFirstProcessed(w1)
@@ -232,6 +235,7 @@ func cmpOr(a, b error) error {
 // t<partition>) and watches the output for their counts.
 type trickle struct {
 	partitions int
+	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 
@@ -246,7 +250,7 @@ type arrival struct {
 
 func startTrickle(ctx context.Context, brokers []string, in, out string, partitions int) (*trickle, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	t := &trickle{partitions: partitions, cancel: cancel, arrived: map[int][]arrival{}}
+	t := &trickle{partitions: partitions, ctx: ctx, cancel: cancel, arrived: map[int][]arrival{}}
 	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(in),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 	if err != nil {
@@ -320,7 +324,7 @@ func (t *trickle) resumed(since time.Time, bound time.Duration) ([]time.Duration
 		if len(missing) == 0 {
 			return out, nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || t.ctx.Err() != nil {
 			return nil, fmt.Errorf("input partitions %v not processed within %v", missing, bound)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -343,7 +347,7 @@ func restoredSince(p *proc, since time.Time) int64 {
 	return n
 }
 
-func waitFirstProcessed(p *proc, since time.Time, bound time.Duration) error {
+func waitFirstProcessed(ctx context.Context, p *proc, since time.Time, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for {
 		p.mu.Lock()
@@ -352,7 +356,7 @@ func waitFirstProcessed(p *proc, since time.Time, bound time.Duration) error {
 		if logMatchesFn(p.logf, inc, since, func(m map[string]any, _ string) bool { return m["msg"] == msgFirstProcessed }) {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("worker %d (start %d) processed no record within %v", p.id, inc, bound)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -416,7 +420,7 @@ func latestStats(p *proc) map[string]any {
 
 // waitBalanced waits until every worker's metrics report active tasks and
 // together all of them.
-func waitBalanced(procs []*proc, tasks int, bound time.Duration) error {
+func waitBalanced(ctx context.Context, procs []*proc, tasks int, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for {
 		sum, all := 0.0, true
@@ -428,7 +432,7 @@ func waitBalanced(procs []*proc, tasks int, bound time.Duration) error {
 		if all && int(sum) == tasks {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("the workers do not share the %d tasks after %v", tasks, bound)
 		}
 		time.Sleep(200 * time.Millisecond)

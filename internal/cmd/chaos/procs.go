@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,13 +33,22 @@ type proc struct {
 	stopping bool
 	done     chan struct{}
 	wake     chan struct{} // ends the restart delay early
+	fatal    func(error)   // a worker that cannot run: the run stops
 }
 
-func newProc(id int, cfg workerConfig, exe, dir string) *proc {
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+func newProc(id int, cfg workerConfig, exe, dir string, fatal func(error)) *proc {
 	cfg.id = id
 	cfg.stateDir = filepath.Join(dir, fmt.Sprintf("state-w%d", id))
 	return &proc{id: id, cfg: cfg, exe: exe, logf: filepath.Join(dir, fmt.Sprintf("worker-%d.log", id)),
-		done: make(chan struct{}), wake: make(chan struct{}, 1)}
+		done: make(chan struct{}), wake: make(chan struct{}, 1), fatal: fatal}
 }
 
 func (p *proc) start() error {
@@ -86,6 +96,11 @@ func (p *proc) supervise(ctx context.Context, logf func(string, ...any)) {
 			return
 		case p.killed:
 			p.killed, wait = false, p.delay
+		case exitCode(err) == exitConfig:
+			p.mu.Unlock()
+			logf("worker %d (start %d): configuration refused (%v); see %s", p.id, p.inc, err, p.logf)
+			p.fatal(fmt.Errorf("worker %d: configuration refused (log: %s)", p.id, p.logf))
+			return
 		default:
 			p.exits = append(p.exits, fmt.Sprintf("worker %d (start %d) exited: %v", p.id, p.inc, err))
 			logf("worker %d (start %d) exited on its own (%v): restarting it in 1s", p.id, p.inc, err)

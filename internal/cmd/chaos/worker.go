@@ -111,13 +111,21 @@ func workerMain(args []string) error {
 	go watchMetrics(ctx, reg, log, started)
 	err = app.Run(ctx)
 	var fenced *runtime.FencedError
+	var cfgErr *runtime.ConfigError
 	if err != nil {
 		log.Error(msgWorkerExit, "err", err, "fenced", errors.As(err, &fenced))
+		if errors.As(err, &cfgErr) {
+			os.Exit(exitConfig)
+		}
 		os.Exit(1)
 	}
 	log.Info(msgWorkerExit, "err", nil)
 	return nil
 }
+
+// exitConfig is a worker's exit status when its configuration is refused:
+// starting it again would not help, the controller stops the run.
+const exitConfig = 3
 
 func instanceID(id int) string { return fmt.Sprintf("w%d", id) }
 
