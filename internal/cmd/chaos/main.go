@@ -9,7 +9,7 @@
 //	scripts/kafka.sh run .kafka/chaos -- sh -c 'go run ./internal/cmd/chaos -broker real \
 //	    -brokers $KAFKA_BROKERS -kafka-dir .kafka/chaos'
 //
-// One binary, four roles (-role):
+// One binary, five roles (-role):
 //
 //   - controller (the default): starts the broker (kfake, in process, with
 //     a data directory and a fixed port so that it can be closed and
@@ -25,6 +25,7 @@
 //     static member "w<id>", session timeout 6 s, JSON logs on stderr.
 //   - verify: the check alone, on topics that exist.
 //   - failover: the failover measurement (see failover.go).
+//   - history: what a failed run wrote for one key (see history.go).
 //
 // What the verification asserts (per key k with n_k input records, the
 // output values in offset order): exactly-once: the values are exactly
@@ -60,8 +61,10 @@ func main() {
 		err = verifyMain(args)
 	case "failover":
 		err = failoverMain(args)
+	case "history":
+		err = historyMain(args)
 	default:
-		err = fmt.Errorf("unknown role %q: want controller, worker, verify or failover", role)
+		err = fmt.Errorf("unknown role %q: want controller, worker, verify, failover or history", role)
 	}
 	if err == flag.ErrHelp {
 		os.Exit(2)

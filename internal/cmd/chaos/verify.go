@@ -111,7 +111,7 @@ func check(exactlyOnce bool, inputs map[string]int64, outputs map[string][]int64
 // readTopic reads every committed record of topic (read_committed, from
 // each partition's start to its end at the time of the call, which must
 // be its last stable offset too) and calls fn with each.
-func readTopic(ctx context.Context, brokers []string, topic string, fn func(*kgo.Record)) error {
+func readTopic(ctx context.Context, brokers []string, topic string, fn func(*kgo.Record), extra ...kgo.Opt) error {
 	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return err
@@ -138,8 +138,9 @@ func readTopic(ctx context.Context, brokers []string, topic string, fn func(*kgo
 	// Control records (transaction markers) are kept so that the read
 	// reaches each partition's end even when it ends with a marker or
 	// with aborted records, which read_committed filters out.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets})}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return err
 	}
