@@ -376,9 +376,15 @@ func produce(ctx context.Context, brokers []string, topic string, n, keys int, r
 
 func keyName(k int) string { return fmt.Sprintf("k%05d", k) }
 
+// stallBound is how long settle waits without progress (the same status:
+// the same input records left to commit, the same worker down) before it
+// gives up.
+const stallBound = 2 * time.Minute
+
 // settle waits until every worker is up, the group's committed offsets
 // reach the input's end offsets and the output's last stable offsets equal
-// its high watermarks (no open transaction).
+// its high watermarks (no open transaction); it fails after bound, or
+// after stallBound without progress.
 func settle(ctx context.Context, brokers []string, group, in, out string, procs []*proc, bound time.Duration, logf func(string, ...any)) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -387,14 +393,21 @@ func settle(ctx context.Context, brokers []string, group, in, out string, procs 
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	deadline := time.Now().Add(bound)
-	var lastLog time.Time
+	var lastLog, since time.Time
+	var last string
 	for {
 		done, status := settled(ctx, adm, group, in, out, procs)
 		if done {
 			return nil
 		}
+		if status != last {
+			last, since = status, time.Now()
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not settled after %v: %s", bound, status)
+		}
+		if time.Since(since) > stallBound {
+			return fmt.Errorf("no progress for %v: %s (the workers' logs tell why)", stallBound, status)
 		}
 		if time.Since(lastLog) > 10*time.Second {
 			lastLog = time.Now()
