@@ -308,6 +308,11 @@ func runChaos(c controllerConfig) (*report, error) {
 
 	settleStart := time.Now()
 	if err := settle(ctx, brokers, app, in, out, procs, c.settle, logf); err != nil {
+		for _, p := range procs {
+			for _, l := range lastLines(p.logf, 4) {
+				logf("worker %d: %s", p.id, truncate(l, 400))
+			}
+		}
 		return nil, failed(err)
 	}
 	st.settleTime = time.Since(settleStart)

@@ -231,3 +231,27 @@ func logMatchesFn(path string, inc int, since time.Time, match func(map[string]a
 	}
 	return false
 }
+
+// lastLines returns the worker log's last n lines other than the periodic
+// metrics and Pebble's.
+func lastLines(path string, n int) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m["msg"] == msgWorkerStats || m["pebble"] != nil {
+			continue
+		}
+		out = append(out, sc.Text())
+		if len(out) > n {
+			out = out[1:]
+		}
+	}
+	return out
+}
