@@ -62,13 +62,22 @@ func parseLogs(procs []*proc) *workerLogs {
 					wl.exits = append(wl.exits, fmt.Sprintf("worker %d start %d: %s", key[0], key[1], e))
 				}
 			}
-			if level != "INFO" && level != "DEBUG" && fencingRE.MatchString(sc.Text()) {
+			if level != "INFO" && level != "DEBUG" && fencingRE.MatchString(msgAndErr(m)) {
 				wl.fencing = append(wl.fencing, fmt.Sprintf("worker %d start %d: %s: %s %s", key[0], key[1], level, msg, errText(m)))
 			}
 		}
 		f.Close()
 	}
 	return wl
+}
+
+// msgAndErr is a log line's message and error, the text the fencing
+// patterns are matched against (not the whole line: names of topics and
+// applications could match).
+func msgAndErr(m map[string]any) string {
+	msg, _ := m["msg"].(string)
+	e, _ := m["err"].(string)
+	return msg + " " + e
 }
 
 func num(v any) float64 {
