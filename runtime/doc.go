@@ -52,7 +52,7 @@
 // task's records by one goroutine, in the order of the smallest head
 // timestamp across the task's partitions. Output is produced
 // asynchronously. Every CommitInterval (default 30s, as in Kafka Streams)
-// the runtime commits (the committer: at-least-once today), in this order: the tasks flush their record caches
+// the runtime commits (the committer; at-least-once by default), in this order: the tasks flush their record caches
 // (forwarding each key's latest update downstream and to the changelog);
 // it waits for every produced record (output and changelogs); each task
 // commits its local state together with the input positions it reflects,
@@ -61,6 +61,30 @@
 // and state reach Kafka before the offsets that cover them. Records of
 // repartition topics below the committed offsets are then deleted. When
 // tasks move away, they are committed first.
+//
+// # Exactly-once
+//
+// With ProcessingGuarantee(ExactlyOnce) the group client is also a
+// transactional producer (transactional ID <application ID>-<InstanceID>,
+// else <application ID>-<process ID>, stable across restarts) and reads
+// read_committed. Every CommitInterval (default 100ms) one transaction
+// holds the output, changelog and repartition records of all the
+// instance's tasks and their input offsets, added with a TxnOffsetCommit
+// of the runtime's own (txn.go) with each task's processor metadata in the
+// offset metadata of its partitions (read back merged by the largest value
+// per key); the tasks' local state is committed after the
+// transaction, so it is never ahead of committed data and at most one
+// commit behind after a crash (no checkpoint file per commit). A commit
+// that produced nothing commits the offsets with a plain offset commit,
+// which leaves no transaction open. A failed commit aborts the transaction
+// and revives every task: closed without a commit, opened again, its
+// partitions rewound to the committed offsets (reviveLocked; only the poll
+// loop rewinds, between a poll and AllowRebalance). A revoke commits the
+// transaction of all ready tasks; lost partitions abort it, and a lost
+// session rejoins. After a transactional error the abort decides whether
+// the instance goes on; an instance fenced by a newer one with the same
+// transactional ID or InstanceID (or whose producer the broker fenced
+// after its transaction timed out) makes Run return a *FencedError.
 //
 // # State
 //
@@ -96,9 +120,10 @@
 // restored when the changelog shows that another instance processed the
 // task since.
 //
-// Known gaps: windowed aggregations keep their processor metadata (the
-// largest timestamp seen, the last emitted close time) with the local
-// state, not in the offset commit's metadata as Kafka Streams does, so a
+// Known gaps: under at-least-once, windowed aggregations keep their
+// processor metadata (the largest timestamp seen, the last emitted close
+// time) with the local state only, not in the offset commit's metadata as
+// Kafka Streams (and exactly-once) does, so a
 // task restored on an instance without its local state starts from the
 // store's latest window as a lower bound of stream time, and emit-final
 // may emit closed windows still in retention again (with the same

@@ -83,6 +83,9 @@ func runChild() error {
 		}
 		opts = append(opts, runtime.ShutdownTimeout(d))
 	}
+	if os.Getenv("GUARANTEE") == "eos" {
+		opts = append(opts, runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CacheMaxBytes(0))
+	}
 	if os.Getenv("LOG") != "" {
 		opts = append(opts, runtime.Logger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	}

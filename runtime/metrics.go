@@ -18,6 +18,11 @@ type metrics struct {
 	// has to restore.
 	restoreRemaining *prometheus.GaugeVec
 	cleaned          prometheus.Counter
+	// Under ExactlyOnce: transactions committed, aborted (by reason) and
+	// the times this instance was fenced.
+	txnCommits prometheus.Counter
+	txnAborts  *prometheus.CounterVec
+	fenced     prometheus.Counter
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -48,9 +53,18 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		cleaned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_task_state_deleted_total", Help: "Local state directories of tasks that moved away, deleted after the cleanup delay.", ConstLabels: labels,
 		}),
+		txnCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_transaction_commits_total", Help: "Transactions committed (ExactlyOnce).", ConstLabels: labels,
+		}),
+		txnAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_transaction_aborts_total", Help: "Transactions aborted, by reason: group (the group moved on), producer (producer epoch bumped, e.g. past the transaction timeout), abortable, error (another failure), revoked, lost, shutdown, injected (tests) (ExactlyOnce).", ConstLabels: labels,
+		}, []string{"reason"}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_fenced_total", Help: "Times this instance was fenced by another with its transactional ID or instance ID.", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned} {
+		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned, m.txnCommits, m.txnAborts, m.fenced} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

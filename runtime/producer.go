@@ -71,6 +71,9 @@ type producer struct {
 	// the promise of a record it refuses before buffering it after Produce
 	// returns, and Flush does not wait for those, so a commit waits here.
 	inflight sync.WaitGroup
+	// sent counts the records sent since resetSent (under ExactlyOnce,
+	// since the transaction began).
+	sent atomic.Int64
 }
 
 func newProducer(cl *kgo.Client) *producer {
@@ -102,6 +105,25 @@ func (p *producer) changelogEnds() map[state.TopicPartition]int64 {
 	p.endsMu.Lock()
 	defer p.endsMu.Unlock()
 	return maps.Clone(p.ends)
+}
+
+// sentInTxn returns the number of records sent since resetSent.
+func (p *producer) sentInTxn() int64 { return p.sent.Load() }
+
+// resetSent restarts the count of sentInTxn (a transaction begins).
+func (p *producer) resetSent() { p.sent.Store(0) }
+
+// reset forgets the sends of an aborted transaction: their failures
+// (kgo.ErrAborting) and the changelog ends they reached, which go back to
+// ends, those of the last commit.
+func (p *producer) reset(ends map[state.TopicPartition]int64) {
+	p.first.Store(nil)
+	p.endsMu.Lock()
+	p.ends = maps.Clone(ends)
+	if p.ends == nil {
+		p.ends = map[state.TopicPartition]int64{}
+	}
+	p.endsMu.Unlock()
 }
 
 // err returns the first send error, or nil.
@@ -156,6 +178,7 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 
 func (p *producer) produceRecord(r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.inflight.Add(1)
+	p.sent.Add(1)
 	p.cl.Produce(context.Background(), r, promise)
 }
 
@@ -165,6 +188,14 @@ func (p *producer) flush(ctx context.Context) error {
 	if err := p.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("sluice: flush output: %w", err)
 	}
+	if err := p.wait(ctx); err != nil {
+		return err
+	}
+	return p.err()
+}
+
+// wait waits until the promise of every record sent so far has run.
+func (p *producer) wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		p.inflight.Wait()
@@ -175,7 +206,7 @@ func (p *producer) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("sluice: flush output: %w", ctx.Err())
 	}
-	return p.err()
+	return nil
 }
 
 // collector is a task's operators.Collector.
