@@ -7,8 +7,10 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/task"
@@ -421,11 +423,33 @@ func (a *App) subOf(topic string) (int, bool) {
 }
 
 // committedOffsets returns the group's committed offsets and their
-// metadata.
+// metadata. It asks for stable offsets (KIP-447 RequireStable): while a transaction that commits
+// offsets of the group is open (a previous owner's, until it commits,
+// aborts or times out), the broker answers UNSTABLE_OFFSET_COMMIT rather
+// than an offset that may be about to change, and the fetch is retried
+// (Kafka Streams fetches with require_stable under exactly_once_v2 and
+// retries too). Without transactions the answer is the same as without.
 func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, map[topicPartition]string, error) {
-	resp, err := kadm.NewClient(a.admin).FetchOffsets(ctx, a.cfg.appID)
-	if err == nil {
-		err = resp.Error()
+	adm := kadm.NewClient(a.admin)
+	var resp kadm.OffsetResponses
+	var err error
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		resp, err = adm.FetchOffsets(kadm.RequireStable(ctx), a.cfg.appID)
+		if err == nil {
+			err = resp.Error()
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+			break
+		}
+		if backoff == 10*time.Millisecond {
+			a.log.Info("committed offsets unstable: a transaction committing offsets of the group is open; waiting for it",
+				"group", a.cfg.appID, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: %w (still %w)", a.cfg.appID, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: %w", a.cfg.appID, err)

@@ -91,7 +91,7 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	// Everything the stores wrote is in the changelogs now: the local
 	// state may commit, with the input positions it reflects.
 	ends := c.prod.changelogEnds()
-	if err := commitLocalState(runners, ends); err != nil {
+	if err := commitLocalState(runners, ends, true); err != nil {
 		return err
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
@@ -233,7 +233,7 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 		}
 	}
 	// The transaction is committed: the local state may follow.
-	if err := commitLocalState(runners, ends); err != nil {
+	if err := commitLocalState(runners, ends, false); err != nil {
 		return err
 	}
 	for _, r := range runners {
@@ -432,9 +432,19 @@ func flushStores(runners []*runner) error {
 // commitLocalState commits each task's pending writes with the input
 // positions and processor metadata they reflect; ends are the changelog
 // end offsets the producer has seen acknowledged.
-func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64) error {
+//
+// durable (at-least-once) syncs each task's DB: the local state is the
+// record of what the changelog holds, written before the offsets commit.
+// Without durable (exactly-once, after the transaction committed, which is
+// the durable record) the DBs apply without a sync: a crash may lose the
+// last commits of a DB (Pebble keeps whole batches or none), which the
+// next start restores from the changelogs, read from the offsets in the
+// DB's meta record. The tasks commit one after the other: applying them
+// in parallel was slower on the 2-vCPU machine it was measured on
+// (BenchmarkCommitLocalState; figures in docs/state.md).
+func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, durable bool) error {
 	for _, r := range runners {
-		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends); err != nil {
+		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}
 	}

@@ -88,11 +88,7 @@ func (a *App) loop(ctx context.Context) error {
 				}
 				return
 			}
-			end := int64(-1)
-			if p.Err == nil {
-				end = p.HighWatermark
-			}
-			r.add(p.Topic, p.Partition, p.Records, end)
+			r.add(p.Topic, p.Partition, p.Records, fetchEnd(p, a.cfg.guarantee == ExactlyOnce))
 		})
 		err := fetchErr
 		if err == nil {
@@ -144,6 +140,24 @@ func (a *App) loop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// fetchEnd is the end of a fetched partition for its task's wait
+// (runner.waiting), -1 if the fetch failed: the high watermark, or with
+// readCommitted (exactly-once) the last stable offset, as far as a
+// read_committed fetch can get. Records of a transaction still open come
+// only once it commits: waiting for them up to the high watermark would
+// hold the task maxFetchWait each time records of the partition arrive
+// (a repartition topic another instance writes: every commit interval).
+func fetchEnd(p kgo.FetchTopicPartition, readCommitted bool) int64 {
+	switch {
+	case p.Err != nil:
+		return -1
+	case readCommitted:
+		return p.LastStableOffset
+	default:
+		return p.HighWatermark
 	}
 }
 
