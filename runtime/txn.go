@@ -74,6 +74,9 @@ func (t *txnLayer) init(ctx context.Context) error {
 			tv = f.MaxVersionLevel
 		}
 	}
+	// Decided once: franz-go opts in to KIP-890 part 2 when the cluster
+	// is upgraded while it runs, and explicit AddOffsetsToTxn and v4
+	// remain valid on an upgraded cluster until this instance restarts.
 	t.addOffsets = tv < 2
 	for _, k := range resp.ApiKeys {
 		if k.ApiKey == int16(kmsg.TxnOffsetCommit) && k.MaxVersion < 5 {
