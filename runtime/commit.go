@@ -205,7 +205,8 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 	}
 	meta, err := processorMetadata(runners, offsets)
 	if err != nil {
-		return c.rollback(ctx, err)
+		// Deterministic: a rollback would fail the same way again.
+		return c.fail(ctx, err)
 	}
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -288,11 +289,23 @@ func (c *exactlyOnce) commitPlain(ctx context.Context, offsets map[string]map[in
 	return nil
 }
 
+// fail aborts the transaction after an error a rollback would not cure,
+// and returns it: the caller stops.
+func (c *exactlyOnce) fail(ctx context.Context, cause error) error {
+	if err := c.abort(ctx, "error"); err != nil {
+		c.log.Warn("abort the transaction", "err", err)
+	}
+	return cause
+}
+
 // rollback aborts after a failed commit: errRolledBack wrapping cause when
 // the instance can go on, else a *FencedError or the abort's error.
 func (c *exactlyOnce) rollback(ctx context.Context, cause error) error {
 	if isFencing(cause) {
 		return c.fenced(cause)
+	}
+	if errors.Is(cause, kerr.OffsetMetadataTooLarge) {
+		return c.fail(ctx, fmt.Errorf("sluice: the tasks' processor metadata is over the broker's offset.metadata.max.bytes: %w", cause))
 	}
 	c.log.Warn("commit failed: aborting the transaction and rolling back the tasks' uncommitted progress", "err", cause)
 	if err := c.abort(ctx, abortReason(cause)); err != nil {

@@ -74,6 +74,9 @@ func (t *txnLayer) init(ctx context.Context) error {
 			tv = f.MaxVersionLevel
 		}
 	}
+	// Decided once: franz-go opts in to KIP-890 part 2 when the cluster
+	// is upgraded while it runs, and explicit AddOffsetsToTxn and v4
+	// remain valid on an upgraded cluster until this instance restarts.
 	t.addOffsets = tv < 2
 	for _, k := range resp.ApiKeys {
 		if k.ApiKey == int16(kmsg.TxnOffsetCommit) && k.MaxVersion < 5 {
@@ -175,12 +178,15 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 			return err
 		}
 	}
-	return t.retry(ctx, "TxnOffsetCommit", func() error {
+	var sentMember string
+	var sentGen int32
+	send := func() error {
 		pid, epoch, err := t.cl.ProducerID(ctx)
 		if err != nil {
 			return err
 		}
 		member, gen := t.cl.GroupMetadata()
+		sentMember, sentGen = member, gen
 		req := kmsg.NewPtrTxnOffsetCommitRequest()
 		req.TransactionalID, req.Group = t.id, t.group
 		req.ProducerID, req.ProducerEpoch = pid, epoch
@@ -224,7 +230,21 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 			}
 		}
 		return nil
-	})
+	}
+	err = t.retry(ctx, "TxnOffsetCommit", send)
+	if errors.Is(err, kerr.IllegalGeneration) {
+		// A join and sync completed while the commit was on its way
+		// (the poll loop holds back the callbacks, not the rebalance).
+		// Still the same member, it still owns its partitions until its
+		// revoke callback runs, which waits for this commit: send again
+		// with the new generation rather than abort every task.
+		if member, gen := t.cl.GroupMetadata(); member == sentMember && gen > sentGen {
+			t.log.Info("offsets refused by a generation that just ended: sending them again with the new one",
+				"group", t.group, "generation", gen, "was", sentGen)
+			err = t.retry(ctx, "TxnOffsetCommit", send)
+		}
+	}
+	return err
 }
 
 func (t *txnLayer) addOffsetsToTxn(ctx context.Context) error {
