@@ -57,7 +57,7 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_transaction_commits_total", Help: "Transactions committed (ExactlyOnce).", ConstLabels: labels,
 		}),
 		txnAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_transaction_aborts_total", Help: "Transactions aborted, by reason: group (the group moved on), producer (producer epoch bumped, e.g. past the transaction timeout), abortable, error (another failure), revoked, lost, shutdown, injected (tests) (ExactlyOnce).", ConstLabels: labels,
+			Name: "sluice_transaction_aborts_total", Help: "Transactions aborted (ExactlyOnce), by reason: group (the group moved on), producer (producer epoch bumped, e.g. past the transaction timeout), abortable, error (another failure, or a fatal error's shutdown), lost (partitions lost), shutdown (the final commit did not finish in time), injected (tests).", ConstLabels: labels,
 		}, []string{"reason"}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_fenced_total", Help: "Times this instance was fenced by another with its transactional ID or instance ID.", ConstLabels: labels,
