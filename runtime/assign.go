@@ -73,16 +73,18 @@ assign:
 	}
 	// Not fetched before their tasks are restored.
 	a.client.PauseFetchPartitions(paused)
-	for _, r := range started {
-		go a.restoreRunner(r)
-	}
 	// issue 12 (ha): a task restoring here reports its local offset sum
 	// in the member metadata (offsetSumRunning once restored,
-	// activateRestoredLocked), and this instance's standby and warm-up
-	// tasks of the latest sync are reconciled.
+	// activateRestoredLocked), read before its restore starts writing
+	// its state.
 	for _, r := range started {
 		a.reportLocalOffsetsLocked(r.id, r.st, r.st.db != nil)
 	}
+	for _, r := range started {
+		go a.restoreRunner(r)
+	}
+	// issue 12 (ha): this instance's standby and warm-up tasks of the
+	// latest sync.
 	a.reconcileStandbysLocked(a.bal.standbyAssignment().standbys)
 	a.tasksChangedLocked()
 	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners), "restoring", len(started))
