@@ -60,8 +60,8 @@ type App struct {
 	changelogs *changelogReader
 	// globals keeps the global stores (global.go); nil without any.
 	globals *globalReader
-	// standbys keeps the standby tasks (standby.go); nil until one is
-	// assigned. Guarded by mu.
+	// standbys keeps the standby tasks (standby.go), under a lock of its
+	// own; its reader starts with the first standby.
 	standbys *standbys
 
 	// mu guards the set of tasks (runners, byPartition) and the fields
@@ -138,12 +138,14 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sluice: register metrics: %w", err)
 	}
-	return &App{
+	a := &App{
 		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
 		brokers: cfg.brokers, finished: make(chan struct{}),
 		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{}, resume: map[topicPartition]int64{},
 		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
-	}, nil
+	}
+	a.standbys = newStandbys(a)
+	return a, nil
 }
 
 // Run connects, creates the internal topics, joins the group and processes

@@ -75,7 +75,7 @@ func runChild() error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, runtime.ClientOptions(kgo.SessionTimeout(d)))
+		opts = append(opts, runtime.SessionTimeout(d))
 	}
 	if s := os.Getenv("SHUTDOWN_TIMEOUT"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -114,7 +114,9 @@ func childOptions(appID string, brokers []string, stateDir string) []runtime.Opt
 	return []runtime.Option{
 		runtime.ApplicationID(appID), runtime.Brokers(brokers...), runtime.StateDir(stateDir),
 		runtime.CommitInterval(20 * time.Millisecond), runtime.MaxPollRecords(200),
-		runtime.ClientOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)),
+		// runtime.SessionTimeout, not kgo.SessionTimeout in ClientOptions:
+		// the App sets the group client's session timeout after those.
+		runtime.SessionTimeout(6 * time.Second), runtime.ClientOptions(kgo.HeartbeatInterval(500 * time.Millisecond)),
 	}
 }
 

@@ -67,6 +67,7 @@ type standbys struct {
 	a *App
 	// mu guards tasks, byChangelog and the DBs of the standby tasks: the
 	// reader applies and commits under it, reconcile opens and closes.
+	// Writers of tasks hold App.mu too, so App.mu alone suffices to read it.
 	mu          sync.Mutex
 	tasks       map[taskID]*standbyTask
 	byChangelog map[state.TopicPartition]*standbyPartition
@@ -111,6 +112,10 @@ type standbyPartition struct {
 	since uint64
 }
 
+func newStandbys(a *App) *standbys {
+	return &standbys{a: a, tasks: map[taskID]*standbyTask{}, byChangelog: map[state.TopicPartition]*standbyPartition{}}
+}
+
 // has reports whether task id is open as a standby here.
 func (sb *standbys) has(id taskID) bool {
 	if sb == nil {
@@ -141,28 +146,17 @@ func (a *App) reconcileStandbysLocked(ids []taskID) {
 	if a.closing || a.runCtx == nil || a.runCtx.Err() != nil {
 		return
 	}
-	if a.standbys == nil {
-		if len(ids) == 0 {
-			return
-		}
-		a.standbys = &standbys{a: a, tasks: map[taskID]*standbyTask{}, byChangelog: map[state.TopicPartition]*standbyPartition{}}
-	}
 	sb := a.standbys
+	if len(ids) == 0 && sb.open.Load() == nil {
+		return // never had one
+	}
 	want := make(map[taskID]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
 	}
-	sb.mu.Lock()
-	defer sb.mu.Unlock()
-	for id := range sb.tasks {
-		if want[id] {
-			continue
-		}
-		sb.closeLocked(id, true)
-		if a.runners[id] == nil {
-			a.scheduleCleanup(id)
-		}
-	}
+	// sb.tasks changes only with a.mu held as well: it is read here
+	// without sb.mu, which the group's offsets are fetched without, so as
+	// not to hold up the reader.
 	var open []taskID
 	for _, id := range ids {
 		if sb.tasks[id] != nil {
@@ -177,17 +171,28 @@ func (a *App) reconcileStandbysLocked(ids []taskID) {
 		}
 		open = append(open, id)
 	}
+	var committed map[topicPartition]int64
 	if len(open) > 0 {
-		ctx := a.runCtx
-		committed, err := a.committedOffsets(ctx)
-		if err != nil {
+		var err error
+		if committed, err = a.committedOffsets(a.runCtx); err != nil {
 			a.log.Warn("standby tasks not opened", "tasks", open, "err", err)
 			open = nil
 		}
-		for _, id := range open {
-			if err := sb.openLocked(ctx, id, committed); err != nil {
-				a.log.Warn("standby task not opened", "task", id, "err", err)
-			}
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	for id := range sb.tasks {
+		if want[id] {
+			continue
+		}
+		sb.closeLocked(id, true)
+		if a.runners[id] == nil {
+			a.scheduleCleanup(id)
+		}
+	}
+	for _, id := range open {
+		if err := sb.openLocked(a.runCtx, id, committed); err != nil {
+			a.log.Warn("standby task not opened", "task", id, "err", err)
 		}
 	}
 	sb.publishLocked()

@@ -24,8 +24,9 @@ import (
 
 // standbyFixture is a count per key over a one-partition input, run by
 // instance A (active on its only task, 0_0); tests start a second
-// instance B and give it the task as standby by calling
-// reconcileStandbysLocked, as the group's assignment does.
+// instance B that keeps the task as standby, given by the group's
+// assignment or, for an instance outside the group (standbyOnly), by the
+// test calling reconcileStandbysLocked as the group callback does.
 type standbyFixture struct {
 	c             *kafkatest.Cluster
 	topo          *topology.Topology
@@ -39,10 +40,16 @@ type standbyFixture struct {
 
 func newStandbyFixture(t *testing.T) *standbyFixture {
 	t.Helper()
+	return newStandbyFixtureN(t, 1)
+}
+
+// newStandbyFixtureN is newStandbyFixture with n input partitions (tasks).
+func newStandbyFixtureN(t *testing.T, n int32) *standbyFixture {
+	t.Helper()
 	c := kafkatest.New(t)
 	f := &standbyFixture{c: c, appID: kafkatest.Topic(t, "app"), input: kafkatest.Topic(t, "in"),
 		output: kafkatest.Topic(t, "out"), want: map[string]int64{}}
-	c.Create(t, 1, f.input, f.output)
+	c.Create(t, n, f.input, f.output)
 	b := dsl.NewBuilder()
 	dsl.FromTopic(b, f.input, serde.String, serde.String).GroupByKey().
 		Count(dsl.Named("counts")).ToStream().To(f.output, serde.String, serde.Int64)
@@ -81,6 +88,46 @@ func (f *standbyFixture) start(t *testing.T, dir string, reg *prometheus.Registr
 		return a.client != nil
 	})
 	return a
+}
+
+// standbyOnly sets an instance of the fixture's application up as start
+// does, without joining the group: the test alone decides its standby
+// tasks (a member's would follow each assignment), and may commit the
+// group's offsets itself. It is closed when the test ends.
+func (f *standbyFixture) standbyOnly(t *testing.T, dir string, reg *prometheus.Registry, opts ...Option) *App {
+	t.Helper()
+	opts = append([]Option{Logger(testLogger()), ApplicationID(f.appID), Brokers(f.c.Brokers...), StateDir(dir),
+		Registerer(reg), CommitInterval(50 * time.Millisecond)}, opts...)
+	b, err := New(f.topo, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.runCtx, b.closeCtx = ctx, ctx
+	if err := b.openStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	if b.admin, err = kgo.NewClient(b.baseClientOpts()...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		b.closeStandbysLocked()
+		b.mu.Unlock()
+		cancel()
+		b.stopCleanups()
+		b.admin.Close()
+		b.blockCache.Unref()
+		_ = b.dirLock.Unlock()
+	})
+	adm := kadm.NewClient(b.admin)
+	if b.layout, err = b.planTopics(ctx, adm); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.createInternalTopics(ctx, adm, b.layout); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // produce produces n records over 7 keys, one changelog record each (no
@@ -239,21 +286,22 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// A standby task on an instance that does not run the task follows the
-// active's changelog to the active's content; when the task moves to it,
+// A standby task, given by the group's assignment (NumStandbyReplicas) to
+// the instance that does not run the task, follows the active's changelog
+// to the active's content; when the task moves to it,
 // the standby is promoted and the task restores only what the standby
 // had not applied, then counts on exactly.
 func TestStandbyFollowsActiveAndPromotionRestoresOnlyLag(t *testing.T) {
 	f := newStandbyFixture(t)
 	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
-	a := f.start(t, t.TempDir(), regA)
+	a := f.start(t, t.TempDir(), regA, NumStandbyReplicas(1))
 	f.produce(t, 200)
 	f.waitCommitted(t)
-	b := f.start(t, t.TempDir(), regB)
+	b := f.start(t, t.TempDir(), regB, NumStandbyReplicas(1))
+	waitUntil(t, "the group to give B the task's standby", func() bool { return b.standbys.has(taskID{0, 0}) })
 	if ids, _ := b.Tasks(); len(ids) != 0 {
 		t.Fatalf("instance B runs tasks %v, want none (A keeps its task)", ids)
 	}
-	reconcile(b, taskID{0, 0})
 	end := f.waitApplied(t, b)
 	if got := f.counts(t, b); !equalMaps(got, f.want) {
 		t.Fatalf("standby counts %v, want the active's %v", got, f.want)
@@ -317,7 +365,7 @@ func TestStandbyReopensFromItsLastCommit(t *testing.T) {
 	f.produce(t, 100)
 	f.waitCommitted(t)
 	// B's own commit interval is long: its standby commits only on close.
-	b := f.start(t, t.TempDir(), prometheus.NewRegistry(), CommitInterval(time.Hour))
+	b := f.standbyOnly(t, t.TempDir(), prometheus.NewRegistry(), CommitInterval(time.Hour))
 	id := taskID{0, 0}
 	reconcile(b, id)
 	first := f.waitApplied(t, b)
@@ -358,7 +406,7 @@ func TestStandbyDirectoryKeptWhileStandby(t *testing.T) {
 	f.waitCommitted(t)
 	const delay = 100 * time.Millisecond
 	dir := t.TempDir()
-	b := f.start(t, dir, prometheus.NewRegistry(), StateCleanupDelay(delay))
+	b := f.standbyOnly(t, dir, prometheus.NewRegistry(), StateCleanupDelay(delay))
 	id := taskID{0, 0}
 	reconcile(b, id)
 	f.waitApplied(t, b)
@@ -396,41 +444,15 @@ func testLogger() *slog.Logger {
 // Under at-least-once, a changelog record whose input the group has not
 // committed yet (its flush may belong to a commit that never completed)
 // waits: the standby applies it once the group's offsets pass its input,
-// and until then it counts in the standby's lag. (The App is set up as
-// start does, without joining the group, so that the test commits the
-// group's offsets itself.)
+// and until then it counts in the standby's lag. (The group has no
+// member: the test commits its offsets.)
 func TestStandbyWaitsForTheGroupToConfirmInput(t *testing.T) {
 	f := newStandbyFixture(t)
 	reg := prometheus.NewRegistry()
-	b, err := New(f.topo, Logger(testLogger()), ApplicationID(f.appID), Brokers(f.c.Brokers...), StateDir(t.TempDir()),
-		Registerer(reg), CommitInterval(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	b := f.standbyOnly(t, t.TempDir(), reg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b.runCtx, b.closeCtx = ctx, ctx
-	if err := b.openStateDir(); err != nil {
-		t.Fatal(err)
-	}
-	if b.admin, err = kgo.NewClient(b.baseClientOpts()...); err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(b.admin)
-	if b.layout, err = b.planTopics(ctx, adm); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.createInternalTopics(ctx, adm, b.layout); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		b.mu.Lock()
-		b.closeStandbysLocked()
-		b.mu.Unlock()
-		b.admin.Close()
-		b.blockCache.Unref()
-		_ = b.dirLock.Unlock()
-	}()
+	adm := kadm.NewClient(f.cl)
 	// The active's changelog writes for input offsets 0, 1 and 2.
 	for i := range 3 {
 		r := &kgo.Record{Topic: f.changelog.Topic, Key: []byte("k"), Value: binary.BigEndian.AppendUint64(nil, uint64(i+1)),
@@ -472,4 +494,49 @@ func TestStandbyWaitsForTheGroupToConfirmInput(t *testing.T) {
 		st := b.standbys.tasks[id].st
 		return st.loggedEnds[topicPartition{f.changelog.Topic, 0}] == 3 && st.positions[topicPartition{f.input, 0}] == 3
 	})
+}
+
+// A new instance gets warm-up replicas of the tasks the balanced
+// assignment wants on it; they are standby tasks, which catch up on the
+// changelogs, report their offsets in the member metadata, and the
+// probing rebalance then moves the tasks: each is promoted (restoring
+// only what its warm-up lacked) and the instance that ran it keeps it as a
+// standby (an active task becoming a standby on one instance). Counts stay
+// exact throughout.
+func TestWarmupCatchesUpAndTheTaskMovesToIt(t *testing.T) {
+	f := newStandbyFixtureN(t, 2)
+	opts := []Option{NumStandbyReplicas(1), AcceptableRecoveryLag(5), MaxWarmupReplicas(2), ProbingRebalanceInterval(time.Second)}
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	a := f.start(t, t.TempDir(), regA, opts...)
+	f.produce(t, 300)
+	f.waitCommitted(t)
+	if got := f.outputCounts(t); !equalMaps(got, f.want) {
+		t.Fatalf("before the new instance: output counts %v, want %v", got, f.want)
+	}
+	b := f.start(t, t.TempDir(), regB, opts...)
+	var moved taskID
+	waitUntil(t, "one task on each instance", func() bool {
+		ia, _ := a.Tasks()
+		ib, _ := b.Tasks()
+		if len(ia) != 1 || len(ib) != 1 {
+			return false
+		}
+		id, err := parseTaskID(ib[0])
+		moved = id
+		return err == nil
+	})
+	if n := metricValue(t, regB, "sluice_standby_promotions_total"); n != 1 {
+		t.Errorf("the new instance promoted %v standbys, want its warm-up of task %s", n, moved)
+	}
+	if n := metricValue(t, regB, "sluice_standby_records_applied_total"); n == 0 {
+		t.Errorf("the warm-up of task %s applied no changelog record", moved)
+	}
+	if n := metricValue(t, regB, "sluice_restored_records_total"); n > 5 {
+		t.Errorf("the promoted task %s restored %v records, more than the acceptable recovery lag of 5", moved, n)
+	}
+	waitUntil(t, "the former active to keep the moved task as standby", func() bool { return a.standbys.has(moved) })
+	f.produce(t, 100)
+	if got := f.outputCounts(t); !equalMaps(got, f.want) {
+		t.Fatalf("after the move: output counts %v, want %v", got, f.want)
+	}
 }
