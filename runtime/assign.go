@@ -126,13 +126,14 @@ func (a *App) openTasksLocked(ctx context.Context, ids []taskID) (int, map[topic
 		}
 	}
 	a.client.PauseFetchPartitions(paused)
-	for _, r := range started {
-		go a.restoreRunner(r)
-	}
 	// A task restoring here reports its local offset sum in the member
-	// metadata (offsetSumRunning once restored, activateRestoredLocked).
+	// metadata (offsetSumRunning once restored, activateRestoredLocked),
+	// read before its restore starts writing its state.
 	for _, r := range started {
 		a.reportLocalOffsetsLocked(r.id, r.st, r.st.db != nil)
+	}
+	for _, r := range started {
+		go a.restoreRunner(r)
 	}
 	return len(started), committed, err
 }

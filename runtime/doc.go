@@ -29,7 +29,9 @@
 // InstanceID the instance is a static member: restarted with the same ID
 // within SessionTimeout, it gets its tasks back without a rebalance; it is
 // recognised across restarts even without one, by the process ID kept in
-// its state directory, so it gets back the tasks it has state for.
+// its state directory, so it gets back the tasks it has state for when no
+// other instance runs them (or the balance moves them back). Stateful, for
+// the assignment, are the tasks with persistent logged stores.
 //
 // Before start-up the runtime checks that the inputs of every
 // sub-topology that keeps state have the same partition count, and fails

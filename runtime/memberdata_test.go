@@ -193,10 +193,11 @@ func TestBalanceRestartedProcessSticky(t *testing.T) {
 	if got := b.bal.standbyAssignment().standbys; !slices.Equal(got, []taskID{{1, 2}, {1, 3}}) {
 		t.Fatalf("restarted member: standbys (tasks held back for it) %v, want 1_2 and 1_3", got)
 	}
-	// The follow-up rebalance: a owns what it kept.
+	// The follow-up rebalance: a owns what it kept, and reports the
+	// local sums of the copies it closed (caught up).
 	a.owned = map[string][]int32{"in": {0, 1, 2, 3}, "app-agg-repartition": {0, 1}}
-	a.bal.offsets.remove(taskID{1, 2})
-	a.bal.offsets.remove(taskID{1, 3})
+	a.bal.offsets.set(taskID{1, 2}, 5000)
+	a.bal.offsets.set(taskID{1, 3}, 5000)
 	got := syncGroup(t, ends, a, b)
 	if !slices.Equal(got["b-after-restart"]["app-agg-repartition"], []int32{2, 3}) {
 		t.Fatalf("restarted member got %v, want the stateful tasks 1_2 and 1_3 it has state for", got["b-after-restart"])

@@ -67,6 +67,7 @@ type standbys struct {
 	a *App
 	// mu guards tasks, byChangelog and the DBs of the standby tasks: the
 	// reader applies and commits under it, reconcile opens and closes.
+	// Writers of tasks hold App.mu too, so App.mu alone suffices to read it.
 	mu          sync.Mutex
 	tasks       map[taskID]*standbyTask
 	byChangelog map[state.TopicPartition]*standbyPartition
@@ -153,17 +154,9 @@ func (a *App) reconcileStandbysLocked(ids []taskID) {
 	for _, id := range ids {
 		want[id] = true
 	}
-	sb.mu.Lock()
-	defer sb.mu.Unlock()
-	for id := range sb.tasks {
-		if want[id] {
-			continue
-		}
-		sb.closeLocked(id, true)
-		if a.runners[id] == nil {
-			a.scheduleCleanup(id)
-		}
-	}
+	// sb.tasks changes only with a.mu held as well: it is read here
+	// without sb.mu, which the group's offsets are fetched without, so as
+	// not to hold up the reader.
 	var open []taskID
 	for _, id := range ids {
 		if sb.tasks[id] != nil {
@@ -178,17 +171,28 @@ func (a *App) reconcileStandbysLocked(ids []taskID) {
 		}
 		open = append(open, id)
 	}
+	var committed map[topicPartition]int64
 	if len(open) > 0 {
-		ctx := a.runCtx
-		committed, _, err := a.committedOffsets(ctx)
-		if err != nil {
+		var err error
+		if committed, _, err = a.committedOffsets(a.runCtx); err != nil {
 			a.log.Warn("standby tasks not opened", "tasks", open, "err", err)
 			open = nil
 		}
-		for _, id := range open {
-			if err := sb.openLocked(ctx, id, committed); err != nil {
-				a.log.Warn("standby task not opened", "task", id, "err", err)
-			}
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	for id := range sb.tasks {
+		if want[id] {
+			continue
+		}
+		sb.closeLocked(id, true)
+		if a.runners[id] == nil {
+			a.scheduleCleanup(id)
+		}
+	}
+	for _, id := range open {
+		if err := sb.openLocked(a.runCtx, id, committed); err != nil {
+			a.log.Warn("standby task not opened", "task", id, "err", err)
 		}
 	}
 	sb.publishLocked()

@@ -66,6 +66,11 @@ func TestStandbyAssignmentThreeInstances(t *testing.T) {
 		apps = append(apps, startHAApp(t, topo, t.TempDir(), ApplicationID(app), Brokers(c.Brokers...), NumStandbyReplicas(1)))
 	}
 	var last error
+	defer func() {
+		if t.Failed() && last != nil {
+			t.Logf("last assignment seen: %v", last)
+		}
+	}()
 	waitFor(t, 2*time.Minute, "two tasks each and one standby per task", apps, func() bool {
 		active, standby := haAssignment(t, apps)
 		for _, h := range apps {
@@ -103,5 +108,4 @@ func TestStandbyAssignmentThreeInstances(t *testing.T) {
 		last = wantStandbys(active, standby, 6, 1)
 		return last == nil
 	})
-	_ = last
 }
