@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/internal/kafkatest"
 )
 
 // The changelog reader reads a partition from an offset to the end offset
@@ -131,19 +132,13 @@ func restoredRecords(t *testing.T, reg *prometheus.Registry) float64 {
 // that never comes, and hands on neither the aborted records nor those at
 // or past the end.
 func TestChangelogReaderReadCommittedAbortedTail(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	kc := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic := "reader-committed"
-	if err := connectors.CreateTopics(ctx, e.Brokers(), 1, topic); err != nil {
-		t.Fatal(err)
-	}
+	topic := kafkatest.Topic(t, "reader-committed")
+	kc.Create(t, 1, topic)
 	txnClient := func(id string) *kgo.Client {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers()...), kgo.DefaultProduceTopic(topic), kgo.TransactionalID(id))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.DefaultProduceTopic(topic), kgo.TransactionalID(topic+"-"+id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +170,7 @@ func TestChangelogReaderReadCommittedAbortedTail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	admin, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers()...))
+	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +187,7 @@ func TestChangelogReaderReadCommittedAbortedTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr := &changelogReader{clientOpts: []kgo.Opt{kgo.SeedBrokers(e.Brokers()...)}, admin: kadm.NewClient(admin),
+	cr := &changelogReader{clientOpts: []kgo.Opt{kgo.SeedBrokers(kc.Brokers...)}, admin: kadm.NewClient(admin),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), restored: m.restored, remaining: m.restoreRemaining,
 		readCommitted: true, stall: 15 * time.Second}
 	var keys []string

@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/internal/kafkatest"
 	"github.com/sluicehq/sluice/serde"
 )
 
@@ -44,18 +44,12 @@ func (h *signalHandler) WithGroup(string) slog.Handler      { return h }
 // returns the offset the transaction committed once it commits, not the
 // one before it.
 func TestCommittedOffsetsRequireStable(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	kc := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	const topic, group, txnID = "stable-in", "stable-app", "stable-txn"
-	if err := connectors.CreateTopics(ctx, e.Brokers(), 1, topic); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers()...))
+	topic, group, txnID := kafkatest.Topic(t, "stable-in"), kafkatest.Topic(t, "stable-app"), kafkatest.Topic(t, "stable-txn")
+	kc.Create(t, 1, topic)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +107,13 @@ func TestCommittedOffsetsRequireStable(t *testing.T) {
 	}
 
 	b := dsl.NewBuilder()
-	dsl.FromTopic(b, topic, serde.Bytes, serde.Bytes).To("stable-out", serde.Bytes, serde.Bytes)
+	dsl.FromTopic(b, topic, serde.Bytes, serde.Bytes).To(topic+"-out", serde.Bytes, serde.Bytes)
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	unstable := &signalHandler{msg: "committed offsets unstable", ch: make(chan struct{})}
-	a, err := New(topo, ApplicationID(group), Brokers(e.Brokers()...), StateDir(t.TempDir()), Logger(slog.New(unstable)))
+	a, err := New(topo, ApplicationID(group), Brokers(kc.Brokers...), StateDir(t.TempDir()), Logger(slog.New(unstable)))
 	if err != nil {
 		t.Fatal(err)
 	}
