@@ -88,8 +88,12 @@ func (p *producer) setGeneration(g int32) {
 }
 
 // generation returns the group generation changelog records are tagged
-// with, 0 before the first assignment.
+// with, 0 before the first assignment or without a producer (an instance
+// not started).
 func (p *producer) generation() int32 {
+	if p == nil {
+		return 0
+	}
 	if b := p.gen.Load(); b != nil {
 		g, _ := decodeGeneration(*b)
 		return g
