@@ -601,7 +601,7 @@ func (sb *standbys) offerLocked(sp *standbyPartition, r *kgo.Record) error {
 			if !sp.staleLogged {
 				sp.staleLogged = true
 				sb.a.log.Warn("standby task: skipping changelog records of a former owner written after a newer owner's (a zombie's writes)",
-					"task", t.id, "store", sp.store, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+					"task", t.id.String(), "store", sp.store, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
 					"generation", g, "newer_generation", prev, "current_generation", cur)
 			}
 			sb.a.metrics.staleSkipped.Inc()
