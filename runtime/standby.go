@@ -314,7 +314,7 @@ func (sb *standbys) openLocked(ctx context.Context, id taskID, committed map[top
 		if n, ok := ts.loggedEnds[topicPartition{tp.Topic, tp.Partition}]; ok {
 			sp.next = n
 			off = kgo.NewOffset().At(n)
-			sp.gens.max = ts.gen // the generation the local state reflects
+			sp.gens.max = ts.openGen // the generation the local state reflects
 		}
 		ts.changelogs = append(ts.changelogs, tp)
 		t.parts = append(t.parts, sp)

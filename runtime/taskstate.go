@@ -105,6 +105,10 @@ type taskState struct {
 	// the last commit, the generation the task wrote with; after a
 	// restore, the largest its genFilters kept. 0: unknown.
 	gen int32
+	// openGen is gen as the meta record had it at open: the generation a
+	// restore from the meta record's changelog offsets starts from (each
+	// store's; a store's restore moves gen, not openGen).
+	openGen int32
 	// unsynced: a commit since the last checkpoint file was not synced.
 	unsynced bool
 	// synced receives the result of the background sync of the DB's log
@@ -150,6 +154,7 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		_ = db.Close()
 		return nil, fmt.Errorf("sluice: task %s: local state in %s: %w", id, ts.dir, err)
 	}
+	ts.openGen = ts.gen
 	for tp, off := range ts.positions {
 		if off > ts.resume[tp] {
 			ts.resume[tp] = off
@@ -421,7 +426,7 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 	// local state's offsets starts from the generation the state reflects.
 	var gf genFilter
 	if from >= 0 {
-		gf.max = ts.gen
+		gf.max = ts.openGen
 	}
 	cur := a.prod.generation()
 	apply := func(r *kgo.Record) error {
