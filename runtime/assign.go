@@ -26,9 +26,15 @@ import (
 // no task: the partitions are given up with the group. A restore cancelled
 // by the shutdown or a revoke resumes from the task's checkpoint at its
 // next start.
-func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (a *App) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Changelog records are tagged with the generation of this
+	// assignment from now on (GenerationHeader); franz-go stores it when
+	// the JoinGroup answers, before the callback.
+	if _, gen := cl.GroupMetadata(); gen > 0 {
+		a.prod.setGeneration(gen)
+	}
 	ctx := a.runCtx
 	if a.closing || ctx.Err() != nil {
 		a.log.Info("partitions assigned while shutting down: no task created", "partitions", assigned)

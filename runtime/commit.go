@@ -91,7 +91,7 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	// Everything the stores wrote is in the changelogs now: the local
 	// state may commit, with the input positions it reflects.
 	ends := c.prod.changelogEnds()
-	if err := commitLocalState(runners, ends, true); err != nil {
+	if err := commitLocalState(runners, ends, true, c.prod.generation()); err != nil {
 		return err
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
@@ -234,7 +234,7 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 		}
 	}
 	// The transaction is committed: the local state may follow.
-	if err := commitLocalState(runners, ends, false); err != nil {
+	if err := commitLocalState(runners, ends, false, c.prod.generation()); err != nil {
 		return err
 	}
 	for _, r := range runners {
@@ -454,9 +454,14 @@ func flushStores(runners []*runner) error {
 // next start restores from the changelogs, read from the offsets in the
 // DB's meta record. The tasks commit one after the other: applying them
 // in parallel was slower on the 2-vCPU machine it was measured on
-// (BenchmarkCommitLocalState; figures in docs/state.md).
-func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, durable bool) error {
+// (BenchmarkCommitLocalState; figures in docs/state.md). gen is the group
+// generation the tasks wrote their changelog records with
+// (GenerationHeader), recorded with their state; 0 if unknown.
+func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, durable bool, gen int32) error {
 	for _, r := range runners {
+		if gen > 0 {
+			r.st.gen = gen
+		}
 		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}

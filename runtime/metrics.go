@@ -28,6 +28,10 @@ type metrics struct {
 	standbyApplied    *prometheus.CounterVec
 	standbyLag        *prometheus.GaugeVec
 	standbyPromotions prometheus.Counter
+	// staleSkipped counts the changelog records restores and standbys
+	// skipped as a former owner's written after a newer owner's
+	// (GenerationHeader).
+	staleSkipped prometheus.Counter
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -76,10 +80,13 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		standbyPromotions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_standby_promotions_total", Help: "Standby tasks that became active on this instance.", ConstLabels: labels,
 		}),
+		staleSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_changelog_stale_generation_skipped_total", Help: "Changelog records restores and standby tasks skipped: written by a former owner of the task (a zombie) after a newer owner's, by their group generation.", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
-			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions} {
+			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

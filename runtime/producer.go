@@ -74,6 +74,31 @@ type producer struct {
 	// sent counts the records sent since resetSent (under ExactlyOnce,
 	// since the transaction began).
 	sent atomic.Int64
+	// gen is the value of the GenerationHeader of changelog records: the
+	// group generation of the instance's latest assignment (setGeneration),
+	// nil before the first.
+	gen atomic.Pointer[[]byte]
+}
+
+// setGeneration sets the group generation changelog records are tagged
+// with from now on (GenerationHeader).
+func (p *producer) setGeneration(g int32) {
+	b := generationBytes(g)
+	p.gen.Store(&b)
+}
+
+// generation returns the group generation changelog records are tagged
+// with, 0 before the first assignment or without a producer (an instance
+// not started).
+func (p *producer) generation() int32 {
+	if p == nil {
+		return 0
+	}
+	if b := p.gen.Load(); b != nil {
+		g, _ := decodeGeneration(*b)
+		return g
+	}
+	return 0
 }
 
 func newProducer(cl *kgo.Client) *producer {
@@ -143,7 +168,13 @@ func (p *producer) send(topic string, part int32, key, value []byte, headers []o
 // sendChangelog sends a changelog record (see send) and tracks its
 // partition's end offset.
 func (p *producer) sendChangelog(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
-	p.produce(topic, part, key, value, headers, ts, p.logged)
+	r := p.record(topic, part, key, value, headers, ts)
+	if g := p.gen.Load(); g != nil {
+		// The value is shared by every record of the generation: franz-go
+		// does not modify it.
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: GenerationHeader, Value: *g})
+	}
+	p.produceRecord(r, p.logged)
 }
 
 func (p *producer) produce(topic string, part int32, key, value []byte, headers []operators.Header, ts int64, promise func(*kgo.Record, error)) {
@@ -164,7 +195,7 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 		copy(r.Value, value)
 	}
 	if len(headers) > 0 {
-		r.Headers = make([]kgo.RecordHeader, len(headers))
+		r.Headers = make([]kgo.RecordHeader, len(headers), len(headers)+1) // +1: sendChangelog's GenerationHeader
 		for i, h := range headers {
 			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: append([]byte(nil), h.Value...)}
 		}

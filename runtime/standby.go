@@ -110,6 +110,11 @@ type standbyPartition struct {
 	held []*kgo.Record
 	// since is the gen of the partition's addition to the client.
 	since uint64
+	// gens skips a former owner's records written after a newer owner's
+	// (GenerationHeader).
+	gens genFilter
+	// staleLogged: a skipped record was logged (once per partition).
+	staleLogged bool
 }
 
 func newStandbys(a *App) *standbys {
@@ -313,6 +318,7 @@ func (sb *standbys) openLocked(ctx context.Context, id taskID, committed map[top
 		if n, ok := ts.loggedEnds[topicPartition{tp.Topic, tp.Partition}]; ok {
 			sp.next = n
 			off = kgo.NewOffset().At(n)
+			sp.gens.max = ts.openGen // the generation the local state reflects
 		}
 		ts.changelogs = append(ts.changelogs, tp)
 		t.parts = append(t.parts, sp)
@@ -400,6 +406,9 @@ func (sb *standbys) commitLocked(t *standbyTask, force bool) error {
 		return err
 	}
 	if err := ts.db.PutPendingMeta(metaChangelogEnds, encodePositions(ends)); err != nil {
+		return err
+	}
+	if err := ts.putGeneration(); err != nil {
 		return err
 	}
 	if err := ts.db.Commit(false); err != nil {
@@ -590,6 +599,24 @@ func (sb *standbys) offerLocked(sp *standbyPartition, r *kgo.Record) error {
 		return nil
 	}
 	t := sp.t
+	if g, ok := recordGeneration(r); ok && !r.Attrs.IsControl() {
+		prev, cur := sp.gens.max, sb.a.prod.generation()
+		if sp.gens.stale(g, cur) {
+			if !sp.staleLogged {
+				sp.staleLogged = true
+				sb.a.log.Warn("standby task: skipping changelog records of a former owner written after a newer owner's (a zombie's writes)",
+					"task", t.id.String(), "store", sp.store, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+					"generation", g, "newer_generation", prev, "current_generation", cur)
+			}
+			sb.a.metrics.staleSkipped.Inc()
+			sp.next = r.Offset + 1
+			t.dirty = true
+			return nil
+		}
+		if sp.gens.max > t.st.gen || (t.st.gen > cur && sp.gens.max <= cur) {
+			t.st.gen = sp.gens.max
+		}
+	}
 	if !r.Attrs.IsControl() {
 		if err := sp.restorer.Apply(r.Key, r.Value, r.Timestamp.UnixMilli()); err != nil {
 			return fmt.Errorf("sluice: standby task %s: store %s: changelog %s partition %d offset %d: %w",

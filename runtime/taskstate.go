@@ -100,6 +100,15 @@ type taskState struct {
 	changelogs []state.TopicPartition
 	checkpoint map[state.TopicPartition]int64
 	fresh      bool // the DB was created empty
+	// gen is the largest group generation of the changelog records the
+	// local state reflects (metaGeneration; see GenerationHeader): as of
+	// the last commit, the generation the task wrote with; after a
+	// restore, the largest its genFilters kept. 0: unknown.
+	gen int32
+	// openGen is gen as the meta record had it at open: the generation a
+	// restore from the meta record's changelog offsets starts from (each
+	// store's; a store's restore moves gen, not openGen).
+	openGen int32
 	// unsynced: a commit since the last checkpoint file was not synced.
 	unsynced bool
 	// synced receives the result of the background sync of the DB's log
@@ -140,10 +149,12 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		readMeta(db, metaPositions, decodePositions, &ts.positions),
 		readMeta(db, metaChangelogEnds, decodePositions, &ts.loggedEnds),
 		readMeta(db, metaProcessors, task.DecodeMetadata, &ts.metadata),
+		readMeta(db, metaGeneration, decodeGeneration, &ts.gen),
 	); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sluice: task %s: local state in %s: %w", id, ts.dir, err)
 	}
+	ts.openGen = ts.gen
 	for tp, off := range ts.positions {
 		if off > ts.resume[tp] {
 			ts.resume[tp] = off
@@ -238,6 +249,9 @@ func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]in
 			return err
 		}
 	}
+	if err := ts.putGeneration(); err != nil {
+		return err
+	}
 	if err := ts.db.Commit(durable); err != nil {
 		return err
 	}
@@ -249,6 +263,15 @@ func (ts *taskState) commitLocal(next map[topicPartition]int64, md map[string]in
 		ts.synced = synced
 	}
 	return nil
+}
+
+// putGeneration adds the meta record of ts.gen to the DB's pending writes,
+// if it is known.
+func (ts *taskState) putGeneration() error {
+	if ts.gen <= 0 {
+		return nil
+	}
+	return ts.db.PutPendingMeta(metaGeneration, generationBytes(ts.gen))
 }
 
 // waitSync waits for the background sync of the last unsynced commit, if
@@ -397,8 +420,28 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		}
 		return batch.Commit(false)
 	}
-	var skipped int64
+	var skipped, stale int64
+	// A record written by a member whose generation is below that of an
+	// earlier record is a zombie's (GenerationHeader). A restore from the
+	// local state's offsets starts from the generation the state reflects.
+	var gf genFilter
+	if from >= 0 {
+		gf.max = ts.openGen
+	}
+	cur := a.prod.generation()
 	apply := func(r *kgo.Record) error {
+		if g, ok := recordGeneration(r); ok {
+			prev := gf.max
+			if gf.stale(g, cur) {
+				if stale == 0 {
+					a.log.Warn("restore: skipping changelog records of a former owner written after a newer owner's (a zombie's writes)",
+						"store", spec.Name, "topic", topic, "partition", partition, "offset", r.Offset,
+						"generation", g, "newer_generation", prev, "current_generation", cur)
+				}
+				stale++
+				return nil
+			}
+		}
 		for _, h := range r.Headers {
 			if h.Key != task.InputHeader {
 				continue
@@ -426,10 +469,17 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		return n, err
 	}
 	ts.checkpoint[tp] = end
-	if n > 0 || skipped > 0 {
-		a.log.Info("restored store", "store", spec.Name, "topic", topic, "partition", partition, "from", from,
-			"to", end, "records", n, "skipped_uncommitted", skipped, "took", time.Since(start))
+	// The task's generation: the largest of its partitions' (they have the
+	// same writers), unless one started the group's new incarnation.
+	if gf.max > ts.gen || (ts.gen > cur && gf.max <= cur && gf.max > 0) {
+		ts.gen = gf.max
 	}
+	if n > 0 || skipped > 0 || stale > 0 {
+		a.log.Info("restored store", "store", spec.Name, "topic", topic, "partition", partition, "from", from,
+			"to", end, "records", n, "skipped_uncommitted", skipped, "skipped_stale_generation", stale,
+			"generation", gf.max, "took", time.Since(start))
+	}
+	a.metrics.staleSkipped.Add(float64(stale))
 	return n, nil
 }
 
@@ -449,6 +499,9 @@ func (a *App) finishRestore(ts *taskState) error {
 		logged[topicPartition{tp.Topic, tp.Partition}] = off
 	}
 	if err := ts.db.PutPendingMeta(metaChangelogEnds, encodePositions(logged)); err != nil {
+		return err
+	}
+	if err := ts.putGeneration(); err != nil {
 		return err
 	}
 	// Window and session stores restored into the pending writes.
