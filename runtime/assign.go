@@ -311,7 +311,7 @@ func (a *App) activateRestoredLocked() error {
 			return r.restoreErr
 		}
 		r.task, r.pending, r.restoring = r.pending, nil, false
-		a.offsets.set(r.id, offsetSumRunning) // issue 12 (ha): member metadata
+		a.offsets.set(r.id, offsetSumRunning) // member metadata
 		resume := map[string][]int32{}
 		for _, q := range r.queues {
 			resume[q.topic] = append(resume[q.topic], q.partition)
@@ -413,7 +413,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 			}
 		}
 		persistent := r.st.db != nil
-		a.reportLocalOffsetsLocked(r.id, r.st, persistent) // issue 12 (ha): member metadata
+		a.reportLocalOffsetsLocked(r.id, r.st, persistent) // member metadata
 		if err := r.st.close(); err != nil {
 			a.log.Warn("close task state", "task", r.id, "err", err)
 		}
