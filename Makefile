@@ -9,7 +9,7 @@ FUZZTIME    ?= 10s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
+.PHONY: all test test-kafka chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
@@ -40,7 +40,45 @@ lint:
 ## (jars fetched from Maven Central on first use, broker started on loopback),
 ## after checking that dsl/testdata/describe/ is Kafka Streams' own output
 test-kafka: describe-check
-	scripts/kafka.sh run -- $(GO) test -tags kafka -p 1 -count=1 -race ./runtime/... ./examples/...
+	scripts/kafka.sh run -- $(GO) test -tags kafka -p 1 -count=1 -race ./runtime/... ./examples/... ./internal/cmd/chaos/
+	$(MAKE) chaos-short
+
+# The chaos program (internal/cmd/chaos): count per key by CHAOS_INSTANCES
+# worker processes under kill -9, SIGSTOP/SIGCONT zombies and a broker
+# restart, verified with a read_committed consumer. Its broker runs in
+# CHAOS_KAFKA_DIR (restarted there with scripts/kafka.sh restart).
+CHAOS_BIN       ?= bin/chaos
+CHAOS_KAFKA_DIR ?= .kafka/chaos
+# The issue's full size, both guarantees, on kfake and on real Kafka.
+CHAOS_FULL      ?= -instances 3 -records 2000000 -keys 1000 -kills 20 -zombies 2 -broker-restarts 1
+# The short run of make test-kafka (about a minute per guarantee).
+CHAOS_SHORT     ?= -instances 3 -records 50000 -keys 500 -kills 3 -zombies 1 -broker-restarts 1 -duration 40s
+
+chaos-bin:
+	$(GO) build -o $(CHAOS_BIN) ./internal/cmd/chaos
+
+## chaos: the full chaos run (issue 12's size), exactly-once and
+## at-least-once, on the embedded kfake broker and on a real Kafka broker;
+## fails if any run lost, duplicated or over-counted a record
+chaos: chaos-bin
+	@rc=0; for g in eos alos; do $(CHAOS_BIN) -guarantee $$g $(CHAOS_FULL) || rc=1; done; \
+	scripts/kafka.sh run $(CHAOS_KAFKA_DIR) -- sh -c 'rc=0; for g in eos alos; do \
+		$(CHAOS_BIN) -broker real -brokers $$KAFKA_BROKERS -kafka-dir $(CHAOS_KAFKA_DIR) -guarantee $$g $(CHAOS_FULL) || rc=1; \
+	done; exit $$rc' || rc=1; exit $$rc
+
+## chaos-short: a short chaos run on real Kafka, both guarantees (part of
+## make test-kafka)
+chaos-short: chaos-bin
+	scripts/kafka.sh run $(CHAOS_KAFKA_DIR) -- sh -c 'rc=0; for g in eos alos; do \
+		$(CHAOS_BIN) -broker real -brokers $$KAFKA_BROKERS -kafka-dir $(CHAOS_KAFKA_DIR) -guarantee $$g $(CHAOS_SHORT) || rc=1; \
+	done; exit $$rc'
+
+## failover: time from kill -9 of an instance until its tasks process again
+## elsewhere, with a 1M-key count store, without and with a standby replica,
+## and a static member's restart time, on the embedded broker
+failover: chaos-bin
+	$(CHAOS_BIN) -role failover -standbys 0
+	$(CHAOS_BIN) -role failover -standbys 1
 
 .PHONY: describe-golden describe-check
 

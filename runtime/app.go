@@ -60,6 +60,9 @@ type App struct {
 	changelogs *changelogReader
 	// globals keeps the global stores (global.go); nil without any.
 	globals *globalReader
+	// standbys keeps the standby tasks (standby.go), under a lock of its
+	// own; its reader starts with the first standby.
+	standbys *standbys
 
 	// mu guards the set of tasks (runners, byPartition) and the fields
 	// below: the poll loop holds it for a round (activate restored tasks,
@@ -76,6 +79,12 @@ type App struct {
 	// created, so nothing opens a store while the App releases the block
 	// cache and the state directory.
 	closing bool
+	// revive holds the tasks whose uncommitted progress a group callback
+	// rolled back (ExactlyOnce): the poll loop revives them (reviveLocked)
+	// after its next poll, as only it may rewind the partitions.
+	revive map[taskID]bool
+	// commitHook is the exactlyOnce committer's test hook (export_test.go).
+	commitHook func(stage string) error
 
 	// resume holds, per input partition of a task being assigned, the
 	// offset after the latest input its restored state reflects, for
@@ -104,6 +113,9 @@ type App struct {
 	// offsets is what the local copy of each task's state reflects, for
 	// the group leader's lag computation (member metadata).
 	offsets taskOffsets
+	// bal is the group balancer; its standbyAssignment is this
+	// instance's standby and warm-up tasks (balancer.go).
+	bal *taskBalancer
 }
 
 type topicPartition struct {
@@ -132,12 +144,14 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sluice: register metrics: %w", err)
 	}
-	return &App{
+	a := &App{
 		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
 		brokers: cfg.brokers, finished: make(chan struct{}),
 		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{}, resume: map[topicPartition]int64{},
 		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
-	}, nil
+	}
+	a.standbys = newStandbys(a)
+	return a, nil
 }
 
 // Run connects, creates the internal topics, joins the group and processes
@@ -244,9 +258,6 @@ func (a *App) baseClientOpts() []kgo.Opt {
 // the start-up timeout, plans and creates the internal topics and joins the
 // group.
 func (a *App) start(ctx context.Context) error {
-	if a.cfg.guarantee == ExactlyOnce {
-		return &ConfigError{"ProcessingGuarantee", "ExactlyOnce is being built (issue 12) and not available at this commit"}
-	}
 	if err := a.openStateDir(); err != nil {
 		return err
 	}
@@ -279,12 +290,7 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.openGlobals(ctx); err != nil {
 		return err
 	}
-	bal := &taskBalancer{subs: map[string]int{}, topics: l.topics}
-	for sub, ts := range l.topics {
-		for _, t := range ts {
-			bal.subs[t] = sub
-		}
-	}
+	bal := a.newBalancer(l) // balancer.go (issue 12: HA assignment)
 	// The rebalance callbacks use the producer: it exists before the client
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
@@ -310,25 +316,86 @@ func (a *App) start(ctx context.Context) error {
 		// task knows its partitions' fetch positions (runner.waiting);
 		// they are not processed.
 		kgo.KeepControlRecords(),
-		kgo.SessionTimeout(a.cfg.sessionTimeout),
 		kgo.WithContext(a.groupCtx),
 	)
+	// Before the ClientOptions, which may set kgo.SessionTimeout too.
+	opts = append([]kgo.Opt{kgo.SessionTimeout(a.cfg.sessionTimeout)}, opts...)
 	if a.cfg.instanceID != "" {
 		opts = append(opts, kgo.InstanceID(a.cfg.instanceID))
+	}
+	eos := a.cfg.guarantee == ExactlyOnce
+	if eos {
+		opts = append(opts,
+			kgo.TransactionalID(a.transactionalID()),
+			kgo.TransactionTimeout(a.cfg.txnTimeout),
+			// Inputs and repartition topics are read as committed:
+			// records of open or aborted transactions never reach a task.
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		)
 	}
 	// The client runs the group callbacks from its own goroutines as soon
 	// as it exists; they take a.mu first, so holding it here orders them
 	// after the fields they use are set.
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.bal = bal
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
 	}
 	a.client = cl
 	a.prod.cl = cl
-	a.commits = &atLeastOnce{client: cl, prod: a.prod, log: a.log, metrics: a.metrics, purge: a.purgeRepartition}
+	if !eos {
+		a.commits = &atLeastOnce{client: cl, prod: a.prod, log: a.log, metrics: a.metrics, purge: a.purgeRepartition}
+		return nil
+	}
+	c := &exactlyOnce{
+		client: cl, prod: a.prod, log: a.log, metrics: a.metrics, purge: a.purgeRepartition,
+		txn: &txnLayer{cl: cl, admin: a.admin, log: a.log, group: a.cfg.appID, id: a.transactionalID(), instanceID: a.cfg.instanceID,
+			newClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
+				return kgo.NewClient(append(a.baseClientOpts(), opts...)...)
+			}},
+		fenced: a.fencedError, hook: a.commitHook,
+	}
+	a.commits = c
+	// The producer ID is initialised while a.mu is held, before any
+	// assignment callback: InitProducerID aborts the open transaction a
+	// predecessor with this transactional ID left, which would otherwise
+	// hold the offsets the callback fetches unstable until its timeout.
+	if err := c.start(sctx); err != nil {
+		if ctx.Err() == nil && sctx.Err() != nil {
+			err = fmt.Errorf("no answer within %v: %w", a.cfg.startupTimeout, err)
+		}
+		return err
+	}
 	return nil
+}
+
+// transactionalID is the instance's transactional ID under ExactlyOnce:
+// <application ID>-<InstanceID>, else <application ID>-<process ID>. It is
+// stable across restarts (the process ID is kept in the state directory),
+// so a restarted instance's InitProducerID aborts its predecessor's open
+// transaction at once (Kafka Streams: <application.id>-<process
+// ID>-<thread>).
+func (a *App) transactionalID() string {
+	if a.cfg.instanceID != "" {
+		return a.cfg.appID + "-" + a.cfg.instanceID
+	}
+	return a.cfg.appID + "-" + a.processID.String()
+}
+
+// fencedError makes err, which says that another instance took this
+// one's place, the *FencedError Run returns, and counts it.
+func (a *App) fencedError(err error) error {
+	if fe, ok := errors.AsType[*FencedError](err); ok {
+		return fe
+	}
+	a.metrics.fenced.Inc()
+	fe := &FencedError{InstanceID: a.cfg.instanceID, Err: err}
+	if a.cfg.guarantee == ExactlyOnce {
+		fe.TransactionalID = a.transactionalID()
+	}
+	return fe
 }
 
 func (a *App) failLocked(err error) {
@@ -354,20 +421,49 @@ func (a *App) shutdown() error {
 	rs := slices.Collect(maps.Values(a.runners))
 	if a.fatal == nil {
 		err = a.commits.commit(a.groupCtx, ready(rs))
-		if err != nil && a.groupCtx.Err() != nil {
+		if errors.Is(err, errRolledBack) {
+			// Exactly-once: the final transaction was aborted; its input
+			// is processed again after a restart, and nothing of it is
+			// visible to read_committed consumers.
+			a.log.Warn("shutdown: the final commit failed and was aborted; the uncommitted input will be processed again", "err", err)
+			err = nil
+		} else if err != nil && a.groupCtx.Err() != nil && !isFenced(err) {
 			// The shutdown was asked for and is bounded: what was not
 			// committed is processed again after a restart
 			// (at-least-once), as Kafka Streams' close(timeout), which
-			// returns false rather than failing.
+			// returns false rather than failing. Under exactly-once the
+			// open transaction is aborted (or times out on the broker).
+			if aerr := a.commits.abort(a.closeCtx, "shutdown"); aerr != nil {
+				a.log.Warn("shutdown: abort the transaction", "err", aerr)
+			}
 			a.log.Warn("shutdown: the final commit did not finish within ShutdownTimeout; the uncommitted input will be processed again",
 				"shutdown_timeout", a.cfg.shutdownTime, "err", err)
 			err = nil
 		}
+		if isFenced(err) {
+			a.fatal = err
+		}
+	} else if !isFenced(a.fatal) {
+		// A fatal error left the transaction open: abort it, so that
+		// read_committed readers of the partitions it wrote do not wait
+		// for its timeout (Kafka Streams aborts on a dirty close too).
+		if aerr := a.commits.abort(a.closeCtx, "error"); aerr != nil {
+			a.log.Warn("shutdown: abort the transaction", "err", aerr)
+		}
 	}
+	// Dirty: a task's uncommitted state is dropped with its DB's pending
+	// writes (closeRunnersLocked commits nothing).
 	a.closeRunnersLocked(rs, false)
+	a.closeStandbysLocked()
 	fatal := a.fatal
 	a.mu.Unlock()
 	close(a.work)
+	if isFenced(fatal) {
+		// Another instance has this one's place in the group: a leave
+		// would at best be refused.
+		a.log.Error("fenced: exiting without leaving the group", "err", fatal)
+		return fatal
+	}
 	// Leaving waits for a rebalance in progress to end (the client keeps
 	// a last revoke possible); at the bound the wait is abandoned.
 	if lerr := a.client.LeaveGroupContext(a.groupCtx); lerr != nil {
@@ -377,6 +473,11 @@ func (a *App) shutdown() error {
 		return fatal
 	}
 	return err
+}
+
+func isFenced(err error) bool {
+	_, ok := errors.AsType[*FencedError](err)
+	return ok
 }
 
 // leaveAbandoned leaves the group with a LeaveGroup request of its own
@@ -427,11 +528,15 @@ func (a *App) release() {
 	if a.client != nil {
 		a.client.Close()
 	}
+	if c, ok := a.commits.(*exactlyOnce); ok {
+		c.txn.close()
+	}
 	if a.admin != nil {
 		a.admin.Close()
 	}
 	a.mu.Lock()
 	a.closing = true
+	a.closeStandbysLocked() // closed by shutdown, unless the start failed
 	open := len(a.runners)
 	a.mu.Unlock()
 	if open > 0 {

@@ -2,12 +2,15 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/task"
@@ -23,26 +26,22 @@ import (
 // no task: the partitions are given up with the group. A restore cancelled
 // by the shutdown or a revoke resumes from the task's checkpoint at its
 // next start.
-func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (a *App) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Changelog records are tagged with the generation of this
+	// assignment from now on (GenerationHeader); franz-go stores it when
+	// the JoinGroup answers, before the callback.
+	if _, gen := cl.GroupMetadata(); gen > 0 {
+		a.prod.setGeneration(gen)
+	}
 	ctx := a.runCtx
 	if a.closing || ctx.Err() != nil {
 		a.log.Info("partitions assigned while shutting down: no task created", "partitions", assigned)
 		return
 	}
-	committed, err := a.committedOffsets(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			a.failLocked(err)
-		}
-		return
-	}
-	var started []*runner
-	paused := map[string][]int32{}
-	// On an error, the tasks made so far are still paused and started, so
-	// that closing them (shutdown) finds their restores over.
-assign:
+	var ids []taskID
+	seen := map[taskID]bool{}
 	for topic, parts := range assigned {
 		sub, ok := a.subOf(topic)
 		if !ok {
@@ -50,34 +49,245 @@ assign:
 		}
 		for _, p := range parts {
 			id := taskID{sub, p}
-			r := a.runners[id]
-			if r == nil {
-				var err error
-				if r, err = a.openRunnerLocked(ctx, id, committed); err != nil {
-					if ctx.Err() != nil {
-						a.log.Info("task creation abandoned: shutting down", "task", id, "err", err)
-					} else {
-						a.failLocked(err)
-					}
-					break assign
-				}
-				a.runners[id] = r
-				started = append(started, r)
-			}
-			a.byPartition[topicPartition{topic, p}] = r
-			r.queue(topic, p)
-			if r.restoring {
-				paused[topic] = append(paused[topic], p)
+			if a.runners[id] == nil && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
 			}
 		}
 	}
-	// Not fetched before their tasks are restored.
+	slices.SortFunc(ids, func(x, y taskID) int {
+		if x.sub != y.sub {
+			return x.sub - y.sub
+		}
+		return int(x.partition - y.partition)
+	})
+	started, _, err := a.openTasksLocked(ctx, ids)
+	if err != nil {
+		if ctx.Err() != nil {
+			a.log.Info("task creation abandoned: shutting down", "err", err)
+		} else {
+			a.failLocked(err)
+		}
+	}
+	// Partitions of tasks open already (the assignment of a task's
+	// partitions can come in parts).
+	for topic, parts := range assigned {
+		sub, ok := a.subOf(topic)
+		if !ok {
+			continue
+		}
+		for _, p := range parts {
+			if r := a.runners[taskID{sub, p}]; r != nil {
+				a.byPartition[topicPartition{topic, p}] = r
+				r.queue(topic, p)
+			}
+		}
+	}
+	// This instance's standby and warm-up tasks of the latest sync.
+	a.reconcileStandbysLocked(a.bal.standbyAssignment().standbys)
+	a.tasksChangedLocked()
+	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners), "restoring", started)
+}
+
+// openTasksLocked opens the tasks ids (none of which is open): their local
+// state, which tells where their input resumes (adjustOffsets, or the
+// caller's rewind), their input partitions, paused, and their restores,
+// which run outside a.mu (restoreRunner). It returns how many it opened
+// and the group's committed offsets. Under ExactlyOnce a task's processor
+// metadata comes from the committed offsets' metadata when they hold any:
+// the local state may lag the last transaction (a crash before it was
+// applied). On an error, the tasks made so far are still paused and
+// started, so that closing them (shutdown) finds their restores over.
+func (a *App) openTasksLocked(ctx context.Context, ids []taskID) (int, map[topicPartition]int64, error) {
+	if len(ids) == 0 {
+		return 0, nil, nil
+	}
+	committed, meta, err := a.committedOffsets(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	var started []*runner
+	paused := map[string][]int32{}
+	for _, id := range ids {
+		var r *runner
+		r, err = a.openRunnerLocked(ctx, id, committed)
+		if err != nil {
+			if ctx.Err() == nil {
+				err = fmt.Errorf("sluice: open task %s: %w", id, err)
+			}
+			break
+		}
+		if a.cfg.guarantee == ExactlyOnce {
+			if err = a.committedMetadata(r, meta); err != nil {
+				_ = r.st.close()
+				break
+			}
+		}
+		a.runners[id] = r
+		started = append(started, r)
+		for _, t := range a.layout.topics[id.sub] {
+			a.byPartition[topicPartition{t, id.partition}] = r
+			r.queue(t, id.partition)
+			paused[t] = append(paused[t], id.partition) // not fetched before it is restored
+		}
+	}
 	a.client.PauseFetchPartitions(paused)
+	// A task restoring here reports its local offset sum in the member
+	// metadata (offsetSumRunning once restored, activateRestoredLocked),
+	// read before its restore starts writing its state.
+	for _, r := range started {
+		a.reportLocalOffsetsLocked(r.id, r.st, r.st.db != nil)
+	}
 	for _, r := range started {
 		go a.restoreRunner(r)
 	}
+	return len(started), committed, err
+}
+
+// committedMetadata sets the processor metadata of r's task from the
+// committed offsets' metadata of all its input partitions, merged by the
+// largest value per key with the local state's own (the values, stream
+// times and emitted close times, only grow), as Kafka Streams merges its
+// partitions' metadata (ProcessorMetadata.update). A partition without
+// progress in recent commits keeps older metadata; the max ignores it.
+func (a *App) committedMetadata(r *runner, meta map[topicPartition]string) error {
+	merged := maps.Clone(r.st.metadata)
+	for _, t := range a.layout.topics[r.id.sub] {
+		md, ok, err := decodeOffsetMetadata(meta[topicPartition{t, r.id.partition}])
+		if err != nil {
+			return fmt.Errorf("sluice: task %s: topic %s partition %d: %w", r.id, t, r.id.partition, err)
+		}
+		if !ok {
+			continue
+		}
+		if merged == nil {
+			merged = map[string]int64{}
+		}
+		for k, v := range md {
+			if old, has := merged[k]; !has || v > old {
+				merged[k] = v
+			}
+		}
+	}
+	r.st.metadata = merged
+	return nil
+}
+
+// reviveLocked drops every uncommitted change of the tasks ids after an
+// aborted transaction (ExactlyOnce): their record caches, pending DB
+// writes, in-memory stores, operator state, stream time and queued
+// records go with the tasks, closed without a commit; the tasks are
+// opened again (restoring the changelog records of the last commit their
+// local state lacks), and their partitions rewound to the committed
+// offsets. Only the poll loop calls it, between a poll and the next
+// AllowRebalance: franz-go's SetOffsets must not race a rebalance, and it
+// drops the fetches buffered from the old positions.
+func (a *App) reviveLocked(ids []taskID) error {
+	var rs []*runner
+	for _, id := range ids {
+		if r := a.runners[id]; r != nil {
+			rs = append(rs, r)
+		}
+		delete(a.revive, id)
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	ids = runnerIDs(rs)
+	a.closeRunnersLocked(rs, false)
+	_, committed, err := a.openTasksLocked(a.runCtx, ids)
+	if err != nil {
+		if a.runCtx.Err() != nil {
+			return nil // shutting down
+		}
+		a.failLocked(err)
+		return err
+	}
+	rewind := map[string]map[int32]kgo.EpochOffset{}
+	var unknown []string
+	a.resumeMu.Lock()
+	for _, id := range ids {
+		for _, t := range a.layout.topics[id.sub] {
+			tp := topicPartition{t, id.partition}
+			off, ok := committed[tp]
+			if resume, has := a.resume[tp]; has {
+				// Not used by adjustOffsets: there is no assignment.
+				delete(a.resume, tp)
+				off, ok = max(off, resume), true
+			}
+			if !ok {
+				unknown = append(unknown, t)
+				continue
+			}
+			if rewind[t] == nil {
+				rewind[t] = map[int32]kgo.EpochOffset{}
+			}
+			rewind[t][id.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		}
+	}
+	a.resumeMu.Unlock()
+	if len(unknown) > 0 {
+		// No committed offset: the partition starts over at its log
+		// start, as a new assignment would (ConsumeResetOffset).
+		starts, err := kadm.NewClient(a.admin).ListStartOffsets(a.runCtx, unknown...)
+		if err != nil {
+			err = fmt.Errorf("sluice: list the start offsets of %v to rewind revived tasks: %w", unknown, err)
+			a.failLocked(err)
+			return err
+		}
+		for _, id := range ids {
+			for _, t := range a.layout.topics[id.sub] {
+				if _, ok := rewind[t][id.partition]; ok {
+					continue
+				}
+				o, ok := starts.Lookup(t, id.partition)
+				if !ok || o.Err != nil {
+					err := fmt.Errorf("sluice: start offset of topic %s partition %d to rewind task %s: %v", t, id.partition, id, o.Err)
+					a.failLocked(err)
+					return err
+				}
+				if rewind[t] == nil {
+					rewind[t] = map[int32]kgo.EpochOffset{}
+				}
+				rewind[t][id.partition] = kgo.EpochOffset{Epoch: -1, Offset: o.Offset}
+			}
+		}
+	}
+	a.client.SetOffsets(rewind)
 	a.tasksChangedLocked()
-	a.log.Info("partitions assigned", "partitions", assigned, "tasks", len(a.runners), "restoring", len(started))
+	a.log.Info("tasks revived: uncommitted progress dropped, restoring and resuming at the committed offsets", "tasks", ids)
+	return nil
+}
+
+// revivePendingLocked revives the tasks group callbacks marked, and
+// returns their input partitions.
+func (a *App) revivePendingLocked() []topicPartition {
+	ids := slices.Collect(maps.Keys(a.revive))
+	var tps []topicPartition
+	for _, id := range ids {
+		if a.runners[id] == nil {
+			continue
+		}
+		for _, t := range a.layout.topics[id.sub] {
+			tps = append(tps, topicPartition{t, id.partition})
+		}
+	}
+	_ = a.reviveLocked(ids) // its failure is fatal (failLocked)
+	return tps
+}
+
+// markReviveLocked marks the ready runners other than those of gone for
+// revival by the poll loop: their uncommitted progress was rolled back.
+func (a *App) markReviveLocked(gone []*runner) {
+	if a.revive == nil {
+		a.revive = map[taskID]bool{}
+	}
+	for _, r := range ready(slices.Collect(maps.Values(a.runners))) {
+		if !slices.Contains(gone, r) {
+			a.revive[r.id] = true
+			r.rolledBack = true
+		}
+	}
 }
 
 // activateRestoredLocked lets the tasks whose restores are done process:
@@ -101,6 +311,7 @@ func (a *App) activateRestoredLocked() error {
 			return r.restoreErr
 		}
 		r.task, r.pending, r.restoring = r.pending, nil, false
+		a.offsets.set(r.id, offsetSumRunning) // member metadata
 		resume := map[string][]int32{}
 		for _, q := range r.queues {
 			resume[q.topic] = append(resume[q.topic], q.partition)
@@ -111,19 +322,22 @@ func (a *App) activateRestoredLocked() error {
 	return nil
 }
 
-// ready returns the runners of rs whose tasks are restored: those that
-// process and commit.
+// ready returns the runners of rs whose tasks are restored and not rolled
+// back awaiting their revival: those that process and commit.
 func ready(rs []*runner) []*runner {
 	out := rs[:0:0]
 	for _, r := range rs {
-		if !r.restoring {
+		if !r.restoring && !r.rolledBack {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// onRevoked commits and closes the tasks of revoked partitions.
+// onRevoked commits and closes the tasks of revoked partitions. Under
+// ExactlyOnce the commit is the transaction of every ready task (it holds
+// the output of all of them), as Kafka Streams' handleRevocation; if it
+// is aborted, the other tasks are revived by the poll loop.
 func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -132,7 +346,15 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 		return
 	}
 	if a.fatal == nil {
-		if err := a.commits.commit(a.groupCtx, ready(rs)); err != nil {
+		commit := ready(rs)
+		if a.commits.spansAll() {
+			commit = ready(slices.Collect(maps.Values(a.runners)))
+		}
+		err := a.commits.commit(a.groupCtx, commit)
+		switch {
+		case errors.Is(err, errRolledBack):
+			a.markReviveLocked(rs)
+		case err != nil:
 			a.failLocked(err)
 		}
 	}
@@ -141,11 +363,21 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 }
 
 // onLost closes the tasks of lost partitions without committing: another
-// member may own them already.
+// member may own them already. Under ExactlyOnce the open transaction,
+// which holds the output of every task, is aborted, and the other tasks
+// are revived by the poll loop.
 func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.closeRunnersLocked(a.affectedLocked(lost), true)
+	rs := a.affectedLocked(lost)
+	if a.cfg.guarantee == ExactlyOnce && a.fatal == nil && len(rs) > 0 {
+		if err := a.commits.abort(a.groupCtx, "lost"); err != nil {
+			a.failLocked(err)
+		} else {
+			a.markReviveLocked(rs)
+		}
+	}
+	a.closeRunnersLocked(rs, true)
 	a.log.Warn("partitions lost", "partitions", lost)
 }
 
@@ -181,6 +413,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 			}
 		}
 		persistent := r.st.db != nil
+		a.reportLocalOffsetsLocked(r.id, r.st, persistent) // member metadata
 		if err := r.st.close(); err != nil {
 			a.log.Warn("close task state", "task", r.id, "err", err)
 		}
@@ -188,6 +421,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 			a.scheduleCleanup(r.id)
 		}
 		delete(a.runners, r.id)
+		delete(a.revive, r.id)
 		for _, q := range r.queues {
 			delete(a.byPartition, topicPartition{q.topic, q.partition})
 		}
@@ -204,22 +438,47 @@ func (a *App) subOf(topic string) (int, bool) {
 	return 0, false
 }
 
-// committedOffsets returns the group's committed offsets.
-func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, error) {
-	resp, err := kadm.NewClient(a.admin).FetchOffsets(ctx, a.cfg.appID)
-	if err == nil {
-		err = resp.Error()
+// committedOffsets returns the group's committed offsets and their
+// metadata. It asks for stable offsets (KIP-447 RequireStable): while a transaction that commits
+// offsets of the group is open (a previous owner's, until it commits,
+// aborts or times out), the broker answers UNSTABLE_OFFSET_COMMIT rather
+// than an offset that may be about to change, and the fetch is retried
+// (Kafka Streams fetches with require_stable under exactly_once_v2 and
+// retries too). Without transactions the answer is the same as without.
+func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, map[topicPartition]string, error) {
+	adm := kadm.NewClient(a.admin)
+	var resp kadm.OffsetResponses
+	var err error
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		resp, err = adm.FetchOffsets(kadm.RequireStable(ctx), a.cfg.appID)
+		if err == nil {
+			err = resp.Error()
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+			break
+		}
+		if backoff == 10*time.Millisecond {
+			a.log.Info("committed offsets unstable: a transaction committing offsets of the group is open; waiting for it",
+				"group", a.cfg.appID, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: %w (still %w)", a.cfg.appID, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: %w", a.cfg.appID, err)
+		return nil, nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: %w", a.cfg.appID, err)
 	}
 	m := map[topicPartition]int64{}
+	meta := map[topicPartition]string{}
 	resp.Each(func(o kadm.OffsetResponse) {
 		if o.At >= 0 {
 			m[topicPartition{o.Topic, o.Partition}] = o.At
+			meta[topicPartition{o.Topic, o.Partition}] = o.Metadata
 		}
 	})
-	return m, nil
+	return m, meta, nil
 }
 
 // openRunnerLocked makes the runner of task id, restoring: it opens the
@@ -228,6 +487,9 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, e
 // once the assignment callback returns. committed holds the group's
 // committed offsets. restoreRunner then restores the stores.
 func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[topicPartition]int64) (*runner, error) {
+	// A standby of the task here closes first: the active opens its DB
+	// and restores only what the standby lacks (standby.go).
+	a.promoteStandbyLocked(id)
 	st := a.topo.SubTopology(id.sub)
 	r := &runner{id: id}
 	persistent := false
@@ -262,7 +524,10 @@ func (a *App) openRunnerLocked(ctx context.Context, id taskID, committed map[top
 	}
 	r.st = ts
 	for _, t := range a.layout.topics[id.sub] {
-		r.queue(t, id.partition) // waited for until a fetch tells its position
+		q := r.queues[r.queue(t, id.partition)] // waited for until a fetch tells its position
+		if off, ok := committed[topicPartition{t, id.partition}]; ok {
+			q.committed = off
+		}
 	}
 	// The task resumes where its state says, when that is past the
 	// group's committed offsets (see adjustOffsets). An entry of an

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/internal/kafkatest"
 )
 
 // The changelog reader reads a partition from an offset to the end offset
@@ -117,6 +118,126 @@ func restoredRecords(t *testing.T, reg *prometheus.Registry) float64 {
 		if mf.GetName() == "sluice_restored_records_total" {
 			for _, m := range mf.GetMetric() {
 				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// Under exactly-once the reader reads committed records to the last
+// stable offset. A partition whose records below that end are an aborted
+// transaction's, with another producer's transaction open at the end, has
+// no visible record at end-1: the read ends once a record at or past the
+// end arrives (the open transaction ended) instead of waiting for a record
+// that never comes, and hands on neither the aborted records nor those at
+// or past the end.
+func TestChangelogReaderReadCommittedAbortedTail(t *testing.T) {
+	kc := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := kafkatest.Topic(t, "reader-committed")
+	kc.Create(t, 1, topic)
+	txnClient := func(id string) *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.DefaultProduceTopic(topic), kgo.TransactionalID(topic+"-"+id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	produce := func(cl *kgo.Client, keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	committed, aborted, open := txnClient("committed"), txnClient("aborted"), txnClient("open")
+	// Offsets 0-2 committed (marker 3), 4-5 aborted, 6 open, then the
+	// abort marker at 7: the last stable offset is 6.
+	for _, step := range []func() error{
+		committed.BeginTransaction,
+		func() error { produce(committed, "c0", "c1", "c2"); return nil },
+		func() error { return committed.EndTransaction(ctx, kgo.TryCommit) },
+		aborted.BeginTransaction,
+		func() error { produce(aborted, "a4", "a5"); return nil },
+		open.BeginTransaction,
+		func() error { produce(open, "o6"); return nil },
+		func() error { return aborted.EndTransaction(ctx, kgo.TryAbort) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	lso, err := kadm.NewClient(admin).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := lso.Lookup(topic, 0); o.Offset != 6 {
+		t.Fatalf("last stable offset = %d, want 6 (the open transaction's first record)", o.Offset)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics("reader-committed", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &changelogReader{clientOpts: []kgo.Opt{kgo.SeedBrokers(kc.Brokers...)}, admin: kadm.NewClient(admin),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), restored: m.restored, remaining: m.restoreRemaining,
+		readCommitted: true, stall: 15 * time.Second}
+	var keys []string
+	n, end, err := cr.read(ctx, topic, 0, -1, "s", func(r *kgo.Record) error {
+		keys = append(keys, string(r.Key))
+		if len(keys) == 3 {
+			// The end is listed (the read started); the open transaction
+			// ends now, so its records and marker come past the end.
+			// Without the rule the read would wait for offset 5, which
+			// read_committed never returns, and stall.
+			produce(open, "o8")
+			return open.EndTransaction(ctx, kgo.TryCommit)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "c0 c1 c2"; n != 3 || end != 6 || strings.Join(keys, " ") != want {
+		t.Errorf("read committed = %d records %q to %d, want 3 records %q to 6", n, strings.Join(keys, " "), end, want)
+	}
+	if got := restoreRemainingGauge(t, reg); got != 0 {
+		t.Errorf("remaining gauge after the read = %v, want 0", got)
+	}
+
+	// The same partition now: everything committed is read, the aborted
+	// records are not, and the read ends at the last stable offset (the
+	// high watermark: no transaction is open).
+	keys = nil
+	n, end, err = cr.read(ctx, topic, 0, -1, "s", func(r *kgo.Record) error {
+		keys = append(keys, string(r.Key))
+		return nil
+	})
+	if want := "c0 c1 c2 o6 o8"; err != nil || n != 5 || end != 10 || strings.Join(keys, " ") != want {
+		t.Errorf("second read = %d records %q to %d, %v; want 5 records %q to 10", n, strings.Join(keys, " "), end, err, want)
+	}
+}
+
+// restoreRemainingGauge sums the restore-remaining gauge of reg.
+func restoreRemainingGauge(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "sluice_restore_remaining_records" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetGauge().GetValue()
 			}
 		}
 	}

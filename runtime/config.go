@@ -325,5 +325,10 @@ func (c *config) validate() error {
 	if len(errs) == 0 && c.guarantee == ExactlyOnce && !c.commitIntervalSet {
 		c.commitInterval = 100 * time.Millisecond
 	}
+	if len(errs) == 0 && c.guarantee == ExactlyOnce && c.commitInterval >= c.txnTimeout {
+		// Each transaction would time out before its commit (Kafka
+		// Streams refuses it too).
+		errs = append(errs, &ConfigError{"CommitInterval", fmt.Sprintf("%v under ExactlyOnce must be below TransactionTimeout (%v)", c.commitInterval, c.txnTimeout)})
+	}
 	return errors.Join(errs...)
 }

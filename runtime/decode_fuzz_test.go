@@ -3,6 +3,7 @@ package runtime
 import (
 	"encoding/binary"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,4 +45,53 @@ func TestDecodePositionsHugeTopicLength(t *testing.T) {
 	if m, err := decodePositions(b); err == nil {
 		t.Fatalf("decoded %v from a topic length of 2^64-8", m)
 	}
+}
+
+// FuzzDecodeMemberData decodes arbitrary bytes as a member's metadata user
+// data: no panic; an error says it is malformed; what decodes encodes back
+// to the same bytes.
+func FuzzDecodeMemberData(f *testing.F) {
+	f.Add(encodeMemberData(memberData{}))
+	f.Add(encodeMemberData(memberData{process: processID{1, 2, 3}, sums: map[taskID]int64{{0, 0}: offsetSumRunning, {3, 17}: 1 << 40}}))
+	f.Add([]byte{memberDataVersion, 1, 2})                                                        // truncated process ID
+	f.Add(append(append([]byte{memberDataVersion}, make([]byte, 16)...), 0xff, 0xff, 0xff, 0x0f)) // task count past the data
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeMemberData(b)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "sluice: malformed member metadata") {
+				t.Fatalf("error %q does not say the metadata is malformed", err)
+			}
+			return
+		}
+		// Varints have one shortest form, which encode writes; a longer
+		// one decodes to the same value.
+		again, err := decodeMemberData(encodeMemberData(d))
+		if err != nil || again.process != d.process || !maps.Equal(again.sums, d.sums) {
+			t.Fatalf("round trip of %v: %v, %v", d, again, err)
+		}
+	})
+}
+
+// FuzzDecodeAssignmentData decodes arbitrary bytes as an assignment's user
+// data (standby and warm-up tasks): no panic; an error says it is
+// malformed; what decodes encodes back to the same tasks.
+func FuzzDecodeAssignmentData(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(encodeAssignmentData(assignmentData{}))
+	f.Add(encodeAssignmentData(assignmentData{standbys: []taskID{{0, 1}, {0, 3}, {2, 0}}, warmups: []taskID{{0, 3}}}))
+	f.Add([]byte{memberDataVersion, 2, 0, 1, 0, 0, 0}) // unsorted
+	f.Add([]byte{memberDataVersion, 0, 1, 0, 1})       // warm-up not a standby
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeAssignmentData(b)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "sluice: malformed assignment user data") {
+				t.Fatalf("error %q does not say the user data is malformed", err)
+			}
+			return
+		}
+		again, err := decodeAssignmentData(encodeAssignmentData(d))
+		if err != nil || !slices.Equal(again.standbys, d.standbys) || !slices.Equal(again.warmups, d.warmups) {
+			t.Fatalf("round trip of %v: %v, %v", d, again, err)
+		}
+	})
 }

@@ -18,7 +18,22 @@
 // group stays balanced by task count, spreads each sub-topology over the
 // instances, and is cooperative (KIP-429): only the tasks that move stop,
 // first on their old owner, then start on the new one in a follow-up
-// rebalance. Before start-up the runtime checks that the inputs of every
+// rebalance. The assignment is Kafka Streams' high-availability one: each
+// member reports how far its local copy of each task's state is (the
+// offset sums of its changelogs), a stateful task goes to an instance whose
+// copy is within AcceptableRecoveryLag of the changelog's end rather than
+// one that would restore it from afar, which gets a warm-up replica instead
+// (at most MaxWarmupReplicas) until a probing rebalance
+// (ProbingRebalanceInterval) finds it caught up, and NumStandbyReplicas
+// standby replicas of each stateful task are kept on other instances. With
+// InstanceID the instance is a static member: restarted with the same ID
+// within SessionTimeout, it gets its tasks back without a rebalance; it is
+// recognised across restarts even without one, by the process ID kept in
+// its state directory, so it gets back the tasks it has state for when no
+// other instance runs them (or the balance moves them back). Stateful, for
+// the assignment, are the tasks with persistent logged stores.
+//
+// Before start-up the runtime checks that the inputs of every
 // sub-topology that keeps state have the same partition count, and fails
 // with a CoPartitionError naming the topics and counts otherwise; a
 // repartition topic among those inputs whose partition count was not set
@@ -52,7 +67,7 @@
 // task's records by one goroutine, in the order of the smallest head
 // timestamp across the task's partitions. Output is produced
 // asynchronously. Every CommitInterval (default 30s, as in Kafka Streams)
-// the runtime commits (the committer: at-least-once today), in this order: the tasks flush their record caches
+// the runtime commits (the committer; at-least-once by default), in this order: the tasks flush their record caches
 // (forwarding each key's latest update downstream and to the changelog);
 // it waits for every produced record (output and changelogs); each task
 // commits its local state together with the input positions it reflects,
@@ -61,6 +76,30 @@
 // and state reach Kafka before the offsets that cover them. Records of
 // repartition topics below the committed offsets are then deleted. When
 // tasks move away, they are committed first.
+//
+// # Exactly-once
+//
+// With ProcessingGuarantee(ExactlyOnce) the group client is also a
+// transactional producer (transactional ID <application ID>-<InstanceID>,
+// else <application ID>-<process ID>, stable across restarts) and reads
+// read_committed. Every CommitInterval (default 100ms) one transaction
+// holds the output, changelog and repartition records of all the
+// instance's tasks and their input offsets, added with a TxnOffsetCommit
+// of the runtime's own (txn.go) with each task's processor metadata in the
+// offset metadata of its partitions (read back merged by the largest value
+// per key); the tasks' local state is committed after the
+// transaction, so it is never ahead of committed data and at most one
+// commit behind after a crash (no checkpoint file per commit). A commit
+// that produced nothing commits the offsets with a plain offset commit,
+// which leaves no transaction open. A failed commit aborts the transaction
+// and revives every task: closed without a commit, opened again, its
+// partitions rewound to the committed offsets (reviveLocked; only the poll
+// loop rewinds, between a poll and AllowRebalance). A revoke commits the
+// transaction of all ready tasks; lost partitions abort it, and a lost
+// session rejoins. After a transactional error the abort decides whether
+// the instance goes on; an instance fenced by a newer one with the same
+// transactional ID or InstanceID (or whose producer the broker fenced
+// after its transaction timed out) makes Run return a *FencedError.
 //
 // # State
 //
@@ -96,9 +135,24 @@
 // restored when the changelog shows that another instance processed the
 // task since.
 //
-// Known gaps: windowed aggregations keep their processor metadata (the
-// largest timestamp seen, the last emitted close time) with the local
-// state, not in the offset commit's metadata as Kafka Streams does, so a
+// Standby tasks (NumStandbyReplicas; standby.go) keep copies of other
+// instances' task state current in the tasks' usual directories: one
+// client in no group reads their changelogs (read_committed under
+// exactly-once) from the offsets in each task database's meta record, and
+// applies the records into the database's pending writes, committed every
+// CommitInterval with the changelog offsets and input positions they
+// reflect. Under at-least-once a record whose input the group has not
+// committed yet waits until it has, so that a copy never holds more than a
+// restore would keep. When a standby task becomes active on its instance
+// it is committed and closed first, and the task restores only what it
+// lacked. In-memory stores are not kept by standbys (Kafka Streams keeps
+// them): they restore in full when the task becomes active. An open
+// standby's directory is neither swept nor deleted by a cleanup timer.
+//
+// Known gaps: under at-least-once, windowed aggregations keep their
+// processor metadata (the largest timestamp seen, the last emitted close
+// time) with the local state only, not in the offset commit's metadata as
+// Kafka Streams (and exactly-once) does, so a
 // task restored on an instance without its local state starts from the
 // store's latest window as a lower bound of stream time, and emit-final
 // may emit closed windows still in retention again (with the same
@@ -146,6 +200,12 @@
 // timers deleting the state of tasks that moved away); the record cache
 // budget's task count is an atomic. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
+// The standby set's lock (standbys.mu) comes after App.mu and before
+// cleanupMu: the group callbacks open and close standby tasks holding
+// both App.mu and it; the standby reader's goroutine applies and commits
+// holding only it, reports a fatal error from a goroutine of its own, and
+// is stopped by the shutdown with App.mu held. The cleanup timers and the
+// sweep read the set of open standbys from an atomic snapshot.
 // The global reader's goroutine takes App.mu only to report a fatal error,
 // holding nothing else; it is stopped (and waited for) from release,
 // without App.mu, so that wait never blocks it. The lock of an in-memory

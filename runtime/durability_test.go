@@ -50,7 +50,8 @@ func TestMain(m *testing.M) {
 // runChild runs word count until killed, configured by the environment;
 // with SIGNALS set, until a SIGTERM or SIGINT (runtime.SignalContext).
 // SESSION_TIMEOUT and SHUTDOWN_TIMEOUT (Go durations) override the
-// options' defaults; with LOG set, the App logs to stderr.
+// options' defaults; INSTANCE_ID makes it a static member; with LOG set,
+// the App logs to stderr.
 func runChild() error {
 	topo, err := wordCountTopology(os.Getenv("INPUT"), os.Getenv("OUTPUT"))
 	if os.Getenv("TOPOLOGY") == "keyed" {
@@ -74,7 +75,7 @@ func runChild() error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, runtime.ClientOptions(kgo.SessionTimeout(d)))
+		opts = append(opts, runtime.SessionTimeout(d))
 	}
 	if s := os.Getenv("SHUTDOWN_TIMEOUT"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -83,8 +84,17 @@ func runChild() error {
 		}
 		opts = append(opts, runtime.ShutdownTimeout(d))
 	}
+	if os.Getenv("GUARANTEE") == "eos" {
+		opts = append(opts, runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CacheMaxBytes(0))
+	}
 	if os.Getenv("LOG") != "" {
 		opts = append(opts, runtime.Logger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	}
+	if id := os.Getenv("INSTANCE_ID"); id != "" { // a static member (static_kill_test.go)
+		opts = append(opts, runtime.InstanceID(id))
+	}
+	if os.Getenv("STANDBYS") != "" { // standby_failover_test.go
+		opts = append(opts, runtime.NumStandbyReplicas(1))
 	}
 	app, err := runtime.New(topo, opts...)
 	if err != nil {
@@ -107,7 +117,9 @@ func childOptions(appID string, brokers []string, stateDir string) []runtime.Opt
 	return []runtime.Option{
 		runtime.ApplicationID(appID), runtime.Brokers(brokers...), runtime.StateDir(stateDir),
 		runtime.CommitInterval(20 * time.Millisecond), runtime.MaxPollRecords(200),
-		runtime.ClientOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)),
+		// runtime.SessionTimeout, not kgo.SessionTimeout in ClientOptions:
+		// the App sets the group client's session timeout after those.
+		runtime.SessionTimeout(6 * time.Second), runtime.ClientOptions(kgo.HeartbeatInterval(500 * time.Millisecond)),
 	}
 }
 

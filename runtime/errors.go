@@ -69,10 +69,13 @@ func (e *MissingTopicError) Error() string {
 }
 
 // FencedError stops an instance that another took the place of: under
-// ExactlyOnce a newer producer with its transactional ID fenced it, or a
-// newer member joined the group with its InstanceID. Nothing it wrote in
-// its open transaction is visible to read_committed consumers; its tasks'
-// uncommitted state was dropped.
+// ExactlyOnce a newer producer with its transactional ID fenced it (or,
+// on brokers with KIP-890 part 2 transactions, the broker fenced its
+// producer when its transaction outlived TransactionTimeout, e.g. a
+// paused process), or a newer member joined the group with its
+// InstanceID. Nothing it wrote in its open transaction is visible to
+// read_committed consumers; its tasks' uncommitted state was dropped.
+// Restarting it is safe.
 type FencedError struct {
 	// TransactionalID is the instance's transactional ID; empty under
 	// AtLeastOnce.
@@ -94,7 +97,7 @@ func (e *FencedError) Error() string {
 	if len(who) == 0 {
 		who = append(who, "this instance")
 	}
-	return fmt.Sprintf("sluice: fenced: another instance took over %s: %v", strings.Join(who, " and "), e.Err)
+	return fmt.Sprintf("sluice: fenced: %s can no longer commit (another instance took over, or the broker fenced a transaction that outlived its timeout): %v", strings.Join(who, " and "), e.Err)
 }
 
 // Unwrap returns the underlying error.

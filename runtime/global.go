@@ -62,10 +62,11 @@ import (
 // bytes as they are (no deserialization), so a record it cannot read fails
 // later, in a join; here it follows the deserialization policy at once.
 //
-// Exactly-once is not implemented yet; when it is, the reader's clients
-// must read with kgo.FetchIsolationLevel(kgo.ReadCommitted()), as Kafka
-// Streams' global consumer reads with isolation.level=read_committed under
-// exactly_once_v2, so that aborted records never reach a global store.
+// Under ExactlyOnce the reader's clients read committed records only
+// (kgo.FetchIsolationLevel(kgo.ReadCommitted())), as Kafka Streams' global
+// consumer reads with isolation.level=read_committed under
+// exactly_once_v2, so that aborted records never reach a global store; the
+// restore reads to the last stable offset (changelogReader).
 type globalReader struct {
 	a   *App
 	dir string
@@ -499,12 +500,17 @@ func (g *globalReader) live(ctx context.Context) error {
 		}
 		parts[tp.Topic][tp.Partition] = kgo.NewOffset().At(off)
 	}
-	cl, err := kgo.NewClient(append(g.a.baseClientOpts(),
-		// No group: the instance reads every partition itself. (With
-		// exactly-once: kgo.FetchIsolationLevel(kgo.ReadCommitted()).)
+	opts := append(g.a.baseClientOpts(),
+		// No group: the instance reads every partition itself.
 		kgo.ConsumePartitions(parts),
 		kgo.FetchMaxWait(500*time.Millisecond),
-	)...)
+	)
+	if g.a.cfg.guarantee == ExactlyOnce {
+		// As Kafka Streams' global consumer under exactly_once_v2:
+		// aborted records never reach a global store.
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("sluice: global reader: %w", err)
 	}

@@ -18,6 +18,20 @@ type metrics struct {
 	// has to restore.
 	restoreRemaining *prometheus.GaugeVec
 	cleaned          prometheus.Counter
+	// Under ExactlyOnce: transactions committed, aborted (by reason) and
+	// the times this instance was fenced.
+	txnCommits prometheus.Counter
+	txnAborts  *prometheus.CounterVec
+	fenced     prometheus.Counter
+	// Standby tasks (standby.go): changelog records applied, lag (records
+	// of the changelogs past what a standby applied), promotions to active.
+	standbyApplied    *prometheus.CounterVec
+	standbyLag        *prometheus.GaugeVec
+	standbyPromotions prometheus.Counter
+	// staleSkipped counts the changelog records restores and standbys
+	// skipped as a former owner's written after a newer owner's
+	// (GenerationHeader).
+	staleSkipped prometheus.Counter
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -48,9 +62,31 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		cleaned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_task_state_deleted_total", Help: "Local state directories of tasks that moved away, deleted after the cleanup delay.", ConstLabels: labels,
 		}),
+		txnCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_transaction_commits_total", Help: "Transactions committed (ExactlyOnce).", ConstLabels: labels,
+		}),
+		txnAborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_transaction_aborts_total", Help: "Transactions aborted (ExactlyOnce), by reason: group (the group moved on), producer (producer epoch bumped, e.g. past the transaction timeout), abortable, error (another failure, or a fatal error's shutdown), lost (partitions lost), shutdown (the final commit did not finish in time), injected (tests).", ConstLabels: labels,
+		}, []string{"reason"}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_fenced_total", Help: "Times this instance was fenced by another with its transactional ID or instance ID.", ConstLabels: labels,
+		}),
+		standbyApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_standby_records_applied_total", Help: "Changelog records applied by standby tasks, by task.", ConstLabels: labels,
+		}, []string{"task"}),
+		standbyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_standby_lag_records", Help: "Changelog records of a standby task not applied yet (end offsets minus applied), by task.", ConstLabels: labels,
+		}, []string{"task"}),
+		standbyPromotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_standby_promotions_total", Help: "Standby tasks that became active on this instance.", ConstLabels: labels,
+		}),
+		staleSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_changelog_stale_generation_skipped_total", Help: "Changelog records restores and standby tasks skipped: written by a former owner of the task (a zombie) after a newer owner's, by their group generation.", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned} {
+		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
+			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

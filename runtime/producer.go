@@ -71,6 +71,34 @@ type producer struct {
 	// the promise of a record it refuses before buffering it after Produce
 	// returns, and Flush does not wait for those, so a commit waits here.
 	inflight sync.WaitGroup
+	// sent counts the records sent since resetSent (under ExactlyOnce,
+	// since the transaction began).
+	sent atomic.Int64
+	// gen is the value of the GenerationHeader of changelog records: the
+	// group generation of the instance's latest assignment (setGeneration),
+	// nil before the first.
+	gen atomic.Pointer[[]byte]
+}
+
+// setGeneration sets the group generation changelog records are tagged
+// with from now on (GenerationHeader).
+func (p *producer) setGeneration(g int32) {
+	b := generationBytes(g)
+	p.gen.Store(&b)
+}
+
+// generation returns the group generation changelog records are tagged
+// with, 0 before the first assignment or without a producer (an instance
+// not started).
+func (p *producer) generation() int32 {
+	if p == nil {
+		return 0
+	}
+	if b := p.gen.Load(); b != nil {
+		g, _ := decodeGeneration(*b)
+		return g
+	}
+	return 0
 }
 
 func newProducer(cl *kgo.Client) *producer {
@@ -104,6 +132,25 @@ func (p *producer) changelogEnds() map[state.TopicPartition]int64 {
 	return maps.Clone(p.ends)
 }
 
+// sentInTxn returns the number of records sent since resetSent.
+func (p *producer) sentInTxn() int64 { return p.sent.Load() }
+
+// resetSent restarts the count of sentInTxn (a transaction begins).
+func (p *producer) resetSent() { p.sent.Store(0) }
+
+// reset forgets the sends of an aborted transaction: their failures
+// (kgo.ErrAborting) and the changelog ends they reached, which go back to
+// ends, those of the last commit.
+func (p *producer) reset(ends map[state.TopicPartition]int64) {
+	p.first.Store(nil)
+	p.endsMu.Lock()
+	p.ends = maps.Clone(ends)
+	if p.ends == nil {
+		p.ends = map[state.TopicPartition]int64{}
+	}
+	p.endsMu.Unlock()
+}
+
 // err returns the first send error, or nil.
 func (p *producer) err() error {
 	if e := p.first.Load(); e != nil {
@@ -121,7 +168,13 @@ func (p *producer) send(topic string, part int32, key, value []byte, headers []o
 // sendChangelog sends a changelog record (see send) and tracks its
 // partition's end offset.
 func (p *producer) sendChangelog(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
-	p.produce(topic, part, key, value, headers, ts, p.logged)
+	r := p.record(topic, part, key, value, headers, ts)
+	if g := p.gen.Load(); g != nil {
+		// The value is shared by every record of the generation: franz-go
+		// does not modify it.
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: GenerationHeader, Value: *g})
+	}
+	p.produceRecord(r, p.logged)
 }
 
 func (p *producer) produce(topic string, part int32, key, value []byte, headers []operators.Header, ts int64, promise func(*kgo.Record, error)) {
@@ -142,7 +195,7 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 		copy(r.Value, value)
 	}
 	if len(headers) > 0 {
-		r.Headers = make([]kgo.RecordHeader, len(headers))
+		r.Headers = make([]kgo.RecordHeader, len(headers), len(headers)+1) // +1: sendChangelog's GenerationHeader
 		for i, h := range headers {
 			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: append([]byte(nil), h.Value...)}
 		}
@@ -156,6 +209,7 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 
 func (p *producer) produceRecord(r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.inflight.Add(1)
+	p.sent.Add(1)
 	p.cl.Produce(context.Background(), r, promise)
 }
 
@@ -165,6 +219,14 @@ func (p *producer) flush(ctx context.Context) error {
 	if err := p.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("sluice: flush output: %w", err)
 	}
+	if err := p.wait(ctx); err != nil {
+		return err
+	}
+	return p.err()
+}
+
+// wait waits until the promise of every record sent so far has run.
+func (p *producer) wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		p.inflight.Wait()
@@ -175,7 +237,7 @@ func (p *producer) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("sluice: flush output: %w", ctx.Err())
 	}
-	return p.err()
+	return nil
 }
 
 // collector is a task's operators.Collector.

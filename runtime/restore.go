@@ -23,14 +23,31 @@ const restoreStall = 30 * time.Second
 // records (transaction markers) are read and passed over, so a partition
 // ending in one does not hang the read. A read honours its context: when
 // it ends, the read stops and returns the context's error, and whatever
-// the callback applied stays applied (the caller's checkpoint, not moved,
-// makes the next read start over from it).
+// the callback applied stays applied (the caller's meta record of the
+// changelog offsets, not moved, makes the next read start over from it).
+//
+// With readCommitted (exactly-once) a read sees committed records only:
+// its clients read with isolation level read_committed and its end is the
+// partition's last stable offset (kadm's ListCommittedOffsets), not the
+// high watermark, which may be held by an open transaction. The records
+// below the end that belong to aborted transactions are filtered out, and
+// a read whose last records are such never gets a record at end-1: it
+// also ends at the first record (or transaction marker) at or past the
+// end, which comes once the transactions open at the end are over (Kafka
+// Streams' restore consumer ends at its position instead, which franz-go
+// does not expose for a client's partitions).
 type changelogReader struct {
 	// clientOpts are the options of the reader's clients (brokers, TLS,
 	// SASL, the App's client context).
 	clientOpts []kgo.Opt
 	admin      *kadm.Client
-	log        *slog.Logger
+	// readCommitted: read committed records only, to the last stable
+	// offset (exactly-once).
+	readCommitted bool
+	// stall bounds how long a read may go without progress (restoreStall
+	// when zero).
+	stall time.Duration
+	log   *slog.Logger
 	// restored counts the records handed to the callback and remaining
 	// is the number still to read, by the label given to read.
 	restored  *prometheus.CounterVec
@@ -38,10 +55,10 @@ type changelogReader struct {
 }
 
 // read reads topic's partition from offset from (negative: the log start)
-// to the end offset listed when the read starts, handing each data record
-// to apply; label names the reader in logs and metrics (the store). It
-// returns the number of records applied and the offset it read to (the
-// end offset).
+// to the end offset listed when the read starts (the last stable offset
+// with readCommitted), handing each data record to apply; label names the
+// reader in logs and metrics (the store). It returns the number of records
+// applied and the offset it read to (the end offset).
 func (cr *changelogReader) read(ctx context.Context, topic string, partition int32, from int64, label string, apply func(*kgo.Record) error) (int64, int64, error) {
 	starts, err := cr.admin.ListStartOffsets(ctx, topic)
 	if err == nil {
@@ -50,12 +67,16 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
 	}
-	ends, err := cr.admin.ListEndOffsets(ctx, topic)
+	list, what := cr.admin.ListEndOffsets, "end"
+	if cr.readCommitted {
+		list, what = cr.admin.ListCommittedOffsets, "last stable"
+	}
+	ends, err := list(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list end offsets: %w", topic, partition, err)
+		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list %s offsets: %w", topic, partition, what, err)
 	}
 	start, ok1 := starts.Lookup(topic, partition)
 	end, ok2 := ends.Lookup(topic, partition)
@@ -80,6 +101,13 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 		kgo.FetchMaxBytes(64<<20),
 		kgo.FetchMaxPartitionBytes(32<<20),
 	)
+	if cr.readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	stall := cr.stall
+	if stall <= 0 {
+		stall = restoreStall
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return 0, 0, err
@@ -90,7 +118,7 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 	restored := cr.restored.WithLabelValues(label)
 	lastLog := time.Now()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, restoreStall)
+		pctx, cancel := context.WithTimeout(ctx, stall)
 		fs := cl.PollFetches(pctx)
 		stalled := errors.Is(pctx.Err(), context.DeadlineExceeded)
 		cancel()
@@ -99,7 +127,7 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 		}
 		if stalled {
 			return n, 0, fmt.Errorf("sluice: restore %s partition %d stalled at offset %d of %d for %v",
-				topic, partition, last+1, end.Offset, restoreStall)
+				topic, partition, last+1, end.Offset, stall)
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
@@ -111,8 +139,12 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 			return n, 0, ferr
 		}
 		var batch int64
+		past := false // a record at or past the end came
 		fs.EachRecord(func(r *kgo.Record) {
-			if err != nil || r.Offset >= end.Offset {
+			if r.Offset >= end.Offset {
+				past = true
+			}
+			if err != nil || past {
 				return
 			}
 			last = r.Offset
@@ -137,7 +169,7 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 			lastLog = time.Now()
 			cr.log.Info("restoring store", "store", label, "partition", partition, "restored", n, "remaining", end.Offset-1-last)
 		}
-		if last >= end.Offset-1 {
+		if last >= end.Offset-1 || past {
 			return n, end.Offset, nil
 		}
 	}
@@ -146,8 +178,15 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 // newChangelogReader returns the App's changelog reader, on its admin
 // client.
 func (a *App) newChangelogReader() *changelogReader {
-	return &changelogReader{clientOpts: a.baseClientOpts(), admin: kadm.NewClient(a.admin), log: a.log,
+	cr := &changelogReader{clientOpts: a.baseClientOpts(), admin: kadm.NewClient(a.admin), log: a.log,
 		restored: a.metrics.restored, remaining: a.metrics.restoreRemaining}
+	if a.cfg.guarantee == ExactlyOnce {
+		// An open transaction holds the end until it ends, at most the
+		// transaction timeout of its producer (Sluice's instances use
+		// the App's): a read waits for it rather than fail.
+		cr.readCommitted, cr.stall = true, max(restoreStall, 2*a.cfg.txnTimeout)
+	}
+	return cr
 }
 
 // restore replays a changelog partition of a store into it with the

@@ -28,6 +28,10 @@ type runner struct {
 	// processed counts input records since the metrics were last updated.
 	processed int64
 	err       error
+	// rolledBack: a group callback aborted the transaction holding the
+	// runner's progress (ExactlyOnce); it waits for the poll loop's
+	// revive and is neither processed nor committed (ready skips it).
+	rolledBack bool
 
 	// While restoring, the task's stores restore in restoreRunner, its
 	// partitions are paused, and it takes no part in processing and

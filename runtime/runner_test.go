@@ -214,3 +214,42 @@ func seenRunner(t *testing.T, topics ...string) (*runner, *task.Task, *[]string)
 	}
 	return &runner{task: tk}, tk, seen
 }
+
+// Under exactly-once (read committed) a partition's end is its last stable
+// offset: with another producer's transaction open from offset 2 of b, a
+// fetch that brought b's committed records 0 and 1 has caught up, and the
+// task goes on with a at once; with the high watermark (5) as the end it
+// would wait maxFetchWait for records a read_committed fetch cannot get
+// before the transaction ends.
+func TestRunnerEndIsLastStableOffsetUnderReadCommitted(t *testing.T) {
+	rec := func(topic string, off, ts int64, v string) *kgo.Record {
+		return &kgo.Record{Topic: topic, Offset: off, Timestamp: time.UnixMilli(ts), Key: []byte("k"), Value: []byte(v)}
+	}
+	fetch := func(topic string, recs ...*kgo.Record) kgo.FetchTopicPartition {
+		return kgo.FetchTopicPartition{Topic: topic, FetchPartition: kgo.FetchPartition{
+			Partition: 0, Records: recs, HighWatermark: 5, LastStableOffset: 2,
+		}}
+	}
+	for _, readCommitted := range []bool{true, false} {
+		r, _, seen := seenRunner(t, "a", "b")
+		for _, p := range []kgo.FetchTopicPartition{
+			fetch("a", rec("a", 0, 10, "a10"), rec("a", 1, 30, "a30")),
+			fetch("b", rec("b", 0, 20, "b20"), rec("b", 1, 25, "b25")),
+		} {
+			r.add(p.Topic, p.Partition, p.Records, fetchEnd(p, readCommitted))
+		}
+		if err := r.process(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"a10", "b20", "b25"} // a30 waits for b's offset 2
+		if readCommitted {
+			want = append(want, "a30")
+		}
+		if !slices.Equal(*seen, want) {
+			t.Errorf("readCommitted=%v: processed %v, want %v", readCommitted, *seen, want)
+		}
+	}
+	if end := fetchEnd(kgo.FetchTopicPartition{FetchPartition: kgo.FetchPartition{Err: kgo.ErrClientClosed, HighWatermark: 5}}, true); end != -1 {
+		t.Errorf("end of a failed fetch = %d, want -1", end)
+	}
+}

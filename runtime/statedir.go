@@ -51,10 +51,14 @@ func (a *App) scheduleCleanup(id taskID) {
 			return // cancelled: the task came back
 		}
 		delete(a.cleanups, id)
+		if a.standbys.has(id) {
+			return // kept as a standby here (standby.go)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			a.log.Warn("delete the state of a task that moved away", "task", id, "dir", dir, "err", err)
 			return
 		}
+		a.offsets.remove(id)
 		a.log.Info("deleted the state of a task that moved away", "task", id, "dir", dir)
 		a.metrics.cleaned.Inc()
 	})
@@ -99,8 +103,8 @@ func (a *App) sweepStateDirLocked() {
 		if err != nil {
 			continue
 		}
-		if _, assigned := a.runners[id]; assigned {
-			continue
+		if _, assigned := a.runners[id]; assigned || a.standbys.has(id) {
+			continue // active or standby here (standby.go)
 		}
 		a.cleanupMu.Lock()
 		_, pending := a.cleanups[id]
@@ -117,6 +121,7 @@ func (a *App) sweepStateDirLocked() {
 			a.log.Warn("delete stale task state", "dir", dir, "err", err)
 			continue
 		}
+		a.offsets.remove(id)
 		a.log.Info("deleted stale task state", "dir", dir)
 	}
 }

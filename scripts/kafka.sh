@@ -5,6 +5,8 @@
 #   scripts/kafka.sh fetch               resolve the jars into .kafka/jars-VERSION (cached)
 #   scripts/kafka.sh start [DIR]         start a broker on free ports; prints KAFKA_BROKERS=...
 #   scripts/kafka.sh stop [DIR]          stop it (SIGTERM, then SIGKILL after 30 s)
+#   scripts/kafka.sh restart [DIR]       stop it (as stop) and start it again on the same
+#                                        ports and data (the chaos program's broker restart)
 #   scripts/kafka.sh run [DIR] -- CMD... start, run CMD with KAFKA_BROKERS set, always stop
 #   scripts/kafka.sh compat ARGS...      run compat/java/ReadWithKafkaStreams with ARGS: the
 #                                        kafka-streams jars are fetched into
@@ -229,6 +231,14 @@ LOG
 	java -cp "$cp" "${tools[@]}" kafka.tools.StorageTool format --standalone -t "$(cluster_id)" \
 		-c "$dir/server.properties" >"$dir/format.log" 2>&1 \
 		|| { cat "$dir/format.log" >&2; die "formatting the storage failed"; }
+	launch "$dir" "$port"
+}
+
+# launch DIR PORT: start the broker configured in DIR (formatted already) and
+# wait until it answers on PORT; writes DIR/pid and DIR/env.
+launch() {
+	local dir=$1 port=$2
+	local cp="$JARS/*" tools=(-Dlog4j2.configurationFile="$dir/tools-log4j2.properties")
 	nohup java -Xmx1g -cp "$cp" -Dlog4j2.configurationFile="$dir/broker-log4j2.properties" \
 		kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
 	local pid=$!
@@ -251,6 +261,20 @@ LOG
 	done
 	printf 'KAFKA_BROKERS=127.0.0.1:%s\nKAFKA_PID=%s\n' "$port" "$pid" >"$dir/env"
 	echo "KAFKA_BROKERS=127.0.0.1:$port"
+}
+
+# restart [DIR]: stop the broker started in DIR (SIGTERM: a clean shutdown)
+# and start it again on the same ports with the same data, as an operator's
+# rolling restart does; the chaos program's broker restart.
+restart() {
+	local dir port
+	dir=$(rundir "${1:-}")
+	[ -f "$dir/env" ] || die "restart: no broker started in $dir"
+	port=$(sed -n 's/^KAFKA_BROKERS=.*:\([0-9]*\)$/\1/p' "$dir/env")
+	[ -n "$port" ] || die "restart: no port in $dir/env"
+	fetch
+	[ -f "$dir/pid" ] && kill_wait "$(cat "$dir/pid")"
+	launch "$dir" "$port"
 }
 
 stop() {
@@ -295,9 +319,10 @@ case "$cmd" in
 fetch) fetch ;;
 start) start "$@" ;;
 stop) stop "$@" ;;
+restart) restart "$@" ;;
 run) run "$@" ;;
 compat) compat "$@" ;;
 java) java_class "$@" ;;
 describe) describe "$@" ;;
-*) die "usage: $0 fetch | start [DIR] | stop [DIR] | run [DIR] -- CMD... | compat ARGS... | java CLASS ARGS... | describe OUTDIR" ;;
+*) die "usage: $0 fetch | start [DIR] | stop [DIR] | restart [DIR] | run [DIR] -- CMD... | compat ARGS... | java CLASS ARGS... | describe OUTDIR" ;;
 esac

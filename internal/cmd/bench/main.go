@@ -77,7 +77,7 @@ func run() error {
 	n := flag.Int("records", 2_000_000, "input records")
 	partitions := flag.Int("partitions", 4, "input partitions")
 	workers := flag.Int("workers", 2, "Sluice worker goroutines")
-	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,windowcount,suppresscount,rawwordcount,wordcount,stjoin,ssjoin,fkjoin); empty runs all")
+	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,count-alos,count-eos,count-alos-cache,count-eos-cache,windowcount,suppresscount,rawwordcount,wordcount,stjoin,ssjoin,fkjoin); empty runs all")
 	joinRecords := flag.Int("join-records", 1_000_000, "records of the join workloads' stream (stjoin) and of each of their two streams (ssjoin)")
 	tableKeys := flag.Int("table-keys", 100_000, "keys of the stream-table join's table (stjoin)")
 	joinKeys := flag.Int("join-keys", 10_000, "keys of the stream-stream join's streams (ssjoin)")
@@ -129,6 +129,26 @@ func run() error {
 		}},
 		{"count", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "count", *n, *n, *workers, int32(*partitions), countByKey)
+		}},
+		// Count per key at Kafka Streams' exactly-once commit interval
+		// (100 ms), under each guarantee, with the record cache off (every
+		// update written to the output and the changelog) and on (the
+		// default 10 MiB): exactly-once's cost is the ratio of each pair.
+		{"count-alos", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "count-alos", *n, *n, *workers, int32(*partitions),
+				labelled(countByKey, "Sluice count, at-least-once, 100ms, no cache"), guaranteeOpts(runtime.AtLeastOnce, 0)...)
+		}},
+		{"count-eos", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "count-eos", *n, *n, *workers, int32(*partitions),
+				labelled(countByKey, "Sluice count, exactly-once, 100ms, no cache"), guaranteeOpts(runtime.ExactlyOnce, 0)...)
+		}},
+		{"count-alos-cache", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "count-alos-cache", *n, *n, *workers, int32(*partitions),
+				labelled(countByKey, "Sluice count, at-least-once, 100ms, cache"), guaranteeOpts(runtime.AtLeastOnce, -1)...)
+		}},
+		{"count-eos-cache", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "count-eos-cache", *n, *n, *workers, int32(*partitions),
+				labelled(countByKey, "Sluice count, exactly-once, 100ms, cache"), guaranteeOpts(runtime.ExactlyOnce, -1)...)
 		}},
 		{"windowcount", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "windowcount", *n, *n, *workers, int32(*partitions), windowCount)
@@ -252,6 +272,28 @@ func run() error {
 			wc = fmt.Sprintf("%.2f", r.rate()/rawWC)
 		}
 		fmt.Printf("%-46s %12.0f %10.2f %12s %12s\n", r.name, r.rate(), r.cpuPerMillion(), ratio, wc)
+	}
+	eosRatio := func(alos, eos, label string) {
+		var a, e *result
+		for i := range results {
+			switch results[i].kind {
+			case alos:
+				a = &results[i]
+			case eos:
+				e = &results[i]
+			}
+		}
+		if a != nil && e != nil {
+			fmt.Printf("exactly-once / at-least-once, count per key, %s: records/s %.2f, CPU-s/M %.2f\n", label,
+				e.rate()/a.rate(), e.cpuPerMillion()/a.cpuPerMillion())
+		}
+	}
+	if selected("count-alos") || selected("count-eos") || selected("count-alos-cache") || selected("count-eos-cache") {
+		fmt.Println()
+		eosRatio("count-alos", "count-eos", "cache off")
+		eosRatio("count-alos-cache", "count-eos-cache", "cache on")
+		fmt.Println("(count per key, commit 100 ms, median runs; issue 12's target for records/s: >= 0.95; Kafka Streams: 0.92;")
+		fmt.Println("under exactly-once the records written, from the output's end offsets, include one marker per transaction)")
 	}
 	fmt.Println("\nRecords/s count input records. Word count moves ~30 records through Kafka per input line (the line,")
 	fmt.Println("~14 words out to and in from the repartition (words) topic, the changed counts); \"vs raw wc\" compares")
@@ -428,6 +470,25 @@ func stateless(in, out string) (*topology.Topology, string) {
 	dsl.MapValues(s, func(v []byte) []byte { return v[:len(v)-1] }).To(out, serde.Bytes, serde.Bytes)
 	topo, _ := b.Build()
 	return topo, "Sluice filter→mapValues→to"
+}
+
+// labelled renames a workload.
+func labelled(build func(in, out string) (*topology.Topology, string), label string) func(in, out string) (*topology.Topology, string) {
+	return func(in, out string) (*topology.Topology, string) {
+		topo, _ := build(in, out)
+		return topo, label
+	}
+}
+
+// guaranteeOpts are the options of the exactly-once comparison: the
+// guarantee, a 100 ms commit interval and the record cache's size (-1:
+// the default).
+func guaranteeOpts(g runtime.Guarantee, cacheBytes int64) []runtime.Option {
+	opts := []runtime.Option{runtime.ProcessingGuarantee(g), runtime.CommitInterval(100 * time.Millisecond)}
+	if cacheBytes >= 0 {
+		opts = append(opts, runtime.CacheMaxBytes(cacheBytes))
+	}
+	return opts
 }
 
 func countByKey(in, out string) (*topology.Topology, string) {
@@ -619,7 +680,7 @@ func concat(_ string, v, o []byte) []byte {
 // records is the number of input records, n the number of records the
 // tasks process in all (more than records with a repartition topic).
 func sluice(ctx context.Context, brokers []string, input, run, name string, records, n, workers int, partitions int32,
-	build func(in, out string) (*topology.Topology, string)) (result, error) {
+	build func(in, out string) (*topology.Topology, string), extra ...runtime.Option) (result, error) {
 	output := run + "-" + name + "-out"
 	stateDir, err := os.MkdirTemp("", "sluice-bench-")
 	if err != nil {
@@ -631,8 +692,9 @@ func sluice(ctx context.Context, brokers []string, input, run, name string, reco
 	}
 	topo, label := build(input, output)
 	reg := prometheus.NewRegistry()
-	app, err := runtime.New(topo, runtime.ApplicationID(run+"-"+name), runtime.Brokers(brokers...),
-		runtime.Workers(workers), runtime.CommitInterval(time.Second), runtime.Registerer(reg), runtime.StateDir(stateDir))
+	opts := []runtime.Option{runtime.ApplicationID(run + "-" + name), runtime.Brokers(brokers...),
+		runtime.Workers(workers), runtime.CommitInterval(time.Second), runtime.Registerer(reg), runtime.StateDir(stateDir)}
+	app, err := runtime.New(topo, append(opts, extra...)...)
 	if err != nil {
 		return result{}, err
 	}
