@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/operators"
 )
 
 // Option configures an App. Options are validated by New.
@@ -29,6 +31,10 @@ type config struct {
 	startupTimeout time.Duration
 	maxPollRecords int
 	skipBadRecords bool
+	onDeserialize  operators.ErrorHandler
+	onProcess      operators.ErrorHandler
+	onProduce      operators.ErrorHandler
+	deadLetter     string
 	cacheBytes     int64
 	blockCache     int64
 	memTableBytes  int64
@@ -257,6 +263,35 @@ func MaxPollRecords(n int) Option { return optionFunc(func(c *config) { c.maxPol
 // LogAndFailExceptionHandler).
 func SkipUndecodableRecords() Option { return optionFunc(func(c *config) { c.skipBadRecords = true }) }
 
+// OnDeserializationError sets the handler of input records a source cannot
+// deserialize; default operators.LogAndFail. Kafka Streams:
+// deserialization.exception.handler.
+func OnDeserializationError(h operators.ErrorHandler) Option {
+	return optionFunc(func(c *config) { c.onDeserialize = h })
+}
+
+// OnProcessingError sets the handler of errors and panics of user code (a
+// node's function, processor or punctuator); default operators.LogAndFail.
+// Kafka Streams: processing.exception.handler.
+func OnProcessingError(h operators.ErrorHandler) Option {
+	return optionFunc(func(c *config) { c.onProcess = h })
+}
+
+// OnProductionError sets the handler of records a sink cannot serialize or
+// Kafka refuses to write (too large, invalid); default
+// operators.LogAndFail. Kafka Streams: production.exception.handler.
+func OnProductionError(h operators.ErrorHandler) Option {
+	return optionFunc(func(c *config) { c.onProduce = h })
+}
+
+// DeadLetterQueue names the topic that handlers returning
+// operators.DeadLetter write failed input records to, with Kafka Streams'
+// error headers (operators.DeadLetterHeaders). The topic must exist. Kafka
+// Streams: errors.dead.letter.queue.topic.name.
+func DeadLetterQueue(topic string) Option {
+	return optionFunc(func(c *config) { c.deadLetter = topic })
+}
+
 // ConfigError is an invalid option; Key names the option.
 type ConfigError struct {
 	Key string
@@ -318,6 +353,17 @@ func (c *config) validate() error {
 	}
 	if c.probingInterval < time.Second {
 		errs = append(errs, &ConfigError{"ProbingRebalanceInterval", fmt.Sprintf("%v is below 1s", c.probingInterval)})
+	}
+	for _, h := range []struct {
+		key string
+		h   *operators.ErrorHandler
+	}{{"OnDeserializationError", &c.onDeserialize}, {"OnProcessingError", &c.onProcess}, {"OnProductionError", &c.onProduce}} {
+		if *h.h == nil {
+			*h.h = operators.LogAndFail
+		}
+	}
+	if c.skipBadRecords {
+		c.onDeserialize = operators.LogAndContinue
 	}
 	if c.maxPollRecords < 1 {
 		errs = append(errs, &ConfigError{"MaxPollRecords", "need at least 1"})
