@@ -251,18 +251,36 @@ func TestKill9AndRestart(t *testing.T) {
 	}
 	c.produceKeys(t, input, words...)
 
+	kill9Rounds(t, c, output, 2, 5000, "TOPOLOGY=keyed", "INPUT="+input, "OUTPUT="+output,
+		"APP_ID="+appID, "BROKERS="+strings.Join(c.brokers, ","), "STATE_DIR="+dir)
+	topo, err := keyedCountTopology(input, output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, topo, childOptions(appID, c.brokers, dir)...)
+	if got, _ := c.counts(t, output, 2*time.Minute, equalCounts(want)); !maps.Equal(got, want) {
+		t.Fatalf("after kill -9 and restart: %s", diffCounts(got, want))
+	}
+	in.stop(t)
+}
+
+// kill9Rounds runs the word-count child process (SLUICE_TEST_CHILD=wordcount
+// with env) rounds times, each time killing it with SIGKILL once the
+// output's counts add up to step more words than at the previous kill: in
+// the middle of the work (under exactly-once, read uncommitted: in the
+// middle of a transaction), at a point the test does not choose. Each
+// round must count something new.
+func kill9Rounds(t *testing.T, c *testCluster, output string, rounds int, step int64, env ...string) {
+	t.Helper()
 	var counted int64
-	for round := range 2 {
+	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "SLUICE_TEST_CHILD=wordcount", "TOPOLOGY=keyed", "INPUT="+input, "OUTPUT="+output,
-			"APP_ID="+appID, "BROKERS="+strings.Join(c.brokers, ","), "STATE_DIR="+dir)
+		cmd.Env = append(append(os.Environ(), "SLUICE_TEST_CHILD=wordcount"), env...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill once the child has written more output than before: in the
-		// middle of the work, at a point the test does not choose.
-		got, _ := c.counts(t, output, 2*time.Minute, countedOver(counted+5000))
+		got, _ := c.counts(t, output, 2*time.Minute, countedOver(counted+step))
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -277,15 +295,6 @@ func TestKill9AndRestart(t *testing.T) {
 		}
 		counted = n
 	}
-	topo, err := keyedCountTopology(input, output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := start(t, topo, childOptions(appID, c.brokers, dir)...)
-	if got, _ := c.counts(t, output, 2*time.Minute, equalCounts(want)); !maps.Equal(got, want) {
-		t.Fatalf("after kill -9 and restart: %s", diffCounts(got, want))
-	}
-	in.stop(t)
 }
 
 // countedOver is a done function for counts: the latest counts add up to

@@ -12,12 +12,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -473,33 +470,8 @@ func TestKill9AndRestartExactlyOnce(t *testing.T) {
 	want := map[string]int64{}
 	keyedInput(t, c, input, 0, 20000, 211, want)
 
-	var counted int64
-	for round := range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "SLUICE_TEST_CHILD=wordcount", "TOPOLOGY=keyed", "GUARANTEE=eos", "INPUT="+input, "OUTPUT="+output,
-			"APP_ID="+appID, "BROKERS="+strings.Join(c.brokers, ","), "STATE_DIR="+dir)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// Kill once the child has written more output than before (read
-		// uncommitted: in the middle of a transaction, at a point the test
-		// does not choose).
-		got, _ := c.counts(t, output, 2*time.Minute, countedOver(counted+3000))
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("round %d: child ended with %v before it was killed", round, err)
-		}
-		n := sum(got)
-		if n <= counted {
-			t.Fatalf("round %d: the child counted nothing new", round)
-		}
-		counted = n
-	}
+	kill9Rounds(t, c, output, 2, 3000, "TOPOLOGY=keyed", "GUARANTEE=eos", "INPUT="+input, "OUTPUT="+output,
+		"APP_ID="+appID, "BROKERS="+strings.Join(c.brokers, ","), "STATE_DIR="+dir)
 	opts := append(childOptions(appID, c.brokers, dir), runtime.ProcessingGuarantee(runtime.ExactlyOnce), runtime.CacheMaxBytes(0))
 	in := start(t, keyedCount(t, input, output), opts...)
 	checkExactlyOnce(t, c.updates(t, output, want, 2*time.Minute), want)
