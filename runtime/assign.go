@@ -468,7 +468,8 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, m
 				"group", a.cfg.appID, "err", err)
 		case waited >= a.unstableFailAfter():
 			return nil, nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: still %w after %v, held by: %s; "+
-				"a transaction open this long is hanging: end it with kafka-transactions.sh (find-hanging, abort)",
+				"a transaction open this long is hanging (the brokers lost track of it) or has a timeout far above the "+
+				"application's: kafka-transactions.sh find-hanging and abort end a hanging one",
 				a.cfg.appID, err, waited.Round(time.Second), a.holdersOfGroupOffsets(ctx, a.ownProducerID()))
 		case waited >= a.unstableWarnAfter() && time.Since(lastWarn) >= a.unstableWarnAfter():
 			lastWarn = time.Now()
