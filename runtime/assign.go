@@ -474,7 +474,7 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, m
 		case waited >= a.unstableWarnAfter() && time.Since(lastWarn) >= a.unstableWarnAfter():
 			lastWarn = time.Now()
 			a.log.Error("committed offsets still unstable past the transaction timeout: waiting for the transactions holding them",
-				"group", a.cfg.appID, "waited", waited.Round(time.Second), "fail_after", a.unstableFailAfter(),
+				"group", a.cfg.appID, "waited", waited.Round(time.Second).String(), "fail_after", a.unstableFailAfter().String(),
 				"held_by", a.holdersOfGroupOffsets(ctx, a.ownProducerID()))
 		}
 		select {
