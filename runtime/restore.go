@@ -81,6 +81,8 @@ func (cr *changelogReader) readToLogEnd(ctx context.Context, topic string, parti
 	return cr.readTo(ctx, topic, partition, from, label, true, apply)
 }
 
+// readTo is read to the log end offset (logEnd) or, with readCommitted,
+// to the last stable offset.
 func (cr *changelogReader) readTo(ctx context.Context, topic string, partition int32, from int64, label string, logEnd bool, apply func(*kgo.Record) error) (int64, int64, error) {
 	starts, err := cr.admin.ListStartOffsets(ctx, topic)
 	if err == nil {
