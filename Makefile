@@ -68,9 +68,10 @@ chaos: chaos-bin
 
 ## chaos-short: a short chaos run on real Kafka, both guarantees (part of
 ## make test-kafka)
-# Known issue (open): under exactly-once on real Kafka, a broker restart
-# mid-run has twice left every worker waiting on UNSTABLE_OFFSET_COMMIT for
-# good (docs/chaos.md, "Known issue"); until it is fixed the short run's
+# Known issue (a Kafka 4.3.1 broker bug): a transaction committed while the
+# broker shuts down can lose its markers and hang for good, holding the
+# group's offsets unstable (docs/chaos.md, "Known issue"; the workers name
+# the hanging transactions and fail after 90 s); the short run's
 # exactly-once pass restarts no broker. make chaos keeps the restart.
 CHAOS_SHORT_EOS ?= $(CHAOS_SHORT) -broker-restarts 0
 

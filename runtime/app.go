@@ -85,6 +85,9 @@ type App struct {
 	revive map[taskID]bool
 	// commitHook is the exactlyOnce committer's test hook (export_test.go).
 	commitHook func(stage string) error
+	// unstableBounds, when set (tests), replace unstableWarnAfter and
+	// unstableFailAfter (unstable.go).
+	unstableBounds *[2]time.Duration
 
 	// resume holds, per input partition of a task being assigned, the
 	// offset after the latest input its restored state reflects, for

@@ -445,10 +445,14 @@ func (a *App) subOf(topic string) (int, bool) {
 // than an offset that may be about to change, and the fetch is retried
 // (Kafka Streams fetches with require_stable under exactly_once_v2 and
 // retries too). Without transactions the answer is the same as without.
+// The wait is bounded (unstable.go): past unstableWarnAfter it logs the
+// transactions holding the offsets, past unstableFailAfter it fails.
 func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, map[topicPartition]string, error) {
 	adm := kadm.NewClient(a.admin)
 	var resp kadm.OffsetResponses
 	var err error
+	began := time.Now()
+	var lastWarn time.Time
 	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		resp, err = adm.FetchOffsets(kadm.RequireStable(ctx), a.cfg.appID)
 		if err == nil {
@@ -457,9 +461,21 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, m
 		if !errors.Is(err, kerr.UnstableOffsetCommit) {
 			break
 		}
-		if backoff == 10*time.Millisecond {
+		waited := time.Since(began)
+		switch {
+		case backoff == 10*time.Millisecond:
 			a.log.Info("committed offsets unstable: a transaction committing offsets of the group is open; waiting for it",
 				"group", a.cfg.appID, "err", err)
+		case waited >= a.unstableFailAfter():
+			return nil, nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: still %w after %v, held by: %s; "+
+				"a transaction open this long is hanging (the brokers lost track of it) or has a timeout far above the "+
+				"application's: kafka-transactions.sh find-hanging and abort end a hanging one",
+				a.cfg.appID, err, waited.Round(time.Second), a.holdersOfGroupOffsets(ctx, a.ownProducerID()))
+		case waited >= a.unstableWarnAfter() && time.Since(lastWarn) >= a.unstableWarnAfter():
+			lastWarn = time.Now()
+			a.log.Error("committed offsets still unstable past the transaction timeout: waiting for the transactions holding them",
+				"group", a.cfg.appID, "waited", waited.Round(time.Second).String(), "fail_after", a.unstableFailAfter().String(),
+				"held_by", a.holdersOfGroupOffsets(ctx, a.ownProducerID()))
 		}
 		select {
 		case <-ctx.Done():

@@ -99,7 +99,16 @@
 // session rejoins. After a transactional error the abort decides whether
 // the instance goes on; an instance fenced by a newer one with the same
 // transactional ID or InstanceID (or whose producer the broker fenced
-// after its transaction timed out) makes Run return a *FencedError.
+// after its transaction timed out) makes Run return a *FencedError. A
+// task restores its changelog read_committed to the log end offset, once
+// every transaction open below it is over, as Kafka Streams. The committed
+// offsets a task resumes from are fetched stable (RequireStable): the
+// fetch waits while a transaction committing offsets of the group is
+// open, logs the transactions holding them past TransactionTimeout+15s
+// (unstable.go) and fails Run past 3*TransactionTimeout+60s, naming them:
+// a transaction open that long is hanging (Kafka 4.3.1 loses the markers
+// of a transaction committed while the broker shuts down), and only an
+// operator can end it (kafka-transactions.sh find-hanging, abort).
 //
 // # State
 //

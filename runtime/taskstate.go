@@ -461,7 +461,7 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		return err
 	}
 	start := time.Now()
-	n, end, err := a.restore(ctx, topic, partition, from, spec.Name, apply)
+	n, end, err := a.restoreTask(ctx, topic, partition, from, spec.Name, apply)
 	if err == nil {
 		err = flush()
 	}

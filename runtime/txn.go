@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -44,6 +45,10 @@ type txnLayer struct {
 	// newClient makes a client with the App's base options and opts.
 	newClient func(opts ...kgo.Opt) (*kgo.Client, error)
 
+	// pid is the producer ID last used (init, TxnOffsetCommit), -1
+	// before: what diagnostics name as this instance's producer.
+	pid atomic.Int64
+
 	// ids caches topic IDs: TxnOffsetCommit v6 (KIP-1319) names topics by
 	// ID, and its responses may carry only the ID.
 	idsMu sync.Mutex
@@ -60,9 +65,12 @@ const retryBackoff = 10 * time.Millisecond
 // rather than at its transaction timeout. It also learns whether the
 // broker needs AddOffsetsToTxn.
 func (t *txnLayer) init(ctx context.Context) error {
-	if _, _, err := t.cl.ProducerID(ctx); err != nil {
+	t.pid.Store(-1)
+	pid, epoch, err := t.cl.ProducerID(ctx)
+	if err != nil {
 		return fmt.Errorf("sluice: init the producer ID of transactional ID %s: %w", t.id, err)
 	}
+	t.pid.Store(pid)
 	req := kmsg.NewPtrApiVersionsRequest()
 	resp, err := req.RequestWith(ctx, t.admin)
 	if err != nil {
@@ -90,7 +98,8 @@ func (t *txnLayer) init(ctx context.Context) error {
 			return err
 		}
 	}
-	t.log.Info("transactions", "transactional_id", t.id, "transaction_version", tv, "add_offsets_to_txn", t.addOffsets)
+	t.log.Info("transactions", "transactional_id", t.id, "producer_id", pid, "producer_epoch", epoch,
+		"transaction_version", tv, "add_offsets_to_txn", t.addOffsets)
 	return nil
 }
 
@@ -185,6 +194,7 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 		if err != nil {
 			return err
 		}
+		t.pid.Store(pid)
 		member, gen := t.cl.GroupMetadata()
 		sentMember, sentGen = member, gen
 		req := kmsg.NewPtrTxnOffsetCommitRequest()
