@@ -35,6 +35,7 @@ func (a *App) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string]
 	if _, gen := cl.GroupMetadata(); gen > 0 {
 		a.prod.setGeneration(gen)
 	}
+	a.rebalanceLocked()
 	ctx := a.runCtx
 	if a.closing || ctx.Err() != nil {
 		a.log.Info("partitions assigned while shutting down: no task created", "partitions", assigned)
@@ -341,6 +342,7 @@ func ready(rs []*runner) []*runner {
 func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.rebalanceLocked()
 	rs := a.affectedLocked(revoked)
 	if len(rs) == 0 {
 		return
@@ -369,6 +371,7 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.rebalanceLocked()
 	rs := a.affectedLocked(lost)
 	if a.cfg.guarantee == ExactlyOnce && a.fatal == nil && len(rs) > 0 {
 		if err := a.commits.abort(a.groupCtx, "lost"); err != nil {
