@@ -33,7 +33,7 @@ type App struct {
 	metrics *metrics
 	brokers []string
 
-	running  atomic.Bool
+	running atomic.Bool
 	// state is the App's State (state.go).
 	state atomic.Int32
 	// watch tracks broker reachability through every client's hooks
