@@ -230,7 +230,11 @@ func (a *App) reviveLocked(ids []taskID) error {
 	if len(unknown) > 0 {
 		// No committed offset: the partition starts over at its log
 		// start, as a new assignment would (ConsumeResetOffset).
-		starts, err := kadm.NewClient(a.admin).ListStartOffsets(a.runCtx, unknown...)
+		var starts kadm.ListedOffsets
+		err := a.retryBrokers(a.runCtx, "list start offsets", func() (err error) {
+			starts, err = kadm.NewClient(a.admin).ListStartOffsets(a.runCtx, unknown...)
+			return err
+		})
 		if err != nil {
 			err = fmt.Errorf("sluice: list the start offsets of %v to rewind revived tasks: %w", unknown, err)
 			a.failLocked(err)
@@ -457,12 +461,19 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, m
 		if err == nil {
 			err = resp.Error()
 		}
-		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+		unstable := errors.Is(err, kerr.UnstableOffsetCommit)
+		// The brokers unreachable (an outage): retried as well, until
+		// ctx ends (the shutdown).
+		if !unstable && (!transientBrokerErr(err) || ctx.Err() != nil) {
 			break
 		}
 		if backoff == 10*time.Millisecond {
-			a.log.Info("committed offsets unstable: a transaction committing offsets of the group is open; waiting for it",
-				"group", a.cfg.appID, "err", err)
+			if unstable {
+				a.log.Info("committed offsets unstable: a transaction committing offsets of the group is open; waiting for it",
+					"group", a.cfg.appID, "err", err)
+			} else {
+				a.log.Warn("fetch the committed offsets: brokers unavailable, retrying", "group", a.cfg.appID, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

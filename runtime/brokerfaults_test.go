@@ -87,6 +87,16 @@ func (h *logCapture) wait(t *testing.T, prefix string, from time.Time, timeout t
 	}
 }
 
+// dump logs the last n records (on a failure).
+func (h *logCapture) dump(t *testing.T, who string, n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rs := h.records[max(0, len(h.records)-n):]
+	for _, r := range rs {
+		t.Logf("%s: %s %s %s %v", who, r.at.Format("15:04:05.000"), r.level, r.msg, r.attrs)
+	}
+}
+
 // waitFor polls cond every 10 ms until it holds, failing the test after
 // timeout with what.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -254,7 +254,7 @@ func (a *App) waitBrokers(ctx, sctx context.Context, adm *kadm.Client) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if sctx.Err() != nil || !retriableAtStartup(err) {
+		if sctx.Err() != nil || !transientBrokerErr(err) {
 			if sctx.Err() != nil {
 				err = fmt.Errorf("no answer within %v (StartupTimeout), %d attempts: %w", a.cfg.startupTimeout, attempt, a.lastStartupErr(err))
 			}
@@ -285,11 +285,12 @@ func (a *App) lastStartupErr(err error) error {
 	return err
 }
 
-// retriableAtStartup reports an error of brokers that may not be up yet:
-// a connection refused or dropped, a name that does not resolve (yet), a
-// timeout, a retriable Kafka error. Authentication and authorization
-// errors, and other Kafka errors, are not.
-func retriableAtStartup(err error) bool {
+// transientBrokerErr reports an error of brokers that are not up (yet,
+// or for the moment): a connection refused or dropped, a name that does
+// not resolve (yet), a timeout, a retriable Kafka error (a coordinator
+// moving or loading). Authentication and authorization errors, and other
+// Kafka errors, are not.
+func transientBrokerErr(err error) bool {
 	if ke, ok := errors.AsType[*kerr.Error](err); ok {
 		return ke.Retriable
 	}
@@ -309,4 +310,30 @@ func retriableAtStartup(err error) bool {
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		errors.Is(err, context.DeadlineExceeded)
+}
+
+// retryBrokers calls fn until it returns nil or an error other than a
+// transient broker error (transientBrokerErr), or until ctx ends, with a
+// backoff from 100 ms to 1 s: a request the App cannot go on without,
+// made while the brokers may be unreachable (an outage). Retries are
+// logged every startupRetryLog, naming what.
+func (a *App) retryBrokers(ctx context.Context, what string, fn func() error) error {
+	var lastLog time.Time
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !transientBrokerErr(err) || ctx.Err() != nil {
+			return err
+		}
+		if time.Since(lastLog) >= startupRetryLog {
+			lastLog = time.Now()
+			a.log.Warn(what+": brokers unavailable, retrying", "brokers", a.brokers, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
