@@ -175,7 +175,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	defer close(a.finished)
 	defer func() {
 		// Run returns: the final state.
-		if err != nil {
+		if err != nil && err != ErrClosed {
 			a.setState(PendingError)
 			a.setState(Error)
 			return

@@ -264,3 +264,22 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// Run on an App closed before it returns ErrClosed and leaves it
+// NOT_RUNNING (CREATED -> PENDING_SHUTDOWN -> NOT_RUNNING).
+func TestStateClosedBeforeRun(t *testing.T) {
+	app, err := runtime.New(wordCount(t, "in", "out"), runtime.ApplicationID("closed"), runtime.Brokers("127.0.0.1:1"),
+		runtime.StateDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Run(context.Background()); !errors.Is(err, runtime.ErrClosed) {
+		t.Fatalf("Run = %v, want ErrClosed", err)
+	}
+	if s := app.State(); s != runtime.NotRunning {
+		t.Errorf("State = %v, want NOT_RUNNING", s)
+	}
+}
