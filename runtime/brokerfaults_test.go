@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -13,7 +14,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
 )
 
 // logCapture is a slog.Handler keeping every record (with its time) for
@@ -281,5 +285,162 @@ func TestStateClosedBeforeRun(t *testing.T) {
 	}
 	if s := app.State(); s != runtime.NotRunning {
 		t.Errorf("State = %v, want NOT_RUNNING", s)
+	}
+}
+
+// restartableKfake is a kfake cluster on a fixed port persisted to a
+// directory, so that it can be stopped and started again with its data: a
+// broker outage (as the chaos program's kfake broker).
+type restartableKfake struct {
+	t    *testing.T
+	port int
+	dir  string
+	c    *kfake.Cluster
+}
+
+func startRestartableKfake(t *testing.T) *restartableKfake {
+	_, port := unusedAddr(t)
+	k := &restartableKfake{t: t, port: port, dir: t.TempDir()}
+	k.start()
+	t.Cleanup(k.stop)
+	return k
+}
+
+func (k *restartableKfake) start() {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(k.port), kfake.DataDir(k.dir))
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	k.c = c
+}
+
+func (k *restartableKfake) stop() {
+	if k.c != nil {
+		k.c.Close()
+		k.c = nil
+	}
+}
+
+func (k *restartableKfake) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(k.port)) }
+
+// countByKey counts the records of input per key into output: one
+// sub-topology, so that under at-least-once the counts stay exact when
+// input is processed again (the local state records the input positions
+// it reflects); downstream of a repartition topic, input processed again
+// upstream writes its repartition records again, which at-least-once
+// counts again.
+func countByKey(t *testing.T, input, output string) *topology.Topology {
+	t.Helper()
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, input, serde.String, serde.String).GroupByKey().Count(dsl.Named("n")).
+		ToStream().To(output, serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// keyBatch returns n keys k0..k{keys-1} in turn from start, and adds
+// them to want.
+func keyBatch(start, n, keys int, want map[string]int64) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("k%d", (start+i)%keys)
+		want[out[i]]++
+	}
+	return out
+}
+
+// The broker goes away under a running App and comes back: the App warns
+// within 5 s, BrokersReachable reports the outage, the return is logged
+// once, processing resumes with exact counts, and nothing stops Run. A
+// shutdown during a second outage still returns within ShutdownTimeout.
+// (The real-broker version, with SIGTERM and SIGKILL and two instances:
+// TestBrokerRestartExactCounts, make test-kafka.)
+func TestBrokerOutageRecovers(t *testing.T) {
+	for _, g := range []runtime.Guarantee{runtime.AtLeastOnce, runtime.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) {
+			k := startRestartableKfake(t)
+			tc := &testCluster{brokers: []string{k.addr()}}
+			input, output := "lines", "counts"
+			tc.create(t, 2, input, output)
+			logs := newLogCapture()
+			const shutdown = 4 * time.Second
+			app, err := runtime.New(countByKey(t, input, output), runtime.ApplicationID("outage"), runtime.Brokers(k.addr()),
+				runtime.StateDir(t.TempDir()), runtime.CommitInterval(100*time.Millisecond), runtime.ProcessingGuarantee(g),
+				runtime.ShutdownTimeout(shutdown), runtime.Logger(slog.New(logs)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- app.Run(context.Background()) }()
+			t.Cleanup(func() {
+				_ = app.Close()
+				if t.Failed() {
+					logs.dump(t, "app", 200)
+				}
+			})
+			want := map[string]int64{}
+			tc.produceKeys(t, input, keyBatch(0, 600, 23, want)...)
+			got, _ := tc.counts(t, output, time.Minute, equalCounts(want))
+			if d := diffCounts(got, want); d != "" {
+				t.Fatalf("counts before the outage differ: %s", d)
+			}
+
+			outage := func() time.Time {
+				t.Helper()
+				stopping := time.Now()
+				k.stop()
+				gone := time.Now()
+				w := logs.wait(t, "brokers unreachable", gone, 5*time.Second)
+				if !strings.Contains(w.attrs["brokers"], k.addr()) || w.attrs["err"] == "" {
+					t.Errorf("warning %v: want the broker %s and the error", w.attrs, k.addr())
+				}
+				t.Logf("warned %v after the broker stopped", w.at.Sub(gone).Round(time.Millisecond))
+				if ok, since, err := app.BrokersReachable(); ok || err == nil || since.Before(stopping) || since.After(w.at) {
+					t.Errorf("BrokersReachable during the outage = %v, %v, %v", ok, since, err)
+				}
+				if s := app.State(); !s.IsRunningOrRebalancing() {
+					t.Errorf("State during the outage = %v", s)
+				}
+				return gone
+			}
+			gone := outage()
+			k.start()
+			back := time.Now()
+			r := logs.wait(t, "brokers reachable again", back, 30*time.Second)
+			t.Logf("reachable again %v after the broker started (outage %s)", r.at.Sub(back).Round(time.Millisecond), r.attrs["outage"])
+			if n := len(logs.find("brokers reachable again", gone)); n != 1 {
+				t.Errorf("recovery logged %d times, want once", n)
+			}
+			tc.produceKeys(t, input, keyBatch(600, 600, 23, want)...)
+			got, _ = tc.counts(t, output, time.Minute, equalCounts(want))
+			if d := diffCounts(got, want); d != "" {
+				t.Fatalf("counts after the outage differ: %s", d)
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("Run returned %v", err)
+			default:
+			}
+			waitFor(t, 30*time.Second, "RUNNING after the outage", func() bool { return app.State() == runtime.Running })
+
+			// A shutdown during an outage is bounded.
+			outage()
+			begin := time.Now()
+			if err := app.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("Run = %v after a shutdown during an outage", err)
+			}
+			if took := time.Since(begin); took > shutdown+2*time.Second {
+				t.Errorf("the shutdown during an outage took %v, ShutdownTimeout %v", took, shutdown)
+			}
+			if s := app.State(); s != runtime.NotRunning {
+				t.Errorf("State = %v, want NOT_RUNNING", s)
+			}
+		})
 	}
 }

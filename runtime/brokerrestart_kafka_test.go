@@ -18,9 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/runtime"
-	"github.com/sluicehq/sluice/serde"
 )
 
 // scriptBroker is a real Kafka broker of the test's own, run by
@@ -159,13 +157,7 @@ func brokerRestart(t *testing.T, b *scriptBroker, g runtime.Guarantee) {
 	c := &testCluster{brokers: b.brokers, real: true}
 	input, output := topic(t, "in"), topic(t, "counts")
 	c.create(t, 4, input, output)
-	bld := dsl.NewBuilder()
-	dsl.FromTopic(bld, input, serde.String, serde.String).GroupByKey().Count(dsl.Named("n")).
-		ToStream().To(output, serde.String, serde.Int64)
-	topo, err := bld.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := countByKey(t, input, output)
 	appID := topic(t, "app")
 	var insts []*brokerFaultInstance
 	for i := range 2 {
