@@ -89,6 +89,9 @@ type App struct {
 	// rolled back (ExactlyOnce): the poll loop revives them (reviveLocked)
 	// after its next poll, as only it may rewind the partitions.
 	revive map[taskID]bool
+	// lostGen is the group generation whose partitions were lost
+	// (onLost): the App is Rebalancing until it has joined a newer one.
+	lostGen int32
 	// commitHook is the exactlyOnce committer's test hook (export_test.go).
 	commitHook func(stage string) error
 

@@ -376,6 +376,9 @@ func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.rebalanceLocked()
+	// Rebalancing until the member is in the group again, with a newer
+	// generation (updateStateLocked).
+	_, a.lostGen = a.client.GroupMetadata()
 	rs := a.affectedLocked(lost)
 	if a.cfg.guarantee == ExactlyOnce && a.fatal == nil && len(rs) > 0 {
 		if err := a.commits.abort(a.groupCtx, "lost"); err != nil {

@@ -100,15 +100,15 @@ func (a *App) setState(next State) bool {
 }
 
 // updateStateLocked moves the App between Rebalancing and Running after a
-// poll round: Running once it has joined the group (a generation) and
-// none of its tasks restores or awaits its revival; Rebalancing
-// otherwise. The group callbacks move it to Rebalancing (rebalanceLocked).
+// poll round: Running once it has joined the group (a generation newer
+// than one whose partitions were lost) and none of its tasks restores or
+// awaits its revival; Rebalancing otherwise. The group callbacks move it to Rebalancing (rebalanceLocked).
 func (a *App) updateStateLocked() {
 	if a.closing || a.runCtx.Err() != nil {
 		return
 	}
 	_, gen := a.client.GroupMetadata()
-	busy := gen <= 0 || len(a.revive) > 0
+	busy := gen <= 0 || gen <= a.lostGen || len(a.revive) > 0
 	for _, r := range a.runners {
 		busy = busy || r.restoring
 	}
