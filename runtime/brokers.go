@@ -223,8 +223,10 @@ func ownError(err error) bool {
 // err is the last connection or request error while ok is false. An
 // outage is not fatal: Run goes on retrying, and resumes processing when
 // a broker answers (see the package documentation, "Broker outages").
-// Kafka Streams has no such call; its KafkaStreams.state() stays RUNNING
-// through an outage, as State does.
+// After Run returns it keeps reporting what it saw last. Safe to call
+// from any goroutine. Kafka Streams has no such call; its
+// KafkaStreams.state() stays RUNNING through an outage, as State does.
+// The gauge sluice_brokers_reachable follows ok (1 or 0).
 func (a *App) BrokersReachable() (ok bool, since time.Time, err error) {
 	return a.watch.status()
 }
