@@ -657,7 +657,11 @@ func (a *App) checkLocalState(ctx context.Context, ts *taskState, committed map[
 			ahead = fmt.Sprintf("its position %d in topic %s partition %d is past the group's committed offset", off, tp.topic, tp.partition)
 		}
 	}
-	ends, err := kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
+	var ends kadm.ListedOffsets
+	err := a.retryBrokers(ctx, "list end offsets to check local state", func() (err error) {
+		ends, err = kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("sluice: list end offsets to check local state: %w", err)
 	}

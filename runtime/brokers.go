@@ -320,6 +320,10 @@ func transientBrokerErr(err error) bool {
 // made while the brokers may be unreachable (an outage). Retries are
 // logged every startupRetryLog, naming what.
 func (a *App) retryBrokers(ctx context.Context, what string, fn func() error) error {
+	return retryBrokers(ctx, a.log, what, fn)
+}
+
+func retryBrokers(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	var lastLog time.Time
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -329,7 +333,7 @@ func (a *App) retryBrokers(ctx context.Context, what string, fn func() error) er
 		}
 		if time.Since(lastLog) >= startupRetryLog {
 			lastLog = time.Now()
-			a.log.Warn(what+": brokers unavailable, retrying", "brokers", a.brokers, "attempt", attempt, "err", err)
+			log.Warn(what+": brokers unavailable, retrying", "attempt", attempt, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -60,10 +60,15 @@ type changelogReader struct {
 // reader in logs and metrics (the store). It returns the number of records
 // applied and the offset it read to (the end offset).
 func (cr *changelogReader) read(ctx context.Context, topic string, partition int32, from int64, label string, apply func(*kgo.Record) error) (int64, int64, error) {
-	starts, err := cr.admin.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
+	// The brokers may be unreachable for a while (an outage): the
+	// listings are retried until ctx ends (the task closes).
+	var starts kadm.ListedOffsets
+	err := retryBrokers(ctx, cr.log, "restore "+topic+": list start offsets", func() (err error) {
+		if starts, err = cr.admin.ListStartOffsets(ctx, topic); err == nil {
+			err = starts.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
 	}
@@ -71,10 +76,13 @@ func (cr *changelogReader) read(ctx context.Context, topic string, partition int
 	if cr.readCommitted {
 		list, what = cr.admin.ListCommittedOffsets, "last stable"
 	}
-	ends, err := list(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	var ends kadm.ListedOffsets
+	err = retryBrokers(ctx, cr.log, "restore "+topic+": list "+what+" offsets", func() (err error) {
+		if ends, err = list(ctx, topic); err == nil {
+			err = ends.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list %s offsets: %w", topic, partition, what, err)
 	}
