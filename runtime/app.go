@@ -33,7 +33,13 @@ type App struct {
 	metrics *metrics
 	brokers []string
 
-	running  atomic.Bool
+	running atomic.Bool
+	// state is the App's State (state.go).
+	state atomic.Int32
+	// watch tracks broker reachability through every client's hooks
+	// (brokers.go).
+	watch *brokerWatch
+
 	closeMu  sync.Mutex
 	closed   bool
 	cancel   context.CancelFunc
@@ -83,6 +89,9 @@ type App struct {
 	// rolled back (ExactlyOnce): the poll loop revives them (reviveLocked)
 	// after its next poll, as only it may rewind the partitions.
 	revive map[taskID]bool
+	// lostGen is the group generation whose partitions were lost
+	// (onLost): the App is Rebalancing until it has joined a newer one.
+	lostGen int32
 	// commitHook is the exactlyOnce committer's test hook (export_test.go).
 	commitHook func(stage string) error
 	// unstableBounds, when set (tests), replace unstableWarnAfter and
@@ -154,6 +163,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
 	}
 	a.standbys = newStandbys(a)
+	a.watch = newBrokerWatch(a.log, m.brokersReachable)
 	return a, nil
 }
 
@@ -169,13 +179,30 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return errors.New("sluice: App.Run called twice")
 	}
 	defer close(a.finished)
+	defer func() {
+		// Run returns: the final state.
+		if err != nil && err != ErrClosed {
+			a.setState(PendingError)
+			a.setState(Error)
+			return
+		}
+		a.setState(PendingShutdown)
+		a.setState(NotRunning)
+	}()
+	defer a.watch.stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.closeMu.Lock()
 	if a.closed {
 		a.closeMu.Unlock()
+		a.setState(PendingShutdown)
 		return ErrClosed
 	}
+	a.setState(Rebalancing)
+	// A shutdown asked for (ctx, Close) begins; after a fatal error
+	// (PendingError, set before the cancel) the transition is refused.
+	stopState := context.AfterFunc(ctx, func() { a.setState(PendingShutdown) })
+	defer stopState()
 	a.cancel = cancel
 	a.closeMu.Unlock()
 
@@ -204,8 +231,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return nil // shut down while starting, as asked
 		}
+		a.setState(PendingError)
 		return err
 	}
+	a.watch.arm()
 	a.work = make(chan *runner)
 	a.done = make(chan *runner)
 	for range a.cfg.workers {
@@ -213,6 +242,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("running", "brokers", a.brokers, "tasks", a.layout.tasks)
 	loopErr := a.loop(ctx)
+	if loopErr != nil {
+		a.setState(PendingError)
+	}
 	// The loop also ends on its own errors (a failed record, commit or
 	// fetch), which do not end ctx: end it, so that the shutdown's bound
 	// starts and the restores in progress are cancelled.
@@ -254,7 +286,7 @@ func leaveReserve(timeout time.Duration) time.Duration { return min(timeout/5, t
 // baseClientOpts are the options every client of the App uses.
 func (a *App) baseClientOpts() []kgo.Opt {
 	opts := slices.Clone(a.cfg.clientOpts)
-	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx))
+	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx), kgo.WithHooks(a.watch))
 }
 
 // start checks the brokers within
@@ -273,11 +305,8 @@ func (a *App) start(ctx context.Context) error {
 	a.changelogs = a.newChangelogReader()
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.startupTimeout)
 	defer cancel()
-	if _, err := adm.BrokerMetadata(sctx); err != nil {
-		if ctx.Err() == nil && sctx.Err() != nil {
-			err = fmt.Errorf("no answer within %v: %w", a.cfg.startupTimeout, err)
-		}
-		return &BrokerError{Brokers: a.brokers, Err: err}
+	if err := a.waitBrokers(ctx, sctx, adm); err != nil {
+		return err
 	}
 	l, err := a.planTopics(sctx, adm)
 	if err != nil {
@@ -406,6 +435,7 @@ func (a *App) failLocked(err error) {
 		a.fatal = err
 		a.log.Error("fatal error", "err", err)
 	}
+	a.setState(PendingError)
 	a.closeMu.Lock()
 	cancel := a.cancel
 	a.closeMu.Unlock()

@@ -35,6 +35,7 @@ func (a *App) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string]
 	if _, gen := cl.GroupMetadata(); gen > 0 {
 		a.prod.setGeneration(gen)
 	}
+	a.rebalanceLocked()
 	ctx := a.runCtx
 	if a.closing || ctx.Err() != nil {
 		a.log.Info("partitions assigned while shutting down: no task created", "partitions", assigned)
@@ -229,7 +230,11 @@ func (a *App) reviveLocked(ids []taskID) error {
 	if len(unknown) > 0 {
 		// No committed offset: the partition starts over at its log
 		// start, as a new assignment would (ConsumeResetOffset).
-		starts, err := kadm.NewClient(a.admin).ListStartOffsets(a.runCtx, unknown...)
+		var starts kadm.ListedOffsets
+		err := a.retryBrokers(a.runCtx, "list start offsets", func() (err error) {
+			starts, err = kadm.NewClient(a.admin).ListStartOffsets(a.runCtx, unknown...)
+			return err
+		})
 		if err != nil {
 			err = fmt.Errorf("sluice: list the start offsets of %v to rewind revived tasks: %w", unknown, err)
 			a.failLocked(err)
@@ -341,6 +346,7 @@ func ready(rs []*runner) []*runner {
 func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.rebalanceLocked()
 	rs := a.affectedLocked(revoked)
 	if len(rs) == 0 {
 		return
@@ -369,6 +375,10 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.rebalanceLocked()
+	// Rebalancing until the member is in the group again, with a newer
+	// generation (updateStateLocked).
+	_, a.lostGen = a.client.GroupMetadata()
 	rs := a.affectedLocked(lost)
 	if a.cfg.guarantee == ExactlyOnce && a.fatal == nil && len(rs) > 0 {
 		if err := a.commits.abort(a.groupCtx, "lost"); err != nil {
@@ -458,11 +468,18 @@ func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, m
 		if err == nil {
 			err = resp.Error()
 		}
-		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+		unstable := errors.Is(err, kerr.UnstableOffsetCommit)
+		// The brokers unreachable (an outage): retried as well, until
+		// ctx ends (the shutdown).
+		if !unstable && (!transientBrokerErr(err) || ctx.Err() != nil) {
 			break
 		}
 		waited := time.Since(began)
 		switch {
+		case !unstable:
+			if backoff == 10*time.Millisecond {
+				a.log.Warn("fetch the committed offsets: brokers unavailable, retrying", "group", a.cfg.appID, "err", err)
+			}
 		case backoff == 10*time.Millisecond:
 			a.log.Info("committed offsets unstable: a transaction committing offsets of the group is open; waiting for it",
 				"group", a.cfg.appID, "err", err)
@@ -656,7 +673,11 @@ func (a *App) checkLocalState(ctx context.Context, ts *taskState, committed map[
 			ahead = fmt.Sprintf("its position %d in topic %s partition %d is past the group's committed offset", off, tp.topic, tp.partition)
 		}
 	}
-	ends, err := kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
+	var ends kadm.ListedOffsets
+	err := a.retryBrokers(ctx, "list end offsets to check local state", func() (err error) {
+		ends, err = kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("sluice: list end offsets to check local state: %w", err)
 	}

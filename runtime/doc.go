@@ -194,6 +194,35 @@
 // callback can open a store any more. SignalContext gives a context that a
 // SIGINT or SIGTERM cancels, and a second signal exits at once.
 //
+// # Start-up, broker outages and state
+//
+// Run waits for the brokers: a refused connection, a name that does not
+// resolve yet or a timeout is retried, with a backoff up to 1 s and a
+// warning at most every 5 s, until StartupTimeout (default 30 s) has
+// passed; Run then fails with a BrokerError naming the brokers, the
+// timeout and the last error. Errors no retry cures (authentication, a
+// Kafka error that is not retriable) fail at once.
+//
+// While running, every client of the App reports its connection attempts
+// and requests to one watcher (franz-go's hooks; brokers.go). When every
+// broker the App talks to has failed for a second, the App logs a warning
+// naming the brokers and the last error, BrokersReachable reports false
+// with the outage's start, and the gauge sluice_brokers_reachable is 0;
+// the first answer ends the outage, logged once. An outage is never fatal:
+// franz-go retries fetches, group requests and produces (no delivery
+// timeout); an at-least-once commit the brokers cannot take is postponed
+// to the next interval (nothing committed, nothing lost); under
+// exactly-once a commit that fails is aborted and the tasks revived, the
+// abort and the committed-offset fetch waiting for a broker. Processing
+// resumes by itself when a broker answers again.
+//
+// State returns the App's State, Kafka Streams' KafkaStreams.State with
+// its transitions: Created, then Rebalancing from Run (start-up, joining,
+// restoring), Running once in the group with every task restored,
+// PendingShutdown and NotRunning after a shutdown asked for,
+// PendingError and Error after a fatal error. A broker outage changes no
+// state, as in Kafka Streams. See docs/operations.md.
+//
 // # Concurrency and lock order
 //
 // One goroutine polls and, holding App.mu for a round, activates the
@@ -225,7 +254,7 @@
 // # Errors
 //
 // Start-up errors name what is wrong: BrokerError (the brokers cannot be
-// reached within StartupTimeout), MissingTopicError, CoPartitionError,
+// reached within StartupTimeout, or refused the App), MissingTopicError, CoPartitionError,
 // ConfigError (naming the option). Processing errors name the task, node,
 // topic, partition and offset.
 package runtime

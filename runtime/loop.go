@@ -127,6 +127,9 @@ func (a *App) loop(ctx context.Context) error {
 				err = nil
 			}
 		}
+		if err == nil {
+			a.updateStateLocked()
+		}
 		if err == nil && len(a.runners) > 0 {
 			if lastSweep.IsZero() {
 				lastSweep = time.Now()

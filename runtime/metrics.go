@@ -32,6 +32,9 @@ type metrics struct {
 	// skipped as a former owner's written after a newer owner's
 	// (GenerationHeader).
 	staleSkipped prometheus.Counter
+	// brokersReachable is 1 while the App reaches a broker, 0 before the
+	// first answer and during an outage (brokers.go).
+	brokersReachable prometheus.Gauge
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -83,10 +86,13 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		staleSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_changelog_stale_generation_skipped_total", Help: "Changelog records restores and standby tasks skipped: written by a former owner of the task (a zombie) after a newer owner's, by their group generation.", ConstLabels: labels,
 		}),
+		brokersReachable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_brokers_reachable", Help: "1 while the App reaches a Kafka broker; 0 before the first answer and while every broker has failed for a second (an outage).", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
-			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped} {
+			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped, m.brokersReachable} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

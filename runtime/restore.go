@@ -84,10 +84,15 @@ func (cr *changelogReader) readToLogEnd(ctx context.Context, topic string, parti
 // readTo is read to the log end offset (logEnd) or, with readCommitted,
 // to the last stable offset.
 func (cr *changelogReader) readTo(ctx context.Context, topic string, partition int32, from int64, label string, logEnd bool, apply func(*kgo.Record) error) (int64, int64, error) {
-	starts, err := cr.admin.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
+	// The brokers may be unreachable for a while (an outage): the
+	// listings are retried until ctx ends (the task closes).
+	var starts kadm.ListedOffsets
+	err := retryBrokers(ctx, cr.log, "restore "+topic+": list start offsets", func() (err error) {
+		if starts, err = cr.admin.ListStartOffsets(ctx, topic); err == nil {
+			err = starts.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
 	}
@@ -95,10 +100,13 @@ func (cr *changelogReader) readTo(ctx context.Context, topic string, partition i
 	if cr.readCommitted && !logEnd {
 		list, what = cr.admin.ListCommittedOffsets, "last stable"
 	}
-	ends, err := list(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	var ends kadm.ListedOffsets
+	err = retryBrokers(ctx, cr.log, "restore "+topic+": list "+what+" offsets", func() (err error) {
+		if ends, err = list(ctx, topic); err == nil {
+			err = ends.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list %s offsets: %w", topic, partition, what, err)
 	}

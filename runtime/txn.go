@@ -316,15 +316,29 @@ func (t *txnLayer) abort(ctx context.Context) error {
 		return fmt.Errorf("sluice: abort the buffered records of transactional ID %s: %w", t.id, err)
 	}
 	var err error
-	for try := 0; try < 3; try++ {
+	backoff := 100 * time.Millisecond
+	for try := 0; ; try++ {
 		// A retry after an unconfirmed outcome (a transport error)
 		// re-initialises the producer ID, which aborts on the broker.
 		if err = t.cl.EndTransaction(ctx, kgo.TryAbort); err == nil {
 			return nil
 		}
-		if _, ok := errors.AsType[*kerr.Error](err); ok || ctx.Err() != nil {
+		if ke, ok := errors.AsType[*kerr.Error](err); ok && !ke.Retriable || ctx.Err() != nil {
 			break
 		}
+		// The brokers unreachable (an outage): retried until ctx ends;
+		// other errors three times.
+		if !transientBrokerErr(err) && try >= 2 {
+			break
+		}
+		if try == 0 || try%10 == 0 {
+			t.log.Warn("abort the transaction: brokers unavailable, retrying", "transactional_id", t.id, "attempt", try+1, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 	return fmt.Errorf("sluice: abort the transaction of transactional ID %s: %w", t.id, err)
 }

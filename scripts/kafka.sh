@@ -6,7 +6,11 @@
 #   scripts/kafka.sh start [DIR]         start a broker on free ports; prints KAFKA_BROKERS=...
 #   scripts/kafka.sh stop [DIR]          stop it (SIGTERM, then SIGKILL after 30 s)
 #   scripts/kafka.sh restart [DIR]       stop it (as stop) and start it again on the same
-#                                        ports and data (the chaos program's broker restart)
+#                                        ports and data (the chaos program's broker restart);
+#                                        after halt or kill, only the start
+#   scripts/kafka.sh halt [DIR]          stop it as stop does (SIGTERM: a clean shutdown) but
+#                                        keep its data and ports for restart: a broker outage
+#   scripts/kafka.sh kill [DIR]          the same with SIGKILL (a crash), waiting until it is gone
 #   scripts/kafka.sh run [DIR] -- CMD... start, run CMD with KAFKA_BROKERS set, always stop
 #   scripts/kafka.sh compat ARGS...      run compat/java/ReadWithKafkaStreams with ARGS: the
 #                                        kafka-streams jars are fetched into
@@ -277,6 +281,29 @@ restart() {
 	launch "$dir" "$port"
 }
 
+# halt [DIR] / kill [DIR]: stop the broker started in DIR, with SIGTERM as
+# stop (halt) or SIGKILL (kill), keeping DIR/env, its data and ports, so
+# that restart brings it back: a broker outage for tests.
+halt() {
+	local dir
+	dir=$(rundir "${1:-}")
+	[ -f "$dir/env" ] || die "halt: no broker started in $dir"
+	[ -f "$dir/pid" ] || return 0
+	kill_wait "$(cat "$dir/pid")"
+	rm -f "$dir/pid"
+}
+
+kill9() {
+	local dir pid
+	dir=$(rundir "${1:-}")
+	[ -f "$dir/env" ] || die "kill: no broker started in $dir"
+	[ -f "$dir/pid" ] || return 0
+	pid=$(cat "$dir/pid")
+	kill -KILL "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+	rm -f "$dir/pid"
+}
+
 stop() {
 	local dir
 	dir=$(rundir "${1:-}")
@@ -320,9 +347,11 @@ fetch) fetch ;;
 start) start "$@" ;;
 stop) stop "$@" ;;
 restart) restart "$@" ;;
+halt) halt "$@" ;;
+kill) kill9 "$@" ;;
 run) run "$@" ;;
 compat) compat "$@" ;;
 java) java_class "$@" ;;
 describe) describe "$@" ;;
-*) die "usage: $0 fetch | start [DIR] | stop [DIR] | restart [DIR] | run [DIR] -- CMD... | compat ARGS... | java CLASS ARGS... | describe OUTDIR" ;;
+*) die "usage: $0 fetch | start [DIR] | stop [DIR] | restart [DIR] | halt [DIR] | kill [DIR] | run [DIR] -- CMD... | compat ARGS... | java CLASS ARGS... | describe OUTDIR" ;;
 esac
