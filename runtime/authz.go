@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -225,6 +226,24 @@ func (a *App) internalTopicOps(l *layout) topicOps {
 // yet is described without its authorized operations by some brokers:
 // then the join itself is the check (loop maps its refusal).
 func (a *App) checkGroupAccess(ctx context.Context) error {
+	for {
+		err := a.describeGroupAccess(ctx)
+		if err == nil || !kerr.IsRetriable(err) {
+			return err
+		}
+		// A new cluster's group coordinator (the offsets topic) may not
+		// be ready yet: COORDINATOR_NOT_AVAILABLE until it is.
+		select {
+		case <-ctx.Done():
+			return &BrokerError{Brokers: a.brokers, Err: fmt.Errorf("describe group %s: %w", a.cfg.appID, err)}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// describeGroupAccess is one attempt of checkGroupAccess; a retriable
+// error is returned as it is.
+func (a *App) describeGroupAccess(ctx context.Context) error {
 	group := a.cfg.appID
 	req := kmsg.NewPtrDescribeGroupsRequest()
 	req.Groups = []string{group}
@@ -234,6 +253,9 @@ func (a *App) checkGroupAccess(ctx context.Context) error {
 		if sh.Err != nil {
 			if errors.Is(sh.Err, kerr.GroupAuthorizationFailed) {
 				return a.authError(kmsg.ACLResourceTypeGroup, group, kmsg.ACLOperationRead, sh.Err)
+			}
+			if kerr.IsRetriable(sh.Err) {
+				return sh.Err
 			}
 			return &BrokerError{Brokers: a.brokers, Err: fmt.Errorf("describe group %s: %w", group, sh.Err)}
 		}
@@ -245,6 +267,9 @@ func (a *App) checkGroupAccess(ctx context.Context) error {
 			err := kerr.ErrorForCode(g.ErrorCode)
 			if errors.Is(err, kerr.GroupAuthorizationFailed) {
 				return a.authError(kmsg.ACLResourceTypeGroup, group, kmsg.ACLOperationRead, err)
+			}
+			if kerr.IsRetriable(err) {
+				return err
 			}
 			if err != nil {
 				continue // e.g. GROUP_ID_NOT_FOUND: the join checks
