@@ -78,17 +78,7 @@ func (b *secureBroker) adm(t *testing.T) *kadm.Client { return kadm.NewClient(b.
 // createTopics creates topics as the super user.
 func (b *secureBroker) createTopics(t *testing.T, partitions int32, topics ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resps, err := b.adm(t).CreateTopics(ctx, partitions, 1, nil, topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range resps.Sorted() {
-		if r.Err != nil {
-			t.Fatalf("create topic %s: %v", r.Topic, r.Err)
-		}
-	}
+	b.admin.createTopics(t, partitions, topics...)
 }
 
 // acl is one ACL of an application: operations on a resource.
