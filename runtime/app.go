@@ -254,10 +254,9 @@ func leaveReserve(timeout time.Duration) time.Duration { return min(timeout/5, t
 
 // baseClientOpts are the options every client of the App uses: each
 // kgo.NewClient of the runtime starts from them, so the brokers, TLS and
-// SASL (after ClientOptions, which they override) reach every client.
+// SASL (which win over ClientOptions) reach every client.
 func (a *App) baseClientOpts() []kgo.Opt {
-	opts := slices.Clone(a.cfg.clientOpts)
-	opts = append(opts, a.cfg.securityOpts()...)
+	opts := a.cfg.clientOptsWithSecurity()
 	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx))
 }
 

@@ -126,15 +126,19 @@ func (c *config) validateSecurity() []error {
 	return errs
 }
 
-// securityOpts are the franz-go options of TLS and SASL, for every client
-// the App makes (baseClientOpts).
-func (c *config) securityOpts() []kgo.Opt {
+// clientOptsWithSecurity are the franz-go options of every client the App makes
+// (baseClientOpts): the SASL option's mechanism, then ClientOptions, then
+// the TLS option's config. The security options win over ClientOptions
+// that set the same: franz-go authenticates with the first mechanism
+// given (kgo.SASL appends), and the last kgo.DialTLSConfig.
+func (c *config) clientOptsWithSecurity() []kgo.Opt {
 	var opts []kgo.Opt
-	if c.tls != nil {
-		opts = append(opts, kgo.DialTLSConfig(c.tls.Clone()))
-	}
 	if len(c.sasl) > 0 {
 		opts = append(opts, kgo.SASL(c.sasl[0].mechanismImpl()))
+	}
+	opts = append(opts, c.clientOpts...)
+	if c.tls != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.tls.Clone()))
 	}
 	return opts
 }
