@@ -283,47 +283,64 @@ func TestSecureMissingACLFailsAtStartup(t *testing.T) {
 		namePrefix      bool // name is a prefix of the resource (internal topic, transactional ID)
 	}
 	for _, tc := range []struct {
-		name string
-		eos  bool
-		drop func(appID, input, output string) (kmsg.ACLResourceType, string, kadm.ACLOperation)
-		want func(appID, input, output string) want
+		name  string
+		eos   bool
+		drop  func(appID, input, output string) (kmsg.ACLResourceType, string, kadm.ACLOperation)
+		want  func(appID, input, output string) want
+		extra func(appID string) []acl // granted besides
 	}{
 		{"no READ on the input topic", false,
 			func(_, input, _ string) (kmsg.ACLResourceType, string, kadm.ACLOperation) {
 				return kmsg.ACLResourceTypeTopic, input, kadm.OpRead
 			},
-			func(_, input, _ string) want { return want{"TOPIC", input, "READ", false} }},
+			func(_, input, _ string) want { return want{"TOPIC", input, "READ", false} }, nil},
 		{"no WRITE on the output topic", false,
 			func(_, _, output string) (kmsg.ACLResourceType, string, kadm.ACLOperation) {
 				return kmsg.ACLResourceTypeTopic, output, kadm.OpWrite
 			},
-			func(_, _, output string) want { return want{"TOPIC", output, "WRITE", false} }},
+			func(_, _, output string) want { return want{"TOPIC", output, "WRITE", false} }, nil},
 		{"no CREATE on the internal topics", false,
 			func(appID, _, _ string) (kmsg.ACLResourceType, string, kadm.ACLOperation) {
 				return kmsg.ACLResourceTypeTopic, appID, kadm.OpCreate
 			},
-			func(appID, _, _ string) want { return want{"TOPIC", appID + "-counts-", "CREATE", true} }},
+			func(appID, _, _ string) want { return want{"TOPIC", appID + "-counts-", "CREATE", true} }, nil},
 		{"no DELETE on the internal topics", false,
 			func(appID, _, _ string) (kmsg.ACLResourceType, string, kadm.ACLOperation) {
 				return kmsg.ACLResourceTypeTopic, appID, kadm.OpDelete
 			},
-			func(appID, _, _ string) want { return want{"TOPIC", appID + "-counts-repartition", "DELETE", false} }},
+			func(appID, _, _ string) want { return want{"TOPIC", appID + "-counts-repartition", "DELETE", false} }, nil},
 		{"no READ on the group", false,
 			func(appID, _, _ string) (kmsg.ACLResourceType, string, kadm.ACLOperation) {
 				return kmsg.ACLResourceTypeGroup, appID, kadm.OpRead
 			},
-			func(appID, _, _ string) want { return want{"GROUP", appID, "READ", false} }},
+			func(appID, _, _ string) want { return want{"GROUP", appID, "READ", false} }, nil},
+		// DESCRIBE without READ: the group is described, but a group
+		// that does not exist yet comes without its authorized
+		// operations (GROUP_ID_NOT_FOUND), so the refused join is what
+		// names it.
+		{"DESCRIBE but no READ on the group", false,
+			func(appID, _, _ string) (kmsg.ACLResourceType, string, kadm.ACLOperation) {
+				return kmsg.ACLResourceTypeGroup, appID, kadm.OpRead
+			},
+			func(appID, _, _ string) want { return want{"GROUP", appID, "READ", false} },
+			func(appID string) []acl {
+				return []acl{{kmsg.ACLResourceTypeGroup, appID, kadm.ACLPatternLiteral, []kadm.ACLOperation{kadm.OpDescribe}}}
+			}},
 		{"no WRITE on the transactional ID", true,
 			func(appID, _, _ string) (kmsg.ACLResourceType, string, kadm.ACLOperation) {
 				return kmsg.ACLResourceTypeTransactionalId, appID, kadm.OpWrite
 			},
-			func(appID, _, _ string) want { return want{"TRANSACTIONAL_ID", appID + "-", "WRITE", true} }},
+			func(appID, _, _ string) want { return want{"TRANSACTIONAL_ID", appID + "-", "WRITE", true} }, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			input, output, appID := topic(t, "lines"), topic(t, "counts"), topic(t, "app")
 			b.createTopics(t, 2, input, output)
 			rtype, name, op := tc.drop(appID, input, output)
-			b.grant(t, "User:"+b.user, without(appACLs(appID, input, output, tc.eos), rtype, name, op))
+			acls := without(appACLs(appID, input, output, tc.eos), rtype, name, op)
+			if tc.extra != nil {
+				acls = append(acls, tc.extra(appID)...)
+			}
+			b.grant(t, "User:"+b.user, acls)
 			var logs logBuffer
 			opts := []runtime.Option{
 				runtime.ApplicationID(appID), runtime.Brokers(b.saslBrokers...),
