@@ -19,11 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -157,19 +157,15 @@ func TestTLSOptionOnEmbeddedBroker(t *testing.T) {
 	in.stop(t)
 }
 
-// createTopics creates topics with the cluster's client options.
+// createTopics creates topics with the cluster's client options
+// (connectors.CreateTopicsWith).
 func (c *testCluster) createTopics(t *testing.T, partitions int32, topics ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resps, err := kadm.NewClient(c.client(t)).CreateTopics(ctx, partitions, 1, nil, topics...)
-	if err != nil {
+	opts := append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, c.opts...)
+	if err := connectors.CreateTopicsWith(ctx, opts, partitions, topics...); err != nil {
 		t.Fatal(err)
-	}
-	for _, r := range resps.Sorted() {
-		if r.Err != nil {
-			t.Fatalf("create topic %s: %v", r.Topic, r.Err)
-		}
 	}
 }
 
