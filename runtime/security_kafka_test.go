@@ -166,6 +166,25 @@ func (b *secureBroker) grant(t *testing.T, principal string, acls []acl) {
 				t.Fatalf("create ACL %v %v on %v %s: %v", principal, r.Operation, r.Type, r.Name, r.Err)
 			}
 		}
+		// The broker applies an ACL when the controller's metadata
+		// reaches it, after CreateAcls returns; DescribeAcls answers
+		// from the broker's authorizer, so once it lists the ACLs, they
+		// are enforced.
+		for {
+			res, err := adm.DescribeACLs(ctx, bld)
+			applied := err == nil
+			for _, r := range res {
+				applied = applied && r.Err == nil && len(r.Described) > 0
+			}
+			if applied {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("ACLs of %s on %v %s not applied by the broker: %v", principal, a.rtype, a.name, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 }
 
