@@ -148,7 +148,7 @@ func (b *secureBroker) grant(t *testing.T, principal string, acls []acl) {
 	defer cancel()
 	adm := b.adm(t)
 	for _, a := range acls {
-		bld := kadm.NewACLs().Allow(principal).Operations(a.ops...).ResourcePatternType(a.pattern)
+		bld := kadm.NewACLs().Allow(principal).AllowHosts("*").Operations(a.ops...).ResourcePatternType(a.pattern)
 		switch a.rtype {
 		case kmsg.ACLResourceTypeTopic:
 			bld = bld.Topics(a.name)
