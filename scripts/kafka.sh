@@ -8,7 +8,9 @@
 #   scripts/kafka.sh restart [DIR]       stop it (as stop) and start it again on the same
 #                                        ports and data (the chaos program's broker restart)
 #   scripts/kafka.sh run [DIR] -- CMD... start, run CMD with KAFKA_BROKERS set, always stop
-#   scripts/kafka.sh start-secure [DIR]  start a secured broker (below); prints its env
+#   scripts/kafka.sh start-secure [DIR]  start a secured broker (below); prints its env;
+#                                        stop it with stop DIR (restart does not
+#                                        apply to it)
 #   scripts/kafka.sh run-secure [DIR] -- CMD...
 #                                        start a secured broker, run CMD with the
 #                                        KAFKA_SECURE_* variables set, always stop
