@@ -97,13 +97,30 @@ func TestSASLOnEmbeddedBroker(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	jlogger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	in := start(t, wordCount(t, input, output), runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...),
+	appID := topic(t, "app")
+	in := start(t, wordCount(t, input, output), runtime.ApplicationID(appID), runtime.Brokers(c.brokers...),
 		runtime.SASLScram256(user, pw), runtime.CommitInterval(100*time.Millisecond), runtime.Logger(logger))
 	got, _ := c.counts(t, output, time.Minute, equalCounts(want))
 	if d := diffCounts(got, want); d != "" {
 		t.Fatalf("counts differ: %s", d)
 	}
 	in.stop(t)
+	// A new instance with an empty state directory (start gives each
+	// its own) restores the counts from the changelog with a client of
+	// the restore reader's own, which must authenticate too.
+	c.produce(t, input, lines(200, 100, 23, want)...)
+	var logs2 syncBuffer
+	in = start(t, wordCount(t, input, output), runtime.ApplicationID(appID), runtime.Brokers(c.brokers...),
+		runtime.SASLScram256(user, pw), runtime.CommitInterval(100*time.Millisecond),
+		runtime.Logger(slog.New(slog.NewTextHandler(&logs2, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	got, _ = c.counts(t, output, time.Minute, equalCounts(want))
+	if d := diffCounts(got, want); d != "" {
+		t.Fatalf("after a restore: counts differ: %s", d)
+	}
+	in.stop(t)
+	if !strings.Contains(logs2.String(), "restoring store") {
+		t.Error("the second instance restored no store")
+	}
 	if !strings.Contains(logs.String(), "sasl.password=[redacted]") {
 		t.Errorf("the start-up log does not show the redacted password:\n%.2000s", logs.String())
 	}
@@ -124,7 +141,7 @@ func TestSASLOnEmbeddedBroker(t *testing.T) {
 	if !errors.As(err, &be) {
 		t.Errorf("Run with a wrong password = %v, want a *BrokerError", err)
 	}
-	for what, s := range map[string]string{"logs": logs.String(), "error": fmt.Sprintf("%v %+v", err, err)} {
+	for what, s := range map[string]string{"logs": logs.String() + logs2.String(), "error": fmt.Sprintf("%v %+v", err, err)} {
 		for _, p := range []string{pw, wrong} {
 			if strings.Contains(s, p) {
 				t.Errorf("the %s hold a password", what)
