@@ -9,7 +9,7 @@ FUZZTIME    ?= 10s
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
+.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
@@ -34,6 +34,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags kafka ./...
+	$(GO) vet -tags kafkasecure ./...
 	GOFLAGS= $(GO) run $(STATICCHECK) ./...
 
 ## test-kafka: the integration suite against a real Apache Kafka broker
@@ -41,7 +42,15 @@ lint:
 ## after checking that dsl/testdata/describe/ is Kafka Streams' own output
 test-kafka: describe-check
 	scripts/kafka.sh run -- $(GO) test -tags kafka -p 1 -count=1 -race ./runtime/... ./examples/... ./internal/cmd/chaos/
+	$(MAKE) test-kafka-secure
 	$(MAKE) chaos-short
+
+## test-kafka-secure: the security suite (runtime/security_kafka_test.go)
+## against a broker with a SASL_SSL listener (PLAIN, SCRAM-SHA-256/512), a
+## TLS-only listener and ACLs enforced (scripts/kafka.sh run-secure makes
+## its CA and certificates); part of make test-kafka
+test-kafka-secure:
+	scripts/kafka.sh run-secure -- $(GO) test -tags kafkasecure -p 1 -count=1 -race ./runtime/ -run '^TestSecure'
 
 # The chaos program (internal/cmd/chaos): count per key by CHAOS_INSTANCES
 # worker processes under kill -9, SIGSTOP/SIGCONT zombies and a broker

@@ -227,6 +227,10 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}()
 
 	defer a.release()
+	a.log.Info("starting", "config", &a.cfg)
+	if len(a.cfg.sasl) > 0 && a.cfg.sasl[0].mechanism == saslPlain && a.cfg.tls == nil {
+		a.log.Warn("SASL PLAIN without TLS sends the password in clear text: add the TLS option", "user", a.cfg.sasl[0].user)
+	}
 	if err := a.start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // shut down while starting, as asked
@@ -283,9 +287,11 @@ func (a *App) Close() error {
 // group explicitly when the client's own leave did not finish in time.
 func leaveReserve(timeout time.Duration) time.Duration { return min(timeout/5, time.Second) }
 
-// baseClientOpts are the options every client of the App uses.
+// baseClientOpts are the options every client of the App uses: each
+// kgo.NewClient of the runtime starts from them, so the brokers, TLS and
+// SASL (which win over ClientOptions) reach every client.
 func (a *App) baseClientOpts() []kgo.Opt {
-	opts := slices.Clone(a.cfg.clientOpts)
+	opts := a.cfg.clientOptsWithSecurity()
 	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx), kgo.WithHooks(a.watch))
 }
 
@@ -308,12 +314,20 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.waitBrokers(ctx, sctx, adm); err != nil {
 		return err
 	}
+	// The principal's ACLs are checked before anything is created, so
+	// that a missing one fails the start naming it (authz.go).
+	if err := a.checkExternalAccess(sctx); err != nil {
+		return err
+	}
 	l, err := a.planTopics(sctx, adm)
 	if err != nil {
 		return err
 	}
 	a.layout = l
 	if err := a.createInternalTopics(sctx, adm, l); err != nil {
+		return err
+	}
+	if err := a.checkGroupAccess(sctx); err != nil {
 		return err
 	}
 	// Every global table catches up with its topic before the App joins
@@ -395,6 +409,7 @@ func (a *App) start(ctx context.Context) error {
 	// predecessor with this transactional ID left, which would otherwise
 	// hold the offsets the callback fetches unstable until its timeout.
 	if err := c.start(sctx); err != nil {
+		err = a.asAuthError(err, kmsg.ACLResourceTypeTransactionalId, a.transactionalID(), kmsg.ACLOperationWrite)
 		if ctx.Err() == nil && sctx.Err() != nil {
 			err = fmt.Errorf("no answer within %v: %w", a.cfg.startupTimeout, err)
 		}

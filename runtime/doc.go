@@ -254,7 +254,22 @@
 // # Errors
 //
 // Start-up errors name what is wrong: BrokerError (the brokers cannot be
-// reached within StartupTimeout, or refused the App), MissingTopicError, CoPartitionError,
-// ConfigError (naming the option). Processing errors name the task, node,
-// topic, partition and offset.
+// reached within StartupTimeout, or refused the TLS handshake or the SASL
+// credentials), AuthorizationError (an ACL the application needs is
+// missing: it names the resource type, the resource and the operation),
+// MissingTopicError, CoPartitionError, ConfigError (naming the option).
+// Processing errors name the task, node, topic, partition and offset.
+//
+// # Security
+//
+// TLS and one of SASLPlain, SASLScram256, SASLScram512 configure every
+// Kafka client the App makes (they all start from one set of options). At
+// start-up the App compares the operations the brokers authorize its
+// principal with those it needs (READ on the inputs, WRITE on the
+// outputs, CREATE, READ, WRITE and DELETE on its prefixed internal
+// topics, READ on its group, WRITE on its transactional ID under
+// ExactlyOnce: Kafka Streams' list), so that a missing ACL fails Run at
+// once with an AuthorizationError. The SASL password is never formatted:
+// the configuration Run logs at start shows it as [redacted]. See
+// docs/security.md.
 package runtime

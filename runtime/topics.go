@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/topology"
@@ -267,14 +268,28 @@ func (l *layout) coPartitionError(sub int, topics []string) error {
 }
 
 // createInternalTopics creates the repartition and changelog topics with
-// their configs; existing ones must have the planned partition count.
+// their configs; existing ones must have the planned partition count. As
+// Kafka Streams, it creates only the topics that do not exist, so that an
+// application whose internal topics were created for it needs no CREATE
+// ACL; it then checks the principal's access to them (authz.go).
 func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *layout) error {
 	configs := map[string]map[string]string{}
 	for _, it := range a.topo.InternalTopics() {
 		configs[a.kafkaName(it)] = it.Config
 	}
+	need := a.internalTopicOps(l)
+	if len(l.internal) == 0 {
+		return nil
+	}
+	have, err := a.topicAccess(ctx, l.internal, need)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, name := range l.internal {
+		if ops, ok := have[name]; ok && ops != nil {
+			continue // exists: awaitTopics checks its partition count
+		}
 		cfg := map[string]*string{}
 		for k, v := range configs[name] {
 			cfg[k] = &v
@@ -289,6 +304,8 @@ func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *lay
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			// Created earlier, or by another instance starting now:
 			// awaitTopics checks its partition count.
+		case isAuthError(err):
+			errs = append(errs, a.asAuthError(err, kmsg.ACLResourceTypeTopic, name, kmsg.ACLOperationCreate))
 		default:
 			errs = append(errs, fmt.Errorf("sluice: create internal topic %s: %w", name, err))
 		}
@@ -296,7 +313,13 @@ func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *lay
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return a.awaitTopics(ctx, adm, l)
+	if err := a.awaitTopics(ctx, adm, l); err != nil {
+		return err
+	}
+	if have, err = a.topicAccess(ctx, l.internal, need); err != nil {
+		return err
+	}
+	return a.checkTopicOps(l.internal, need, have)
 }
 
 // awaitTopics waits until the metadata shows every internal topic with a
