@@ -1,0 +1,464 @@
+package testdriver_test
+
+// The error handlers in the driver: each handler (deserialization,
+// processing, production) with each outcome (fail, continue, dead-letter),
+// panics in user functions, processors and punctuators, and the
+// dead-letter records checked header by header against what Kafka Streams
+// 4.3.1 writes (testdata/deadletter/DeadLetterOracle.java and its output,
+// oracle.txt).
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/testdriver"
+)
+
+// oddSerde is serde.Int64 that refuses to encode odd values: a sink's
+// serialization failure on demand.
+type oddSerde struct{}
+
+func (oddSerde) Encode(dst []byte, v int64) ([]byte, error) {
+	if v%2 != 0 {
+		return dst, fmt.Errorf("odd value %d", v)
+	}
+	return serde.Int64.Encode(dst, v)
+}
+
+func (oddSerde) Decode(b []byte) (int64, error) { return serde.Int64.Decode(b) }
+
+// pipeline is "in" (string, int64) → src → MapValues "triple" (panics on
+// 13, the user's bug) → sink "out" with values that must be even (oddSerde).
+func pipeline(t *testing.T, opts ...testdriver.Option) *testdriver.Driver {
+	t.Helper()
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.Int64, dsl.Named("src"))
+	dsl.MapValues(s, func(v int64) int64 {
+		if v == 13 {
+			panic("unlucky 13")
+		}
+		return v * 3
+	}, dsl.Named("triple")).To("out", serde.String, oddSerde{}, dsl.Named("sink"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// header returns the value of the header named key; ok is false if there
+// is none.
+func header(hs []operators.Header, key string) (v []byte, ok bool) {
+	for _, h := range hs {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+// checkDLQ checks one dead-letter record: key, value, timestamp, the input
+// record's headers first, then Kafka Streams' six error headers in its
+// order with the values it writes.
+func checkDLQ(t *testing.T, r operators.Record[[]byte, []byte], key, value []byte, ts int64, in []operators.Header,
+	exception, message, topic string, partition int32, offset int64) {
+	t.Helper()
+	if string(r.Key) != string(key) || r.NullKey != (key == nil) {
+		t.Errorf("dead-letter key %q (null %v), want %q", r.Key, r.NullKey, key)
+	}
+	if string(r.Value) != string(value) || r.Tombstone != (value == nil) {
+		t.Errorf("dead-letter value %q (null %v), want %q", r.Value, r.Tombstone, value)
+	}
+	if r.Timestamp != ts {
+		t.Errorf("dead-letter timestamp %d, want %d", r.Timestamp, ts)
+	}
+	if len(r.Headers) != len(in)+6 {
+		t.Fatalf("dead-letter headers %v: want the %d input headers and 6 error headers", r.Headers, len(in))
+	}
+	for i, h := range in {
+		if r.Headers[i].Key != h.Key || string(r.Headers[i].Value) != string(h.Value) {
+			t.Errorf("header %d is %s=%q, want the input's %s=%q", i, r.Headers[i].Key, r.Headers[i].Value, h.Key, h.Value)
+		}
+	}
+	keys := []string{"__streams.errors.exception", "__streams.errors.message", "__streams.errors.stacktrace",
+		"__streams.errors.topic", "__streams.errors.partition", "__streams.errors.offset"}
+	for i, k := range keys {
+		if got := r.Headers[len(in)+i].Key; got != k {
+			t.Errorf("error header %d is %s, want %s (Kafka Streams' order)", i, got, k)
+		}
+	}
+	check := func(k, want string) {
+		t.Helper()
+		v, _ := header(r.Headers, k)
+		if string(v) != want {
+			t.Errorf("header %s = %q, want %q", k, v, want)
+		}
+	}
+	check("__streams.errors.exception", exception)
+	check("__streams.errors.message", message)
+	check("__streams.errors.partition", fmt.Sprint(partition))
+	check("__streams.errors.offset", fmt.Sprint(offset))
+	tv, _ := header(r.Headers, "__streams.errors.topic")
+	if topic == "" {
+		if tv != nil {
+			t.Errorf("topic header %q, want null (no source record)", tv)
+		}
+	} else if string(tv) != topic {
+		t.Errorf("topic header %q, want %q", tv, topic)
+	}
+	if st, _ := header(r.Headers, "__streams.errors.stacktrace"); len(st) == 0 {
+		t.Error("empty stacktrace header")
+	}
+}
+
+func readDLQ(t *testing.T, d *testdriver.Driver, topic string) []operators.Record[[]byte, []byte] {
+	t.Helper()
+	rs, err := testdriver.CreateOutputTopic(d, topic, serde.Bytes, serde.Bytes).ReadRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func readOut(t *testing.T, d *testdriver.Driver) []string {
+	t.Helper()
+	rs, err := testdriver.CreateOutputTopic(d, "out", serde.String, serde.Int64).ReadRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%s=%d", r.Key, r.Value))
+	}
+	return out
+}
+
+func equal(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("%s: got %q, want %q", what, got, want)
+	}
+}
+
+// The three handlers with each outcome. Records: a=2 (fine), b=<3 bytes>
+// (cannot be deserialized), c=13 (the mapper panics), d=1 (3 is odd: the
+// sink cannot serialize it), e=4 (fine).
+func TestHandlerOutcomes(t *testing.T) {
+	type failure struct {
+		kind   string // which handler
+		key    string
+		offset int64
+		node   string
+	}
+	failures := []failure{
+		{"deserialization", "b", 1, "src"},
+		{"processing", "c", 2, "triple"},
+		{"production", "d", 3, "sink"},
+	}
+	inHeaders := []operators.Header{{Key: "trace", Value: []byte("t-1")}, {Key: "empty", Value: []byte{}}}
+	pipeAll := func(t *testing.T, d *testdriver.Driver) error {
+		t.Helper()
+		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Bytes)
+		enc := func(v int64) []byte { b, _ := serde.Int64.Encode(nil, v); return b }
+		for i, r := range []operators.Record[string, []byte]{
+			{Key: "a", Value: enc(2)}, {Key: "b", Value: []byte{1, 2, 3}}, {Key: "c", Value: enc(13)},
+			{Key: "d", Value: enc(1)}, {Key: "e", Value: enc(4)},
+		} {
+			r.Timestamp, r.Headers = int64(100+i), inHeaders
+			if err := in.PipeRecord(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, f := range failures {
+		handler := func(h operators.ErrorHandler) testdriver.Option {
+			switch f.kind {
+			case "deserialization":
+				return testdriver.OnDeserializationError(h)
+			case "processing":
+				return testdriver.OnProcessingError(h)
+			}
+			return testdriver.OnProductionError(h)
+		}
+		// The other two handlers let their records go on.
+		others := []testdriver.Option{testdriver.OnDeserializationError(operators.LogAndContinue),
+			testdriver.OnProcessingError(operators.LogAndContinue), testdriver.OnProductionError(operators.LogAndContinue)}
+		t.Run(f.kind+"/fail", func(t *testing.T) {
+			d := pipeline(t, append(others, handler(operators.LogAndFail))...)
+			err := pipeAll(t, d)
+			ne, ok := operators.FailedRecord(err)
+			if !ok {
+				t.Fatalf("error %v: want one locating the input record", err)
+			}
+			if ne.Node != f.node || ne.Topic != "in" || ne.Partition != 0 || ne.Offset != f.offset {
+				t.Errorf("failed at node %s, %s-%d@%d; want node %s, in-0@%d", ne.Node, ne.Topic, ne.Partition, ne.Offset, f.node, f.offset)
+			}
+			for _, s := range []string{f.node, "topic in, partition 0, offset " + fmt.Sprint(f.offset)} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %q", err, s)
+				}
+			}
+		})
+		t.Run(f.kind+"/continue", func(t *testing.T) {
+			d := pipeline(t, append(others, handler(operators.LogAndContinue), testdriver.WithDeadLetterQueue("dlq"))...)
+			if err := pipeAll(t, d); err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "output", readOut(t, d), []string{"a=6", "e=12"})
+			if n := d.DroppedRecords(f.node, f.kind+"-error"); n != 1 {
+				t.Errorf("dropped by %s for %s-error: %d, want 1", f.node, f.kind, n)
+			}
+			if rs := readDLQ(t, d, "dlq"); len(rs) != 0 {
+				t.Errorf("dead-letter queue holds %d records, want none", len(rs))
+			}
+		})
+		t.Run(f.kind+"/dead-letter", func(t *testing.T) {
+			var seen *operators.ErrorContext
+			h := func(ctx *operators.ErrorContext, err error) operators.Action {
+				c := *ctx
+				seen = &c
+				return operators.DeadLetter
+			}
+			d := pipeline(t, append(others, handler(h), testdriver.WithDeadLetterQueue("dlq"))...)
+			if err := pipeAll(t, d); err != nil {
+				t.Fatal(err)
+			}
+			equal(t, "output", readOut(t, d), []string{"a=6", "e=12"})
+			if n := d.DroppedRecords(f.node, "dead-letter"); n != 1 {
+				t.Errorf("dead-lettered by %s: %d, want 1", f.node, n)
+			}
+			if n := d.DroppedRecords(f.node, f.kind+"-error"); n != 0 {
+				t.Errorf("dropped by %s for %s-error: %d, want 0 (it was dead-lettered)", f.node, f.kind, n)
+			}
+			if seen == nil || seen.Node != f.node || seen.Kind.String() != f.kind || seen.Topic != "in" || seen.Offset != f.offset ||
+				seen.TaskID != "0_0" || seen.Timestamp != 100+f.offset {
+				t.Errorf("handler saw %+v", seen)
+			}
+			rs := readDLQ(t, d, "dlq")
+			if len(rs) != 1 {
+				t.Fatalf("dead-letter queue holds %d records, want 1", len(rs))
+			}
+			var value []byte
+			var exception, message string
+			switch f.kind {
+			case "deserialization":
+				value = []byte{1, 2, 3}
+				exception = "*operators.DeserializationError"
+				message = "sluice: source src: cannot deserialize the value of the record at topic in, partition 0, offset 1: sluice: serde int64: cannot decode 3 bytes: want 8"
+			case "processing":
+				value, _ = serde.Int64.Encode(nil, 13)
+				exception = "*operators.PanicError"
+				message = "sluice: node triple panicked: unlucky 13"
+			case "production":
+				value, _ = serde.Int64.Encode(nil, 1)
+				exception = "*operators.SerializationError"
+				message = "sluice: sink sink: cannot serialize the value of a record for topic out: odd value 3"
+			}
+			checkDLQ(t, rs[0], []byte(f.key), value, 100+f.offset, inHeaders, exception, message, "in", 0, f.offset)
+		})
+		t.Run(f.kind+"/dead-letter-without-topic", func(t *testing.T) {
+			d := pipeline(t, append(others, handler(operators.SendToDeadLetterQueue))...)
+			err := pipeAll(t, d)
+			if err == nil || !strings.Contains(err.Error(), "testdriver.WithDeadLetterQueue") {
+				t.Errorf("error %v: want one naming the option to set", err)
+			}
+			if ne, ok := operators.FailedRecord(err); !ok || ne.Offset != f.offset {
+				t.Errorf("error %v does not locate the record at offset %d", err, f.offset)
+			}
+		})
+	}
+}
+
+// A panic's dead-letter record carries the goroutine's stack in the
+// stacktrace header, naming the function that panicked.
+func TestPanicStackInDeadLetter(t *testing.T) {
+	d := pipeline(t, testdriver.OnProcessingError(operators.SendToDeadLetterQueue), testdriver.WithDeadLetterQueue("dlq"))
+	if err := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64).PipeAt("c", 13, 5); err != nil {
+		t.Fatal(err)
+	}
+	rs := readDLQ(t, d, "dlq")
+	if len(rs) != 1 {
+		t.Fatalf("%d dead-letter records, want 1", len(rs))
+	}
+	st, _ := header(rs[0].Headers, operators.HeaderErrorStacktrace)
+	if !strings.Contains(string(st), "TestPanicStackInDeadLetter") || !strings.Contains(string(st), "panic") {
+		t.Errorf("stacktrace header does not show the panicking function:\n%s", st)
+	}
+}
+
+// A handler that panics fails the task with an error saying so, as Kafka
+// Streams fails on a handler that throws.
+func TestHandlerPanicFails(t *testing.T) {
+	d := pipeline(t, testdriver.OnProcessingError(func(*operators.ErrorContext, error) operators.Action { panic("handler bug") }))
+	err := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64).PipeAt("c", 13, 5)
+	if err == nil || !strings.Contains(err.Error(), "handler panicked: handler bug") || !strings.Contains(err.Error(), "unlucky 13") {
+		t.Errorf("error %v: want the handler's panic and the failure it handled", err)
+	}
+}
+
+// panicky is a user processor that panics on value 13, returns an error on
+// 7, and forwards the rest; its stream-time punctuator, every 10 ms,
+// panics at stream time 20 and returns an error at 30.
+func panicky() operators.Processor[string, int64, string, int64] {
+	return &operators.ProcessorFuncs[string, int64, string, int64]{
+		InitFunc: func(ctx operators.ProcessorContext[string, int64]) error {
+			_, err := ctx.Schedule(10*time.Millisecond, operators.StreamTime, func(ts int64) error {
+				switch ts {
+				case 20:
+					panic("punctuator panic")
+				case 30:
+					return errors.New("punctuator error")
+				}
+				return ctx.Forward(operators.Record[string, int64]{Key: "tick", Value: ts, Timestamp: ts})
+			})
+			return err
+		},
+		ProcessFunc: func(ctx operators.ProcessorContext[string, int64], r operators.Record[string, int64]) error {
+			switch r.Value {
+			case 13:
+				panic(fmt.Sprintf("processor panic on %s", r.Key))
+			case 7:
+				return fmt.Errorf("processor error on %s", r.Key)
+			}
+			return ctx.Forward(r)
+		},
+	}
+}
+
+func processorPipeline(t *testing.T, opts ...testdriver.Option) *testdriver.Driver {
+	t.Helper()
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.Int64, dsl.Named("src"))
+	dsl.Process(s, panicky, dsl.Named("proc")).To("out", serde.String, serde.Int64, dsl.Named("sink"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// A panicking user processor and punctuator never crash the test: with
+// Fail the error is a *PanicError naming the node; with Continue the
+// pipeline goes on and each failure is counted; with DeadLetter the
+// punctuator's failures are written as Kafka Streams 4.3.1 writes them (null
+// key and value, the punctuation's time, a null topic header, partition and
+// offset -1).
+func TestPanickingProcessorAndPunctuator(t *testing.T) {
+	t.Run("fail", func(t *testing.T) {
+		d := processorPipeline(t)
+		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
+		err := in.PipeAt("x", 13, 1)
+		pe, ok := errors.AsType[*operators.PanicError](err)
+		if !ok || pe.Node != "proc" || pe.Value != "processor panic on x" {
+			t.Fatalf("error %v: want a PanicError of node proc", err)
+		}
+		if ne, ok := operators.FailedRecord(err); !ok || ne.Node != "proc" || ne.Offset != 0 {
+			t.Errorf("error %v does not locate node proc and offset 0", err)
+		}
+		// The punctuator's panic, at stream time 20, fails too, naming the
+		// node; in a punctuator there is no input record.
+		d = processorPipeline(t)
+		in = testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
+		if err := in.PipeAt("x", 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		err = in.PipeAt("y", 1, 20)
+		if pe, ok := errors.AsType[*operators.PanicError](err); !ok || pe.Node != "proc" || pe.Value != "punctuator panic" {
+			t.Fatalf("error %v: want the punctuator's PanicError of node proc", err)
+		}
+	})
+	t.Run("continue", func(t *testing.T) {
+		d := processorPipeline(t, testdriver.OnProcessingError(operators.LogAndContinue))
+		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
+		for i, v := range []int64{1, 13, 7, 2} {
+			if err := in.PipeAt(fmt.Sprint("k", i), v, int64(10*i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Stream time 0, 10, 20 (the punctuator panics), 30 (it errs).
+		equal(t, "output", readOut(t, d), []string{"k0=1", "tick=0", "tick=10", "k3=2"})
+		if n := d.DroppedRecords("proc", "processing-error"); n != 4 {
+			t.Errorf("processing errors counted: %d, want 4 (two records, two punctuations)", n)
+		}
+	})
+	t.Run("dead-letter", func(t *testing.T) {
+		d := processorPipeline(t, testdriver.OnProcessingError(operators.SendToDeadLetterQueue), testdriver.WithDeadLetterQueue("dlq"))
+		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
+		for i, v := range []int64{1, 13, 7, 2} {
+			if err := in.PipeAt(fmt.Sprint("k", i), v, int64(10*i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		equal(t, "output", readOut(t, d), []string{"k0=1", "tick=0", "tick=10", "k3=2"})
+		rs := readDLQ(t, d, "dlq")
+		if len(rs) != 4 {
+			t.Fatalf("%d dead-letter records, want 4", len(rs))
+		}
+		v13, _ := serde.Int64.Encode(nil, 13)
+		v7, _ := serde.Int64.Encode(nil, 7)
+		checkDLQ(t, rs[0], []byte("k1"), v13, 10, nil, "*operators.PanicError", "sluice: node proc panicked: processor panic on k1", "in", 0, 1)
+		// The punctuation at stream time 20 fires after record k2 (offset 2)
+		// is processed, the record's own failure first.
+		checkDLQ(t, rs[1], []byte("k2"), v7, 20, nil, "*errors.errorString", "processor error on k2", "in", 0, 2)
+		checkDLQ(t, rs[2], nil, nil, 20, nil, "*operators.PanicError", "sluice: node proc panicked: punctuator panic", "", -1, -1)
+		checkDLQ(t, rs[3], nil, nil, 30, nil, "*errors.errorString", "punctuator error", "", -1, -1)
+		if n := d.DroppedRecords("proc", "dead-letter"); n != 4 {
+			t.Errorf("dead-lettered: %d, want 4", n)
+		}
+	})
+}
+
+// A record fanned out to two branches still reaches the second when the
+// first one's user function panicked and the handler let it go on: the
+// handler runs in the failing node, as Kafka Streams' ProcessorNode does.
+func TestContinueGoesOnWithSiblings(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.Int64)
+	s.Peek(func(string, int64) { panic("first branch") }, dsl.Named("bad-peek"))
+	dsl.MapValues(s, func(v int64) int64 { return v + 1 }).To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo, testdriver.OnProcessingError(operators.LogAndContinue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64).PipeAt("k", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "output", readOut(t, d), []string{"k=2"})
+	if n := d.DroppedRecords("bad-peek", "processing-error"); n != 1 {
+		t.Errorf("processing errors of bad-peek: %d, want 1", n)
+	}
+}
+
+// SkipUndecodableRecords is OnDeserializationError(LogAndContinue).
+func TestSkipUndecodableRecordsShorthand(t *testing.T) {
+	d := pipeline(t, testdriver.SkipUndecodableRecords())
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Bytes)
+	if err := in.PipeAt("b", []byte{1}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.DroppedRecords("src", "deserialization-error"); n != 1 {
+		t.Errorf("dropped: %d, want 1", n)
+	}
+}
