@@ -462,3 +462,50 @@ func TestSkipUndecodableRecordsShorthand(t *testing.T) {
 		t.Errorf("dropped: %d, want 1", n)
 	}
 }
+
+// A global store's undecodable record goes to the deserialization handler
+// too; DeadLetter writes no dead-letter record for it, as Kafka Streams
+// 4.3.1 sends none for a global store's records: it is counted as dropped
+// ("deserialization-error") and the store goes on.
+func TestGlobalStoreDeadLetterIsDropped(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.GlobalTableFromTopic(b, "prices", serde.String, serde.Int64, dsl.Named("prices-src"))
+	s := dsl.FromTopic(b, "orders", serde.String, serde.String)
+	dsl.JoinGlobal(s, g, func(_ dsl.Maybe[string], v string) dsl.Maybe[string] { return dsl.Some(v) },
+		func(_ dsl.Maybe[string], v string, p int64) int64 { return p }).To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []operators.ErrorKind
+	d, err := testdriver.New(topo, testdriver.WithDeadLetterQueue("dlq"),
+		testdriver.OnDeserializationError(func(ctx *operators.ErrorContext, _ error) operators.Action {
+			kinds = append(kinds, ctx.Kind)
+			return operators.DeadLetter
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	prices := testdriver.CreateInputTopic(d, "prices", serde.String, serde.Bytes)
+	if err := prices.PipeAt("apple", []byte{1}, 1); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := serde.Int64.Encode(nil, 5)
+	if err := prices.PipeAt("pear", enc, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := testdriver.CreateInputTopic(d, "orders", serde.String, serde.String).PipeAt("o1", "pear", 3); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "output", readOut(t, d), []string{"o1=5"})
+	if len(kinds) != 1 || kinds[0] != operators.DeserializationFailure {
+		t.Errorf("handler calls %v, want one deserialization failure", kinds)
+	}
+	if rs := readDLQ(t, d, "dlq"); len(rs) != 0 {
+		t.Errorf("%d dead-letter records for a global store's record, want none", len(rs))
+	}
+	if n := d.DroppedRecords("prices-src-source", "deserialization-error"); n != 1 {
+		t.Errorf("dropped: %d, want 1", n)
+	}
+}
