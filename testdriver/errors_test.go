@@ -10,6 +10,7 @@ package testdriver_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -507,5 +508,105 @@ func TestGlobalStoreDeadLetterIsDropped(t *testing.T) {
 	}
 	if n := d.DroppedRecords("prices-src-source", "deserialization-error"); n != 1 {
 		t.Errorf("dropped: %d, want 1", n)
+	}
+}
+
+// The dead-letter records of a processor that fails on a record, its
+// punctuator that fails at every punctuation, and an undecodable record
+// with a header, against what Kafka Streams 4.3.1 writes for the same
+// (testdata/deadletter/oracle.txt, from DeadLetterOracle.java there): the
+// same records in the same order, with the same keys, values, timestamps,
+// headers and header values, but for the exception, message and
+// stacktrace, which name Java classes there and Go types here.
+func TestDeadLetterOracle(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.String, dsl.Named("src"))
+	dsl.Process(s, func() operators.Processor[string, string, string, string] {
+		return &operators.ProcessorFuncs[string, string, string, string]{
+			InitFunc: func(ctx operators.ProcessorContext[string, string]) error {
+				_, err := ctx.Schedule(10*time.Millisecond, operators.StreamTime, func(ts int64) error {
+					return fmt.Errorf("punct boom %d", ts)
+				})
+				return err
+			},
+			ProcessFunc: func(ctx operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
+				if r.Value == "bad" {
+					return errors.New("proc boom")
+				}
+				return ctx.Forward(r)
+			},
+		}
+	}, dsl.Named("proc")).To("out", serde.String, serde.String, dsl.Named("sink"))
+	dsl.FromTopic(b, "nums", serde.String, serde.Int64, dsl.Named("nsrc")).To("nout", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo, testdriver.WithDeadLetterQueue("dlq"),
+		testdriver.OnProcessingError(operators.SendToDeadLetterQueue), testdriver.OnDeserializationError(operators.SendToDeadLetterQueue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+	for _, r := range []struct {
+		k, v string
+		ts   int64
+	}{{"k1", "good", 5}, {"k2", "bad", 7}, {"k3", "good", 25}} {
+		if err := in.PipeAt(r.k, r.v, r.ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testdriver.CreateInputTopic(d, "nums", serde.String, serde.Bytes).PipeRecord(operators.Record[string, []byte]{
+		Key: "n1", Value: []byte{1, 2, 3}, Timestamp: 30, Headers: []operators.Header{{Key: "h1", Value: []byte("v1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	str := func(b []byte, null bool) string {
+		if null {
+			return "null"
+		}
+		return string(b)
+	}
+	for _, r := range readDLQ(t, d, "dlq") {
+		fmt.Fprintf(&got, "DLQ key=%s value=%s ts=%d\n", str(r.Key, r.NullKey), str(r.Value, r.Tombstone), r.Timestamp)
+		for _, h := range r.Headers {
+			v := string(h.Value)
+			if h.Value == nil {
+				v = "<null>"
+			}
+			if h.Key == operators.HeaderErrorStacktrace {
+				v, _, _ = strings.Cut(v, "\n") // as the oracle prints it
+			}
+			fmt.Fprintf(&got, "  %s=%s\n", h.Key, v)
+		}
+	}
+	out, err := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String).ReadRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kvs []string
+	for _, r := range out {
+		kvs = append(kvs, fmt.Sprintf("KeyValue(%s, %s)", r.Key, r.Value))
+	}
+	fmt.Fprintf(&got, "out=[%s]\n", strings.Join(kvs, ", "))
+	want, err := os.ReadFile("testdata/deadletter/oracle.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask := func(s string) []string {
+		lines := strings.Split(strings.TrimSpace(s), "\n")
+		for i, l := range lines {
+			for _, k := range []string{operators.HeaderErrorException, operators.HeaderErrorMessage, operators.HeaderErrorStacktrace} {
+				if strings.HasPrefix(l, "  "+k+"=") {
+					lines[i] = "  " + k + "=..."
+				}
+			}
+		}
+		return lines
+	}
+	g, w := mask(got.String()), mask(string(want))
+	if strings.Join(g, "\n") != strings.Join(w, "\n") {
+		t.Errorf("dead-letter records differ from Kafka Streams':\n got:\n%s\n want:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
 	}
 }
