@@ -10,7 +10,8 @@
 // logger writes and how ChangelogRestorer reads it back; Kafka's part is
 // the runtime's), the Kafka names of internal topics (topics.go) and the
 // choice of a task's next input record by head event time
-// (partitions.go). The caller provides what differs: the store bases
+// (partitions.go), and the error handlers with the dead-letter writes
+// (errors.go). The caller provides what differs: the store bases
 // (Pebble or memory), the ChangelogWriter (the runtime's producer, or the
 // driver's recorded topics) and the record cache.
 //
