@@ -610,3 +610,46 @@ func TestDeadLetterOracle(t *testing.T) {
 		t.Errorf("dead-letter records differ from Kafka Streams':\n got:\n%s\n want:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
 	}
 }
+
+// A panicking aggregator: the handler gets a PanicError naming the
+// aggregation node; with Continue the record is dropped there and the
+// aggregation goes on with the next records, its state intact.
+func TestPanickingAggregator(t *testing.T) {
+	b := dsl.NewBuilder()
+	g := dsl.FromTopic(b, "in", serde.String, serde.Int64).GroupByKey()
+	dsl.Aggregate(g, func() int64 { return 0 }, func(_ string, v, agg int64) int64 {
+		if v == 0 {
+			panic("division by zero")
+		}
+		return agg + 100/v
+	}, serde.Int64).ToStream().To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	d, err := testdriver.New(topo, testdriver.OnProcessingError(func(ctx *operators.ErrorContext, err error) operators.Action {
+		if pe, ok := errors.AsType[*operators.PanicError](err); !ok || pe.Node != ctx.Node {
+			t.Errorf("handler got %v at node %s: want a PanicError naming it", err, ctx.Node)
+		}
+		nodes = append(nodes, ctx.Node)
+		return operators.Continue
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
+	for i, v := range []int64{50, 0, 25} {
+		if err := in.PipeAt("k", v, int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	equal(t, "output", readOut(t, d), []string{"k=2", "k=6"})
+	if len(nodes) != 1 || !strings.Contains(nodes[0], "AGGREGATE") {
+		t.Errorf("failed nodes %v, want the aggregation", nodes)
+	}
+	if n := d.DroppedRecords(nodes[0], "processing-error"); n != 1 {
+		t.Errorf("processing errors of %s: %d, want 1", nodes[0], n)
+	}
+}
