@@ -266,10 +266,10 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			Clock:                  func() time.Time { return d.clock },
 			Logger:                 cfg.log,
 			OnDeserializationError: cfg.onDeserialize,
-			OnProcessingError:      cfg.onProcess,
-			OnProductionError:      cfg.onProduce,
-			DeadLetterTopic:        cfg.deadLetter,
-			GlobalStore:            true,
+			// No processing handler, as the runtime's global stores (and
+			// Kafka Streams' by default).
+			DeadLetterTopic: cfg.deadLetter,
+			GlobalStore:     true,
 			Dropped: func(_, node, reason string) {
 				d.dropped[[2]string{node, reason}]++
 			},

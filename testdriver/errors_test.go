@@ -91,6 +91,9 @@ func checkDLQ(t *testing.T, r operators.Record[[]byte, []byte], key, value []byt
 		if r.Headers[i].Key != h.Key || string(r.Headers[i].Value) != string(h.Value) {
 			t.Errorf("header %d is %s=%q, want the input's %s=%q", i, r.Headers[i].Key, r.Headers[i].Value, h.Key, h.Value)
 		}
+		if (r.Headers[i].Value == nil) != (h.Value == nil) {
+			t.Errorf("header %s: null %v, want null %v as the input's (an empty value is not null)", h.Key, r.Headers[i].Value == nil, h.Value == nil)
+		}
 	}
 	keys := []string{"__streams.errors.exception", "__streams.errors.message", "__streams.errors.stacktrace",
 		"__streams.errors.topic", "__streams.errors.partition", "__streams.errors.offset"}
@@ -652,4 +655,112 @@ func TestPanickingAggregator(t *testing.T) {
 	if n := d.DroppedRecords(nodes[0], "processing-error"); n != 1 {
 		t.Errorf("processing errors of %s: %d, want 1", nodes[0], n)
 	}
+}
+
+// panicSerde panics on encoding or decoding the value "boom": a buggy
+// user serde.
+type panicSerde struct{}
+
+func (panicSerde) Encode(dst []byte, v string) ([]byte, error) {
+	if v == "boom" {
+		panic("encode boom")
+	}
+	return append(dst, v...), nil
+}
+
+func (panicSerde) Decode(b []byte) (string, error) {
+	if string(b) == "boom" {
+		panic("decode boom")
+	}
+	return string(b), nil
+}
+
+// A serde that panics is a deserialization failure at a source and a
+// serialization failure at a sink, as Kafka Streams hands any exception of
+// a deserializer to the deserialization handler and of a serializer to the
+// production handler; a timestamp extractor that panics stops the task
+// (Kafka Streams: "Fatal user code error in TimestampExtractor callback").
+func TestPanickingSerdesAndExtractor(t *testing.T) {
+	t.Run("decode", func(t *testing.T) {
+		b := dsl.NewBuilder()
+		dsl.FromTopic(b, "in", serde.String, panicSerde{}, dsl.Named("src")).To("out", serde.String, serde.String)
+		topo, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := testdriver.New(topo, testdriver.OnDeserializationError(operators.SendToDeadLetterQueue), testdriver.WithDeadLetterQueue("dlq"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := testdriver.CreateInputTopic(d, "in", serde.String, serde.String).PipeAt("k", "boom", 3); err != nil {
+			t.Fatal(err)
+		}
+		rs := readDLQ(t, d, "dlq")
+		if len(rs) != 1 {
+			t.Fatalf("%d dead-letter records, want 1", len(rs))
+		}
+		checkDLQ(t, rs[0], []byte("k"), []byte("boom"), 3, nil, "*operators.DeserializationError",
+			"sluice: source src: cannot deserialize the value of the record at topic in, partition 0, offset 0: sluice: node src panicked: decode boom", "in", 0, 0)
+		if st, _ := header(rs[0].Headers, operators.HeaderErrorStacktrace); !strings.Contains(string(st), "panicSerde.Decode") {
+			t.Errorf("stacktrace header does not show the panicking Decode:\n%s", st)
+		}
+	})
+	t.Run("encode", func(t *testing.T) {
+		b := dsl.NewBuilder()
+		dsl.FromTopic(b, "in", serde.String, serde.String).To("out", serde.String, panicSerde{}, dsl.Named("sink"))
+		topo, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		d, err := testdriver.New(topo, testdriver.OnProductionError(func(ctx *operators.ErrorContext, err error) operators.Action {
+			kinds = append(kinds, ctx.Kind.String()+" "+ctx.Node)
+			return operators.Continue
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+		for _, v := range []string{"boom", "fine"} {
+			if err := in.PipeAt("k", v, 3); err != nil {
+				t.Fatal(err)
+			}
+		}
+		equal(t, "handled", kinds, []string{"production sink"})
+		if n := d.DroppedRecords("sink", "production-error"); n != 1 {
+			t.Errorf("production errors: %d, want 1", n)
+		}
+	})
+	t.Run("extractor", func(t *testing.T) {
+		b := dsl.NewBuilder()
+		dsl.FromTopic(b, "in", serde.String, serde.String, dsl.Named("src"),
+			dsl.Timestamps(func(_ dsl.Maybe[string], v dsl.Maybe[string], _ []operators.Header, ts int64) int64 {
+				if v.Or("") == "boom" {
+					panic("extractor boom")
+				}
+				return ts
+			})).To("out", serde.String, serde.String)
+		topo, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		handled := 0
+		d, err := testdriver.New(topo, testdriver.OnProcessingError(func(*operators.ErrorContext, error) operators.Action {
+			handled++
+			return operators.Continue
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		err = testdriver.CreateInputTopic(d, "in", serde.String, serde.String).PipeAt("k", "boom", 3)
+		if pe, ok := errors.AsType[*operators.PanicError](err); !ok || pe.Node != "src" {
+			t.Errorf("error %v: want the extractor's PanicError naming the source", err)
+		}
+		if handled != 0 {
+			t.Errorf("the processing handler was asked %d times about an extractor's panic", handled)
+		}
+	})
 }

@@ -5,8 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -102,4 +104,36 @@ type failingCollector struct{ err error }
 
 func (c failingCollector) Send(string, int32, []byte, []byte, []operators.Header, int64) error {
 	return c.err
+}
+
+// The runtime asks a task for the event time of each partition's head
+// record (EventTime, through PartitionGroup) before processing it: a
+// source whose extractor panics gives the record's Kafka timestamp there
+// instead of crashing the worker, and the panic stops the task when the
+// record is processed, naming the source.
+func TestEventTimeSurvivesPanickingExtractor(t *testing.T) {
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.Int64, dsl.Named("src"),
+		dsl.Timestamps(func(_ dsl.Maybe[string], v dsl.Maybe[int64], _ []operators.Header, ts int64) int64 {
+			panic("extractor bug")
+		})).To("out", nil, nil)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{}
+	tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Close()
+	v, _ := serde.Int64.Encode(nil, 1)
+	raw := &operators.RawRecord{Topic: "in", Offset: 4, Timestamp: 77, Key: []byte("k"), Value: v}
+	if ts := tk.EventTime(raw); ts != 77 {
+		t.Errorf("EventTime = %d, want the Kafka timestamp 77", ts)
+	}
+	err = tk.Process(raw)
+	if pe, ok := errors.AsType[*operators.PanicError](err); !ok || pe.Node != "src" || !strings.Contains(err.Error(), "offset 4") {
+		t.Errorf("Process = %v, want the PanicError of src at offset 4", err)
+	}
 }

@@ -312,16 +312,18 @@ func (t *Task) Process(r *operators.RawRecord) error {
 	return t.punctuate(operators.StreamTime, t.streamTime)
 }
 
-// processRaw hands r to its source src. A panic in the source itself (its
-// deserializers, its timestamp extractor) is the source's processing
-// failure; the source's children have guards of their own. A source that
-// panicked forwarded nothing more: the record counts as skipped.
+// processRaw hands r to its source src. A panic in its serdes is a
+// deserialization failure (the source recovers it); the source's children
+// have guards of their own; what is left, a panic in the source's
+// timestamp extractor, stops the task with a *operators.PanicError naming
+// the source, no handler asked, as Kafka Streams fails on an exception of
+// a TimestampExtractor ("Fatal user code error in TimestampExtractor
+// callback", RecordQueue.updateHead).
 func (t *Task) processRaw(src nodes.RawProcessor, r *operators.RawRecord) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			node := t.srcNames[r.Topic]
-			err = t.ctxs[node].ProcessingError(node, &operators.PanicError{Node: node, Value: v, Stack: debug.Stack()})
-			t.skipped = true
+			err = t.failure(node, &operators.PanicError{Node: node, Value: v, Stack: debug.Stack()})
 		}
 	}()
 	return src.ProcessRaw(r)
@@ -330,11 +332,21 @@ func (t *Task) processRaw(src nodes.RawProcessor, r *operators.RawRecord) (err e
 // EventTime returns the event time the task's source for r's topic gives
 // r (see nodes.TimestampPeeker): its Kafka timestamp unless the source
 // extracts one. The runtime orders a task's partitions by it.
-func (t *Task) EventTime(r *operators.RawRecord) int64 {
-	if p, ok := t.sources[r.Topic].(nodes.TimestampPeeker); ok {
-		return p.PeekTimestamp(r)
+//
+// A panic of the source's serdes or extractor gives r's Kafka timestamp,
+// as a decode error does: the record meets the panic again when it is
+// processed, where the handlers decide (Process).
+func (t *Task) EventTime(r *operators.RawRecord) (ts int64) {
+	p, ok := t.sources[r.Topic].(nodes.TimestampPeeker)
+	if !ok {
+		return r.Timestamp
 	}
-	return r.Timestamp
+	defer func() {
+		if recover() != nil {
+			ts = r.Timestamp
+		}
+	}()
+	return p.PeekTimestamp(r)
 }
 
 // PunctuateWallClock fires the wall-clock punctuations due at now.
