@@ -764,3 +764,92 @@ func TestPanickingSerdesAndExtractor(t *testing.T) {
 		}
 	})
 }
+
+// A failure below a record cache, when the cache forwards at a commit, has
+// no input record (the entry may have been written by any earlier record):
+// the dead-letter record has a null key and value and offset -1, not the
+// bytes of whichever record happens to be processed.
+func TestFailureBelowCacheFlushHasNoInputRecord(t *testing.T) {
+	b := dsl.NewBuilder()
+	counts := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count().ToStream()
+	dsl.MapValues(counts, func(n int64) int64 {
+		if n == 2 {
+			panic("two")
+		}
+		return n
+	}, dsl.Named("check")).To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int64
+	d, err := testdriver.New(topo, testdriver.WithRecordCache(10<<20), testdriver.CommitOnRequest(),
+		testdriver.WithDeadLetterQueue("dlq"),
+		testdriver.OnProcessingError(func(ctx *operators.ErrorContext, _ error) operators.Action {
+			offsets = append(offsets, ctx.Offset)
+			return operators.DeadLetter
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+	for _, k := range []string{"a", "a", "b"} {
+		if err := in.PipeAt(k, "x", 9); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "output", readOut(t, d), []string{"b=1"})
+	if len(offsets) != 1 || offsets[0] != -1 {
+		t.Errorf("handler saw offsets %v, want [-1]", offsets)
+	}
+	rs := readDLQ(t, d, "dlq")
+	if len(rs) != 1 {
+		t.Fatalf("%d dead-letter records, want 1", len(rs))
+	}
+	checkDLQ(t, rs[0], nil, nil, 9, nil, "*operators.PanicError", "sluice: node check panicked: two", "", -1, -1)
+}
+
+// The same when the cache evicts while another record is processed: the
+// handler must not be told that the failure was the record being
+// processed, which did not write the evicted entry.
+func TestFailureBelowCacheEvictionHasNoInputRecord(t *testing.T) {
+	b := dsl.NewBuilder()
+	counts := dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count().ToStream()
+	dsl.MapValues(counts, func(n int64) int64 {
+		if n == 2 {
+			panic("two")
+		}
+		return n
+	}, dsl.Named("check")).To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int64
+	d, err := testdriver.New(topo, testdriver.WithRecordCache(120), testdriver.CommitOnRequest(),
+		testdriver.OnProcessingError(func(ctx *operators.ErrorContext, _ error) operators.Action {
+			offsets = append(offsets, ctx.Offset)
+			return operators.Continue
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.String)
+	keys := []string{"a", "a"}
+	for i := range 20 {
+		keys = append(keys, fmt.Sprint("other-key-", i))
+	}
+	for _, k := range keys {
+		if err := in.PipeAt(k, "x", 9); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(offsets) != 1 || offsets[0] != -1 {
+		t.Errorf("handler saw offsets %v, want [-1]: the entry of a was evicted while another record was processed", offsets)
+	}
+}

@@ -123,6 +123,10 @@ type Task struct {
 	// while punctuators run: the error handlers' source record. The
 	// caller's, not copied: valid only during Process.
 	cur *operators.RawRecord
+	// cacheDepth counts the record-cache flush forwards under way (nested),
+	// cacheSaved is cur while they run (CacheForward).
+	cacheDepth int
+	cacheSaved *operators.RawRecord
 	// the last input record processed, kept while punctuators run
 	inTopic     string
 	inPartition int32
@@ -300,9 +304,9 @@ func (t *Task) Process(r *operators.RawRecord) error {
 	t.topic, t.partition, t.offset = r.Topic, r.Partition, r.Offset
 	t.inTopic, t.inPartition, t.inOffset = r.Topic, r.Partition, r.Offset
 	t.skipped = false
-	t.cur = r
+	t.cur, t.cacheDepth, t.cacheSaved = r, 0, nil
 	err := t.processRaw(src, r)
-	t.cur = nil
+	t.cur, t.cacheDepth, t.cacheSaved = nil, 0, nil
 	if err != nil {
 		return t.wrapRecord(r, err)
 	}
