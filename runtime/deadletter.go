@@ -296,7 +296,8 @@ func errorContext(task, node string, in *kgo.Record) *operators.ErrorContext {
 // written for the input record in (nil outside of a record's
 // processing), and carries out its decision: nil to go on (the record is
 // dropped, counted, and for DeadLetter the input record is sent to the
-// dead-letter queue through p), or the error that stops the task.
+// dead-letter queue through p), or perr, which stops the task (the
+// caller names the task, node and input record).
 func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Record, perr *operators.ProductionError) error {
 	ec := errorContext(task, node, in)
 	action := h.handle(ec, perr)
@@ -317,11 +318,7 @@ func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Recor
 		h.logDropped("sending the input record of a record Kafka cannot take to the dead-letter queue", ec, perr, "dead_letter_topic", h.deadLetter)
 		return nil
 	}
-	err := &operators.NodeError{Task: task, Node: node, Topic: ec.Topic, Partition: ec.Partition, Offset: ec.Offset, Err: perr}
-	if in == nil {
-		err.Topic = ""
-	}
-	return err
+	return perr
 }
 
 func (h *productionHandler) logDropped(msg string, ec *operators.ErrorContext, perr *operators.ProductionError, attrs ...any) {
@@ -406,7 +403,11 @@ func (p *producer) handleRefused(ctx context.Context) (bool, error) {
 		}
 		perr := &operators.ProductionError{Node: f.sc.node, Topic: r.Topic, Partition: r.Partition, Size: size, Err: f.err}
 		if err := p.handler.decide(p, f.sc.task, f.sc.node, f.sc.in, perr); err != nil {
-			return true, err
+			ne := &operators.NodeError{Task: f.sc.task, Node: f.sc.node, Err: err}
+			if in := f.sc.in; in != nil {
+				ne.Topic, ne.Partition, ne.Offset = in.Topic, in.Partition, in.Offset
+			}
+			return true, ne
 		}
 	}
 	return true, nil
