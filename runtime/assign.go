@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/task"
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -565,10 +566,6 @@ func (a *App) restoreRunner(r *runner) {
 	ctx := r.restoreCtx
 	id, ts := r.id, r.st
 	st := a.topo.SubTopology(id.sub)
-	policy := task.FailOnDeserializationError
-	if a.cfg.skipBadRecords {
-		policy = task.SkipOnDeserializationError
-	}
 	var cache *state.Cache
 	if a.cfg.cacheBytes > 0 {
 		cache = ts.cache
@@ -584,9 +581,15 @@ func (a *App) restoreRunner(r *runner) {
 		Changelog:              changelogWriter{a.prod},
 		Cache:                  cache,
 		Logger:                 a.log,
-		OnDeserializationError: policy,
+		OnDeserializationError: a.cfg.onDeserialize,
+		OnProcessingError:      a.cfg.onProcess,
+		OnProductionError:      a.cfg.onProduce,
+		DeadLetterTopic:        a.cfg.deadLetter,
 		Dropped: func(taskID, node, reason string) {
 			a.metrics.dropped.WithLabelValues(taskID, node, reason).Inc()
+		},
+		DeadLettered: func(taskID, node string, kind operators.ErrorKind) {
+			a.metrics.deadLettered.WithLabelValues(taskID, node, kind.String()).Inc()
 		},
 		Metadata:     ts.metadata,
 		GlobalStores: a.globals.views(),

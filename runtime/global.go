@@ -131,10 +131,6 @@ func (a *App) openGlobals(ctx context.Context) error {
 		g.next[tp] = off
 	}
 	g.loaded = true
-	policy := task.FailOnDeserializationError
-	if a.cfg.skipBadRecords {
-		policy = task.SkipOnDeserializationError
-	}
 	for _, gs := range gs {
 		t, err := task.New(task.Config{
 			ApplicationID: a.cfg.appID,
@@ -145,7 +141,13 @@ func (a *App) openGlobals(ctx context.Context) error {
 				return g.base(spec), nil
 			},
 			Logger:                 a.log.With("global_store", gs.Store.Name),
-			OnDeserializationError: policy,
+			OnDeserializationError: a.cfg.onDeserialize,
+			OnProcessingError:      a.cfg.onProcess,
+			OnProductionError:      a.cfg.onProduce,
+			// As Kafka Streams 4.3.1, no dead-letter record for a global
+			// store's records: DeadLetter drops them, logged and counted.
+			DeadLetterTopic: a.cfg.deadLetter,
+			GlobalStore:     true,
 			Dropped: func(_, node, reason string) {
 				a.metrics.dropped.WithLabelValues("global", node, reason).Inc()
 			},

@@ -68,6 +68,8 @@ func (c *fakeContext) Schedule(time.Duration, operators.PunctuationType, operato
 func (c *fakeContext) DeserializationError(_ string, _ *operators.RawRecord, err error) error {
 	return err
 }
+func (c *fakeContext) ProcessingError(_ string, err error) error { return err }
+func (c *fakeContext) ProductionError(_ string, err error) error { return err }
 func (c *fakeContext) StampRecord(string, *operators.RawRecord, int64, InvalidTimestampPolicy) (int64, bool, error) {
 	return 0, false, errors.New("not a source")
 }
