@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -296,7 +297,10 @@ func (a *App) start(ctx context.Context) error {
 	a.prod = newProducer(nil)
 	a.prod.limits = a.newRecordLimits()
 	a.prod.handler = &productionHandler{handle: a.cfg.onProduce, deadLetter: a.cfg.deadLetter, log: a.log,
-		dropped: func(task, node, reason string) { a.metrics.dropped.WithLabelValues(task, node, reason).Inc() }}
+		dropped: func(task, node, reason string) { a.metrics.dropped.WithLabelValues(task, node, reason).Inc() },
+		deadLettered: func(task, node string) {
+			a.metrics.deadLettered.WithLabelValues(task, node, operators.ProductionFailure.String()).Inc()
+		}}
 	opts := append(a.baseClientOpts(),
 		// No kgo.RecordDeliveryTimeout: franz-go measures it from the
 		// record's timestamp, which here is event time (a window's, or

@@ -264,6 +264,9 @@ type productionHandler struct {
 	deadLetter string
 	log        *slog.Logger
 	dropped    func(task, node, reason string)
+	// deadLettered counts a dead-letter record the handler wrote (nil:
+	// not counted beyond dropped).
+	deadLettered func(task, node string)
 	// logged rate-limits the log lines of records dropped or
 	// dead-lettered: one per logInterval, with the number not logged.
 	logMu      sync.Mutex
@@ -315,6 +318,9 @@ func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Recor
 		hs := operators.DeadLetterHeaders(ec, perr)
 		p.sendDeadLetter(h.deadLetter, in.Key, in.Value, hs, ec.Timestamp)
 		h.dropped(task, node, "dead-letter")
+		if h.deadLettered != nil {
+			h.deadLettered(task, node)
+		}
 		h.logDropped("sending the input record of a record Kafka cannot take to the dead-letter queue", ec, perr, "dead_letter_topic", h.deadLetter)
 		return nil
 	}
