@@ -359,7 +359,7 @@ func (p *producer) sendDeadLetter(topic string, key, value []byte, headers []ope
 func (c *nodeCollector) refuse(topic string, part int32, size int, err error) error {
 	perr := &operators.ProductionError{Node: c.node, Topic: topic, Partition: part, Size: size, Err: err}
 	r := c.t.r
-	return c.t.p.handler.decide(c.t.p, r.task.ID(), c.node, r.cur, perr)
+	return c.t.p.handler.decide(c.t.p, r.taskID(), c.node, r.cur, perr)
 }
 
 // errTooLarge is the error of a record refused before it is produced.

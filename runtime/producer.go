@@ -367,10 +367,7 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 		}
 	}
 	sr := p.sinkRecord(topic, part, by, key, value, headers, ts)
-	sr.ctx.in, sr.ctx.node, sr.ctx.seq = in, c.node, seq
-	if r := c.t.r; r.task != nil {
-		sr.ctx.task = r.task.ID()
-	}
+	sr.ctx.in, sr.ctx.node, sr.ctx.seq, sr.ctx.task = in, c.node, seq, c.t.r.taskID()
 	p.produceRecord(&sr.rec, p.sinkPromise)
 	return nil
 }

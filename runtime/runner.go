@@ -133,6 +133,14 @@ func (r *runner) waiting(i int) bool {
 	return r.now.Sub(q.waitSince) < maxFetchWait
 }
 
+// taskID is the task's ID, "" before the task exists.
+func (r *runner) taskID() string {
+	if r.task == nil {
+		return ""
+	}
+	return r.task.ID()
+}
+
 // process runs the queued records through the task and fires wall-clock
 // punctuations; it stops at the first error.
 func (r *runner) process(now time.Time) error {
