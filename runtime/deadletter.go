@@ -413,6 +413,9 @@ func (p *producer) handleRefused(ctx context.Context) (bool, error) {
 			if in := f.sc.in; in != nil {
 				ne.Topic, ne.Partition, ne.Offset = in.Topic, in.Partition, in.Offset
 			}
+			// Kept as the producer's failure: no later flush succeeds, so
+			// no commit (the shutdown's included) passes the record.
+			p.first.CompareAndSwap(nil, &ProduceError{Topic: r.Topic, Partition: r.Partition, Err: ne})
 			return true, ne
 		}
 	}

@@ -353,7 +353,7 @@ func TestProductionHandler(t *testing.T) {
 // output (exactly once under exactly-once).
 func TestProductionHandlerBrokerRefusal(t *testing.T) {
 	for _, g := range []runtime.Guarantee{runtime.AtLeastOnce, runtime.ExactlyOnce} {
-		t.Run(g.String(), func(t *testing.T) {
+		t.Run(g.String()+"/dead-letter", func(t *testing.T) {
 			pc := newProductionCase(t, true)
 			pc.produce(t, 0, 10, false)
 			in := pc.start(t, g, operators.DeadLetter)
@@ -369,6 +369,30 @@ func TestProductionHandlerBrokerRefusal(t *testing.T) {
 				t.Errorf("the handler was called %d times, want once", n)
 			}
 			pc.checkDeadLetter(t, true)
+		})
+		t.Run(g.String()+"/fail", func(t *testing.T) {
+			pc := newProductionCase(t, true)
+			pc.produce(t, 0, 10, false)
+			in := pc.start(t, g, operators.Fail)
+			pc.awaitOutput(t, in)
+			pc.lowerLimit(t)
+			pc.produce(t, 10, 20, true)
+			var err error
+			select {
+			case err = <-in.done:
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not fail within a minute")
+			}
+			pc.checkHandlerContext(t)
+			ne, ok := errors.AsType[*operators.NodeError](err)
+			pe, ok2 := errors.AsType[*operators.ProductionError](err)
+			if !ok || !ok2 || ne.Node != "to-out" || ne.Topic != pc.in || ne.Partition != pc.big.Partition || ne.Offset != pc.big.Offset ||
+				pe.Topic != pc.out || pe.Size <= 3000 {
+				t.Errorf("Run: %v; want a NodeError of sink to-out at the big record and a ProductionError of %s with its size", err, pc.out)
+			}
+			if pc.committedPast(t) {
+				t.Error("the group committed past the refused record (the shutdown's commit included)")
+			}
 		})
 	}
 }
