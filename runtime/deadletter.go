@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -173,7 +175,8 @@ func (l *recordLimits) learn(ctx context.Context, topics ...string) {
 			if _, had := m[t]; had {
 				continue // keep what was known
 			}
-			l.log.Debug("max.message.bytes unknown: using the client's ProducerBatchMaxBytes", "topic", t, "err", err)
+			l.log.Info("max.message.bytes of the topic unknown (DescribeConfigs needs the DESCRIBE_CONFIGS ACL): records are checked against the producer's ProducerBatchMaxBytes",
+				"topic", t, "producer_batch_max_bytes", l.client, "err", err)
 			v = l.client
 		}
 		// franz-go takes batch limits in [512, 1 GiB].
@@ -220,6 +223,9 @@ type refusal struct {
 
 // outputKey identifies a record a sink wrote for an input record: stable
 // across replays of the input record, as processing is deterministic.
+//
+// A record written outside of a record's processing (no input record) is
+// identified by its sink, topic and content (sum).
 type outputKey struct {
 	topic     string
 	partition int32
@@ -227,6 +233,16 @@ type outputKey struct {
 	node      string
 	out       string // the output topic
 	seq       int32
+	sum       uint64
+}
+
+// contentSum identifies a record by its key and value (outputKey.sum).
+func contentSum(key, value []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(key)
+	_, _ = h.Write([]byte{0xff, byte(len(key)), byte(len(key) >> 8), byte(len(key) >> 16)})
+	_, _ = h.Write(value)
+	return h.Sum64()
 }
 
 // remembered is what the producer keeps of an output record refused in an
@@ -240,11 +256,15 @@ type rememberedRefusal struct {
 // isRecordError reports an error of Kafka about the records themselves,
 // which sending again cannot cure and which does not compromise the
 // producer: it goes to the production handler. Fencing, authorization,
-// retriable and transaction errors are fatal instead (as in Kafka
-// Streams' RecordCollectorImpl.recordSendError).
+// transaction and configuration errors are fatal instead (as in Kafka
+// Streams' RecordCollectorImpl.recordSendError), and so are retriable
+// ones franz-go gave up on (CORRUPT_MESSAGE included): Kafka Streams hands
+// those to the handler, whose default RETRY re-initialises the task;
+// Sluice has no RETRY, and franz-go retries them without a delivery
+// timeout here.
 func isRecordError(err error) bool {
 	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
-		kerr.PolicyViolation, kerr.InvalidTimestamp, kerr.CorruptMessage, kerr.InvalidRequiredAcks} {
+		kerr.PolicyViolation, kerr.InvalidTimestamp} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -303,7 +323,10 @@ func errorContext(task, node string, in *kgo.Record) *operators.ErrorContext {
 // caller names the task, node and input record).
 func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Record, perr *operators.ProductionError) error {
 	ec := errorContext(task, node, in)
-	action := h.handle(ec, perr)
+	action, err := h.call(ec, perr)
+	if err != nil {
+		return err
+	}
 	if action == operators.DeadLetter && (in == nil || h.deadLetter == "") {
 		// No input record (a punctuator or cache flush wrote it), or no
 		// queue: Kafka Streams builds no dead-letter record then.
@@ -327,6 +350,20 @@ func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Recor
 	return perr
 }
 
+// call runs the user's handler; a panic in it is an error that stops the
+// instance, as Kafka Streams fails the task on an exception of the
+// production handler ("Fatal user code error in production error
+// callback"), never another handler.
+func (h *productionHandler) call(ec *operators.ErrorContext, perr *operators.ProductionError) (a operators.Action, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("sluice: task %s: the production error handler panicked on %v: %w", ec.TaskID, perr,
+				&operators.PanicError{Node: ec.Node, Value: v, Stack: debug.Stack()})
+		}
+	}()
+	return h.handle(ec, perr), nil
+}
+
 func (h *productionHandler) logDropped(msg string, ec *operators.ErrorContext, perr *operators.ProductionError, attrs ...any) {
 	h.logMu.Lock()
 	defer h.logMu.Unlock()
@@ -339,6 +376,34 @@ func (h *productionHandler) logDropped(msg string, ec *operators.ErrorContext, p
 		"err", perr, "not_logged_since_last", h.suppressed)
 	h.log.Warn(msg, attrs...)
 	h.loggedAt, h.suppressed = now, 0
+}
+
+// sendDeadLetterChecked produces a dead-letter record of the
+// deserialization or processing handler (written through the task's
+// collector): never to the production handler, so that a record counted
+// as dead-lettered is written or the instance stops. Over the dead-letter
+// topic's limit it is an error that stops the task.
+func (p *producer) sendDeadLetterChecked(topic string, key, value []byte, headers []operators.Header, ts int64) error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	if size, limit := batchBytes(key, value, headers), p.limits.forTopic(topic); size > int(limit) {
+		return fmt.Errorf("sluice: cannot write a dead-letter record of %d bytes to topic %s: %w", size, topic, errTooLarge(size, limit))
+	}
+	hs := make([]operators.Header, len(headers))
+	for i, h := range headers {
+		hs[i] = operators.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+	}
+	p.sendDeadLetter(topic, bytesCloneNullable(key), bytesCloneNullable(value), hs, ts)
+	return nil
+}
+
+// bytesCloneNullable copies b, keeping a nil nil (a Kafka null).
+func bytesCloneNullable(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
 }
 
 // sendDeadLetter produces a dead-letter record, partitioned by its key (as
@@ -404,7 +469,7 @@ func (p *producer) handleRefused(ctx context.Context) (bool, error) {
 		size := recordBatchBytes(r)
 		if isSizeError(f.err) && size <= int(p.limits.known(r.Topic)) && !f.sc.sentAgain {
 			f.sc.sentAgain = true
-			p.produceRecord(r, p.promise)
+			p.produceRecord(r, p.sinkPromise)
 			continue
 		}
 		perr := &operators.ProductionError{Node: f.sc.node, Topic: r.Topic, Partition: r.Partition, Size: size, Err: f.err}
@@ -455,10 +520,14 @@ func (p *producer) rememberRefused(ctx context.Context) {
 		p.remembered = map[outputKey]*rememberedRefusal{}
 	}
 	for _, f := range rs {
-		if f.sc.in == nil {
-			continue // not tied to an input record: replayed as it comes
+		k := outputKey{node: f.sc.node, out: f.rec.Topic}
+		if in := f.sc.in; in != nil {
+			k.topic, k.partition, k.offset, k.seq = in.Topic, in.Partition, in.Offset, f.sc.seq
+		} else {
+			// Written by a punctuator or a cache flush, whose order on
+			// replay is not the input's: known by its content.
+			k.partition, k.offset, k.sum = -1, -1, contentSum(f.rec.Key, f.rec.Value)
 		}
-		k := outputKey{f.sc.in.Topic, f.sc.in.Partition, f.sc.in.Offset, f.sc.node, f.rec.Topic, f.sc.seq}
 		m := p.remembered[k]
 		if m == nil {
 			m = &rememberedRefusal{}
@@ -470,9 +539,15 @@ func (p *producer) rememberRefused(ctx context.Context) {
 }
 
 // forgetRemembered drops what is remembered of the input records below the
-// committed offsets.
+// committed offsets, and of the records written without one.
 func (p *producer) forgetRemembered(offsets map[string]map[int32]kgo.EpochOffset) {
 	for k := range p.remembered {
+		if k.offset < 0 {
+			// Without an input record: its replay (the transaction that
+			// just committed) is over.
+			delete(p.remembered, k)
+			continue
+		}
 		if eo, ok := offsets[k.topic][k.partition]; ok && k.offset < eo.Offset {
 			delete(p.remembered, k)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -84,5 +85,74 @@ func TestRememberedRefusalOnReplay(t *testing.T) {
 	p.forgetRemembered(map[string]map[int32]kgo.EpochOffset{"in": {1: {Offset: 8}}})
 	if len(p.remembered) != 0 {
 		t.Errorf("%d refusals still remembered after the commit passed their input", len(p.remembered))
+	}
+}
+
+// A refusal of a record written without an input record (a punctuator, a
+// cache flush) is remembered by its sink, topic and content: the replay's
+// identical record goes to the handler (else the transaction would abort
+// for ever); the next commit forgets it.
+func TestRememberedRefusalWithoutInput(t *testing.T) {
+	p := newProducer(nil)
+	var calls int
+	p.handler = &productionHandler{log: slog.New(slog.NewTextHandler(io.Discard, nil)), dropped: func(string, string, string) {},
+		handle: func(ec *operators.ErrorContext, err error) operators.Action {
+			calls++
+			if ec.Offset != -1 || ec.Topic != "" {
+				t.Errorf("handler context locates %s/%d, want no input record", ec.Topic, ec.Offset)
+			}
+			return operators.Continue
+		}}
+	p.limits = &recordLimits{client: 1000012}
+	m := map[string]int32{"out": 1000012}
+	p.limits.topics.Store(&m)
+	p.refused = []refusal{{rec: &kgo.Record{Topic: "out", Value: []byte("window-end")}, sc: &sinkContext{node: "s"}, err: kerr.InvalidTimestamp}}
+	p.rememberRefused(context.Background())
+	c := newTaskCollector(p, &runner{}).ForNode("s")
+	if err := c.Send("out", -1, nil, []byte("window-end"), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("handler called %d times on the replayed record, want 1", calls)
+	}
+	p.forgetRemembered(nil)
+	if len(p.remembered) != 0 {
+		t.Errorf("%d refusals without input still remembered after a commit", len(p.remembered))
+	}
+}
+
+// A panic in the user's production handler stops the task with an error
+// naming it, never the process, and never reaches another handler.
+func TestProductionHandlerPanic(t *testing.T) {
+	p := newProducer(nil)
+	p.handler = &productionHandler{log: slog.New(slog.NewTextHandler(io.Discard, nil)), dropped: func(string, string, string) {},
+		handle: func(*operators.ErrorContext, error) operators.Action { panic("boom") }}
+	p.limits = &recordLimits{client: 100}
+	m := map[string]int32{"out": 512}
+	p.limits.topics.Store(&m)
+	r := &runner{cur: &kgo.Record{Topic: "in", Offset: 3}}
+	err := newTaskCollector(p, r).ForNode("s").Send("out", -1, nil, make([]byte, 1000), nil, 0)
+	pe, ok := errors.AsType[*operators.PanicError](err)
+	if !ok || pe.Value != "boom" || pe.Node != "s" {
+		t.Fatalf("Send: %v; want the handler's panic as a *operators.PanicError of sink s", err)
+	}
+}
+
+// The dead-letter records of the other handlers, written through the
+// task's collector, never go to the production handler: over the
+// dead-letter topic's limit they stop the task, naming it.
+func TestDeadLetterBypassesProductionHandler(t *testing.T) {
+	p := newProducer(nil)
+	p.handler = &productionHandler{deadLetter: "dlq", log: slog.New(slog.NewTextHandler(io.Discard, nil)), dropped: func(string, string, string) {},
+		handle: func(*operators.ErrorContext, error) operators.Action {
+			t.Error("the production handler was called for a dead-letter record")
+			return operators.Continue
+		}}
+	p.limits = &recordLimits{client: 1000012}
+	m := map[string]int32{"dlq": 1000}
+	p.limits.topics.Store(&m)
+	err := newTaskCollector(p, &runner{}).Send("dlq", -1, []byte("k"), make([]byte, 2000), nil, 0)
+	if err == nil || !errors.Is(err, kerr.MessageTooLarge) || !strings.Contains(err.Error(), "dead-letter record") || !strings.Contains(err.Error(), "topic dlq") {
+		t.Fatalf("Send: %v; want MESSAGE_TOO_LARGE naming the dead-letter topic", err)
 	}
 }

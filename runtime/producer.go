@@ -316,7 +316,14 @@ func (c *taskCollector) ForNode(node string) operators.Collector {
 	return &nodeCollector{t: c, node: node}
 }
 
+// Send is how internal/task writes the dead-letter records of the
+// deserialization and processing handlers (sinks write through ForNode's
+// collectors): they bypass the production handler
+// (sendDeadLetterChecked).
 func (c *taskCollector) Send(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) error {
+	if c.p.handler != nil && topic == c.p.handler.deadLetter && part < 0 {
+		return c.p.sendDeadLetterChecked(topic, key, value, headers, ts)
+	}
 	return c.anon.Send(topic, part, key, value, headers, ts)
 }
 
@@ -359,8 +366,13 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 		if limit := p.limits.forTopic(topic); size > int(limit) {
 			return c.refuse(topic, part, size, errTooLarge(size, limit))
 		}
-		if len(p.remembered) > 0 && in != nil {
-			k := outputKey{in.Topic, in.Partition, in.Offset, c.node, topic, seq}
+		if len(p.remembered) > 0 {
+			k := outputKey{node: c.node, out: topic}
+			if in != nil {
+				k.topic, k.partition, k.offset, k.seq = in.Topic, in.Partition, in.Offset, seq
+			} else {
+				k.partition, k.offset, k.sum = -1, -1, contentSum(key, value)
+			}
 			if m := p.remembered[k]; m != nil && (!m.size || m.times > 1) {
 				return c.refuse(topic, part, size, m.err)
 			}
