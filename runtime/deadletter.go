@@ -251,7 +251,16 @@ type rememberedRefusal struct {
 	err   error
 	size  bool // refused as too large
 	times int
+	// at is the producer's commit count when it was remembered: an entry
+	// without an input record lives noInputLifetime commits.
+	at int64
 }
+
+// noInputLifetime is how many commits a refusal of a record written
+// without an input record is remembered: a punctuator that writes the
+// same refused record again and again costs one abort, not one per
+// occurrence.
+const noInputLifetime = 1000
 
 // isRecordError reports an error of Kafka about the records themselves,
 // which sending again cannot cure and which does not compromise the
@@ -392,13 +401,14 @@ func (p *producer) sendDeadLetterChecked(topic string, key, value []byte, header
 	}
 	hs := make([]operators.Header, len(headers))
 	for i, h := range headers {
-		hs[i] = operators.Header{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+		hs[i] = operators.Header{Key: h.Key, Value: bytesCloneNullable(h.Value)}
 	}
 	p.sendDeadLetter(topic, bytesCloneNullable(key), bytesCloneNullable(value), hs, ts)
 	return nil
 }
 
-// bytesCloneNullable copies b, keeping a nil nil (a Kafka null).
+// bytesCloneNullable copies b, keeping a nil nil (a Kafka null) and an
+// empty b empty (not null): franz-go writes a nil header value as null.
 func bytesCloneNullable(b []byte) []byte {
 	if b == nil {
 		return nil
@@ -533,19 +543,23 @@ func (p *producer) rememberRefused(ctx context.Context) {
 			m = &rememberedRefusal{}
 			p.remembered[k] = m
 		}
-		m.err, m.size = f.err, isSizeError(f.err)
+		m.err, m.size, m.at = f.err, isSizeError(f.err), p.commits
 		m.times++
 	}
 }
 
 // forgetRemembered drops what is remembered of the input records below the
-// committed offsets, and of the records written without one.
+// committed offsets, and of the records written without one after
+// noInputLifetime commits.
 func (p *producer) forgetRemembered(offsets map[string]map[int32]kgo.EpochOffset) {
-	for k := range p.remembered {
+	p.commits++
+	for k, m := range p.remembered {
 		if k.offset < 0 {
-			// Without an input record: its replay (the transaction that
-			// just committed) is over.
-			delete(p.remembered, k)
+			// Without an input record: known by content, kept for a
+			// while, as such a record may come again (a punctuator).
+			if p.commits-m.at > noInputLifetime {
+				delete(p.remembered, k)
+			}
 			continue
 		}
 		if eo, ok := offsets[k.topic][k.partition]; ok && k.offset < eo.Offset {

@@ -115,9 +115,33 @@ func TestRememberedRefusalWithoutInput(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("handler called %d times on the replayed record, want 1", calls)
 	}
+	// Remembered across commits (a punctuator may write it again), for
+	// noInputLifetime commits.
 	p.forgetRemembered(nil)
+	if err := c.Send("out", -1, nil, []byte("window-end"), nil, 0); err != nil || calls != 2 {
+		t.Fatalf("after a commit: Send %v, handler called %d times; want the handler again (2)", err, calls)
+	}
+	for range noInputLifetime {
+		p.forgetRemembered(nil)
+	}
 	if len(p.remembered) != 0 {
-		t.Errorf("%d refusals without input still remembered after a commit", len(p.remembered))
+		t.Errorf("%d refusals without input still remembered after %d commits", len(p.remembered), noInputLifetime+1)
+	}
+}
+
+// Header values keep the difference between empty and null (franz-go
+// writes a nil value as a null header).
+func TestSinkRecordKeepsEmptyHeaderValues(t *testing.T) {
+	p := newProducer(nil)
+	sr := p.sinkRecord("out", -1, nil, nil, nil, []operators.Header{{Key: "empty", Value: []byte{}}, {Key: "null"}}, 0)
+	if v := sr.rec.Headers[0].Value; v == nil || len(v) != 0 {
+		t.Errorf("empty header value became %v (nil %v)", v, v == nil)
+	}
+	if v := sr.rec.Headers[1].Value; v != nil {
+		t.Errorf("null header value became %v", v)
+	}
+	if r := p.record("log", 0, nil, nil, []operators.Header{{Key: "empty", Value: []byte{}}}, 0); r.Headers[0].Value == nil {
+		t.Error("a changelog record's empty header value became null")
 	}
 }
 

@@ -86,6 +86,9 @@ type producer struct {
 	// input record (ExactlyOnce; see rememberRefused). Written by the
 	// poll loop while no task runs, read by the tasks.
 	remembered map[outputKey]*rememberedRefusal
+	// commits counts the commits that forgot remembered refusals
+	// (forgetRemembered).
+	commits int64
 	// limits are the topics' record size limits; handler applies
 	// OnProductionError. Both nil in tests that make a bare producer.
 	limits  *recordLimits
@@ -216,7 +219,7 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 	if len(headers) > 0 {
 		r.Headers = make([]kgo.RecordHeader, len(headers), len(headers)+1) // +1: sendChangelog's GenerationHeader
 		for i, h := range headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytesCloneNullable(h.Value)}
 		}
 	}
 	if part >= 0 {
@@ -283,7 +286,7 @@ func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, h
 	if len(headers) > 0 {
 		r.Headers = make([]kgo.RecordHeader, len(headers))
 		for i, h := range headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytesCloneNullable(h.Value)}
 		}
 	}
 	if part >= 0 {
