@@ -100,7 +100,11 @@ type ErrorContext struct {
 }
 
 // ErrorHandler decides what happens after a failure. It runs on the
-// task's goroutine; it must not keep ctx's slices past the call.
+// goroutine of the task that failed, never concurrently with that task's
+// processing; the runtime calls one handler for all tasks, so it may run
+// concurrently for different tasks and must be safe for concurrent use
+// (Kafka Streams has one handler instance per stream thread). It must not
+// keep ctx's slices past the call.
 type ErrorHandler func(ctx *ErrorContext, err error) Action
 
 // LogAndFail fails on every error: the default of each handler, as in
@@ -183,7 +187,11 @@ const (
 func DeadLetterHeaders(ctx *ErrorContext, err error) []Header {
 	hs := make([]Header, 0, len(ctx.Headers)+6)
 	for _, h := range ctx.Headers {
-		hs = append(hs, Header{Key: h.Key, Value: append([]byte(nil), h.Value...)})
+		v := h.Value
+		if v != nil { // an empty value stays empty, not null
+			v = append(make([]byte, 0, len(v)), v...)
+		}
+		hs = append(hs, Header{Key: h.Key, Value: v})
 	}
 	var trace []byte
 	for e := err; e != nil; e = errors.Unwrap(e) {

@@ -55,10 +55,11 @@
 // once; tasks read the global stores meanwhile through read-only views.
 // Records go through the global table's source and processor, both in the
 // restore and after, keeping their own Kafka timestamps (no extractor, as
-// in Kafka Streams): a record that cannot be deserialized follows the
-// deserialization policy (SkipUndecodableRecords; counted with the task
-// label "global"), and an error names the topic, partition and offset and
-// stops the instance. Every CommitInterval and at shutdown the global
+// in Kafka Streams): a record that cannot be deserialized goes to the
+// deserialization handler (OnDeserializationError; counted with the task
+// label "global"; DeadLetter drops it, counted, as Kafka Streams writes no
+// dead-letter record for a global store), and an error names the topic,
+// partition and offset and stops the instance. Every CommitInterval and at shutdown the global
 // stores are made durable, then their checkpoint is written.
 //
 // # Processing and commits
@@ -216,9 +217,25 @@
 // # Errors
 //
 // Start-up errors name what is wrong: BrokerError (the brokers cannot be
-// reached within StartupTimeout), MissingTopicError, CoPartitionError,
-// ConfigError (naming the option). Processing errors name the task, node,
-// topic, partition and offset.
+// reached within StartupTimeout), MissingTopicError (a source topic, or
+// the DeadLetterQueue topic), CoPartitionError, ConfigError (naming the
+// option). Processing errors name the task, node, topic, partition and
+// offset.
+//
+// A failed record need not stop the instance: three handlers, as Kafka
+// Streams 4.x has them, decide about a record a source cannot deserialize
+// (OnDeserializationError), an error or a panic of user code
+// (OnProcessingError: a panic never crashes the process, it becomes an
+// *operators.PanicError naming the node), and a record a sink cannot
+// serialize or Kafka refuses (OnProductionError). Each returns Fail (the
+// default), Continue (drop, log, count in sluice_dropped_records_total) or
+// DeadLetter: the input record, as read, goes to the DeadLetterQueue topic
+// with Kafka Streams' error headers, written through the task's producer
+// in the commit (under ExactlyOnce, the transaction) that moves the input
+// offset past it, and counted in sluice_dead_letter_records_total. A
+// store's or the producer's error is never a handler's to skip: it stops
+// the instance. docs/errors.md has the details and the differences from
+// Kafka Streams.
 //
 // A record a sink writes that Kafka cannot take goes to OnProductionError
 // (deadletter.go; docs/errors-production.md) with the input record that

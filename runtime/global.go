@@ -142,8 +142,9 @@ func (a *App) openGlobals(ctx context.Context) error {
 			},
 			Logger:                 a.log.With("global_store", gs.Store.Name),
 			OnDeserializationError: a.cfg.onDeserialize,
-			OnProcessingError:      a.cfg.onProcess,
-			OnProductionError:      a.cfg.onProduce,
+			// No processing handler: Kafka Streams 4.3.1 applies it to a
+			// global store only with processing.exception.handler.global.enabled
+			// (false by default); a global store has no sink either.
 			// As Kafka Streams 4.3.1, no dead-letter record for a global
 			// store's records: DeadLetter drops them, logged and counted.
 			DeadLetterTopic: a.cfg.deadLetter,

@@ -60,6 +60,9 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 			return nil, &MissingTopicError{Topics: missing}
 		}
 	}
+	if err := a.checkDeadLetterTopic(ctx, adm); err != nil {
+		return nil, err
+	}
 	for _, st := range a.topo.SubTopologies() {
 		for _, n := range st.Sources {
 			for _, t := range n.Topics {
@@ -346,4 +349,27 @@ func (l *layout) sourceTopics() []string {
 	}
 	slices.Sort(ts)
 	return slices.Compact(ts)
+}
+
+// checkDeadLetterTopic checks that the dead-letter queue topic, if one is
+// set (DeadLetterQueue), exists: Sluice creates no topic but its internal
+// ones, and a handler's first DeadLetter must not be the moment a missing
+// topic shows.
+func (a *App) checkDeadLetterTopic(ctx context.Context, adm *kadm.Client) error {
+	dlq := a.cfg.deadLetter
+	if dlq == "" {
+		return nil
+	}
+	md, err := adm.Metadata(ctx, dlq)
+	if err != nil {
+		return &BrokerError{Brokers: a.brokers, Err: err}
+	}
+	td, ok := md.Topics[dlq]
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || len(td.Partitions) == 0 {
+		return &MissingTopicError{Topics: []string{dlq}, Option: "DeadLetterQueue"}
+	}
+	if td.Err != nil {
+		return fmt.Errorf("sluice: describe the dead-letter queue topic %s (DeadLetterQueue): %w", dlq, td.Err)
+	}
+	return nil
 }

@@ -33,6 +33,14 @@
 // WithChangelogs records what the stores log as readable topics
 // "<application.id>-<store>-changelog".
 //
+// Failures go to the same error handlers as in the runtime
+// (OnDeserializationError, OnProcessingError, OnProductionError; Fail by
+// default): a panic in user code is recovered and handed to the processing
+// handler as an *operators.PanicError naming the node; Continue drops and
+// counts the record (DroppedRecords); DeadLetter writes the input record
+// to the WithDeadLetterQueue topic with Kafka Streams' error headers, for
+// the test to read with CreateOutputTopic (docs/errors.md).
+//
 //	d, err := testdriver.New(topo)
 //	in := testdriver.CreateInputTopic(d, "text-input", serde.String, serde.String)
 //	out := testdriver.CreateOutputTopic(d, "word-counts", serde.String, serde.Int64)
@@ -258,10 +266,10 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			Clock:                  func() time.Time { return d.clock },
 			Logger:                 cfg.log,
 			OnDeserializationError: cfg.onDeserialize,
-			OnProcessingError:      cfg.onProcess,
-			OnProductionError:      cfg.onProduce,
-			DeadLetterTopic:        cfg.deadLetter,
-			GlobalStore:            true,
+			// No processing handler, as the runtime's global stores (and
+			// Kafka Streams' by default).
+			DeadLetterTopic: cfg.deadLetter,
+			GlobalStore:     true,
 			Dropped: func(_, node, reason string) {
 				d.dropped[[2]string{node, reason}]++
 			},

@@ -4,6 +4,7 @@ import (
 	"runtime/debug"
 
 	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
 )
 
 // Guarded is a node instance as a task hands it to the factory of a parent:
@@ -34,6 +35,9 @@ type guard[K, V any] struct {
 	next Node[K, V]
 }
 
+// Process runs the node. What a guard costs is mostly the extra call on
+// the edge: the deferred recover itself is about 1.5 ns (BenchmarkGuard;
+// docs/errors.md has the figures).
 func (g *guard[K, V]) Process(r operators.Record[K, V]) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -65,4 +69,31 @@ func (g *guard[K, V]) failed(err error) error {
 		return g.ctx.ProductionError(g.name, se)
 	}
 	return g.ctx.ProcessingError(g.name, se)
+}
+
+// decode decodes b with s for the source node; a panic in s is an error
+// (a *operators.PanicError), so that the source hands it to the
+// deserialization handler, as Kafka Streams' RecordDeserializer hands it
+// any exception of a deserializer.
+func decode[T any](node string, s serde.Serde[T], b []byte) (v T, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			err = &operators.PanicError{Node: node, Value: x, Stack: debug.Stack()}
+		}
+	}()
+	return s.Decode(b)
+}
+
+// encode appends the encoding of v with s to dst for the sink node; a
+// panic in s is an error (a *operators.PanicError), so that the sink
+// returns a *operators.SerializationError for the production handler, as
+// Kafka Streams' RecordCollectorImpl hands it any exception of a
+// serializer.
+func encode[T any](node string, s serde.Serde[T], dst []byte, v T) (out []byte, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			out, err = dst, &operators.PanicError{Node: node, Value: x, Stack: debug.Stack()}
+		}
+	}()
+	return s.Encode(dst, v)
 }

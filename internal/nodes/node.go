@@ -46,6 +46,12 @@ type Context interface {
 	// (an *operators.NodeError), a store's or the collector's stop the task
 	// without it.
 	ProcessingError(node string, err error) error
+	// CacheForward brackets what a record cache's flush listener forwards
+	// (true before, false after): a failure below it has no input record,
+	// as the flushed entry was written by an earlier record than the one
+	// being processed, if any (an eviction happens while another record
+	// is processed). Calls nest.
+	CacheForward(on bool)
 	// ProductionError is ProcessingError for a record the sink node could
 	// not serialize (*operators.SerializationError): the task's production
 	// handler decides.

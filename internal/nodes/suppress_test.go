@@ -70,6 +70,7 @@ func (c *fakeContext) DeserializationError(_ string, _ *operators.RawRecord, err
 }
 func (c *fakeContext) ProcessingError(_ string, err error) error { return err }
 func (c *fakeContext) ProductionError(_ string, err error) error { return err }
+func (c *fakeContext) CacheForward(bool)                         {}
 func (c *fakeContext) StampRecord(string, *operators.RawRecord, int64, InvalidTimestampPolicy) (int64, bool, error) {
 	return 0, false, errors.New("not a source")
 }

@@ -62,11 +62,14 @@ func guardCall(node string, f func() error) (err error) {
 // stops the task without a handler, as Kafka Streams' ProcessorNode
 // rethrows its own failures: a child's failure, however the processor
 // wrapped it (an *operators.NodeError: the child's guard has handled it
-// already, or it stops the task), an error of one of the task's stores
-// (storeError, state.ErrClosed: Kafka Streams 4.3.1 would hand a
-// ProcessorStateException to the handler; Sluice does not let a handler
-// skip past a broken store), the task's cancellation. Anything else goes
-// to the processing handler.
+// already, or it stops the task), an error of a key-value store the
+// processor got from its context (storeError: Get, Put, Delete) or of a
+// closed store (state.ErrClosed), the task's cancellation. Kafka Streams
+// 4.3.1 would hand a ProcessorStateException to the handler too; Sluice
+// does not let a handler skip past a broken key-value store. (The errors
+// of other store kinds a processor may get, window and session stores, are
+// not marked: they go to the handler, as in Kafka Streams.) Anything else
+// goes to the processing handler.
 func userFailure(ctx Context, node string, err error) error {
 	if _, ok := errors.AsType[*operators.NodeError](err); ok {
 		return err

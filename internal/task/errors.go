@@ -38,8 +38,9 @@ import (
 // for the input record stay, as in Kafka Streams (nothing is rolled back:
 // Kafka Streams' handlers run inside the failing node, too).
 //
-// In a punctuator, or below a record cache that flushes, there is no input
-// record: the ErrorContext has no topic, partition and offset -1, the
+// In a punctuator, or below a record cache that forwards (a flush, or an
+// eviction while another record is processed: nodes.Context.CacheForward),
+// there is no input record: the ErrorContext has no topic, partition and offset -1, the
 // punctuation's time (or the last record's), and no key or value; a
 // dead-letter record is written all the same, with a null key and value
 // and a null topic header, as Kafka Streams 4.3.1 writes one for a
@@ -244,4 +245,24 @@ func (c *nodeContext) logHandled(kind operators.ErrorKind, node string, ec *oper
 	}
 	c.t.log.Warn(fmt.Sprintf("%s a record after a %s error", what, kind), attrs...)
 	l.last, l.suppressed = now, 0
+}
+
+// CacheForward implements nodes.Context: while a record cache's flush
+// forwards, the task has no input record for the handlers (cur nil), and
+// gets the one being processed back after.
+func (c *nodeContext) CacheForward(on bool) {
+	t := c.t
+	if on {
+		if t.cacheDepth == 0 {
+			t.cacheSaved, t.cur = t.cur, nil
+		}
+		t.cacheDepth++
+		return
+	}
+	if t.cacheDepth > 0 {
+		t.cacheDepth--
+		if t.cacheDepth == 0 {
+			t.cur, t.cacheSaved = t.cacheSaved, nil
+		}
+	}
 }

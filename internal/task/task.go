@@ -10,7 +10,8 @@
 // logger writes and how ChangelogRestorer reads it back; Kafka's part is
 // the runtime's), the Kafka names of internal topics (topics.go) and the
 // choice of a task's next input record by head event time
-// (partitions.go). The caller provides what differs: the store bases
+// (partitions.go), and the error handlers with the dead-letter writes
+// (errors.go). The caller provides what differs: the store bases
 // (Pebble or memory), the ChangelogWriter (the runtime's producer, or the
 // driver's recorded topics) and the record cache.
 //
@@ -122,6 +123,10 @@ type Task struct {
 	// while punctuators run: the error handlers' source record. The
 	// caller's, not copied: valid only during Process.
 	cur *operators.RawRecord
+	// cacheDepth counts the record-cache flush forwards under way (nested),
+	// cacheSaved is cur while they run (CacheForward).
+	cacheDepth int
+	cacheSaved *operators.RawRecord
 	// the last input record processed, kept while punctuators run
 	inTopic     string
 	inPartition int32
@@ -299,9 +304,9 @@ func (t *Task) Process(r *operators.RawRecord) error {
 	t.topic, t.partition, t.offset = r.Topic, r.Partition, r.Offset
 	t.inTopic, t.inPartition, t.inOffset = r.Topic, r.Partition, r.Offset
 	t.skipped = false
-	t.cur = r
+	t.cur, t.cacheDepth, t.cacheSaved = r, 0, nil
 	err := t.processRaw(src, r)
-	t.cur = nil
+	t.cur, t.cacheDepth, t.cacheSaved = nil, 0, nil
 	if err != nil {
 		return t.wrapRecord(r, err)
 	}
@@ -311,16 +316,18 @@ func (t *Task) Process(r *operators.RawRecord) error {
 	return t.punctuate(operators.StreamTime, t.streamTime)
 }
 
-// processRaw hands r to its source src. A panic in the source itself (its
-// deserializers, its timestamp extractor) is the source's processing
-// failure; the source's children have guards of their own. A source that
-// panicked forwarded nothing more: the record counts as skipped.
+// processRaw hands r to its source src. A panic in its serdes is a
+// deserialization failure (the source recovers it); the source's children
+// have guards of their own; what is left, a panic in the source's
+// timestamp extractor, stops the task with a *operators.PanicError naming
+// the source, no handler asked, as Kafka Streams fails on an exception of
+// a TimestampExtractor ("Fatal user code error in TimestampExtractor
+// callback", RecordQueue.updateHead).
 func (t *Task) processRaw(src nodes.RawProcessor, r *operators.RawRecord) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			node := t.srcNames[r.Topic]
-			err = t.ctxs[node].ProcessingError(node, &operators.PanicError{Node: node, Value: v, Stack: debug.Stack()})
-			t.skipped = true
+			err = t.failure(node, &operators.PanicError{Node: node, Value: v, Stack: debug.Stack()})
 		}
 	}()
 	return src.ProcessRaw(r)
@@ -329,11 +336,21 @@ func (t *Task) processRaw(src nodes.RawProcessor, r *operators.RawRecord) (err e
 // EventTime returns the event time the task's source for r's topic gives
 // r (see nodes.TimestampPeeker): its Kafka timestamp unless the source
 // extracts one. The runtime orders a task's partitions by it.
-func (t *Task) EventTime(r *operators.RawRecord) int64 {
-	if p, ok := t.sources[r.Topic].(nodes.TimestampPeeker); ok {
-		return p.PeekTimestamp(r)
+//
+// A panic of the source's serdes or extractor gives r's Kafka timestamp,
+// as a decode error does: the record meets the panic again when it is
+// processed, where the handlers decide (Process).
+func (t *Task) EventTime(r *operators.RawRecord) (ts int64) {
+	p, ok := t.sources[r.Topic].(nodes.TimestampPeeker)
+	if !ok {
+		return r.Timestamp
 	}
-	return r.Timestamp
+	defer func() {
+		if recover() != nil {
+			ts = r.Timestamp
+		}
+	}()
+	return p.PeekTimestamp(r)
 }
 
 // PunctuateWallClock fires the wall-clock punctuations due at now.
