@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -340,6 +341,12 @@ func (a *App) start(ctx context.Context) error {
 	// The rebalance callbacks use the producer: it exists before the client
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
+	a.prod.limits = a.newRecordLimits()
+	a.prod.handler = &productionHandler{handle: a.cfg.onProduce, deadLetter: a.cfg.deadLetter, log: a.log,
+		dropped: func(task, node, reason string) { a.metrics.dropped.WithLabelValues(task, node, reason).Inc() },
+		deadLettered: func(task, node string) {
+			a.metrics.deadLettered.WithLabelValues(task, node, operators.ProductionFailure.String()).Inc()
+		}}
 	opts := append(a.baseClientOpts(),
 		// No kgo.RecordDeliveryTimeout: franz-go measures it from the
 		// record's timestamp, which here is event time (a window's, or
@@ -357,6 +364,9 @@ func (a *App) start(ctx context.Context) error {
 		kgo.AdjustFetchOffsetsFn(a.adjustOffsets),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{}),
+		// Batches never exceed a topic's max.message.bytes (as far as
+		// it is known): a batch of small records is never refused.
+		kgo.ProducerBatchMaxBytesFn(a.prod.limits.known),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		// Transaction markers come back as control records, so that a
 		// task knows its partitions' fetch positions (runner.waiting);
@@ -416,6 +426,20 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// newRecordLimits returns the record size limits of the App's producer
+// (deadletter.go), from the client options: ProducerBatchMaxBytes, and
+// MaxBufferedBytes if set (franz-go fails a record above it).
+func (a *App) newRecordLimits() *recordLimits {
+	l := &recordLimits{client: 1000012, admin: a.admin, log: a.log}
+	if v, ok := a.admin.OptValue(kgo.ProducerBatchMaxBytes).(int32); ok && v > 0 {
+		l.client = v
+	}
+	if v, ok := a.admin.OptValue(kgo.MaxBufferedBytes).(int64); ok && v > 0 && v < int64(l.client) {
+		l.client = int32(v)
+	}
+	return l
 }
 
 // transactionalID is the instance's transactional ID under ExactlyOnce:

@@ -607,7 +607,7 @@ func (a *App) restoreRunner(r *runner) {
 		ApplicationID: a.cfg.appID,
 		SubTopology:   st,
 		Partition:     id.partition,
-		Collector:     collector{a.prod},
+		Collector:     newTaskCollector(a.prod, r),
 		OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
 			return a.openStore(ctx, r, spec, id.partition)
 		},

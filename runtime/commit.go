@@ -97,6 +97,22 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 		}
 		return err
 	}
+	// Records Kafka refused go to the production handler before the
+	// offsets that pass their input records commit; what it sends (a
+	// dead-letter record, a record refused only with its batch) is
+	// flushed in turn.
+	for {
+		sent, err := c.prod.handleRefused(fctx)
+		if err != nil {
+			return err
+		}
+		if !sent {
+			break
+		}
+		if err := c.prod.flush(fctx); err != nil {
+			return err
+		}
+	}
 	// Everything the stores wrote is in the changelogs now: the local
 	// state may commit, with the input positions it reflects.
 	ends := c.prod.changelogEnds()
@@ -231,6 +247,11 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 	if err := c.prod.flush(fctx); err != nil {
 		return c.rollback(ctx, err)
 	}
+	if c.prod.hasRefused() {
+		// franz-go cannot commit a transaction with a refused batch:
+		// abort, and replay knowing what was refused (deadletter.go).
+		return c.rollback(ctx, errRefused)
+	}
 	if c.prod.sentInTxn() == 0 {
 		err = c.commitPlain(fctx, offsets, meta)
 	} else {
@@ -259,6 +280,7 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 		r.committed(offsets)
 	}
 	c.lastEnds = ends
+	c.prod.forgetRemembered(offsets)
 	c.metrics.commits.Inc()
 	c.metrics.txnCommits.Inc()
 	c.metrics.commitDur.Observe(time.Since(start).Seconds())
@@ -351,6 +373,9 @@ func (c *exactlyOnce) abort(ctx context.Context, reason string) error {
 	if err == nil {
 		err = c.prod.wait(actx) // the aborted records' promises
 	}
+	// What Kafka refused in the aborted transaction is handled when the
+	// tasks replay it.
+	c.prod.rememberRefused(actx)
 	if err != nil {
 		// The producer keeps its failures: nothing commits after this.
 		c.broken = c.classify(err)

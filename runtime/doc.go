@@ -277,6 +277,19 @@
 // the instance. docs/errors.md has the details and the differences from
 // Kafka Streams.
 //
+// A record a sink writes that Kafka cannot take goes to OnProductionError
+// (deadletter.go; docs/errors-production.md) with the input record that
+// caused it: one over its topic's limit (the smaller of the producer's
+// ProducerBatchMaxBytes and the topic's max.message.bytes) before it is
+// produced, one the broker refuses (MESSAGE_TOO_LARGE, INVALID_RECORD, a
+// policy violation, ...) after, through its promise, which knows its
+// origin. Fail stops Run with an *operators.NodeError wrapping an
+// *operators.ProductionError (sink, topic, size); Continue drops it,
+// counted; DeadLetter writes the input record to the DeadLetterQueue topic
+// before the commit that passes it (under ExactlyOnce in its transaction:
+// a refusal aborts the transaction, and the replay hands the record to the
+// handler before producing it). A changelog record Kafka refuses is fatal.
+//
 // # Security
 //
 // TLS and one of SASLPlain, SASLScram256, SASLScram512 configure every

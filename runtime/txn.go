@@ -364,6 +364,8 @@ func abortReason(err error) string {
 		return "abortable"
 	case errors.Is(err, errInjected):
 		return "injected"
+	case errors.Is(err, errRefused):
+		return "refused"
 	}
 	return "error"
 }

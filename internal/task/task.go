@@ -545,6 +545,14 @@ func (c *nodeContext) StreamTime() int64             { return c.t.streamTime }
 func (c *nodeContext) WallClockTime() time.Time      { return c.t.clock() }
 func (c *nodeContext) InternalTopic(n string) string { return c.t.internalTopic(n) }
 func (c *nodeContext) Collector() operators.Collector {
+	// A collector that can bind itself to a node (the runtime's) gives
+	// each node its own, so that what it reports about a record names
+	// the node that wrote it.
+	if nc, ok := c.t.cfg.Collector.(interface {
+		ForNode(node string) operators.Collector
+	}); ok {
+		return nc.ForNode(c.node.Name)
+	}
 	return c.t.cfg.Collector
 }
 
