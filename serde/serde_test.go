@@ -231,6 +231,9 @@ func TestFunc(t *testing.T) {
 	if p, err := s.Decode(nil); err != nil || p != (point{}) || calls != 0 {
 		t.Errorf("Decode(nil) = %v, %v after %d decode calls; want zero, nil, 0 calls", p, err, calls)
 	}
+	if _, err := s.Decode([]byte{}); err == nil || calls != 1 {
+		t.Errorf("Decode(empty) = %v after %d decode calls; want decode's error, 1 call", err, calls)
+	}
 	if _, err := s.Decode([]byte{1}); err == nil || err.Error() != "sluice: serde point: cannot decode 1 byte: want 8" {
 		t.Errorf("Decode([1]) error = %v", err)
 	}
