@@ -3,6 +3,7 @@ package serde
 import (
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // DecodeError reports bytes that a serde could not decode. Decoders in this
@@ -36,6 +37,35 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the cause, so errors.Is and errors.As see through a
 // DecodeError to, for example, a *json.SyntaxError.
 func (e *DecodeError) Unwrap() error { return e.Err }
+
+// ErrEmptyJSON is the cause (DecodeError.Err) of the failure to decode an
+// empty value with a JSON serde: no bytes are no JSON.
+var ErrEmptyJSON = errors.New("empty input is not JSON")
+
+// InvalidUTF8Error is the cause (DecodeError.Err) of the failure to decode
+// bytes that are not valid UTF-8 with a serde that requires it (JSON).
+type InvalidUTF8Error struct {
+	// Offset is the position of the first byte of the first invalid
+	// sequence.
+	Offset int
+}
+
+func (e *InvalidUTF8Error) Error() string {
+	return "invalid UTF-8 at byte " + strconv.Itoa(e.Offset)
+}
+
+// invalidUTF8Offset returns the offset of the first invalid UTF-8 sequence
+// of b, or len(b) if there is none.
+func invalidUTF8Offset(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
 
 // Causes of length errors, allocated once: the error path of the
 // fixed-width decoders then allocates only the *DecodeError itself.

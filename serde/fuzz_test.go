@@ -3,6 +3,7 @@ package serde_test
 import (
 	"bytes"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/serde"
 )
@@ -17,6 +18,7 @@ import (
 // comparable (NaN) and JSON does not keep every distinction between values
 // (an empty map under omitempty comes back nil).
 func fuzzDecode[T any](t *testing.T, s serde.Serde[T], in []byte, exact bool) {
+	_, isString := any(s).(serde.Serde[string])
 	v, err := s.Decode(in)
 	if err != nil {
 		return
@@ -25,7 +27,7 @@ func fuzzDecode[T any](t *testing.T, s serde.Serde[T], in []byte, exact bool) {
 	if err != nil {
 		t.Fatalf("Encode(Decode(% x) = %v): %v", in, v, err)
 	}
-	if exact && len(in) > 0 && !bytes.Equal(enc, in) {
+	if exact && len(in) > 0 && !bytes.Equal(enc, in) && (!isString || utf8.Valid(in)) {
 		t.Fatalf("Encode(Decode(% x)) = % x", in, enc)
 	}
 	v2, err := s.Decode(enc)

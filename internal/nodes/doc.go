@@ -32,6 +32,12 @@
 // imports either. UserProcessor hands a user's processor only the
 // ProcessingContext, so a type assertion cannot reach these hooks.
 //
+// A node that drops a record calls RecordDropped with a reason that names
+// what the record was ("null-key", "null-value", "late", ...), not where it
+// was dropped: the node is a label of its own. RecordDropped counts it and
+// logs it at a limited rate, except for the reasons whose callers log more
+// (late records with their window).
+//
 // Key-value and time-window stores of aggregations and tables hold
 // timestamped values, as Kafka Streams' do (a stream-stream join's window
 // stores hold plain values, as Kafka Streams' do too): an 8-byte big-endian timestamp, then the value's encoding

@@ -66,6 +66,11 @@ type Context interface {
 	// non-nil error (an *operators.InvalidTimestampError) stops the task.
 	StampRecord(node string, r *operators.RawRecord, ts int64, policy InvalidTimestampPolicy) (stamped int64, ok bool, err error)
 	// RecordDropped counts a record a node dropped on purpose (a null key for
-	// an aggregation, a late record), with the reason as a metric label.
+	// an aggregation, a late record), with the reason as a metric label: a
+	// short kebab-case name of what the record was ("null-key", "late").
+	// It also logs the drop, at most one line per node and reason per 10 s,
+	// unless the reason is one whose caller logs it ("late",
+	// "invalid-timestamp", "deserialization-error" and the error handlers'
+	// reasons).
 	RecordDropped(node, reason string)
 }

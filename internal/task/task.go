@@ -522,6 +522,9 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 type nodeContext struct {
 	t    *Task
 	node *topology.Node
+	// dropLogs rate-limit the log lines of RecordDropped, by node and
+	// reason (droplog.go).
+	dropLogs map[[2]string]*dropLog
 
 	// Rate limit of the log lines about records skipped for an invalid
 	// timestamp: one per node per invalidLogInterval of the task's clock.
@@ -645,4 +648,5 @@ func (c *nodeContext) RecordDropped(node, reason string) {
 	if c.t.cfg.Dropped != nil {
 		c.t.cfg.Dropped(c.t.id, node, reason)
 	}
+	c.logDrop(node, reason)
 }
