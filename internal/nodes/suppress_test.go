@@ -295,10 +295,12 @@ func FuzzDecodeBufferEntry(f *testing.F) {
 			}
 			return
 		}
-		// One value has two encodings (an old value equal to the prior
-		// one, spelled out or as -2): what decodes encodes to the
-		// canonical one, which decodes to the same entry and encodes to
-		// itself. A canonical input encodes back to itself.
+		// Some entries have two encodings (an old value equal to the
+		// prior one, spelled out or as -2; no headers, as a count of 0 or
+		// of -1, which Kafka Streams' ProcessorRecordContext.deserialize
+		// reads as none "for backward compatibility"): what decodes
+		// encodes to the canonical one, no longer than the input, which
+		// decodes to the same entry and encodes to itself.
 		enc := e.AppendEncoded(nil)
 		if len(enc) > len(b) {
 			t.Fatalf("%x: decoded entry encodes to %d bytes, more than the %d it came from", b, len(enc), len(b))
@@ -312,9 +314,6 @@ func FuzzDecodeBufferEntry(f *testing.F) {
 		}
 		if enc2 := again.AppendEncoded(nil); !bytes.Equal(enc2, enc) {
 			t.Fatalf("encoding not canonical: %x then %x", enc, enc2)
-		}
-		if len(enc) == len(b) && !bytes.Equal(enc, b) {
-			t.Fatalf("%x decodes and encodes to %x", b, enc)
 		}
 	})
 }
