@@ -79,7 +79,10 @@ const checkpointFile = ".checkpoint"
 
 // taskState is the local state of one task.
 type taskState struct {
-	dir   string
+	dir string
+	// fs is the file system of the DB and the checkpoint file
+	// (App.stateFS).
+	fs    vfs.FS
 	db    *state.PebbleDB // nil until a persistent store opens
 	cache *state.Cache
 	share *state.CacheShare // the task counts in it until close
@@ -121,6 +124,7 @@ type taskState struct {
 func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persistent bool) (*taskState, error) {
 	ts := &taskState{
 		dir:        filepath.Join(a.appDir, id.String()),
+		fs:         a.fs(),
 		cache:      a.cacheShare.NewCache(),
 		share:      a.cacheShare,
 		positions:  map[topicPartition]int64{},
@@ -139,7 +143,7 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		ts.fresh = true
 	}
 	db, err := state.OpenPebble(ts.dir, state.PebbleOptions{
-		Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), BufferWrites: true, Logger: a.log,
+		FS: ts.fs, Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), BufferWrites: true, Logger: a.log,
 	})
 	if err != nil {
 		return nil, err
@@ -170,7 +174,7 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		ts.checkpoint[state.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = off
 	}
 	if !ts.fresh {
-		cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile))
+		cp, err := state.ReadCheckpoint(ts.fs, filepath.Join(ts.dir, checkpointFile))
 		if err != nil {
 			a.log.Warn("unreadable checkpoint file (not used: the DB's meta record tells where the restore starts)", "task", id, "err", err)
 		}
@@ -308,7 +312,7 @@ func (ts *taskState) checkpointOnClose() error {
 		cp[state.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = off
 	}
 	ts.unsynced = false
-	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), cp)
+	return state.WriteCheckpoint(ts.fs, filepath.Join(ts.dir, checkpointFile), cp)
 }
 
 // writeCheckpoint writes the checkpoint file with the changelog offsets
@@ -324,7 +328,7 @@ func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error 
 			ts.checkpoint[tp] = off
 		}
 	}
-	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
+	return state.WriteCheckpoint(ts.fs, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
 }
 
 // close closes the DB, dropping writes not committed, and takes the task
@@ -512,5 +516,5 @@ func (a *App) finishRestore(ts *taskState) error {
 	if err := ts.db.Flush(); err != nil {
 		return err
 	}
-	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
+	return state.WriteCheckpoint(ts.fs, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
 }

@@ -197,6 +197,9 @@ func (d *PebbleDB) PutPendingMeta(key, value []byte) error {
 	if d.pending == nil {
 		return fmt.Errorf("sluice: pebble %q: put pending meta: the DB does not buffer writes", d.dir)
 	}
+	if err := d.failed(); err != nil {
+		return err // the pending batch may be the one whose commit failed
+	}
 	if err := d.pending.Set(metaKey(key), value, nil); err != nil {
 		return fmt.Errorf("sluice: pebble %q: put pending meta %q: %w", d.dir, key, err)
 	}
@@ -222,6 +225,13 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 		return err
 	}
 	defer d.recoverFatal(&err)
+	// A pending batch whose commit failed fatally cannot be read or
+	// written any more: the stores read the DB as of the last commit.
+	defer func() {
+		if d.pending != nil && d.fatal.Load() != nil {
+			d.pending = d.db.NewIndexedBatch()
+		}
+	}()
 	if d.pending == nil {
 		if sync {
 			return d.Flush()

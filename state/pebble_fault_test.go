@@ -109,6 +109,17 @@ func TestPebbleDiskFull(t *testing.T) {
 			if err := db.Flush(); !errors.As(err, &failed) {
 				t.Fatalf("flush after the failure: %v", err)
 			}
+			// Buffered writes too: the pending batch is the one whose
+			// commit failed, which Pebble would panic on.
+			if err := db.PutPendingMeta([]byte("offset"), []byte("11")); !errors.As(err, &failed) {
+				t.Fatalf("put pending meta after the failure: %v", err)
+			}
+			if err := kv.Put([]byte("k1"), []byte("2")); !errors.As(err, &failed) {
+				t.Fatalf("store put after the failure: %v", err)
+			}
+			if v, ok, err := kv.Get([]byte("k1")); err != nil || !ok || string(v) != "1" {
+				t.Fatalf("store get after the failure: %q, %v, %v", v, ok, err)
+			}
 			if err := db.Close(); err != nil && !strings.Contains(err.Error(), dir) {
 				t.Fatalf("close: %v", err)
 			}
