@@ -373,7 +373,7 @@ func (sb *standbys) closeLocked(id taskID, commit bool) {
 					t.st.checkpoint[sp.tp] = sp.next
 				}
 			}
-			if err := state.WriteCheckpoint(t.st.fs, filepath.Join(t.st.dir, checkpointFile), t.st.checkpoint); err != nil {
+			if err := state.WriteCheckpoint(t.st.fsys(), filepath.Join(t.st.dir, checkpointFile), t.st.checkpoint); err != nil {
 				a.log.Warn("standby task: write checkpoint", "task", id, "err", err)
 			}
 		}
