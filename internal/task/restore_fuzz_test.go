@@ -75,7 +75,7 @@ func fuzzRecords(b []byte, kind topology.StoreKind) []fuzzRecord {
 //   - versioned: what Get returns is what GetAsOf the end of time does;
 //   - suppression buffer: the records as they are.
 func FuzzChangelogRestore(f *testing.F) {
-	f.Add(uint8(0), []byte{0x04 | 0, 1, 'k', 'v', 5, 0x01, 1, 'k', 0})
+	f.Add(uint8(0), []byte{0x04, 1, 'k', 'v', 5, 0x01, 1, 'k', 0})
 	f.Add(uint8(1), []byte{0x08, 2, 'a', 'b', 'x', 'y', 3})
 	f.Add(uint8(2), []byte{0x04, 1, 'k', 'v', 200, 0x04, 1, 'j', 'w', 1, 0x01, 1, 'k', 200})
 	f.Add(uint8(2), []byte{0x06, 3, 'a', 'b', 'c', 'v', 1}) // raw window key too short
