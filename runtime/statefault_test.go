@@ -196,7 +196,27 @@ func TestStateDiskFullMidRun(t *testing.T) {
 
 			fault.on.Store(true)
 			produceWords(1000, 1000)
-			err = runErr(t, done, 2*time.Minute)
+			// Under exactly-once the local state applies without a sync and
+			// syncs in the background; a failed sync fails the task's next
+			// commit, which needs input: a word every 100 ms until Run
+			// returns.
+			more := 2000
+			var runErrV error
+			deadline := time.Now().Add(2 * time.Minute)
+		wait:
+			for {
+				select {
+				case runErrV = <-done:
+					break wait
+				case <-time.After(100 * time.Millisecond):
+					if time.Now().After(deadline) {
+						t.Fatal("Run did not return within 2 minutes of the fault")
+					}
+					produceWords(more, 1)
+					more++
+				}
+			}
+			err = runErrV
 			if fault.injected.Load() == 0 {
 				t.Fatalf("no fault injected; Run: %v", err)
 			}
@@ -209,7 +229,7 @@ func TestStateDiskFullMidRun(t *testing.T) {
 
 			// Room again: a restart on the same state directory.
 			fault.on.Store(false)
-			produceWords(2000, 500)
+			produceWords(more, 500)
 			app, done := runApp(t, topo, fault.fs(), opts...)
 			got, over := readCommittedCounts(t, c, output, want, time.Minute)
 			if !equalCounts(want)(got) {
