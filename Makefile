@@ -4,8 +4,12 @@ GO          ?= go
 # install by hand.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME   ?= 1s
-# FUZZTIME is how long make fuzz runs each fuzz target.
-FUZZTIME    ?= 10s
+# FUZZTIME is how long make fuzz runs each fuzz target; FUZZPARALLEL its
+# fuzzing workers (go test -parallel); FUZZFILTER an extended regular
+# expression that selects the targets to run by "package-dir FuzzName".
+FUZZTIME     ?= 60s
+FUZZPARALLEL ?= 1
+FUZZFILTER   ?= .
 
 BENCH_RECORDS ?= 2000000
 
@@ -18,16 +22,21 @@ test:
 	$(GO) test -race -shuffle=on ./...
 
 ## fuzz: every fuzz target of the repository (func FuzzXxx in a _test.go
-## file), FUZZTIME each, one after the other; not part of make test (which
-## runs their seed corpora as ordinary tests). A crasher is written to the
-## package's testdata/fuzz/ and then fails make test until fixed.
+## file), FUZZTIME each with FUZZPARALLEL workers, one after the other; not
+## part of make test (which runs their seed corpora as ordinary tests). A
+## crasher is written to the package's testdata/fuzz/ and then fails make
+## test until fixed. Every target runs even if one fails; make fuzz fails at
+## the end naming the targets that found a crasher.
 fuzz:
-	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	@failed=""; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
 		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "$$(dirname $$f) $$name" | grep -Eq -- '$(FUZZFILTER)' || continue; \
 			echo "== $$(dirname $$f) $$name"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./$$(dirname $$f) \
+				|| failed="$$failed $$(dirname $$f):$$name"; \
 		done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: crashers in:$$failed" >&2; exit 1; fi
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -129,6 +130,10 @@ type App struct {
 	// bal is the group balancer; its standbyAssignment is this
 	// instance's standby and warm-up tasks (balancer.go).
 	bal *taskBalancer
+	// stateFS is the file system of the tasks' and global stores' Pebble
+	// DBs and checkpoint files: nil for vfs.Default (App.fs); tests put an
+	// error-injecting one in its place (SetStateFS in export_test.go).
+	stateFS vfs.FS
 }
 
 type topicPartition struct {

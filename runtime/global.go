@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -248,7 +247,7 @@ func (g *globalReader) loadCheckpoints(ctx context.Context) error {
 			}
 			continue
 		}
-		cp, err := state.ReadCheckpoint(vfs.Default, path)
+		cp, err := state.ReadCheckpoint(g.a.fs(), path)
 		if err != nil {
 			if err := g.reset(gs, "unreadable checkpoint: "+err.Error()); err != nil {
 				return err
@@ -327,7 +326,7 @@ func (g *globalReader) checkOffsets(ctx context.Context) error {
 // batch), on the App's block cache.
 func (g *globalReader) openDB() error {
 	db, err := state.OpenPebble(g.dir, state.PebbleOptions{
-		Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
+		FS: g.a.fs(), Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
 	})
 	if err != nil {
 		return fmt.Errorf("sluice: global stores: %w", err)
@@ -460,7 +459,7 @@ func (g *globalReader) writeCheckpoint() error {
 		}
 		path := g.checkpointPath(gs.Store.Name)
 		if cp := cps[gs.Store.Name]; len(cp) > 0 {
-			if err := state.WriteCheckpoint(vfs.Default, path, cp); err != nil {
+			if err := state.WriteCheckpoint(g.a.fs(), path, cp); err != nil {
 				return fmt.Errorf("sluice: global store %s: write checkpoint: %w", gs.Store.Name, err)
 			}
 		} else if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
