@@ -100,8 +100,9 @@ type ErrorContext struct {
 }
 
 // ErrorHandler decides what happens after a failure. It runs on the
-// goroutine of the task that failed, never concurrently with that task's
-// processing; the runtime calls one handler for all tasks, so it may run
+// task's goroutine, or on the runtime's poll loop during a commit (a
+// failure below a record cache that flushes), never concurrently with
+// that task's processing; the runtime calls one handler for all tasks, so it may run
 // concurrently for different tasks and must be safe for concurrent use
 // (Kafka Streams has one handler instance per stream thread). It must not
 // keep ctx's slices past the call.

@@ -853,3 +853,85 @@ func TestFailureBelowCacheEvictionHasNoInputRecord(t *testing.T) {
 		t.Errorf("handler saw offsets %v, want [-1]: the entry of a was evicted while another record was processed", offsets)
 	}
 }
+
+// A Kafka null stays null in the dead-letter record: a record with a null
+// key and an undecodable value, and one with a key and a null value that
+// the processor fails on.
+func TestDeadLetterKeepsNulls(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.Int64, dsl.Named("src"))
+	dsl.Process(s, func() operators.Processor[string, int64, string, int64] {
+		return &operators.ProcessorFuncs[string, int64, string, int64]{
+			ProcessFunc: func(ctx operators.ProcessorContext[string, int64], r operators.Record[string, int64]) error {
+				if r.Tombstone {
+					return errors.New("no tombstones here")
+				}
+				return ctx.Forward(r)
+			},
+		}
+	}, dsl.Named("proc")).To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := testdriver.New(topo, testdriver.WithDeadLetterQueue("dlq"),
+		testdriver.OnDeserializationError(operators.SendToDeadLetterQueue), testdriver.OnProcessingError(operators.SendToDeadLetterQueue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64)
+	if err := in.PipeRaw(nil, []byte{1}, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.PipeTombstone("k", 5); err != nil {
+		t.Fatal(err)
+	}
+	rs := readDLQ(t, d, "dlq")
+	if len(rs) != 2 {
+		t.Fatalf("%d dead-letter records, want 2", len(rs))
+	}
+	if !rs[0].NullKey || rs[0].Tombstone || string(rs[0].Value) != "\x01" {
+		t.Errorf("first dead-letter record: null key %v, value %q (null %v); want a null key and the value's byte", rs[0].NullKey, rs[0].Value, rs[0].Tombstone)
+	}
+	if rs[1].NullKey || string(rs[1].Key) != "k" || !rs[1].Tombstone {
+		t.Errorf("second dead-letter record: key %q (null %v), null value %v; want key k and a null value", rs[1].Key, rs[1].NullKey, rs[1].Tombstone)
+	}
+}
+
+// A child's failure that a user processor returns, wrapped, is not handed
+// to the processor's handler again: the child's handler decided Fail, and
+// the task stops once, with the child's error.
+func TestWrappedChildFailureNotHandledTwice(t *testing.T) {
+	b := dsl.NewBuilder()
+	s := dsl.FromTopic(b, "in", serde.String, serde.Int64)
+	p := dsl.Process(s, func() operators.Processor[string, int64, string, int64] {
+		return &operators.ProcessorFuncs[string, int64, string, int64]{
+			ProcessFunc: func(ctx operators.ProcessorContext[string, int64], r operators.Record[string, int64]) error {
+				if err := ctx.Forward(r); err != nil {
+					return fmt.Errorf("forwarding: %w", err)
+				}
+				return nil
+			},
+		}
+	}, dsl.Named("parent"))
+	dsl.MapValues(p, func(int64) int64 { panic("child bug") }, dsl.Named("child")).To("out", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	d, err := testdriver.New(topo, testdriver.OnProcessingError(func(ctx *operators.ErrorContext, _ error) operators.Action {
+		nodes = append(nodes, ctx.Node)
+		return operators.Fail
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = testdriver.CreateInputTopic(d, "in", serde.String, serde.Int64).PipeAt("k", 1, 1)
+	if pe, ok := errors.AsType[*operators.PanicError](err); !ok || pe.Node != "child" {
+		t.Errorf("error %v: want the child's PanicError", err)
+	}
+	equal(t, "handled at", nodes, []string{"child"})
+}

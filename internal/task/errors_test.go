@@ -137,3 +137,43 @@ func TestEventTimeSurvivesPanickingExtractor(t *testing.T) {
 		t.Errorf("Process = %v, want the PanicError of src at offset 4", err)
 	}
 }
+
+// The runtime's path to EventTime: PartitionGroup.Next over two partitions
+// must not panic when the source's extractor does.
+func TestPartitionGroupSurvivesPanickingExtractor(t *testing.T) {
+	b := dsl.NewBuilder()
+	extract := dsl.Timestamps(func(_ dsl.Maybe[string], v dsl.Maybe[int64], _ []operators.Header, _ int64) int64 {
+		if v.Or(0) == 13 {
+			panic("extractor bug")
+		}
+		return v.Or(-1)
+	})
+	dsl.FromTopics(b, []string{"x", "y"}, serde.String, serde.Int64, extract).To("out", nil, nil)
+	topo, err := b.Build()
+	ok(t, err)
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: &rig{}})
+	ok(t, err)
+	defer tk.Close()
+	var g task.PartitionGroup[int64]
+	g.Raw = func(v int64, raw *operators.RawRecord) {
+		enc, _ := serde.Int64.Encode(nil, v)
+		topic := "x"
+		if v%2 == 0 {
+			topic = "y"
+		}
+		*raw = operators.RawRecord{Topic: topic, Key: []byte("k"), Value: enc, Timestamp: 100}
+	}
+	x, y := g.Queue("x", 0), g.Queue("y", 0)
+	g.Add(x, 13, 15)
+	g.Add(y, 50)
+	var got []int64
+	for {
+		_, v, more := g.Next(tk)
+		if !more {
+			break
+		}
+		got = append(got, v)
+	}
+	// 13's event time is its Kafka timestamp, 100, after the panic.
+	want(t, "order", got, []int64{50, 13, 15})
+}
