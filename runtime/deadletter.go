@@ -431,10 +431,10 @@ func (p *producer) sendDeadLetter(topic string, key, value []byte, headers []ope
 // refuse handles a record of size bytes to topic that Kafka would refuse
 // (over limit) or refused (err) before it is produced: the handler
 // decides (see decide).
-func (c *nodeCollector) refuse(topic string, part int32, size int, err error) error {
+// in is the input record the record was written for, nil if none.
+func (c *nodeCollector) refuse(in *kgo.Record, topic string, part int32, size int, err error) error {
 	perr := &operators.ProductionError{Node: c.node, Topic: topic, Partition: part, Size: size, Err: err}
-	r := c.t.r
-	return c.t.p.handler.decide(c.t.p, r.taskID(), c.node, r.cur, perr)
+	return c.t.p.handler.decide(c.t.p, c.t.r.taskID(), c.node, in, perr)
 }
 
 // errTooLarge is the error of a record refused before it is produced.

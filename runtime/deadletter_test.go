@@ -3,16 +3,22 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/state"
 )
 
 // batchBytes is the wire size of a record batch holding the record alone
@@ -178,5 +184,52 @@ func TestDeadLetterBypassesProductionHandler(t *testing.T) {
 	err := newTaskCollector(p, &runner{}).Send("dlq", -1, []byte("k"), make([]byte, 2000), nil, 0)
 	if err == nil || !errors.Is(err, kerr.MessageTooLarge) || !strings.Contains(err.Error(), "dead-letter record") || !strings.Contains(err.Error(), "topic dlq") {
 		t.Fatalf("Send: %v; want MESSAGE_TOO_LARGE naming the dead-letter topic", err)
+	}
+}
+
+// A record a cache evicts while another input record is processed is
+// refused as a record without an input record (as internal/task's
+// handlers see it), not blamed on the record being processed.
+func TestEvictedRecordHasNoInput(t *testing.T) {
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("n")).
+		ToStream().To("out", serde.String, serde.Int64, dsl.Named("to-out"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(nil)
+	var offsets []int64
+	p.handler = &productionHandler{log: slog.New(slog.NewTextHandler(io.Discard, nil)), dropped: func(string, string, string) {},
+		handle: func(ec *operators.ErrorContext, err error) operators.Action {
+			offsets = append(offsets, ec.Offset)
+			return operators.Continue
+		}}
+	p.limits = &recordLimits{client: 1000012}
+	m := map[string]int32{"out": 10} // every count is refused before it is produced
+	p.limits.topics.Store(&m)
+	r := &runner{}
+	tk, err := task.New(task.Config{SubTopology: topo.SubTopologies()[0], Collector: newTaskCollector(p, r), Cache: state.NewCache(300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Close()
+	r.task = tk
+	var recs []*kgo.Record
+	for i := range 40 {
+		recs = append(recs, &kgo.Record{Topic: "in", Offset: int64(i), Timestamp: time.UnixMilli(int64(i + 1)),
+			Key: []byte(fmt.Sprintf("key-%02d", i)), Value: []byte("v")})
+	}
+	r.add("in", 0, recs, -1)
+	if err := r.process(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if len(offsets) == 0 {
+		t.Fatal("no count was evicted while the records were processed: make the cache smaller")
+	}
+	for _, off := range offsets {
+		if off != -1 {
+			t.Fatalf("an evicted count was refused with input offset %d, want -1 (no input record): %v", off, offsets)
+		}
 	}
 }

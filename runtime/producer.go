@@ -359,6 +359,12 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 		return err
 	}
 	in := c.t.r.cur
+	if t := c.t.r.task; in != nil && t != nil && !t.HasInput() {
+		// A punctuator's or a record cache's write (an eviction while
+		// in is processed): it has no input record, as the handlers of
+		// internal/task see it.
+		in = nil
+	}
 	if in != c.seqIn || in == nil {
 		c.seqIn, c.seq = in, 0
 	}
@@ -367,7 +373,7 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 	if p.handler != nil {
 		size := batchBytes(key, value, headers)
 		if limit := p.limits.forTopic(topic); size > int(limit) {
-			return c.refuse(topic, part, size, errTooLarge(size, limit))
+			return c.refuse(in, topic, part, size, errTooLarge(size, limit))
 		}
 		if len(p.remembered) > 0 {
 			k := outputKey{node: c.node, out: topic}
@@ -377,7 +383,7 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 				k.partition, k.offset, k.sum = -1, -1, contentSum(key, value)
 			}
 			if m := p.remembered[k]; m != nil && (!m.size || m.times > 1) {
-				return c.refuse(topic, part, size, m.err)
+				return c.refuse(in, topic, part, size, m.err)
 			}
 		}
 	}

@@ -251,6 +251,12 @@ func (t *Task) InputPosition() (topic string, partition int32, offset int64) {
 	return t.inTopic, t.inPartition, t.inOffset
 }
 
+// HasInput reports whether what the task's nodes write now comes from an
+// input record: false outside Process, while punctuators run and while a
+// record cache forwards (CacheForward). The runtime ties a sink's output
+// to the input record it is processing only then.
+func (t *Task) HasInput() bool { return t.cur != nil }
+
 // StreamTime is the largest timestamp processed, -1 before any.
 func (t *Task) StreamTime() int64 { return t.streamTime }
 
