@@ -19,7 +19,7 @@ all: lint test
 
 ## test: unit, driver and embedded-broker tests, with the race detector, in random order
 test:
-	$(GO) test -race -shuffle=on ./...
+	$(GO) test -race -shuffle=on -timeout 30m ./...
 
 ## fuzz: every fuzz target of the repository (func FuzzXxx in a _test.go
 ## file), FUZZTIME each with FUZZPARALLEL workers, one after the other; not

@@ -329,17 +329,21 @@ func errorContext(task, node string, in *kgo.Record) *operators.ErrorContext {
 // processing), and carries out its decision: nil to go on (the record is
 // dropped, counted, and for DeadLetter the input record is sent to the
 // dead-letter queue through p), or perr, which stops the task (the
-// caller names the task, node and input record).
-func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Record, perr *operators.ProductionError) error {
+// caller names the task, node and input record). outTS is the refused
+// record's timestamp: without an input record it is the context's, as
+// Kafka Streams' punctuator context has the punctuation's time.
+func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Record, outTS int64, perr *operators.ProductionError) error {
 	ec := errorContext(task, node, in)
+	if in == nil {
+		ec.Timestamp = outTS
+	}
 	action, err := h.call(ec, perr)
 	if err != nil {
 		return err
 	}
-	if action == operators.DeadLetter && (in == nil || h.deadLetter == "") {
-		// No input record (a punctuator or cache flush wrote it), or no
-		// queue: Kafka Streams builds no dead-letter record then.
-		action = operators.Continue
+	if action == operators.DeadLetter && h.deadLetter == "" {
+		return fmt.Errorf("sluice: task %s: OnProductionError returned DeadLetter but no dead-letter queue topic is configured "+
+			"(runtime.DeadLetterQueue): %w", task, perr)
 	}
 	switch action {
 	case operators.Continue:
@@ -347,8 +351,15 @@ func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Recor
 		h.logDropped("dropping a record Kafka cannot take (OnProductionError: continue)", ec, perr)
 		return nil
 	case operators.DeadLetter:
+		// Without an input record (a punctuator's or a record cache's
+		// write) the dead-letter record has a null key and value, as
+		// Kafka Streams writes for a punctuator (and the task's handlers).
 		hs := operators.DeadLetterHeaders(ec, perr)
-		p.sendDeadLetter(h.deadLetter, in.Key, in.Value, hs, ec.Timestamp)
+		var key, value []byte
+		if in != nil {
+			key, value = in.Key, in.Value
+		}
+		p.sendDeadLetter(h.deadLetter, key, value, hs, ec.Timestamp)
 		h.dropped(task, node, "dead-letter")
 		if h.deadLettered != nil {
 			h.deadLettered(task, node)
@@ -432,9 +443,9 @@ func (p *producer) sendDeadLetter(topic string, key, value []byte, headers []ope
 // (over limit) or refused (err) before it is produced: the handler
 // decides (see decide).
 // in is the input record the record was written for, nil if none.
-func (c *nodeCollector) refuse(in *kgo.Record, topic string, part int32, size int, err error) error {
+func (c *nodeCollector) refuse(in *kgo.Record, topic string, part int32, size int, ts int64, err error) error {
 	perr := &operators.ProductionError{Node: c.node, Topic: topic, Partition: part, Size: size, Err: err}
-	return c.t.p.handler.decide(c.t.p, c.t.r.taskID(), c.node, in, perr)
+	return c.t.p.handler.decide(c.t.p, c.t.r.taskID(), c.node, in, ts, perr)
 }
 
 // errTooLarge is the error of a record refused before it is produced.
@@ -483,7 +494,7 @@ func (p *producer) handleRefused(ctx context.Context) (bool, error) {
 			continue
 		}
 		perr := &operators.ProductionError{Node: f.sc.node, Topic: r.Topic, Partition: r.Partition, Size: size, Err: f.err}
-		if err := p.handler.decide(p, f.sc.task, f.sc.node, f.sc.in, perr); err != nil {
+		if err := p.handler.decide(p, f.sc.task, f.sc.node, f.sc.in, r.Timestamp.UnixMilli(), perr); err != nil {
 			ne := &operators.NodeError{Task: f.sc.task, Node: f.sc.node, Err: err}
 			if in := f.sc.in; in != nil {
 				ne.Topic, ne.Partition, ne.Offset = in.Topic, in.Partition, in.Offset

@@ -278,7 +278,7 @@
 // Kafka Streams.
 //
 // A record a sink writes that Kafka cannot take goes to OnProductionError
-// (deadletter.go; docs/errors-production.md) with the input record that
+// (deadletter.go; docs/errors.md, "Production errors") with the input record that
 // caused it: one over its topic's limit (the smaller of the producer's
 // ProducerBatchMaxBytes and the topic's max.message.bytes) before it is
 // produced, one the broker refuses (MESSAGE_TOO_LARGE, INVALID_RECORD, a

@@ -373,7 +373,7 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 	if p.handler != nil {
 		size := batchBytes(key, value, headers)
 		if limit := p.limits.forTopic(topic); size > int(limit) {
-			return c.refuse(in, topic, part, size, errTooLarge(size, limit))
+			return c.refuse(in, topic, part, size, ts, errTooLarge(size, limit))
 		}
 		if len(p.remembered) > 0 {
 			k := outputKey{node: c.node, out: topic}
@@ -383,7 +383,7 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 				k.partition, k.offset, k.sum = -1, -1, contentSum(key, value)
 			}
 			if m := p.remembered[k]; m != nil && (!m.size || m.times > 1) {
-				return c.refuse(in, topic, part, size, m.err)
+				return c.refuse(in, topic, part, size, ts, m.err)
 			}
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // records still are), "handled" the sink send with its origin (the input
 // record, task, sink, in the record's allocation) and the size check
 // against the topic's limit. The difference is the handler's cost per
-// record (figures in docs/errors-production.md).
+// record (figures in docs/errors.md, "Production errors").
 func BenchmarkSinkSend(b *testing.B) {
 	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{})
 	if err != nil {
