@@ -222,3 +222,42 @@ func testTLSConfigs(t *testing.T) (server, client *tls.Config) {
 	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 	return server, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
+
+// The global reader authenticates too: on an embedded broker that
+// requires SASL, a global table is read whole at start-up and its live
+// updates afterwards reach the join.
+func TestSASLGlobalTable(t *testing.T) {
+	const user, pw = "alice", "s3cret-pw-9090"
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", user, pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	c := &testCluster{brokers: kc.ListenAddrs(), opts: []kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: pw}.AsSha512Mechanism())}}
+	pages, clicks, out := topic(t, "pages"), topic(t, "clicks"), topic(t, "enriched")
+	c.createTopics(t, 2, pages, clicks, out)
+	c.produceKV(t, pages, pageRows(50, "")...)
+	first, want := clickRows("a", 100, 50)
+	c.produceKV(t, clicks, first...)
+	in := start(t, globalPipeline(t, pages, clicks, out), runtime.ApplicationID(topic(t, "app")), runtime.Brokers(c.brokers...),
+		runtime.SASLScram512(user, pw), runtime.CommitInterval(100*time.Millisecond))
+	if d := diffStrings(c.latestValues(t, out, len(want), time.Minute), want); d != "" {
+		t.Fatalf("clicks joined with the table read at start-up: %s", d)
+	}
+	// A new page, read by the global reader's live client: a click on it
+	// is joined with "?" (a left join) until the reader has it; the
+	// click is sent again until its join finds the page.
+	c.produceKV(t, pages, "/p100", "cat100")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c.produceKV(t, clicks, "b0", "/p100")
+		got := c.latestValues(t, out, len(want)+1, time.Minute)
+		if got["b0"] == "/p100=cat100" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live update of the global table never reached the join: b0 is %q", got["b0"])
+		}
+	}
+	in.stop(t)
+}
