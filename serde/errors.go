@@ -9,14 +9,15 @@ import (
 // DecodeError reports bytes that a serde could not decode. Decoders in this
 // package return a *DecodeError for every failure; find it with errors.As.
 type DecodeError struct {
-	// Serde names the serde that failed: "int32", "int64", "float64", or
-	// "json(T)" with T the Go type being decoded, for example
-	// "json(main.Event)".
+	// Serde names the serde that failed: "int32", "int64", "float64",
+	// "strictstring", or "json(T)" with T the Go type being decoded, for
+	// example "json(main.Event)".
 	Serde string
 	// Len is the length in bytes of the input that could not be decoded.
 	Len int
 	// Err is the cause: for the fixed-width serdes an error saying how many
-	// bytes were wanted, for JSON the error from encoding/json.
+	// bytes were wanted, for StrictString an *InvalidUTF8Error, for JSON
+	// ErrEmptyJSON, an *InvalidUTF8Error or the error from encoding/json.
 	Err error
 }
 
@@ -43,7 +44,10 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 var ErrEmptyJSON = errors.New("empty input is not JSON")
 
 // InvalidUTF8Error is the cause (DecodeError.Err) of the failure to decode
-// bytes that are not valid UTF-8 with a serde that requires it (JSON).
+// bytes that are not valid UTF-8 with a serde that requires it (JSON,
+// StrictString), and of StrictString's failure to encode a Go string that
+// is not valid UTF-8. A task counts a record it drops for this cause with
+// the reason "invalid-utf8" rather than "deserialization-error".
 type InvalidUTF8Error struct {
 	// Offset is the position of the first byte of the first invalid
 	// sequence.

@@ -3,21 +3,16 @@ package serde
 import (
 	"encoding/binary"
 	"math"
-	"unicode/utf8"
 )
 
-// String encodes a string as UTF-8, like Kafka's StringSerializer and
-// StringDeserializer with their default UTF-8 encoding, and reads invalid
-// UTF-8 as they do: Decode never fails, and replaces each malformed
-// sequence with U+FFFD exactly where and as often as Java's decoder does
-// (new String(bytes, UTF_8)); Encode of a Go string holding invalid UTF-8
-// (a Go string may, a Java one cannot) writes it with the same
-// replacements, so what Sluice writes is always valid UTF-8 and a record
-// read by Sluice and by Kafka Streams gives the same string, the same
-// grouping key and the same partition after a repartition. Valid UTF-8
-// round-trips exactly; use Bytes to keep arbitrary bytes unchanged. Decode
-// copies its input (the result does not alias it); nil or empty input
-// decodes to "".
+// String encodes a string as its bytes, unchanged, like Kafka's
+// StringSerializer with the default UTF-8 encoding. Neither Encode nor Decode
+// validates UTF-8, so every byte sequence round-trips exactly: keys that
+// differ only in invalid bytes stay distinct, and a Go string is written as
+// it is. (Kafka's StringDeserializer replaces invalid UTF-8 by U+FFFD: use
+// JavaString to read as it does, StrictString to refuse invalid UTF-8.)
+// Decode copies its input (the result does not alias it); nil or empty
+// input decodes to "".
 var String Serde[string] = stringSerde{}
 
 // Bytes encodes a byte slice as itself, like Kafka's ByteArraySerializer.
@@ -54,14 +49,9 @@ var Float64 Serde[float64] = float64Serde{}
 
 type stringSerde struct{}
 
-func (stringSerde) Encode(dst []byte, v string) ([]byte, error) {
-	if utf8.ValidString(v) {
-		return append(dst, v...), nil
-	}
-	return append(dst, javaUTF8([]byte(v))...), nil
-}
+func (stringSerde) Encode(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
 
-func (stringSerde) Decode(b []byte) (string, error) { return javaUTF8(b), nil }
+func (stringSerde) Decode(b []byte) (string, error) { return string(b), nil }
 
 type bytesSerde struct{}
 

@@ -20,10 +20,13 @@
 // JSON is a deserialization error, counted as such when skipped
 // ("deserialization-error"), never a silent 0 or zero struct.
 //
-// Invalid UTF-8: String reads it as Kafka's StringDeserializer does, each
-// malformed sequence replaced by U+FFFD (so a key that differs only in its
-// invalid bytes is the key Kafka Streams sees, and partitions and groups
-// as there); JSON refuses it with an *InvalidUTF8Error.
+// Invalid UTF-8: String keeps it, byte for byte (Decode and Encode never
+// validate, so every byte sequence round-trips and keys that differ only in
+// invalid bytes stay distinct keys); JavaString reads it as Kafka's
+// StringDeserializer does, each malformed sequence replaced by U+FFFD (so
+// such keys merge, group and partition as in Kafka Streams); StrictString
+// refuses it with an *InvalidUTF8Error (a deserialization error, counted
+// as "invalid-utf8" when skipped); JSON refuses it the same way.
 package serde
 
 // Serde encodes and decodes values of type T.

@@ -1,6 +1,9 @@
 package serde
 
-import "unicode/utf8"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // javaUTF8 returns b as Java's new String(b, UTF_8) reads it, as a Go
 // string: valid UTF-8 unchanged, and every malformed sequence replaced by
@@ -108,4 +111,57 @@ func malformed3(b1, b2, b3 byte) bool {
 
 func malformed4Second(b1, b2 byte) bool {
 	return (b1 == 0xF0 && (b2 < 0x90 || b2 > 0xBF)) || (b1 == 0xF4 && b2&0xF0 != 0x80) || notContinuation(b2)
+}
+
+// JavaString encodes and decodes strings as Kafka's StringSerializer and
+// StringDeserializer do with their default UTF-8 encoding, invalid UTF-8
+// included: Decode never fails, and replaces each malformed sequence by
+// U+FFFD exactly where and as often as Java's decoder does (new
+// String(bytes, UTF_8)); Encode of a Go string holding invalid UTF-8 (a Go
+// string may, a Java one cannot) writes it with the same replacements. Use
+// it where an application must group, join and partition exactly as a
+// Kafka Streams application reading the same topic: keys that differ only
+// in their invalid bytes become one key, as there ("id-\xff" and "id-\xfe"
+// both read as "id-\uFFFD"). The replacement is lossy: what Decode returns
+// is not what was read, and a store keyed by String (the raw bytes) does
+// not find the same keys. Valid UTF-8 round-trips exactly, costing one
+// validity scan. Decode copies its input; nil or empty input decodes to "".
+var JavaString Serde[string] = javaStringSerde{}
+
+// StrictString encodes and decodes strings as their bytes, like String, but
+// only valid UTF-8: Decode of bytes that are not valid UTF-8 fails with a
+// *DecodeError whose cause is an *InvalidUTF8Error giving the offset of the
+// first invalid byte (a deserialization error: the task's handler decides,
+// and a record it drops is counted with the reason "invalid-utf8"); Encode
+// of a Go string that is not valid UTF-8 fails with an error wrapping an
+// *InvalidUTF8Error (at a sink, a serialization error for the production
+// handler). Valid UTF-8 costs one validity scan. Decode copies its input;
+// nil or empty input decodes to "".
+var StrictString Serde[string] = strictStringSerde{}
+
+type javaStringSerde struct{}
+
+func (javaStringSerde) Encode(dst []byte, v string) ([]byte, error) {
+	if utf8.ValidString(v) {
+		return append(dst, v...), nil
+	}
+	return append(dst, javaUTF8([]byte(v))...), nil
+}
+
+func (javaStringSerde) Decode(b []byte) (string, error) { return javaUTF8(b), nil }
+
+type strictStringSerde struct{}
+
+func (strictStringSerde) Encode(dst []byte, v string) ([]byte, error) {
+	if !utf8.ValidString(v) {
+		return dst, fmt.Errorf("sluice: serde strictstring: cannot encode %d bytes: %w", len(v), &InvalidUTF8Error{Offset: invalidUTF8Offset([]byte(v))})
+	}
+	return append(dst, v...), nil
+}
+
+func (strictStringSerde) Decode(b []byte) (string, error) {
+	if !utf8.Valid(b) {
+		return "", &DecodeError{Serde: "strictstring", Len: len(b), Err: &InvalidUTF8Error{Offset: invalidUTF8Offset(b)}}
+	}
+	return string(b), nil
 }

@@ -376,7 +376,7 @@ func formatOut(r operators.Record[string, string]) string {
 
 // dropReasons are the reasons a node may count a drop by.
 var dropReasons = []string{"null-key", "null-value", "null-foreign-key", "late", "invalid-timestamp",
-	"deserialization-error", "out-of-order", "stale-response"}
+	"deserialization-error", "invalid-utf8", "out-of-order", "stale-response"}
 
 // drops returns the driver's dropped counts by node and reason.
 func drops(d *testdriver.Driver, topo *topology.Topology) map[[2]string]int64 {

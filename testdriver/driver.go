@@ -412,7 +412,7 @@ func (d *Driver) autoCommit() error {
 var errClosed = errors.New("sluice: testdriver: driver is closed")
 
 // DroppedRecords is the number of records node dropped for reason (such as
-// "null-key", "null-value", "deserialization-error", or "invalid-timestamp"
+// "null-key", "null-value", "deserialization-error", "invalid-utf8", or "invalid-timestamp"
 // for a source's record skipped by its invalid-timestamp policy).
 func (d *Driver) DroppedRecords(node, reason string) int64 { return d.dropped[[2]string{node, reason}] }
 

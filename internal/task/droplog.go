@@ -24,7 +24,7 @@ type dropLog struct {
 // handler's line for a record an error handler let go): RecordDropped
 // counts them without a line of its own.
 var loggedElsewhere = map[string]bool{
-	"late": true, "invalid-timestamp": true, "deserialization-error": true,
+	"late": true, "invalid-timestamp": true, "deserialization-error": true, "invalid-utf8": true,
 	"processing-error": true, "production-error": true, "dead-letter": true,
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/operators"
+	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
 )
 
@@ -23,7 +24,8 @@ import (
 //   - operators.Continue: the record is dropped where it failed, logged
 //     (at most one line per node and handler per 10 s of the task's clock,
 //     with the number since the last line) and counted as dropped by
-//     reason: "deserialization-error", "processing-error",
+//     reason: "deserialization-error" ("invalid-utf8" when the cause is an
+//     *serde.InvalidUTF8Error: dropReason), "processing-error",
 //     "production-error".
 //   - operators.DeadLetter: the input record is written, as read, to
 //     Config.DeadLetterTopic through the task's Collector (partition
@@ -51,6 +53,21 @@ var reasons = [...]string{
 	operators.DeserializationFailure: "deserialization-error",
 	operators.ProcessingFailure:      "processing-error",
 	operators.ProductionFailure:      "production-error",
+}
+
+// dropReason is the reason a record that the handler of kind let go on
+// after err is counted under: reasons[kind], except for one cause told
+// apart because it says what is wrong with the input rather than with the
+// application, a deserialization failure caused by invalid UTF-8 (an
+// *serde.InvalidUTF8Error: serde.StrictString, serde.JSON), counted as
+// "invalid-utf8".
+func dropReason(kind operators.ErrorKind, err error) string {
+	if kind == operators.DeserializationFailure {
+		if _, ok := errors.AsType[*serde.InvalidUTF8Error](err); ok {
+			return "invalid-utf8"
+		}
+	}
+	return reasons[kind]
 }
 
 // handler returns the handler of kind, LogAndFail by default.
@@ -107,7 +124,7 @@ func (c *nodeContext) handle(kind operators.ErrorKind, node string, err error) e
 		return err
 	case operators.Continue:
 		c.logHandled(kind, node, ec, err, "dropping")
-		c.RecordDropped(node, reasons[kind])
+		c.RecordDropped(node, dropReason(kind, err))
 		return nil
 	case operators.DeadLetter:
 		if t.cfg.DeadLetterTopic == "" {
@@ -119,7 +136,7 @@ func (c *nodeContext) handle(kind operators.ErrorKind, node string, err error) e
 			// global store ("Dead letter queue records cannot be sent for
 			// global store/KTable processors") and goes on.
 			c.logHandled(kind, node, ec, err, "dropping (a global store's records are not dead-lettered)")
-			c.RecordDropped(node, reasons[kind])
+			c.RecordDropped(node, dropReason(kind, err))
 			return nil
 		}
 		if t.cfg.Collector == nil {

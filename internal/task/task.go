@@ -77,9 +77,9 @@ type Config struct {
 	// then logs and counts the record as Continue does.
 	GlobalStore bool
 	// Dropped, if set, is told of every record a node drops on purpose,
-	// or that an error handler drops ("deserialization-error",
-	// "processing-error", "production-error") or dead-letters
-	// ("dead-letter").
+	// or that an error handler drops ("deserialization-error" or
+	// "invalid-utf8", "processing-error", "production-error") or
+	// dead-letters ("dead-letter").
 	Dropped func(taskID, node, reason string)
 	// DeadLettered, if set, is told of every dead-letter record the task
 	// writes, with the handler that decided it.

@@ -1,7 +1,7 @@
 // Utf8Oracle prints, for each line of hex bytes on standard input, the bytes
 // Kafka 4.3.1's StringSerializer writes for the string its StringDeserializer
 // reads from them: "<in hex> -> <out hex>". It made
-// serde/testdata/utf8/java-string-deserializer (what serde.String must do with
+// serde/testdata/utf8/java-string-deserializer (what serde.JavaString must do with
 // invalid UTF-8), run on OpenJDK 17.0.15 as
 //
 //	javac -cp '/path/to/kafka-4.3.1-jars/*' -d /tmp/oc Utf8Oracle.java
