@@ -308,7 +308,11 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.openStateDir(); err != nil {
 		return err
 	}
-	admin, err := kgo.NewClient(a.baseClientOpts()...)
+	// The admin client's metadata may be refreshed every 250ms, not 5s
+	// (franz-go's default): createInternalTopics describes the internal
+	// topics before it creates them, and a cached "unknown topic" would
+	// hold awaitTopics up to 5s at every start that creates a topic.
+	admin, err := kgo.NewClient(append(a.baseClientOpts(), kgo.MetadataMinAge(250*time.Millisecond))...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
 	}
