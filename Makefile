@@ -4,36 +4,46 @@ GO          ?= go
 # install by hand.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHTIME   ?= 1s
-# FUZZTIME is how long make fuzz runs each fuzz target.
-FUZZTIME    ?= 10s
+# FUZZTIME is how long make fuzz runs each fuzz target; FUZZPARALLEL its
+# fuzzing workers (go test -parallel); FUZZFILTER an extended regular
+# expression that selects the targets to run by "package-dir FuzzName".
+FUZZTIME     ?= 60s
+FUZZPARALLEL ?= 1
+FUZZFILTER   ?= .
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
+.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
 ## test: unit, driver and embedded-broker tests, with the race detector, in random order
 test:
-	$(GO) test -race -shuffle=on ./...
+	$(GO) test -race -shuffle=on -timeout 30m ./...
 
 ## fuzz: every fuzz target of the repository (func FuzzXxx in a _test.go
-## file), FUZZTIME each, one after the other; not part of make test (which
-## runs their seed corpora as ordinary tests). A crasher is written to the
-## package's testdata/fuzz/ and then fails make test until fixed.
+## file), FUZZTIME each with FUZZPARALLEL workers, one after the other; not
+## part of make test (which runs their seed corpora as ordinary tests). A
+## crasher is written to the package's testdata/fuzz/ and then fails make
+## test until fixed. Every target runs even if one fails; make fuzz fails at
+## the end naming the targets that found a crasher.
 fuzz:
-	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	@failed=""; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
 		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "$$(dirname $$f) $$name" | grep -Eq -- '$(FUZZFILTER)' || continue; \
 			echo "== $$(dirname $$f) $$name"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) ./$$(dirname $$f) \
+				|| failed="$$failed $$(dirname $$f):$$name"; \
 		done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: crashers in:$$failed" >&2; exit 1; fi
 
 ## lint: gofmt, go vet, staticcheck
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags kafka ./...
+	$(GO) vet -tags kafkasecure ./...
 	GOFLAGS= $(GO) run $(STATICCHECK) ./...
 
 ## test-kafka: the integration suite against a real Apache Kafka broker
@@ -41,7 +51,15 @@ lint:
 ## after checking that dsl/testdata/describe/ is Kafka Streams' own output
 test-kafka: describe-check
 	scripts/kafka.sh run -- $(GO) test -tags kafka -p 1 -count=1 -race ./runtime/... ./examples/... ./internal/cmd/chaos/
+	$(MAKE) test-kafka-secure
 	$(MAKE) chaos-short
+
+## test-kafka-secure: the security suite (runtime/security_kafka_test.go)
+## against a broker with a SASL_SSL listener (PLAIN, SCRAM-SHA-256/512), a
+## TLS-only listener and ACLs enforced (scripts/kafka.sh run-secure makes
+## its CA and certificates); part of make test-kafka
+test-kafka-secure:
+	scripts/kafka.sh run-secure -- $(GO) test -tags kafkasecure -p 1 -count=1 -race ./runtime/ -run '^TestSecure'
 
 # The chaos program (internal/cmd/chaos): count per key by CHAOS_INSTANCES
 # worker processes under kill -9, SIGSTOP/SIGCONT zombies and a broker
@@ -68,9 +86,10 @@ chaos: chaos-bin
 
 ## chaos-short: a short chaos run on real Kafka, both guarantees (part of
 ## make test-kafka)
-# Known issue (open): under exactly-once on real Kafka, a broker restart
-# mid-run has twice left every worker waiting on UNSTABLE_OFFSET_COMMIT for
-# good (docs/chaos.md, "Known issue"); until it is fixed the short run's
+# Known issue (a Kafka 4.3.1 broker bug): a transaction committed while the
+# broker shuts down can lose its markers and hang for good, holding the
+# group's offsets unstable (docs/chaos.md, "Known issue"; the workers name
+# the hanging transactions and fail after 90 s); the short run's
 # exactly-once pass restarts no broker. make chaos keeps the restart.
 CHAOS_SHORT_EOS ?= $(CHAOS_SHORT) -broker-restarts 0
 

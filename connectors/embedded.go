@@ -65,7 +65,14 @@ func (e *Embedded) Close() { e.cluster.Close() }
 // every topic with its partitions (a broker answers CreateTopics before its
 // metadata shows the new topic), or when ctx ends.
 func CreateTopics(ctx context.Context, brokers []string, partitions int32, topics ...string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	return CreateTopicsWith(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, partitions, topics...)
+}
+
+// CreateTopicsWith is CreateTopics with a client made from opts: the seed
+// brokers and, on a secured cluster, kgo.DialTLSConfig and kgo.SASL
+// (docs/security.md).
+func CreateTopicsWith(ctx context.Context, opts []kgo.Opt, partitions int32, topics ...string) error {
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}

@@ -95,6 +95,12 @@
 // # Nulls
 //
 // A Kafka null key or value is never handed to user code as a zero value.
+// A record an operation drops, for a null or any other reason below, is
+// counted by its node and a reason that says what it was ("null-key",
+// "null-value", "late", "invalid-timestamp", "deserialization-error", ...:
+// the runtime's sluice_dropped_records_total, the test driver's
+// DroppedRecords) and logged, at most one line per node and reason per 10
+// seconds.
 // Records carry it as a flag (operators.Record's NullKey and Tombstone, or
 // MaybeKey and MaybeValue), and where a function must see or make one, the
 // type says so: Maybe[V] (Some, None) is the DSL's absent value, also for

@@ -48,11 +48,17 @@ func FromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], values s
 	return FromTopics(b, []string{topic}, keys, values, opts...)
 }
 
-// sourceNode adds a source that stamps records with their Kafka
-// timestamps and fails on a negative one (internal topics carry the
-// timestamps stamped upstream).
+// sourceNode adds the source of an internal topic (a repartition topic,
+// a foreign-key join's subscription or response topic): it stamps records
+// with their Kafka timestamps, which the sink upstream wrote as stamped
+// there, never negative. A negative one was written by something else: it
+// is skipped and counted as "invalid-timestamp", not fatal to the task
+// (Kafka Streams applies its default.timestamp.extractor,
+// FailOnInvalidTimestamp unless configured, and fails; Sluice has no
+// application-wide extractor, and a foreign record in an internal topic
+// must not stop the application at every restart).
 func sourceNode[K, V any](b *Builder, name string, topics []string, internal bool, keys serde.Serde[K], values serde.Serde[V]) *topology.Node {
-	return stampingSourceNode(b, name, topics, internal, keys, values, sourceStamps[K, V]{})
+	return stampingSourceNode(b, name, topics, internal, keys, values, sourceStamps[K, V]{onInvalid: nodes.SkipInvalidTimestamp})
 }
 
 // stampingSourceNode adds a source that stamps records as st says.

@@ -82,10 +82,11 @@ type ErrorContext struct {
 	// Node is the source, processor or sink that failed.
 	Node string
 	// Topic, Partition and Offset locate the input record being processed
-	// when the failure happened; in a punctuator Topic is "" and Offset
-	// -1, and there is no record to dead-letter (DeadLetter then counts as
-	// Continue, as Kafka Streams builds no dead-letter record without a
-	// source record).
+	// when the failure happened; in a punctuator (or below a record cache
+	// flushing at a commit) there is none: Topic is "", Partition and
+	// Offset -1, Timestamp the punctuation's, SourceKey and SourceValue
+	// nil. DeadLetter then writes a record with a null key and value, as
+	// Kafka Streams 4.3.1 does for a punctuator that throws.
 	Topic     string
 	Partition int32
 	Offset    int64
@@ -99,7 +100,12 @@ type ErrorContext struct {
 }
 
 // ErrorHandler decides what happens after a failure. It runs on the
-// task's goroutine; it must not keep ctx's slices past the call.
+// task's goroutine, or on the runtime's poll loop during a commit (a
+// failure below a record cache that flushes), never concurrently with
+// that task's processing; the runtime calls one handler for all tasks, so it may run
+// concurrently for different tasks and must be safe for concurrent use
+// (Kafka Streams has one handler instance per stream thread). It must not
+// keep ctx's slices past the call.
 type ErrorHandler func(ctx *ErrorContext, err error) Action
 
 // LogAndFail fails on every error: the default of each handler, as in
@@ -177,11 +183,16 @@ const (
 // partition, offset). The exception is the Go type of the innermost
 // error Sluice knows (e.g. *operators.DeserializationError), the
 // stacktrace a panic's stack or else the chain of wrapped errors, one per
-// line.
+// line. Without a source record (a punctuator) the topic header's value is
+// null.
 func DeadLetterHeaders(ctx *ErrorContext, err error) []Header {
 	hs := make([]Header, 0, len(ctx.Headers)+6)
 	for _, h := range ctx.Headers {
-		hs = append(hs, Header{Key: h.Key, Value: append([]byte(nil), h.Value...)})
+		v := h.Value
+		if v != nil { // an empty value stays empty, not null
+			v = append(make([]byte, 0, len(v)), v...)
+		}
+		hs = append(hs, Header{Key: h.Key, Value: v})
 	}
 	var trace []byte
 	for e := err; e != nil; e = errors.Unwrap(e) {
@@ -195,10 +206,19 @@ func DeadLetterHeaders(ctx *ErrorContext, err error) []Header {
 		Header{Key: HeaderErrorException, Value: []byte(exceptionName(err))},
 		Header{Key: HeaderErrorMessage, Value: []byte(err.Error())},
 		Header{Key: HeaderErrorStacktrace, Value: trace},
-		Header{Key: HeaderErrorTopic, Value: []byte(ctx.Topic)},
+		Header{Key: HeaderErrorTopic, Value: topicHeader(ctx.Topic)},
 		Header{Key: HeaderErrorPartition, Value: strconv.AppendInt(nil, int64(ctx.Partition), 10)},
 		Header{Key: HeaderErrorOffset, Value: strconv.AppendInt(nil, ctx.Offset, 10)},
 	)
+}
+
+// topicHeader is the value of the topic header: null without a source
+// record, as Kafka Streams writes a null topic's.
+func topicHeader(topic string) []byte {
+	if topic == "" {
+		return nil
+	}
+	return []byte(topic)
 }
 
 // exceptionName names err's kind for the exception header: the type of the

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -33,7 +35,13 @@ type App struct {
 	metrics *metrics
 	brokers []string
 
-	running  atomic.Bool
+	running atomic.Bool
+	// state is the App's State (state.go).
+	state atomic.Int32
+	// watch tracks broker reachability through every client's hooks
+	// (brokers.go).
+	watch *brokerWatch
+
 	closeMu  sync.Mutex
 	closed   bool
 	cancel   context.CancelFunc
@@ -83,8 +91,14 @@ type App struct {
 	// rolled back (ExactlyOnce): the poll loop revives them (reviveLocked)
 	// after its next poll, as only it may rewind the partitions.
 	revive map[taskID]bool
+	// lostGen is the group generation whose partitions were lost
+	// (onLost): the App is Rebalancing until it has joined a newer one.
+	lostGen int32
 	// commitHook is the exactlyOnce committer's test hook (export_test.go).
 	commitHook func(stage string) error
+	// unstableBounds, when set (tests), replace unstableWarnAfter and
+	// unstableFailAfter (unstable.go).
+	unstableBounds *[2]time.Duration
 
 	// resume holds, per input partition of a task being assigned, the
 	// offset after the latest input its restored state reflects, for
@@ -116,6 +130,10 @@ type App struct {
 	// bal is the group balancer; its standbyAssignment is this
 	// instance's standby and warm-up tasks (balancer.go).
 	bal *taskBalancer
+	// stateFS is the file system of the tasks' and global stores' Pebble
+	// DBs and checkpoint files: nil for vfs.Default (App.fs); tests put an
+	// error-injecting one in its place (SetStateFS in export_test.go).
+	stateFS vfs.FS
 }
 
 type topicPartition struct {
@@ -151,6 +169,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
 	}
 	a.standbys = newStandbys(a)
+	a.watch = newBrokerWatch(a.log, m.brokersReachable)
 	return a, nil
 }
 
@@ -166,13 +185,30 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return errors.New("sluice: App.Run called twice")
 	}
 	defer close(a.finished)
+	defer func() {
+		// Run returns: the final state.
+		if err != nil && err != ErrClosed {
+			a.setState(PendingError)
+			a.setState(Error)
+			return
+		}
+		a.setState(PendingShutdown)
+		a.setState(NotRunning)
+	}()
+	defer a.watch.stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.closeMu.Lock()
 	if a.closed {
 		a.closeMu.Unlock()
+		a.setState(PendingShutdown)
 		return ErrClosed
 	}
+	a.setState(Rebalancing)
+	// A shutdown asked for (ctx, Close) begins; after a fatal error
+	// (PendingError, set before the cancel) the transition is refused.
+	stopState := context.AfterFunc(ctx, func() { a.setState(PendingShutdown) })
+	defer stopState()
 	a.cancel = cancel
 	a.closeMu.Unlock()
 
@@ -197,12 +233,18 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}()
 
 	defer a.release()
+	a.log.Info("starting", "config", &a.cfg)
+	if len(a.cfg.sasl) > 0 && a.cfg.sasl[0].mechanism == saslPlain && a.cfg.tls == nil {
+		a.log.Warn("SASL PLAIN without TLS sends the password in clear text: add the TLS option", "user", a.cfg.sasl[0].user)
+	}
 	if err := a.start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // shut down while starting, as asked
 		}
+		a.setState(PendingError)
 		return err
 	}
+	a.watch.arm()
 	a.work = make(chan *runner)
 	a.done = make(chan *runner)
 	for range a.cfg.workers {
@@ -210,6 +252,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("running", "brokers", a.brokers, "tasks", a.layout.tasks)
 	loopErr := a.loop(ctx)
+	if loopErr != nil {
+		a.setState(PendingError)
+	}
 	// The loop also ends on its own errors (a failed record, commit or
 	// fetch), which do not end ctx: end it, so that the shutdown's bound
 	// starts and the restores in progress are cancelled.
@@ -248,10 +293,12 @@ func (a *App) Close() error {
 // group explicitly when the client's own leave did not finish in time.
 func leaveReserve(timeout time.Duration) time.Duration { return min(timeout/5, time.Second) }
 
-// baseClientOpts are the options every client of the App uses.
+// baseClientOpts are the options every client of the App uses: each
+// kgo.NewClient of the runtime starts from them, so the brokers, TLS and
+// SASL (which win over ClientOptions) reach every client.
 func (a *App) baseClientOpts() []kgo.Opt {
-	opts := slices.Clone(a.cfg.clientOpts)
-	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx))
+	opts := a.cfg.clientOptsWithSecurity()
+	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx), kgo.WithHooks(a.watch))
 }
 
 // start checks the brokers within
@@ -261,7 +308,11 @@ func (a *App) start(ctx context.Context) error {
 	if err := a.openStateDir(); err != nil {
 		return err
 	}
-	admin, err := kgo.NewClient(a.baseClientOpts()...)
+	// The admin client's metadata may be refreshed every 250ms, not 5s
+	// (franz-go's default): createInternalTopics describes the internal
+	// topics before it creates them, and a cached "unknown topic" would
+	// hold awaitTopics up to 5s at every start that creates a topic.
+	admin, err := kgo.NewClient(append(a.baseClientOpts(), kgo.MetadataMinAge(250*time.Millisecond))...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
 	}
@@ -270,11 +321,13 @@ func (a *App) start(ctx context.Context) error {
 	a.changelogs = a.newChangelogReader()
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.startupTimeout)
 	defer cancel()
-	if _, err := adm.BrokerMetadata(sctx); err != nil {
-		if ctx.Err() == nil && sctx.Err() != nil {
-			err = fmt.Errorf("no answer within %v: %w", a.cfg.startupTimeout, err)
-		}
-		return &BrokerError{Brokers: a.brokers, Err: err}
+	if err := a.waitBrokers(ctx, sctx, adm); err != nil {
+		return err
+	}
+	// The principal's ACLs are checked before anything is created, so
+	// that a missing one fails the start naming it (authz.go).
+	if err := a.checkExternalAccess(sctx); err != nil {
+		return err
 	}
 	l, err := a.planTopics(sctx, adm)
 	if err != nil {
@@ -282,6 +335,9 @@ func (a *App) start(ctx context.Context) error {
 	}
 	a.layout = l
 	if err := a.createInternalTopics(sctx, adm, l); err != nil {
+		return err
+	}
+	if err := a.checkGroupAccess(sctx); err != nil {
 		return err
 	}
 	// Every global table catches up with its topic before the App joins
@@ -294,6 +350,12 @@ func (a *App) start(ctx context.Context) error {
 	// The rebalance callbacks use the producer: it exists before the client
 	// that calls them, and gets the client once it is made.
 	a.prod = newProducer(nil)
+	a.prod.limits = a.newRecordLimits()
+	a.prod.handler = &productionHandler{handle: a.cfg.onProduce, deadLetter: a.cfg.deadLetter, log: a.log,
+		dropped: func(task, node, reason string) { a.metrics.dropped.WithLabelValues(task, node, reason).Inc() },
+		deadLettered: func(task, node string) {
+			a.metrics.deadLettered.WithLabelValues(task, node, operators.ProductionFailure.String()).Inc()
+		}}
 	opts := append(a.baseClientOpts(),
 		// No kgo.RecordDeliveryTimeout: franz-go measures it from the
 		// record's timestamp, which here is event time (a window's, or
@@ -311,6 +373,9 @@ func (a *App) start(ctx context.Context) error {
 		kgo.AdjustFetchOffsetsFn(a.adjustOffsets),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(partitioner{}),
+		// Batches never exceed a topic's max.message.bytes (as far as
+		// it is known): a batch of small records is never refused.
+		kgo.ProducerBatchMaxBytesFn(a.prod.limits.known),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		// Transaction markers come back as control records, so that a
 		// task knows its partitions' fetch positions (runner.waiting);
@@ -363,12 +428,27 @@ func (a *App) start(ctx context.Context) error {
 	// predecessor with this transactional ID left, which would otherwise
 	// hold the offsets the callback fetches unstable until its timeout.
 	if err := c.start(sctx); err != nil {
+		err = a.asAuthError(err, kmsg.ACLResourceTypeTransactionalId, a.transactionalID(), kmsg.ACLOperationWrite)
 		if ctx.Err() == nil && sctx.Err() != nil {
 			err = fmt.Errorf("no answer within %v: %w", a.cfg.startupTimeout, err)
 		}
 		return err
 	}
 	return nil
+}
+
+// newRecordLimits returns the record size limits of the App's producer
+// (deadletter.go), from the client options: ProducerBatchMaxBytes, and
+// MaxBufferedBytes if set (franz-go fails a record above it).
+func (a *App) newRecordLimits() *recordLimits {
+	l := &recordLimits{client: 1000012, admin: a.admin, log: a.log}
+	if v, ok := a.admin.OptValue(kgo.ProducerBatchMaxBytes).(int32); ok && v > 0 {
+		l.client = v
+	}
+	if v, ok := a.admin.OptValue(kgo.MaxBufferedBytes).(int64); ok && v > 0 && v < int64(l.client) {
+		l.client = int32(v)
+	}
+	return l
 }
 
 // transactionalID is the instance's transactional ID under ExactlyOnce:
@@ -403,6 +483,7 @@ func (a *App) failLocked(err error) {
 		a.fatal = err
 		a.log.Error("fatal error", "err", err)
 	}
+	a.setState(PendingError)
 	a.closeMu.Lock()
 	cancel := a.cancel
 	a.closeMu.Unlock()

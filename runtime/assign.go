@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/task"
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
 )
@@ -35,6 +36,7 @@ func (a *App) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string]
 	if _, gen := cl.GroupMetadata(); gen > 0 {
 		a.prod.setGeneration(gen)
 	}
+	a.rebalanceLocked()
 	ctx := a.runCtx
 	if a.closing || ctx.Err() != nil {
 		a.log.Info("partitions assigned while shutting down: no task created", "partitions", assigned)
@@ -229,7 +231,11 @@ func (a *App) reviveLocked(ids []taskID) error {
 	if len(unknown) > 0 {
 		// No committed offset: the partition starts over at its log
 		// start, as a new assignment would (ConsumeResetOffset).
-		starts, err := kadm.NewClient(a.admin).ListStartOffsets(a.runCtx, unknown...)
+		var starts kadm.ListedOffsets
+		err := a.retryBrokers(a.runCtx, "list start offsets", func() (err error) {
+			starts, err = kadm.NewClient(a.admin).ListStartOffsets(a.runCtx, unknown...)
+			return err
+		})
 		if err != nil {
 			err = fmt.Errorf("sluice: list the start offsets of %v to rewind revived tasks: %w", unknown, err)
 			a.failLocked(err)
@@ -341,6 +347,7 @@ func ready(rs []*runner) []*runner {
 func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.rebalanceLocked()
 	rs := a.affectedLocked(revoked)
 	if len(rs) == 0 {
 		return
@@ -369,6 +376,10 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.rebalanceLocked()
+	// Rebalancing until the member is in the group again, with a newer
+	// generation (updateStateLocked).
+	_, a.lostGen = a.client.GroupMetadata()
 	rs := a.affectedLocked(lost)
 	if a.cfg.guarantee == ExactlyOnce && a.fatal == nil && len(rs) > 0 {
 		if err := a.commits.abort(a.groupCtx, "lost"); err != nil {
@@ -445,21 +456,44 @@ func (a *App) subOf(topic string) (int, bool) {
 // than an offset that may be about to change, and the fetch is retried
 // (Kafka Streams fetches with require_stable under exactly_once_v2 and
 // retries too). Without transactions the answer is the same as without.
+// The wait is bounded (unstable.go): past unstableWarnAfter it logs the
+// transactions holding the offsets, past unstableFailAfter it fails.
 func (a *App) committedOffsets(ctx context.Context) (map[topicPartition]int64, map[topicPartition]string, error) {
 	adm := kadm.NewClient(a.admin)
 	var resp kadm.OffsetResponses
 	var err error
+	began := time.Now()
+	var lastWarn time.Time
 	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		resp, err = adm.FetchOffsets(kadm.RequireStable(ctx), a.cfg.appID)
 		if err == nil {
 			err = resp.Error()
 		}
-		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+		unstable := errors.Is(err, kerr.UnstableOffsetCommit)
+		// The brokers unreachable (an outage): retried as well, until
+		// ctx ends (the shutdown).
+		if !unstable && (!transientBrokerErr(err) || ctx.Err() != nil) {
 			break
 		}
-		if backoff == 10*time.Millisecond {
+		waited := time.Since(began)
+		switch {
+		case !unstable:
+			if backoff == 10*time.Millisecond {
+				a.log.Warn("fetch the committed offsets: brokers unavailable, retrying", "group", a.cfg.appID, "err", err)
+			}
+		case backoff == 10*time.Millisecond:
 			a.log.Info("committed offsets unstable: a transaction committing offsets of the group is open; waiting for it",
 				"group", a.cfg.appID, "err", err)
+		case waited >= a.unstableFailAfter():
+			return nil, nil, fmt.Errorf("sluice: fetch the committed offsets of group %s: still %w after %v, held by: %s; "+
+				"a transaction open this long is hanging (the brokers lost track of it) or has a timeout far above the "+
+				"application's: kafka-transactions.sh find-hanging and abort end a hanging one",
+				a.cfg.appID, err, waited.Round(time.Second), a.holdersOfGroupOffsets(ctx, a.ownProducerID()))
+		case waited >= a.unstableWarnAfter() && time.Since(lastWarn) >= a.unstableWarnAfter():
+			lastWarn = time.Now()
+			a.log.Error("committed offsets still unstable past the transaction timeout: waiting for the transactions holding them",
+				"group", a.cfg.appID, "waited", waited.Round(time.Second).String(), "fail_after", a.unstableFailAfter().String(),
+				"held_by", a.holdersOfGroupOffsets(ctx, a.ownProducerID()))
 		}
 		select {
 		case <-ctx.Done():
@@ -565,10 +599,6 @@ func (a *App) restoreRunner(r *runner) {
 	ctx := r.restoreCtx
 	id, ts := r.id, r.st
 	st := a.topo.SubTopology(id.sub)
-	policy := task.FailOnDeserializationError
-	if a.cfg.skipBadRecords {
-		policy = task.SkipOnDeserializationError
-	}
 	var cache *state.Cache
 	if a.cfg.cacheBytes > 0 {
 		cache = ts.cache
@@ -577,16 +607,22 @@ func (a *App) restoreRunner(r *runner) {
 		ApplicationID: a.cfg.appID,
 		SubTopology:   st,
 		Partition:     id.partition,
-		Collector:     collector{a.prod},
+		Collector:     newTaskCollector(a.prod, r),
 		OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
 			return a.openStore(ctx, r, spec, id.partition)
 		},
 		Changelog:              changelogWriter{a.prod},
 		Cache:                  cache,
 		Logger:                 a.log,
-		OnDeserializationError: policy,
+		OnDeserializationError: a.cfg.onDeserialize,
+		OnProcessingError:      a.cfg.onProcess,
+		OnProductionError:      a.cfg.onProduce,
+		DeadLetterTopic:        a.cfg.deadLetter,
 		Dropped: func(taskID, node, reason string) {
 			a.metrics.dropped.WithLabelValues(taskID, node, reason).Inc()
+		},
+		DeadLettered: func(taskID, node string, kind operators.ErrorKind) {
+			a.metrics.deadLettered.WithLabelValues(taskID, node, kind.String()).Inc()
 		},
 		Metadata:     ts.metadata,
 		GlobalStores: a.globals.views(),
@@ -640,7 +676,11 @@ func (a *App) checkLocalState(ctx context.Context, ts *taskState, committed map[
 			ahead = fmt.Sprintf("its position %d in topic %s partition %d is past the group's committed offset", off, tp.topic, tp.partition)
 		}
 	}
-	ends, err := kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
+	var ends kadm.ListedOffsets
+	err := a.retryBrokers(ctx, "list end offsets to check local state", func() (err error) {
+		ends, err = kadm.NewClient(a.admin).ListEndOffsets(ctx, slices.Collect(maps.Keys(topics))...)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("sluice: list end offsets to check local state: %w", err)
 	}

@@ -3,11 +3,11 @@ package runtime
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,15 +26,27 @@ type taskID struct {
 // String is the Kafka Streams task ID, "<sub-topology>_<partition>".
 func (t taskID) String() string { return fmt.Sprintf("%d_%d", t.sub, t.partition) }
 
-// parseTaskID parses String's form.
+// parseTaskID parses String's form, and only it: decimal numbers without
+// sign, spaces or leading zeros, so that no other directory of the state
+// directory is taken for a task's (FuzzParseTaskID).
 func parseTaskID(s string) (taskID, error) {
-	var t taskID
-	var rest string
-	n, err := fmt.Sscanf(s, "%d_%d%s", &t.sub, &t.partition, &rest)
-	if n == 2 && errors.Is(err, io.EOF) && t.sub >= 0 && t.partition >= 0 {
-		return t, nil
+	sub, part, ok := strings.Cut(s, "_")
+	a, aok := parseCanonicalUint(sub, 31)
+	b, bok := parseCanonicalUint(part, 31)
+	if !ok || !aok || !bok {
+		return taskID{}, fmt.Errorf("sluice: %q is not a task ID", s)
 	}
-	return taskID{}, fmt.Errorf("sluice: %q is not a task ID", s)
+	return taskID{sub: int(a), partition: int32(b)}, nil
+}
+
+// parseCanonicalUint parses a non-negative decimal number of at most bits
+// bits written as strconv.FormatUint writes it.
+func parseCanonicalUint(s string, bits int) (uint64, bool) {
+	if s == "" || (len(s) > 1 && s[0] == '0') || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, bits)
+	return n, err == nil
 }
 
 func (t taskID) compare(o taskID) int {

@@ -243,3 +243,121 @@ func restoreRemainingGauge(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	return n
 }
+
+// A task's restore under exactly-once reads to the log end offset, not to
+// the last stable offset: another producer's open transaction (a zombie's,
+// until its transaction timeout) can hold the last stable offset below
+// transactions the task's owner committed after it. A local state that
+// lags its last commit (a crash between the transaction's commit and the
+// local apply) has its changelog offset past that last stable offset; a
+// read to the last stable offset would restore nothing and the task would
+// resume at the group's committed offsets without the last commit's
+// changes (the chaos run's lost and duplicated counts). The read waits for
+// the open transaction to end and hands on the committed records below the
+// log end.
+func TestChangelogReaderToLogEndPastOpenTransaction(t *testing.T) {
+	kc := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topic := kafkatest.Topic(t, "reader-log-end")
+	kc.Create(t, 1, topic)
+	txnClient := func(id string) *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.DefaultProduceTopic(topic), kgo.TransactionalID(topic+"-"+id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	produce := func(cl *kgo.Client, keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	zombie, owner := txnClient("zombie"), txnClient("owner")
+	// The zombie's transaction is open from offset 0; the owner commits
+	// 1-2 (marker 3) and 4 (marker 5): the last stable offset is 0, the
+	// high watermark 6. The local state holds the first commit (offset 4).
+	for _, step := range []func() error{
+		zombie.BeginTransaction,
+		func() error { produce(zombie, "z0"); return nil },
+		owner.BeginTransaction,
+		func() error { produce(owner, "b1", "b2"); return nil },
+		func() error { return owner.EndTransaction(ctx, kgo.TryCommit) },
+		owner.BeginTransaction,
+		func() error { produce(owner, "b4"); return nil },
+		func() error { return owner.EndTransaction(ctx, kgo.TryCommit) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	lso, err := kadm.NewClient(admin).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := lso.Lookup(topic, 0); o.Offset != 0 {
+		t.Fatalf("last stable offset = %d, want 0 (the zombie's open transaction)", o.Offset)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics("reader-log-end", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &changelogReader{clientOpts: []kgo.Opt{kgo.SeedBrokers(kc.Brokers...)}, admin: kadm.NewClient(admin),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), restored: m.restored, remaining: m.restoreRemaining,
+		readCommitted: true, stall: 30 * time.Second}
+	type result struct {
+		keys   []string
+		n, end int64
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		res.n, res.end, res.err = cr.readToLogEnd(ctx, topic, 0, 4, "s", func(r *kgo.Record) error {
+			res.keys = append(res.keys, string(r.Key))
+			return nil
+		})
+		done <- res
+	}()
+	// Once the read has listed its end (the remaining gauge holds what it
+	// waits for), the zombie's transaction ends: it is aborted, as the
+	// transaction timeout or the zombie's successor would.
+	var res result
+	aborted := false
+	for finished := false; !finished; {
+		select {
+		case res = <-done:
+			finished = true
+		case <-time.After(10 * time.Millisecond):
+			if !aborted && restoreRemainingGauge(t, reg) > 0 {
+				aborted = true
+				if err := zombie.EndTransaction(ctx, kgo.TryAbort); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case <-ctx.Done():
+			t.Fatal("the read did not end")
+		}
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if !aborted || res.n != 1 || res.end != 6 || strings.Join(res.keys, " ") != "b4" {
+		t.Errorf("read from 4 to the log end = %d records %q to %d (waited for the open transaction: %v); want 1 record \"b4\" to 6 after the zombie's abort",
+			res.n, strings.Join(res.keys, " "), res.end, aborted)
+	}
+	// The reads to the last stable offset (global stores) stop at it.
+	if n, end, err := cr.read(ctx, topic, 0, 7, "s", nil); err != nil || n != 0 || end != 7 {
+		t.Errorf("read to the last stable offset after the abort = %d, %d, %v; want 0, 7, nil", n, end, err)
+	}
+}

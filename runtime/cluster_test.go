@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,9 @@ import (
 type testCluster struct {
 	brokers []string
 	real    bool
+	// opts are options of every client the test makes (the secured
+	// broker's TLS and SASL: security_kafka_test.go).
+	opts []kgo.Opt
 }
 
 func newCluster(t *testing.T) *testCluster {
@@ -40,7 +44,7 @@ func (c *testCluster) create(t *testing.T, partitions int32, topics ...string) {
 
 func (c *testCluster) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	return (&kafkatest.Cluster{Brokers: c.brokers}).Client(t, opts...)
+	return (&kafkatest.Cluster{Brokers: c.brokers}).Client(t, append(slices.Clone(c.opts), opts...)...)
 }
 
 // produceKeys writes records with the given keys (and the value "x") to

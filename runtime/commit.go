@@ -86,7 +86,32 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := c.prod.flush(fctx); err != nil {
+		if fctx.Err() != nil && ctx.Err() == nil {
+			// The output is not acknowledged within the bound: the
+			// brokers are unreachable or slow. Nothing is committed, so
+			// nothing is lost; the records stay buffered (franz-go
+			// retries them without a delivery timeout), and the next
+			// commit waits for them again.
+			c.log.Warn("commit postponed: output not acknowledged within a minute (brokers unreachable?); nothing committed", "err", err)
+			return nil
+		}
 		return err
+	}
+	// Records Kafka refused go to the production handler before the
+	// offsets that pass their input records commit; what it sends (a
+	// dead-letter record, a record refused only with its batch) is
+	// flushed in turn.
+	for {
+		sent, err := c.prod.handleRefused(fctx)
+		if err != nil {
+			return err
+		}
+		if !sent {
+			break
+		}
+		if err := c.prod.flush(fctx); err != nil {
+			return err
+		}
 	}
 	// Everything the stores wrote is in the changelogs now: the local
 	// state may commit, with the input positions it reflects.
@@ -121,6 +146,15 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 			// (onLost follows) and their new owners reprocess from the last
 			// commit. At-least-once holds; this is not fatal.
 			c.log.Warn("commit refused: the group is rebalancing; the uncommitted input will be processed again", "err", commitErr)
+			return nil
+		}
+		if transientBrokerErr(commitErr) && ctx.Err() == nil {
+			// The brokers (the group coordinator) are unreachable: the
+			// offsets stay where they were, the local state committed
+			// above is ahead of them, which a restart handles (it
+			// resumes at the later of the two); the next commit commits
+			// these positions or later ones.
+			c.log.Warn("commit postponed: the group coordinator is unavailable; the offsets are committed at the next commit", "err", commitErr)
 			return nil
 		}
 		return fmt.Errorf("sluice: commit offsets: %w", commitErr)
@@ -213,6 +247,11 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 	if err := c.prod.flush(fctx); err != nil {
 		return c.rollback(ctx, err)
 	}
+	if c.prod.hasRefused() {
+		// franz-go cannot commit a transaction with a refused batch:
+		// abort, and replay knowing what was refused (deadletter.go).
+		return c.rollback(ctx, errRefused)
+	}
 	if c.prod.sentInTxn() == 0 {
 		err = c.commitPlain(fctx, offsets, meta)
 	} else {
@@ -241,6 +280,7 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 		r.committed(offsets)
 	}
 	c.lastEnds = ends
+	c.prod.forgetRemembered(offsets)
 	c.metrics.commits.Inc()
 	c.metrics.txnCommits.Inc()
 	c.metrics.commitDur.Observe(time.Since(start).Seconds())
@@ -317,6 +357,14 @@ func (c *exactlyOnce) rollback(ctx context.Context, cause error) error {
 func (c *exactlyOnce) abort(ctx context.Context, reason string) error {
 	// A fresh bound: the abort also follows a commit that ran out of time.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if ctx.Err() == nil {
+		// Running: an abort during a broker outage waits for a broker
+		// (txnLayer.abort retries), until ctx ends (the shutdown's
+		// bound); giving up would leave the transaction's state unknown,
+		// which is fatal (broken).
+		cancel()
+		actx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	if c.broken != nil {
 		return c.broken
@@ -325,6 +373,9 @@ func (c *exactlyOnce) abort(ctx context.Context, reason string) error {
 	if err == nil {
 		err = c.prod.wait(actx) // the aborted records' promises
 	}
+	// What Kafka refused in the aborted transaction is handled when the
+	// tasks replay it.
+	c.prod.rememberRefused(actx)
 	if err != nil {
 		// The producer keeps its failures: nothing commits after this.
 		c.broken = c.classify(err)

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,9 @@ type config struct {
 	appID          string
 	brokers        []string
 	clientOpts     []kgo.Opt
+	tls            *tls.Config
+	tlsNil         bool
+	sasl           []*saslCreds
 	stateDir       string
 	commitInterval time.Duration
 	workers        int
@@ -170,9 +174,12 @@ func Brokers(addrs ...string) Option {
 	return optionFunc(func(c *config) { c.brokers = append(c.brokers, addrs...) })
 }
 
-// ClientOptions passes options through to the franz-go client, such as
-// kgo.DialTLSConfig or kgo.SASL. Options that conflict with how the runtime
-// drives the client (group, balancers, commits) are overridden.
+// ClientOptions passes options through to the franz-go clients of the App
+// (all of them: the group's, the admin's, the restore, standby and global
+// readers'). Options that conflict with how the runtime drives the client
+// (group, balancers, commits) are overridden, and so are TLS and SASL when
+// the TLS and SASL options are given: prefer those, which New validates
+// and which keep the password out of logs and errors.
 func ClientOptions(opts ...kgo.Opt) Option {
 	return optionFunc(func(c *config) { c.clientOpts = append(c.clientOpts, opts...) })
 }
@@ -365,6 +372,7 @@ func (c *config) validate() error {
 	if c.skipBadRecords {
 		c.onDeserialize = operators.LogAndContinue
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if c.maxPollRecords < 1 {
 		errs = append(errs, &ConfigError{"MaxPollRecords", "need at least 1"})
 	}

@@ -55,10 +55,11 @@
 // once; tasks read the global stores meanwhile through read-only views.
 // Records go through the global table's source and processor, both in the
 // restore and after, keeping their own Kafka timestamps (no extractor, as
-// in Kafka Streams): a record that cannot be deserialized follows the
-// deserialization policy (SkipUndecodableRecords; counted with the task
-// label "global"), and an error names the topic, partition and offset and
-// stops the instance. Every CommitInterval and at shutdown the global
+// in Kafka Streams): a record that cannot be deserialized goes to the
+// deserialization handler (OnDeserializationError; counted with the task
+// label "global"; DeadLetter drops it, counted, as Kafka Streams writes no
+// dead-letter record for a global store), and an error names the topic,
+// partition and offset and stops the instance. Every CommitInterval and at shutdown the global
 // stores are made durable, then their checkpoint is written.
 //
 // # Processing and commits
@@ -99,7 +100,16 @@
 // session rejoins. After a transactional error the abort decides whether
 // the instance goes on; an instance fenced by a newer one with the same
 // transactional ID or InstanceID (or whose producer the broker fenced
-// after its transaction timed out) makes Run return a *FencedError.
+// after its transaction timed out) makes Run return a *FencedError. A
+// task restores its changelog read_committed to the log end offset, once
+// every transaction open below it is over, as Kafka Streams. The committed
+// offsets a task resumes from are fetched stable (RequireStable): the
+// fetch waits while a transaction committing offsets of the group is
+// open, logs the transactions holding them past TransactionTimeout+15s
+// (unstable.go) and fails Run past 3*TransactionTimeout+60s, naming them:
+// a transaction open that long is hanging (Kafka 4.3.1 loses the markers
+// of a transaction committed while the broker shuts down), and only an
+// operator can end it (kafka-transactions.sh find-hanging, abort).
 //
 // # State
 //
@@ -185,6 +195,35 @@
 // callback can open a store any more. SignalContext gives a context that a
 // SIGINT or SIGTERM cancels, and a second signal exits at once.
 //
+// # Start-up, broker outages and state
+//
+// Run waits for the brokers: a refused connection, a name that does not
+// resolve yet or a timeout is retried, with a backoff up to 1 s and a
+// warning at most every 5 s, until StartupTimeout (default 30 s) has
+// passed; Run then fails with a BrokerError naming the brokers, the
+// timeout and the last error. Errors no retry cures (authentication, a
+// Kafka error that is not retriable) fail at once.
+//
+// While running, every client of the App reports its connection attempts
+// and requests to one watcher (franz-go's hooks; brokers.go). When every
+// broker the App talks to has failed for a second, the App logs a warning
+// naming the brokers and the last error, BrokersReachable reports false
+// with the outage's start, and the gauge sluice_brokers_reachable is 0;
+// the first answer ends the outage, logged once. An outage is never fatal:
+// franz-go retries fetches, group requests and produces (no delivery
+// timeout); an at-least-once commit the brokers cannot take is postponed
+// to the next interval (nothing committed, nothing lost); under
+// exactly-once a commit that fails is aborted and the tasks revived, the
+// abort and the committed-offset fetch waiting for a broker. Processing
+// resumes by itself when a broker answers again.
+//
+// State returns the App's State, Kafka Streams' KafkaStreams.State with
+// its transitions: Created, then Rebalancing from Run (start-up, joining,
+// restoring), Running once in the group with every task restored,
+// PendingShutdown and NotRunning after a shutdown asked for,
+// PendingError and Error after a fatal error. A broker outage changes no
+// state, as in Kafka Streams. See docs/operations.md.
+//
 // # Concurrency and lock order
 //
 // One goroutine polls and, holding App.mu for a round, activates the
@@ -216,7 +255,51 @@
 // # Errors
 //
 // Start-up errors name what is wrong: BrokerError (the brokers cannot be
-// reached within StartupTimeout), MissingTopicError, CoPartitionError,
-// ConfigError (naming the option). Processing errors name the task, node,
-// topic, partition and offset.
+// reached within StartupTimeout, or refused the TLS handshake or the SASL
+// credentials), AuthorizationError (an ACL the application needs is
+// missing: it names the resource type, the resource and the operation),
+// MissingTopicError (a source topic, or the DeadLetterQueue topic),
+// CoPartitionError, ConfigError (naming the option). Processing errors name
+// the task, node, topic, partition and offset.
+//
+// A failed record need not stop the instance: three handlers, as Kafka
+// Streams 4.x has them, decide about a record a source cannot deserialize
+// (OnDeserializationError), an error or a panic of user code
+// (OnProcessingError: a panic never crashes the process, it becomes an
+// *operators.PanicError naming the node), and a record a sink cannot
+// serialize or Kafka refuses (OnProductionError). Each returns Fail (the
+// default), Continue (drop, log, count in sluice_dropped_records_total) or
+// DeadLetter: the input record, as read, goes to the DeadLetterQueue topic
+// with Kafka Streams' error headers, written through the task's producer
+// in the commit (under ExactlyOnce, the transaction) that moves the input
+// offset past it, and counted in sluice_dead_letter_records_total. A
+// store's or the producer's error is never a handler's to skip: it stops
+// the instance. docs/errors.md has the details and the differences from
+// Kafka Streams.
+//
+// A record a sink writes that Kafka cannot take goes to OnProductionError
+// (deadletter.go; docs/errors.md, "Production errors") with the input record that
+// caused it: one over its topic's limit (the smaller of the producer's
+// ProducerBatchMaxBytes and the topic's max.message.bytes) before it is
+// produced, one the broker refuses (MESSAGE_TOO_LARGE, INVALID_RECORD, a
+// policy violation, ...) after, through its promise, which knows its
+// origin. Fail stops Run with an *operators.NodeError wrapping an
+// *operators.ProductionError (sink, topic, size); Continue drops it,
+// counted; DeadLetter writes the input record to the DeadLetterQueue topic
+// before the commit that passes it (under ExactlyOnce in its transaction:
+// a refusal aborts the transaction, and the replay hands the record to the
+// handler before producing it). A changelog record Kafka refuses is fatal.
+//
+// # Security
+//
+// TLS and one of SASLPlain, SASLScram256, SASLScram512 configure every
+// Kafka client the App makes (they all start from one set of options). At
+// start-up the App compares the operations the brokers authorize its
+// principal with those it needs (READ on the inputs, WRITE on the
+// outputs, CREATE, READ, WRITE and DELETE on its prefixed internal
+// topics, READ on its group, WRITE on its transactional ID under
+// ExactlyOnce: Kafka Streams' list), so that a missing ACL fails Run at
+// once with an AuthorizationError. The SASL password is never formatted:
+// the configuration Run logs at start shows it as [redacted]. See
+// docs/security.md.
 package runtime

@@ -58,13 +58,19 @@ func (e *BrokerError) Error() string {
 // Unwrap returns the underlying error.
 func (e *BrokerError) Unwrap() error { return e.Err }
 
-// MissingTopicError reports source topics that do not exist.
+// MissingTopicError reports source topics that do not exist, or the topic
+// an option names (Option: "DeadLetterQueue").
 type MissingTopicError struct {
 	Topics []string
+	// Option is the option that names the topics; "" for source topics.
+	Option string
 }
 
 // Error implements error.
 func (e *MissingTopicError) Error() string {
+	if e.Option != "" {
+		return fmt.Sprintf("sluice: topic %v, set by option %s, does not exist: create it before starting the application", e.Topics, e.Option)
+	}
 	return fmt.Sprintf("sluice: source topics %v do not exist: create them before starting the application", e.Topics)
 }
 

@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -67,4 +69,24 @@ func ExampleApp() {
 	// A 3
 	// G 5
 	// B 7
+}
+
+// Connecting to a secured cluster: TLS with the cluster's CA and SCRAM
+// credentials, for every client the App makes. New validates the options
+// without connecting; here the password's variable is unset, and the
+// error names the option and the user, never a password.
+func ExampleSASLScram512() {
+	topo, err := wordCountTopology("orders", "order-counts")
+	if err != nil {
+		panic(err)
+	}
+	roots := x509.NewCertPool() // roots.AppendCertsFromPEM(the cluster's CA certificate)
+	_, err = runtime.New(topo,
+		runtime.ApplicationID("orders-app"),
+		runtime.Brokers("kafka-1.example.com:9093"),
+		runtime.TLS(&tls.Config{RootCAs: roots}),
+		runtime.SASLScram512("orders-app", os.Getenv("SLUICE_EXAMPLE_UNSET_PASSWORD")),
+	)
+	fmt.Println(err)
+	// Output: sluice: config SASLScram512: empty password for user orders-app
 }

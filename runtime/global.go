@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -131,10 +130,6 @@ func (a *App) openGlobals(ctx context.Context) error {
 		g.next[tp] = off
 	}
 	g.loaded = true
-	policy := task.FailOnDeserializationError
-	if a.cfg.skipBadRecords {
-		policy = task.SkipOnDeserializationError
-	}
 	for _, gs := range gs {
 		t, err := task.New(task.Config{
 			ApplicationID: a.cfg.appID,
@@ -145,7 +140,14 @@ func (a *App) openGlobals(ctx context.Context) error {
 				return g.base(spec), nil
 			},
 			Logger:                 a.log.With("global_store", gs.Store.Name),
-			OnDeserializationError: policy,
+			OnDeserializationError: a.cfg.onDeserialize,
+			// No processing handler: Kafka Streams 4.3.1 applies it to a
+			// global store only with processing.exception.handler.global.enabled
+			// (false by default); a global store has no sink either.
+			// As Kafka Streams 4.3.1, no dead-letter record for a global
+			// store's records: DeadLetter drops them, logged and counted.
+			DeadLetterTopic: a.cfg.deadLetter,
+			GlobalStore:     true,
 			Dropped: func(_, node, reason string) {
 				a.metrics.dropped.WithLabelValues("global", node, reason).Inc()
 			},
@@ -245,7 +247,7 @@ func (g *globalReader) loadCheckpoints(ctx context.Context) error {
 			}
 			continue
 		}
-		cp, err := state.ReadCheckpoint(vfs.Default, path)
+		cp, err := state.ReadCheckpoint(g.a.fs(), path)
 		if err != nil {
 			if err := g.reset(gs, "unreadable checkpoint: "+err.Error()); err != nil {
 				return err
@@ -324,7 +326,7 @@ func (g *globalReader) checkOffsets(ctx context.Context) error {
 // batch), on the App's block cache.
 func (g *globalReader) openDB() error {
 	db, err := state.OpenPebble(g.dir, state.PebbleOptions{
-		Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
+		FS: g.a.fs(), Cache: g.a.blockCache, MemTableSize: uint64(g.a.cfg.memTableBytes), Logger: g.a.log,
 	})
 	if err != nil {
 		return fmt.Errorf("sluice: global stores: %w", err)
@@ -457,7 +459,7 @@ func (g *globalReader) writeCheckpoint() error {
 		}
 		path := g.checkpointPath(gs.Store.Name)
 		if cp := cps[gs.Store.Name]; len(cp) > 0 {
-			if err := state.WriteCheckpoint(vfs.Default, path, cp); err != nil {
+			if err := state.WriteCheckpoint(g.a.fs(), path, cp); err != nil {
 				return fmt.Errorf("sluice: global store %s: write checkpoint: %w", gs.Store.Name, err)
 			}
 		} else if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

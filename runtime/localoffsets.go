@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/state"
 )
@@ -55,7 +53,7 @@ func (a *App) scanLocalOffsets(changelogs map[int][]string) {
 			continue
 		}
 		path := filepath.Join(a.appDir, e.Name(), checkpointFile)
-		cp, err := state.ReadCheckpoint(vfs.Default, path)
+		cp, err := state.ReadCheckpoint(a.fs(), path)
 		if err != nil {
 			a.log.Warn("unreadable checkpoint: the task's local state is reported as none to the group", "task", id, "file", path, "err", err)
 			continue

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // worker processes the runners it is handed, one at a time, so a task's
@@ -58,6 +59,8 @@ func (a *App) loop(ctx context.Context) error {
 				if _, ok := errors.AsType[*kgo.ErrGroupSession](err); ok {
 					fetchErr = fmt.Errorf("sluice: group %s: %w", a.cfg.appID, err)
 				}
+				// An ACL missing: name the resource and the operation.
+				fetchErr = a.asAuthError(fetchErr, kmsg.ACLResourceTypeTopic, t, kmsg.ACLOperationRead)
 				return
 			}
 			a.log.Warn("fetch error, retrying", "topic", t, "partition", p, "err", err)
@@ -126,6 +129,9 @@ func (a *App) loop(ctx context.Context) error {
 				a.log.Warn("commit abandoned: shutting down", "err", err)
 				err = nil
 			}
+		}
+		if err == nil {
+			a.updateStateLocked()
 		}
 		if err == nil && len(a.runners) > 0 {
 			if lastSweep.IsZero() {

@@ -10,10 +10,14 @@ import (
 type metrics struct {
 	processed *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
-	commits   prometheus.Counter
-	commitDur prometheus.Histogram
-	tasks     prometheus.Gauge
-	restored  *prometheus.CounterVec
+	// deadLettered counts the records written to the dead-letter queue,
+	// by task, node and handler (kind: deserialization, processing,
+	// production); each is also in dropped with the reason "dead-letter".
+	deadLettered *prometheus.CounterVec
+	commits      prometheus.Counter
+	commitDur    prometheus.Histogram
+	tasks        prometheus.Gauge
+	restored     *prometheus.CounterVec
 	// restoreRemaining is the number of changelog records a store still
 	// has to restore.
 	restoreRemaining *prometheus.GaugeVec
@@ -32,6 +36,9 @@ type metrics struct {
 	// skipped as a former owner's written after a newer owner's
 	// (GenerationHeader).
 	staleSkipped prometheus.Counter
+	// brokersReachable is 1 while the App reaches a broker, 0 before the
+	// first answer and during an outage (brokers.go).
+	brokersReachable prometheus.Gauge
 }
 
 func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
@@ -43,6 +50,9 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_dropped_records_total", Help: "Records dropped on purpose (null key, null value, undecodable, late), by task, node and reason.", ConstLabels: labels,
 		}, []string{"task", "node", "reason"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_dead_letter_records_total", Help: "Failed input records written to the dead-letter queue topic, by task, node and the handler that decided it (kind: deserialization, processing, production).", ConstLabels: labels,
+		}, []string{"task", "node", "kind"}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_commits_total", Help: "Completed commits.", ConstLabels: labels,
 		}),
@@ -83,10 +93,13 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		staleSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_changelog_stale_generation_skipped_total", Help: "Changelog records restores and standby tasks skipped: written by a former owner of the task (a zombie) after a newer owner's, by their group generation.", ConstLabels: labels,
 		}),
+		brokersReachable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_brokers_reachable", Help: "1 while the App reaches a Kafka broker; 0 before the first answer and while every broker has failed for a second (an outage).", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
-			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped} {
+		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.deadLettered, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
+			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped, m.brokersReachable} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

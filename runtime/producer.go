@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -23,10 +22,6 @@ var explicitPartition = context.WithValue(context.Background(), explicitPartitio
 
 type explicitPartitionKey struct{}
 
-// partitionKey is the context key of the bytes a record is partitioned by
-// when they are not its key (a windowed key's key without its window).
-type partitionKey struct{}
-
 // partitioner partitions records as Kafka's default partitioner does:
 // murmur2 of the key; records without a key go round-robin.
 type partitioner struct{}
@@ -36,6 +31,9 @@ func (partitioner) ForTopic(string) kgo.TopicPartitioner { return &topicPartitio
 type topicPartitioner struct{ next int }
 
 func (*topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	if sc, ok := r.Context.(*sinkContext); ok && (sc.explicit || sc.by != nil) {
+		return true
+	}
 	return r.Key != nil || r.Context == explicitPartition
 }
 
@@ -43,9 +41,12 @@ func (p *topicPartitioner) Partition(r *kgo.Record, n int) int {
 	if r.Context == explicitPartition {
 		return int(r.Partition)
 	}
-	if r.Context != nil {
-		if by, ok := r.Context.Value(partitionKey{}).([]byte); ok {
-			return partition.ForKey(by, n)
+	if sc, ok := r.Context.(*sinkContext); ok {
+		if sc.explicit {
+			return int(r.Partition)
+		}
+		if sc.by != nil {
+			return partition.ForKey(sc.by, n)
 		}
 	}
 	if r.Key == nil {
@@ -74,6 +75,24 @@ type producer struct {
 	// sent counts the records sent since resetSent (under ExactlyOnce,
 	// since the transaction began).
 	sent atomic.Int64
+	// sinkPromise is the promise of the records sinks write: a record
+	// Kafka refuses (isRecordError) goes to refused, for the production
+	// handler (deadletter.go); other failures are kept as promise keeps
+	// them.
+	sinkPromise func(*kgo.Record, error)
+	refusedMu   sync.Mutex
+	refused     []refusal
+	// remembered are the sink records refused in aborted transactions, by
+	// input record (ExactlyOnce; see rememberRefused). Written by the
+	// poll loop while no task runs, read by the tasks.
+	remembered map[outputKey]*rememberedRefusal
+	// commits counts the commits that forgot remembered refusals
+	// (forgetRemembered).
+	commits int64
+	// limits are the topics' record size limits; handler applies
+	// OnProductionError. Both nil in tests that make a bare producer.
+	limits  *recordLimits
+	handler *productionHandler
 	// gen is the value of the GenerationHeader of changelog records: the
 	// group generation of the instance's latest assignment (setGeneration),
 	// nil before the first.
@@ -108,6 +127,18 @@ func newProducer(cl *kgo.Client) *producer {
 			p.first.CompareAndSwap(nil, &ProduceError{Topic: r.Topic, Partition: r.Partition, Err: err})
 		}
 		p.inflight.Done()
+	}
+	p.sinkPromise = func(r *kgo.Record, err error) {
+		if err != nil && isRecordError(err) {
+			if sc, ok := r.Context.(*sinkContext); ok && p.handler != nil {
+				p.refusedMu.Lock()
+				p.refused = append(p.refused, refusal{rec: r, sc: sc, err: err})
+				p.refusedMu.Unlock()
+				p.inflight.Done()
+				return
+			}
+		}
+		p.promise(r, err)
 	}
 	p.ends = map[state.TopicPartition]int64{}
 	p.logged = func(r *kgo.Record, err error) {
@@ -159,13 +190,8 @@ func (p *producer) err() error {
 	return nil
 }
 
-// send copies key, value and headers (the caller reuses them) into one
-// allocation and produces the record.
-func (p *producer) send(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
-	p.produce(topic, part, key, value, headers, ts, p.promise)
-}
-
-// sendChangelog sends a changelog record (see send) and tracks its
+// sendChangelog sends a changelog record (a copy of key, value and
+// headers: the caller reuses them) and tracks its
 // partition's end offset.
 func (p *producer) sendChangelog(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
 	r := p.record(topic, part, key, value, headers, ts)
@@ -175,10 +201,6 @@ func (p *producer) sendChangelog(topic string, part int32, key, value []byte, he
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: GenerationHeader, Value: *g})
 	}
 	p.produceRecord(r, p.logged)
-}
-
-func (p *producer) produce(topic string, part int32, key, value []byte, headers []operators.Header, ts int64, promise func(*kgo.Record, error)) {
-	p.produceRecord(p.record(topic, part, key, value, headers, ts), promise)
 }
 
 // record makes the record of a send, with copies of key, value and
@@ -197,7 +219,7 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 	if len(headers) > 0 {
 		r.Headers = make([]kgo.RecordHeader, len(headers), len(headers)+1) // +1: sendChangelog's GenerationHeader
 		for i, h := range headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: append([]byte(nil), h.Value...)}
+			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytesCloneNullable(h.Value)}
 		}
 	}
 	if part >= 0 {
@@ -240,25 +262,133 @@ func (p *producer) wait(ctx context.Context) error {
 	return nil
 }
 
-// collector is a task's operators.Collector.
-type collector struct{ p *producer }
-
-func (c collector) Send(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) error {
-	if err := c.p.err(); err != nil {
-		return err
+// sinkRecord makes the record a sink writes for the input record in (nil
+// outside of a record's processing) of task: a copy of key, value and
+// headers, with its origin in its context (sinkContext). by, if not nil,
+// is what it is partitioned by; part >= 0 is its partition.
+func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, headers []operators.Header, ts int64) *sinkRecord {
+	sr := &sinkRecord{}
+	r := &sr.rec
+	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
+	buf := make([]byte, len(key)+len(value)+len(by))
+	if key != nil {
+		r.Key = buf[:len(key):len(key)]
+		copy(r.Key, key)
 	}
-	c.p.send(topic, part, key, value, headers, ts)
-	return nil
+	if value != nil {
+		r.Value = buf[len(key) : len(key)+len(value) : len(key)+len(value)]
+		copy(r.Value, value)
+	}
+	if by != nil {
+		sr.ctx.by = buf[len(key)+len(value):]
+		copy(sr.ctx.by, by)
+	}
+	if len(headers) > 0 {
+		r.Headers = make([]kgo.RecordHeader, len(headers))
+		for i, h := range headers {
+			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytesCloneNullable(h.Value)}
+		}
+	}
+	if part >= 0 {
+		r.Partition = part
+		sr.ctx.explicit = true
+	}
+	sr.ctx.Context = context.Background()
+	r.Context = &sr.ctx
+	return sr
+}
+
+// taskCollector is a task's operators.Collector: it writes what the sinks
+// of the task write, each bound to its sink (ForNode).
+type taskCollector struct {
+	p *producer
+	r *runner
+	// anon serves Send calls not made through a sink's collector.
+	anon nodeCollector
+}
+
+func newTaskCollector(p *producer, r *runner) *taskCollector {
+	c := &taskCollector{p: p, r: r}
+	c.anon.t = c
+	return c
+}
+
+// ForNode returns the collector of the sink node: internal/task hands each
+// node its own, so that a refused record names its sink.
+func (c *taskCollector) ForNode(node string) operators.Collector {
+	return &nodeCollector{t: c, node: node}
+}
+
+// Send is how internal/task writes the dead-letter records of the
+// deserialization and processing handlers (sinks write through ForNode's
+// collectors): they bypass the production handler
+// (sendDeadLetterChecked).
+func (c *taskCollector) Send(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) error {
+	if c.p.handler != nil && topic == c.p.handler.deadLetter && part < 0 {
+		return c.p.sendDeadLetterChecked(topic, key, value, headers, ts)
+	}
+	return c.anon.Send(topic, part, key, value, headers, ts)
+}
+
+// nodeCollector is the collector of one sink of a task.
+type nodeCollector struct {
+	t    *taskCollector
+	node string
+	// seqIn and seq count the records the sink wrote for the input record
+	// seqIn (outputKey.seq).
+	seqIn *kgo.Record
+	seq   int32
+}
+
+func (c *nodeCollector) Send(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) error {
+	return c.send(topic, part, nil, key, value, headers, ts)
 }
 
 // SendPartitionedBy implements operators.PartitionKeyCollector: the record
 // goes to the partition of partitionKey (murmur2), not of its key.
-func (c collector) SendPartitionedBy(topic string, by, key, value []byte, headers []operators.Header, ts int64) error {
-	if err := c.p.err(); err != nil {
+func (c *nodeCollector) SendPartitionedBy(topic string, by, key, value []byte, headers []operators.Header, ts int64) error {
+	if by == nil {
+		by = []byte{}
+	}
+	return c.send(topic, -1, by, key, value, headers, ts)
+}
+
+func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, headers []operators.Header, ts int64) error {
+	p := c.t.p
+	if err := p.err(); err != nil {
 		return err
 	}
-	r := c.p.record(topic, -1, key, value, headers, ts)
-	r.Context = context.WithValue(context.Background(), partitionKey{}, bytes.Clone(by))
-	c.p.produceRecord(r, c.p.promise)
+	in := c.t.r.cur
+	if t := c.t.r.task; in != nil && t != nil && !t.HasInput() {
+		// A punctuator's or a record cache's write (an eviction while
+		// in is processed): it has no input record, as the handlers of
+		// internal/task see it.
+		in = nil
+	}
+	if in != c.seqIn || in == nil {
+		c.seqIn, c.seq = in, 0
+	}
+	seq := c.seq
+	c.seq++
+	if p.handler != nil {
+		size := batchBytes(key, value, headers)
+		if limit := p.limits.forTopic(topic); size > int(limit) {
+			return c.refuse(in, topic, part, size, ts, errTooLarge(size, limit))
+		}
+		if len(p.remembered) > 0 {
+			k := outputKey{node: c.node, out: topic}
+			if in != nil {
+				k.topic, k.partition, k.offset, k.seq = in.Topic, in.Partition, in.Offset, seq
+			} else {
+				k.partition, k.offset, k.sum = -1, -1, contentSum(key, value)
+			}
+			if m := p.remembered[k]; m != nil && (!m.size || m.times > 1) {
+				return c.refuse(in, topic, part, size, ts, m.err)
+			}
+		}
+	}
+	sr := p.sinkRecord(topic, part, by, key, value, headers, ts)
+	sr.ctx.in, sr.ctx.node, sr.ctx.seq, sr.ctx.task = in, c.node, seq, c.t.r.taskID()
+	p.produceRecord(&sr.rec, p.sinkPromise)
 	return nil
 }

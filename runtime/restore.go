@@ -35,7 +35,10 @@ const restoreStall = 30 * time.Second
 // also ends at the first record (or transaction marker) at or past the
 // end, which comes once the transactions open at the end are over (Kafka
 // Streams' restore consumer ends at its position instead, which franz-go
-// does not expose for a client's partitions).
+// does not expose for a client's partitions). A task's restore reads to
+// the log end offset instead (readToLogEnd): it waits for the
+// transactions open below it, which may hold the last stable offset
+// below committed records of the task.
 type changelogReader struct {
 	// clientOpts are the options of the reader's clients (brokers, TLS,
 	// SASL, the App's client context).
@@ -60,21 +63,50 @@ type changelogReader struct {
 // reader in logs and metrics (the store). It returns the number of records
 // applied and the offset it read to (the end offset).
 func (cr *changelogReader) read(ctx context.Context, topic string, partition int32, from int64, label string, apply func(*kgo.Record) error) (int64, int64, error) {
-	starts, err := cr.admin.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
+	return cr.readTo(ctx, topic, partition, from, label, false, apply)
+}
+
+// readToLogEnd is read with the partition's log end offset (its high
+// watermark) as the end even with readCommitted: the read then ends only
+// once every transaction open below that end is over, and hands on the
+// committed records of all of them. A task's changelog restores so under
+// exactly-once, as Kafka Streams' restores do (KAFKA-10167): the last
+// stable offset can be held back by another producer's open transaction
+// (a zombie's, until its transaction timeout) below committed
+// transactions of this task, and a restore that stopped there would
+// leave out committed changes the group's committed offsets already
+// cover (a local state lagging its last commit restores nothing at all
+// when its changelog offset is past the last stable offset).
+func (cr *changelogReader) readToLogEnd(ctx context.Context, topic string, partition int32, from int64, label string, apply func(*kgo.Record) error) (int64, int64, error) {
+	return cr.readTo(ctx, topic, partition, from, label, true, apply)
+}
+
+// readTo is read to the log end offset (logEnd) or, with readCommitted,
+// to the last stable offset.
+func (cr *changelogReader) readTo(ctx context.Context, topic string, partition int32, from int64, label string, logEnd bool, apply func(*kgo.Record) error) (int64, int64, error) {
+	// The brokers may be unreachable for a while (an outage): the
+	// listings are retried until ctx ends (the task closes).
+	var starts kadm.ListedOffsets
+	err := retryBrokers(ctx, cr.log, "restore "+topic+": list start offsets", func() (err error) {
+		if starts, err = cr.admin.ListStartOffsets(ctx, topic); err == nil {
+			err = starts.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list start offsets: %w", topic, partition, err)
 	}
 	list, what := cr.admin.ListEndOffsets, "end"
-	if cr.readCommitted {
+	if cr.readCommitted && !logEnd {
 		list, what = cr.admin.ListCommittedOffsets, "last stable"
 	}
-	ends, err := list(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	var ends kadm.ListedOffsets
+	err = retryBrokers(ctx, cr.log, "restore "+topic+": list "+what+" offsets", func() (err error) {
+		if ends, err = list(ctx, topic); err == nil {
+			err = ends.Error()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("sluice: restore %s partition %d: list %s offsets: %w", topic, partition, what, err)
 	}
@@ -189,7 +221,14 @@ func (a *App) newChangelogReader() *changelogReader {
 	return cr
 }
 
-// restore replays a changelog partition of a store into it with the
+// restoreTask replays a changelog partition of a task's store into it
+// with the App's changelog reader, to the log end offset: see
+// changelogReader.readToLogEnd.
+func (a *App) restoreTask(ctx context.Context, topic string, partition int32, from int64, store string, apply func(*kgo.Record) error) (int64, int64, error) {
+	return a.changelogs.readToLogEnd(ctx, topic, partition, from, store, apply)
+}
+
+// restore replays a partition of a global store's topic into it with the
 // App's changelog reader: see changelogReader.read.
 func (a *App) restore(ctx context.Context, topic string, partition int32, from int64, store string, apply func(*kgo.Record) error) (int64, int64, error) {
 	return a.changelogs.read(ctx, topic, partition, from, store, apply)

@@ -23,6 +23,9 @@ type runner struct {
 	queues []*partitionQueue
 	raw    operators.RawRecord
 	hdrs   []operators.Header
+	// cur is the input record being processed, nil between records: the
+	// origin of what the task's sinks write (sinkContext).
+	cur *kgo.Record
 	// now is the time of the current processing round.
 	now time.Time
 	// processed counts input records since the metrics were last updated.
@@ -130,6 +133,14 @@ func (r *runner) waiting(i int) bool {
 	return r.now.Sub(q.waitSince) < maxFetchWait
 }
 
+// taskID is the task's ID, "" before the task exists.
+func (r *runner) taskID() string {
+	if r.task == nil {
+		return ""
+	}
+	return r.task.ID()
+}
+
 // process runs the queued records through the task and fires wall-clock
 // punctuations; it stops at the first error.
 func (r *runner) process(now time.Time) error {
@@ -165,7 +176,10 @@ func (r *runner) describe(rec *kgo.Record, raw *operators.RawRecord) {
 
 func (r *runner) processOne(q *partitionQueue, rec *kgo.Record) error {
 	r.describe(rec, &r.raw)
-	if err := r.task.Process(&r.raw); err != nil {
+	r.cur = rec
+	err := r.task.Process(&r.raw)
+	r.cur = nil
+	if err != nil {
 		return err
 	}
 	q.next, q.epoch = rec.Offset+1, rec.LeaderEpoch

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/internal/task"
@@ -374,7 +373,7 @@ func (sb *standbys) closeLocked(id taskID, commit bool) {
 					t.st.checkpoint[sp.tp] = sp.next
 				}
 			}
-			if err := state.WriteCheckpoint(vfs.Default, filepath.Join(t.st.dir, checkpointFile), t.st.checkpoint); err != nil {
+			if err := state.WriteCheckpoint(t.st.fsys(), filepath.Join(t.st.dir, checkpointFile), t.st.checkpoint); err != nil {
 				a.log.Warn("standby task: write checkpoint", "task", id, "err", err)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/sluicehq/sluice/state"
 )
@@ -33,6 +34,15 @@ func (a *App) openStateDir() error {
 	a.processID = id
 	a.blockCache = pebble.NewCache(a.cfg.blockCache)
 	return nil
+}
+
+// fs is the file system of the local state's DBs and checkpoint files:
+// vfs.Default unless a test set another (stateFS).
+func (a *App) fs() vfs.FS {
+	if a.stateFS != nil {
+		return a.stateFS
+	}
+	return vfs.Default
 }
 
 // scheduleCleanup deletes the local state of a task that moved away once

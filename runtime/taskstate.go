@@ -79,7 +79,10 @@ const checkpointFile = ".checkpoint"
 
 // taskState is the local state of one task.
 type taskState struct {
-	dir   string
+	dir string
+	// fs is the file system of the DB and the checkpoint file
+	// (App.stateFS; nil: the OS's, see fsys).
+	fs    vfs.FS
 	db    *state.PebbleDB // nil until a persistent store opens
 	cache *state.Cache
 	share *state.CacheShare // the task counts in it until close
@@ -116,11 +119,21 @@ type taskState struct {
 	synced chan error
 }
 
+// fsys is the file system of the task's DB and checkpoint file: ts.fs,
+// or the operating system's if none was set.
+func (ts *taskState) fsys() vfs.FS {
+	if ts.fs != nil {
+		return ts.fs
+	}
+	return vfs.Default
+}
+
 // openTaskState opens (or creates) the local state of task id. committed
 // holds the group's committed offsets of the task's input partitions.
 func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persistent bool) (*taskState, error) {
 	ts := &taskState{
 		dir:        filepath.Join(a.appDir, id.String()),
+		fs:         a.fs(),
 		cache:      a.cacheShare.NewCache(),
 		share:      a.cacheShare,
 		positions:  map[topicPartition]int64{},
@@ -139,7 +152,7 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		ts.fresh = true
 	}
 	db, err := state.OpenPebble(ts.dir, state.PebbleOptions{
-		Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), BufferWrites: true, Logger: a.log,
+		FS: ts.fsys(), Cache: a.blockCache, MemTableSize: uint64(a.cfg.memTableBytes), BufferWrites: true, Logger: a.log,
 	})
 	if err != nil {
 		return nil, err
@@ -170,7 +183,7 @@ func (a *App) openTaskState(id taskID, committed map[topicPartition]int64, persi
 		ts.checkpoint[state.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = off
 	}
 	if !ts.fresh {
-		cp, err := state.ReadCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile))
+		cp, err := state.ReadCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile))
 		if err != nil {
 			a.log.Warn("unreadable checkpoint file (not used: the DB's meta record tells where the restore starts)", "task", id, "err", err)
 		}
@@ -308,7 +321,7 @@ func (ts *taskState) checkpointOnClose() error {
 		cp[state.TopicPartition{Topic: tp.topic, Partition: tp.partition}] = off
 	}
 	ts.unsynced = false
-	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), cp)
+	return state.WriteCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile), cp)
 }
 
 // writeCheckpoint writes the checkpoint file with the changelog offsets
@@ -324,7 +337,7 @@ func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error 
 			ts.checkpoint[tp] = off
 		}
 	}
-	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
+	return state.WriteCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
 }
 
 // close closes the DB, dropping writes not committed, and takes the task
@@ -461,7 +474,7 @@ func (a *App) restoreStore(ctx context.Context, ts *taskState, kv state.KeyValue
 		return err
 	}
 	start := time.Now()
-	n, end, err := a.restore(ctx, topic, partition, from, spec.Name, apply)
+	n, end, err := a.restoreTask(ctx, topic, partition, from, spec.Name, apply)
 	if err == nil {
 		err = flush()
 	}
@@ -512,5 +525,5 @@ func (a *App) finishRestore(ts *taskState) error {
 	if err := ts.db.Flush(); err != nil {
 		return err
 	}
-	return state.WriteCheckpoint(vfs.Default, filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
+	return state.WriteCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
 }

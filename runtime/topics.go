@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/topology"
@@ -59,6 +60,9 @@ func (a *App) planTopics(ctx context.Context, adm *kadm.Client) (*layout, error)
 		if len(missing) > 0 {
 			return nil, &MissingTopicError{Topics: missing}
 		}
+	}
+	if err := a.checkDeadLetterTopic(ctx, adm); err != nil {
+		return nil, err
 	}
 	for _, st := range a.topo.SubTopologies() {
 		for _, n := range st.Sources {
@@ -267,14 +271,28 @@ func (l *layout) coPartitionError(sub int, topics []string) error {
 }
 
 // createInternalTopics creates the repartition and changelog topics with
-// their configs; existing ones must have the planned partition count.
+// their configs; existing ones must have the planned partition count. As
+// Kafka Streams, it creates only the topics that do not exist, so that an
+// application whose internal topics were created for it needs no CREATE
+// ACL; it then checks the principal's access to them (authz.go).
 func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *layout) error {
 	configs := map[string]map[string]string{}
 	for _, it := range a.topo.InternalTopics() {
 		configs[a.kafkaName(it)] = it.Config
 	}
+	need := a.internalTopicOps(l)
+	if len(l.internal) == 0 {
+		return nil
+	}
+	have, err := a.topicAccess(ctx, l.internal, need)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, name := range l.internal {
+		if ops, ok := have[name]; ok && ops != nil {
+			continue // exists: awaitTopics checks its partition count
+		}
 		cfg := map[string]*string{}
 		for k, v := range configs[name] {
 			cfg[k] = &v
@@ -289,6 +307,8 @@ func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *lay
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			// Created earlier, or by another instance starting now:
 			// awaitTopics checks its partition count.
+		case isAuthError(err):
+			errs = append(errs, a.asAuthError(err, kmsg.ACLResourceTypeTopic, name, kmsg.ACLOperationCreate))
 		default:
 			errs = append(errs, fmt.Errorf("sluice: create internal topic %s: %w", name, err))
 		}
@@ -296,7 +316,13 @@ func (a *App) createInternalTopics(ctx context.Context, adm *kadm.Client, l *lay
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return a.awaitTopics(ctx, adm, l)
+	if err := a.awaitTopics(ctx, adm, l); err != nil {
+		return err
+	}
+	if have, err = a.topicAccess(ctx, l.internal, need); err != nil {
+		return err
+	}
+	return a.checkTopicOps(l.internal, need, have)
 }
 
 // awaitTopics waits until the metadata shows every internal topic with a
@@ -346,4 +372,27 @@ func (l *layout) sourceTopics() []string {
 	}
 	slices.Sort(ts)
 	return slices.Compact(ts)
+}
+
+// checkDeadLetterTopic checks that the dead-letter queue topic, if one is
+// set (DeadLetterQueue), exists: Sluice creates no topic but its internal
+// ones, and a handler's first DeadLetter must not be the moment a missing
+// topic shows.
+func (a *App) checkDeadLetterTopic(ctx context.Context, adm *kadm.Client) error {
+	dlq := a.cfg.deadLetter
+	if dlq == "" {
+		return nil
+	}
+	md, err := adm.Metadata(ctx, dlq)
+	if err != nil {
+		return &BrokerError{Brokers: a.brokers, Err: err}
+	}
+	td, ok := md.Topics[dlq]
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || len(td.Partitions) == 0 {
+		return &MissingTopicError{Topics: []string{dlq}, Option: "DeadLetterQueue"}
+	}
+	if td.Err != nil {
+		return fmt.Errorf("sluice: describe the dead-letter queue topic %s (DeadLetterQueue): %w", dlq, td.Err)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -44,6 +45,10 @@ type txnLayer struct {
 	// newClient makes a client with the App's base options and opts.
 	newClient func(opts ...kgo.Opt) (*kgo.Client, error)
 
+	// pid is the producer ID last used (init, TxnOffsetCommit), -1
+	// before: what diagnostics name as this instance's producer.
+	pid atomic.Int64
+
 	// ids caches topic IDs: TxnOffsetCommit v6 (KIP-1319) names topics by
 	// ID, and its responses may carry only the ID.
 	idsMu sync.Mutex
@@ -60,9 +65,12 @@ const retryBackoff = 10 * time.Millisecond
 // rather than at its transaction timeout. It also learns whether the
 // broker needs AddOffsetsToTxn.
 func (t *txnLayer) init(ctx context.Context) error {
-	if _, _, err := t.cl.ProducerID(ctx); err != nil {
+	t.pid.Store(-1)
+	pid, epoch, err := t.cl.ProducerID(ctx)
+	if err != nil {
 		return fmt.Errorf("sluice: init the producer ID of transactional ID %s: %w", t.id, err)
 	}
+	t.pid.Store(pid)
 	req := kmsg.NewPtrApiVersionsRequest()
 	resp, err := req.RequestWith(ctx, t.admin)
 	if err != nil {
@@ -90,7 +98,8 @@ func (t *txnLayer) init(ctx context.Context) error {
 			return err
 		}
 	}
-	t.log.Info("transactions", "transactional_id", t.id, "transaction_version", tv, "add_offsets_to_txn", t.addOffsets)
+	t.log.Info("transactions", "transactional_id", t.id, "producer_id", pid, "producer_epoch", epoch,
+		"transaction_version", tv, "add_offsets_to_txn", t.addOffsets)
 	return nil
 }
 
@@ -185,6 +194,7 @@ func (t *txnLayer) commitOffsets(ctx context.Context, offsets map[string]map[int
 		if err != nil {
 			return err
 		}
+		t.pid.Store(pid)
 		member, gen := t.cl.GroupMetadata()
 		sentMember, sentGen = member, gen
 		req := kmsg.NewPtrTxnOffsetCommitRequest()
@@ -306,15 +316,29 @@ func (t *txnLayer) abort(ctx context.Context) error {
 		return fmt.Errorf("sluice: abort the buffered records of transactional ID %s: %w", t.id, err)
 	}
 	var err error
-	for try := 0; try < 3; try++ {
+	backoff := 100 * time.Millisecond
+	for try := 0; ; try++ {
 		// A retry after an unconfirmed outcome (a transport error)
 		// re-initialises the producer ID, which aborts on the broker.
 		if err = t.cl.EndTransaction(ctx, kgo.TryAbort); err == nil {
 			return nil
 		}
-		if _, ok := errors.AsType[*kerr.Error](err); ok || ctx.Err() != nil {
+		if ke, ok := errors.AsType[*kerr.Error](err); ok && !ke.Retriable || ctx.Err() != nil {
 			break
 		}
+		// The brokers unreachable (an outage): retried until ctx ends;
+		// other errors three times.
+		if !transientBrokerErr(err) && try >= 2 {
+			break
+		}
+		if try == 0 || try%10 == 0 {
+			t.log.Warn("abort the transaction: brokers unavailable, retrying", "transactional_id", t.id, "attempt", try+1, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 	return fmt.Errorf("sluice: abort the transaction of transactional ID %s: %w", t.id, err)
 }
@@ -340,6 +364,8 @@ func abortReason(err error) string {
 		return "abortable"
 	case errors.Is(err, errInjected):
 		return "injected"
+	case errors.Is(err, errRefused):
+		return "refused"
 	}
 	return "error"
 }

@@ -5,8 +5,9 @@ package serde
 // extended slice; decode must not retain its input unless the caller is told
 // (as Bytes does).
 //
-// The serde is nil-safe whatever decode does: Decode of nil or empty input
-// returns the zero T without calling decode. Both functions must be safe for
+// The serde is nil-safe whatever decode does: Decode of nil returns the
+// zero T without calling decode. An empty value is a value: decode gets it
+// and says what it is (Kafka's deserializers get empty bytes too). Both functions must be safe for
 // concurrent use, since a serde is shared by every task of a topology. Func
 // panics if either function is nil.
 func Func[T any](encode func(dst []byte, v T) ([]byte, error), decode func([]byte) (T, error)) Serde[T] {
@@ -24,7 +25,7 @@ type funcSerde[T any] struct {
 func (s funcSerde[T]) Encode(dst []byte, v T) ([]byte, error) { return s.encode(dst, v) }
 
 func (s funcSerde[T]) Decode(b []byte) (T, error) {
-	if len(b) == 0 {
+	if b == nil {
 		var zero T
 		return zero, nil
 	}

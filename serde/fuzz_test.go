@@ -67,6 +67,11 @@ func FuzzString(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) { fuzzDecode(t, serde.String, in, true) })
 }
 
+func FuzzStrictString(f *testing.F) {
+	seeds(f, nil, []byte("a"), []byte("世界"), []byte{0xff, 0xfe})
+	f.Fuzz(func(t *testing.T, in []byte) { fuzzDecode(t, serde.StrictString, in, true) })
+}
+
 func FuzzBytes(f *testing.F) {
 	seeds(f, nil, []byte("a"), []byte{0, 0xff})
 	f.Fuzz(func(t *testing.T, in []byte) { fuzzDecode(t, serde.Bytes, in, true) })

@@ -5,15 +5,21 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"unicode/utf8"
 )
 
 // JSON returns a serde that encodes values of type T with encoding/json, as
 // json.Marshal would (HTML characters escaped, no trailing newline).
 //
-// Decode uses json.Unmarshal; nil or empty input decodes to the zero T, and
-// so does the JSON literal null. A decoding failure is a *DecodeError whose
-// Serde is "json(T)" with T the Go type name, for example "json(main.Event)",
-// and whose Err is the error from encoding/json. Encode writes straight into
+// Decode uses json.Unmarshal; nil input (a Kafka null is flagged by the
+// layer above and never decoded) decodes to the zero T, and so does the
+// JSON literal null. Empty input is an error (it is not JSON; Jackson,
+// behind Java's JSON serdes, refuses it too), and so is input that is not
+// valid UTF-8 (encoding/json would quietly replace the bad bytes, Jackson
+// refuses them): Err is ErrEmptyJSON or an *InvalidUTF8Error. Any other
+// decoding failure is a *DecodeError whose Serde is "json(T)" with T the Go
+// type name, for example "json(main.Event)", and whose Err is the error
+// from encoding/json. Encode writes straight into
 // dst, without an intermediate result slice.
 //
 // The serde is safe for concurrent use. Create it once per type, not per
@@ -64,8 +70,14 @@ func (s jsonSerde[T]) Encode(dst []byte, v T) ([]byte, error) {
 
 func (s jsonSerde[T]) Decode(b []byte) (T, error) {
 	var v T
-	if len(b) == 0 {
+	if b == nil {
 		return v, nil
+	}
+	if len(b) == 0 {
+		return v, &DecodeError{Serde: s.name, Err: ErrEmptyJSON}
+	}
+	if !utf8.Valid(b) {
+		return v, &DecodeError{Serde: s.name, Len: len(b), Err: &InvalidUTF8Error{Offset: invalidUTF8Offset(b)}}
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		var zero T

@@ -7,8 +7,12 @@ import (
 
 // String encodes a string as its bytes, unchanged, like Kafka's
 // StringSerializer with the default UTF-8 encoding. Neither Encode nor Decode
-// validates UTF-8, so every byte sequence round-trips exactly. Decode copies
-// its input (the result does not alias it); nil or empty input decodes to "".
+// validates UTF-8, so every byte sequence round-trips exactly: keys that
+// differ only in invalid bytes stay distinct, and a Go string is written as
+// it is. (Kafka's StringDeserializer replaces invalid UTF-8 by U+FFFD: use
+// JavaString to read as it does, StrictString to refuse invalid UTF-8.)
+// Decode copies its input (the result does not alias it); nil or empty
+// input decodes to "".
 var String Serde[string] = stringSerde{}
 
 // Bytes encodes a byte slice as itself, like Kafka's ByteArraySerializer.
@@ -22,20 +26,24 @@ var Bytes Serde[[]byte] = bytesSerde{}
 
 // Int32 encodes an int32 as 4 bytes, big-endian two's complement, like
 // Kafka's IntegerSerializer. Decode fails with a *DecodeError unless its
-// input is empty (decoding to 0) or exactly 4 bytes long. Neither Encode into
+// input is nil (decoding to 0) or exactly 4 bytes long: an empty value is
+// an error, as for Kafka's IntegerDeserializer (a Kafka null is flagged
+// by the layer above and never decoded). Neither Encode into
 // a buffer with room for 4 bytes nor Decode allocates.
 var Int32 Serde[int32] = int32Serde{}
 
 // Int64 encodes an int64 as 8 bytes, big-endian two's complement, like
 // Kafka's LongSerializer. Decode fails with a *DecodeError unless its input
-// is empty (decoding to 0) or exactly 8 bytes long. Neither Encode into a
+// is nil (decoding to 0) or exactly 8 bytes long: an empty value is an
+// error, as for Kafka's LongDeserializer. Neither Encode into a
 // buffer with room for 8 bytes nor Decode allocates.
 var Int64 Serde[int64] = int64Serde{}
 
 // Float64 encodes a float64 as the 8 bytes of its IEEE 754 binary64
 // representation, big-endian, like Kafka's DoubleSerializer. NaN payloads
 // and the sign of zero are preserved. Decode fails with a *DecodeError unless
-// its input is empty (decoding to 0) or exactly 8 bytes long. Neither Encode
+// its input is nil (decoding to 0) or exactly 8 bytes long: an empty value
+// is an error, as for Kafka's DoubleDeserializer. Neither Encode
 // into a buffer with room for 8 bytes nor Decode allocates.
 var Float64 Serde[float64] = float64Serde{}
 
@@ -63,10 +71,10 @@ func (int32Serde) Encode(dst []byte, v int32) ([]byte, error) {
 }
 
 func (int32Serde) Decode(b []byte) (int32, error) {
-	switch len(b) {
-	case 0:
+	switch {
+	case b == nil:
 		return 0, nil
-	case 4:
+	case len(b) == 4:
 		return int32(binary.BigEndian.Uint32(b)), nil
 	}
 	return 0, &DecodeError{Serde: "int32", Len: len(b), Err: errWant4}
@@ -79,10 +87,10 @@ func (int64Serde) Encode(dst []byte, v int64) ([]byte, error) {
 }
 
 func (int64Serde) Decode(b []byte) (int64, error) {
-	switch len(b) {
-	case 0:
+	switch {
+	case b == nil:
 		return 0, nil
-	case 8:
+	case len(b) == 8:
 		return int64(binary.BigEndian.Uint64(b)), nil
 	}
 	return 0, &DecodeError{Serde: "int64", Len: len(b), Err: errWant8}
@@ -95,10 +103,10 @@ func (float64Serde) Encode(dst []byte, v float64) ([]byte, error) {
 }
 
 func (float64Serde) Decode(b []byte) (float64, error) {
-	switch len(b) {
-	case 0:
+	switch {
+	case b == nil:
 		return 0, nil
-	case 8:
+	case len(b) == 8:
 		return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
 	}
 	return 0, &DecodeError{Serde: "float64", Len: len(b), Err: errWant8}

@@ -55,6 +55,17 @@
 // logged above the versioned store; restoring puts the records back as
 // versions. It is never behind the record cache.
 //
+// # A disk that fails
+//
+// A write Pebble cannot make to its write-ahead log (a full disk, a
+// read-only file system) is one it cannot go on from: it calls its
+// logger's Fatalf, which a PebbleDB turns into a *FailedError returned by
+// the call that caused it (Commit, Flush, a store's Put), naming the
+// database's directory, with the OS error as its cause (errors.Is(err,
+// syscall.ENOSPC)). Every later write returns it too; the database can
+// only be closed. Reopened once the cause is gone, it holds every commit
+// that succeeded, and the failed one whole or not at all.
+//
 // # Pebble layout: one database per task
 //
 // The runtime opens one Pebble database per task, holding all of the task's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -124,6 +125,9 @@ type PebbleDB struct {
 	dir        string
 	disableWAL bool
 	closed     atomic.Bool
+	// fatal is the failure Pebble could not go on after, if any
+	// (pebbleLogger.Fatalf; failed).
+	fatal *atomic.Pointer[pebbleFatal]
 
 	// pending is the indexed batch of buffered writes (BufferWrites), nil
 	// otherwise. Like the stores, it belongs to the one task using the DB.
@@ -151,13 +155,14 @@ func OpenPebble(dir string, o PebbleOptions) (*PebbleDB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	fatal := new(atomic.Pointer[pebbleFatal])
 	po := &pebble.Options{
 		FS:                 o.FS,
 		Cache:              o.Cache,
 		MemTableSize:       o.MemTableSize,
 		DisableWAL:         o.DisableWAL,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log.With("pebble", dir)},
+		Logger:             pebbleLogger{log: log.With("pebble", dir), fatal: fatal},
 	}
 	if po.Cache == nil {
 		c := pebble.NewCache(defaultPebbleCacheSize)
@@ -175,7 +180,7 @@ func OpenPebble(dir string, o PebbleOptions) (*PebbleDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sluice: open pebble %q: %w", dir, err)
 	}
-	d := &PebbleDB{db: db, dir: dir, disableWAL: o.DisableWAL}
+	d := &PebbleDB{db: db, dir: dir, disableWAL: o.DisableWAL, fatal: fatal}
 	if o.BufferWrites {
 		d.pending = db.NewIndexedBatch()
 	}
@@ -191,6 +196,9 @@ func (d *PebbleDB) PutPendingMeta(key, value []byte) error {
 	}
 	if d.pending == nil {
 		return fmt.Errorf("sluice: pebble %q: put pending meta: the DB does not buffer writes", d.dir)
+	}
+	if err := d.failed(); err != nil {
+		return err // the pending batch may be the one whose commit failed
 	}
 	if err := d.pending.Set(metaKey(key), value, nil); err != nil {
 		return fmt.Errorf("sluice: pebble %q: put pending meta %q: %w", d.dir, key, err)
@@ -209,10 +217,21 @@ func (d *PebbleDB) Pending() int {
 // Commit applies the buffered writes atomically (see Batch.Commit for sync
 // and what a crash keeps) and starts a new pending batch. Without
 // BufferWrites it only syncs when asked to.
-func (d *PebbleDB) Commit(sync bool) error {
+func (d *PebbleDB) Commit(sync bool) (err error) {
 	if d.closed.Load() {
 		return ErrClosed
 	}
+	if err := d.failed(); err != nil {
+		return err
+	}
+	defer d.recoverFatal(&err)
+	// A pending batch whose commit failed fatally cannot be read or
+	// written any more: the stores read the DB as of the last commit.
+	defer func() {
+		if d.pending != nil && d.fatal.Load() != nil {
+			d.pending = d.db.NewIndexedBatch()
+		}
+	}()
 	if d.pending == nil {
 		if sync {
 			return d.Flush()
@@ -266,16 +285,16 @@ func (d *PebbleDB) Discard() error {
 // be in use on another goroutine, and no iteration over a store should be
 // in progress (Close then reports Pebble's leaked iterators, and the
 // iteration ends at its next step, its last key and value no longer valid).
-func (d *PebbleDB) Close() error {
+func (d *PebbleDB) Close() (err error) {
 	if !d.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	defer d.recoverFatal(&err)
 	if d.pending != nil {
 		_ = d.pending.Close() // uncommitted writes are dropped
 		d.pending = nil
 	}
-	var err error
-	if d.disableWAL {
+	if d.disableWAL && d.fatal.Load() == nil {
 		err = d.db.Flush()
 	}
 	if err = errors.Join(err, d.db.Close()); err != nil {
@@ -286,11 +305,14 @@ func (d *PebbleDB) Close() error {
 
 // Flush makes every write to the DB so far durable: it syncs the WAL or, if
 // the WAL is disabled, flushes the memtable to an sstable.
-func (d *PebbleDB) Flush() error {
+func (d *PebbleDB) Flush() (err error) {
 	if d.closed.Load() {
 		return ErrClosed
 	}
-	var err error
+	if err := d.failed(); err != nil {
+		return err
+	}
+	defer d.recoverFatal(&err)
 	if d.disableWAL {
 		err = d.db.Flush()
 	} else {
@@ -381,10 +403,14 @@ func storePrefix(name string) []byte {
 // an fsync like a store's Put. Meta records live in a namespace of their
 // own that no store's keys can reach. Use Batch.PutMeta to write one
 // atomically with store entries.
-func (d *PebbleDB) PutMeta(key, value []byte) error {
+func (d *PebbleDB) PutMeta(key, value []byte) (err error) {
 	if d.closed.Load() {
 		return ErrClosed
 	}
+	if err := d.failed(); err != nil {
+		return err
+	}
+	defer d.recoverFatal(&err)
 	if err := d.db.Set(metaKey(key), value, pebble.NoSync); err != nil {
 		return fmt.Errorf("sluice: pebble %q: put meta %q: %w", d.dir, key, err)
 	}
@@ -393,10 +419,14 @@ func (d *PebbleDB) PutMeta(key, value []byte) error {
 
 // DeleteMeta deletes the meta record key; deleting an absent record is not
 // an error.
-func (d *PebbleDB) DeleteMeta(key []byte) error {
+func (d *PebbleDB) DeleteMeta(key []byte) (err error) {
 	if d.closed.Load() {
 		return ErrClosed
 	}
+	if err := d.failed(); err != nil {
+		return err
+	}
+	defer d.recoverFatal(&err)
 	if err := d.db.Delete(metaKey(key), pebble.NoSync); err != nil {
 		return fmt.Errorf("sluice: pebble %q: delete meta %q: %w", d.dir, key, err)
 	}
@@ -535,10 +565,14 @@ func (b *Batch) Len() int {
 // always a prefix of the committed batches, each whole, so a meta record
 // committed with the state it describes stays true; a task must read it
 // back after a restart rather than assume its last commit survived.
-func (b *Batch) Commit(sync bool) error {
+func (b *Batch) Commit(sync bool) (err error) {
 	if b.b == nil || b.db.closed.Load() {
 		return ErrClosed
 	}
+	if err := b.db.failed(); err != nil {
+		return err
+	}
+	defer b.db.recoverFatal(&err)
 	opts := pebble.NoSync
 	if sync && !b.db.disableWAL {
 		opts = pebble.Sync
@@ -642,8 +676,16 @@ func (s *pebbleStore) check() error {
 	return nil
 }
 
+// writeCheck is check, and the DB's failure (failed) for a write.
+func (s *pebbleStore) writeCheck() error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	return s.db.failed()
+}
+
 func (s *pebbleStore) error(op string, err error) error {
-	return fmt.Errorf("sluice: pebble store %q: %s: %w", s.name, op, err)
+	return fmt.Errorf("sluice: pebble store %q in %q: %s: %w", s.name, s.db.dir, op, err)
 }
 
 func (s *pebbleStore) Flush() error {
@@ -710,10 +752,11 @@ func (s *pebbleStore) hold(v []byte) []byte {
 	return s.arena[n:len(s.arena):len(s.arena)]
 }
 
-func (s *pebbleStore) Put(key, value []byte) error {
-	if err := s.check(); err != nil {
+func (s *pebbleStore) Put(key, value []byte) (err error) {
+	if err := s.writeCheck(); err != nil {
 		return err
 	}
+	defer s.db.recoverFatal(&err)
 	s.wrote = true
 	if err := s.db.rw().Set(s.key(key), value, pebble.NoSync); err != nil {
 		return s.error("put", err)
@@ -721,10 +764,11 @@ func (s *pebbleStore) Put(key, value []byte) error {
 	return nil
 }
 
-func (s *pebbleStore) Delete(key []byte) error {
-	if err := s.check(); err != nil {
+func (s *pebbleStore) Delete(key []byte) (err error) {
+	if err := s.writeCheck(); err != nil {
 		return err
 	}
+	defer s.db.recoverFatal(&err)
 	s.wrote = true
 	if err := s.db.rw().Delete(s.key(key), pebble.NoSync); err != nil {
 		return s.error("delete", err)
@@ -733,10 +777,11 @@ func (s *pebbleStore) Delete(key []byte) error {
 }
 
 // DeleteRange implements RangeDeleter.
-func (s *pebbleStore) DeleteRange(from, to []byte) error {
-	if err := s.check(); err != nil {
+func (s *pebbleStore) DeleteRange(from, to []byte) (err error) {
+	if err := s.writeCheck(); err != nil {
 		return err
 	}
+	defer s.db.recoverFatal(&err)
 	lower, upper, ok := s.bounds(from, to)
 	if !ok {
 		return nil
@@ -869,7 +914,10 @@ func (s *pebbleStore) tableEstimate() int64 {
 }
 
 // pebbleLogger adapts a slog.Logger to Pebble's logger.
-type pebbleLogger struct{ log *slog.Logger }
+type pebbleLogger struct {
+	log   *slog.Logger
+	fatal *atomic.Pointer[pebbleFatal] // the DB's; nil: none to record it in
+}
 
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Info(fmt.Sprintf(format, args...))
@@ -881,9 +929,77 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 
 // Fatalf must not return: Pebble calls it when it cannot go on (a failed
 // commit, corruption). Pebble's own logger exits the process; a library
-// should not, so it panics.
+// should not, so it panics with a pebbleFatal, after recording it as the
+// DB's failure. The DB's methods that call into Pebble recover it and
+// return it as an error naming the DB's directory (recoverFatal); from
+// then on every method returns that error (failed).
 func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error(msg, "fatal", true)
-	panic("sluice: pebble: " + msg)
+	f := &pebbleFatal{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			f.err = err
+			break
+		}
+	}
+	l.log.Error(f.msg, "fatal", true)
+	if l.fatal != nil {
+		l.fatal.CompareAndSwap(nil, f)
+	}
+	panic(f)
 }
+
+// pebbleFatal is a failure Pebble cannot go on after (pebbleLogger.Fatalf):
+// a write to its log that failed (a full disk, a read-only file system),
+// corruption. err is the error it reported, if any.
+type pebbleFatal struct {
+	msg string
+	err error
+}
+
+func (f *pebbleFatal) Error() string {
+	if strings.HasPrefix(f.msg, "pebble: ") {
+		return f.msg
+	}
+	return "pebble: " + f.msg
+}
+func (f *pebbleFatal) Unwrap() error { return f.err }
+
+// failed returns the error that made the DB unusable (pebbleFatal), if
+// any.
+func (d *PebbleDB) failed() error {
+	if f := d.fatal.Load(); f != nil {
+		return &FailedError{Dir: d.dir, Err: f}
+	}
+	return nil
+}
+
+// recoverFatal, deferred by the methods that call into Pebble, turns the
+// panic of pebbleLogger.Fatalf into *err.
+func (d *PebbleDB) recoverFatal(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	f, ok := r.(*pebbleFatal)
+	if !ok {
+		panic(r)
+	}
+	*err = &FailedError{Dir: d.dir, Err: f}
+}
+
+// FailedError is the error of every write to a PebbleDB after Pebble
+// failed in a way it cannot go on from (a write to its log that failed: a
+// full disk, a read-only file system; corruption). Pebble then refuses
+// further commits; the DB can only be closed. Reopened once the cause is
+// gone, it holds every commit that returned nil before the failure (a
+// commit that failed may or may not be there, whole or not at all).
+type FailedError struct {
+	Dir string // the DB's directory
+	Err error  // what Pebble reported; errors.Is finds the cause (syscall.ENOSPC)
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("sluice: pebble %q failed and cannot be written any more (close it, fix the cause, reopen it): %v", e.Dir, e.Err)
+}
+
+func (e *FailedError) Unwrap() error { return e.Err }

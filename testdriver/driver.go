@@ -33,6 +33,14 @@
 // WithChangelogs records what the stores log as readable topics
 // "<application.id>-<store>-changelog".
 //
+// Failures go to the same error handlers as in the runtime
+// (OnDeserializationError, OnProcessingError, OnProductionError; Fail by
+// default): a panic in user code is recovered and handed to the processing
+// handler as an *operators.PanicError naming the node; Continue drops and
+// counts the record (DroppedRecords); DeadLetter writes the input record
+// to the WithDeadLetterQueue topic with Kafka Streams' error headers, for
+// the test to read with CreateOutputTopic (docs/errors.md).
+//
 //	d, err := testdriver.New(topo)
 //	in := testdriver.CreateInputTopic(d, "text-input", serde.String, serde.String)
 //	out := testdriver.CreateOutputTopic(d, "word-counts", serde.String, serde.Int64)
@@ -67,14 +75,17 @@ var ErrNotWritten = errors.New("sluice: testdriver: the topology writes no such 
 type Option interface{ apply(*config) }
 
 type config struct {
-	appID      string
-	clock      time.Time
-	skip       bool
-	log        *slog.Logger
-	cache      bool
-	cacheBytes int64
-	changelogs bool
-	onRequest  bool
+	appID         string
+	clock         time.Time
+	onDeserialize operators.ErrorHandler
+	onProcess     operators.ErrorHandler
+	onProduce     operators.ErrorHandler
+	deadLetter    string
+	log           *slog.Logger
+	cache         bool
+	cacheBytes    int64
+	changelogs    bool
+	onRequest     bool
 }
 
 type optionFunc func(*config)
@@ -90,8 +101,45 @@ func WithApplicationID(id string) Option { return optionFunc(func(c *config) { c
 func WithWallClock(t time.Time) Option { return optionFunc(func(c *config) { c.clock = t }) }
 
 // SkipUndecodableRecords makes the tasks skip and count input records they
-// cannot deserialize, instead of failing (the default).
-func SkipUndecodableRecords() Option { return optionFunc(func(c *config) { c.skip = true }) }
+// cannot deserialize, instead of failing (the default): shorthand for
+// OnDeserializationError(operators.LogAndContinue).
+func SkipUndecodableRecords() Option {
+	return optionFunc(func(c *config) { c.onDeserialize = operators.LogAndContinue })
+}
+
+// OnDeserializationError sets the handler of input records a source cannot
+// deserialize; default operators.LogAndFail, as the runtime's
+// (runtime.OnDeserializationError). Kafka Streams:
+// deserialization.exception.handler.
+func OnDeserializationError(h operators.ErrorHandler) Option {
+	return optionFunc(func(c *config) { c.onDeserialize = h })
+}
+
+// OnProcessingError sets the handler of errors and panics of user code (a
+// node's function, a processor, a punctuator); default
+// operators.LogAndFail. A panic never escapes the driver: it is an
+// *operators.PanicError naming the node. Kafka Streams:
+// processing.exception.handler.
+func OnProcessingError(h operators.ErrorHandler) Option {
+	return optionFunc(func(c *config) { c.onProcess = h })
+}
+
+// OnProductionError sets the handler of records a sink cannot serialize;
+// default operators.LogAndFail. (The driver writes no record to Kafka, so
+// Kafka's refusals, which the runtime's handler also sees, do not happen
+// here.) Kafka Streams: production.exception.handler.
+func OnProductionError(h operators.ErrorHandler) Option {
+	return optionFunc(func(c *config) { c.onProduce = h })
+}
+
+// WithDeadLetterQueue names the topic where handlers returning
+// operators.DeadLetter write the failed input record, with Kafka Streams'
+// error headers (see operators.DeadLetterHeaders and the runtime's
+// DeadLetterQueue); a test reads it with CreateOutputTopic. Without it,
+// DeadLetter fails. Kafka Streams: errors.dead.letter.queue.topic.name.
+func WithDeadLetterQueue(topic string) Option {
+	return optionFunc(func(c *config) { c.deadLetter = topic })
+}
 
 // WithLogger sets the logger of the tasks; the default discards.
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.log = l }) }
@@ -197,10 +245,6 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 		offsets: map[string]int64{},
 		dropped: map[[2]string]int64{},
 	}
-	policy := task.FailOnDeserializationError
-	if cfg.skip {
-		policy = task.SkipOnDeserializationError
-	}
 	var share *state.CacheShare
 	if cfg.cache {
 		share = &state.CacheShare{Total: cfg.cacheBytes}
@@ -221,7 +265,11 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			Collector:              (*collector)(d),
 			Clock:                  func() time.Time { return d.clock },
 			Logger:                 cfg.log,
-			OnDeserializationError: policy,
+			OnDeserializationError: cfg.onDeserialize,
+			// No processing handler, as the runtime's global stores (and
+			// Kafka Streams' by default).
+			DeadLetterTopic: cfg.deadLetter,
+			GlobalStore:     true,
 			Dropped: func(_, node, reason string) {
 				d.dropped[[2]string{node, reason}]++
 			},
@@ -255,7 +303,10 @@ func New(topo *topology.Topology, opts ...Option) (*Driver, error) {
 			Cache:                  cache,
 			Clock:                  func() time.Time { return d.clock },
 			Logger:                 cfg.log,
-			OnDeserializationError: policy,
+			OnDeserializationError: cfg.onDeserialize,
+			OnProcessingError:      cfg.onProcess,
+			OnProductionError:      cfg.onProduce,
+			DeadLetterTopic:        cfg.deadLetter,
 			Dropped: func(_, node, reason string) {
 				d.dropped[[2]string{node, reason}]++
 			},
@@ -361,7 +412,7 @@ func (d *Driver) autoCommit() error {
 var errClosed = errors.New("sluice: testdriver: driver is closed")
 
 // DroppedRecords is the number of records node dropped for reason (such as
-// "null-key", "null-value", "deserialization-error", or "invalid-timestamp"
+// "null-key", "null-value", "deserialization-error", "invalid-utf8", or "invalid-timestamp"
 // for a source's record skipped by its invalid-timestamp policy).
 func (d *Driver) DroppedRecords(node, reason string) int64 { return d.dropped[[2]string{node, reason}] }
 
@@ -601,6 +652,9 @@ func (d *Driver) outputTopics() (topics []string, dynamic bool) {
 				}
 			}
 		}
+	}
+	if d.cfg.deadLetter != "" {
+		topics = append(topics, d.cfg.deadLetter)
 	}
 	slices.Sort(topics)
 	return slices.Compact(topics), dynamic

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/dsl"
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
 )
@@ -54,4 +55,69 @@ func ExampleWithRecordCache() {
 	// before the commit: 0 records
 	// ann=3 bob=1
 	// ann=3 bob=1
+}
+
+// Records that fail go to the dead-letter queue and the pipeline goes on:
+// here an undecodable value (the deserialization handler) and a value the
+// user's function panics on (the processing handler). Each dead-letter
+// record is the input record as read, with Kafka Streams' error headers.
+func ExampleWithDeadLetterQueue() {
+	b := dsl.NewBuilder()
+	orders := dsl.FromTopic(b, "orders", serde.String, serde.Int64, dsl.Named("orders"))
+	dsl.MapValues(orders, func(qty int64) int64 {
+		if qty == 0 {
+			panic("zero quantity")
+		}
+		return 100 / qty
+	}, dsl.Named("unit-price")).To("prices", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+	d, err := testdriver.New(topo,
+		testdriver.OnDeserializationError(operators.SendToDeadLetterQueue),
+		testdriver.OnProcessingError(operators.SendToDeadLetterQueue),
+		testdriver.WithDeadLetterQueue("orders-dlq"))
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	in := testdriver.CreateInputTopic(d, "orders", serde.String, serde.Bytes)
+	enc := func(v int64) []byte { b, _ := serde.Int64.Encode(nil, v); return b }
+	for _, r := range []struct {
+		key   string
+		value []byte
+	}{{"o1", enc(4)}, {"o2", []byte("four")}, {"o3", enc(0)}, {"o4", enc(5)}} {
+		if err := in.PipeAt(r.key, r.value, 1000); err != nil {
+			panic(err)
+		}
+	}
+	prices, err := testdriver.ReadKeyValuesToMap(testdriver.CreateOutputTopic(d, "prices", serde.String, serde.Int64))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("prices:", prices)
+	dlq, err := testdriver.CreateOutputTopic(d, "orders-dlq", serde.String, serde.Bytes).ReadRecords()
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range dlq {
+		fmt.Printf("dead letter %s (offset %s): %s: %s\n", r.Key, hdr(r.Headers, operators.HeaderErrorOffset),
+			hdr(r.Headers, operators.HeaderErrorException), hdr(r.Headers, operators.HeaderErrorMessage))
+	}
+	fmt.Println("dead-lettered by node unit-price:", d.DroppedRecords("unit-price", "dead-letter"))
+	// Output:
+	// prices: map[o1:25 o4:20]
+	// dead letter o2 (offset 1): *operators.DeserializationError: sluice: source orders: cannot deserialize the value of the record at topic orders, partition 0, offset 1: sluice: serde int64: cannot decode 4 bytes: want 8
+	// dead letter o3 (offset 2): *operators.PanicError: sluice: node unit-price panicked: zero quantity
+	// dead-lettered by node unit-price: 1
+}
+
+func hdr(hs []operators.Header, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

@@ -38,10 +38,11 @@ func recentWindows(n int, size time.Duration) int64 {
 	return time.Now().UnixMilli()/sz*sz - int64(n)*sz
 }
 
-// An App counts generated views (out of order, late, malformed, without a
-// ts) over three partitions: every window is written once with its exact
+// An App counts generated views (out of order, late, malformed or empty,
+// without a ts, tombstones) over three partitions: every window is written once with its exact
 // count and timestamp, no other window is, and the dropped-records metric
-// counts the late, malformed and ts-less views.
+// counts the late, malformed and ts-less views and the tombstones, each by
+// what it was.
 func TestAppWritesExactWindows(t *testing.T) {
 	c := newCluster(t)
 	input, output := topic(t, "views"), topic(t, "counts")
@@ -56,7 +57,7 @@ func TestAppWritesExactWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	drops := demo.Dropped(in.reg)
-	for reason, want := range map[string]int{"late": g.kinds[late], "deserialization-error": g.kinds[malformed], "invalid-timestamp": g.kinds[noTS]} {
+	for reason, want := range map[string]int{"late": g.kinds[late], "deserialization-error": g.kinds[malformed], "invalid-timestamp": g.kinds[noTS], "null-value": g.kinds[tombstone]} {
 		if drops[reason] != int64(want) {
 			t.Errorf("dropped for %q: %d, want %d", reason, drops[reason], want)
 		}

@@ -10,8 +10,8 @@ import (
 
 // The generator of -generate and of the tests: page views over a run of
 // consecutive windows, mostly in event-time order, with some out of order
-// (but within the grace period), some late, some malformed and some
-// without a ts, followed by one view of each page far enough in the future
+// (but within the grace period), some late, some malformed (some of them
+// empty), some without a ts and some tombstones, followed by one view of each page far enough in the future
 // to close the last window. It also counts what the topology must emit.
 //
 // Whether a view is late depends on the stream time of the task that
@@ -43,8 +43,9 @@ const (
 	inOrder    viewKind = iota
 	outOfOrder          // behind the largest event time so far, in a window still open
 	late                // for a window already closed: dropped
-	malformed           // not JSON of a PageView: dropped
+	malformed           // not JSON of a PageView (an empty value sometimes): dropped
 	noTS                // no ts: dropped
+	tombstone           // a null value: dropped
 	closing             // the final view of a page, past the last window's end + grace
 )
 
@@ -124,6 +125,8 @@ func generate(n, windows int, first int64, size, grace time.Duration, seed uint6
 			kind = malformed
 		case r < 95:
 			kind = noTS
+		case r < 100:
+			kind = tombstone
 		}
 		// The event-time clock: view i falls in the i-th slice of the span.
 		lo, hi := first+int64(i)*span/int64(n), first+int64(i+1)*span/int64(n)
@@ -156,6 +159,9 @@ func generate(n, windows int, first int64, size, grace time.Duration, seed uint6
 		case malformed:
 			rec.ts = 0
 			rec.value = []byte(malformedValues[rng.IntN(len(malformedValues))])
+		case tombstone:
+			rec.ts = 0
+			rec.value = nil
 		case noTS:
 			rec.ts = 0
 			rec.value = mustJSON(PageView{User: user, Page: page})
@@ -186,7 +192,7 @@ func (g *generation) add(rec genRecord, latest *int64, pageLatest map[string]int
 		r.count++
 		r.maxTS = max(r.maxTS, rec.ts)
 		g.want[k] = r
-	case late, malformed, noTS, closing:
+	case late, malformed, noTS, tombstone, closing:
 		// Not counted in any window that closes.
 	}
 	if rec.ts > 0 {
@@ -240,8 +246,10 @@ func (g *generation) check(got []Emitted, dupsOK bool) error {
 	return errors.Join(errs...)
 }
 
-// malformedValues are values that do not decode as a PageView.
+// malformedValues are values that do not decode as a PageView. The empty
+// value is not JSON either (not a tombstone: those have no value at all).
 var malformedValues = []string{
+	``,
 	`{"user":"u7","page":"/home","ts":`,
 	`not json`,
 	`{"user":"u7","page":"/home","ts":"yesterday"}`,

@@ -18,8 +18,9 @@
 // views that arrive out of order are still counted until then, and a view
 // for a window that has closed is late, dropped and counted. Windows close
 // only as stream time moves, that is when newer views arrive: the last
-// window of a quiet topic stays open. Malformed JSON and views without a
-// ts are skipped and counted too, never fatal.
+// window of a quiet topic stays open. Malformed JSON (an empty value
+// too), views without a ts and tombstones are skipped and counted too,
+// each by what it is, never fatal.
 //
 //	pageviews                       run on the embedded broker until SIGINT/SIGTERM
 //	pageviews -brokers host:9092    run on a Kafka cluster
@@ -170,9 +171,9 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	}
 	drops := demo.Dropped(reg)
 	if drops["late"] != int64(g.kinds[late]) || drops["deserialization-error"] != int64(g.kinds[malformed]) ||
-		drops["invalid-timestamp"] != int64(g.kinds[noTS]) {
-		return fmt.Errorf("dropped records by reason: %v; the generator made %d late, %d malformed, %d without a ts",
-			drops, g.kinds[late], g.kinds[malformed], g.kinds[noTS])
+		drops["invalid-timestamp"] != int64(g.kinds[noTS]) || drops["null-value"] != int64(g.kinds[tombstone]) {
+		return fmt.Errorf("dropped records by reason: %v; the generator made %d late, %d malformed, %d without a ts, %d tombstones",
+			drops, g.kinds[late], g.kinds[malformed], g.kinds[noTS], g.kinds[tombstone])
 	}
 	printReport(out, g, got, drops, where, *input, *output, *top, elapsed)
 	return nil
@@ -195,7 +196,8 @@ func printReport(out io.Writer, g *generation, got []Emitted, drops map[string]i
 	fmt.Fprintf(out, "  %6d out of order (behind the latest event time, in a window still open): counted;\n", g.kinds[outOfOrder])
 	fmt.Fprintf(out, "         %d of them in the previous window, which the %v grace period kept open\n", g.previousWindow, grace)
 	fmt.Fprintf(out, "  %6d late (for a window already closed: stream time had passed its end + grace): dropped\n", g.kinds[late])
-	fmt.Fprintf(out, "  %6d malformed JSON and %d without a ts: skipped\n", g.kinds[malformed], g.kinds[noTS])
+	fmt.Fprintf(out, "  %6d malformed JSON (empty values among them), %d without a ts and %d tombstones: skipped\n",
+		g.kinds[malformed], g.kinds[noTS], g.kinds[tombstone])
 	fmt.Fprintf(out, "then one view of each page at %s. Windows close only when stream time (the latest event\n", clock(g.closeAt))
 	fmt.Fprintf(out, "time seen) moves: this moves it to the last window's end + grace, which closes it. (These\n")
 	fmt.Fprintf(out, "views open a next window, which stays open.)\n\n")
@@ -224,8 +226,8 @@ func printReport(out io.Writer, g *generation, got []Emitted, drops map[string]i
 		fmt.Fprintf(out, "  %-*s  %6d  %s\n", width, clock(start)+"-"+clock(start+g.size), total, strings.Join(tops, ", "))
 	}
 	fmt.Fprintf(out, "Every count matches a direct count of the generated views.\n")
-	fmt.Fprintf(out, "Dropped and counted (metric sluice_dropped_records_total, by reason): %d late, %d deserialization-error, %d invalid-timestamp.\n",
-		drops["late"], drops["deserialization-error"], drops["invalid-timestamp"])
+	fmt.Fprintf(out, "Dropped and counted (metric sluice_dropped_records_total, by reason): %d late, %d deserialization-error, %d invalid-timestamp, %d null-value.\n",
+		drops["late"], drops["deserialization-error"], drops["invalid-timestamp"], drops["null-value"])
 }
 
 // produceViews writes the generated records, keyed by page, and waits for

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/testdriver"
 )
@@ -42,7 +43,8 @@ func at(s float64) int64 { return t0 + int64(s*1000) }
 // timestamp) in one-minute windows with 10s of grace, and writes each
 // window once, when it closes: a view out of order is counted while its
 // window is open, a late one is dropped and counted, and so are malformed
-// JSON and a view without a ts. Each step pipes one record and lists the
+// JSON, an empty value, a view without a ts and a tombstone, each by what
+// it is. Each step pipes one record and lists the
 // windows it closes, exactly.
 func TestTopologyWindowsOutOfOrderAndLate(t *testing.T) {
 	topo, err := Topology("pageviews", "pageview-counts", time.Minute, 10*time.Second)
@@ -65,31 +67,35 @@ func TestTopologyWindowsOutOfOrderAndLate(t *testing.T) {
 			page, page, at(float64(start)), at(float64(start+60)), count, at(maxTS))
 	}
 	for i, step := range []struct {
-		value string
-		emits []string
+		value     string
+		tombstone bool
+		emits     []string
 	}{
-		{view("u1", "/home", 5), nil},
-		{view("u2", "/cart", 20), nil},
-		{view("u3", "/home", 50), nil},
-		{view("u1", "/home", 63), nil}, // stream time 63s: [0,60) closes at 70s
-		{view("u2", "/cart", 55), nil}, // out of order, [0,60) still open: counted
-		{view("u4", "/home", 75), []string{ // stream time 75s closes [0,60)
+		{view("u1", "/home", 5), false, nil},
+		{view("u2", "/cart", 20), false, nil},
+		{view("u3", "/home", 50), false, nil},
+		{view("u1", "/home", 63), false, nil}, // stream time 63s: [0,60) closes at 70s
+		{view("u2", "/cart", 55), false, nil}, // out of order, [0,60) still open: counted
+		{view("u4", "/home", 75), false, []string{ // stream time 75s closes [0,60)
 			window("/cart", 0, 2, 55), window("/home", 0, 2, 50)}},
-		{view("u5", "/home", 58), nil},             // late: [0,60) closed
-		{`{"user":"u6","page":"/home","ts":`, nil}, // malformed JSON: skipped
-		{`{"user":"u7","page":"/cart"}`, nil},      // no ts: skipped
-		{view("u8", "/cart", 100), nil},
-		{view("u1", "/home", 90), nil}, // out of order within [60,120)
-		{view("u2", "/home", 130), []string{ // 130s = [60,120)'s end + grace
+		{view("u5", "/home", 58), false, nil},             // late: [0,60) closed
+		{`{"user":"u6","page":"/home","ts":`, false, nil}, // malformed JSON: skipped
+		{`{"user":"u7","page":"/cart"}`, false, nil},      // no ts: skipped
+		{"", false, nil}, // an empty value is not JSON: skipped
+		{"", true, nil},  // a tombstone: dropped by the grouping, moving no stream time
+		{view("u8", "/cart", 100), false, nil},
+		{view("u1", "/home", 90), false, nil}, // out of order within [60,120)
+		{view("u2", "/home", 130), false, []string{ // 130s = [60,120)'s end + grace
 			window("/cart", 60, 1, 100), window("/home", 60, 3, 90)}},
-		{view("u3", "/cart", 119), nil}, // 11s behind, grace 10s: late
-		{view("u4", "/home", 125), nil}, // out of order, in the open [120,180)
-		{view("u9", "/about", 190), []string{ // closes [120,180); [180,240) stays open
+		{view("u3", "/cart", 119), false, nil}, // 11s behind, grace 10s: late
+		{view("u4", "/home", 125), false, nil}, // out of order, in the open [120,180)
+		{view("u9", "/about", 190), false, []string{ // closes [120,180); [180,240) stays open
 			window("/home", 120, 2, 130)}},
 	} {
 		// Kafka timestamps an hour later than every event time, and all
 		// equal: only the ts fields count.
-		if err := in.PipeAt(nil, step.value, at(3600)); err != nil {
+		r := operators.Record[[]byte, string]{Value: step.value, Tombstone: step.tombstone, Timestamp: at(3600)}
+		if err := in.PipeRecord(r); err != nil {
 			t.Fatalf("step %d (%s): %v", i, step.value, err)
 		}
 		rs, err := out.ReadRecords()
@@ -109,8 +115,9 @@ func TestTopologyWindowsOutOfOrderAndLate(t *testing.T) {
 		want         int64
 	}{
 		{countNode, "late", 2},
-		{sourceNode, "deserialization-error", 1},
+		{sourceNode, "deserialization-error", 2},
 		{sourceNode, "invalid-timestamp", 1},
+		{groupNode, "null-value", 1},
 	} {
 		if n := d.DroppedRecords(c.node, c.reason); n != c.want {
 			t.Errorf("dropped by %s for %q: %d, want %d", c.node, c.reason, n, c.want)
@@ -134,7 +141,10 @@ func TestGeneratedViewsThroughDriver(t *testing.T) {
 		in := testdriver.CreateInputTopic(d, "pageviews", serde.Bytes, serde.Bytes)
 		out := testdriver.CreateOutputTopic(d, "pageview-counts", serde.String, serde.JSON[WindowCount]())
 		for _, r := range g.records {
-			if err := in.PipeAt([]byte(r.page), r.value, time.Now().UnixMilli()); err != nil {
+			// A nil value is a tombstone, as the generator means it (and
+			// as Kafka has it).
+			rec := operators.Record[[]byte, []byte]{Key: []byte(r.page), Value: r.value, Tombstone: r.value == nil, Timestamp: time.Now().UnixMilli()}
+			if err := in.PipeRecord(rec); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -152,7 +162,7 @@ func TestGeneratedViewsThroughDriver(t *testing.T) {
 		if len(g.want) != 6*len(pages) {
 			t.Errorf("seed %d: %d windows expected, want every page in each of the 6 windows", seed, len(g.want))
 		}
-		for kind, n := range map[viewKind]int{outOfOrder: 50, late: 25, malformed: 5, noTS: 5} {
+		for kind, n := range map[viewKind]int{outOfOrder: 50, late: 25, malformed: 5, noTS: 5, tombstone: 5} {
 			if g.kinds[kind] < n {
 				t.Errorf("seed %d: the generator made %d views of kind %d, want at least %d", seed, g.kinds[kind], kind, n)
 			}
@@ -167,6 +177,7 @@ func TestGeneratedViewsThroughDriver(t *testing.T) {
 			{countNode, "late", g.kinds[late]},
 			{sourceNode, "deserialization-error", g.kinds[malformed]},
 			{sourceNode, "invalid-timestamp", g.kinds[noTS]},
+			{groupNode, "null-value", g.kinds[tombstone]},
 		} {
 			if n := d.DroppedRecords(c.node, c.reason); n != int64(c.want) {
 				t.Errorf("seed %d: dropped by %s for %q: %d, want %d", seed, c.node, c.reason, n, c.want)

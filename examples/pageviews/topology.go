@@ -28,12 +28,14 @@ type WindowCount struct {
 	Count       int64  `json:"count"`
 }
 
-// Names in the topology: the source (where undecodable records and
-// records without a ts are counted as dropped) and the windowed count
-// (where late records are), which also names its store, its changelog
-// topic and the repartition topic before it.
+// Names in the topology: the source (where undecodable records, empty
+// values among them, and records without a ts are counted as dropped), the
+// grouping by page (where tombstones are) and the windowed count (where
+// late records are), which also names its store, its changelog topic and
+// the repartition topic before it.
 const (
 	sourceNode = "pageviews"
+	groupNode  = "by-page"
 	countNode  = "views-per-window"
 )
 
@@ -44,17 +46,22 @@ const (
 // once to output, with the page as a UTF-8 key and a JSON WindowCount
 // value, timestamped with the window's latest view.
 //
-// A view for a window that has closed is late: dropped and counted (reason
-// "late" at node views-per-window). A view without a ts is dropped and
-// counted at the source (reason "invalid-timestamp" at node pageviews);
-// so is a value that is not JSON of a PageView, if the runtime or driver
-// skips undecodable records (runtime.SkipUndecodableRecords, reason
-// "deserialization-error"; otherwise it fails the task).
+// Every record dropped is counted by what it was (the runtime's metric
+// sluice_dropped_records_total, the driver's DroppedRecords):
+//   - a view for a window that has closed is late: reason "late" at node
+//     views-per-window;
+//   - a view without a ts: "invalid-timestamp" at node pageviews (the
+//     source);
+//   - a value that is not JSON of a PageView, an empty value among them:
+//     "deserialization-error" at node pageviews, if the runtime or driver
+//     skips undecodable records (runtime.SkipUndecodableRecords;
+//     otherwise it fails the task);
+//   - a tombstone (a null value): "null-value" at node by-page.
 func Topology(input, output string, size, grace time.Duration) (*topology.Topology, error) {
 	b := dsl.NewBuilder()
 	views := dsl.FromTopic(b, input, serde.Bytes, serde.JSON[PageView](), dsl.Named(sourceNode),
 		dsl.Timestamps(eventTime), dsl.OnInvalidTimestamp(dsl.SkipInvalidTimestamp))
-	byPage := dsl.GroupByValue(views, func(v PageView) string { return v.Page }, serde.String, dsl.Named("by-page"))
+	byPage := dsl.GroupByValue(views, func(v PageView) string { return v.Page }, serde.String, dsl.Named(groupNode))
 	counts := dsl.WindowedBy(byPage, window.Tumbling(size, grace)).EmitFinal().Count(dsl.Named(countNode))
 	dsl.Map(counts.ToStream(dsl.Named("closed-windows")), func(k window.Windowed[string], n int64) (string, WindowCount) {
 		return k.Key, WindowCount{Page: k.Key, WindowStart: k.Window.Start, WindowEnd: k.Window.End, Count: n}
@@ -63,11 +70,21 @@ func Topology(input, output string, size, grace time.Duration) (*topology.Topolo
 }
 
 // eventTime is the timestamp extractor: a view's ts, or -1 (invalid, so
-// the source skips and counts the view) when it has none or is a
-// tombstone.
+// the source skips the view and counts it as "invalid-timestamp") when it
+// has none.
+//
+// A tombstone is no view without a ts but no view at all: it gets 0, a
+// valid timestamp below any stream time, so that it moves no stream time
+// and closes no window (its Kafka timestamp could be far ahead of the
+// event times), and the grouping drops it and counts it as what it is
+// ("null-value" at node by-page). Kafka Streams' extractor sees the null
+// value too, and must do the same (or return its partitionTime argument).
 func eventTime(_ dsl.Maybe[[]byte], view dsl.Maybe[PageView], _ []operators.Header, _ int64) int64 {
 	v, ok := view.Get()
-	if !ok || v.TS == 0 {
+	if !ok {
+		return 0
+	}
+	if v.TS == 0 {
 		return -1
 	}
 	return v.TS

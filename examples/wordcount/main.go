@@ -10,6 +10,16 @@
 //	wordcount -brokers host:9092    run on a Kafka cluster
 //	wordcount -generate 100000      also feed 100,000 generated lines, print the top words and exit
 //	wordcount -describe             print the compiled topology and exit
+//	wordcount -dlq wordcount-dlq    send records that fail to the dead-letter topic wordcount-dlq
+//
+// -dlq TOPIC sets all three error handlers (deserialization, processing,
+// production) to operators.SendToDeadLetterQueue with TOPIC as the
+// dead-letter queue (created if it does not exist): an input line the app
+// cannot process or whose output Kafka refuses (a line holding one word
+// longer than the repartition topic takes) is written to TOPIC as read,
+// with Kafka Streams' error headers, and counting goes on. Without it,
+// such a line stops the app with an error naming its topic, partition and
+// offset (the default, as in Kafka Streams).
 //
 // With no -brokers it starts an in-process Kafka broker (kfake), so it runs
 // on a bare machine. It creates its input and output topics if they do not
@@ -35,6 +45,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/runtime"
 )
 
@@ -60,6 +71,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	top := fs.Int("top", 10, "number of top words to print with -generate")
 	describe := fs.Bool("describe", false, "print the topology and exit")
 	verbose := fs.Bool("v", false, "log what the runtime does")
+	dlq := fs.String("dlq", "", "dead-letter queue topic: records that fail to deserialize, process or produce go there and processing goes on; empty: they stop the app")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,14 +97,19 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	addrs, where := conn.Brokers, conn.Where
 	*stateDir = conn.StateDir
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = connectors.CreateTopics(cctx, addrs, int32(*partitions), *input, *output)
+	topics := []string{*input, *output}
+	if *dlq != "" {
+		topics = append(topics, *dlq)
+	}
+	err = connectors.CreateTopics(cctx, addrs, int32(*partitions), topics...)
 	cancel()
 	if err != nil {
 		return err
 	}
 
-	app, err := runtime.New(topo, runtime.ApplicationID(*appID), runtime.Brokers(addrs...),
-		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(time.Second))
+	opts := append([]runtime.Option{runtime.ApplicationID(*appID), runtime.Brokers(addrs...),
+		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(time.Second)}, errorOptions(*dlq)...)
+	app, err := runtime.New(topo, opts...)
 	if err != nil {
 		return err
 	}
@@ -135,6 +152,21 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 		fmt.Fprintf(out, "  %-10s %d\n", w, counts[w])
 	}
 	return nil
+}
+
+// errorOptions are the runtime options of -dlq: with a topic, every error
+// handler sends the failed input record to it and processing goes on;
+// without, none (every handler fails, the default).
+func errorOptions(dlq string) []runtime.Option {
+	if dlq == "" {
+		return nil
+	}
+	return []runtime.Option{
+		runtime.DeadLetterQueue(dlq),
+		runtime.OnDeserializationError(operators.SendToDeadLetterQueue),
+		runtime.OnProcessingError(operators.SendToDeadLetterQueue),
+		runtime.OnProductionError(operators.SendToDeadLetterQueue),
+	}
 }
 
 // produceLines writes lines to topic with null keys and waits for them.

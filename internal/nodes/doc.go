@@ -21,10 +21,22 @@
 // Nodes reach their task through a Context: the operators.ProcessingContext
 // a user processor also sees, plus the hooks only built-in nodes use (the
 // Collector sinks write to, StampRecord for sources, RecordDropped for drop
-// counters, the deserialization policy). internal/task implements it once
+// counters, the error handlers: DeserializationError, ProcessingError,
+// ProductionError). The task hands each node's children over as Guarded,
+// and Fanout puts a guard on every edge: it recovers a panic of the node as
+// an *operators.PanicError naming it and hands it, and the node's own
+// serialization failures, to the handlers (guard.go); a user processor's
+// and its punctuators' errors go to the processing handler unless they are
+// not the user's (a child's, a store's: userFailure, user.go). internal/task implements it once
 // per node, for the runtime and the test driver alike; nothing here
 // imports either. UserProcessor hands a user's processor only the
 // ProcessingContext, so a type assertion cannot reach these hooks.
+//
+// A node that drops a record calls RecordDropped with a reason that names
+// what the record was ("null-key", "null-value", "late", ...), not where it
+// was dropped: the node is a label of its own. RecordDropped counts it and
+// logs it at a limited rate, except for the reasons whose callers log more
+// (late records with their window).
 //
 // Key-value and time-window stores of aggregations and tables hold
 // timestamped values, as Kafka Streams' do (a stream-stream join's window

@@ -437,10 +437,10 @@ type fkResponseSink[K, VO any] struct {
 
 func (p *fkResponseSink[K, VO]) Process(r operators.Record[K, Response[VO]]) error {
 	var err error
-	if p.kbuf, err = p.keys.Encode(p.kbuf[:0], r.Key); err != nil {
+	if p.kbuf, err = encode(p.node, p.keys, p.kbuf[:0], r.Key); err != nil {
 		return &operators.SerializationError{Node: p.node, Topic: p.topic, Part: "key", Err: err}
 	}
-	if p.vbuf, err = p.values.Encode(p.vbuf[:0], r.Value); err != nil {
+	if p.vbuf, err = encode(p.node, p.values, p.vbuf[:0], r.Value); err != nil {
 		return &operators.SerializationError{Node: p.node, Topic: p.topic, Part: "value", Err: err}
 	}
 	k, v := p.kbuf, p.vbuf

@@ -119,13 +119,13 @@ func (p *source[K, V]) ProcessRaw(raw *operators.RawRecord) error {
 	var err error
 	if raw.Key == nil {
 		r.NullKey = true
-	} else if r.Key, err = p.keys.Decode(raw.Key); err != nil {
+	} else if r.Key, err = decode(p.node, p.keys, raw.Key); err != nil {
 		return p.ctx.DeserializationError(p.node, raw, &operators.DeserializationError{
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "key", Err: err})
 	}
 	if raw.Value == nil {
 		r.Tombstone = true
-	} else if r.Value, err = p.values.Decode(raw.Value); err != nil {
+	} else if r.Value, err = decode(p.node, p.values, raw.Value); err != nil {
 		return p.ctx.DeserializationError(p.node, raw, &operators.DeserializationError{
 			Node: p.node, Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset, Part: "value", Err: err})
 	}
@@ -194,7 +194,7 @@ func (p *sink[K, V]) Process(r operators.Record[K, V]) error {
 	var k, v []byte
 	var err error
 	if !r.NullKey {
-		if p.kbuf, err = p.keys.Encode(p.kbuf[:0], r.Key); err != nil {
+		if p.kbuf, err = encode(p.node, p.keys, p.kbuf[:0], r.Key); err != nil {
 			return &operators.SerializationError{Node: p.node, Topic: topic, Part: "key", Err: err}
 		}
 		k = p.kbuf
@@ -203,7 +203,7 @@ func (p *sink[K, V]) Process(r operators.Record[K, V]) error {
 		}
 	}
 	if !r.Tombstone {
-		if p.vbuf, err = p.values.Encode(p.vbuf[:0], r.Value); err != nil {
+		if p.vbuf, err = encode(p.node, p.values, p.vbuf[:0], r.Value); err != nil {
 			return &operators.SerializationError{Node: p.node, Topic: topic, Part: "value", Err: err}
 		}
 		v = p.vbuf

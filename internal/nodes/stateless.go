@@ -8,15 +8,23 @@ import (
 
 // Fanout turns the instances of a node's children into the one Node the
 // node forwards to: a no-op for none, the child itself for one, and a loop
-// for several. It fails if a child does not accept K, V, which means the
+// for several. A child handed over as Guarded is wrapped in its guard (see
+// Guarded). It fails if a child does not accept K, V, which means the
 // graph was wired wrongly, not a user error.
 func Fanout[K, V any](children []any) (Node[K, V], error) {
 	ns := make([]Node[K, V], len(children))
 	for i, c := range children {
+		g, guarded := c.(Guarded)
+		if guarded {
+			c = g.Node
+		}
 		n, ok := c.(Node[K, V])
 		if !ok {
 			var r operators.Record[K, V]
 			return nil, fmt.Errorf("sluice: child %d (%T) does not accept %T", i, c, r)
+		}
+		if guarded {
+			n = &guard[K, V]{ctx: g.Ctx, name: g.Name, next: n}
 		}
 		ns[i] = n
 	}

@@ -34,6 +34,7 @@ func OpenKeyValueStore(ctx operators.ProcessingContext, name string) (state.KeyV
 // nil, store nil): get reads the latest version, with its timestamp, and
 // the table operators write it with putVersion.
 type timestamped[K, V any] struct {
+	ctx       Context
 	name      string
 	store     state.KeyValueStore
 	versioned state.VersionedKeyValueStore
@@ -47,7 +48,7 @@ type timestamped[K, V any] struct {
 func openTimestamped[K, V any](ctx Context, name string, keys serde.Serde[K], values serde.Serde[V]) (*timestamped[K, V], error) {
 	if st, err := ctx.Store(name); err == nil {
 		if vs, ok := st.(state.VersionedKeyValueStore); ok {
-			return &timestamped[K, V]{name: name, versioned: vs, keys: keys, values: values}, nil
+			return &timestamped[K, V]{ctx: ctx, name: name, versioned: vs, keys: keys, values: values}, nil
 		}
 	}
 	kv, err := OpenKeyValueStore(ctx, name)
@@ -55,7 +56,7 @@ func openTimestamped[K, V any](ctx Context, name string, keys serde.Serde[K], va
 		return nil, err
 	}
 	c, _ := kv.(*state.CachingStore)
-	return &timestamped[K, V]{name: name, store: kv, cache: c, keys: keys, values: values}, nil
+	return &timestamped[K, V]{ctx: ctx, name: name, store: kv, cache: c, keys: keys, values: values}, nil
 }
 
 // forwardOnFlush makes the store's record cache, if it has one, forward
@@ -88,7 +89,10 @@ func (s *timestamped[K, V]) forwardOnFlush(node string, next Node[K, operators.C
 			ch.HasOld = true
 		}
 		h, _ := rc.Headers.([]operators.Header)
-		return next.Process(operators.Record[K, operators.Change[V]]{Key: k, Value: ch, Timestamp: rc.Timestamp, Headers: h})
+		s.ctx.CacheForward(true)
+		err = next.Process(operators.Record[K, operators.Change[V]]{Key: k, Value: ch, Timestamp: rc.Timestamp, Headers: h})
+		s.ctx.CacheForward(false)
+		return err
 	})
 	return true
 }

@@ -20,6 +20,7 @@ package nodes
 //	    restored from the changelog starts with.
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -68,6 +69,9 @@ func (c *fakeContext) Schedule(time.Duration, operators.PunctuationType, operato
 func (c *fakeContext) DeserializationError(_ string, _ *operators.RawRecord, err error) error {
 	return err
 }
+func (c *fakeContext) ProcessingError(_ string, err error) error { return err }
+func (c *fakeContext) ProductionError(_ string, err error) error { return err }
+func (c *fakeContext) CacheForward(bool)                         {}
 func (c *fakeContext) StampRecord(string, *operators.RawRecord, int64, InvalidTimestampPolicy) (int64, bool, error) {
 	return 0, false, errors.New("not a source")
 }
@@ -284,15 +288,55 @@ func FuzzDecodeBufferEntry(f *testing.F) {
 	if join, err := hex.DecodeString(ksBufferValue); err == nil {
 		f.Add(join) // a stream-table join buffer's value, as Kafka Streams writes it
 	}
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0xff}, 40))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeBufferEntry([]byte("k"), b)
 		if err != nil {
+			if !strings.HasPrefix(err.Error(), "corrupt suppression buffer entry") {
+				t.Fatalf("error %q does not say the entry is corrupt", err)
+			}
 			return
 		}
-		if got := e.AppendEncoded(nil); len(got) == 0 {
-			t.Fatal("empty encoding")
+		// Some entries have two encodings (an old value equal to the
+		// prior one, spelled out or as -2; no headers, as a count of 0 or
+		// of -1, which Kafka Streams' ProcessorRecordContext.deserialize
+		// reads as none "for backward compatibility"): what decodes
+		// encodes to the canonical one, no longer than the input, which
+		// decodes to the same entry and encodes to itself.
+		enc := e.AppendEncoded(nil)
+		if len(enc) > len(b) {
+			t.Fatalf("%x: decoded entry encodes to %d bytes, more than the %d it came from", b, len(enc), len(b))
+		}
+		again, err := DecodeBufferEntry([]byte("k"), enc)
+		if err != nil {
+			t.Fatalf("%x encodes to %x, which does not decode: %v", b, enc, err)
+		}
+		if !sameBufferEntry(e, again) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x, which decodes to %+v", b, e, enc, again)
+		}
+		if enc2 := again.AppendEncoded(nil); !bytes.Equal(enc2, enc) {
+			t.Fatalf("encoding not canonical: %x then %x", enc, enc2)
 		}
 	})
+}
+
+// sameBufferEntry compares two entries field by field, nil and empty
+// apart.
+func sameBufferEntry(a, b *BufferEntry) bool {
+	nb := func(x, y []byte) bool { return (x == nil) == (y == nil) && bytes.Equal(x, y) }
+	if !nb(a.Prior, b.Prior) || !nb(a.Old, b.Old) || !nb(a.New, b.New) || a.Time != b.Time ||
+		a.Context.Timestamp != b.Context.Timestamp || a.Context.Offset != b.Context.Offset ||
+		a.Context.Topic != b.Context.Topic || a.Context.Partition != b.Context.Partition ||
+		len(a.Context.Headers) != len(b.Context.Headers) {
+		return false
+	}
+	for i, h := range a.Context.Headers {
+		if h.Key != b.Context.Headers[i].Key || !nb(h.Value, b.Context.Headers[i].Value) {
+			return false
+		}
+	}
+	return true
 }
 
 // Buffer entries encode to the changelog values Kafka Streams 4.3.1

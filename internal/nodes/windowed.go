@@ -143,6 +143,7 @@ func (c *idleClock) record(ctx Context, observed int64) {
 // windowView is the typed view of a window store of timestamped
 // aggregates (8-byte timestamp, then the aggregate's encoding).
 type windowView[K, A any] struct {
+	ctx   Context
 	name  string
 	ws    *state.WindowStore
 	cache *state.CachingStore
@@ -161,7 +162,7 @@ func openWindowView[K, A any](ctx Context, name string, keys serde.Serde[K], agg
 		return nil, fmt.Errorf("sluice: store %s is a %T, not a window store", name, s)
 	}
 	c, _ := ws.Base().(*state.CachingStore)
-	return &windowView[K, A]{name: name, ws: ws, cache: c, keys: keys, aggs: aggs}, nil
+	return &windowView[K, A]{ctx: ctx, name: name, ws: ws, cache: c, keys: keys, aggs: aggs}, nil
 }
 
 // restoredStreamTime is the observed stream time of a time- or
@@ -273,7 +274,10 @@ func (v *windowView[K, A]) forwardOnFlush(node string, size int64, next Node[win
 			r.Value.HasOld = true
 		}
 		r.Headers, _ = rc.Headers.([]operators.Header)
-		return next.Process(r)
+		v.ctx.CacheForward(true)
+		err = next.Process(r)
+		v.ctx.CacheForward(false)
+		return err
 	})
 	return true
 }
@@ -543,7 +547,10 @@ func newSessionAggregate[K, V, A any](ctx Context, node, store string, w window.
 				}
 				r.Value.HasOld = true
 			}
-			return next.Process(r)
+			ctx.CacheForward(true)
+			err = next.Process(r)
+			ctx.CacheForward(false)
+			return err
 		})
 	}
 	return p, nil

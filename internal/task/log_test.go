@@ -16,7 +16,7 @@ import (
 func TestUndecodableRecordsLogRateLimited(t *testing.T) {
 	var buf bytes.Buffer
 	r, err := newRig(t, &proc{}, func(c *task.Config) {
-		c.OnDeserializationError = task.SkipOnDeserializationError
+		c.OnDeserializationError = operators.LogAndContinue
 		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	})
 	if err != nil {
@@ -28,12 +28,12 @@ func TestUndecodableRecordsLogRateLimited(t *testing.T) {
 	}
 	r.now = r.now.Add(9 * time.Second)
 	ok(t, r.pipeRaw([]byte("k"), bad, 1))
-	if n := strings.Count(buf.String(), "cannot be deserialized"); n != 1 {
+	if n := strings.Count(buf.String(), "after a deserialization error"); n != 1 {
 		t.Fatalf("logged %d lines for 4 bad records within 9s, want 1:\n%s", n, buf.String())
 	}
 	r.now = r.now.Add(time.Second)
 	ok(t, r.pipeRaw([]byte("k"), bad, 1))
-	if n := strings.Count(buf.String(), "cannot be deserialized"); n != 2 {
+	if n := strings.Count(buf.String(), "after a deserialization error"); n != 2 {
 		t.Fatalf("logged %d lines after 10s, want 2:\n%s", n, buf.String())
 	}
 	if !strings.Contains(buf.String(), "skipped_since_last_log=3") {

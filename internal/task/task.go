@@ -10,7 +10,8 @@
 // logger writes and how ChangelogRestorer reads it back; Kafka's part is
 // the runtime's), the Kafka names of internal topics (topics.go) and the
 // choice of a task's next input record by head event time
-// (partitions.go). The caller provides what differs: the store bases
+// (partitions.go), and the error handlers with the dead-letter writes
+// (errors.go). The caller provides what differs: the store bases
 // (Pebble or memory), the ChangelogWriter (the runtime's producer, or the
 // driver's recorded topics) and the record cache.
 //
@@ -23,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -30,21 +32,6 @@ import (
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
-)
-
-// DeserializationPolicy says what a task does with an input record it
-// cannot deserialize.
-type DeserializationPolicy int
-
-const (
-	// FailOnDeserializationError stops the task with an error naming the
-	// topic, partition, offset and source (Kafka Streams'
-	// LogAndFailExceptionHandler, its default).
-	FailOnDeserializationError DeserializationPolicy = iota
-	// SkipOnDeserializationError logs the record, counts it as dropped with
-	// the reason "deserialization-error" and goes on (Kafka Streams'
-	// LogAndContinueExceptionHandler).
-	SkipOnDeserializationError
 )
 
 // Config configures a Task.
@@ -73,10 +60,30 @@ type Config struct {
 	Clock func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// OnDeserializationError is the policy for undecodable input.
-	OnDeserializationError DeserializationPolicy
-	// Dropped, if set, is told of every record a node drops on purpose.
+	// OnDeserializationError decides about an input record a source
+	// cannot deserialize; OnProcessingError about an error or a panic of
+	// user code (a node's function, a user processor, a punctuator);
+	// OnProductionError about a record a sink cannot serialize. Nil means
+	// operators.LogAndFail, Kafka Streams' default. See errors.go.
+	OnDeserializationError operators.ErrorHandler
+	OnProcessingError      operators.ErrorHandler
+	OnProductionError      operators.ErrorHandler
+	// DeadLetterTopic is the topic where a handler's operators.DeadLetter
+	// writes the failed input record, through Collector; "" means none,
+	// and DeadLetter then fails the task naming the option to set.
+	DeadLetterTopic string
+	// GlobalStore marks the task of a global store: as Kafka Streams
+	// writes no dead-letter record for a global store's records, DeadLetter
+	// then logs and counts the record as Continue does.
+	GlobalStore bool
+	// Dropped, if set, is told of every record a node drops on purpose,
+	// or that an error handler drops ("deserialization-error" or
+	// "invalid-utf8", "processing-error", "production-error") or
+	// dead-letters ("dead-letter").
 	Dropped func(taskID, node, reason string)
+	// DeadLettered, if set, is told of every dead-letter record the task
+	// writes, with the handler that decided it.
+	DeadLettered func(taskID, node string, kind operators.ErrorKind)
 	// Metadata is the processor metadata the task starts with (see
 	// Task.Metadata): what the runtime committed with the local state.
 	Metadata map[string]int64
@@ -100,6 +107,10 @@ type Task struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	sources map[string]nodes.RawProcessor
+	// srcNames names the source of each topic (sources' key).
+	srcNames map[string]string
+	// ctxs are the nodes' contexts, by node name.
+	ctxs    map[string]*nodeContext
 	closers []topology.Closer
 	stores  map[string]state.Store
 	order   []string // store names in open order
@@ -108,6 +119,14 @@ type Task struct {
 	topic     string
 	partition int32
 	offset    int64
+	// cur is the input record being processed, nil outside Process and
+	// while punctuators run: the error handlers' source record. The
+	// caller's, not copied: valid only during Process.
+	cur *operators.RawRecord
+	// cacheDepth counts the record-cache flush forwards under way (nested),
+	// cacheSaved is cur while they run (CacheForward).
+	cacheDepth int
+	cacheSaved *operators.RawRecord
 	// the last input record processed, kept while punctuators run
 	inTopic     string
 	inPartition int32
@@ -141,6 +160,8 @@ func New(cfg Config) (_ *Task, err error) {
 		cfg:         cfg,
 		clock:       cfg.Clock,
 		sources:     map[string]nodes.RawProcessor{},
+		srcNames:    map[string]string{},
+		ctxs:        map[string]*nodeContext{},
 		stores:      map[string]state.Store{},
 		streamTime:  -1,
 		recordTime:  -1,
@@ -174,9 +195,13 @@ func New(cfg Config) (_ *Task, err error) {
 			if !ok {
 				return nil, fmt.Errorf("sluice: task %s: node %s: child %s is not instantiated before it", t.id, n.Name, c.Name)
 			}
-			children[i] = ci
+			// Guarded: the parent reaches the child through a guard that
+			// hands the child's failures to the error handlers.
+			children[i] = nodes.Guarded{Name: c.Name, Ctx: t.ctxs[c.Name], Node: ci}
 		}
-		in, err := n.New(&nodeContext{t: t, node: n}, children)
+		nc := &nodeContext{t: t, node: n}
+		t.ctxs[n.Name] = nc
+		in, err := newNode(n, nc, children)
 		if err != nil {
 			return nil, t.wrap(n.Name, err)
 		}
@@ -194,6 +219,7 @@ func New(cfg Config) (_ *Task, err error) {
 					tp = t.internalTopic(tp)
 				}
 				t.sources[tp] = rp
+				t.srcNames[tp] = n.Name
 			}
 		}
 	}
@@ -224,6 +250,12 @@ func (t *Task) Position() (topic string, partition int32, offset int64) {
 func (t *Task) InputPosition() (topic string, partition int32, offset int64) {
 	return t.inTopic, t.inPartition, t.inOffset
 }
+
+// HasInput reports whether what the task's nodes write now comes from an
+// input record: false outside Process, while punctuators run and while a
+// record cache forwards (CacheForward). The runtime ties a sink's output
+// to the input record it is processing only then.
+func (t *Task) HasInput() bool { return t.cur != nil }
 
 // StreamTime is the largest timestamp processed, -1 before any.
 func (t *Task) StreamTime() int64 { return t.streamTime }
@@ -266,6 +298,10 @@ func (t *Task) internalTopic(name string) string { return TopicName(t.cfg.Applic
 // Stream time follows the extracted timestamps, and the runtime chooses
 // which of a task's input partitions goes next by the event times of their
 // head records (EventTime).
+//
+// A failure of user code goes to the task's error handlers (errors.go):
+// what they let go on leaves Process going on, with the outputs and store
+// updates made before the failure kept, as in Kafka Streams.
 func (t *Task) Process(r *operators.RawRecord) error {
 	src, ok := t.sources[r.Topic]
 	if !ok {
@@ -274,7 +310,10 @@ func (t *Task) Process(r *operators.RawRecord) error {
 	t.topic, t.partition, t.offset = r.Topic, r.Partition, r.Offset
 	t.inTopic, t.inPartition, t.inOffset = r.Topic, r.Partition, r.Offset
 	t.skipped = false
-	if err := src.ProcessRaw(r); err != nil {
+	t.cur, t.cacheDepth, t.cacheSaved = r, 0, nil
+	err := t.processRaw(src, r)
+	t.cur, t.cacheDepth, t.cacheSaved = nil, 0, nil
+	if err != nil {
 		return t.wrapRecord(r, err)
 	}
 	if t.skipped {
@@ -283,14 +322,41 @@ func (t *Task) Process(r *operators.RawRecord) error {
 	return t.punctuate(operators.StreamTime, t.streamTime)
 }
 
+// processRaw hands r to its source src. A panic in its serdes is a
+// deserialization failure (the source recovers it); the source's children
+// have guards of their own; what is left, a panic in the source's
+// timestamp extractor, stops the task with a *operators.PanicError naming
+// the source, no handler asked, as Kafka Streams fails on an exception of
+// a TimestampExtractor ("Fatal user code error in TimestampExtractor
+// callback", RecordQueue.updateHead).
+func (t *Task) processRaw(src nodes.RawProcessor, r *operators.RawRecord) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			node := t.srcNames[r.Topic]
+			err = t.failure(node, &operators.PanicError{Node: node, Value: v, Stack: debug.Stack()})
+		}
+	}()
+	return src.ProcessRaw(r)
+}
+
 // EventTime returns the event time the task's source for r's topic gives
 // r (see nodes.TimestampPeeker): its Kafka timestamp unless the source
 // extracts one. The runtime orders a task's partitions by it.
-func (t *Task) EventTime(r *operators.RawRecord) int64 {
-	if p, ok := t.sources[r.Topic].(nodes.TimestampPeeker); ok {
-		return p.PeekTimestamp(r)
+//
+// A panic of the source's serdes or extractor gives r's Kafka timestamp,
+// as a decode error does: the record meets the panic again when it is
+// processed, where the handlers decide (Process).
+func (t *Task) EventTime(r *operators.RawRecord) (ts int64) {
+	p, ok := t.sources[r.Topic].(nodes.TimestampPeeker)
+	if !ok {
+		return r.Timestamp
 	}
-	return r.Timestamp
+	defer func() {
+		if recover() != nil {
+			ts = r.Timestamp
+		}
+	}()
+	return p.PeekTimestamp(r)
 }
 
 // PunctuateWallClock fires the wall-clock punctuations due at now.
@@ -301,7 +367,18 @@ func (t *Task) PunctuateWallClock(now time.Time) error {
 // Flush flushes the task's stores. A record cache forwards what it
 // flushes downstream, which may write other stores of the task: Flush goes
 // over the stores again until no cache holds unflushed writes.
-func (t *Task) Flush() error {
+//
+// The records a cache forwards have no input record: a failure of user
+// code below it goes to the processing handler as a punctuator's does
+// (ErrorContext without a source record).
+func (t *Task) Flush() (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			// Not in a node's code (each node has a guard): in a store's
+			// flush itself.
+			err = fmt.Errorf("sluice: task %s: flush: %w", t.id, &operators.PanicError{Value: v, Stack: debug.Stack()})
+		}
+	}()
 	for pass := 0; ; pass++ {
 		var errs []error
 		for _, name := range t.order {
@@ -422,9 +499,11 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 		}
 		return a.seq - b.seq
 	})
-	topic, partition, offset, recordTime := t.topic, t.partition, t.offset, t.recordTime
-	t.topic, t.partition, t.offset = "", -1, -1
-	defer func() { t.topic, t.partition, t.offset, t.recordTime = topic, partition, offset, recordTime }()
+	topic, partition, offset, recordTime, cur := t.topic, t.partition, t.offset, t.recordTime, t.cur
+	t.topic, t.partition, t.offset, t.cur = "", -1, -1, nil
+	defer func() {
+		t.topic, t.partition, t.offset, t.recordTime, t.cur = topic, partition, offset, recordTime, cur
+	}()
 	for _, s := range due {
 		if s.cancelled {
 			continue
@@ -437,7 +516,7 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 		}
 		s.next = next
 		t.recordTime = now
-		if err := s.fn(now); err != nil {
+		if err := t.runPunctuator(s, now); err != nil {
 			return t.wrap(s.node, fmt.Errorf("%s punctuator: %w", typ, err))
 		}
 	}
@@ -449,15 +528,17 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 type nodeContext struct {
 	t    *Task
 	node *topology.Node
+	// dropLogs rate-limit the log lines of RecordDropped, by node and
+	// reason (droplog.go).
+	dropLogs map[[2]string]*dropLog
 
 	// Rate limit of the log lines about records skipped for an invalid
 	// timestamp: one per node per invalidLogInterval of the task's clock.
-	invalidLogged time.Time // when the last line was logged; zero: never
-	// undecodableLogged and undecodableSuppressed rate-limit the log lines
-	// of skipped undecodable records the same way.
-	undecodableLogged     time.Time
-	undecodableSuppressed int64
-	invalidSuppressed     int64 // skipped records not logged since then
+	invalidLogged     time.Time // when the last line was logged; zero: never
+	invalidSuppressed int64     // skipped records not logged since then
+	// handled rate-limits the log lines of the records the error handlers
+	// let go on, by handler (operators.ErrorKind), the same way.
+	handled [3]logLimit
 }
 
 // invalidLogInterval is the least time between two log lines of one source
@@ -473,6 +554,14 @@ func (c *nodeContext) StreamTime() int64             { return c.t.streamTime }
 func (c *nodeContext) WallClockTime() time.Time      { return c.t.clock() }
 func (c *nodeContext) InternalTopic(n string) string { return c.t.internalTopic(n) }
 func (c *nodeContext) Collector() operators.Collector {
+	// A collector that can bind itself to a node (the runtime's) gives
+	// each node its own, so that what it reports about a record names
+	// the node that wrote it.
+	if nc, ok := c.t.cfg.Collector.(interface {
+		ForNode(node string) operators.Collector
+	}); ok {
+		return nc.ForNode(c.node.Name)
+	}
 	return c.t.cfg.Collector
 }
 
@@ -510,26 +599,6 @@ func (c *nodeContext) Schedule(interval time.Duration, typ operators.Punctuation
 	}
 	c.t.schedules = append(c.t.schedules, s)
 	return s, nil
-}
-
-func (c *nodeContext) DeserializationError(node string, r *operators.RawRecord, err error) error {
-	if c.t.cfg.OnDeserializationError == SkipOnDeserializationError {
-		// At most one line per node per invalidLogInterval, with the
-		// number skipped since the last one; every skip is counted.
-		now := c.t.clock()
-		if c.undecodableLogged.IsZero() || now.Sub(c.undecodableLogged) >= invalidLogInterval || now.Before(c.undecodableLogged) {
-			c.t.log.Warn("skipping a record that cannot be deserialized",
-				"node", node, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err,
-				"skipped_since_last_log", c.undecodableSuppressed)
-			c.undecodableLogged, c.undecodableSuppressed = now, 0
-		} else {
-			c.undecodableSuppressed++
-		}
-		c.RecordDropped(node, "deserialization-error")
-		c.t.skipped = true
-		return nil
-	}
-	return err
 }
 
 func (c *nodeContext) StampRecord(node string, r *operators.RawRecord, ts int64, policy nodes.InvalidTimestampPolicy) (int64, bool, error) {
@@ -585,4 +654,5 @@ func (c *nodeContext) RecordDropped(node, reason string) {
 	if c.t.cfg.Dropped != nil {
 		c.t.cfg.Dropped(c.t.id, node, reason)
 	}
+	c.logDrop(node, reason)
 }

@@ -503,7 +503,7 @@ func TestDeserializationPolicy(t *testing.T) {
 				processed = append(processed, rec.Value)
 				return nil
 			},
-		}, func(c *task.Config) { c.OnDeserializationError = task.SkipOnDeserializationError })
+		}, func(c *task.Config) { c.OnDeserializationError = operators.LogAndContinue })
 		ok(t, err)
 		ok(t, r.pipe("k", 1, 5))
 		ok(t, r.pipeRaw([]byte("k"), []byte{1, 2, 3}, 100)) // skipped: stream time stays 5, no punctuation
