@@ -205,6 +205,24 @@ kill_wait() {
 	done
 }
 
+# broker_props DIR prints the settings every broker of this script shares
+# (plain and secured): one node, its logs in DIR, the internal topics
+# sized for one broker, no auto-created topics, no rebalance delay.
+broker_props() {
+	local dir=$1
+	cat <<PROPS
+log.dirs=$dir/logs
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+PROPS
+}
+
 # log_configs DIR: the log4j configurations of the broker (DIR/broker.log)
 # and of the tools (DIR/tools.log), and the probe's client settings.
 log_configs() {
@@ -250,16 +268,8 @@ advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/logs
-num.partitions=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-group.initial.rebalance.delay.ms=0
 PROPS
+	broker_props "$dir" >>"$dir/server.properties"
 	log_configs "$dir"
 	local cp="$JARS/*" tools=(-Dlog4j2.configurationFile="$dir/tools-log4j2.properties")
 	java -cp "$cp" "${tools[@]}" kafka.tools.StorageTool format --standalone -t "$(cluster_id)" \
@@ -381,16 +391,8 @@ ssl.client.auth=none
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 super.users=User:admin
 allow.everyone.if.no.acl.found=false
-log.dirs=$dir/logs
-num.partitions=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-group.initial.rebalance.delay.ms=0
 PROPS
+	broker_props "$dir" >>"$dir/server.properties"
 	# The probe talks to the SASL_SSL listener as admin: a broker that
 	# answers it has TLS, SASL and the authorizer working.
 	cat >"$dir/probe.properties" <<PROBE
