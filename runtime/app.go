@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,10 @@ type App struct {
 	running atomic.Bool
 	// state is the App's State (state.go).
 	state atomic.Int32
+	// httpLn and httpSrv are the HTTP server of HTTPAddr (http.go); nil
+	// without it.
+	httpLn  net.Listener
+	httpSrv *http.Server
 	// watch tracks broker reachability through every client's hooks
 	// (brokers.go).
 	watch *brokerWatch
@@ -170,6 +176,9 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	}
 	a.standbys = newStandbys(a)
 	a.watch = newBrokerWatch(a.log, m.brokersReachable)
+	if err := a.openHTTP(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -196,6 +205,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.setState(NotRunning)
 	}()
 	defer a.watch.stop()
+	defer a.serveHTTP()()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.closeMu.Lock()

@@ -32,6 +32,8 @@ type config struct {
 	workers        int
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
+	httpAddr       string
+	onStateChange  func(newState, oldState State)
 	startupTimeout time.Duration
 	maxPollRecords int
 	skipBadRecords bool
@@ -248,6 +250,21 @@ func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logge
 // not registered anywhere.
 func Registerer(r prometheus.Registerer) Option {
 	return optionFunc(func(c *config) { c.registerer = r })
+}
+
+// HTTPAddr serves the App's HTTP endpoints (runtime/http.go: /metrics,
+// /healthz, /readyz, /topology, interactive queries, the web page) on addr,
+// e.g. "127.0.0.1:8080"; ":0" picks a free port (App.HTTPURL names it).
+// Off by default. The address is also what this instance advertises to the
+// group for interactive queries (Kafka Streams: application.server).
+func HTTPAddr(addr string) Option { return optionFunc(func(c *config) { c.httpAddr = addr }) }
+
+// OnStateChange calls fn on each change of the App's State, with the new
+// and the old state (Kafka Streams: KafkaStreams.setStateListener). fn runs
+// on the goroutine that changed the state, with no lock held, and must not
+// block.
+func OnStateChange(fn func(newState, oldState State)) Option {
+	return optionFunc(func(c *config) { c.onStateChange = fn })
 }
 
 // StartupTimeout bounds how long Run waits for the brokers at start-up

@@ -94,6 +94,9 @@ func (a *App) setState(next State) bool {
 		}
 		if a.state.CompareAndSwap(int32(cur), int32(next)) {
 			a.log.Info("state", "from", cur, "to", next)
+			if fn := a.cfg.onStateChange; fn != nil {
+				fn(next, cur)
+			}
 			return true
 		}
 	}
