@@ -163,7 +163,9 @@ func (s *CachingStore) Dirty() int { return s.ndirty }
 func (s *CachingStore) Name() string { return s.inner.Name() }
 
 // Get implements KeyValueStore.
-func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
+func (s *CachingStore) Get(key []byte) ([]byte, bool, error) { return s.get(key, false) }
+
+func (s *CachingStore) get(key []byte, shared bool) ([]byte, bool, error) {
 	if s.closed {
 		return nil, false, ErrClosed
 	}
@@ -173,6 +175,9 @@ func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
 			return nil, false, nil
 		}
 		e.lent = true
+		if shared && e.dirty {
+			e.shown = true
+		}
 		return e.value, true, nil
 	}
 	v, ok, err := s.inner.Get(key)
@@ -206,15 +211,7 @@ func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
 // would otherwise drop it as a change of nothing (Kafka Streams'
 // CachingKeyValueStore drops it): downstream must hear that the row the
 // reader saw is gone, or the reader's answer stays forever.
-func (s *CachingStore) GetShared(key []byte) ([]byte, bool, error) {
-	v, ok, err := s.Get(key)
-	if ok {
-		if e := s.m[string(key)]; e != nil && e.dirty {
-			e.shown = true
-		}
-	}
-	return v, ok, err
-}
+func (s *CachingStore) GetShared(key []byte) ([]byte, bool, error) { return s.get(key, true) }
 
 // Put implements KeyValueStore.
 func (s *CachingStore) Put(key, value []byte) error { return s.write(key, value, false) }
