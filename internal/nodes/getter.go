@@ -25,7 +25,10 @@ type ValueGetter[K, V any] interface {
 // StoreGetter reads the rows of a table kept in the timestamped key-value
 // store named store (Kafka Streams' KTableMaterializedValueGetterSupplier).
 // It reads through the store's record cache, if it has one, so it sees the
-// writes the cache has not flushed yet.
+// writes the cache has not flushed yet; a row it reads there that is then
+// deleted before the flush is forwarded as a delete even if the store below
+// never held it (state.CachingStore.GetShared), so that a join that
+// answered with the row retracts its answer.
 func StoreGetter[K, V any](ctx Context, store string, keys serde.Serde[K], values serde.Serde[V]) (ValueGetter[K, V], error) {
 	s, err := openTimestamped(ctx, store, keys, values)
 	if err != nil {
@@ -67,7 +70,7 @@ func (g storeGetter[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {
 	if err != nil {
 		return v, 0, false, err
 	}
-	return g.s.get(kb)
+	return g.s.getShared(kb)
 }
 
 // FilterGetter reads the rows of parent for which pred returns keep: the
