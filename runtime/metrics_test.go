@@ -3,8 +3,11 @@ package runtime
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -392,5 +395,123 @@ func TestTaskRoundLag(t *testing.T) {
 	m.taskClosed(r.id)
 	if _, ok := gather(t, reg)["sluice_records_lag"]; ok {
 		t.Error("the lag series of a closed task's partition is still there")
+	}
+}
+
+// getTasks answers GET /api/tasks of a.
+func getTasks(t *testing.T, a *App) tasksJSON {
+	t.Helper()
+	resp, err := http.Get(a.HTTPURL() + "/api/tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /api/tasks: %s, Content-Type %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var v tasksJSON
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// GET /api/tasks shows the instance's active tasks with what they
+// processed, their rate and the lag of their input partitions, and the
+// standby tasks with their changelog partitions; before Run and after it
+// returned, no task.
+func TestTasksEndpoint(t *testing.T) {
+	c := kafkatest.New(t)
+	appID, in, out := kafkatest.Topic(t, "app"), kafkatest.Topic(t, "in"), kafkatest.Topic(t, "out")
+	c.Create(t, 2, in, out)
+	cl := c.Client(t)
+	for i := range 200 {
+		v := binary.BigEndian.AppendUint64(nil, uint64(i))
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: in, Partition: int32(i % 2), Key: fmt.Appendf(nil, "k%d", i%20), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topo := metricsTopology(t, in, out)
+	newApp := func() *App {
+		a, err := New(topo, Logger(testLogger()), ApplicationID(appID), Brokers(c.Brokers...), StateDir(t.TempDir()), HTTPAddr("127.0.0.1:0"),
+			CommitInterval(100*time.Millisecond), NumStandbyReplicas(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := newApp()
+	rec := httptest.NewRecorder()
+	a.serveTasks(rec, httptest.NewRequest("GET", "/api/tasks", nil))
+	if got, want := strings.TrimSpace(rec.Body.String()), `{"instance":"`+a.httpLn.Addr().String()+`","state":"CREATED","tasks":[]}`; got != want {
+		t.Errorf("before Run: %s, want %s", got, want)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = a.Close()
+			<-done
+		}
+	}()
+
+	sawRate := false
+	var v tasksJSON
+	waitUntil(t, "the 4 tasks, every input record processed, no lag", func() bool {
+		v = getTasks(t, a)
+		var processed int64
+		caughtUp := 0
+		for _, tk := range v.Tasks {
+			sawRate = sawRate || tk.RecordsPerSecond > 0
+			if strings.HasPrefix(tk.ID, "0_") {
+				processed += tk.ProcessedTotal
+				if len(tk.Partitions) == 1 && tk.Partitions[0].Topic == in && tk.Partitions[0].Lag == 0 && tk.Lag == 0 {
+					caughtUp++
+				}
+			}
+		}
+		return v.State == "RUNNING" && len(v.Tasks) == 4 && processed == 200 && caughtUp == 2
+	})
+	if !sawRate {
+		t.Error("no task showed a positive records_per_second while it processed its records")
+	}
+	if v.Instance != a.httpLn.Addr().String() {
+		t.Errorf("instance = %q, want %q", v.Instance, a.httpLn.Addr().String())
+	}
+	for i, tk := range v.Tasks {
+		if want := fmt.Sprintf("%d_%d", i/2, i%2); tk.ID != want || tk.Kind != "active" || tk.Restoring {
+			t.Errorf("task %d = %+v, want %s, active, restored (tasks in ID order)", i, tk, want)
+		}
+	}
+
+	// A second instance: each keeps standbys of the other's tasks.
+	b := newApp()
+	doneB := make(chan error, 1)
+	go func() { doneB <- b.Run(context.Background()) }()
+	defer func() { _ = b.Close(); <-doneB }()
+	waitUntil(t, "a standby task in the view of an instance", func() bool {
+		for _, x := range []*App{a, b} {
+			for _, tk := range getTasks(t, x).Tasks {
+				if tk.Kind == "standby" && len(tk.Partitions) > 0 && strings.HasSuffix(tk.Partitions[0].Topic, "-changelog") {
+					return true
+				}
+			}
+		}
+		return false
+	})
+
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	rec = httptest.NewRecorder()
+	a.serveTasks(rec, httptest.NewRequest("GET", "/api/tasks", nil))
+	var after tasksJSON
+	if err := json.Unmarshal(rec.Body.Bytes(), &after); err != nil || after.State != "NOT_RUNNING" || len(after.Tasks) != 0 {
+		t.Errorf("after Run returned: %s (%v), want NOT_RUNNING and no task", rec.Body.String(), err)
 	}
 }
