@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/dsl"
@@ -98,6 +100,29 @@ func gather(t *testing.T, g prometheus.Gatherer) scrape {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return toScrape(mfs)
+}
+
+// scrapeHTTP scrapes GET /metrics of a.
+func scrapeHTTP(t *testing.T, a *App) scrape {
+	t.Helper()
+	resp, err := http.Get(a.HTTPURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	byName, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	return toScrape(slices.Collect(maps.Values(byName)))
+}
+
+func toScrape(mfs []*dto.MetricFamily) scrape {
 	s := scrape{}
 	for _, mf := range mfs {
 		f := scrapedFamily{typ: mf.GetType(), series: map[string]float64{}}
@@ -106,6 +131,7 @@ func gather(t *testing.T, g prometheus.Gatherer) scrape {
 			for _, l := range m.GetLabel() {
 				ls = append(ls, l.GetName()+"="+l.GetValue())
 			}
+			slices.Sort(ls)
 			k := strings.Join(ls, ",")
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:
@@ -173,15 +199,17 @@ func startLoad(t *testing.T, cl *kgo.Client, topic string) *loadProducer {
 	return p
 }
 
-// TestMetricsMoveUnderLoad scrapes the metrics of running instances twice
-// under load and sees every family move. Instance A (at
+// TestMetricsMoveUnderLoad scrapes GET /metrics of running instances
+// twice under load and sees every family of the App's move. Instance A (at
 // MetricsRecordingLevel(MetricsDebug)) runs alone, processing a stream of
 // records, and is scraped; then instance B (at the default INFO level)
 // joins, which rebalances the tasks, restores B's from their changelogs
 // and gives each instance standbys of the other's tasks; an undecodable
 // record goes to the dead-letter queue. A family moves if it moved on A
-// (between its two scrapes) or on B (between its scrape before Run and
-// the one under load); at last A closes, and B promotes its standbys.
+// (between its two scrapes) or on B (between its registry before Run,
+// when the server does not serve yet, and its scrape under load); at last
+// A closes, and B promotes its standbys. (The Kafka client metrics are
+// franz-go's: the dashboard test checks their names.)
 // Families that need a fault to move are left out, named with the test
 // that moves them.
 func TestMetricsMoveUnderLoad(t *testing.T) {
@@ -198,8 +226,11 @@ func testMetricsMoveUnderLoad(t *testing.T, g Guarantee) {
 	cl := c.Client(t)
 
 	start := func(reg *prometheus.Registry, opts ...Option) (*App, func()) {
+		if reg != nil {
+			opts = append(opts, Registerer(reg))
+		}
 		opts = append([]Option{Logger(testLogger()), ApplicationID(appID), Brokers(c.Brokers...), StateDir(t.TempDir()),
-			Registerer(reg), ProcessingGuarantee(g), CommitInterval(100 * time.Millisecond), NumStandbyReplicas(1),
+			HTTPAddr("127.0.0.1:0"), ProcessingGuarantee(g), CommitInterval(100 * time.Millisecond), NumStandbyReplicas(1),
 			DeadLetterQueue(dlq), OnDeserializationError(operators.SendToDeadLetterQueue)}, opts...)
 		a, err := New(topo, opts...)
 		if err != nil {
@@ -227,17 +258,19 @@ func testMetricsMoveUnderLoad(t *testing.T, g Guarantee) {
 		return v
 	}
 
-	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	// A has a registry of its own (no Registerer), B is given one.
+	var regA *prometheus.Registry
+	regB := prometheus.NewRegistry()
 	a, runA := start(regA, MetricsRecordingLevel(MetricsDebug))
 	runA()
 	load := startLoad(t, cl, in)
 	waitUntil(t, "A to run its 4 tasks and process records", func() bool {
-		s := gather(t, regA)
+		s := scrapeHTTP(t, a)
 		return a.State() == Running && value(s, "sluice_active_tasks") == 4 && value(s, "sluice_processed_records_total") > 100
 	})
-	a1 := gather(t, regA)
+	a1 := scrapeHTTP(t, a)
 
-	_, runB := start(regB)
+	b, runB := start(regB)
 	b1 := gather(t, regB)
 	runB()
 	// An undecodable value (3 bytes for an int64) goes to the dead-letter
@@ -260,7 +293,7 @@ func testMetricsMoveUnderLoad(t *testing.T, g Guarantee) {
 	var missing []string
 	deadline := time.Now().Add(time.Minute)
 	for {
-		a2, b2 = gather(t, regA), gather(t, regB)
+		a2, b2 = scrapeHTTP(t, a), scrapeHTTP(t, b)
 		missing = missing[:0]
 		for _, name := range names {
 			if excluded[name] == "" && !moved(a1, a2, name) && !moved(b1, b2, name) {
@@ -302,9 +335,9 @@ func testMetricsMoveUnderLoad(t *testing.T, g Guarantee) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "B to promote its standbys of A's tasks", func() bool {
-		return value(gather(t, regB), "sluice_standby_promotions_total") > 0
+		return value(scrapeHTTP(t, b), "sluice_standby_promotions_total") > 0
 	})
-	if got := gather(t, regA)["sluice_application_state"].series["application_id="+appID+",state=NOT_RUNNING"]; got != 1 {
+	if got := gather(t, a.gatherer)["sluice_application_state"].series["application_id="+appID+",state=NOT_RUNNING"]; got != 1 {
 		t.Errorf("sluice_application_state{state=NOT_RUNNING} of the closed instance = %v, want 1", got)
 	}
 }
