@@ -131,6 +131,9 @@ type CachingStore struct {
 	free       []*cacheEntry
 	oldBuf     []byte
 	closed     bool
+	// hits and misses count Get's lookups (CacheStats): atomic, so that a
+	// metrics scrape reads them while the task runs.
+	hits, misses atomic.Uint64
 }
 
 // NewCachingStore puts a record cache drawing on cache in front of inner.
@@ -170,6 +173,7 @@ func (s *CachingStore) get(key []byte, shared bool) ([]byte, bool, error) {
 		return nil, false, ErrClosed
 	}
 	if e, ok := s.m[string(key)]; ok {
+		s.hits.Add(1)
 		s.touch(e)
 		if e.deleted {
 			return nil, false, nil
@@ -180,6 +184,7 @@ func (s *CachingStore) get(key []byte, shared bool) ([]byte, bool, error) {
 		}
 		return e.value, true, nil
 	}
+	s.misses.Add(1)
 	v, ok, err := s.inner.Get(key)
 	if err != nil || !ok {
 		return nil, false, err
@@ -212,6 +217,12 @@ func (s *CachingStore) get(key []byte, shared bool) ([]byte, bool, error) {
 // CachingKeyValueStore drops it): downstream must hear that the row the
 // reader saw is gone, or the reader's answer stays forever.
 func (s *CachingStore) GetShared(key []byte) ([]byte, bool, error) { return s.get(key, true) }
+
+// CacheStats returns how many Gets the cache answered (hits, a deleted
+// entry's included) and how many went to the store below (misses), since
+// the store was made, as Kafka Streams' NamedCache counts its hit ratio.
+// Safe to call from any goroutine.
+func (s *CachingStore) CacheStats() (hits, misses uint64) { return s.hits.Load(), s.misses.Load() }
 
 // Put implements KeyValueStore.
 func (s *CachingStore) Put(key, value []byte) error { return s.write(key, value, false) }
