@@ -44,6 +44,9 @@ type App struct {
 	// without it.
 	httpLn  net.Listener
 	httpSrv *http.Server
+	// advertised is the host:port this instance advertises to the group
+	// for interactive queries (AdvertisedAddr, iq.go), "" for none.
+	advertised string
 	// watch tracks broker reachability through every client's hooks
 	// (brokers.go).
 	watch *brokerWatch
@@ -179,6 +182,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	if err := a.openHTTP(); err != nil {
 		return nil, err
 	}
+	a.advertised = a.advertisedAddr()
 	return a, nil
 }
 
