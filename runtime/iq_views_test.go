@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/internal/kafkatest"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
 	"github.com/sluicehq/sluice/window"
 )
 
@@ -268,6 +269,9 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 	if code, _ := getJSON(t, base+"/stores/counts/keys/zz", &e); code != 404 || !strings.Contains(e.Error, `store counts: key "zz" not found`) {
 		t.Errorf("missing key: %d %q", code, e.Error)
 	}
+	if code, _ := getJSON(t, base+"/stores/counts/keys/x%2Fy%20z", &e); code != 404 || !strings.Contains(e.Error, `key "x/y z" not found`) {
+		t.Errorf("an escaped key: %d %q", code, e.Error)
+	}
 	if code, _ := getJSON(t, base+"/stores/nope/keys/a", &e); code != 404 || !strings.Contains(e.Error, "store nope") {
 		t.Errorf("unknown store: %d %q", code, e.Error)
 	}
@@ -306,4 +310,42 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 	if code, _ := getJSON(t, base+"/stores/minutes/range", &e); code != 400 || !strings.Contains(e.Error, "store minutes") {
 		t.Errorf("range of a window store: %d %q", code, e.Error)
 	}
+}
+
+func TestAdvertisedAddr(t *testing.T) {
+	topo := wordCountTopo(t)
+	if _, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1"), runtime.AdvertisedAddr("no-port")); err == nil ||
+		!strings.Contains(err.Error(), "AdvertisedAddr") || !strings.Contains(err.Error(), "no-port") {
+		t.Errorf("New with AdvertisedAddr(no-port) = %v, want an error naming the option and the value", err)
+	}
+	a, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1"), runtime.HTTPAddr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.AdvertisedAddr(), strings.TrimPrefix(a.HTTPURL(), "http://"); got != want {
+		t.Errorf("AdvertisedAddr = %q, want the listener's %q", got, want)
+	}
+	_ = a.Close()
+	b, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1"), runtime.HTTPAddr("127.0.0.1:0"), runtime.AdvertisedAddr("node-1:9000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.AdvertisedAddr(); got != "node-1:9000" {
+		t.Errorf("AdvertisedAddr = %q, want node-1:9000", got)
+	}
+	_ = b.Close()
+	if c, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1")); err != nil || c.AdvertisedAddr() != "" {
+		t.Errorf("without HTTPAddr: AdvertisedAddr %q, %v; want none", c.AdvertisedAddr(), err)
+	}
+}
+
+func wordCountTopo(t *testing.T) *topology.Topology {
+	t.Helper()
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
 }
