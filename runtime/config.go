@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ type config struct {
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
 	httpAddr       string
+	advertisedAddr string
 	onStateChange  func(newState, oldState State)
 	startupTimeout time.Duration
 	maxPollRecords int
@@ -269,6 +271,18 @@ func Registerer(r prometheus.Registerer) Option {
 // Streams: application.server).
 func HTTPAddr(addr string) Option { return optionFunc(func(c *config) { c.httpAddr = addr }) }
 
+// AdvertisedAddr sets the "host:port" this instance advertises to the
+// group for interactive queries: the address at which the other
+// instances reach its HTTP server (Kafka Streams: application.server).
+// Default: the HTTPAddr listener's address, with an unspecified IP (":8080",
+// "0.0.0.0:8080") replaced by os.Hostname(). Without HTTPAddr and
+// AdvertisedAddr the instance advertises nothing: other instances cannot
+// forward queries to it, and KeyQueryMetadata names no host for its
+// tasks.
+func AdvertisedAddr(hostport string) Option {
+	return optionFunc(func(c *config) { c.advertisedAddr = hostport })
+}
+
 // OnStateChange calls fn on each change of the App's State, with the new
 // and the old state (Kafka Streams: KafkaStreams.setStateListener), in the
 // order of the changes. fn runs on the goroutine that changed the state (the
@@ -348,6 +362,11 @@ func (c *config) validate() error {
 	}
 	if c.commitInterval < time.Millisecond {
 		errs = append(errs, &ConfigError{"CommitInterval", fmt.Sprintf("%v is below 1ms", c.commitInterval)})
+	}
+	if c.advertisedAddr != "" {
+		if host, port, err := net.SplitHostPort(c.advertisedAddr); err != nil || host == "" || port == "" || len(c.advertisedAddr) > maxHostLen {
+			errs = append(errs, &ConfigError{"AdvertisedAddr", fmt.Sprintf("%q is not a host:port", c.advertisedAddr)})
+		}
 	}
 	if c.workers < 1 {
 		errs = append(errs, &ConfigError{"Workers", fmt.Sprintf("%d: need at least 1", c.workers)})
