@@ -186,7 +186,10 @@ func (k *kafkaFlags) admin() (*kadm.Client, *kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, nil, usagef("-brokers is empty")
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	// kadm answers topic listings from the client's metadata cache, up
+	// to MetadataMinAge old (5 s by default): reset lists topics before
+	// and after deleting some.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		return nil, nil, fmt.Errorf("client of brokers %s: %w", k.brokers, err)
 	}
