@@ -216,13 +216,13 @@ func printLag(out io.Writer, gl *groupLag) {
 		}
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\t")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG")
 	for _, p := range gl.Partitions {
 		c := "-"
 		if p.Committed != nil {
 			c = fmt.Sprint(*p.Committed)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t\n", p.Topic, p.Partition, c, p.End, p.Lag)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\n", p.Topic, p.Partition, c, p.End, p.Lag)
 	}
 	_ = tw.Flush()
 	parts := make([]string, len(gl.Topics))
