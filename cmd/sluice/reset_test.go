@@ -360,3 +360,50 @@ func TestParseDateTime(t *testing.T) {
 		}
 	}
 }
+
+// A stopped static member stays in the group until its session times out:
+// reset refuses, naming its instance ID; -force (-dry-run first, which
+// removes nothing) removes it and resets.
+func TestResetForceRemovesStaticMember(t *testing.T) {
+	c := kafkatest.New(t)
+	in, out, appID := kafkatest.Topic(t, "in"), kafkatest.Topic(t, "out"), kafkatest.Topic(t, "app")
+	c.Create(t, 2, in, out)
+	adm := testAdmin(t, c)
+	topo := wordCount(t, in, out)
+	lines, want := testLines(30, 6)
+	produceLines(t, c, in, lines)
+	ra := startApp(t, c, topo, appID, t.TempDir(), runtime.InstanceID("node-1"), runtime.SessionTimeout(5*time.Minute))
+	newCountReader(t, c, out, nil).await(t, want)
+	ra.stopApp(t)
+	members := func() []kadm.DescribedGroupMember {
+		d, err := adm.DescribeGroups(context.Background(), appID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d[appID].Members
+	}
+	if m := members(); len(m) != 1 || m[0].InstanceID == nil || *m[0].InstanceID != "node-1" {
+		t.Fatalf("the broker did not keep the stopped static member until its session timeout: %+v", m)
+	}
+	args := []string{"reset", "-brokers", strings.Join(c.Brokers, ","), "-application-id", appID, "-input-topics", in}
+	_, _, err := runCLI(t, args...)
+	if err == nil || !strings.Contains(err.Error(), "instance node-1") {
+		t.Fatalf("reset with a static member left: %v, want a refusal naming instance node-1", err)
+	}
+	stdout, _, err := runCLI(t, append(args, "-force", "-dry-run")...)
+	if err != nil {
+		t.Fatalf("reset -force -dry-run: %v", err)
+	}
+	mustContain(t, "reset -force -dry-run's output", stdout, "would remove every member", "instance node-1")
+	if len(members()) != 1 {
+		t.Error("reset -force -dry-run removed the member")
+	}
+	stdout, _, err = runCLI(t, append(args, "-force")...)
+	if err != nil {
+		t.Fatalf("reset -force: %v\n%s", err, stdout)
+	}
+	mustContain(t, "reset -force's output", stdout, "Removing every member", "instance node-1", "Partition: 1 Offset: 0", "Done.")
+	if m := members(); len(m) != 0 {
+		t.Errorf("after reset -force the group has members %+v", m)
+	}
+}
