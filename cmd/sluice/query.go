@@ -39,6 +39,8 @@ type httpFlags struct {
 	url     string
 	retries int
 	timeout time.Duration
+	// notes, if set, receives a line per retried answer.
+	notes io.Writer
 }
 
 func (h *httpFlags) register(fs *flag.FlagSet) {
@@ -55,9 +57,12 @@ func runQuery(ctx context.Context, args []string, out, errOut io.Writer) error {
 	keyRange := fs.String("range", "", "FROM:TO: read the keys from FROM to TO (inclusive; an empty bound is open) instead of one key")
 	window := fs.String("window", "", "FROM:TO epoch milliseconds: the time range of a window or session store's key fetch")
 	standby := fs.Bool("standby", false, "let a standby replica answer (its lag is printed to standard error)")
-	verbose := fs.Bool("v", false, "print the instance that answered to standard error")
+	verbose := fs.Bool("v", false, "print the instance that answered, and each retried answer, to standard error")
 	if done, err := parseFlags(fs, args); done {
 		return err
+	}
+	if *verbose {
+		hf.notes = errOut
 	}
 	rangeSet := false
 	fs.Visit(func(f *flag.Flag) { rangeSet = rangeSet || f.Name == "range" })
@@ -182,10 +187,14 @@ func (hf *httpFlags) get(ctx context.Context, path string, query url.Values) ([]
 		if resp.StatusCode != http.StatusServiceUnavailable || attempt >= hf.retries {
 			return nil, nil, herr
 		}
+		wait := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if hf.notes != nil {
+			fmt.Fprintf(hf.notes, "%s: %s; retrying in %v\n", resp.Status, herr.msg, wait)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("%w (then: %w)", herr, ctx.Err())
-		case <-time.After(retryAfter(resp.Header.Get("Retry-After"), time.Now())):
+		case <-time.After(wait):
 		}
 	}
 }
