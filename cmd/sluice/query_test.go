@@ -1,16 +1,24 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/internal/kafkatest"
 	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/window"
 )
 
 // query reads word count's store "counts" from a running App (h14iq's
@@ -144,4 +152,78 @@ func TestQueryRetriesWhileStarting(t *testing.T) {
 		mustContain(t, "the retry note", stderr, http.StatusText(http.StatusServiceUnavailable), "retrying in 1s")
 	}
 	t.Logf("query's standard error:\n%s", stderr)
+}
+
+// query -window fetches a window store's windows of a key by window start
+// (GET /stores/{store}/keys/{key}?from=&to=).
+func TestQueryWindowStore(t *testing.T) {
+	c := kafkatest.New(t)
+	in, out, appID := kafkatest.Topic(t, "in"), kafkatest.Topic(t, "out"), kafkatest.Topic(t, "app")
+	c.Create(t, 1, in, out)
+	b := dsl.NewBuilder()
+	lines := dsl.FromTopic(b, in, serde.Bytes, serde.String)
+	words := dsl.FlatMapValues(lines, func(line string, emit func(string)) {
+		for _, w := range strings.Fields(line) {
+			emit(w)
+		}
+	})
+	counts := dsl.WindowedBy(dsl.GroupByValue(words, func(w string) string { return w }, serde.String),
+		window.Tumbling(time.Minute, time.Hour)).Count(dsl.Named("per-minute"))
+	dsl.Map(counts.ToStream(), func(k window.Windowed[string], n int64) (string, int64) { return k.Key, n }).
+		To(out, serde.String, serde.Int64)
+	topo, err := b.Build(dsl.RequireNamedStores())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Recent event times (a broker's retention deletes old ones).
+	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
+	cl := c.Client(t, kgo.DefaultProduceTopic(in))
+	var rs []*kgo.Record
+	for _, r := range []struct {
+		after time.Duration
+		line  string
+	}{{0, "alpha beta"}, {10 * time.Second, "alpha"}, {70 * time.Second, "alpha"}} {
+		rs = append(rs, &kgo.Record{Value: []byte(r.line), Timestamp: base.Add(r.after)})
+	}
+	if err := cl.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ra := startApp(t, c, topo, appID, t.TempDir(), runtime.HTTPAddr("127.0.0.1:0"))
+	ra.awaitRunning(t) // queries during start-up: TestQueryRetriesWhileStarting
+	url := ra.app.HTTPURL()
+	b0, b1 := base.UnixMilli(), base.Add(time.Minute).UnixMilli()
+	type result struct {
+		Start int64 `json:"start"`
+		End   int64 `json:"end"`
+		Value int64 `json:"value"`
+	}
+	fetch := func(from, to int64) (string, []result) {
+		stdout, _, err := runCLI(t, "query", "-url", url, "-retries", "20", "-window", fmt.Sprintf("%d:%d", from, to), "per-minute", "alpha")
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) && strings.Contains(he.status, "404") {
+				return err.Error(), nil // not counted yet
+			}
+			t.Fatalf("query -window: %v", err)
+		}
+		var got struct {
+			Key     string   `json:"key"`
+			Results []result `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+			t.Fatalf("query -window: %v\n%s", err, stdout)
+		}
+		if got.Key != "alpha" {
+			t.Errorf("query -window: key %q, want alpha", got.Key)
+		}
+		return stdout, got.Results
+	}
+	both := []result{{b0, b0 + 60000, 2}, {b1, b1 + 60000, 1}}
+	waitFor(t, time.Minute, "alpha's two windows", func() (bool, string) {
+		s, got := fetch(b0, b1)
+		return slices.Equal(got, both), s
+	})
+	if s, got := fetch(b1, b1); !slices.Equal(got, both[1:]) {
+		t.Errorf("query -window %d:%d = %s, want only the second window", b1, b1, s)
+	}
 }
