@@ -370,12 +370,11 @@ func (a *App) handleRange(w http.ResponseWriter, r *http.Request) {
 		}
 		ans.Results = append(ans.Results, other.Results...)
 	}
-	a.mu.Lock()
-	n := int32(0)
-	if a.layout != nil {
-		n = a.layout.tasks[ref.sub]
+	n, err := a.subTasks(ref)
+	if err != nil {
+		a.queryError(w, err)
+		return
 	}
-	a.mu.Unlock()
 	var missing []string
 	for p := range n {
 		if t := (taskID{ref.sub, p}).String(); !covered[t] {

@@ -139,17 +139,30 @@ func (a *App) findStore(name string) (storeRef, error) {
 // store: the partition the sinks' default partitioner (murmur2, as Kafka's)
 // gives the key among the sub-topology's partitions.
 func (a *App) keyTask(ref storeRef, key []byte) (taskID, error) {
-	a.mu.Lock()
-	l := a.layout
-	a.mu.Unlock()
-	if l == nil {
-		return taskID{}, &StoreQueryError{Store: ref.spec.Name, Err: fmt.Errorf("%w: the App has not started", ErrStoreNotReady)}
+	n, err := a.subTasks(ref)
+	if err != nil {
+		return taskID{}, err
 	}
-	n := l.tasks[ref.sub]
 	if n <= 0 {
 		return taskID{}, &StoreQueryError{Store: ref.spec.Name, Err: fmt.Errorf("%w: sub-topology %d has no partitions", ErrStoreNotReady, ref.sub)}
 	}
 	return taskID{sub: ref.sub, partition: int32(partition.ForKey(key, int(n)))}, nil
+}
+
+// subTasks is the number of tasks of the store's sub-topology. The layout
+// is read once the App has joined (a.bal set under a.mu after the layout
+// was planned), never while start plans it.
+func (a *App) subTasks(ref storeRef) (int32, error) {
+	a.mu.Lock()
+	var l *layout
+	if a.bal != nil && a.bal.assigned.Load() != nil {
+		l = a.layout
+	}
+	a.mu.Unlock()
+	if l == nil {
+		return 0, &StoreQueryError{Store: ref.spec.Name, Err: fmt.Errorf("%w: the App has not joined its group yet", ErrStoreNotReady)}
+	}
+	return l.tasks[ref.sub], nil
 }
 
 // readTask runs f on the store of task id under a.mu: the active task's

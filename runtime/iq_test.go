@@ -176,7 +176,13 @@ func (f *iqFixture) waitAll(t *testing.T, rng *rand.Rand, ins []*iqInstance) {
 // go on: answers are the true count or a retryable 503, never another
 // value; once the group settled every key answers again.
 func TestInteractiveQueriesAcrossInstances(t *testing.T) {
-	f := newIQFixture(t, 6, 1000)
+	for _, g := range []runtime.Guarantee{runtime.AtLeastOnce, runtime.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) { testInteractiveQueriesAcrossInstances(t, g) })
+	}
+}
+
+func testInteractiveQueriesAcrossInstances(t *testing.T, g runtime.Guarantee) {
+	f := newIQFixture(t, 6, 1000, runtime.ProcessingGuarantee(g))
 	ins := []*iqInstance{f.start(t), f.start(t), f.start(t)}
 	rng := rand.New(rand.NewPCG(1, 2))
 
@@ -210,11 +216,11 @@ func TestInteractiveQueriesAcrossInstances(t *testing.T) {
 	var ok200, unavailable atomic.Int64
 	var mu sync.Mutex
 	var wrong []string
-	for g := range 3 {
+	for w := range 3 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(g), 7))
+			r := rand.New(rand.NewPCG(uint64(w), 7))
 			for {
 				select {
 				case <-stop:
@@ -275,6 +281,13 @@ func TestInteractiveQueriesAcrossInstances(t *testing.T) {
 // between them, each once, and are Running.
 func waitIQTasks(t *testing.T, ins []*iqInstance) {
 	t.Helper()
+	waitIQTasksN(t, ins, 6)
+}
+
+// waitIQTasksN waits until the instances run the n tasks between them,
+// each once, and are Running.
+func waitIQTasksN(t *testing.T, ins []*iqInstance, n int) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		seen := map[string]int{}
@@ -286,7 +299,7 @@ func waitIQTasks(t *testing.T, ins []*iqInstance) {
 			}
 			running = running && in.app.State() == runtime.Running
 		}
-		all := len(seen) == 6
+		all := len(seen) == n
 		for _, n := range seen {
 			all = all && n == 1
 		}
@@ -294,8 +307,53 @@ func waitIQTasks(t *testing.T, ins []*iqInstance) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the instances do not share the 6 tasks within a minute: %v", seen)
+			t.Fatalf("the instances do not share the %d tasks within a minute: %v", n, seen)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A standby answers with ?standby=true, naming itself and its lag; without
+// it the query goes to the active.
+func TestInteractiveQueriesFromStandby(t *testing.T) {
+	f := newIQFixture(t, 1, 50, runtime.NumStandbyReplicas(1))
+	ins := []*iqInstance{f.start(t), f.start(t)}
+	rng := rand.New(rand.NewPCG(3, 4))
+	f.waitAll(t, rng, ins)
+	waitIQTasksN(t, ins, 1)
+	active, standby := ins[0], ins[1]
+	if ids, _ := standby.app.Tasks(); len(ids) == 1 {
+		active, standby = standby, active
+	}
+	k := f.keys[0]
+	a := queryKey(t, standby.url, "counts", k)
+	if a.status != http.StatusOK || a.value != f.want[k] || a.servedBy != active.app.AdvertisedAddr() {
+		t.Errorf("without standby=true: %d %s served by %s, want the active %s", a.status, a.body, a.servedBy, active.app.AdvertisedAddr())
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(standby.url + "/stores/counts/keys/" + url.PathEscape(k) + "?standby=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var v struct{ Value int64 }
+		if resp.StatusCode == http.StatusOK && json.Unmarshal(b, &v) == nil && v.Value == f.want[k] &&
+			resp.Header.Get("Sluice-Served-By") == standby.app.AdvertisedAddr() && resp.Header.Get("Sluice-Standby-Lag") == "0" {
+			break
+		}
+		if resp.StatusCode == http.StatusOK && v.Value > f.want[k] {
+			t.Fatalf("standby answered %s, more than the count %d", b, f.want[k])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby did not answer the count %d with lag 0 within a minute: %d %s lag %q served by %q", f.want[k],
+				resp.StatusCode, b, resp.Header.Get("Sluice-Standby-Lag"), resp.Header.Get("Sluice-Served-By"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	md, err := runtime.QueryMetadataForKey(standby.app, "counts", k)
+	if err != nil || md.Active != active.app.AdvertisedAddr() || len(md.Standbys) != 1 || md.Standbys[0] != standby.app.AdvertisedAddr() {
+		t.Errorf("QueryMetadataForKey = %+v, %v; want active %s, standby %s", md, err, active.app.AdvertisedAddr(), standby.app.AdvertisedAddr())
 	}
 }
