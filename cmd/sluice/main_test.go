@@ -72,3 +72,13 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestURLRequired(t *testing.T) {
+	for _, args := range [][]string{{"describe"}, {"query", "counts", "k"}, {"describe", "-url", "127.0.0.1:8080"}} {
+		_, _, err := runCLI(t, args...)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "-url") {
+			t.Errorf("sluice %q: %v, want a usage error about -url", args, err)
+		}
+	}
+}

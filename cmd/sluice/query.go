@@ -44,7 +44,7 @@ type httpFlags struct {
 }
 
 func (h *httpFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&h.url, "url", "http://127.0.0.1:8080", "base URL of an instance's HTTP server (runtime.HTTPAddr)")
+	fs.StringVar(&h.url, "url", "", "base URL of an instance's HTTP server (runtime.HTTPAddr; the examples print it at start: \"web UI and metrics: http://...\"); required")
 	fs.IntVar(&h.retries, "retries", 5, "how many times a 503 Service Unavailable answer is retried")
 	fs.DurationVar(&h.timeout, "timeout", 30*time.Second, "give up after this long")
 }
@@ -158,6 +158,9 @@ func (e *httpError) Error() string {
 // returns the body of a 200 answer, else an *httpError with the server's
 // error message.
 func (hf *httpFlags) get(ctx context.Context, path string, query url.Values) ([]byte, http.Header, error) {
+	if hf.url == "" {
+		return nil, nil, usagef("-url is required: the base URL of one of the application's instances, such as http://127.0.0.1:8080")
+	}
 	base, err := url.Parse(hf.url)
 	if err != nil || base.Scheme == "" || base.Host == "" {
 		return nil, nil, usagef("-url %q: want a URL such as http://127.0.0.1:8080", hf.url)
