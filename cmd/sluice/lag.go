@@ -21,8 +21,8 @@ sub-topologies read), the group's committed offset, the partition's end
 offset (high watermark), and the lag, end minus committed; then the total
 lag, and the lag per topic. A partition a member is assigned but that has no
 committed offset shows "-" and counts as lagging from its start offset (as
-kadm and kafka-consumer-groups count it). A group with no committed offsets
-says so.`
+kadm counts it; kafka-consumer-groups shows no lag for it). A group with no
+committed offsets says so.`
 
 // partitionLag is one line of lag's output.
 type partitionLag struct {
