@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/internal/kafkatest"
+	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/topology"
@@ -290,7 +290,7 @@ func mustContain(t testing.TB, what, s string, subs ...string) {
 func internalTopics(topo *topology.Topology, appID string) []string {
 	var ts []string
 	for _, it := range topo.InternalTopics() {
-		ts = append(ts, fmt.Sprintf("%s-%s", appID, it.Name))
+		ts = append(ts, task.TopicName(appID, it.Name))
 	}
 	slices.Sort(ts)
 	return ts

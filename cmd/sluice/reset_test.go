@@ -17,8 +17,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/dsl"
 	"github.com/sluicehq/sluice/internal/kafkatest"
+	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/window"
 )
 
 // The issue's done-when: word count runs, stops, `sluice reset` (dry run
@@ -406,4 +410,47 @@ func TestResetForceRemovesStaticMember(t *testing.T) {
 	if m := members(); len(m) != 0 {
 		t.Errorf("after reset -force the group has members %+v", m)
 	}
+}
+
+// Every internal topic the runtime creates for a topology (named as
+// runtime/topics.go names them) is one reset deletes: changelogs (key-value,
+// window, suppression), repartition topics, and the foreign-key join's
+// subscription and response topics, named and generated.
+func TestIsInternalTopicOfTopologies(t *testing.T) {
+	const appID = "shop"
+	b := dsl.NewBuilder()
+	orders := dsl.TableFromTopic(b, "orders", serde.String, serde.String)
+	customers := dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+	fk := func(_, v string) dsl.Maybe[string] { return dsl.Some(v) }
+	join := func(_, v, o string) string { return v + o }
+	named := dsl.TableJoinForeignKey(orders, customers, fk, join, serde.String, dsl.Named("enrich"))
+	generated := dsl.TableJoinForeignKey(named, customers, fk, join, serde.String)
+	generated.ToStream().To("enriched", serde.String, serde.String)
+	words := dsl.FromTopic(b, "lines", serde.Bytes, serde.String)
+	dsl.WindowedBy(dsl.GroupByValue(words, func(w string) string { return w }, serde.String),
+		window.Tumbling(time.Minute, 0)).Count(dsl.Named("per-minute")).
+		Suppress(dsl.UntilWindowCloses(dsl.BufferConfig{})).ToStream()
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, it := range topo.InternalTopics() {
+		name := task.TopicName(appID, it.Name)
+		kinds = append(kinds, name)
+		if !isInternalTopic(appID, name) {
+			t.Errorf("internal topic %s (%v) is not one reset deletes", name, it.Kind)
+		}
+	}
+	for _, want := range []string{"-subscription-registration-topic", "-subscription-response-topic", "KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-", "-repartition", "-changelog"} {
+		if !slices.ContainsFunc(kinds, func(n string) bool { return strings.Contains(n, want) }) {
+			t.Errorf("no internal topic with %q among %v: the test does not cover it", want, kinds)
+		}
+	}
+	for _, user := range []string{"orders", "customers", "enriched", "lines"} {
+		if isInternalTopic(appID, user) {
+			t.Errorf("user topic %s taken for an internal one", user)
+		}
+	}
+	t.Logf("internal topics: %v", kinds)
 }
