@@ -530,3 +530,30 @@ func TestHTTPAddrInUse(t *testing.T) {
 		t.Fatalf("New with HTTPAddr %s in use = %v, want a ConfigError naming runtime.HTTPAddr and the address", addr, err)
 	}
 }
+
+// A Kafka client metric that clashes with one already in the given
+// registry (same name, other labels) is left out, not a panic in
+// kgo.NewClient: the App runs, with the other Kafka client metrics.
+func TestKafkaMetricsClashIsLeftOut(t *testing.T) {
+	c := newCluster(t)
+	input, output := topic(t, "in"), topic(t, "out")
+	c.create(t, 1, input, output)
+	reg := prometheus.NewRegistry()
+	promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "sluice_kafka_connects_total", Help: "Not kprom's."}).Add(3)
+	appID := topic(t, "app")
+	in, url := startHTTP(t, c, appID, input, output, runtime.Registerer(reg))
+	defer in.stop(t)
+	want := map[string]int64{}
+	c.produce(t, input, lines(0, 5, 3, want)...)
+	if got, _ := c.counts(t, output, time.Minute, equalCounts(want)); !equalCounts(want)(got) {
+		t.Fatalf("counts: %s", diffCounts(got, want))
+	}
+	var body string
+	waitFor(t, time.Minute, "Kafka client metrics in /metrics", func() bool {
+		_, body, _ = httpGet(t, url+"/metrics")
+		return strings.Contains(body, `sluice_kafka_fetch_bytes_total{application_id="`+appID+`",client="main"`)
+	})
+	if !strings.Contains(body, "\nsluice_kafka_connects_total 3\n") || strings.Contains(body, `sluice_kafka_connects_total{`) {
+		t.Errorf("/metrics: want the registry's own sluice_kafka_connects_total and no kprom one:\n%s", body)
+	}
+}
