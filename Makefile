@@ -31,7 +31,7 @@ test-ui:
 		&& ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
 		echo "test-ui: no Chromium on PATH: installing Debian's chromium with apt-get"; \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 	$(GO) test -tags ui -count=1 -race -run '^TestWebPage' ./examples/wordcount/
 
