@@ -1,6 +1,9 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // State is the state of an App, as Kafka Streams' KafkaStreams.State,
 // with its transitions:
@@ -112,9 +115,15 @@ func (a *App) updateStateLocked() {
 	}
 	_, gen := a.client.GroupMetadata()
 	busy := gen <= 0 || gen <= a.lostGen || len(a.revive) > 0
+	var restoring []string
 	for _, r := range a.runners {
-		busy = busy || r.restoring
+		if r.restoring {
+			restoring = append(restoring, r.id.String())
+		}
 	}
+	slices.Sort(restoring)
+	a.restoringTasks.Store(&restoring) // for /readyz (http_ops.go)
+	busy = busy || len(restoring) > 0
 	if busy {
 		a.setState(Rebalancing)
 	} else {
