@@ -184,6 +184,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
 	}
 	a.standbys = newStandbys(a)
+	m.state.bind(&a.state)
 	a.watch = newBrokerWatch(a.log, m.brokersReachable)
 	if err := a.openHTTP(); err != nil {
 		return nil, err
@@ -685,6 +686,7 @@ func (a *App) Tasks() ([]string, <-chan struct{}) {
 // tasksChangedLocked wakes the waiters of Tasks.
 func (a *App) tasksChangedLocked() {
 	a.metrics.tasks.Set(float64(len(a.runners)))
+	a.metrics.standbyTasks.Set(float64(len(a.standbys.tasks)))
 	if a.changed != nil {
 		close(a.changed)
 		a.changed = nil

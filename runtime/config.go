@@ -45,6 +45,7 @@ type config struct {
 	blockCache     int64
 	memTableBytes  int64
 	cleanupDelay   time.Duration
+	metricsLevel   MetricsLevel
 	shutdownTime   time.Duration
 
 	guarantee         Guarantee

@@ -33,5 +33,8 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 			kv = base()
 		}
 	}
+	if a.cfg.metricsLevel == MetricsDebug {
+		kv = a.metrics.meterStore(r.id, kv)
+	}
 	return kv, nil
 }

@@ -127,6 +127,9 @@ type CachingStore struct {
 	free       []*cacheEntry
 	oldBuf     []byte
 	closed     bool
+	// hits and misses count Get's lookups (CacheStats): atomic, so that a
+	// metrics scrape reads them while the task runs.
+	hits, misses atomic.Uint64
 }
 
 // NewCachingStore puts a record cache drawing on cache in front of inner.
@@ -164,6 +167,7 @@ func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, ErrClosed
 	}
 	if e, ok := s.m[string(key)]; ok {
+		s.hits.Add(1)
 		s.touch(e)
 		if e.deleted {
 			return nil, false, nil
@@ -171,6 +175,7 @@ func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
 		e.lent = true
 		return e.value, true, nil
 	}
+	s.misses.Add(1)
 	v, ok, err := s.inner.Get(key)
 	if err != nil || !ok {
 		return nil, false, err
@@ -191,6 +196,12 @@ func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
 	// Evicted at once (an entry larger than the budget): read again.
 	return s.inner.Get(key)
 }
+
+// CacheStats returns how many Gets the cache answered (hits, a deleted
+// entry's included) and how many went to the store below (misses), since
+// the store was made, as Kafka Streams' NamedCache counts its hit ratio.
+// Safe to call from any goroutine.
+func (s *CachingStore) CacheStats() (hits, misses uint64) { return s.hits.Load(), s.misses.Load() }
 
 // Put implements KeyValueStore.
 func (s *CachingStore) Put(key, value []byte) error { return s.write(key, value, false) }
