@@ -50,13 +50,18 @@ func chromiumPath(t *testing.T) string {
 func TestWebPageInChromium(t *testing.T) {
 	execPath := chromiumPath(t)
 	cluster := kafkatest.New(t)
-	input, output := kafkatest.Topic(t, "text"), kafkatest.Topic(t, "counts")
+	// The example's own names on the embedded broker (the screenshot shows
+	// them); names of the test's own on a shared real broker.
+	input, output, appID := "text-input", "word-counts", "wordcount"
+	if cluster.Real {
+		input, output, appID = kafkatest.Topic(t, "text"), kafkatest.Topic(t, "counts"), kafkatest.Topic(t, "app")
+	}
 	cluster.Create(t, 4, input, output)
 	topo, err := Topology(input, output)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := runtime.New(topo, runtime.ApplicationID(kafkatest.Topic(t, "app")),
+	app, err := runtime.New(topo, runtime.ApplicationID(appID),
 		runtime.Brokers(cluster.Brokers...), runtime.StateDir(t.TempDir()),
 		runtime.CommitInterval(200*time.Millisecond), runtime.HTTPAddr("127.0.0.1:0"))
 	if err != nil {
@@ -106,6 +111,9 @@ func TestWebPageInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)
 	}
+	// The screenshot is taken at the end, also when the test fails: it
+	// shows what the page showed.
+	defer screenshot(bctx, t)
 	waitFor(bctx, t, "the topology with the source topic "+input, fmt.Sprintf(
 		`document.querySelector('#topology-view svg g.topic[data-topic=%q]') !== null`, input), "topology-error")
 	waitFor(bctx, t, "the source node and the counts store in the topology", `
@@ -136,19 +144,6 @@ func TestWebPageInChromium(t *testing.T) {
 		t.Errorf("lookup of %q shows %q, want its count %s", word, value, wantValue)
 	}
 
-	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := os.Getenv("SLUICE_UI_SCREENSHOT")
-	if path == "" {
-		path = filepath.Join(t.TempDir(), "ui.png")
-	}
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-
 	for _, m := range console() {
 		// The lookup of the missing word is a 404 on purpose; the browser
 		// logs each failed request.
@@ -157,6 +152,25 @@ func TestWebPageInChromium(t *testing.T) {
 		}
 		t.Errorf("console %s (%s:%d)", m, m.URL, m.Line)
 	}
+}
+
+// screenshot saves a full-page screenshot as $SLUICE_UI_SCREENSHOT, else
+// in a temporary file, and logs its path.
+func screenshot(ctx context.Context, t *testing.T) {
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	path := os.Getenv("SLUICE_UI_SCREENSHOT")
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "ui.png")
+	}
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", path)
 }
 
 // waitFor waits until the JavaScript expression cond is true in the page,
@@ -249,7 +263,7 @@ func feedLines(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, to
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
@@ -257,8 +271,8 @@ func feedLines(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, to
 				return
 			case <-tick.C:
 			}
-			for j := range 20 {
-				cl.Produce(ctx, &kgo.Record{Value: []byte(feed[(i*20+j)%len(feed)])}, nil)
+			for j := range 4 {
+				cl.Produce(ctx, &kgo.Record{Value: []byte(feed[(i*4+j)%len(feed)])}, nil)
 			}
 		}
 	}()
