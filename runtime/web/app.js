@@ -508,16 +508,19 @@ function lookupShow(status, message, value, meta) {
   $('lookup-meta').textContent = meta || '';
 }
 
-function fmtTime(ms) {
+// timeCell shows an epoch-ms window bound as UTC time, the number itself
+// in its tooltip.
+function timeCell(ms) {
   const d = new Date(Number(ms));
-  return isNaN(d) ? String(ms) : `${d.toISOString()} (${ms})`;
+  const text = isNaN(d) ? String(ms) : d.toISOString().replace('T', ' ').replace('Z', '');
+  return h('td', { class: 'time', title: `${ms} ms since the epoch` }, text);
 }
 
 function resultsTable(results) {
   return h('table', { class: 'results' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'start'), h('th', {}, 'end'), h('th', {}, 'value'))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'start (UTC)'), h('th', {}, 'end (UTC)'), h('th', {}, 'value'))),
     h('tbody', {}, ...results.map(r => h('tr', {},
-      h('td', {}, fmtTime(r.start)), h('td', {}, fmtTime(r.end)), h('td', {}, JSON.stringify(r.value))))));
+      timeCell(r.start), timeCell(r.end), h('td', {}, JSON.stringify(r.value))))));
 }
 
 async function lookup(attempt, seq) {
