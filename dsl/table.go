@@ -83,6 +83,7 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 	if keys == nil || values == nil {
 		b.fail(srcName, "table source of %s needs a key and a value serde", topic)
 	}
+	spec.Serdes = topology.NewStoreSerdes(keys, values)
 	src := stampingSourceNode(b, srcName, []string{topic}, false, keys, values, sourceTimestamps[K, V](b, srcName, o))
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {
 		return nodes.TableSource(ctx, name, spec.Name, keys, values, next)
@@ -250,6 +251,7 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 		b.fail(name, "missing value serde for store %s", spec.Name)
 	}
 	keys := s.keys
+	spec.Serdes = topology.NewStoreSerdes(keys, aggs)
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, operators.Change[V]], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)

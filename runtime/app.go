@@ -52,6 +52,9 @@ type App struct {
 	// restoringTasks are the IDs of the active tasks restoring at the last
 	// poll round (updateStateLocked), for /readyz.
 	restoringTasks atomic.Pointer[[]string]
+	// advertised is the host:port this instance advertises to the group
+	// for interactive queries (AdvertisedAddr, iq.go), "" for none.
+	advertised string
 	// watch tracks broker reachability through every client's hooks
 	// (brokers.go).
 	watch *brokerWatch
@@ -189,6 +192,7 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	if err := a.openHTTP(); err != nil {
 		return nil, err
 	}
+	a.advertised = a.advertisedAddr()
 	return a, nil
 }
 

@@ -33,6 +33,7 @@ type config struct {
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
 	httpAddr       string
+	advertisedAddr string
 	onStateChange  func(newState, oldState State)
 	startupTimeout time.Duration
 	maxPollRecords int
@@ -259,6 +260,18 @@ func Registerer(r prometheus.Registerer) Option {
 // Off by default. The address is also what this instance advertises to the
 // group for interactive queries (Kafka Streams: application.server).
 func HTTPAddr(addr string) Option { return optionFunc(func(c *config) { c.httpAddr = addr }) }
+
+// AdvertisedAddr sets the "host:port" this instance advertises to the
+// group for interactive queries: the address at which the other
+// instances reach its HTTP server (Kafka Streams: application.server).
+// Default: the HTTPAddr listener's address, with an unspecified IP (":8080",
+// "0.0.0.0:8080") replaced by os.Hostname(). Without HTTPAddr and
+// AdvertisedAddr the instance advertises nothing: other instances cannot
+// forward queries to it, and KeyQueryMetadata names no host for its
+// tasks.
+func AdvertisedAddr(hostport string) Option {
+	return optionFunc(func(c *config) { c.advertisedAddr = hostport })
+}
 
 // OnStateChange calls fn on each change of the App's State, with the new
 // and the old state (Kafka Streams: KafkaStreams.setStateListener). fn runs
