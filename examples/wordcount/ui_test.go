@@ -131,6 +131,12 @@ func TestWebPageInChromium(t *testing.T) {
 	waitFor(bctx, t, "the counts store in the lookup form",
 		`document.querySelector('#store option[value="counts"]') !== null`, "stores-error")
 
+	if os.Getenv("SLUICE_UI_SCREENSHOT") != "" {
+		// The screenshot for the README (make screenshot): half a minute
+		// of throughput in the sparklines.
+		waitFor(bctx, t, "30 task samples", `Number(document.getElementById('tasks').dataset.samples) >= 30`, "tasks-error")
+	}
+
 	missing := "no-such-word-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	status, message, _ := lookup(bctx, t, missing)
 	if status != "404" || message != "not found" {
@@ -246,10 +252,11 @@ func collectConsole(ctx context.Context) func() []chromedp.ConsoleMessage {
 	}
 }
 
-// feedLines writes generated lines without the word skip to topic, a few
-// hundred a second, until the returned stop is called.
+// feedLines writes generated lines without the word skip to topic, four
+// hundred a second over all its partitions, until the returned stop is
+// called.
 func feedLines(ctx context.Context, t *testing.T, cluster *kafkatest.Cluster, topic, skip string) (stop func()) {
-	cl := cluster.Client(t, kgo.DefaultProduceTopic(topic))
+	cl := cluster.Client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	var feed []string
 	for _, l := range generateLines(5000) {
 		var kept []string

@@ -369,7 +369,7 @@ window.addEventListener('resize', () => {
 
 // ---- tasks -----------------------------------------------------------------
 
-const HISTORY = 60;                 // samples kept per task: one a second
+const HISTORY = 30;                 // samples kept per task: one a second
 const LAG_WARN = 1000;              // lag shown as a warning from here
 const history = new Map();          // task key -> records/s samples
 let samples = 0;                    // polls that returned tasks
