@@ -111,6 +111,7 @@ const ITEM_GAP = 18;    // horizontal space between items of a layer
 const PAD = 16;         // padding inside a sub-topology box
 const TITLE_H = 42;     // sub-topology title and its live stats line
 const BOX_GAP = 22;     // space between sub-topology boxes
+const MIN_SCALE = 0.7;  // smallest scale a wide topology is drawn at
 
 let measureCtx = null;
 
@@ -123,6 +124,7 @@ function textWidth(text, font) {
 }
 
 const NAME_FONT = '12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
+const TITLE_FONT = '600 13px system-ui, sans-serif';
 
 // layoutGraph lays one sub-topology out in layers, top to bottom: the
 // topics a source reads, then the nodes by depth (the longest path from a
@@ -161,8 +163,10 @@ function layoutGraph(nodes) {
         edges.push({ from: 'in:' + t, to: node.id, type: 'flow' });
       }
     }
-    if (kind === 'sink' && n.topic) {
-      const t = add('out:' + n.topic, { kind: 'topic', label: n.topic, layer: layer + 1, topic: n.topic });
+    if (kind === 'sink' && typeof n.topic === 'string') {
+      // "" is a sink that chooses the topic per record (a TopicNameExtractor).
+      const label = n.topic || '(topic chosen per record)';
+      const t = add('out:' + (n.topic || '?' + n.name), { kind: 'topic', label, layer: layer + 1, topic: n.topic });
       t.layer = Math.max(t.layer, layer + 1);
       edges.push({ from: node.id, to: t.id, type: 'flow' });
     }
@@ -294,7 +298,7 @@ function drawGraph(g, layout, ox, oy) {
 let topology = null;
 
 // drawTopology draws every sub-topology as a titled box, wrapped into rows
-// as wide as the panel, and the global stores in a box of their own.
+// as wide as the panel (a global store being one of them, see below).
 function drawTopology() {
   const view = $('topology-view');
   view.replaceChildren();
@@ -303,15 +307,16 @@ function drawTopology() {
   for (const st of topology.subtopologies || []) {
     boxes.push({ title: `Sub-topology ${st.id}`, id: st.id, layout: layoutGraph(st.nodes || []) });
   }
-  const globals = topology.global_stores || [];
-  if (globals.length) {
-    const nodes = [];
-    for (const gs of globals) {
-      nodes.push({ name: gs.source, kind: 'source', topics: [gs.topic], successors: [gs.processor], predecessors: [] });
-      nodes.push({ name: gs.processor, kind: 'processor', stores: [gs.store], successors: [], predecessors: [gs.source] });
-    }
-    boxes.push({ title: 'Global stores', id: 'global', layout: layoutGraph(nodes) });
+  // A global store is a sub-topology of its own (with an ID among the
+  // others, as Kafka Streams numbers it) that runs in no task.
+  for (const gs of topology.global_stores || []) {
+    const nodes = [
+      { name: gs.source, kind: 'source', topics: [gs.topic], successors: [gs.processor], predecessors: [] },
+      { name: gs.processor, kind: 'processor', stores: [gs.store], successors: [], predecessors: [gs.source] },
+    ];
+    boxes.push({ title: `Sub-topology ${gs.id} · global store`, id: gs.id, global: true, layout: layoutGraph(nodes) });
   }
+  boxes.sort((a, b) => a.id - b.id);
   if (!boxes.length) {
     view.append(h('p', { class: 'muted' }, 'The topology has no sub-topologies.'));
     return;
@@ -319,7 +324,7 @@ function drawTopology() {
   const maxW = Math.max(view.clientWidth - 4, 300);
   let x = 0, y = 0, rowH = 0, totalW = 0;
   for (const b of boxes) {
-    b.w = Math.max(b.layout.width + 2 * PAD, 220);
+    b.w = Math.max(b.layout.width + 2 * PAD, textWidth(b.title, TITLE_FONT) + 2 * PAD, 220);
     b.h = b.layout.height + 2 * PAD + TITLE_H;
     if (x > 0 && x + b.w > maxW) { x = 0; y += rowH + BOX_GAP; rowH = 0; }
     b.x = x; b.y = y;
@@ -328,8 +333,11 @@ function drawTopology() {
     totalW = Math.max(totalW, b.x + b.w);
   }
   const totalH = y + rowH;
+  // A sub-topology wider than the panel is drawn smaller, down to
+  // MIN_SCALE (still legible); beyond that the panel scrolls.
+  const scale = Math.max(Math.min(1, maxW / (totalW + 2)), MIN_SCALE);
   const svg = s('svg', {
-    id: 'topology-svg', class: 'topology', width: totalW + 2, height: totalH + 2,
+    id: 'topology-svg', class: 'topology', width: Math.round((totalW + 2) * scale), height: Math.round((totalH + 2) * scale),
     viewBox: `-1 -1 ${totalW + 2} ${totalH + 2}`, role: 'img',
     'aria-label': 'topology: sub-topologies with their topics, nodes and state stores',
   });
@@ -342,7 +350,7 @@ function drawTopology() {
     const g = s('g', { class: 'subtopology', 'data-subtopology': b.id }, svg);
     s('rect', { class: 'box', x: b.x, y: b.y, width: b.w, height: b.h, rx: 8 }, g);
     s('text', { class: 'title', x: b.x + PAD, y: b.y + 20 }, g).textContent = b.title;
-    s('text', { class: 'stats', x: b.x + PAD, y: b.y + 37, 'data-subtopology': b.id }, g);
+    if (!b.global) s('text', { class: 'stats', x: b.x + PAD, y: b.y + 37, 'data-subtopology': b.id }, g);
     const ox = b.x + PAD + (b.w - 2 * PAD - b.layout.width) / 2;
     drawGraph(g, b.layout, ox, b.y + PAD + TITLE_H);
   }
