@@ -164,7 +164,8 @@ bench-kfake:
 bench-kafka:
 	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS) -brokers $$KAFKA_BROKERS'
 
-## run: the flagship example, word count, on generated input
+## run: the flagship example, word count, on generated input; it prints the
+## URL of its web UI and metrics (runtime.HTTPAddr, -http) first, on stderr
 run:
 	$(GO) run ./examples/wordcount -generate 100000
 

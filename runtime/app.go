@@ -43,8 +43,11 @@ type App struct {
 	brokers  []string
 
 	running atomic.Bool
-	// state is the App's State (state.go).
-	state atomic.Int32
+	// state is the App's State (state.go), changed under stateMu, a leaf
+	// lock (taken after mu or alone) held while OnStateChange's listener
+	// runs.
+	state   atomic.Int32
+	stateMu sync.Mutex
 	// httpLn and httpSrv are the HTTP server of HTTPAddr (http.go); nil
 	// without it.
 	httpLn  net.Listener

@@ -222,7 +222,27 @@
 // restoring), Running once in the group with every task restored,
 // PendingShutdown and NotRunning after a shutdown asked for,
 // PendingError and Error after a fatal error. A broker outage changes no
-// state, as in Kafka Streams. See docs/operations.md.
+// state, as in Kafka Streams. OnStateChange is called on each change. See
+// docs/operations.md.
+//
+// # HTTP server and metrics
+//
+// With HTTPAddr the App serves HTTP (the listener opens in New, so that a
+// port in use fails New with a ConfigError; requests are served from Run's
+// start until Run returns, after the final state is set): /metrics
+// (Prometheus' text format), /healthz (200 unless the App failed or
+// stopped), /readyz (200 once Running with no active task restoring, else
+// 503 naming the reason and the tasks restoring), /topology (Describe's
+// text, ?format=json, mermaid or dot), /api/state, and the parts of the
+// other files of http_*.go. The operations endpoints take no lock: they
+// read atomics, so they answer while a commit or a rebalance runs.
+//
+// Every App has a Prometheus registry: the Registerer given, served if it
+// is a Gatherer, or one of its own. Every Kafka client of the App (each
+// kgo.NewClient starts from baseClientOpts) carries franz-go's kprom
+// hooks, one kprom.Metrics per client (kprom keeps one client's
+// collectors), under sluice_kafka_ with a client label naming it (admin,
+// main, global, standby, restore-<topic>-<partition>, ...).
 //
 // # Concurrency and lock order
 //
@@ -237,7 +257,10 @@
 // adjustOffsets while the poll loop may hold App.mu in a commit that waits
 // for a rebalance, so adjustOffsets must not take App.mu), cleanupMu (the
 // timers deleting the state of tasks that moved away); the record cache
-// budget's task count is an atomic. A restore goroutine takes none of them: closing a task
+// budget's task count is an atomic. stateMu (the State's changes and the
+// OnStateChange calls, in order) is innermost: taken after App.mu or
+// closeMu or alone, with nothing taken under it but what the listener
+// does. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
 // The standby set's lock (standbys.mu) comes after App.mu and before
 // cleanupMu: the group callbacks open and close standby tasks holding

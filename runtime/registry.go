@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,11 +108,7 @@ type lenientRegisterer struct {
 func (r lenientRegisterer) MustRegister(cs ...prometheus.Collector) {
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {
-			are := prometheus.AlreadyRegisteredError{}
-			if errors.As(err, &are) && are.ExistingCollector == c {
-				continue
-			}
-			r.log.Warn("Kafka client metrics: a collector is not registered", "err", err)
+			r.log.Warn("Kafka client metrics: a collector clashes with one registered already; left out", "err", err)
 		}
 	}
 }

@@ -217,8 +217,8 @@ func (cr *changelogReader) readTo(ctx context.Context, topic string, partition i
 // client.
 func (a *App) newChangelogReader() *changelogReader {
 	cr := &changelogReader{clientOpts: a.connOpts(), admin: kadm.NewClient(a.admin), log: a.log,
-		clientMetrics: func(client string) kgo.Opt { return kafkaMetrics(a.promReg, a.log, a.cfg.appID, client) },
-		restored:      a.metrics.restored, remaining: a.metrics.restoreRemaining}
+		restored: a.metrics.restored, remaining: a.metrics.restoreRemaining}
+	cr.clientMetrics = func(client string) kgo.Opt { return kafkaMetrics(a.promReg, a.log, a.cfg.appID, client) }
 	if a.cfg.guarantee == ExactlyOnce {
 		// An open transaction holds the end until it ends, at most the
 		// transaction timeout of its producer (Sluice's instances use

@@ -88,21 +88,22 @@ func (a *App) State() State { return State(a.state.Load()) }
 // setState moves the App to next if Kafka Streams allows the transition
 // from its current state, and reports whether it did; a transition not
 // allowed (Running after a shutdown began) is ignored. Changes are
-// logged.
+// logged. stateMu orders the changes and their OnStateChange calls: the
+// listener sees them in the order they happened, each old state the new
+// one of the call before.
 func (a *App) setState(next State) bool {
-	for {
-		cur := State(a.state.Load())
-		if cur == next || !cur.validTransition(next) {
-			return false
-		}
-		if a.state.CompareAndSwap(int32(cur), int32(next)) {
-			a.log.Info("state", "from", cur, "to", next)
-			if fn := a.cfg.onStateChange; fn != nil {
-				fn(next, cur)
-			}
-			return true
-		}
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
+	cur := State(a.state.Load())
+	if cur == next || !cur.validTransition(next) {
+		return false
 	}
+	a.state.Store(int32(next))
+	a.log.Info("state", "from", cur, "to", next)
+	if fn := a.cfg.onStateChange; fn != nil {
+		fn(next, cur)
+	}
+	return true
 }
 
 // updateStateLocked moves the App between Rebalancing and Running after a
