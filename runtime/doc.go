@@ -244,6 +244,18 @@
 // collectors), under sluice_kafka_ with a client label naming it (admin,
 // main, global, standby, restore-<topic>-<partition>, ...).
 //
+// The App's own metrics (metrics.go, listed in docs/operations.md) cost
+// nothing per record: a task's records are counted in its runner and
+// timed once per processing round, and the poll loop folds the round into
+// the task's counters, latency histogram and records lag gauges
+// afterwards; the record caches count hits and misses in atomics read at
+// scrape time, and the State is read at scrape time too. Store operation
+// latencies are timed only at MetricsRecordingLevel(MetricsDebug) (Kafka
+// Streams' metrics.recording.level), by a wrapper of each store's base
+// that INFO does not install. GET /api/tasks (http_tasks.go) answers the
+// tasks' processed totals, rates and lag from a view the poll loop
+// publishes every 200 ms, so a request never waits for App.mu.
+//
 // # Concurrency and lock order
 //
 // One goroutine polls and, holding App.mu for a round, activates the

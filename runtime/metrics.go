@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"iter"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -96,8 +97,8 @@ type taskMetrics struct {
 	processLatency prometheus.Observer
 	// total counts the records the task processed since it opened here.
 	total int64
-	// parts are the task's input partitions' lag: the gauges and the
-	// latest values, -1 while unknown.
+	// parts are the task's input partitions' lag: the latest values, -1
+	// while unknown, and the gauges, nil until the first value.
 	parts []partitionLag
 }
 
@@ -227,16 +228,21 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 		active: map[taskID]*taskMetrics{},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.processed, m.dropped, m.deadLettered, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
-			m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped, m.brokersReachable,
-			m.processSeconds, m.processLatency, m.punctuate, m.polls, m.polledRecords, m.lag, m.storeOps, m.standbyTasks, m.rebalances,
-			m.caches, m.state} {
+		for _, c := range m.collectors() {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return m, nil
+}
+
+// collectors are every metric family of the App's.
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.processed, m.dropped, m.deadLettered, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
+		m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped, m.brokersReachable,
+		m.processSeconds, m.processLatency, m.punctuate, m.polls, m.polledRecords, m.lag, m.storeOps, m.standbyTasks, m.rebalances,
+		m.caches, m.state}
 }
 
 // polled counts a poll and the records it returned.
@@ -267,8 +273,7 @@ func (m *metrics) taskRound(r *runner) {
 	r.processed, r.busy = 0, 0
 	for i, q := range r.queues {
 		if i == len(tm.parts) {
-			tm.parts = append(tm.parts, partitionLag{topic: q.topic, partition: q.partition, lag: -1,
-				gauge: m.lag.WithLabelValues(q.topic, strconv.Itoa(int(q.partition)))})
+			tm.parts = append(tm.parts, partitionLag{topic: q.topic, partition: q.partition, lag: -1})
 		}
 		pl := &tm.parts[i]
 		// The position: after the last record processed, or the fetch
@@ -286,6 +291,9 @@ func (m *metrics) taskRound(r *runner) {
 			continue // not known yet
 		}
 		lag := max(q.end-pos, 0)
+		if pl.gauge == nil {
+			pl.gauge = m.lag.WithLabelValues(q.topic, strconv.Itoa(int(q.partition)))
+		}
 		if lag != pl.lag {
 			pl.lag = lag
 			pl.gauge.Set(float64(lag))
@@ -305,23 +313,23 @@ func (m *metrics) taskOpened(r *runner) {
 }
 
 // taskClosed ends the metrics of an active task closed here (it moved
-// away, or is revived): its series go, so that an instance's series are
-// those of the tasks it has.
+// away, or is revived): the lag gauges of its partitions go, so that an
+// instance shows the lag of the partitions it has. Its counters and
+// histograms stay, as the totals of what this instance did, and go on if
+// the task comes back.
 func (m *metrics) taskClosed(id taskID) {
 	tm := m.active[id]
 	delete(m.active, id)
-	s := id.String()
-	m.caches.remove(s)
+	m.caches.remove(id.String())
 	if tm == nil {
 		return
 	}
 	for _, pl := range tm.parts {
+		if pl.gauge == nil {
+			continue
+		}
 		m.lag.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.partition)))
 	}
-	for _, v := range []interface{ DeleteLabelValues(...string) bool }{m.processed, m.processSeconds, m.processLatency, m.punctuate} {
-		v.DeleteLabelValues(s)
-	}
-	m.storeOps.DeletePartialMatch(prometheus.Labels{"task": s})
 }
 
 // punctuated returns the task.Config hook that times task id's
@@ -342,14 +350,16 @@ func cachingStore(s state.Store) *state.CachingStore {
 	return c
 }
 
-// cacheCollector exports the hit and miss counts of the active tasks'
-// record caches, read at scrape time (state.CachingStore.CacheStats):
-// Kafka Streams' hit-ratio of each NamedCache, as two counters whose rates
-// give the ratio.
+// cacheCollector exports the hit and miss counts of the tasks' record
+// caches, read at scrape time (state.CachingStore.CacheStats): Kafka
+// Streams' hit-ratio of each NamedCache, as two counters whose rates give
+// the ratio. The counts of a task's caches closed here are kept and added
+// to, so that the counters never go back.
 type cacheCollector struct {
 	hits, misses *prometheus.Desc
 	mu           sync.Mutex
 	stores       map[[2]string]*state.CachingStore // by task and store
+	closed       map[[2]string][2]uint64           // hits and misses of closed caches
 }
 
 func newCacheCollector(labels prometheus.Labels) *cacheCollector {
@@ -359,6 +369,7 @@ func newCacheCollector(labels prometheus.Labels) *cacheCollector {
 		misses: prometheus.NewDesc("sluice_cache_misses_total",
 			"Reads of a store its record cache did not hold, read from the store below, by task and store.", []string{"task", "store"}, labels),
 		stores: map[[2]string]*state.CachingStore{},
+		closed: map[[2]string][2]uint64{},
 	}
 }
 
@@ -368,10 +379,14 @@ func (c *cacheCollector) add(task, store string, s *state.CachingStore) {
 	c.mu.Unlock()
 }
 
+// remove stops reading the caches of task, keeping their counts.
 func (c *cacheCollector) remove(task string) {
 	c.mu.Lock()
-	for k := range c.stores {
+	for k, s := range c.stores {
 		if k[0] == task {
+			hits, misses := s.CacheStats()
+			sum := c.closed[k]
+			c.closed[k] = [2]uint64{sum[0] + hits, sum[1] + misses}
 			delete(c.stores, k)
 		}
 	}
@@ -385,10 +400,15 @@ func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.hits; ch
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	counts := maps.Clone(c.closed)
 	for k, s := range c.stores {
 		hits, misses := s.CacheStats()
-		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(hits), k[0], k[1])
-		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(misses), k[0], k[1])
+		sum := counts[k]
+		counts[k] = [2]uint64{sum[0] + hits, sum[1] + misses}
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(n[0]), k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(n[1]), k[0], k[1])
 	}
 }
 
