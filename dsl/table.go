@@ -128,6 +128,7 @@ func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...StoreOption) Table[
 func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption) Table[K, V] {
 	o := collect(opts)
 	store, versioned := t.materializeVersioned(o, "KTABLE-FILTER", "Table.Filter")
+	t.b.setStoreSerdes(store, topology.NewStoreSerdes(t.keys, t.values))
 	name := t.b.nameOr(o.name, "KTABLE-FILTER")
 	var stores []string
 	if store != "" {
@@ -169,6 +170,7 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...StoreOption) Table[K, V2] {
 	o := collect(opts)
 	store, versioned := t.materializeVersioned(o, "KTABLE-MAPVALUES", "TableMapValues")
+	t.b.setStoreSerdes(store, topology.NewStoreSerdes(t.keys, values))
 	name := t.b.nameOr(o.name, "KTABLE-MAPVALUES")
 	var stores []string
 	if store != "" {

@@ -216,6 +216,16 @@ func windowedAggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, prefix 
 	return Table[window.Windowed[K], A]{b: b, node: n, values: aggs, store: spec.Name, view: view}
 }
 
+// setStoreSerdes records the serdes of store name (for interactive
+// queries); "" is no store.
+func (b *Builder) setStoreSerdes(name string, s topology.StoreSerdes) {
+	for _, spec := range b.stores {
+		if name != "" && spec.Name == name {
+			spec.Serdes = s
+		}
+	}
+}
+
 // setWindowSize records the window size of window store name (for
 // interactive queries: a window's end).
 func (b *Builder) setWindowSize(name string, size time.Duration) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -361,6 +362,11 @@ func (c *config) validate() error {
 	}
 	if c.commitInterval < time.Millisecond {
 		errs = append(errs, &ConfigError{"CommitInterval", fmt.Sprintf("%v is below 1ms", c.commitInterval)})
+	}
+	if c.advertisedAddr != "" {
+		if host, port, err := net.SplitHostPort(c.advertisedAddr); err != nil || host == "" || port == "" || len(c.advertisedAddr) > maxHostLen {
+			errs = append(errs, &ConfigError{"AdvertisedAddr", fmt.Sprintf("%q is not a host:port", c.advertisedAddr)})
+		}
 	}
 	if c.workers < 1 {
 		errs = append(errs, &ConfigError{"Workers", fmt.Sprintf("%d: need at least 1", c.workers)})

@@ -286,6 +286,26 @@
 // global store (syncStore.mu) is a leaf too, held for one store call by
 // the workers, the global reader, and the poll goroutine with App.mu held
 // (a commit's cache flush forwards into a stream-global join).
+// Interactive queries (iq.go) read a task's store holding App.mu, between
+// two rounds, and a standby's holding App.mu then standbys.mu; an HTTP
+// query forwarded to another instance holds no lock while it waits.
+//
+// # Interactive queries
+//
+// KeyValueStoreView, WindowStoreView and SessionStoreView are typed
+// read-only views of a store across this instance's tasks (Kafka Streams'
+// KafkaStreams.store), safe while the tasks run: a read holds App.mu, so
+// it runs between rounds and reads only tasks that run here, restored.
+// Each instance advertises its HTTP address (AdvertisedAddr, default the
+// HTTPAddr listener's; Kafka Streams' application.server) in its member
+// metadata, and the group leader sends every member every host's active
+// and standby tasks with the assignment, so QueryMetadataForKey and
+// Instances answer where any key's task runs. With HTTPAddr the App serves
+// the stores as JSON (/api/stores, /stores/{store}/keys/{key},
+// /stores/{store}/range), forwarding a query once to the instance running
+// the key's task, and answering 503 with Retry-After while the task moves
+// or restores: never another instance's stale value. See
+// docs/interactive-queries.md.
 //
 // # Errors
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/internal/kafkatest"
 	"github.com/sluicehq/sluice/runtime"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
 	"github.com/sluicehq/sluice/window"
 )
 
@@ -33,8 +34,8 @@ type viewsApp struct {
 func startViewsApp(t *testing.T) *viewsApp {
 	t.Helper()
 	c := kafkatest.New(t)
-	in := kafkatest.Topic(t, "in")
-	c.Create(t, 4, in)
+	in, users := kafkatest.Topic(t, "in"), kafkatest.Topic(t, "users")
+	c.Create(t, 4, in, users)
 	base := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
 	// Records: a at +0s, +5s, +70s (two minutes, two sessions); b at
 	// +1s; c at +2s, +3s.
@@ -54,12 +55,19 @@ func startViewsApp(t *testing.T) *viewsApp {
 		}
 		v.partition[r.key] = res[0].Record.Partition
 	}
+	for i, kv := range [][2]string{{"u1", "alice"}, {"u2", "bob"}, {"u1", "alicia"}} {
+		r := &kgo.Record{Topic: users, Key: []byte(kv[0]), Value: []byte(kv[1]), Timestamp: base.Add(time.Duration(i) * time.Second)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	b := dsl.NewBuilder()
 	g := dsl.FromTopic(b, in, serde.String, serde.String).GroupByKey()
 	g.Count(dsl.Named("counts"))
 	dsl.WindowedBy(g, window.Tumbling(time.Minute, time.Hour)).Count(dsl.Named("minutes"))
 	dsl.WindowedBySession(g, window.Session{Gap: 10 * time.Second, Grace: time.Hour}).Count(dsl.Named("sessions"))
+	dsl.TableFromTopic(b, users, serde.String, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "users", HistoryRetention: time.Hour}))
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +91,22 @@ func startViewsApp(t *testing.T) *viewsApp {
 	if err != nil {
 		t.Fatal(err)
 	}
+	us, err := runtime.KeyValueStoreView[string, string](app, "users")
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(time.Minute)
 	for {
+		if u, ok, err := us.Get("u1"); err != nil || !ok || u != "alicia" {
+			if err != nil && !errors.Is(err, runtime.ErrStoreNotReady) {
+				t.Fatalf("users Get(u1): %v", err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("users: u1 = %q, %v, %v within a minute; want alicia", u, ok, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		n, ok, err := kv.Get("a")
 		if err == nil && ok && n == 3 {
 			if m, ok, err := kv.Get("c"); err == nil && ok && m == 2 {
@@ -178,8 +200,16 @@ func TestStoreViews(t *testing.T) {
 			t.Errorf("QueryMetadataForKey(%s) = %+v, want active %s, partition %d", k, md, app.AdvertisedAddr(), p)
 		}
 	}
-	if is := app.Instances(); len(is) != 1 || is[0].Host != app.AdvertisedAddr() || len(is[0].Tasks) != 4 ||
-		strings.Join(is[0].Stores, ",") != "counts,minutes,sessions" {
+	// A versioned store answers its latest values.
+	us, err := runtime.KeyValueStoreView[string, string](app, "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok, err := us.Get("u2"); err != nil || !ok || u != "bob" {
+		t.Errorf("users Get(u2) = %q, %v, %v; want bob", u, ok, err)
+	}
+	if is := app.Instances(); len(is) != 1 || is[0].Host != app.AdvertisedAddr() || len(is[0].Tasks) != 8 ||
+		strings.Join(is[0].Stores, ",") != "counts,minutes,sessions,users" {
 		t.Errorf("Instances = %+v", is)
 	}
 }
@@ -245,14 +275,14 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 			WindowSizeMs          int64 `json:"window_size_ms"`
 		}
 	}
-	if code, _ := getJSON(t, base+"/api/stores", &stores); code != 200 || len(stores.Stores) != 3 {
+	if code, _ := getJSON(t, base+"/api/stores", &stores); code != 200 || len(stores.Stores) != 4 {
 		t.Fatalf("/api/stores: %d %+v", code, stores)
 	}
 	var kinds []string
 	for _, s := range stores.Stores {
 		kinds = append(kinds, s.Name+":"+s.Kind+":"+itoa(s.WindowSizeMs))
 	}
-	if got := strings.Join(kinds, " "); got != "counts:key_value:0 minutes:window:60000 sessions:session:0" {
+	if got := strings.Join(kinds, " "); got != "counts:key_value:0 minutes:window:60000 sessions:session:0 users:versioned:0" {
 		t.Errorf("/api/stores = %s", got)
 	}
 
@@ -264,9 +294,16 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 	if code != 200 || kv.Key != "a" || kv.Value != 3 || h.Get("Sluice-Served-By") != v.app.AdvertisedAddr() {
 		t.Errorf("/stores/counts/keys/a: %d %+v served by %q", code, kv, h.Get("Sluice-Served-By"))
 	}
+	var user struct{ Key, Value string }
+	if code, _ := getJSON(t, base+"/stores/users/keys/u1", &user); code != 200 || user.Value != "alicia" {
+		t.Errorf("/stores/users/keys/u1: %d %+v, want alicia", code, user)
+	}
 	var e struct{ Error string }
 	if code, _ := getJSON(t, base+"/stores/counts/keys/zz", &e); code != 404 || !strings.Contains(e.Error, `store counts: key "zz" not found`) {
 		t.Errorf("missing key: %d %q", code, e.Error)
+	}
+	if code, _ := getJSON(t, base+"/stores/counts/keys/x%2Fy%20z", &e); code != 404 || !strings.Contains(e.Error, `key "x/y z" not found`) {
+		t.Errorf("an escaped key: %d %q", code, e.Error)
 	}
 	if code, _ := getJSON(t, base+"/stores/nope/keys/a", &e); code != 404 || !strings.Contains(e.Error, "store nope") {
 		t.Errorf("unknown store: %d %q", code, e.Error)
@@ -306,4 +343,42 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 	if code, _ := getJSON(t, base+"/stores/minutes/range", &e); code != 400 || !strings.Contains(e.Error, "store minutes") {
 		t.Errorf("range of a window store: %d %q", code, e.Error)
 	}
+}
+
+func TestAdvertisedAddr(t *testing.T) {
+	topo := wordCountTopo(t)
+	if _, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1"), runtime.AdvertisedAddr("no-port")); err == nil ||
+		!strings.Contains(err.Error(), "AdvertisedAddr") || !strings.Contains(err.Error(), "no-port") {
+		t.Errorf("New with AdvertisedAddr(no-port) = %v, want an error naming the option and the value", err)
+	}
+	a, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1"), runtime.HTTPAddr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.AdvertisedAddr(), strings.TrimPrefix(a.HTTPURL(), "http://"); got != want {
+		t.Errorf("AdvertisedAddr = %q, want the listener's %q", got, want)
+	}
+	_ = a.Close()
+	b, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1"), runtime.HTTPAddr("127.0.0.1:0"), runtime.AdvertisedAddr("node-1:9000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.AdvertisedAddr(); got != "node-1:9000" {
+		t.Errorf("AdvertisedAddr = %q, want node-1:9000", got)
+	}
+	_ = b.Close()
+	if c, err := runtime.New(topo, runtime.ApplicationID("a"), runtime.Brokers("x:1")); err != nil || c.AdvertisedAddr() != "" {
+		t.Errorf("without HTTPAddr: AdvertisedAddr %q, %v; want none", c.AdvertisedAddr(), err)
+	}
+}
+
+func wordCountTopo(t *testing.T) *topology.Topology {
+	t.Helper()
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
 }
