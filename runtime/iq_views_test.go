@@ -245,7 +245,7 @@ func TestStoreViewErrors(t *testing.T) {
 	}
 }
 
-func getJSON(t *testing.T, url string, into any) (int, http.Header) {
+func iqGetJSON(t *testing.T, url string, into any) (int, http.Header) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -275,7 +275,7 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 			WindowSizeMs          int64 `json:"window_size_ms"`
 		}
 	}
-	if code, _ := getJSON(t, base+"/api/stores", &stores); code != 200 || len(stores.Stores) != 4 {
+	if code, _ := iqGetJSON(t, base+"/api/stores", &stores); code != 200 || len(stores.Stores) != 4 {
 		t.Fatalf("/api/stores: %d %+v", code, stores)
 	}
 	var kinds []string
@@ -290,22 +290,22 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 		Key   string
 		Value int64
 	}
-	code, h := getJSON(t, base+"/stores/counts/keys/a", &kv)
+	code, h := iqGetJSON(t, base+"/stores/counts/keys/a", &kv)
 	if code != 200 || kv.Key != "a" || kv.Value != 3 || h.Get("Sluice-Served-By") != v.app.AdvertisedAddr() {
 		t.Errorf("/stores/counts/keys/a: %d %+v served by %q", code, kv, h.Get("Sluice-Served-By"))
 	}
 	var user struct{ Key, Value string }
-	if code, _ := getJSON(t, base+"/stores/users/keys/u1", &user); code != 200 || user.Value != "alicia" {
+	if code, _ := iqGetJSON(t, base+"/stores/users/keys/u1", &user); code != 200 || user.Value != "alicia" {
 		t.Errorf("/stores/users/keys/u1: %d %+v, want alicia", code, user)
 	}
 	var e struct{ Error string }
-	if code, _ := getJSON(t, base+"/stores/counts/keys/zz", &e); code != 404 || !strings.Contains(e.Error, `store counts: key "zz" not found`) {
+	if code, _ := iqGetJSON(t, base+"/stores/counts/keys/zz", &e); code != 404 || !strings.Contains(e.Error, `store counts: key "zz" not found`) {
 		t.Errorf("missing key: %d %q", code, e.Error)
 	}
-	if code, _ := getJSON(t, base+"/stores/counts/keys/x%2Fy%20z", &e); code != 404 || !strings.Contains(e.Error, `key "x/y z" not found`) {
+	if code, _ := iqGetJSON(t, base+"/stores/counts/keys/x%2Fy%20z", &e); code != 404 || !strings.Contains(e.Error, `key "x/y z" not found`) {
 		t.Errorf("an escaped key: %d %q", code, e.Error)
 	}
-	if code, _ := getJSON(t, base+"/stores/nope/keys/a", &e); code != 404 || !strings.Contains(e.Error, "store nope") {
+	if code, _ := iqGetJSON(t, base+"/stores/nope/keys/a", &e); code != 404 || !strings.Contains(e.Error, "store nope") {
 		t.Errorf("unknown store: %d %q", code, e.Error)
 	}
 
@@ -314,14 +314,14 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 		Results []struct{ Start, End, Value int64 }
 	}
 	from, to := v.base.UnixMilli(), v.base.Add(30*time.Second).UnixMilli()
-	code, _ = getJSON(t, base+"/stores/minutes/keys/a?from="+itoa(from)+"&to="+itoa(to), &win)
+	code, _ = iqGetJSON(t, base+"/stores/minutes/keys/a?from="+itoa(from)+"&to="+itoa(to), &win)
 	if code != 200 || win.Key != "a" || len(win.Results) != 1 || win.Results[0].Start != from || win.Results[0].End != from+60000 || win.Results[0].Value != 2 {
 		t.Errorf("window query: %d %+v", code, win)
 	}
-	if code, _ := getJSON(t, base+"/stores/minutes/keys/a?from=yesterday", &e); code != 400 || !strings.Contains(e.Error, "store minutes") {
+	if code, _ := iqGetJSON(t, base+"/stores/minutes/keys/a?from=yesterday", &e); code != 400 || !strings.Contains(e.Error, "store minutes") {
 		t.Errorf("bad from: %d %q", code, e.Error)
 	}
-	code, _ = getJSON(t, base+"/stores/sessions/keys/a", &win)
+	code, _ = iqGetJSON(t, base+"/stores/sessions/keys/a", &win)
 	if code != 200 || len(win.Results) != 2 || win.Results[0].End != v.base.Add(5*time.Second).UnixMilli() || win.Results[1].Value != 1 {
 		t.Errorf("session query: %d %+v", code, win)
 	}
@@ -332,15 +332,15 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 			Value int64
 		}
 	}
-	code, _ = getJSON(t, base+"/stores/counts/range", &rng)
+	code, _ = iqGetJSON(t, base+"/stores/counts/range", &rng)
 	if code != 200 || len(rng.Results) != 3 || rng.Results[0].Key != "a" || rng.Results[2].Value != 2 {
 		t.Errorf("range: %d %+v", code, rng)
 	}
-	code, _ = getJSON(t, base+"/stores/counts/range?from=b&to=b", &rng)
+	code, _ = iqGetJSON(t, base+"/stores/counts/range?from=b&to=b", &rng)
 	if code != 200 || len(rng.Results) != 1 || rng.Results[0].Key != "b" {
 		t.Errorf("range b..b: %d %+v", code, rng)
 	}
-	if code, _ := getJSON(t, base+"/stores/minutes/range", &e); code != 400 || !strings.Contains(e.Error, "store minutes") {
+	if code, _ := iqGetJSON(t, base+"/stores/minutes/range", &e); code != 400 || !strings.Contains(e.Error, "store minutes") {
 		t.Errorf("range of a window store: %d %q", code, e.Error)
 	}
 }
