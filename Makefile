@@ -13,13 +13,33 @@ FUZZFILTER   ?= .
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
+.PHONY: all test test-ui screenshot test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
 ## test: unit, driver and embedded-broker tests, with the race detector, in random order
 test:
 	$(GO) test -race -shuffle=on -timeout 30m ./...
+
+## test-ui: the web page (runtime/web) in headless Chromium, driven with
+## chromedp from examples/wordcount/ui_test.go (build tag ui): word count on
+## the embedded broker, its topology drawn, its tasks live, a count looked
+## up. Installs Debian's chromium with apt-get when no Chromium is on $PATH
+## (CI runs as root on Debian); SLUICE_CHROMIUM names another browser.
+test-ui:
+	@if [ -z "$$SLUICE_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 \
+		&& ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
+		echo "test-ui: no Chromium on PATH: installing Debian's chromium with apt-get"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+	$(GO) test -tags ui -count=1 -race -run '^TestWebPage' ./examples/wordcount/
+
+## screenshot: make test-ui, saving the page's screenshot as docs/img/ui.png
+## (the README shows it)
+screenshot:
+	@mkdir -p docs/img
+	SLUICE_UI_SCREENSHOT=$(CURDIR)/docs/img/ui.png $(MAKE) test-ui
 
 ## fuzz: every fuzz target of the repository (func FuzzXxx in a _test.go
 ## file), FUZZTIME each with FUZZPARALLEL workers, one after the other; not
@@ -44,6 +64,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags kafka ./...
 	$(GO) vet -tags kafkasecure ./...
+	$(GO) vet -tags ui ./...
 	GOFLAGS= $(GO) run $(STATICCHECK) ./...
 
 ## test-kafka: the integration suite against a real Apache Kafka broker

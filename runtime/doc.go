@@ -357,4 +357,12 @@
 // once with an AuthorizationError. The SASL password is never formatted:
 // the configuration Run logs at start shows it as [redacted]. See
 // docs/security.md.
+//
+// # Web page
+//
+// With HTTPAddr the App serves a web page at "/" (http_ui.go): its files,
+// runtime/web/, are embedded in the binary and fetch nothing but the App's
+// own JSON endpoints, from which the page shows the application's state,
+// draws the topology, tables the tasks' throughput and lag each second and
+// looks keys up in the queryable stores. docs/operations.md, "Web page".
 package runtime
