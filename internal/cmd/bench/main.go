@@ -97,6 +97,10 @@ func run() error {
 		brokers, where = e.Brokers(), "embedded kfake"
 	}
 	run := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	// -child, -table, -only latency, -allocs: modes.go.
+	if done, err := runModes(ctx, brokers, where, run, *n, *workers, *runs, int32(*partitions), *only); done || err != nil {
+		return err
+	}
 	input := run + "-input"
 	if err := connectors.CreateTopics(ctx, brokers, int32(*partitions), input); err != nil {
 		return err

@@ -1,0 +1,276 @@
+package main
+
+// The table of issue 15 (-table): the raw count loop, count per key with
+// the record cache off and on, the window count with the cache off and the
+// stream-stream join, each run in a process of its own so that its peak
+// RSS is its own.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/runtime"
+)
+
+var (
+	tableMode = flag.Bool("table", false, "print issue 15's table: raw count loop, count per key with the cache off and on, window count with the cache off, stream-stream join; each run in a process of its own (records/s, CPU-s per 1M, peak RSS), median of -runs interleaved runs")
+	childSpec = flag.String("child", "", "internal: run one workload of -table, described by this JSON, and print its result")
+)
+
+// tableRow is one workload of the table.
+type tableRow struct {
+	kind string // the workload's name in -only
+	name string
+}
+
+var tableRows = []tableRow{
+	{"rawcount", "raw franz-go consume→count in a map→produce"},
+	{"count-nocache", "Sluice count per key, cache off"},
+	{"count-cache", "Sluice count per key, 10 MiB cache"},
+	{"windowcount-nocache", "Sluice 1m tumbling window count, cache off"},
+	{"ssjoin", "Sluice stream-stream join (1m window)"},
+}
+
+// childRun tells a child process which workload to run on which input.
+type childRun struct {
+	Kind       string   `json:"kind"`
+	Brokers    []string `json:"brokers"`
+	Input      string   `json:"input"`
+	Run        string   `json:"run"`
+	Records    int      `json:"records"`
+	Workers    int      `json:"workers"`
+	Partitions int32    `json:"partitions"`
+	// The stream-stream join's inputs.
+	Left        string `json:"left,omitempty"`
+	Right       string `json:"right,omitempty"`
+	JoinKeys    int    `json:"join_keys,omitempty"`
+	JoinRecords int    `json:"join_records,omitempty"`
+	Pairs       int64  `json:"pairs,omitempty"`
+}
+
+// childResult is what a child prints on its last line, after resultPrefix.
+type childResult struct {
+	Name      string `json:"name"`
+	Records   int    `json:"records"`
+	ElapsedNs int64  `json:"elapsed_ns"`
+	CPUNs     int64  `json:"cpu_ns"`
+	Written   int64  `json:"written"`
+	Want      int64  `json:"want"`
+}
+
+const resultPrefix = "BENCH-RESULT "
+
+// tableResult is one run of a row, with the child process's peak RSS.
+type tableResult struct {
+	result
+	rssBytes int64
+}
+
+// runChild runs the workload spec describes in this process and prints
+// its result.
+func runChild(ctx context.Context, spec string) error {
+	var c childRun
+	if err := json.Unmarshal([]byte(spec), &c); err != nil {
+		return fmt.Errorf("-child: %w", err)
+	}
+	var r result
+	var err error
+	nocache := runtime.CacheMaxBytes(0)
+	switch c.Kind {
+	case "rawcount":
+		r, err = rawCount(ctx, c.Brokers, c.Input, c.Run+"-rawcount", c.Records, c.Partitions, time.Second)
+	case "count-nocache":
+		r, err = sluice(ctx, c.Brokers, c.Input, c.Run, c.Kind, c.Records, c.Records, c.Workers, c.Partitions,
+			labelled(countByKey, "Sluice count per key, cache off"), nocache)
+		r.want = int64(c.Records)
+	case "count-cache":
+		r, err = sluice(ctx, c.Brokers, c.Input, c.Run, c.Kind, c.Records, c.Records, c.Workers, c.Partitions,
+			labelled(countByKey, "Sluice count per key, 10 MiB cache"))
+	case "windowcount-nocache":
+		r, err = sluice(ctx, c.Brokers, c.Input, c.Run, c.Kind, c.Records, c.Records, c.Workers, c.Partitions,
+			labelled(windowCount, "Sluice 1m tumbling window count, cache off"), nocache)
+		r.want = int64(c.Records)
+	case "ssjoin":
+		in := joinInputs{left: c.Left, right: c.Right, joinKeys: c.JoinKeys}
+		r, err = sluice(ctx, c.Brokers, "", c.Run, c.Kind, 2*c.JoinRecords, 2*c.JoinRecords, c.Workers, c.Partitions, in.streamStream)
+		r.want = c.Pairs
+	default:
+		return fmt.Errorf("-child: unknown workload %q", c.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	out, err := json.Marshal(childResult{Name: r.name, Records: r.records, ElapsedNs: int64(r.elapsed), CPUNs: int64(r.cpu),
+		Written: r.written, Want: r.want})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s%s\n", resultPrefix, out)
+	return nil
+}
+
+// runTableChild runs one workload in a child process (this program again)
+// and returns its result with the child's peak RSS.
+func runTableChild(ctx context.Context, c childRun) (tableResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return tableResult{}, err
+	}
+	spec, err := json.Marshal(c)
+	if err != nil {
+		return tableResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "-brokers", strings.Join(c.Brokers, ","), "-child", string(spec))
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return tableResult{}, fmt.Errorf("workload %s in a child process: %w (output: %s)", c.Kind, err, strings.TrimSpace(stdout.String()))
+	}
+	var cr *childResult
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		if line, ok := strings.CutPrefix(sc.Text(), resultPrefix); ok {
+			cr = new(childResult)
+			if err := json.Unmarshal([]byte(line), cr); err != nil {
+				return tableResult{}, fmt.Errorf("workload %s: result %q: %w", c.Kind, line, err)
+			}
+		}
+	}
+	if cr == nil {
+		return tableResult{}, fmt.Errorf("workload %s: the child printed no result (output: %s)", c.Kind, strings.TrimSpace(stdout.String()))
+	}
+	r := tableResult{result: result{kind: c.Kind, name: cr.Name, records: cr.Records, elapsed: time.Duration(cr.ElapsedNs),
+		cpu: time.Duration(cr.CPUNs), written: cr.Written, want: cr.Want}}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.rssBytes = ru.Maxrss * 1024 // kilobytes on Linux
+	}
+	return r, nil
+}
+
+// runTable prints the table of issue 15: each row's workload runs runs
+// times in a process of its own, the rounds interleaved, and each column
+// is the median of its runs.
+func runTable(ctx context.Context, brokers []string, where, run string, n, workers, runs int, partitions int32, only string) error {
+	selected := func(kind string) bool { return only == "" || strings.Contains(","+only+",", ","+kind+",") }
+	input := run + "-input"
+	var joins joinInputs
+	joinRecords := flagInt("join-records")
+	if selected("rawcount") || selected("count-nocache") || selected("count-cache") || selected("windowcount-nocache") {
+		if err := connectors.CreateTopics(ctx, brokers, partitions, input); err != nil {
+			return err
+		}
+		fmt.Printf("Producing %d records of ~100 B (10,000 keys) to %s on %s...\n", n, input, where)
+		if _, err := produceInput(ctx, brokers, input, n); err != nil {
+			return err
+		}
+	}
+	if selected("ssjoin") {
+		fmt.Printf("Producing the stream-stream join's inputs: two streams of %d records (%d keys)...\n", joinRecords, flagInt("join-keys"))
+		var err error
+		joins, err = produceJoinInputs(ctx, brokers, run, partitions, joinRecords, flagInt("table-keys"), flagInt("join-keys"))
+		if err != nil {
+			return err
+		}
+	}
+	byKind := map[string][]tableResult{}
+	for round := range runs {
+		for _, row := range tableRows {
+			if !selected(row.kind) {
+				continue
+			}
+			c := childRun{Kind: row.kind, Brokers: brokers, Input: input, Run: fmt.Sprintf("%s-%d", run, round), Records: n,
+				Workers: workers, Partitions: partitions, Left: joins.left, Right: joins.right, JoinKeys: joins.joinKeys,
+				JoinRecords: joinRecords, Pairs: joins.pairs}
+			r, err := runTableChild(ctx, c)
+			if err != nil {
+				return err
+			}
+			byKind[row.kind] = append(byKind[row.kind], r)
+			fmt.Printf("  %-46s %9.0f records/s  %6.2f CPU-s/M  %5.0f MB", r.name, r.rate(), r.cpuPerMillion(), mb(r.rssBytes))
+			if r.written > 0 {
+				fmt.Printf("  (%d records written", r.written)
+				if r.want > 0 {
+					fmt.Printf(" of %d", r.want)
+				}
+				fmt.Print(")")
+			}
+			fmt.Println()
+		}
+	}
+	fmt.Printf("\nOn %s: %d records of ~100 B over 10k keys (the join: 2 × %d), %d partitions, %d worker(s), commit 1 s,\n",
+		where, n, joinRecords, partitions, workers)
+	fmt.Printf("at-least-once; each run in a process of its own; median of %d interleaved runs per column:\n", runs)
+	fmt.Printf("%-46s %12s %10s %10s %10s %10s\n", "workload", "records/s", "CPU-s/1M", "peak RSS", "rate/raw", "CPU/raw")
+	var raw *tableMedian
+	var rows []tableMedian
+	for _, row := range tableRows {
+		rs := byKind[row.kind]
+		if len(rs) == 0 {
+			continue
+		}
+		m := medianOf(rs)
+		rows = append(rows, m)
+		if row.kind == "rawcount" {
+			raw = &rows[len(rows)-1]
+		}
+	}
+	for _, m := range rows {
+		ratio, cpu := "-", "-"
+		if raw != nil {
+			ratio, cpu = fmt.Sprintf("%.2f", m.rate/raw.rate), fmt.Sprintf("%.2f", m.cpuPerM/raw.cpuPerM)
+		}
+		fmt.Printf("%-46s %12.0f %10.2f %7.0f MB %10s %10s\n", m.name, m.rate, m.cpuPerM, mb(m.rss), ratio, cpu)
+	}
+	fmt.Println("\nrecords/s counts input records (the join: the records of both streams); CPU-s/1M is the workload")
+	fmt.Println("process's user+system CPU per million input records, the broker's not included (kfake runs in this")
+	fmt.Println("process, each workload in a child); peak RSS is the child's maximum resident set (getrusage ru_maxrss).")
+	fmt.Println("Issue 15's targets, count per key cache off: rate/raw >= 0.5 and CPU-s/1M <= 1.2.")
+	return nil
+}
+
+// tableMedian is a row of the table: the median of each column over the
+// row's runs.
+type tableMedian struct {
+	name    string
+	rate    float64
+	cpuPerM float64
+	rss     int64
+}
+
+func medianOf(rs []tableResult) tableMedian {
+	rates, cpus, rsss := make([]float64, len(rs)), make([]float64, len(rs)), make([]int64, len(rs))
+	for i, r := range rs {
+		rates[i], cpus[i], rsss[i] = r.rate(), r.cpuPerMillion(), r.rssBytes
+	}
+	slices.Sort(rates)
+	slices.Sort(cpus)
+	slices.Sort(rsss)
+	return tableMedian{name: rs[0].name, rate: rates[len(rs)/2], cpuPerM: cpus[len(rs)/2], rss: rsss[len(rs)/2]}
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// flagInt is the value of an int flag that run defines.
+func flagInt(name string) int {
+	f := flag.Lookup(name)
+	if f == nil {
+		panic("bench: no flag -" + name)
+	}
+	v, err := strconv.Atoi(f.Value.String())
+	if err != nil {
+		panic(fmt.Sprintf("bench: flag -%s: %v", name, err))
+	}
+	return v
+}
