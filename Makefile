@@ -12,8 +12,11 @@ FUZZPARALLEL ?= 1
 FUZZFILTER   ?= .
 
 BENCH_RECORDS ?= 2000000
+# BENCH_WORKERS is the Sluice worker goroutines of make bench's table and
+# latency runs (issue 15's table was measured with one).
+BENCH_WORKERS ?= 1
 
-.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
+.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka bench-workloads run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
@@ -126,8 +129,11 @@ describe-check:
 kafka-fetch:
 	scripts/kafka.sh fetch
 
-## bench: go benchmarks, then the runtime against the raw franz-go loop on
-## the embedded broker and on a real Kafka broker
+## bench: go benchmarks, then issue 15's table (raw count loop, count per
+## key with the cache off and on, window count with the cache off,
+## stream-stream join: records/s, CPU-s per 1M, peak RSS, each workload in
+## a process of its own, median of 3) and the latency benchmark, on the
+## embedded broker and on a real Kafka broker (docs/performance.md)
 bench: bench-go bench-kfake bench-kafka
 
 bench-go:
@@ -138,10 +144,18 @@ bench-layout:
 	$(GO) test -run '^$$' -bench PebbleLayout -benchmem -benchtime 20x -timeout 1h ./state/
 
 bench-kfake:
-	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)
+	$(GO) run ./internal/cmd/bench -table -allocs -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
+	$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
 
 bench-kafka:
-	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS) -brokers $$KAFKA_BROKERS'
+	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -table -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS && \
+		$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS'
+
+## bench-workloads: every workload of the bench program (stateless, word
+## count, the joins, exactly-once, suppression, ...) in one process, on the
+## embedded broker: -cpuprofile profiles them
+bench-workloads:
+	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)
 
 ## run: the flagship example, word count, on generated input
 run:

@@ -19,8 +19,11 @@ func runModes(ctx context.Context, brokers []string, where, run string, n, worke
 			return true, err
 		}
 	}
+	// The other workloads of -only: the table's rows, or the in-process
+	// workloads.
+	rest := strings.Trim(strings.ReplaceAll(","+only+",", ",latency,", ","), ",")
 	if *tableMode {
-		if err := runTable(ctx, brokers, where, run, n, workers, runs, partitions, only); err != nil {
+		if err := runTable(ctx, brokers, where, run, n, workers, runs, partitions, rest); err != nil {
 			return true, err
 		}
 	}
@@ -29,7 +32,5 @@ func runModes(ctx context.Context, brokers []string, where, run string, n, worke
 			return true, err
 		}
 	}
-	// The other workloads of -only still run in this process.
-	rest := strings.Trim(strings.ReplaceAll(","+only+",", ",latency,", ","), ",")
 	return *tableMode || (latency && rest == ""), nil
 }

@@ -203,7 +203,7 @@ func runTable(ctx context.Context, brokers []string, where, run string, n, worke
 	if selected("ssjoin") {
 		fmt.Printf("Producing the stream-stream join's inputs: two streams of %d records (%d keys)...\n", joinRecords, flagInt("join-keys"))
 		var err error
-		joins, err = produceJoinInputs(ctx, brokers, run, partitions, joinRecords, flagInt("table-keys"), flagInt("join-keys"))
+		joins, err = produceStreamJoinInputs(ctx, brokers, run, partitions, joinRecords, flagInt("join-keys"))
 		if err != nil {
 			return err
 		}
