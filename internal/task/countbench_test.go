@@ -59,7 +59,7 @@ func BenchmarkTaskCountPerKey(b *testing.B) {
 				}
 				var db *state.PebbleDB
 				if base == "pebble" {
-					db, err = state.OpenPebble(b.TempDir(), state.PebbleOptions{BufferWrites: true})
+					db, err = state.OpenPebble(b.TempDir(), state.PebbleOptions{BufferWrites: true, MemTableSize: 1 << 20})
 					if err != nil {
 						b.Fatal(err)
 					}
