@@ -211,9 +211,15 @@ func measureLatency(ctx context.Context, brokers []string, app latencyApp, id st
 		return res, fmt.Errorf("no output of %s arrived in %s (%d records sent after the warm-up)", id, output, res.sent)
 	}
 	slices.Sort(lats)
-	pct := func(q float64) time.Duration { return lats[max(0, int(math.Ceil(q*float64(len(lats))))-1)] }
-	res.p50, res.p99, res.p999, res.pmax = pct(0.5), pct(0.99), pct(0.999), lats[len(lats)-1]
+	res.p50, res.p99, res.p999, res.pmax = percentile(lats, 0.5), percentile(lats, 0.99), percentile(lats, 0.999), lats[len(lats)-1]
 	return res, nil
+}
+
+// percentile is the q-quantile of sorted (not empty) by the nearest-rank
+// method: the smallest value at least a fraction q of the values are at
+// most.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	return sorted[min(len(sorted), max(1, int(math.Ceil(q*float64(len(sorted))))))-1]
 }
 
 // feed produces records to input at rate records/s for d: keys from the
