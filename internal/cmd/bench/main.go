@@ -76,6 +76,9 @@ type result struct {
 	cpu     time.Duration
 	written int64 // records in the output topic after the run (Sluice workloads)
 	want    int64 // records it should hold, if known
+	// dropped counts the records the app dropped on purpose (late,
+	// null key, ...), by reason (Sluice workloads).
+	dropped map[string]float64
 }
 
 func (r result) rate() float64 { return float64(r.records) / r.elapsed.Seconds() }
@@ -720,6 +723,7 @@ func sluice(ctx context.Context, brokers []string, input, run, name string, reco
 		return result{}, err
 	}
 	r.written = written
+	r.dropped = droppedByReason(reg)
 	return r, nil
 }
 

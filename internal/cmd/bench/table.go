@@ -13,12 +13,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/connectors"
 	"github.com/sluicehq/sluice/runtime"
@@ -69,7 +72,8 @@ type childResult struct {
 	Written   int64  `json:"written"`
 	Want      int64  `json:"want"`
 	// PeakRSS is the process's VmHWM in bytes (see peakRSS).
-	PeakRSS int64 `json:"peak_rss"`
+	PeakRSS int64              `json:"peak_rss"`
+	Dropped map[string]float64 `json:"dropped,omitempty"`
 }
 
 const resultPrefix = "BENCH-RESULT "
@@ -119,7 +123,7 @@ func runChild(ctx context.Context, spec string) error {
 		return err
 	}
 	out, err := json.Marshal(childResult{Name: r.name, Records: r.records, ElapsedNs: int64(r.elapsed), CPUNs: int64(r.cpu),
-		Written: r.written, Want: r.want, PeakRSS: rss})
+		Written: r.written, Want: r.want, PeakRSS: rss, Dropped: r.dropped})
 	if err != nil {
 		return err
 	}
@@ -180,7 +184,7 @@ func runTableChild(ctx context.Context, c childRun) (tableResult, error) {
 		return tableResult{}, fmt.Errorf("workload %s: the child printed no result (output: %s)", c.Kind, strings.TrimSpace(stdout.String()))
 	}
 	return tableResult{result: result{kind: c.Kind, name: cr.Name, records: cr.Records, elapsed: time.Duration(cr.ElapsedNs),
-		cpu: time.Duration(cr.CPUNs), written: cr.Written, want: cr.Want}, rssBytes: cr.PeakRSS}, nil
+		cpu: time.Duration(cr.CPUNs), written: cr.Written, want: cr.Want, dropped: cr.Dropped}, rssBytes: cr.PeakRSS}, nil
 }
 
 // runTable prints the table of issue 15: each row's workload runs runs
@@ -229,6 +233,9 @@ func runTable(ctx context.Context, brokers []string, where, run string, n, worke
 					fmt.Printf(" of %d", r.want)
 				}
 				fmt.Print(")")
+			}
+			for _, reason := range slices.Sorted(maps.Keys(r.dropped)) {
+				fmt.Printf("  %.0f dropped: %s", r.dropped[reason], reason)
 			}
 			fmt.Println()
 		}
@@ -297,4 +304,30 @@ func flagInt(name string) int {
 		panic(fmt.Sprintf("bench: flag -%s: %v", name, err))
 	}
 	return v
+}
+
+// droppedByReason sums the records the app's tasks dropped on purpose
+// (sluice_dropped_records_total) by reason.
+func droppedByReason(reg *prometheus.Registry) map[string]float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil
+	}
+	var by map[string]float64
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_dropped_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && m.GetCounter().GetValue() > 0 {
+					if by == nil {
+						by = map[string]float64{}
+					}
+					by[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return by
 }
