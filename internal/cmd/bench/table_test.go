@@ -64,8 +64,8 @@ func TestMedianOf(t *testing.T) {
 		run(1000, 2*time.Second, 1*time.Second, 10),
 		run(1000, 4*time.Second, 2*time.Second, 20),
 	})
-	if m.rate != 500 || m.cpuPerM != 2000 || m.rss != 20 {
-		t.Errorf("median: %+v, want rate 500, CPU-s/1M 2000, RSS 20", m)
+	if m.rate != 500 || m.cpuPerM != 2000 || m.cores != 0.5 || m.rss != 20 {
+		t.Errorf("median: %+v, want rate 500, CPU-s/1M 2000, cores 0.5 (3, 0.5, 0.5), RSS 20", m)
 	}
 }
 
