@@ -59,7 +59,6 @@ type latencyResult struct {
 	name       string
 	max, rate  float64 // records/s
 	sent, got  int     // records fed after the warm-up, their outputs received
-	lat        []time.Duration
 	p50, p99   time.Duration
 	p999, pmax time.Duration
 }
@@ -68,7 +67,7 @@ type latencyResult struct {
 // off, at one fixed rate: half the maximum of Sluice's, measured first on
 // a backlog of n records (the raw loop's too, for reference), unless -rate
 // is given.
-func runLatency(ctx context.Context, brokers []string, where, run string, n, workers int, partitions int32) error {
+func runLatency(ctx context.Context, brokers []string, where, run string, n, workers, runs int, partitions int32) error {
 	apps := []latencyApp{
 		{
 			name: "raw franz-go consume→count in a map→produce",
@@ -114,21 +113,31 @@ func runLatency(ctx context.Context, brokers []string, where, run string, n, wor
 		}
 		rate = maxes[len(apps)-1] / 2
 	}
-	var results []latencyResult
-	for i, a := range apps {
-		fmt.Printf("Latency: %s at %.0f records/s for %s after a %s warm-up...\n", a.name, rate, *latencyDuration, *latencyWarmup)
-		r, err := measureLatency(ctx, brokers, a, fmt.Sprintf("%s-lat%d", run, i), rate, partitions)
-		if err != nil {
-			return fmt.Errorf("latency: %s: %w", a.name, err)
+	// Each app runs runs times, the rounds interleaved; each percentile
+	// is the median of its runs: one stall of a loaded machine (seconds)
+	// moves one run's p99, not the median's.
+	byApp := make([][]latencyResult, len(apps))
+	for round := range runs {
+		for i, a := range apps {
+			fmt.Printf("Latency: %s at %.0f records/s for %s after a %s warm-up...\n", a.name, rate, *latencyDuration, *latencyWarmup)
+			r, err := measureLatency(ctx, brokers, a, fmt.Sprintf("%s-%d-%d", run, round, i), rate, partitions)
+			if err != nil {
+				return fmt.Errorf("latency: %s: %w", a.name, err)
+			}
+			fmt.Printf("  p50 %.1f ms, p99 %.1f ms, p999 %.1f ms, max %.1f ms, %d/%d outputs\n", ms(r.p50), ms(r.p99), ms(r.p999), ms(r.pmax), r.got, r.sent)
+			byApp[i] = append(byApp[i], r)
 		}
-		r.max = maxes[i]
-		results = append(results, r)
+	}
+	results := make([]latencyResult, len(apps))
+	for i, rs := range byApp {
+		results[i] = medianLatency(rs)
+		results[i].max = maxes[i]
 	}
 	fmt.Printf("\nLatency on %s: produce of an input record to arrival of its output; count per key, cache off,\n", where)
-	fmt.Printf("at-least-once, commit %s, %d partitions, %d workers (Sluice), %s at a fixed rate after a %s warm-up:\n",
+	fmt.Printf("at-least-once, commit %s, %d partitions, %d workers (Sluice), %s at a fixed rate after a %s warm-up,\n",
 		latencyCommit, partitions, workers, *latencyDuration, *latencyWarmup)
+	fmt.Printf("each percentile the median of %d interleaved runs:\n", runs)
 	fmt.Printf("%-46s %10s %10s %8s %8s %8s %8s %12s\n", "app", "max rec/s", "rate", "p50 ms", "p99 ms", "p999 ms", "max ms", "outputs")
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, r := range results {
 		mx := "-"
 		if r.max > 0 {
@@ -206,13 +215,38 @@ func measureLatency(ctx context.Context, brokers []string, app latencyApp, id st
 	if cerr != nil {
 		return res, cerr
 	}
-	res.sent, res.got, res.lat = int(sent.Load()), got, lats
+	res.sent, res.got = int(sent.Load()), got
 	if len(lats) == 0 {
 		return res, fmt.Errorf("no output of %s arrived in %s (%d records sent after the warm-up)", id, output, res.sent)
 	}
 	slices.Sort(lats)
 	res.p50, res.p99, res.p999, res.pmax = percentile(lats, 0.5), percentile(lats, 0.99), percentile(lats, 0.999), lats[len(lats)-1]
 	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// medianLatency is the median of each percentile of rs, and the outputs
+// of all of them.
+func medianLatency(rs []latencyResult) latencyResult {
+	m := latencyResult{name: rs[0].name, rate: rs[0].rate}
+	med := func(f func(latencyResult) time.Duration) time.Duration {
+		ds := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			ds[i] = f(r)
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	m.p50 = med(func(r latencyResult) time.Duration { return r.p50 })
+	m.p99 = med(func(r latencyResult) time.Duration { return r.p99 })
+	m.p999 = med(func(r latencyResult) time.Duration { return r.p999 })
+	m.pmax = med(func(r latencyResult) time.Duration { return r.pmax })
+	for _, r := range rs {
+		m.sent += r.sent
+		m.got += r.got
+	}
+	return m
 }
 
 // percentile is the q-quantile of sorted (not empty) by the nearest-rank

@@ -15,7 +15,7 @@ func runModes(ctx context.Context, brokers []string, where, run string, n, worke
 	}
 	latency := strings.Contains(","+only+",", ",latency,")
 	if latency {
-		if err := runLatency(ctx, brokers, where, run+"-lat", n, workers, partitions); err != nil {
+		if err := runLatency(ctx, brokers, where, run+"-lat", n, workers, runs, partitions); err != nil {
 			return true, err
 		}
 	}
