@@ -266,8 +266,9 @@ func runTable(ctx context.Context, brokers []string, where, run string, n, worke
 	}
 	fmt.Println("\nrecords/s counts input records (the join: the records of both streams); CPU-s/1M is the workload")
 	fmt.Println("process's user+system CPU per million input records, the broker's not included (each workload runs")
-	fmt.Println("in a child process; kfake in this one); cores is CPU time over elapsed time, the cores the workload kept")
-	fmt.Println("busy (below 1 with one worker: it waited); peak RSS is the child's maximum resident set (VmHWM).")
+	fmt.Println("in a child process, an embedded broker in this one); cores is CPU time over elapsed time, the cores the")
+	fmt.Println("workload kept busy (below 1 with one worker: it waited, or the machine was busy); peak RSS is the")
+	fmt.Println("child's maximum resident set (VmHWM).")
 	fmt.Println("Issue 15's targets, count per key cache off: rate/raw >= 0.5 and CPU-s/1M <= 1.2.")
 	return nil
 }
