@@ -32,19 +32,9 @@ var (
 	childSpec = flag.String("child", "", "internal: run one workload of -table, described by this JSON, and print its result")
 )
 
-// tableRow is one workload of the table.
-type tableRow struct {
-	kind string // the workload's name in -only
-	name string
-}
-
-var tableRows = []tableRow{
-	{"rawcount", "raw franz-go consume→count in a map→produce"},
-	{"count-nocache", "Sluice count per key, cache off"},
-	{"count-cache", "Sluice count per key, 10 MiB cache"},
-	{"windowcount-nocache", "Sluice 1m tumbling window count, cache off"},
-	{"ssjoin", "Sluice stream-stream join (1m window)"},
-}
+// tableRows are the table's workloads, by their names in -only, in the
+// table's order (runChild runs them; each names itself in its result).
+var tableRows = []string{"rawcount", "count-nocache", "count-cache", "windowcount-nocache", "ssjoin"}
 
 // childRun tells a child process which workload to run on which input.
 type childRun struct {
@@ -215,17 +205,17 @@ func runTable(ctx context.Context, brokers []string, where, run string, n, worke
 	byKind := map[string][]tableResult{}
 	for round := range runs {
 		for _, row := range tableRows {
-			if !selected(row.kind) {
+			if !selected(row) {
 				continue
 			}
-			c := childRun{Kind: row.kind, Brokers: brokers, Input: input, Run: fmt.Sprintf("%s-%d", run, round), Records: n,
+			c := childRun{Kind: row, Brokers: brokers, Input: input, Run: fmt.Sprintf("%s-%d", run, round), Records: n,
 				Workers: workers, Partitions: partitions, Left: joins.left, Right: joins.right, JoinKeys: joins.joinKeys,
 				JoinRecords: joinRecords, Pairs: joins.pairs}
 			r, err := runTableChild(ctx, c)
 			if err != nil {
 				return err
 			}
-			byKind[row.kind] = append(byKind[row.kind], r)
+			byKind[row] = append(byKind[row], r)
 			fmt.Printf("  %-46s %9.0f records/s  %6.2f CPU-s/M  %5.0f MB", r.name, r.rate(), r.cpuPerMillion(), mb(r.rssBytes))
 			if r.written > 0 {
 				fmt.Printf("  (%d records written", r.written)
@@ -247,14 +237,14 @@ func runTable(ctx context.Context, brokers []string, where, run string, n, worke
 	var raw *tableMedian
 	var rows []tableMedian
 	for _, row := range tableRows {
-		rs := byKind[row.kind]
+		rs := byKind[row]
 		if len(rs) == 0 {
 			continue
 		}
 		m := medianOf(rs)
 		rows = append(rows, m)
-		if row.kind == "rawcount" {
-			raw = &rows[len(rows)-1]
+		if row == "rawcount" {
+			raw = &m
 		}
 	}
 	for _, m := range rows {
