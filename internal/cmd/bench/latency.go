@@ -192,12 +192,13 @@ func measureLatency(ctx context.Context, brokers []string, app latencyApp, id st
 	var sent atomic.Int64 // records sent after the warm-up
 	fed := make(chan struct{})
 	all := make(chan struct{})
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var got int
 	var lats []time.Duration
 	var cerr error
 	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel, on an early return
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
