@@ -12,11 +12,8 @@ FUZZPARALLEL ?= 1
 FUZZFILTER   ?= .
 
 BENCH_RECORDS ?= 2000000
-# BENCH_WORKERS is the Sluice worker goroutines of make bench's table and
-# latency runs (issue 15's table was measured with one).
-BENCH_WORKERS ?= 1
 
-.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka bench-workloads run run-pageviews run-clickstream run-orders kafka-fetch
+.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
@@ -143,6 +140,10 @@ bench-go:
 bench-layout:
 	$(GO) test -run '^$$' -bench PebbleLayout -benchmem -benchtime 20x -timeout 1h ./state/
 
+# BENCH_WORKERS is the Sluice worker goroutines of make bench's table and
+# latency runs (issue 15's table was measured with one).
+BENCH_WORKERS ?= 1
+
 bench-kfake:
 	$(GO) run ./internal/cmd/bench -table -allocs -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
 	$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
@@ -151,6 +152,7 @@ bench-kafka:
 	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -table -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS && \
 		$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS'
 
+.PHONY: bench-workloads
 ## bench-workloads: every workload of the bench program (stateless, word
 ## count, the joins, exactly-once, suppression, ...) in one process, on the
 ## embedded broker: -cpuprofile profiles them
