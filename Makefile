@@ -147,8 +147,11 @@ describe-check:
 kafka-fetch:
 	scripts/kafka.sh fetch
 
-## bench: go benchmarks, then the runtime against the raw franz-go loop on
-## the embedded broker and on a real Kafka broker
+## bench: go benchmarks, then issue 15's table (raw count loop, count per
+## key with the cache off and on, window count with the cache off,
+## stream-stream join: records/s, CPU-s per 1M, peak RSS, each workload in
+## a process of its own, median of 3) and the latency benchmark, on the
+## embedded broker and on a real Kafka broker (docs/performance.md)
 bench: bench-go bench-kfake bench-kafka
 
 bench-go:
@@ -158,11 +161,24 @@ bench-go:
 bench-layout:
 	$(GO) test -run '^$$' -bench PebbleLayout -benchmem -benchtime 20x -timeout 1h ./state/
 
+# BENCH_WORKERS is the Sluice worker goroutines of make bench's table and
+# latency runs (issue 15's table was measured with one).
+BENCH_WORKERS ?= 1
+
 bench-kfake:
-	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)
+	$(GO) run ./internal/cmd/bench -table -allocs -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
+	$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
 
 bench-kafka:
-	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS) -brokers $$KAFKA_BROKERS'
+	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -table -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS && \
+		$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS'
+
+.PHONY: bench-workloads
+## bench-workloads: every workload of the bench program (stateless, word
+## count, the joins, exactly-once, suppression, ...) in one process, on the
+## embedded broker: -cpuprofile profiles them
+bench-workloads:
+	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)
 
 ## run: the flagship example, word count, on generated input; it prints the
 ## URL of its web UI and metrics (runtime.HTTPAddr, -http) first, on stderr
