@@ -43,9 +43,9 @@ type App struct {
 	brokers  []string
 
 	running atomic.Bool
-	// state is the App's State (state.go), changed under stateMu, a leaf
-	// lock (taken after mu or alone) held while OnStateChange's listener
-	// runs.
+	// state is the App's State (state.go), changed under stateMu, the
+	// innermost lock (taken after mu or closeMu, or alone), held while
+	// OnStateChange's listener runs.
 	state   atomic.Int32
 	stateMu sync.Mutex
 	// httpLn and httpSrv are the HTTP server of HTTPAddr (http.go); nil
