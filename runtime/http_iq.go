@@ -55,6 +55,7 @@ type storeInfo struct {
 	Kind         string `json:"kind"`
 	KeyFormat    string `json:"key_format"`
 	WindowSizeMs int64  `json:"window_size_ms,omitempty"`
+	Global       bool   `json:"global,omitempty"`
 }
 
 // storeKindName is a kind's name in the JSON answers.
@@ -82,6 +83,11 @@ func (a *App) handleStores(w http.ResponseWriter, _ *http.Request) {
 				continue
 			}
 			out = append(out, storeInfo{Name: s.Name, Kind: storeKindName(s.Kind), KeyFormat: s.Serdes.KeyFormat(), WindowSizeMs: s.WindowSize.Milliseconds()})
+		}
+	}
+	for _, g := range a.topo.GlobalStores() {
+		if s := g.Store; s.Serdes != nil {
+			out = append(out, storeInfo{Name: s.Name, Kind: storeKindName(s.Kind), KeyFormat: s.Serdes.KeyFormat(), Global: true})
 		}
 	}
 	slices.SortFunc(out, func(x, y storeInfo) int { return cmp.Compare(x.Name, y.Name) })
@@ -343,8 +349,14 @@ func (a *App) handleRange(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		ans.Tasks = append(ans.Tasks, id.String())
 	}
-	if r.Header.Get(headerForwardedBy) != "" {
+	if r.Header.Get(headerForwardedBy) != "" || ref.global {
 		a.served(w, -1)
+		if ref.global {
+			for i := range ans.Results {
+				ans.Results[i].RawKey = ""
+			}
+			ans.Tasks = nil
+		}
 		iqJSON(w, http.StatusOK, ans)
 		return
 	}

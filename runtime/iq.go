@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/internal/partition"
+	"github.com/sluicehq/sluice/internal/task"
 	"github.com/sluicehq/sluice/serde"
 	"github.com/sluicehq/sluice/state"
 	"github.com/sluicehq/sluice/topology"
@@ -114,10 +115,12 @@ func (a *App) advertisedAddr() string {
 // group for interactive queries (option AdvertisedAddr), or "".
 func (a *App) AdvertisedAddr() string { return a.advertised }
 
-// storeRef is a store of a task-generating sub-topology.
+// storeRef is a store of a task-generating sub-topology, or a global
+// store (every instance holds it whole).
 type storeRef struct {
-	spec *topology.StoreSpec
-	sub  int
+	spec   *topology.StoreSpec
+	sub    int
+	global bool
 }
 
 // findStore returns the store named name of the tasks.
@@ -129,8 +132,8 @@ func (a *App) findStore(name string) (storeRef, error) {
 			}
 		}
 	}
-	if a.topo.GlobalStore(name) != nil {
-		return storeRef{}, &StoreQueryError{Store: name, Err: fmt.Errorf("%w: a global store is not queryable yet", ErrUnknownStore)}
+	if g := a.topo.GlobalStore(name); g != nil {
+		return storeRef{spec: g.Store, global: true}, nil
 	}
 	return storeRef{}, &StoreQueryError{Store: name, Err: ErrUnknownStore}
 }
@@ -195,6 +198,26 @@ func (a *App) readTask(ref storeRef, id taskID, standby bool, f func(state.Store
 		}
 	}
 	return 0, &StoreQueryError{Store: name, Task: id.String(), Err: ErrStoreNotLocal}
+}
+
+// readGlobal runs f on a read-only view of a global store of its own: the
+// global reader writes the store meanwhile, which a Pebble view of its own
+// or the in-memory store's lock make safe (global.go). The stores exist
+// once the App has joined (a.bal is set under a.mu after openGlobals).
+func (a *App) readGlobal(ref storeRef, f func(state.Store) error) error {
+	a.mu.Lock()
+	g := a.globals
+	if a.bal == nil {
+		g = nil
+	}
+	a.mu.Unlock()
+	if g == nil {
+		return &StoreQueryError{Store: ref.spec.Name, Err: fmt.Errorf("%w: the App has not started", ErrStoreNotReady)}
+	}
+	if err := f(task.ReadOnly(g.base(ref.spec))); err != nil {
+		return &StoreQueryError{Store: ref.spec.Name, Err: err}
+	}
+	return nil
 }
 
 // readLocal runs f on the store of every restored active task of the
@@ -312,11 +335,15 @@ func (s *KeyValueView[K, V]) Get(key K) (value V, ok bool, err error) {
 // getRaw returns the value's encoding (timestamp removed) of the encoded
 // key, and the task's standby lag (-1: read from the active).
 func (v view) getRaw(key []byte) (raw []byte, ok bool, lag int64, err error) {
-	id, err := v.a.keyTask(v.ref, key)
-	if err != nil {
-		return nil, false, 0, err
+	read := func(f func(state.Store) error) (int64, error) { return -1, v.a.readGlobal(v.ref, f) }
+	if !v.ref.global {
+		id, err := v.a.keyTask(v.ref, key)
+		if err != nil {
+			return nil, false, 0, err
+		}
+		read = func(f func(state.Store) error) (int64, error) { return v.a.readTask(v.ref, id, v.opts.standby, f) }
 	}
-	lag, err = v.a.readTask(v.ref, id, v.opts.standby, func(s state.Store) error {
+	lag, err = read(func(s state.Store) error {
 		var b []byte
 		var err error
 		switch st := s.(type) {
@@ -384,7 +411,7 @@ type rawEntry struct{ key, value []byte }
 // read.
 func (v view) rangeRaw(from, to []byte) ([]rawEntry, []taskID, error) {
 	var out []rawEntry
-	ids, err := v.a.readLocal(v.ref, func(_ taskID, s state.Store) error {
+	read := func(s state.Store) error {
 		kv, ok := s.(state.KeyValueStore)
 		if !ok {
 			return fmt.Errorf("a range over a %s store is not supported", v.ref.spec.Kind)
@@ -397,7 +424,14 @@ func (v view) rangeRaw(from, to []byte) ([]rawEntry, []taskID, error) {
 			out = append(out, rawEntry{bytes.Clone(k), bytes.Clone(raw)})
 		}
 		return iterErr(s)
-	})
+	}
+	var ids []taskID
+	var err error
+	if v.ref.global {
+		err = v.a.readGlobal(v.ref, read)
+	} else {
+		ids, err = v.a.readLocal(v.ref, func(_ taskID, s state.Store) error { return read(s) })
+	}
 	slices.SortFunc(out, func(x, y rawEntry) int { return bytes.Compare(x.key, y.key) })
 	return out, ids, err
 }
@@ -645,6 +679,10 @@ func QueryMetadataForKey[K any](a *App, store string, key K) (KeyQueryMetadata, 
 }
 
 func (a *App) keyMetadata(ref storeRef, key []byte) (KeyQueryMetadata, error) {
+	if ref.global {
+		// Every instance holds a global store whole: this one answers.
+		return KeyQueryMetadata{Active: a.advertised, Partition: -1}, nil
+	}
 	id, err := a.keyTask(ref, key)
 	if err != nil {
 		return KeyQueryMetadata{}, err

@@ -34,8 +34,8 @@ type viewsApp struct {
 func startViewsApp(t *testing.T) *viewsApp {
 	t.Helper()
 	c := kafkatest.New(t)
-	in, users := kafkatest.Topic(t, "in"), kafkatest.Topic(t, "users")
-	c.Create(t, 4, in, users)
+	in, users, countries := kafkatest.Topic(t, "in"), kafkatest.Topic(t, "users"), kafkatest.Topic(t, "countries")
+	c.Create(t, 4, in, users, countries)
 	base := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
 	// Records: a at +0s, +5s, +70s (two minutes, two sessions); b at
 	// +1s; c at +2s, +3s.
@@ -55,6 +55,11 @@ func startViewsApp(t *testing.T) *viewsApp {
 		}
 		v.partition[r.key] = res[0].Record.Partition
 	}
+	for _, kv := range [][2]string{{"fr", "France"}, {"de", "Germany"}} {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: countries, Key: []byte(kv[0]), Value: []byte(kv[1]), Timestamp: base}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, kv := range [][2]string{{"u1", "alice"}, {"u2", "bob"}, {"u1", "alicia"}} {
 		r := &kgo.Record{Topic: users, Key: []byte(kv[0]), Value: []byte(kv[1]), Timestamp: base.Add(time.Duration(i) * time.Second)}
 		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
@@ -68,6 +73,7 @@ func startViewsApp(t *testing.T) *viewsApp {
 	dsl.WindowedBy(g, window.Tumbling(time.Minute, time.Hour)).Count(dsl.Named("minutes"))
 	dsl.WindowedBySession(g, window.Session{Gap: 10 * time.Second, Grace: time.Hour}).Count(dsl.Named("sessions"))
 	dsl.TableFromTopic(b, users, serde.String, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "users", HistoryRetention: time.Hour}))
+	dsl.GlobalTableFromTopic(b, countries, serde.String, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "countries"}))
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -208,6 +214,20 @@ func TestStoreViews(t *testing.T) {
 	if u, ok, err := us.Get("u2"); err != nil || !ok || u != "bob" {
 		t.Errorf("users Get(u2) = %q, %v, %v; want bob", u, ok, err)
 	}
+	// A global store: every instance holds it whole.
+	cs, err := runtime.KeyValueStoreView[string, string](app, "countries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, err := cs.Get("fr"); err != nil || !ok || c != "France" {
+		t.Errorf("countries Get(fr) = %q, %v, %v; want France", c, ok, err)
+	}
+	if all, err := cs.All(); err != nil || len(all) != 2 || all[0].Key != "de" || all[1].Value != "France" {
+		t.Errorf("countries All = %+v, %v", all, err)
+	}
+	if md, err := runtime.QueryMetadataForKey(app, "countries", "fr"); err != nil || md.Active != app.AdvertisedAddr() {
+		t.Errorf("QueryMetadataForKey(countries, fr) = %+v, %v; want this instance", md, err)
+	}
 	if is := app.Instances(); len(is) != 1 || is[0].Host != app.AdvertisedAddr() || len(is[0].Tasks) != 8 ||
 		strings.Join(is[0].Stores, ",") != "counts,minutes,sessions,users" {
 		t.Errorf("Instances = %+v", is)
@@ -273,16 +293,17 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 		Stores []struct {
 			Name, Kind, KeyFormat string
 			WindowSizeMs          int64 `json:"window_size_ms"`
+			Global                bool
 		}
 	}
-	if code, _ := iqGetJSON(t, base+"/api/stores", &stores); code != 200 || len(stores.Stores) != 4 {
+	if code, _ := iqGetJSON(t, base+"/api/stores", &stores); code != 200 || len(stores.Stores) != 5 {
 		t.Fatalf("/api/stores: %d %+v", code, stores)
 	}
 	var kinds []string
 	for _, s := range stores.Stores {
-		kinds = append(kinds, s.Name+":"+s.Kind+":"+itoa(s.WindowSizeMs))
+		kinds = append(kinds, s.Name+":"+s.Kind+":"+itoa(s.WindowSizeMs)+":"+fmt.Sprint(s.Global))
 	}
-	if got := strings.Join(kinds, " "); got != "counts:key_value:0 minutes:window:60000 sessions:session:0 users:versioned:0" {
+	if got := strings.Join(kinds, " "); got != "countries:key_value:0:true counts:key_value:0:false minutes:window:60000:false sessions:session:0:false users:versioned:0:false" {
 		t.Errorf("/api/stores = %s", got)
 	}
 
@@ -297,6 +318,13 @@ func TestInteractiveQueriesHTTP(t *testing.T) {
 	var user struct{ Key, Value string }
 	if code, _ := iqGetJSON(t, base+"/stores/users/keys/u1", &user); code != 200 || user.Value != "alicia" {
 		t.Errorf("/stores/users/keys/u1: %d %+v, want alicia", code, user)
+	}
+	if code, _ := iqGetJSON(t, base+"/stores/countries/keys/de", &user); code != 200 || user.Value != "Germany" {
+		t.Errorf("/stores/countries/keys/de: %d %+v, want Germany", code, user)
+	}
+	var crng struct{ Results []struct{ Key, Value string } }
+	if code, _ := iqGetJSON(t, base+"/stores/countries/range?from=e", &crng); code != 200 || len(crng.Results) != 1 || crng.Results[0].Key != "fr" {
+		t.Errorf("/stores/countries/range?from=e: %d %+v, want fr", code, crng)
 	}
 	var e struct{ Error string }
 	if code, _ := iqGetJSON(t, base+"/stores/counts/keys/zz", &e); code != 404 || !strings.Contains(e.Error, `store counts: key "zz" not found`) {
