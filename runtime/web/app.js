@@ -488,7 +488,7 @@ async function loadStores() {
     const stores = data.stores || [];
     sel.replaceChildren(...stores.map(st =>
       h('option', { value: st.name, 'data-kind': st.kind || '' },
-        `${st.name} (${(st.kind || '?').replace('_', '-')}${st.key_format ? ', ' + st.key_format + ' keys' : ''})`)));
+        `${st.name} (${st.global ? 'global ' : ''}${(st.kind || '?').replace('_', '-')}${st.key_format ? ', ' + st.key_format + ' keys' : ''})`)));
     if (!stores.length) showError('stores-error', 'This topology has no queryable stores.');
     else clearError('stores-error');
     storeChanged();
