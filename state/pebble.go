@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,6 +76,17 @@ type PebbleOptions struct {
 	// Explicit Batches and PutMeta still apply at once.
 	BufferWrites bool
 
+	// RecentBytes bounds the read cache of recently written values that a
+	// DB buffering its writes (BufferWrites) keeps: the latest value (or
+	// deletion) written to each key through its stores, so that reading a
+	// key written a moment ago, the every-update path of an aggregation or
+	// a join, does not pay for a lookup merging the pending indexed batch
+	// over the LSM. Zero means 1 MiB; a negative value turns it off. It is
+	// a cache, never the only copy: every write still goes to the pending
+	// batch, an entry dropped (arbitrary ones when full, every entry on
+	// Discard, DeleteRange or a Batch commit) is read from Pebble again.
+	RecentBytes int
+
 	// MaxConcurrentCompactions is the most compactions this DB runs at once.
 	// Zero means one, Pebble's default. Pebble goes above one only when it
 	// falls behind (L0 piling up or a compaction debt over 1 GiB), so a
@@ -132,6 +144,11 @@ type PebbleDB struct {
 	// pending is the indexed batch of buffered writes (BufferWrites), nil
 	// otherwise. Like the stores, it belongs to the one task using the DB.
 	pending *pebble.Batch
+
+	// recent caches the latest values written through the stores
+	// (PebbleOptions.RecentBytes), nil when off. Like pending, it belongs
+	// to the one task using the DB.
+	recent *recentWrites
 }
 
 // pebbleRW is what stores read and write through: the DB, or the pending
@@ -183,6 +200,9 @@ func OpenPebble(dir string, o PebbleOptions) (*PebbleDB, error) {
 	d := &PebbleDB{db: db, dir: dir, disableWAL: o.DisableWAL, fatal: fatal}
 	if o.BufferWrites {
 		d.pending = db.NewIndexedBatch()
+		if o.RecentBytes >= 0 {
+			d.recent = newRecentWrites(cmp.Or(o.RecentBytes, defaultRecentBytes))
+		}
 	}
 	return d, nil
 }
@@ -230,6 +250,7 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 	defer func() {
 		if d.pending != nil && d.fatal.Load() != nil {
 			d.pending = d.db.NewIndexedBatch()
+			d.recent.clear()
 		}
 	}()
 	if d.pending == nil {
@@ -273,6 +294,7 @@ func (d *PebbleDB) Discard() error {
 	}
 	_ = d.pending.Close()
 	d.pending = d.db.NewIndexedBatch()
+	d.recent.clear()
 	return nil
 }
 
@@ -293,6 +315,7 @@ func (d *PebbleDB) Close() (err error) {
 	if d.pending != nil {
 		_ = d.pending.Close() // uncommitted writes are dropped
 		d.pending = nil
+		d.recent = nil
 	}
 	if d.disableWAL && d.fatal.Load() == nil {
 		err = d.db.Flush()
@@ -577,6 +600,9 @@ func (b *Batch) Commit(sync bool) (err error) {
 	if sync && !b.db.disableWAL {
 		opts = pebble.Sync
 	}
+	// The batch's writes bypass the recent writes' cache: forget it (a
+	// Batch is for restoration and tests, not the per-record path).
+	b.db.recent.clear()
 	if err := b.db.db.Apply(b.b, opts); err != nil {
 		return fmt.Errorf("sluice: pebble %q: commit batch: %w", b.db.dir, err)
 	}
@@ -717,7 +743,14 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	if err := s.check(); err != nil {
 		return nil, false, err
 	}
-	v, closer, err := s.db.rw().Get(s.key(key))
+	k := s.key(key)
+	if e := s.db.recent.get(k); e != nil && s.db.fatal.Load() == nil {
+		if e.deleted {
+			return nil, false, nil
+		}
+		return s.hold(e.value), true, nil
+	}
+	v, closer, err := s.db.rw().Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -758,9 +791,12 @@ func (s *pebbleStore) Put(key, value []byte) (err error) {
 	}
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
-	if err := s.db.rw().Set(s.key(key), value, pebble.NoSync); err != nil {
+	k := s.key(key)
+	if err := s.db.rw().Set(k, value, pebble.NoSync); err != nil {
+		s.db.recent.forget(k)
 		return s.error("put", err)
 	}
+	s.db.recent.put(k, value, false)
 	return nil
 }
 
@@ -770,9 +806,12 @@ func (s *pebbleStore) Delete(key []byte) (err error) {
 	}
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
-	if err := s.db.rw().Delete(s.key(key), pebble.NoSync); err != nil {
+	k := s.key(key)
+	if err := s.db.rw().Delete(k, pebble.NoSync); err != nil {
+		s.db.recent.forget(k)
 		return s.error("delete", err)
 	}
+	s.db.recent.put(k, nil, true)
 	return nil
 }
 
@@ -787,6 +826,7 @@ func (s *pebbleStore) DeleteRange(from, to []byte) (err error) {
 		return nil
 	}
 	s.wrote = true
+	s.db.recent.clear()
 	if err := s.db.rw().DeleteRange(lower, upper, pebble.NoSync); err != nil {
 		return s.error("delete range", err)
 	}
