@@ -194,32 +194,66 @@ func (p *producer) err() error {
 // headers: the caller reuses them) and tracks its
 // partition's end offset.
 func (p *producer) sendChangelog(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
-	r := p.record(topic, part, key, value, headers, ts)
+	var gen []byte
 	if g := p.gen.Load(); g != nil {
 		// The value is shared by every record of the generation: franz-go
 		// does not modify it.
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: GenerationHeader, Value: *g})
+		gen = *g
 	}
-	p.produceRecord(r, p.logged)
+	p.produceRecord(p.record(topic, part, key, value, headers, ts, gen), p.logged)
+}
+
+// changelogRecord is a changelog record with room for its headers (the
+// input position, a format version, the generation) in one allocation.
+type changelogRecord struct {
+	rec  kgo.Record
+	hdrs [3]kgo.RecordHeader
 }
 
 // record makes the record of a send, with copies of key, value and
-// headers.
-func (p *producer) record(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) *kgo.Record {
-	r := &kgo.Record{Topic: topic, Timestamp: time.UnixMilli(ts)}
-	buf := make([]byte, len(key)+len(value))
+// headers (in one buffer), and a GenerationHeader of value gen if gen is
+// not nil.
+func (p *producer) record(topic string, part int32, key, value []byte, headers []operators.Header, ts int64, gen []byte) *kgo.Record {
+	cr := &changelogRecord{}
+	r := &cr.rec
+	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
+	size := len(key) + len(value)
+	for _, h := range headers {
+		size += len(h.Value)
+	}
+	buf := make([]byte, size)
+	n := 0
 	if key != nil {
 		r.Key = buf[:len(key):len(key)]
 		copy(r.Key, key)
 	}
+	n += len(key)
 	if value != nil {
-		r.Value = buf[len(key):]
+		r.Value = buf[n : n+len(value) : n+len(value)]
 		copy(r.Value, value)
 	}
-	if len(headers) > 0 {
-		r.Headers = make([]kgo.RecordHeader, len(headers), len(headers)+1) // +1: sendChangelog's GenerationHeader
-		for i, h := range headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytesCloneNullable(h.Value)}
+	n += len(value)
+	nh := len(headers)
+	if gen != nil {
+		nh++
+	}
+	if nh > 0 {
+		if nh <= len(cr.hdrs) {
+			r.Headers = cr.hdrs[:0:nh]
+		} else {
+			r.Headers = make([]kgo.RecordHeader, 0, nh)
+		}
+		for _, h := range headers {
+			var v []byte
+			if h.Value != nil {
+				v = buf[n : n+len(h.Value) : n+len(h.Value)]
+				copy(v, h.Value)
+				n += len(h.Value)
+			}
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: v})
+		}
+		if gen != nil {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: GenerationHeader, Value: gen})
 		}
 	}
 	if part >= 0 {

@@ -76,15 +76,17 @@ type PebbleOptions struct {
 	// Explicit Batches and PutMeta still apply at once.
 	BufferWrites bool
 
-	// RecentBytes bounds the read cache of recently written values that a
-	// DB buffering its writes (BufferWrites) keeps: the latest value (or
-	// deletion) written to each key through its stores, so that reading a
-	// key written a moment ago, the every-update path of an aggregation or
-	// a join, does not pay for a lookup merging the pending indexed batch
-	// over the LSM. Zero means 1 MiB; a negative value turns it off. It is
-	// a cache, never the only copy: every write still goes to the pending
-	// batch, an entry dropped (arbitrary ones when full, every entry on
-	// Discard, DeleteRange or a Batch commit) is read from Pebble again.
+	// RecentBytes bounds the buffer of recent writes that a DB buffering
+	// its writes (BufferWrites) keeps in front of its pending batch: the
+	// latest value (or deletion) written to each key through its stores,
+	// in a Go map. Reading a key written a moment ago, the every-update
+	// path of an aggregation or a join, then costs a map lookup instead of
+	// a Get merging the pending indexed batch over the LSM, and a key
+	// written many times between two commits is inserted into the batch
+	// once, when Commit (or an iteration, a range deletion, a Batch's
+	// commit, an eviction) writes the buffer to it. What Commit applies is
+	// the same. Zero means 1 MiB; a negative value turns it off. Values
+	// larger than an eighth of it go to the batch directly.
 	RecentBytes int
 
 	// MaxConcurrentCompactions is the most compactions this DB runs at once.
@@ -231,7 +233,7 @@ func (d *PebbleDB) Pending() int {
 	if d.pending == nil {
 		return 0
 	}
-	return int(d.pending.Count())
+	return int(d.pending.Count()) + d.recent.pending()
 }
 
 // Commit applies the buffered writes atomically (see Batch.Commit for sync
@@ -258,6 +260,9 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 			return d.Flush()
 		}
 		return nil
+	}
+	if err := d.recent.writeBack(d.pending); err != nil {
+		return fmt.Errorf("sluice: pebble %q: commit pending writes: %w", d.dir, err)
 	}
 	if d.pending.Empty() {
 		if sync {
@@ -600,8 +605,12 @@ func (b *Batch) Commit(sync bool) (err error) {
 	if sync && !b.db.disableWAL {
 		opts = pebble.Sync
 	}
-	// The batch's writes bypass the recent writes' cache: forget it (a
-	// Batch is for restoration and tests, not the per-record path).
+	// The batch's writes bypass the recent writes: write those to the
+	// pending batch, which shadows the DB, and forget them (a Batch is
+	// for restoration and tests, not the per-record path).
+	if err := b.db.recent.writeBack(b.db.pending); err != nil {
+		return fmt.Errorf("sluice: pebble %q: commit batch: %w", b.db.dir, err)
+	}
 	b.db.recent.clear()
 	if err := b.db.db.Apply(b.b, opts); err != nil {
 		return fmt.Errorf("sluice: pebble %q: commit batch: %w", b.db.dir, err)
@@ -744,7 +753,7 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	k := s.key(key)
-	if e := s.db.recent.get(k); e != nil && s.db.fatal.Load() == nil {
+	if e := s.db.recent.get(k); e != nil {
 		if e.deleted {
 			return nil, false, nil
 		}
@@ -792,11 +801,16 @@ func (s *pebbleStore) Put(key, value []byte) (err error) {
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
 	k := s.key(key)
+	if ok, err := s.db.recent.write(s.db.pending, k, value, false); ok || err != nil {
+		if err != nil {
+			return s.error("put", err)
+		}
+		return nil
+	}
+	s.db.recent.forget(k)
 	if err := s.db.rw().Set(k, value, pebble.NoSync); err != nil {
-		s.db.recent.forget(k)
 		return s.error("put", err)
 	}
-	s.db.recent.put(k, value, false)
 	return nil
 }
 
@@ -807,11 +821,16 @@ func (s *pebbleStore) Delete(key []byte) (err error) {
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
 	k := s.key(key)
+	if ok, err := s.db.recent.write(s.db.pending, k, nil, true); ok || err != nil {
+		if err != nil {
+			return s.error("delete", err)
+		}
+		return nil
+	}
+	s.db.recent.forget(k)
 	if err := s.db.rw().Delete(k, pebble.NoSync); err != nil {
-		s.db.recent.forget(k)
 		return s.error("delete", err)
 	}
-	s.db.recent.put(k, nil, true)
 	return nil
 }
 
@@ -826,6 +845,11 @@ func (s *pebbleStore) DeleteRange(from, to []byte) (err error) {
 		return nil
 	}
 	s.wrote = true
+	// The recent writes reach the batch before the range deletion, in the
+	// order they were made.
+	if err := s.db.recent.writeBack(s.db.pending); err != nil {
+		return s.error("delete range", err)
+	}
 	s.db.recent.clear()
 	if err := s.db.rw().DeleteRange(lower, upper, pebble.NoSync); err != nil {
 		return s.error("delete range", err)
@@ -862,6 +886,10 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		s.iterErr = nil
 		if !ok || s.check() != nil {
+			return
+		}
+		if err := s.db.recent.writeBack(s.db.pending); err != nil {
+			s.iterErr = s.error("iterate", err)
 			return
 		}
 		it, err := s.db.rw().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -908,6 +936,9 @@ const exactCountLimit = 10000
 
 func (s *pebbleStore) ApproximateCount() int64 {
 	if s.check() != nil {
+		return 0
+	}
+	if err := s.db.recent.writeBack(s.db.pending); err != nil {
 		return 0
 	}
 	it, err := s.db.rw().NewIter(&pebble.IterOptions{LowerBound: s.prefix, UpperBound: s.end})

@@ -20,7 +20,8 @@ import (
 func TestPebbleRecentWritesModel(t *testing.T) {
 	for _, recent := range []int{-1, 2048, 1 << 20} {
 		t.Run(fmt.Sprintf("recent=%d", recent), func(t *testing.T) {
-			db := openMem(t, vfs.NewMem(), "db", state.PebbleOptions{BufferWrites: true, RecentBytes: recent})
+			fs := vfs.NewMem()
+			db := openMem(t, fs, "db", state.PebbleOptions{BufferWrites: true, RecentBytes: recent})
 			stores := []state.KeyValueStore{db.KeyValueStore("a"), db.KeyValueStore("b")}
 			// committed and pending model each store's contents; pending
 			// holds the writes since the last commit (nil value: deleted).
@@ -33,7 +34,7 @@ func TestPebbleRecentWritesModel(t *testing.T) {
 			ranges := [][][2]string{nil, nil}
 			rng := rand.New(rand.NewPCG(1, uint64(recent+2)))
 			key := func() string { return fmt.Sprintf("k%02d", rng.IntN(40)) }
-			want := func(i int, k string) (string, bool) {
+			wantGet := func(i int, k string) (string, bool) {
 				if v, ok := pending[i][k]; ok {
 					if v == nil {
 						return "", false
@@ -119,16 +120,54 @@ func TestPebbleRecentWritesModel(t *testing.T) {
 						clear(pending[j])
 						ranges[j] = nil
 					}
+				case op < 63:
+					// An iteration sees the recent writes too.
+					var want, got []string
+					for j := range 40 {
+						k := fmt.Sprintf("k%02d", j)
+						if v, ok := wantGet(i, k); ok {
+							want = append(want, k+"="+v)
+						}
+					}
+					for k, v := range s.Range(nil, nil) {
+						got = append(got, string(k)+"="+string(v))
+					}
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("step %d: store %s: Range = %v, want %v", step, s.Name(), got, want)
+					}
 				default:
 					k := key()
 					got, ok, err := s.Get([]byte(k))
 					if err != nil {
 						t.Fatal(err)
 					}
-					w, wok := want(i, k)
+					w, wok := wantGet(i, k)
 					if ok != wok || string(got) != w {
 						t.Fatalf("step %d: store %s: Get(%s) = %q, %v; want %q, %v", step, s.Name(), k, got, ok, w, wok)
 					}
+				}
+			}
+			// What the last Commit applied is on disk: the writes since
+			// are lost with Close.
+			mustPut(t, stores[0], "lost", "x")
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openMem(t, fs, "db", state.PebbleOptions{RecentBytes: -1})
+			for i, name := range []string{"a", "b"} {
+				var got []string
+				for k, v := range db.KeyValueStore(name).Range(nil, nil) {
+					got = append(got, string(k)+"="+string(v))
+				}
+				var want []string
+				for j := range 40 {
+					k := fmt.Sprintf("k%02d", j)
+					if v, ok := committed[i][k]; ok {
+						want = append(want, k+"="+v)
+					}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("store %s after reopen = %v, want %v", name, got, want)
 				}
 			}
 		})
