@@ -42,6 +42,10 @@ type recentWrites struct {
 	dirty []*recentEntry // entries written since the last writeBack; some may be clean again
 	bytes int            // the entries' approximate size
 	max   int
+	// last is the entry get returned last, in the map: an update reads
+	// its key first, and the write that follows finds the entry here
+	// without a second lookup.
+	last *recentEntry
 }
 
 type recentEntry struct {
@@ -60,7 +64,11 @@ func (r *recentWrites) get(key []byte) *recentEntry {
 	if r == nil {
 		return nil
 	}
-	return r.m[string(key)]
+	if e := r.m[string(key)]; e != nil {
+		r.last = e
+		return e
+	}
+	return nil
 }
 
 // write records that key now holds value, or that it was deleted, as a
@@ -72,7 +80,10 @@ func (r *recentWrites) write(b *pebble.Batch, key, value []byte, deleted bool) (
 	if r == nil {
 		return false, nil
 	}
-	e, ok := r.m[string(key)]
+	e, ok := r.last, r.last != nil && r.last.key == string(key)
+	if !ok {
+		e, ok = r.m[string(key)]
+	}
 	if !ok {
 		size := len(key) + len(value) + recentEntryOverhead
 		if size > r.max/8 {
@@ -113,6 +124,9 @@ func (r *recentWrites) evict(b *pebble.Batch, keep *recentEntry) error {
 		}
 		delete(r.m, k)
 		r.bytes -= len(k) + len(e.value) + recentEntryOverhead
+		if e == r.last {
+			r.last = nil
+		}
 	}
 	return nil
 }
@@ -170,6 +184,9 @@ func (r *recentWrites) forget(key []byte) {
 	if e, ok := r.m[string(key)]; ok {
 		e.dirty = false
 		delete(r.m, string(key))
+		if e == r.last {
+			r.last = nil
+		}
 		r.bytes -= len(key) + len(e.value) + recentEntryOverhead
 	}
 }
@@ -186,4 +203,5 @@ func (r *recentWrites) clear() {
 	r.dirty = r.dirty[:0]
 	clear(r.m)
 	r.bytes = 0
+	r.last = nil
 }

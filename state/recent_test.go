@@ -54,7 +54,15 @@ func TestPebbleRecentWritesModel(t *testing.T) {
 				s := stores[i]
 				switch op := rng.IntN(100); {
 				case op < 40:
+					// As an aggregation does: read the key, write it.
 					k, v := key(), fmt.Sprintf("v%d-%s", step, string(make([]byte, rng.IntN(40))))
+					got, ok, err := s.Get([]byte(k))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if w, wok := wantGet(i, k); ok != wok || string(got) != w {
+						t.Fatalf("step %d: store %s: Get(%s) = %q, %v; want %q, %v", step, s.Name(), k, got, ok, w, wok)
+					}
 					mustPut(t, s, k, v)
 					pending[i][k] = &v
 				case op < 50:
@@ -171,5 +179,27 @@ func TestPebbleRecentWritesModel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPebbleRecentWritesEvictedThenWritten: a key read (a hit), then
+// evicted by other writes, then read (a miss) and written again must read
+// back its new value.
+func TestPebbleRecentWritesEvictedThenWritten(t *testing.T) {
+	db := openMem(t, vfs.NewMem(), "db", state.PebbleOptions{BufferWrites: true, RecentBytes: 1024})
+	s := db.KeyValueStore("s")
+	mustPut(t, s, "a", "old")
+	if got := getString(t, s, "a"); got != "old" {
+		t.Fatalf("Get(a) = %q, want old", got)
+	}
+	for i := range 100 {
+		mustPut(t, s, fmt.Sprintf("other%03d", i), "x")
+	}
+	if got := getString(t, s, "a"); got != "old" {
+		t.Fatalf("Get(a) after eviction = %q, want old", got)
+	}
+	mustPut(t, s, "a", "new")
+	if got := getString(t, s, "a"); got != "new" {
+		t.Fatalf("Get(a) after its update = %q, want new", got)
 	}
 }
