@@ -206,8 +206,24 @@ func (p *producer) sendChangelog(topic string, part int32, key, value []byte, he
 // changelogRecord is a changelog record with room for its headers (the
 // input position, a format version, the generation) in one allocation.
 type changelogRecord struct {
-	rec  kgo.Record
-	hdrs [3]kgo.RecordHeader
+	rec    kgo.Record
+	hdrs   [3]kgo.RecordHeader
+	inline [inlineBytes]byte
+}
+
+// inlineBytes is the room for the bytes of a record (key, value, header
+// values) in the allocation of the record itself: a changelog record of a
+// count (a key, eight bytes of count, the input position header) fits,
+// and so does a sink record of one, so each costs one allocation.
+const inlineBytes = 96
+
+// inlineOr returns the first size bytes of inline if they fit, else a new
+// slice.
+func inlineOr(inline *[inlineBytes]byte, size int) []byte {
+	if size <= inlineBytes {
+		return inline[:size:size]
+	}
+	return make([]byte, size)
 }
 
 // record makes the record of a send, with copies of key, value and
@@ -221,7 +237,7 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 	for _, h := range headers {
 		size += len(h.Value)
 	}
-	buf := make([]byte, size)
+	buf := inlineOr(&cr.inline, size)
 	n := 0
 	if key != nil {
 		r.Key = buf[:len(key):len(key)]
@@ -301,10 +317,11 @@ func (p *producer) wait(ctx context.Context) error {
 // headers, with its origin in its context (sinkContext). by, if not nil,
 // is what it is partitioned by; part >= 0 is its partition.
 func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, headers []operators.Header, ts int64) *sinkRecord {
-	sr := &sinkRecord{}
+	sri := &sinkRecordInline{}
+	sr := &sri.sinkRecord
 	r := &sr.rec
 	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
-	buf := make([]byte, len(key)+len(value)+len(by))
+	buf := inlineOr(&sri.inline, len(key)+len(value)+len(by))
 	if key != nil {
 		r.Key = buf[:len(key):len(key)]
 		copy(r.Key, key)
@@ -330,6 +347,12 @@ func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, h
 	sr.ctx.Context = context.Background()
 	r.Context = &sr.ctx
 	return sr
+}
+
+// sinkRecordInline is a sinkRecord with room for its bytes.
+type sinkRecordInline struct {
+	sinkRecord
+	inline [inlineBytes]byte
 }
 
 // taskCollector is a task's operators.Collector: it writes what the sinks

@@ -67,6 +67,16 @@ func TestChangelogRecordCopies(t *testing.T) {
 			}
 		})
 	}
+	// Larger than the room in the record's own allocation.
+	big := bytes.Repeat([]byte("b"), 2*inlineBytes)
+	if r := p.record("log", -1, key, big, []operators.Header{{Key: "in", Value: pos}}, 0, gen); !bytes.Equal(r.Value, big) ||
+		string(r.Key) != "k" || string(r.Headers[0].Value) != "pos" || cap(r.Value) != len(r.Value) {
+		t.Errorf("large record = %q=%q %v", r.Key, r.Value, r.Headers)
+	}
+	sr := p.sinkRecord("out", -1, []byte("by"), key, big, nil, 0)
+	if !bytes.Equal(sr.rec.Value, big) || string(sr.rec.Key) != "k" || string(sr.ctx.by) != "by" {
+		t.Errorf("large sink record = %q=%q by %q", sr.rec.Key, sr.rec.Value, sr.ctx.by)
+	}
 	if r := p.record("log", -1, nil, nil, nil, 0, nil); r.Key != nil || r.Value != nil {
 		t.Errorf("null key and value became %v, %v", r.Key, r.Value)
 	}

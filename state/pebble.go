@@ -278,7 +278,11 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 		return fmt.Errorf("sluice: pebble %q: commit pending writes: %w", d.dir, err)
 	}
 	// A committed batch cannot be reused for reads; the next writes go to
-	// a new one.
+	// a new one. Closing the committed one returns it to Pebble's pool
+	// with its buffers (unless the DB kept them, or they are too large),
+	// where the new one comes from: a new batch would grow its buffers
+	// from nothing, zeroing them, at every commit.
+	_ = d.pending.Close()
 	d.pending = d.db.NewIndexedBatch()
 	if sync && d.disableWAL {
 		if err := d.db.Flush(); err != nil {
