@@ -72,8 +72,11 @@
 // (forwarding each key's latest update downstream and to the changelog);
 // it waits for every produced record (output and changelogs); each task
 // commits its local state together with the input positions it reflects,
-// in one synced Pebble batch; the group's offsets are committed; each task
-// writes its checkpoint file of changelog offsets. At-least-once: output
+// in one Pebble batch, synced in the background (the next commit waits for
+// the sync; a crash loses at most the last commit's local copy, restored
+// from the changelogs); the group's offsets are committed. The checkpoint
+// file of changelog offsets is written when a task closes and after a
+// restore. At-least-once: output
 // and state reach Kafka before the offsets that cover them. Records of
 // repartition topics below the committed offsets are then deleted. When
 // tasks move away, they are committed first.

@@ -324,22 +324,6 @@ func (ts *taskState) checkpointOnClose() error {
 	return state.WriteCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile), cp)
 }
 
-// writeCheckpoint writes the checkpoint file with the changelog offsets
-// the local state reflects (step 5).
-func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error {
-	if ts.db == nil {
-		return nil
-	}
-	for _, tp := range ts.changelogs {
-		// The producer's end offsets are those this instance wrote; after
-		// a restore of another owner's records the checkpoint is ahead.
-		if off, ok := ends[tp]; ok && off > ts.checkpoint[tp] {
-			ts.checkpoint[tp] = off
-		}
-	}
-	return state.WriteCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
-}
-
 // close closes the DB, dropping writes not committed, and takes the task
 // out of the cache budget's share; after unsynced commits it first makes
 // them durable and writes the checkpoint file (checkpointOnClose).

@@ -77,6 +77,9 @@
 // stores under their own key prefixes (PebbleDB.KeyValueStore) and a meta
 // record of the input positions the state reflects, written in the same
 // atomic batch as the state (PebbleOptions.BufferWrites, PebbleDB.Commit).
+// In front of the batch a buffer of the latest value written to each key
+// (PebbleOptions.RecentBytes) answers the reads of recently written keys
+// and writes each key to the batch once per commit.
 // All databases of an instance share one block cache (PebbleOptions.Cache).
 //
 // The alternative, one database per instance with every task's stores under

@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	goruntime "runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -97,6 +98,7 @@ func run() error {
 	joinKeys := flag.Int("join-keys", 10_000, "keys of the stream-stream join's streams (ssjoin)")
 	runs := flag.Int("runs", 3, "runs of each workload (interleaved); the median is reported")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the workloads (not of producing the input) to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the workloads (not of producing the input) to this file")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -241,6 +243,19 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memprofile != "" {
+		// Counts from here on only: the input's allocations are left out
+		// by comparing with the profile at the start (pprof -diff_base),
+		// or simply by reading alloc_space/alloc_objects of the workloads'
+		// functions.
+		defer func() {
+			f, err := os.Create(*memprofile)
+			if err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	var results []result
 	// Each workload runs *runs times, the rounds interleaved so that drift
 	// of the machine spreads over all of them; the median run counts.
@@ -252,7 +267,17 @@ func run() error {
 			if !selected(w.name) {
 				continue
 			}
+			var before goruntime.MemStats
+			if *memprofile != "" {
+				goruntime.ReadMemStats(&before)
+			}
 			r, err := w.run()
+			if *memprofile != "" {
+				var after goruntime.MemStats
+				goruntime.ReadMemStats(&after)
+				fmt.Printf("  %-46s %9.1f allocs/record  %7.0f B/record\n", w.name,
+					float64(after.Mallocs-before.Mallocs)/float64(r.records), float64(after.TotalAlloc-before.TotalAlloc)/float64(r.records))
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", w.name, err)
 			}
