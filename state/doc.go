@@ -24,7 +24,8 @@
 // NamedCache.evict does. A key put and deleted between two flushes that the
 // store below never held is forwarded as nothing, as in Kafka Streams,
 // unless a table's value getter read the put value with GetShared in
-// between: then the delete is forwarded, with no old value, so that the
+// between (the getters of joins that retract: a foreign-key join's
+// subscription answer, a table-table join): then the delete is forwarded, with no old value, so that the
 // join that answered with the value retracts it (Kafka Streams drops it and
 // leaves the answer stale). internal/task builds the same store stack (base,
 // changelog logger, record cache, window or session store) for the runtime
