@@ -117,7 +117,9 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	// state may commit, with the input positions it reflects. Its log is
 	// synced in the background, as under exactly-once (commitLocal): the
 	// changelogs are the durable record, a crash loses at most this
-	// commit's local copy, restored from them on the next start, and a
+	// commit's local copy, restored from them on the next start (a task
+	// with a persistent store without a changelog syncs: taskState.
+	// unlogged), and a
 	// sync per task per commit held the workers for tens of milliseconds
 	// at every 100 ms commit (docs/architecture.md, per-record cost).
 	ends := c.prod.changelogEnds()
@@ -504,10 +506,11 @@ func flushStores(runners []*runner) error {
 // positions and processor metadata they reflect; ends are the changelog
 // end offsets the producer has seen acknowledged.
 //
-// durable (at-least-once) syncs each task's DB: the local state is the
-// record of what the changelog holds, written before the offsets commit.
-// Without durable (exactly-once, after the transaction committed, which is
-// the durable record) the DBs apply without a sync: a crash may lose the
+// durable syncs each task's DB, as does a task with a persistent store
+// without a changelog (taskState.unlogged), which nothing else can
+// rebuild. Without it (the changelogs, or under exactly-once the
+// committed transaction, are the durable record) the DBs apply without a
+// sync: a crash may lose the
 // last commits of a DB (Pebble keeps whole batches or none), which the
 // next start restores from the changelogs, read from the offsets in the
 // DB's meta record. The tasks commit one after the other: applying them
@@ -520,7 +523,9 @@ func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, du
 		if gen > 0 {
 			r.st.gen = gen
 		}
-		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable); err != nil {
+		// A persistent store without a changelog has no other copy: its
+		// task's commit is synced before the group's offsets move on.
+		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable || r.st.unlogged); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}
 	}

@@ -21,6 +21,11 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 		return ts.db.KeyValueStore(spec.Name)
 	}
 	kv := base()
+	if spec.DisableLogging && !spec.InMemory && ts.db != nil {
+		// Nothing restores this store: its commits must be durable
+		// before the group's offsets move past them (commitLocalState).
+		ts.unlogged = true
+	}
 	if !spec.DisableLogging {
 		topic := task.ChangelogTopic(a.cfg.appID, spec)
 		if _, err := a.restoreStore(ctx, ts, kv, spec, topic, partition); err != nil {
