@@ -376,7 +376,11 @@ func (a *App) handleRange(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, t := range other.Tasks {
 			if covered[t] {
-				continue // read twice during a move: keep the first
+				// Two instances answered for one task: it is moving, and
+				// one copy may be behind the other (a key deleted in one
+				// would come back from the other): retry.
+				iqRetry(w, fmt.Sprintf("store %s: range: task %s answered by two instances (moving)", name, t))
+				return
 			}
 			covered[t] = true
 		}

@@ -360,6 +360,9 @@ func (v view) getRaw(key []byte) (raw []byte, ok bool, lag int64, err error) {
 			return err
 		}
 		raw, err = v.rawValue(b)
+		// The store's bytes may be reused by the task's next read once
+		// the lock is released: the caller decodes a copy.
+		raw = bytes.Clone(raw)
 		return err
 	})
 	return raw, ok, lag, err
