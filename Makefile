@@ -13,13 +13,33 @@ FUZZFILTER   ?= .
 
 BENCH_RECORDS ?= 2000000
 
-.PHONY: all test test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
+.PHONY: all test test-ui screenshot test-kafka test-kafka-secure chaos chaos-short chaos-bin failover fuzz lint bench bench-go bench-layout bench-kfake bench-kafka run run-pageviews run-clickstream run-orders kafka-fetch
 
 all: lint test
 
 ## test: unit, driver and embedded-broker tests, with the race detector, in random order
 test:
 	$(GO) test -race -shuffle=on -timeout 30m ./...
+
+## test-ui: the web page (runtime/web) in headless Chromium, driven with
+## chromedp from examples/wordcount/ui_test.go (build tag ui): word count on
+## the embedded broker, its topology drawn, its tasks live, a count looked
+## up. Installs Debian's chromium with apt-get when no Chromium is on $PATH
+## (CI runs as root on Debian); SLUICE_CHROMIUM names another browser.
+test-ui:
+	@if [ -z "$$SLUICE_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 \
+		&& ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then \
+		echo "test-ui: no Chromium on PATH: installing Debian's chromium with apt-get"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+	$(GO) test -tags ui -count=1 -race -run '^TestWebPage' ./examples/wordcount/
+
+## screenshot: make test-ui, saving the page's screenshot as docs/img/ui.png
+## (the README shows it)
+screenshot:
+	@mkdir -p docs/img
+	SLUICE_UI_SCREENSHOT=$(CURDIR)/docs/img/ui.png $(MAKE) test-ui
 
 ## fuzz: every fuzz target of the repository (func FuzzXxx in a _test.go
 ## file), FUZZTIME each with FUZZPARALLEL workers, one after the other; not
@@ -44,6 +64,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags kafka ./...
 	$(GO) vet -tags kafkasecure ./...
+	$(GO) vet -tags ui ./...
 	GOFLAGS= $(GO) run $(STATICCHECK) ./...
 
 ## test-kafka: the integration suite against a real Apache Kafka broker
@@ -126,8 +147,11 @@ describe-check:
 kafka-fetch:
 	scripts/kafka.sh fetch
 
-## bench: go benchmarks, then the runtime against the raw franz-go loop on
-## the embedded broker and on a real Kafka broker
+## bench: go benchmarks, then issue 15's table (raw count loop, count per
+## key with the cache off and on, window count with the cache off,
+## stream-stream join: records/s, CPU-s per 1M, peak RSS, each workload in
+## a process of its own, median of 3) and the latency benchmark, on the
+## embedded broker and on a real Kafka broker (docs/performance.md)
 bench: bench-go bench-kfake bench-kafka
 
 bench-go:
@@ -137,13 +161,27 @@ bench-go:
 bench-layout:
 	$(GO) test -run '^$$' -bench PebbleLayout -benchmem -benchtime 20x -timeout 1h ./state/
 
+# BENCH_WORKERS is the Sluice worker goroutines of make bench's table and
+# latency runs (issue 15's table was measured with one).
+BENCH_WORKERS ?= 1
+
 bench-kfake:
-	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)
+	$(GO) run ./internal/cmd/bench -table -allocs -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
+	$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS)
 
 bench-kafka:
-	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS) -brokers $$KAFKA_BROKERS'
+	scripts/kafka.sh run -- sh -c '$(GO) run ./internal/cmd/bench -table -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS && \
+		$(GO) run ./internal/cmd/bench -only latency -records $(BENCH_RECORDS) -workers $(BENCH_WORKERS) -brokers $$KAFKA_BROKERS'
 
-## run: the flagship example, word count, on generated input
+.PHONY: bench-workloads
+## bench-workloads: every workload of the bench program (stateless, word
+## count, the joins, exactly-once, suppression, ...) in one process, on the
+## embedded broker: -cpuprofile profiles them
+bench-workloads:
+	$(GO) run ./internal/cmd/bench -records $(BENCH_RECORDS)
+
+## run: the flagship example, word count, on generated input; it prints the
+## URL of its web UI and metrics (runtime.HTTPAddr, -http) first, on stderr
 run:
 	$(GO) run ./examples/wordcount -generate 100000
 

@@ -187,3 +187,66 @@ func resultStore(topo *topology.Topology) string {
 	}
 	return ""
 }
+
+// A subscription answered with a right row that the right table's record
+// cache has not flushed yet, then the row's delete before the flush: the
+// store below the cache never held the row, so the cache used to drop the
+// delete as a change of nothing (as Kafka Streams 4.3.1's
+// CachingKeyValueStore does) and the join's answer stayed, a result for a
+// right row that is gone. The runtime hits this when subscriptions arrive
+// between a right table's commits (TestFKJoinKill9AndRestart,
+// TestFKJoinTwoInstances). The left table is uncached so that its row
+// subscribes at once; the driver flushes only on Commit.
+//
+// In the "view" cases the right table is a TableMapValues without a store
+// of the cached source table: the join reads the row through the view's
+// getter, and the source's flush reaches it through the view.
+func TestForeignKeyJoinRetractsAnswerOfUnflushedRightRow(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		leftJoin, view bool
+	}{{"inner", false, false}, {"left", true, false}, {"inner-view", false, true}, {"left-view", true, true}} {
+		leftJoin := tc.leftJoin
+		t.Run(tc.name, func(t *testing.T) {
+			b := dsl.NewBuilder()
+			orders := dsl.TableFromTopic(b, "orders", serde.String, serde.String,
+				dsl.Materialized(dsl.StoreOptions{Name: "orders", DisableCaching: true}))
+			customers := dsl.TableFromTopic(b, "customers", serde.String, serde.String)
+			if tc.view {
+				customers = dsl.TableMapValues(customers, func(v string) string { return v }, serde.String)
+			}
+			byValue := func(_, v string) dsl.Maybe[string] { return dsl.Some(v) }
+			var j dsl.Table[string, string]
+			if leftJoin {
+				j = dsl.TableLeftJoinForeignKey(orders, customers, byValue,
+					func(_, v string, o dsl.Maybe[string]) string { return v + "+" + o.Or("null") }, serde.String)
+			} else {
+				j = dsl.TableJoinForeignKey(orders, customers, byValue, func(_, v, o string) string { return v + "+" + o }, serde.String)
+			}
+			j.ToStream().To("out", serde.String, serde.String)
+			d, _ := opsDriver(t, b, testdriver.WithRecordCache(1<<20), testdriver.CommitOnRequest())
+			left := testdriver.CreateInputTopic(d, "orders", serde.String, serde.String)
+			right := testdriver.CreateInputTopic(d, "customers", serde.String, serde.String)
+			out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+
+			opsOK(t, right.PipeAt("c1", "B", 1)) // cached, not flushed
+			opsOK(t, left.PipeAt("o1", "c1", 2))
+			opsWant(t, "the subscription's answer", opsRead(t, out), []string{"o1=c1+B@2"})
+			opsOK(t, right.PipeTombstone("c1", 3))
+			opsWant(t, "before the commit", opsRead(t, out), nil)
+			opsOK(t, d.Commit())
+			want := "o1=<null>@3"
+			if leftJoin {
+				want = "o1=c1+null@3"
+			}
+			opsWant(t, "the flush of the right row's delete", opsRead(t, out), []string{want})
+
+			// A row put and deleted between two flushes that no join read
+			// is still dropped: nothing reaches the result.
+			opsOK(t, right.PipeAt("c2", "C", 4))
+			opsOK(t, right.PipeTombstone("c2", 5))
+			opsOK(t, d.Commit())
+			opsWant(t, "an unread row put and deleted in one flush", opsRead(t, out), nil)
+		})
+	}
+}

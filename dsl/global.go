@@ -58,6 +58,7 @@ func GlobalTableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K
 	// record cache is left out so that tasks read the store while the
 	// global reader writes it.
 	spec.DisableLogging, spec.DisableCaching = true, true
+	spec.Serdes = topology.NewStoreSerdes(keys, values)
 	src := stampingSourceNode(b, srcName, []string{topic}, false, keys, values, sourceStamps[K, V]{raw: true})
 	src.Global = true
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {

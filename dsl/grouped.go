@@ -169,6 +169,7 @@ func aggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, op, prefix stri
 	name := b.nameOr(o.name, prefix)
 	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
+	spec.Serdes = topology.NewStoreSerdes(keys, aggs)
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)

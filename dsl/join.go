@@ -86,11 +86,15 @@ func joinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], left bool, join
 		b.addStore(&topology.StoreSpec{Name: grace.Store, Kind: topology.KeyValue, DisableCaching: true, Generated: o.name == ""})
 		stores = append([]string{grace.Store}, stores...)
 	}
+	// A stream-table join's output is a stream: it never retracts a row
+	// it read, so it reads the table as Kafka Streams does
+	// (nodes.PlainReads).
+	open := func(ctx nodes.Context) (nodes.ValueGetter[K, VT], error) { return view.open(nodes.PlainReads(ctx)) }
 	n := processor(b, name, stores, func(ctx nodes.Context, next nodes.Node[K, VR]) (nodes.Node[K, V], error) {
 		if grace.Store != "" {
-			return nodes.StreamTableJoinWithGrace(ctx, name, view.open, left, joiner, grace, next)
+			return nodes.StreamTableJoinWithGrace(ctx, name, open, left, joiner, grace, next)
 		}
-		return nodes.StreamTableJoin(ctx, name, view.open, left, joiner, next)
+		return nodes.StreamTableJoin(ctx, name, open, left, joiner, next)
 	}, s.node)
 	if left {
 		b.relaxNullKeyJoin(n)

@@ -85,6 +85,7 @@ func slidingWindowed[K, V, A any](s SlidingWindowedStream[K, V], opts []StoreOpt
 	if tbl.keys == nil && s.g.s.keys != nil {
 		tbl.keys = window.TimeKeySerde(s.g.s.keys, w.TimeDifference)
 	}
+	s.g.s.b.setWindowSize(tbl.store, w.TimeDifference)
 	tbl.closing = timeWindowClose[K](w.Grace)
 	return tbl
 }

@@ -83,6 +83,7 @@ func TableFromTopic[K, V any](b *Builder, topic string, keys serde.Serde[K], val
 	if keys == nil || values == nil {
 		b.fail(srcName, "table source of %s needs a key and a value serde", topic)
 	}
+	spec.Serdes = topology.NewStoreSerdes(keys, values)
 	src := stampingSourceNode(b, srcName, []string{topic}, false, keys, values, sourceTimestamps[K, V](b, srcName, o))
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[V]]) (nodes.Node[K, V], error) {
 		return nodes.TableSource(ctx, name, spec.Name, keys, values, next)
@@ -127,6 +128,7 @@ func (t Table[K, V]) FilterNot(pred func(K, V) bool, opts ...StoreOption) Table[
 func (t Table[K, V]) filter(pred func(K, V) bool, keep bool, opts []StoreOption) Table[K, V] {
 	o := collect(opts)
 	store, versioned := t.materializeVersioned(o, "KTABLE-FILTER", "Table.Filter")
+	t.b.setStoreSerdes(store, topology.NewStoreSerdes(t.keys, t.values))
 	name := t.b.nameOr(o.name, "KTABLE-FILTER")
 	var stores []string
 	if store != "" {
@@ -168,6 +170,7 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 func TableMapValues[K, V, V2 any](t Table[K, V], f func(V) V2, values serde.Serde[V2], opts ...StoreOption) Table[K, V2] {
 	o := collect(opts)
 	store, versioned := t.materializeVersioned(o, "KTABLE-MAPVALUES", "TableMapValues")
+	t.b.setStoreSerdes(store, topology.NewStoreSerdes(t.keys, values))
 	name := t.b.nameOr(o.name, "KTABLE-MAPVALUES")
 	var stores []string
 	if store != "" {
@@ -250,6 +253,7 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], opts []StoreOption, op, p
 		b.fail(name, "missing value serde for store %s", spec.Name)
 	}
 	keys := s.keys
+	spec.Serdes = topology.NewStoreSerdes(keys, aggs)
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[K, operators.Change[A]]) (nodes.Node[K, operators.Change[V]], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)

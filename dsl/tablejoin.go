@@ -6,6 +6,7 @@ import (
 	"github.com/sluicehq/sluice/internal/nodes"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/serde"
+	"github.com/sluicehq/sluice/topology"
 )
 
 // TableJoin joins two tables on their keys: the result has a row for each
@@ -76,6 +77,7 @@ func tableJoin[K, V, VO, VR any](t Table[K, V], other Table[K, VO], kind tableJo
 	values serde.Serde[VR], op string, o options) Table[K, VR] {
 	b := t.b
 	store := t.materialize(o, "KTABLE-MERGE", op)
+	b.setStoreSerdes(store, topology.NewStoreSerdes(t.keys, values))
 	mergeName := b.nameOr(o.name, "KTABLE-MERGE")
 	thisName, otherName := b.nameOr(suffixed(o.name, "-join-this"), "KTABLE-JOINTHIS"), b.nameOr(suffixed(o.name, "-join-other"), "KTABLE-JOINOTHER")
 	if other.b != b {

@@ -260,3 +260,26 @@ func TestTableJoinMultiCacheEvictions(t *testing.T) {
 		t.Fatalf("result store (%d rows) differs from the joins of its inputs' stores (%d rows):\n got  %v\n want %v", len(got), len(want), got, want)
 	}
 }
+
+// The same flaw as TestForeignKeyJoinRetractsAnswerOfUnflushedRightRow in a
+// table-table join: an update of the uncached left table joins with the
+// right table's row read through its cache before the cache flushed it;
+// the row's delete before the flush must still reach the join (as a
+// delete with no old value), or the joined row stays although the right
+// row is gone.
+func TestTableJoinRetractsJoinWithUnflushedRow(t *testing.T) {
+	b := dsl.NewBuilder()
+	left := dsl.TableFromTopic(b, "left", serde.String, serde.String, dsl.Materialized(dsl.StoreOptions{Name: "left", DisableCaching: true}))
+	right := dsl.TableFromTopic(b, "right", serde.String, serde.String)
+	dsl.TableJoin(left, right, func(_, v, o string) string { return v + "+" + o }, nil).ToStream().To("out", serde.String, serde.String)
+	d, _ := opsDriver(t, b, testdriver.WithRecordCache(1<<20), testdriver.CommitOnRequest())
+	l := testdriver.CreateInputTopic(d, "left", serde.String, serde.String)
+	r := testdriver.CreateInputTopic(d, "right", serde.String, serde.String)
+	out := testdriver.CreateOutputTopic(d, "out", serde.String, serde.String)
+	opsOK(t, r.PipeAt("a", "B", 1))
+	opsOK(t, l.PipeAt("a", "L", 2))
+	opsWant(t, "the left update's join", opsRead(t, out), []string{"a=L+B@2"})
+	opsOK(t, r.PipeTombstone("a", 3))
+	opsOK(t, d.Commit())
+	opsWant(t, "the flush of the right row's delete", opsRead(t, out), []string{"a=<null>@3"})
+}

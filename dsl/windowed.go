@@ -90,6 +90,7 @@ func timeWindowedFirst[K, V, A any](t TimeWindowedStream[K, V], opts []StoreOpti
 	if tbl.keys == nil && t.g.s.keys != nil {
 		tbl.keys = window.TimeKeySerde(t.g.s.keys, w.Size)
 	}
+	t.g.s.b.setWindowSize(tbl.store, w.Size)
 	tbl.closing = timeWindowClose[K](w.Grace)
 	return tbl
 }
@@ -199,6 +200,7 @@ func windowedAggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, prefix 
 	}
 	s := g.input(name, spec, aggs != nil)
 	keys := s.keys
+	spec.Serdes = topology.NewStoreSerdes(keys, aggs)
 	n := processor(b, name, []string{spec.Name}, func(ctx nodes.Context, next nodes.Node[window.Windowed[K], operators.Change[A]]) (nodes.Node[K, V], error) {
 		return mk(ctx, name, spec.Name, keys, next)
 	}, s.node)
@@ -212,4 +214,24 @@ func windowedAggregate[K, V, A any](g Grouped[K, V], opts []StoreOption, prefix 
 		return nodes.WindowStoreGetter(ctx, spec.Name, keys, aggs)
 	}}
 	return Table[window.Windowed[K], A]{b: b, node: n, values: aggs, store: spec.Name, view: view}
+}
+
+// setStoreSerdes records the serdes of store name (for interactive
+// queries); "" is no store.
+func (b *Builder) setStoreSerdes(name string, s topology.StoreSerdes) {
+	for _, spec := range b.stores {
+		if name != "" && spec.Name == name {
+			spec.Serdes = s
+		}
+	}
+}
+
+// setWindowSize records the window size of window store name (for
+// interactive queries: a window's end).
+func (b *Builder) setWindowSize(name string, size time.Duration) {
+	for _, s := range b.stores {
+		if s.Name == name {
+			s.WindowSize = size
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,15 +36,28 @@ type App struct {
 	cfg     config
 	log     *slog.Logger
 	metrics *metrics
-	brokers []string
+	// promReg is where the App's metrics are registered, gatherer what
+	// /metrics serves (registry.go).
+	promReg  prometheus.Registerer
+	gatherer prometheus.Gatherer
+	brokers  []string
 
 	running atomic.Bool
-	// state is the App's State (state.go).
-	state atomic.Int32
+	// state is the App's State (state.go), changed under stateMu, the
+	// innermost lock (taken after mu or closeMu, or alone), held while
+	// OnStateChange's listener runs.
+	state   atomic.Int32
+	stateMu sync.Mutex
 	// httpLn and httpSrv are the HTTP server of HTTPAddr (http.go); nil
 	// without it.
 	httpLn  net.Listener
 	httpSrv *http.Server
+	// restoringTasks are the IDs of the active tasks restoring at the last
+	// poll round (updateStateLocked), for /readyz.
+	restoringTasks atomic.Pointer[[]string]
+	// advertised is the host:port this instance advertises to the group
+	// for interactive queries (AdvertisedAddr, iq.go), "" for none.
+	advertised string
 	// watch tracks broker reachability through every client's hooks
 	// (brokers.go).
 	watch *brokerWatch
@@ -164,21 +178,24 @@ func New(topo *topology.Topology, opts ...Option) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	m, err := newMetrics(cfg.appID, cfg.registerer)
+	reg, gatherer := appRegistry(cfg.registerer)
+	m, err := newMetrics(cfg.appID, reg)
 	if err != nil {
 		return nil, fmt.Errorf("sluice: register metrics: %w", err)
 	}
 	a := &App{
-		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m,
+		topo: topo, cfg: cfg, log: log.With("app", cfg.appID), metrics: m, promReg: reg, gatherer: gatherer,
 		brokers: cfg.brokers, finished: make(chan struct{}),
 		runners: map[taskID]*runner{}, byPartition: map[topicPartition]*runner{}, resume: map[topicPartition]int64{},
 		cleanups: map[taskID]*time.Timer{}, cacheShare: &state.CacheShare{Total: cfg.cacheBytes},
 	}
 	a.standbys = newStandbys(a)
+	m.state.bind(&a.state)
 	a.watch = newBrokerWatch(a.log, m.brokersReachable)
 	if err := a.openHTTP(); err != nil {
 		return nil, err
 	}
+	a.advertised = a.advertisedAddr()
 	return a, nil
 }
 
@@ -194,6 +211,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return errors.New("sluice: App.Run called twice")
 	}
 	defer close(a.finished)
+	// The HTTP server stops last: a request during the shutdown sees the
+	// final state (NotRunning, Error).
+	defer a.serveHTTP()()
 	defer func() {
 		// Run returns: the final state.
 		if err != nil && err != ErrClosed {
@@ -205,7 +225,6 @@ func (a *App) Run(ctx context.Context) (err error) {
 		a.setState(NotRunning)
 	}()
 	defer a.watch.stop()
-	defer a.serveHTTP()()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.closeMu.Lock()
@@ -305,8 +324,15 @@ func leaveReserve(timeout time.Duration) time.Duration { return min(timeout/5, t
 
 // baseClientOpts are the options every client of the App uses: each
 // kgo.NewClient of the runtime starts from them, so the brokers, TLS and
-// SASL (which win over ClientOptions) reach every client.
-func (a *App) baseClientOpts() []kgo.Opt {
+// SASL (which win over ClientOptions) reach every client, and so do the
+// Kafka client metrics, labelled client (registry.go). Each call makes
+// the metrics of one client: a call per kgo.NewClient.
+func (a *App) baseClientOpts(client string) []kgo.Opt {
+	return append(a.connOpts(), kafkaMetrics(a.promReg, a.log, a.cfg.appID, client))
+}
+
+// connOpts are baseClientOpts without the Kafka client metrics.
+func (a *App) connOpts() []kgo.Opt {
 	opts := a.cfg.clientOptsWithSecurity()
 	return append(opts, kgo.SeedBrokers(a.brokers...), kgo.WithContext(a.closeCtx), kgo.WithHooks(a.watch))
 }
@@ -322,7 +348,7 @@ func (a *App) start(ctx context.Context) error {
 	// (franz-go's default): createInternalTopics describes the internal
 	// topics before it creates them, and a cached "unknown topic" would
 	// hold awaitTopics up to 5s at every start that creates a topic.
-	admin, err := kgo.NewClient(append(a.baseClientOpts(), kgo.MetadataMinAge(250*time.Millisecond))...)
+	admin, err := kgo.NewClient(append(a.baseClientOpts("admin"), kgo.MetadataMinAge(250*time.Millisecond))...)
 	if err != nil {
 		return &BrokerError{Brokers: a.brokers, Err: err}
 	}
@@ -366,7 +392,7 @@ func (a *App) start(ctx context.Context) error {
 		deadLettered: func(task, node string) {
 			a.metrics.deadLettered.WithLabelValues(task, node, operators.ProductionFailure.String()).Inc()
 		}}
-	opts := append(a.baseClientOpts(),
+	opts := append(a.baseClientOpts("main"),
 		// No kgo.RecordDeliveryTimeout: franz-go measures it from the
 		// record's timestamp, which here is event time (a window's, or
 		// an old input record's when reprocessing history), so records
@@ -428,7 +454,7 @@ func (a *App) start(ctx context.Context) error {
 		client: cl, prod: a.prod, log: a.log, metrics: a.metrics, purge: a.purgeRepartition,
 		txn: &txnLayer{cl: cl, admin: a.admin, log: a.log, group: a.cfg.appID, id: a.transactionalID(), instanceID: a.cfg.instanceID,
 			newClient: func(opts ...kgo.Opt) (*kgo.Client, error) {
-				return kgo.NewClient(append(a.baseClientOpts(), opts...)...)
+				return kgo.NewClient(append(a.baseClientOpts("txn-offsets"), opts...)...)
 			}},
 		fenced: a.fencedError, hook: a.commitHook,
 	}
@@ -667,6 +693,7 @@ func (a *App) Tasks() ([]string, <-chan struct{}) {
 // tasksChangedLocked wakes the waiters of Tasks.
 func (a *App) tasksChangedLocked() {
 	a.metrics.tasks.Set(float64(len(a.runners)))
+	a.metrics.standbyTasks.Set(float64(len(a.standbys.tasks)))
 	if a.changed != nil {
 		close(a.changed)
 		a.changed = nil

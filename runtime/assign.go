@@ -37,6 +37,7 @@ func (a *App) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string]
 		a.prod.setGeneration(gen)
 	}
 	a.rebalanceLocked()
+	a.metrics.rebalances.Inc()
 	ctx := a.runCtx
 	if a.closing || ctx.Err() != nil {
 		a.log.Info("partitions assigned while shutting down: no task created", "partitions", assigned)
@@ -317,6 +318,7 @@ func (a *App) activateRestoredLocked() error {
 			return r.restoreErr
 		}
 		r.task, r.pending, r.restoring = r.pending, nil, false
+		a.metrics.taskOpened(r)
 		a.offsets.set(r.id, offsetSumRunning) // member metadata
 		resume := map[string][]int32{}
 		for _, q := range r.queues {
@@ -433,6 +435,7 @@ func (a *App) closeRunnersLocked(rs []*runner, moved bool) {
 		}
 		delete(a.runners, r.id)
 		delete(a.revive, r.id)
+		a.metrics.taskClosed(r.id)
 		for _, q := range r.queues {
 			delete(a.byPartition, topicPartition{q.topic, q.partition})
 		}
@@ -626,6 +629,7 @@ func (a *App) restoreRunner(r *runner) {
 		},
 		Metadata:     ts.metadata,
 		GlobalStores: a.globals.views(),
+		Punctuated:   a.metrics.punctuated(id),
 	})
 	if err == nil {
 		err = a.finishRestore(ts)

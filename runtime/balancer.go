@@ -83,6 +83,8 @@ type taskBalancer struct {
 	changelogs map[int][]string
 
 	process processID
+	// host is the advertised host of this instance ("" without one).
+	host    string
 	offsets *taskOffsets // what JoinGroupMetadata reports
 	log     *slog.Logger
 
@@ -111,7 +113,7 @@ type taskBalancer struct {
 func (a *App) newBalancer(l *layout) *taskBalancer {
 	b := &taskBalancer{
 		subs: map[string]int{}, topics: l.topics, changelogs: map[int][]string{},
-		process: a.processID, offsets: &a.offsets, log: a.log,
+		process: a.processID, host: a.advertised, offsets: &a.offsets, log: a.log,
 		standbys: a.cfg.standbys, maxWarmups: a.cfg.maxWarmups, acceptableLag: a.cfg.acceptableLag,
 		probingInterval: a.cfg.probingInterval, ctx: a.groupCtx,
 	}
@@ -173,7 +175,7 @@ func (b *taskBalancer) JoinGroupMetadata(interests []string, owned map[string][]
 	slices.SortFunc(meta.OwnedPartitions, func(a, b kmsg.ConsumerMemberMetadataOwnedPartition) int {
 		return cmp.Compare(a.Topic, b.Topic)
 	})
-	d := memberData{process: b.process}
+	d := memberData{process: b.process, host: b.host}
 	if b.offsets != nil {
 		d.sums = b.offsets.snapshot()
 	}
@@ -247,6 +249,7 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, partitions map[string]i
 		}
 	}
 	member := map[string]*kmsg.JoinGroupResponseMember{} // client key → member
+	hostOf := map[string]string{}                        // client key → advertised host
 	claimGen := map[taskID]int32{}                       // generation of in.running's claim
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
 		d, err := decodeMemberData(meta.UserData)
@@ -265,6 +268,7 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, partitions map[string]i
 			key = "member:" + m.MemberID
 		}
 		member[key] = m
+		hostOf[key] = d.host
 		in.clients = append(in.clients, key)
 		in.sums[key] = d.sums
 		// A stale claim (a member that missed rebalances, KIP-792)
@@ -308,8 +312,9 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, partitions map[string]i
 	// current rather than closing it.
 	got := plan.AsMemberIDMap()
 	data := map[string][]byte{}
+	hosts := b.hostTasks(in.clients, hostOf, ha)
 	for _, c := range in.clients {
-		d := assignmentData{standbys: ha.standby[c], warmups: ha.warmup[c]}
+		d := assignmentData{standbys: ha.standby[c], warmups: ha.warmup[c], hosts: hosts}
 		for t, owner := range ha.active {
 			if owner != c || !in.stateful[t] {
 				continue
@@ -326,7 +331,7 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, partitions map[string]i
 		}
 		slices.SortFunc(d.standbys, taskID.compare)
 		d.standbys = slices.Compact(d.standbys)
-		if len(d.standbys) > 0 {
+		if len(d.standbys) > 0 || len(d.hosts) > 0 {
 			data[member[c].MemberID] = encodeAssignmentData(d)
 		}
 	}
@@ -337,6 +342,43 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, partitions map[string]i
 	}
 	b.scheduleProbe(ha.probe)
 	return &haSyncAssignment{plan: plan, data: data}
+}
+
+// hostTasks lists each advertised host's active and standby tasks of
+// plan ha, sorted by host (Kafka Streams' partitionsByHost and
+// standbyPartitionsByHost). Two clients advertising one host (a
+// misconfiguration) share its entry.
+func (b *taskBalancer) hostTasks(clients []string, hostOf map[string]string, ha haPlan) []hostTasks {
+	byHost := map[string]*hostTasks{}
+	for _, c := range clients {
+		h := hostOf[c]
+		if h == "" {
+			continue
+		}
+		ht := byHost[h]
+		if ht == nil {
+			ht = &hostTasks{host: h}
+			byHost[h] = ht
+		} else if b.log != nil {
+			b.log.Warn("two members advertise one host: interactive queries cannot tell them apart; set runtime.AdvertisedAddr",
+				"host", h, "client", c)
+		}
+		for t, owner := range ha.active {
+			if owner == c {
+				ht.active = append(ht.active, t)
+			}
+		}
+		ht.standbys = append(ht.standbys, ha.standby[c]...)
+	}
+	out := make([]hostTasks, 0, len(byHost))
+	for _, ht := range byHost {
+		slices.SortFunc(ht.active, taskID.compare)
+		slices.SortFunc(ht.standbys, taskID.compare)
+		ht.active, ht.standbys = slices.Compact(ht.active), slices.Compact(ht.standbys)
+		out = append(out, *ht)
+	}
+	slices.SortFunc(out, func(x, y hostTasks) int { return cmp.Compare(x.host, y.host) })
+	return out
 }
 
 // clientKey keys a member's client: its instance ID, else its process ID,

@@ -114,9 +114,16 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 		}
 	}
 	// Everything the stores wrote is in the changelogs now: the local
-	// state may commit, with the input positions it reflects.
+	// state may commit, with the input positions it reflects. Its log is
+	// synced in the background, as under exactly-once (commitLocal): the
+	// changelogs are the durable record, a crash loses at most this
+	// commit's local copy, restored from them on the next start (a task
+	// with a persistent store without a changelog syncs: taskState.
+	// unlogged), and a
+	// sync per task per commit held the workers for tens of milliseconds
+	// at every 100 ms commit (docs/architecture.md, per-record cost).
 	ends := c.prod.changelogEnds()
-	if err := commitLocalState(runners, ends, true, c.prod.generation()); err != nil {
+	if err := commitLocalState(runners, ends, false, c.prod.generation()); err != nil {
 		return err
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
@@ -162,7 +169,9 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	for _, r := range runners {
 		r.committed(offsets)
 	}
-	writeCheckpoints(c.log, runners, ends)
+	// No checkpoint file per commit: the commits are unsynced, so, as
+	// under exactly-once, each task writes it when it closes, after a
+	// sync (checkpointOnClose), and after a restore.
 	c.metrics.commits.Inc()
 	c.metrics.commitDur.Observe(time.Since(start).Seconds())
 	c.purge(fctx, offsets)
@@ -497,10 +506,11 @@ func flushStores(runners []*runner) error {
 // positions and processor metadata they reflect; ends are the changelog
 // end offsets the producer has seen acknowledged.
 //
-// durable (at-least-once) syncs each task's DB: the local state is the
-// record of what the changelog holds, written before the offsets commit.
-// Without durable (exactly-once, after the transaction committed, which is
-// the durable record) the DBs apply without a sync: a crash may lose the
+// durable syncs each task's DB, as does a task with a persistent store
+// without a changelog (taskState.unlogged), which nothing else can
+// rebuild. Without it (the changelogs, or under exactly-once the
+// committed transaction, are the durable record) the DBs apply without a
+// sync: a crash may lose the
 // last commits of a DB (Pebble keeps whole batches or none), which the
 // next start restores from the changelogs, read from the offsets in the
 // DB's meta record. The tasks commit one after the other: applying them
@@ -513,21 +523,13 @@ func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, du
 		if gen > 0 {
 			r.st.gen = gen
 		}
-		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable); err != nil {
+		// A persistent store without a changelog has no other copy: its
+		// task's commit is synced before the group's offsets move on.
+		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable || r.st.unlogged); err != nil {
 			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
 		}
 	}
 	return nil
-}
-
-// writeCheckpoints writes each task's checkpoint file; a failure only
-// costs a longer restore, so it is logged.
-func writeCheckpoints(log *slog.Logger, runners []*runner, ends map[state.TopicPartition]int64) {
-	for _, r := range runners {
-		if err := r.st.writeCheckpoint(ends); err != nil {
-			log.Warn("write checkpoint", "task", r.id, "err", err)
-		}
-	}
 }
 
 // purgeRepartition deletes the records of repartition topics below the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ type config struct {
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
 	httpAddr       string
+	advertisedAddr string
 	onStateChange  func(newState, oldState State)
 	startupTimeout time.Duration
 	maxPollRecords int
@@ -45,6 +47,7 @@ type config struct {
 	blockCache     int64
 	memTableBytes  int64
 	cleanupDelay   time.Duration
+	metricsLevel   MetricsLevel
 	shutdownTime   time.Duration
 
 	guarantee         Guarantee
@@ -246,8 +249,14 @@ func Workers(n int) Option { return optionFunc(func(c *config) { c.workers = n }
 // Logger sets the logger; the default discards.
 func Logger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
-// Registerer registers the App's Prometheus metrics; by default they are
-// not registered anywhere.
+// Registerer registers the App's Prometheus metrics, and the Kafka client
+// metrics of its clients (franz-go's kprom), with r. If r is also a
+// prometheus.Gatherer (a *prometheus.Registry, prometheus.DefaultRegisterer),
+// the HTTP server's /metrics serves r, with whatever else it holds;
+// otherwise the App keeps a registry of its own that holds the same
+// metrics (and the Go and process collectors) and serves that. Without
+// this option the metrics go to the App's own registry alone, with the Go
+// and process collectors. New fails if a metric clashes with one in r.
 func Registerer(r prometheus.Registerer) Option {
 	return optionFunc(func(c *config) { c.registerer = r })
 }
@@ -255,14 +264,32 @@ func Registerer(r prometheus.Registerer) Option {
 // HTTPAddr serves the App's HTTP endpoints (runtime/http.go: /metrics,
 // /healthz, /readyz, /topology, interactive queries, the web page) on addr,
 // e.g. "127.0.0.1:8080"; ":0" picks a free port (App.HTTPURL names it).
-// Off by default. The address is also what this instance advertises to the
-// group for interactive queries (Kafka Streams: application.server).
+// Off by default ("" is off). The listener opens in New: an address that
+// cannot be bound fails New with a *ConfigError naming runtime.HTTPAddr.
+// Requests are served while Run runs. The address is also what this
+// instance advertises to the group for interactive queries (Kafka
+// Streams: application.server).
 func HTTPAddr(addr string) Option { return optionFunc(func(c *config) { c.httpAddr = addr }) }
 
+// AdvertisedAddr sets the "host:port" this instance advertises to the
+// group for interactive queries: the address at which the other
+// instances reach its HTTP server (Kafka Streams: application.server).
+// Default: the HTTPAddr listener's address, with an unspecified IP (":8080",
+// "0.0.0.0:8080") replaced by os.Hostname(). Without HTTPAddr and
+// AdvertisedAddr the instance advertises nothing: other instances cannot
+// forward queries to it, and KeyQueryMetadata names no host for its
+// tasks.
+func AdvertisedAddr(hostport string) Option {
+	return optionFunc(func(c *config) { c.advertisedAddr = hostport })
+}
+
 // OnStateChange calls fn on each change of the App's State, with the new
-// and the old state (Kafka Streams: KafkaStreams.setStateListener). fn runs
-// on the goroutine that changed the state, with no lock held, and must not
-// block.
+// and the old state (Kafka Streams: KafkaStreams.setStateListener), in the
+// order of the changes. fn runs on the goroutine that changed the state (the
+// poll loop, a group callback, Run), possibly while the App holds its
+// internal locks: it must return quickly, and must call no method of the
+// App but State and HTTPURL (hand other work to a goroutine of its own).
+// The HTTP server still answers while fn runs, up to NotRunning or Error.
 func OnStateChange(fn func(newState, oldState State)) Option {
 	return optionFunc(func(c *config) { c.onStateChange = fn })
 }
@@ -335,6 +362,11 @@ func (c *config) validate() error {
 	}
 	if c.commitInterval < time.Millisecond {
 		errs = append(errs, &ConfigError{"CommitInterval", fmt.Sprintf("%v is below 1ms", c.commitInterval)})
+	}
+	if c.advertisedAddr != "" {
+		if host, port, err := net.SplitHostPort(c.advertisedAddr); err != nil || host == "" || port == "" || len(c.advertisedAddr) > maxHostLen {
+			errs = append(errs, &ConfigError{"AdvertisedAddr", fmt.Sprintf("%q is not a host:port", c.advertisedAddr)})
+		}
 	}
 	if c.workers < 1 {
 		errs = append(errs, &ConfigError{"Workers", fmt.Sprintf("%d: need at least 1", c.workers)})

@@ -146,7 +146,7 @@ func TestSinkRecordKeepsEmptyHeaderValues(t *testing.T) {
 	if v := sr.rec.Headers[1].Value; v != nil {
 		t.Errorf("null header value became %v", v)
 	}
-	if r := p.record("log", 0, nil, nil, []operators.Header{{Key: "empty", Value: []byte{}}}, 0); r.Headers[0].Value == nil {
+	if r := p.record("log", 0, nil, nil, []operators.Header{{Key: "empty", Value: []byte{}}}, 0, nil); r.Headers[0].Value == nil {
 		t.Error("a changelog record's empty header value became null")
 	}
 }

@@ -52,7 +52,7 @@ func TestDecodePositionsHugeTopicLength(t *testing.T) {
 // to the same bytes.
 func FuzzDecodeMemberData(f *testing.F) {
 	f.Add(encodeMemberData(memberData{}))
-	f.Add(encodeMemberData(memberData{process: processID{1, 2, 3}, sums: map[taskID]int64{{0, 0}: offsetSumRunning, {3, 17}: 1 << 40}}))
+	f.Add(encodeMemberData(memberData{process: processID{1, 2, 3}, host: "h:1", sums: map[taskID]int64{{0, 0}: offsetSumRunning, {3, 17}: 1 << 40}}))
 	f.Add([]byte{memberDataVersion, 1, 2})                                                        // truncated process ID
 	f.Add(append(append([]byte{memberDataVersion}, make([]byte, 16)...), 0xff, 0xff, 0xff, 0x0f)) // task count past the data
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -66,7 +66,7 @@ func FuzzDecodeMemberData(f *testing.F) {
 		// Varints have one shortest form, which encode writes; a longer
 		// one decodes to the same value.
 		again, err := decodeMemberData(encodeMemberData(d))
-		if err != nil || again.process != d.process || !maps.Equal(again.sums, d.sums) {
+		if err != nil || again.process != d.process || again.host != d.host || !maps.Equal(again.sums, d.sums) {
 			t.Fatalf("round trip of %v: %v, %v", d, again, err)
 		}
 	})
@@ -79,6 +79,7 @@ func FuzzDecodeAssignmentData(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(encodeAssignmentData(assignmentData{}))
 	f.Add(encodeAssignmentData(assignmentData{standbys: []taskID{{0, 1}, {0, 3}, {2, 0}}, warmups: []taskID{{0, 3}}}))
+	f.Add(encodeAssignmentData(assignmentData{hosts: []hostTasks{{host: "a:1", active: []taskID{{0, 0}}}, {host: "b:1", standbys: []taskID{{0, 0}}}}}))
 	f.Add([]byte{memberDataVersion, 2, 0, 1, 0, 0, 0}) // unsorted
 	f.Add([]byte{memberDataVersion, 0, 1, 0, 1})       // warm-up not a standby
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -90,8 +91,13 @@ func FuzzDecodeAssignmentData(f *testing.F) {
 			return
 		}
 		again, err := decodeAssignmentData(encodeAssignmentData(d))
-		if err != nil || !slices.Equal(again.standbys, d.standbys) || !slices.Equal(again.warmups, d.warmups) {
+		if err != nil || !slices.Equal(again.standbys, d.standbys) || !slices.Equal(again.warmups, d.warmups) || len(again.hosts) != len(d.hosts) {
 			t.Fatalf("round trip of %v: %v, %v", d, again, err)
+		}
+		for i, h := range d.hosts {
+			if g := again.hosts[i]; g.host != h.host || !slices.Equal(g.active, h.active) || !slices.Equal(g.standbys, h.standbys) {
+				t.Fatalf("round trip of host %+v: %+v", h, g)
+			}
 		}
 	})
 }

@@ -72,8 +72,11 @@
 // (forwarding each key's latest update downstream and to the changelog);
 // it waits for every produced record (output and changelogs); each task
 // commits its local state together with the input positions it reflects,
-// in one synced Pebble batch; the group's offsets are committed; each task
-// writes its checkpoint file of changelog offsets. At-least-once: output
+// in one Pebble batch, synced in the background (the next commit waits for
+// the sync; a crash loses at most the last commit's local copy, restored
+// from the changelogs); the group's offsets are committed. The checkpoint
+// file of changelog offsets is written when a task closes and after a
+// restore. At-least-once: output
 // and state reach Kafka before the offsets that cover them. Records of
 // repartition topics below the committed offsets are then deleted. When
 // tasks move away, they are committed first.
@@ -222,7 +225,39 @@
 // restoring), Running once in the group with every task restored,
 // PendingShutdown and NotRunning after a shutdown asked for,
 // PendingError and Error after a fatal error. A broker outage changes no
-// state, as in Kafka Streams. See docs/operations.md.
+// state, as in Kafka Streams. OnStateChange is called on each change. See
+// docs/operations.md.
+//
+// # HTTP server and metrics
+//
+// With HTTPAddr the App serves HTTP (the listener opens in New, so that a
+// port in use fails New with a ConfigError; requests are served from Run's
+// start until Run returns, after the final state is set): /metrics
+// (Prometheus' text format), /healthz (200 unless the App failed or
+// stopped), /readyz (200 once Running with no active task restoring, else
+// 503 naming the reason and the tasks restoring), /topology (Describe's
+// text, ?format=json, mermaid or dot), /api/state, and the parts of the
+// other files of http_*.go. The operations endpoints take no lock: they
+// read atomics, so they answer while a commit or a rebalance runs.
+//
+// Every App has a Prometheus registry: the Registerer given, served if it
+// is a Gatherer, or one of its own. Every Kafka client of the App (each
+// kgo.NewClient starts from baseClientOpts) carries franz-go's kprom
+// hooks, one kprom.Metrics per client (kprom keeps one client's
+// collectors), under sluice_kafka_ with a client label naming it (admin,
+// main, global, standby, restore-<topic>-<partition>, ...).
+//
+// The App's own metrics (metrics.go, listed in docs/operations.md) cost
+// nothing per record: a task's records are counted in its runner and
+// timed once per processing round, and the poll loop folds the round into
+// the task's counters, latency histogram and records lag gauges
+// afterwards; the record caches count hits and misses in atomics read at
+// scrape time, and the State is read at scrape time too. Store operation
+// latencies are timed only at MetricsRecordingLevel(MetricsDebug) (Kafka
+// Streams' metrics.recording.level), by a wrapper of each store's base
+// that INFO does not install. GET /api/tasks (http_tasks.go) answers the
+// tasks' processed totals, rates and lag from a view the poll loop
+// publishes every 200 ms, so a request never waits for App.mu.
 //
 // # Concurrency and lock order
 //
@@ -237,7 +272,10 @@
 // adjustOffsets while the poll loop may hold App.mu in a commit that waits
 // for a rebalance, so adjustOffsets must not take App.mu), cleanupMu (the
 // timers deleting the state of tasks that moved away); the record cache
-// budget's task count is an atomic. A restore goroutine takes none of them: closing a task
+// budget's task count is an atomic. stateMu (the State's changes and the
+// OnStateChange calls, in order) is innermost: taken after App.mu or
+// closeMu or alone, with nothing taken under it but what the listener
+// does. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
 // The standby set's lock (standbys.mu) comes after App.mu and before
 // cleanupMu: the group callbacks open and close standby tasks holding
@@ -251,6 +289,26 @@
 // global store (syncStore.mu) is a leaf too, held for one store call by
 // the workers, the global reader, and the poll goroutine with App.mu held
 // (a commit's cache flush forwards into a stream-global join).
+// Interactive queries (iq.go) read a task's store holding App.mu, between
+// two rounds, and a standby's holding App.mu then standbys.mu; an HTTP
+// query forwarded to another instance holds no lock while it waits.
+//
+// # Interactive queries
+//
+// KeyValueStoreView, WindowStoreView and SessionStoreView are typed
+// read-only views of a store across this instance's tasks (Kafka Streams'
+// KafkaStreams.store), safe while the tasks run: a read holds App.mu, so
+// it runs between rounds and reads only tasks that run here, restored.
+// Each instance advertises its HTTP address (AdvertisedAddr, default the
+// HTTPAddr listener's; Kafka Streams' application.server) in its member
+// metadata, and the group leader sends every member every host's active
+// and standby tasks with the assignment, so QueryMetadataForKey and
+// Instances answer where any key's task runs. With HTTPAddr the App serves
+// the stores as JSON (/api/stores, /stores/{store}/keys/{key},
+// /stores/{store}/range), forwarding a query once to the instance running
+// the key's task, and answering 503 with Retry-After while the task moves
+// or restores: never another instance's stale value. See
+// docs/interactive-queries.md.
 //
 // # Errors
 //
@@ -302,4 +360,12 @@
 // once with an AuthorizationError. The SASL password is never formatted:
 // the configuration Run logs at start shows it as [redacted]. See
 // docs/security.md.
+//
+// # Web page
+//
+// With HTTPAddr the App serves a web page at "/" (http_ui.go): its files,
+// runtime/web/, are embedded in the binary and fetch nothing but the App's
+// own JSON endpoints, from which the page shows the application's state,
+// draws the topology, tables the tasks' throughput and lag each second and
+// looks keys up in the queryable stores. docs/operations.md, "Web page".
 package runtime

@@ -502,7 +502,7 @@ func (g *globalReader) live(ctx context.Context) error {
 		}
 		parts[tp.Topic][tp.Partition] = kgo.NewOffset().At(off)
 	}
-	opts := append(g.a.baseClientOpts(),
+	opts := append(g.a.baseClientOpts("global"),
 		// No group: the instance reads every partition itself.
 		kgo.ConsumePartitions(parts),
 		kgo.FetchMaxWait(500*time.Millisecond),

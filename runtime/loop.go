@@ -39,6 +39,7 @@ func (a *App) loop(ctx context.Context) error {
 			a.client.AllowRebalance()
 			return nil
 		}
+		a.metrics.polled(fetches.NumRecords())
 		var fetchErr error
 		fetches.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -133,6 +134,7 @@ func (a *App) loop(ctx context.Context) error {
 		if err == nil {
 			a.updateStateLocked()
 		}
+		a.publishTasksLocked()
 		if err == nil && len(a.runners) > 0 {
 			if lastSweep.IsZero() {
 				lastSweep = time.Now()
@@ -184,10 +186,7 @@ func (a *App) processLocked() error {
 		if r.err != nil {
 			errs = append(errs, r.err)
 		}
-		if r.processed > 0 {
-			a.metrics.processed.WithLabelValues(r.task.ID()).Add(float64(r.processed))
-			r.processed = 0
-		}
+		a.metrics.taskRound(r)
 	}
 	if len(errs) > 0 {
 		err := errors.Join(errs...)

@@ -15,14 +15,14 @@ import (
 func TestMemberDataRoundTrip(t *testing.T) {
 	for _, d := range []memberData{
 		{},
-		{process: processID{0xde, 0xad, 15: 1}, sums: map[taskID]int64{{0, 0}: offsetSumRunning, {0, 1}: 0, {2, 7}: 1<<62 + 5}},
+		{process: processID{0xde, 0xad, 15: 1}, host: "node-1.example:8080", sums: map[taskID]int64{{0, 0}: offsetSumRunning, {0, 1}: 0, {2, 7}: 1<<62 + 5}},
 	} {
 		b := encodeMemberData(d)
 		got, err := decodeMemberData(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.process != d.process || len(got.sums) != len(d.sums) || !maps.Equal(got.sums, d.sums) {
+		if got.process != d.process || got.host != d.host || len(got.sums) != len(d.sums) || !maps.Equal(got.sums, d.sums) {
 			t.Fatalf("round trip: %v, want %v", got, d)
 		}
 	}
@@ -33,9 +33,11 @@ func TestMemberDataRoundTrip(t *testing.T) {
 		{nil, "empty"},
 		{[]byte{9}, "version 9"},
 		{append([]byte{memberDataVersion}, make([]byte, 10)...), "truncated process ID"},
-		{append(append([]byte{memberDataVersion}, make([]byte, 16)...), 1, 0, 0, 5), "offset sum -3"},
-		{append(append([]byte{memberDataVersion}, make([]byte, 16)...), 2, 0, 0, 2, 0, 0, 2), "listed twice"},
-		{append(append([]byte{memberDataVersion}, make([]byte, 16)...), 0, 7), "1 bytes after"},
+		{[]byte{1, 0xde}, "version 1, want 2 (an instance of another Sluice version)"},
+		{append(append([]byte{memberDataVersion}, make([]byte, 16)...), 0, 1, 0, 0, 5), "offset sum -3"},
+		{append(append([]byte{memberDataVersion}, make([]byte, 16)...), 0, 2, 0, 0, 2, 0, 0, 2), "listed twice"},
+		{append(append([]byte{memberDataVersion}, make([]byte, 16)...), 0, 0, 7), "1 bytes after"},
+		{append(append([]byte{memberDataVersion}, make([]byte, 16)...), 5, 'a', 'b'), "host: bad length"},
 	} {
 		_, err := decodeMemberData(tc.b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "sluice: malformed member metadata") {
@@ -45,15 +47,29 @@ func TestMemberDataRoundTrip(t *testing.T) {
 }
 
 func TestAssignmentDataRoundTrip(t *testing.T) {
-	d := assignmentData{standbys: []taskID{{0, 0}, {0, 5}, {3, 1}}, warmups: []taskID{{0, 5}}}
+	d := assignmentData{standbys: []taskID{{0, 0}, {0, 5}, {3, 1}}, warmups: []taskID{{0, 5}},
+		hosts: []hostTasks{{host: "a:1", active: []taskID{{0, 1}, {1, 0}}, standbys: []taskID{{0, 2}}}, {host: "b:2", active: []taskID{{0, 2}}}}}
 	got, err := decodeAssignmentData(encodeAssignmentData(d))
-	if err != nil || !slices.Equal(got.standbys, d.standbys) || !slices.Equal(got.warmups, d.warmups) {
+	if err != nil || !slices.Equal(got.standbys, d.standbys) || !slices.Equal(got.warmups, d.warmups) || len(got.hosts) != 2 {
 		t.Fatalf("round trip: %v, %v; want %v", got, err, d)
+	}
+	for i, h := range got.hosts {
+		if h.host != d.hosts[i].host || !slices.Equal(h.active, d.hosts[i].active) || !slices.Equal(h.standbys, d.hosts[i].standbys) {
+			t.Fatalf("round trip: host %d is %+v, want %+v", i, h, d.hosts[i])
+		}
+	}
+	unsorted := d
+	unsorted.hosts = []hostTasks{d.hosts[1], d.hosts[0]}
+	if _, err := decodeAssignmentData(encodeAssignmentData(unsorted)); err == nil || !strings.Contains(err.Error(), `hosts not sorted at "a:1"`) {
+		t.Fatalf("unsorted hosts: %v", err)
+	}
+	if _, err := decodeAssignmentData([]byte{1, 0, 0}); err == nil || !strings.Contains(err.Error(), "version 1, want 2") {
+		t.Fatalf("a leader of version 1: %v", err)
 	}
 	if got, err := decodeAssignmentData(nil); err != nil || len(got.standbys)+len(got.warmups) != 0 {
 		t.Fatalf("no user data: %v, %v; want no standbys", got, err)
 	}
-	if _, err := decodeAssignmentData([]byte{memberDataVersion, 1, 0, 1, 1, 0, 2}); err == nil || !strings.Contains(err.Error(), "warm-up task 0_2 is not among the standbys") {
+	if _, err := decodeAssignmentData([]byte{memberDataVersion, 1, 0, 1, 1, 0, 2, 0}); err == nil || !strings.Contains(err.Error(), "warm-up task 0_2 is not among the standbys") {
 		t.Fatalf("warm-up outside the standbys: %v", err)
 	}
 }

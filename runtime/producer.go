@@ -194,32 +194,82 @@ func (p *producer) err() error {
 // headers: the caller reuses them) and tracks its
 // partition's end offset.
 func (p *producer) sendChangelog(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
-	r := p.record(topic, part, key, value, headers, ts)
+	var gen []byte
 	if g := p.gen.Load(); g != nil {
 		// The value is shared by every record of the generation: franz-go
 		// does not modify it.
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: GenerationHeader, Value: *g})
+		gen = *g
 	}
-	p.produceRecord(r, p.logged)
+	p.produceRecord(p.record(topic, part, key, value, headers, ts, gen), p.logged)
+}
+
+// changelogRecord is a changelog record with room for its headers (the
+// input position, a format version, the generation) in one allocation.
+type changelogRecord struct {
+	rec    kgo.Record
+	hdrs   [3]kgo.RecordHeader
+	inline [inlineBytes]byte
+}
+
+// inlineBytes is the room for the bytes of a record (key, value, header
+// values) in the allocation of the record itself: a changelog record of a
+// count (a key, eight bytes of count, the input position header) fits,
+// and so does a sink record of one, so each costs one allocation.
+const inlineBytes = 96
+
+// inlineOr returns the first size bytes of inline if they fit, else a new
+// slice.
+func inlineOr(inline *[inlineBytes]byte, size int) []byte {
+	if size <= inlineBytes {
+		return inline[:size:size]
+	}
+	return make([]byte, size)
 }
 
 // record makes the record of a send, with copies of key, value and
-// headers.
-func (p *producer) record(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) *kgo.Record {
-	r := &kgo.Record{Topic: topic, Timestamp: time.UnixMilli(ts)}
-	buf := make([]byte, len(key)+len(value))
+// headers (in one buffer), and a GenerationHeader of value gen if gen is
+// not nil.
+func (p *producer) record(topic string, part int32, key, value []byte, headers []operators.Header, ts int64, gen []byte) *kgo.Record {
+	cr := &changelogRecord{}
+	r := &cr.rec
+	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
+	size := len(key) + len(value)
+	for _, h := range headers {
+		size += len(h.Value)
+	}
+	buf := inlineOr(&cr.inline, size)
+	n := 0
 	if key != nil {
 		r.Key = buf[:len(key):len(key)]
 		copy(r.Key, key)
 	}
+	n += len(key)
 	if value != nil {
-		r.Value = buf[len(key):]
+		r.Value = buf[n : n+len(value) : n+len(value)]
 		copy(r.Value, value)
 	}
-	if len(headers) > 0 {
-		r.Headers = make([]kgo.RecordHeader, len(headers), len(headers)+1) // +1: sendChangelog's GenerationHeader
-		for i, h := range headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: bytesCloneNullable(h.Value)}
+	n += len(value)
+	nh := len(headers)
+	if gen != nil {
+		nh++
+	}
+	if nh > 0 {
+		if nh <= len(cr.hdrs) {
+			r.Headers = cr.hdrs[:0:nh]
+		} else {
+			r.Headers = make([]kgo.RecordHeader, 0, nh)
+		}
+		for _, h := range headers {
+			var v []byte
+			if h.Value != nil {
+				v = buf[n : n+len(h.Value) : n+len(h.Value)]
+				copy(v, h.Value)
+				n += len(h.Value)
+			}
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: v})
+		}
+		if gen != nil {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: GenerationHeader, Value: gen})
 		}
 	}
 	if part >= 0 {
@@ -267,10 +317,11 @@ func (p *producer) wait(ctx context.Context) error {
 // headers, with its origin in its context (sinkContext). by, if not nil,
 // is what it is partitioned by; part >= 0 is its partition.
 func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, headers []operators.Header, ts int64) *sinkRecord {
-	sr := &sinkRecord{}
+	sri := &sinkRecordInline{}
+	sr := &sri.sinkRecord
 	r := &sr.rec
 	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
-	buf := make([]byte, len(key)+len(value)+len(by))
+	buf := inlineOr(&sri.inline, len(key)+len(value)+len(by))
 	if key != nil {
 		r.Key = buf[:len(key):len(key)]
 		copy(r.Key, key)
@@ -296,6 +347,12 @@ func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, h
 	sr.ctx.Context = context.Background()
 	r.Context = &sr.ctx
 	return sr
+}
+
+// sinkRecordInline is a sinkRecord with room for its bytes.
+type sinkRecordInline struct {
+	sinkRecord
+	inline [inlineBytes]byte
 }
 
 // taskCollector is a task's operators.Collector: it writes what the sinks

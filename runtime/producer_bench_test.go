@@ -65,7 +65,7 @@ func BenchmarkSinkSend(b *testing.B) {
 			if err := p.err(); err != nil {
 				return err
 			}
-			p.produceRecord(p.record("bench-out", -1, key, value, hs, ts), p.promise)
+			p.produceRecord(p.record("bench-out", -1, key, value, hs, ts, nil), p.promise)
 			return nil
 		})
 	})
@@ -98,7 +98,7 @@ func BenchmarkSinkRecordMake(b *testing.B) {
 	b.Run("plain", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			sink = p.record("out", -1, key, value, hs, 1)
+			sink = p.record("out", -1, key, value, hs, 1, nil)
 		}
 	})
 	b.Run("handled", func(b *testing.B) {

@@ -43,7 +43,10 @@ type changelogReader struct {
 	// clientOpts are the options of the reader's clients (brokers, TLS,
 	// SASL, the App's client context).
 	clientOpts []kgo.Opt
-	admin      *kadm.Client
+	// clientMetrics, if set, gives each client its Kafka client metrics,
+	// named client (App.baseClientOpts).
+	clientMetrics func(client string) kgo.Opt
+	admin         *kadm.Client
 	// readCommitted: read committed records only, to the last stable
 	// offset (exactly-once).
 	readCommitted bool
@@ -136,6 +139,9 @@ func (cr *changelogReader) readTo(ctx context.Context, topic string, partition i
 	if cr.readCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
+	if cr.clientMetrics != nil {
+		opts = append(opts, cr.clientMetrics(fmt.Sprintf("restore-%s-%d", topic, partition)))
+	}
 	stall := cr.stall
 	if stall <= 0 {
 		stall = restoreStall
@@ -210,8 +216,9 @@ func (cr *changelogReader) readTo(ctx context.Context, topic string, partition i
 // newChangelogReader returns the App's changelog reader, on its admin
 // client.
 func (a *App) newChangelogReader() *changelogReader {
-	cr := &changelogReader{clientOpts: a.baseClientOpts(), admin: kadm.NewClient(a.admin), log: a.log,
+	cr := &changelogReader{clientOpts: a.connOpts(), admin: kadm.NewClient(a.admin), log: a.log,
 		restored: a.metrics.restored, remaining: a.metrics.restoreRemaining}
+	cr.clientMetrics = func(client string) kgo.Opt { return kafkaMetrics(a.promReg, a.log, a.cfg.appID, client) }
 	if a.cfg.guarantee == ExactlyOnce {
 		// An open transaction holds the end until it ends, at most the
 		// transaction timeout of its producer (Sluice's instances use

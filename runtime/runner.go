@@ -28,8 +28,10 @@ type runner struct {
 	cur *kgo.Record
 	// now is the time of the current processing round.
 	now time.Time
-	// processed counts input records since the metrics were last updated.
+	// processed counts input records since the metrics were last updated,
+	// busy the time spent processing them (metrics.go: taskRound).
 	processed int64
+	busy      time.Duration
 	err       error
 	// rolledBack: a group callback aborted the transaction holding the
 	// runner's progress (ExactlyOnce); it waits for the poll loop's
@@ -145,6 +147,7 @@ func (r *runner) taskID() string {
 // punctuations; it stops at the first error.
 func (r *runner) process(now time.Time) error {
 	r.now = now
+	start := time.Now() // one clock read per round, not per record
 	for {
 		i, rec, ok := r.group.Next(r.task)
 		if !ok {
@@ -155,6 +158,7 @@ func (r *runner) process(now time.Time) error {
 		}
 	}
 	r.group.Reset()
+	r.busy += time.Since(start)
 	return r.task.PunctuateWallClock(now)
 }
 

@@ -423,7 +423,7 @@ func (sb *standbys) commitLocked(t *standbyTask, force bool) error {
 // the reader.
 func (sb *standbys) start() error {
 	a := sb.a
-	opts := append(a.baseClientOpts(),
+	opts := append(a.baseClientOpts("standby"),
 		kgo.KeepControlRecords(), // a transaction marker may be a partition's last offset
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // records deleted by retention

@@ -107,7 +107,7 @@ func (f *standbyFixture) standbyOnly(t *testing.T, dir string, reg *prometheus.R
 	if err := b.openStateDir(); err != nil {
 		t.Fatal(err)
 	}
-	if b.admin, err = kgo.NewClient(b.baseClientOpts()...); err != nil {
+	if b.admin, err = kgo.NewClient(b.baseClientOpts("admin")...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -1,6 +1,9 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // State is the state of an App, as Kafka Streams' KafkaStreams.State,
 // with its transitions:
@@ -85,21 +88,22 @@ func (a *App) State() State { return State(a.state.Load()) }
 // setState moves the App to next if Kafka Streams allows the transition
 // from its current state, and reports whether it did; a transition not
 // allowed (Running after a shutdown began) is ignored. Changes are
-// logged.
+// logged. stateMu orders the changes and their OnStateChange calls: the
+// listener sees them in the order they happened, each old state the new
+// one of the call before.
 func (a *App) setState(next State) bool {
-	for {
-		cur := State(a.state.Load())
-		if cur == next || !cur.validTransition(next) {
-			return false
-		}
-		if a.state.CompareAndSwap(int32(cur), int32(next)) {
-			a.log.Info("state", "from", cur, "to", next)
-			if fn := a.cfg.onStateChange; fn != nil {
-				fn(next, cur)
-			}
-			return true
-		}
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
+	cur := State(a.state.Load())
+	if cur == next || !cur.validTransition(next) {
+		return false
 	}
+	a.state.Store(int32(next))
+	a.log.Info("state", "from", cur, "to", next)
+	if fn := a.cfg.onStateChange; fn != nil {
+		fn(next, cur)
+	}
+	return true
 }
 
 // updateStateLocked moves the App between Rebalancing and Running after a
@@ -112,9 +116,15 @@ func (a *App) updateStateLocked() {
 	}
 	_, gen := a.client.GroupMetadata()
 	busy := gen <= 0 || gen <= a.lostGen || len(a.revive) > 0
+	var restoring []string
 	for _, r := range a.runners {
-		busy = busy || r.restoring
+		if r.restoring {
+			restoring = append(restoring, r.id.String())
+		}
 	}
+	slices.Sort(restoring)
+	a.restoringTasks.Store(&restoring) // for /readyz (http_ops.go)
+	busy = busy || len(restoring) > 0
 	if busy {
 		a.setState(Rebalancing)
 	} else {

@@ -21,6 +21,11 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 		return ts.db.KeyValueStore(spec.Name)
 	}
 	kv := base()
+	if spec.DisableLogging && !spec.InMemory && ts.db != nil {
+		// Nothing restores this store: its commits must be durable
+		// before the group's offsets move past them (commitLocalState).
+		ts.unlogged = true
+	}
 	if !spec.DisableLogging {
 		topic := task.ChangelogTopic(a.cfg.appID, spec)
 		if _, err := a.restoreStore(ctx, ts, kv, spec, topic, partition); err != nil {
@@ -32,6 +37,9 @@ func (a *App) openStore(ctx context.Context, r *runner, spec *topology.StoreSpec
 			// an in-memory base is that store's, keep it.
 			kv = base()
 		}
+	}
+	if a.cfg.metricsLevel == MetricsDebug {
+		kv = a.metrics.meterStore(r.id, kv)
 	}
 	return kv, nil
 }

@@ -35,10 +35,13 @@ import (
 //     with a header of the input position it reflects (task.InputHeader).
 //  2. The producer is flushed: output and changelog records are acked.
 //  3. The pending batch and the meta records of the task's input
-//     positions and changelog offsets are committed to the DB atomically,
-//     with a sync.
+//     positions and changelog offsets are committed to the DB atomically;
+//     the log is synced in the background (the next commit waits for
+//     it), or at once for a DB holding a store without a changelog.
 //  4. The group's offsets are committed.
-//  5. The checkpoint file is written with the changelog end offsets.
+//
+// The checkpoint file (the changelog end offsets) is written when the
+// task closes and after a restore, not at each commit.
 //
 // On assignment a store restores its changelog from the offset of the
 // changelog-ends meta record (from the start without it or without local
@@ -103,6 +106,10 @@ type taskState struct {
 	changelogs []state.TopicPartition
 	checkpoint map[state.TopicPartition]int64
 	fresh      bool // the DB was created empty
+	// unlogged: the DB holds a persistent store without a changelog
+	// (StoreSpec.DisableLogging), which no restore can rebuild, so each
+	// commit of the local state syncs its log (commitLocalState).
+	unlogged bool
 	// gen is the largest group generation of the changelog records the
 	// local state reflects (metaGeneration; see GenerationHeader): as of
 	// the last commit, the generation the task wrote with; after a
@@ -223,8 +230,9 @@ func (ts *taskState) confirmed(tp topicPartition, offset int64) bool {
 // commitLocal commits the pending writes of the task's DB with the input
 // positions next, the processor metadata md and the changelog offsets
 // they reflect (step 3 of the protocol). durable syncs the DB's log
-// (at-least-once). Without it (exactly-once, where the transaction is the
-// durable record) the commit applies at once and its log is synced in the
+// (a DB holding a store without a changelog). Without it (the changelogs,
+// or under exactly-once the transaction, are the durable record) the
+// commit applies at once and its log is synced in the
 // background; the next commit waits for that sync before it applies. So a
 // crash loses at most the last commit, which the next start restores from
 // the changelogs. (Pebble keeps an unsynced write in the log's current
@@ -322,22 +330,6 @@ func (ts *taskState) checkpointOnClose() error {
 	}
 	ts.unsynced = false
 	return state.WriteCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile), cp)
-}
-
-// writeCheckpoint writes the checkpoint file with the changelog offsets
-// the local state reflects (step 5).
-func (ts *taskState) writeCheckpoint(ends map[state.TopicPartition]int64) error {
-	if ts.db == nil {
-		return nil
-	}
-	for _, tp := range ts.changelogs {
-		// The producer's end offsets are those this instance wrote; after
-		// a restore of another owner's records the checkpoint is ahead.
-		if off, ok := ends[tp]; ok && off > ts.checkpoint[tp] {
-			ts.checkpoint[tp] = off
-		}
-	}
-	return state.WriteCheckpoint(ts.fsys(), filepath.Join(ts.dir, checkpointFile), ts.checkpoint)
 }
 
 // close closes the DB, dropping writes not committed, and takes the task

@@ -85,8 +85,12 @@ type cacheEntry struct {
 	deleted bool
 	dirty   bool
 	lent    bool // value was returned by Get since it was last written
-	rc      RecordContext
-	hasRC   bool // rc was set by SetRecordContext
+	// shown: GetShared returned the entry's value while it was dirty, so
+	// a reader other than the store's writer (a join reading the table)
+	// may have acted on a value the flush listener has not seen yet.
+	shown bool
+	rc    RecordContext
+	hasRC bool // rc was set by SetRecordContext
 
 	// lru: all entries, most recently used at the back.
 	prev, next *cacheEntry
@@ -127,6 +131,9 @@ type CachingStore struct {
 	free       []*cacheEntry
 	oldBuf     []byte
 	closed     bool
+	// hits and misses count Get's lookups (CacheStats): atomic, so that a
+	// metrics scrape reads them while the task runs.
+	hits, misses atomic.Uint64
 }
 
 // NewCachingStore puts a record cache drawing on cache in front of inner.
@@ -159,18 +166,25 @@ func (s *CachingStore) Dirty() int { return s.ndirty }
 func (s *CachingStore) Name() string { return s.inner.Name() }
 
 // Get implements KeyValueStore.
-func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
+func (s *CachingStore) Get(key []byte) ([]byte, bool, error) { return s.get(key, false) }
+
+func (s *CachingStore) get(key []byte, shared bool) ([]byte, bool, error) {
 	if s.closed {
 		return nil, false, ErrClosed
 	}
 	if e, ok := s.m[string(key)]; ok {
+		s.hits.Add(1)
 		s.touch(e)
 		if e.deleted {
 			return nil, false, nil
 		}
 		e.lent = true
+		if shared && e.dirty {
+			e.shown = true
+		}
 		return e.value, true, nil
 	}
+	s.misses.Add(1)
 	v, ok, err := s.inner.Get(key)
 	if err != nil || !ok {
 		return nil, false, err
@@ -191,6 +205,24 @@ func (s *CachingStore) Get(key []byte) ([]byte, bool, error) {
 	// Evicted at once (an entry larger than the budget): read again.
 	return s.inner.Get(key)
 }
+
+// GetShared is Get for a reader other than the processor that writes the
+// store: a table's value getter, read by a join. A value it returns from a
+// dirty entry is one the flush listener has not been given yet, and the
+// reader may have answered with it (a foreign-key join's subscription
+// answered with the right table's unflushed row). If the entry is deleted
+// before the next flush and the store below does not hold the key, the
+// flush then hands the delete to the listener with no old value, where it
+// would otherwise drop it as a change of nothing (Kafka Streams'
+// CachingKeyValueStore drops it): downstream must hear that the row the
+// reader saw is gone, or the reader's answer stays forever.
+func (s *CachingStore) GetShared(key []byte) ([]byte, bool, error) { return s.get(key, true) }
+
+// CacheStats returns how many Gets the cache answered (hits, a deleted
+// entry's included) and how many went to the store below (misses), since
+// the store was made, as Kafka Streams' NamedCache counts its hit ratio.
+// Safe to call from any goroutine.
+func (s *CachingStore) CacheStats() (hits, misses uint64) { return s.hits.Load(), s.misses.Load() }
 
 // Put implements KeyValueStore.
 func (s *CachingStore) Put(key, value []byte) error { return s.write(key, value, false) }
@@ -248,6 +280,8 @@ func (s *CachingStore) Flush() error {
 // flushEntry writes e below, forwards it and marks it clean; a deleted
 // entry leaves the cache.
 func (s *CachingStore) flushEntry(e *cacheEntry) error {
+	shown := e.shown
+	e.shown = false
 	s.unmarkDirty(e)
 	key := []byte(e.key) // no allocation needed by most callers; keeps e.key immutable
 	old, hasOld, err := s.inner.Get(key)
@@ -272,11 +306,14 @@ func (s *CachingStore) flushEntry(e *cacheEntry) error {
 			return err
 		}
 		s.remove(e)
-		if !hasOld {
+		if !hasOld && !shown {
 			return nil // absent below and deleted above: nothing to forward
 		}
 		if s.listener != nil {
-			return s.listener(key, nil, true, old, true, rc)
+			// Without an old value when the key was absent below but a
+			// reader was shown a value written since the last flush
+			// (GetShared).
+			return s.listener(key, nil, true, old, hasOld, rc)
 		}
 		return nil
 	}
@@ -419,7 +456,7 @@ func (s *CachingStore) DeleteRange(from, to []byte) error {
 			s.oldBuf = append(s.oldBuf[:0], old...)
 			old = s.oldBuf
 		}
-		if e.deleted && !hasOld {
+		if e.deleted && !hasOld && !e.shown {
 			continue
 		}
 		value := slices.Clone(e.value)

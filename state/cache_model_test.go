@@ -22,7 +22,11 @@ func TestCacheAgainstModel(t *testing.T) {
 		cache := state.NewCache(int64(rng.IntN(2000)))
 		c := state.NewCachingStore(inner, cache)
 		below := map[string]string{} // what the listener says the store below held
+		// shown are the keys of which GetShared returned a value the
+		// listener had not been given: the next flush must forward them.
+		shown := map[string]bool{}
 		c.SetFlushListener(func(key, nv []byte, deleted bool, ov []byte, hasOld bool, _ state.RecordContext) error {
+			delete(shown, string(key))
 			old, ok := below[string(key)]
 			if ok != hasOld || (ok && old != string(ov)) {
 				t.Fatalf("seed %d: flush of %s: old %q/%v, store below held %q/%v", seed, key, ov, hasOld, old, ok)
@@ -40,9 +44,17 @@ func TestCacheAgainstModel(t *testing.T) {
 			switch op := rng.IntN(100); {
 			case op < 35:
 				k := key()
-				v, ok, err := c.Get(k)
+				shared := rng.IntN(2) == 0
+				get := c.Get
+				if shared {
+					get = c.GetShared
+				}
+				v, ok, err := get(k)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if b, held := below[string(k)]; shared && ok && (!held || b != string(v)) {
+					shown[string(k)] = true
 				}
 				mv, mok := model[string(k)]
 				if ok != mok || (ok && string(v) != mv) {
@@ -81,6 +93,9 @@ func TestCacheAgainstModel(t *testing.T) {
 					if g, ok, _ := inner.Get([]byte(k)); !ok || string(g) != v {
 						t.Fatalf("seed %d step %d: after Flush the store below has %s=%q/%v, want %q", seed, step, k, g, ok, v)
 					}
+				}
+				for k := range shown {
+					t.Fatalf("seed %d step %d: a shared reader got a value of %s that the flush did not supersede", seed, step, k)
 				}
 			case op < 88:
 				// Window stores drop whole ranges (expired segments) this way.

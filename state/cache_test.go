@@ -109,6 +109,108 @@ func TestCacheDeletes(t *testing.T) {
 	}
 }
 
+// A value a reader other than the writer (a join's value getter) got from
+// a dirty entry may have been answered with: when the entry is deleted
+// before the flush and the store below never held the key, the flush
+// forwards the delete with no old value instead of dropping it, so that
+// the reader's answer is retracted. The writer's own reads (Get) keep
+// Kafka Streams' drop; so does an entry shown only before its last flush.
+func TestCacheForwardsDeleteOfValueShownToAReader(t *testing.T) {
+	c, inner, log := newCaching(t, 1<<20)
+	get := func(key string) string {
+		t.Helper()
+		v, ok, err := c.GetShared([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return "<absent>"
+		}
+		return string(v)
+	}
+	c.SetRecordContext(state.RecordContext{Timestamp: 1})
+	mustPut(t, c, "shown", "B")
+	mustPut(t, c, "private", "B")
+	if got := get("shown"); got != "B" {
+		t.Fatalf("GetShared(shown) = %q, want the cached B", got)
+	}
+	if got := getString(t, c, "private"); got != "B" {
+		t.Fatalf("Get(private) = %q, want the cached B", got)
+	}
+	// Overwritten, then deleted: the reader saw B all the same.
+	c.SetRecordContext(state.RecordContext{Timestamp: 2})
+	mustPut(t, c, "shown", "C")
+	c.SetRecordContext(state.RecordContext{Timestamp: 3})
+	mustDelete(t, c, "shown")
+	mustDelete(t, c, "private")
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log.take(), "shown=<deleted>(old -,ts 3)"; got != want {
+		t.Fatalf("flushed %s, want %s", got, want)
+	}
+	for _, k := range []string{"shown", "private"} {
+		if got := getString(t, inner, k); got != "<absent>" {
+			t.Fatalf("store below has %s=%q", k, got)
+		}
+	}
+
+	// Shown, flushed (so forwarded), then put and deleted unseen: the
+	// reader's answer was superseded by the flushed put, and the delete
+	// of the row the store below holds is forwarded as any delete.
+	mustPut(t, c, "k", "1")
+	get("k")
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mustDelete(t, c, "k")
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, c, "k", "2")
+	mustDelete(t, c, "k")
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log.take(), "k=1(old -,ts 3) k=<deleted>(old 1,ts 3)"; got != want {
+		t.Fatalf("flushed %s, want %s", got, want)
+	}
+
+	// A clean entry (read from below) shown and then deleted: the delete
+	// has an old value and is forwarded with it.
+	mustPut(t, inner, "below", "0")
+	if got := get("below"); got != "0" {
+		t.Fatalf("GetShared(below) = %q, want 0", got)
+	}
+	mustDelete(t, c, "below")
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log.take(), "below=<deleted>(old 0,ts 3)"; got != want {
+		t.Fatalf("flushed %s, want %s", got, want)
+	}
+}
+
+// The same through eviction: the shown entry, deleted, is the least
+// recently used when the third key puts the cache over its budget of two
+// entries; its eviction forwards its delete, then the other dirty entries.
+func TestCacheEvictionForwardsDeleteOfValueShownToAReader(t *testing.T) {
+	c, _, log := newCaching(t, 250)
+	mustPut(t, c, "a", "1")
+	if _, _, err := c.GetShared([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	mustDelete(t, c, "a")
+	mustPut(t, c, "b", "x")
+	if got := log.take(); got != "" {
+		t.Fatalf("forwarded %s before the cache was full", got)
+	}
+	mustPut(t, c, "c", "x")
+	if got, want := log.take(), "a=<deleted>(old -,ts 0) b=x(old -,ts 0) c=x(old -,ts 0)"; got != want {
+		t.Fatalf("eviction flushed %s, want %s", got, want)
+	}
+}
+
 func TestCacheEvictionFlushesLeastRecentlyUsed(t *testing.T) {
 	// A budget of about two entries: the third write evicts the least
 	// recently used one, flushing it first and then the store's other dirty

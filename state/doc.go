@@ -21,7 +21,13 @@
 // the store below held (Kafka Streams' CachingKeyValueStore and its flush
 // listener). Evicting a dirty entry flushes it and then every other dirty
 // entry of its store, in last-write order, as Kafka Streams'
-// NamedCache.evict does. internal/task builds the same store stack (base,
+// NamedCache.evict does. A key put and deleted between two flushes that the
+// store below never held is forwarded as nothing, as in Kafka Streams,
+// unless a table's value getter read the put value with GetShared in
+// between (the getters of joins that retract: a foreign-key join's
+// subscription answer, a table-table join): then the delete is forwarded, with no old value, so that the
+// join that answered with the value retracts it (Kafka Streams drops it and
+// leaves the answer stale). internal/task builds the same store stack (base,
 // changelog logger, record cache, window or session store) for the runtime
 // and the test driver; the test driver adds the cache only when asked.
 //
@@ -72,6 +78,9 @@
 // stores under their own key prefixes (PebbleDB.KeyValueStore) and a meta
 // record of the input positions the state reflects, written in the same
 // atomic batch as the state (PebbleOptions.BufferWrites, PebbleDB.Commit).
+// In front of the batch a buffer of the latest value written to each key
+// (PebbleOptions.RecentBytes) answers the reads of recently written keys
+// and writes each key to the batch once per commit.
 // All databases of an instance share one block cache (PebbleOptions.Cache).
 //
 // The alternative, one database per instance with every task's stores under

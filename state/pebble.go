@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,6 +76,19 @@ type PebbleOptions struct {
 	// Explicit Batches and PutMeta still apply at once.
 	BufferWrites bool
 
+	// RecentBytes bounds the buffer of recent writes that a DB buffering
+	// its writes (BufferWrites) keeps in front of its pending batch: the
+	// latest value (or deletion) written to each key through its stores,
+	// in a Go map. Reading a key written a moment ago, the every-update
+	// path of an aggregation or a join, then costs a map lookup instead of
+	// a Get merging the pending indexed batch over the LSM, and a key
+	// written many times between two commits is inserted into the batch
+	// once, when Commit (or an iteration, a range deletion, a Batch's
+	// commit, an eviction) writes the buffer to it. What Commit applies is
+	// the same. Zero means 1 MiB; a negative value turns it off. Values
+	// larger than an eighth of it go to the batch directly.
+	RecentBytes int
+
 	// MaxConcurrentCompactions is the most compactions this DB runs at once.
 	// Zero means one, Pebble's default. Pebble goes above one only when it
 	// falls behind (L0 piling up or a compaction debt over 1 GiB), so a
@@ -132,6 +146,11 @@ type PebbleDB struct {
 	// pending is the indexed batch of buffered writes (BufferWrites), nil
 	// otherwise. Like the stores, it belongs to the one task using the DB.
 	pending *pebble.Batch
+
+	// recent caches the latest values written through the stores
+	// (PebbleOptions.RecentBytes), nil when off. Like pending, it belongs
+	// to the one task using the DB.
+	recent *recentWrites
 }
 
 // pebbleRW is what stores read and write through: the DB, or the pending
@@ -183,6 +202,9 @@ func OpenPebble(dir string, o PebbleOptions) (*PebbleDB, error) {
 	d := &PebbleDB{db: db, dir: dir, disableWAL: o.DisableWAL, fatal: fatal}
 	if o.BufferWrites {
 		d.pending = db.NewIndexedBatch()
+		if o.RecentBytes >= 0 {
+			d.recent = newRecentWrites(cmp.Or(o.RecentBytes, defaultRecentBytes))
+		}
 	}
 	return d, nil
 }
@@ -211,7 +233,7 @@ func (d *PebbleDB) Pending() int {
 	if d.pending == nil {
 		return 0
 	}
-	return int(d.pending.Count())
+	return int(d.pending.Count()) + d.recent.pending()
 }
 
 // Commit applies the buffered writes atomically (see Batch.Commit for sync
@@ -230,6 +252,7 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 	defer func() {
 		if d.pending != nil && d.fatal.Load() != nil {
 			d.pending = d.db.NewIndexedBatch()
+			d.recent.clear()
 		}
 	}()
 	if d.pending == nil {
@@ -237,6 +260,9 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 			return d.Flush()
 		}
 		return nil
+	}
+	if err := d.recent.writeBack(d.pending); err != nil {
+		return fmt.Errorf("sluice: pebble %q: commit pending writes: %w", d.dir, err)
 	}
 	if d.pending.Empty() {
 		if sync {
@@ -252,7 +278,11 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 		return fmt.Errorf("sluice: pebble %q: commit pending writes: %w", d.dir, err)
 	}
 	// A committed batch cannot be reused for reads; the next writes go to
-	// a new one.
+	// a new one. Closing the committed one returns it to Pebble's pool
+	// with its buffers (unless the DB kept them, or they are too large),
+	// where the new one comes from: a new batch would grow its buffers
+	// from nothing, zeroing them, at every commit.
+	_ = d.pending.Close()
 	d.pending = d.db.NewIndexedBatch()
 	if sync && d.disableWAL {
 		if err := d.db.Flush(); err != nil {
@@ -273,6 +303,7 @@ func (d *PebbleDB) Discard() error {
 	}
 	_ = d.pending.Close()
 	d.pending = d.db.NewIndexedBatch()
+	d.recent.clear()
 	return nil
 }
 
@@ -293,6 +324,7 @@ func (d *PebbleDB) Close() (err error) {
 	if d.pending != nil {
 		_ = d.pending.Close() // uncommitted writes are dropped
 		d.pending = nil
+		d.recent = nil
 	}
 	if d.disableWAL && d.fatal.Load() == nil {
 		err = d.db.Flush()
@@ -577,6 +609,13 @@ func (b *Batch) Commit(sync bool) (err error) {
 	if sync && !b.db.disableWAL {
 		opts = pebble.Sync
 	}
+	// The batch's writes bypass the recent writes: write those to the
+	// pending batch, which shadows the DB, and forget them (a Batch is
+	// for restoration and tests, not the per-record path).
+	if err := b.db.recent.writeBack(b.db.pending); err != nil {
+		return fmt.Errorf("sluice: pebble %q: commit batch: %w", b.db.dir, err)
+	}
+	b.db.recent.clear()
 	if err := b.db.db.Apply(b.b, opts); err != nil {
 		return fmt.Errorf("sluice: pebble %q: commit batch: %w", b.db.dir, err)
 	}
@@ -717,7 +756,14 @@ func (s *pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	if err := s.check(); err != nil {
 		return nil, false, err
 	}
-	v, closer, err := s.db.rw().Get(s.key(key))
+	k := s.key(key)
+	if e := s.db.recent.get(k); e != nil {
+		if e.deleted {
+			return nil, false, nil
+		}
+		return s.hold(e.value), true, nil
+	}
+	v, closer, err := s.db.rw().Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -758,7 +804,15 @@ func (s *pebbleStore) Put(key, value []byte) (err error) {
 	}
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
-	if err := s.db.rw().Set(s.key(key), value, pebble.NoSync); err != nil {
+	k := s.key(key)
+	if ok, err := s.db.recent.write(s.db.pending, k, value, false); ok || err != nil {
+		if err != nil {
+			return s.error("put", err)
+		}
+		return nil
+	}
+	s.db.recent.forget(k)
+	if err := s.db.rw().Set(k, value, pebble.NoSync); err != nil {
 		return s.error("put", err)
 	}
 	return nil
@@ -770,7 +824,15 @@ func (s *pebbleStore) Delete(key []byte) (err error) {
 	}
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
-	if err := s.db.rw().Delete(s.key(key), pebble.NoSync); err != nil {
+	k := s.key(key)
+	if ok, err := s.db.recent.write(s.db.pending, k, nil, true); ok || err != nil {
+		if err != nil {
+			return s.error("delete", err)
+		}
+		return nil
+	}
+	s.db.recent.forget(k)
+	if err := s.db.rw().Delete(k, pebble.NoSync); err != nil {
 		return s.error("delete", err)
 	}
 	return nil
@@ -787,6 +849,12 @@ func (s *pebbleStore) DeleteRange(from, to []byte) (err error) {
 		return nil
 	}
 	s.wrote = true
+	// The recent writes reach the batch before the range deletion, in the
+	// order they were made.
+	if err := s.db.recent.writeBack(s.db.pending); err != nil {
+		return s.error("delete range", err)
+	}
+	s.db.recent.clear()
 	if err := s.db.rw().DeleteRange(lower, upper, pebble.NoSync); err != nil {
 		return s.error("delete range", err)
 	}
@@ -822,6 +890,10 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 	return func(yield func([]byte, []byte) bool) {
 		s.iterErr = nil
 		if !ok || s.check() != nil {
+			return
+		}
+		if err := s.db.recent.writeBack(s.db.pending); err != nil {
+			s.iterErr = s.error("iterate", err)
 			return
 		}
 		it, err := s.db.rw().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -868,6 +940,9 @@ const exactCountLimit = 10000
 
 func (s *pebbleStore) ApproximateCount() int64 {
 	if s.check() != nil {
+		return 0
+	}
+	if err := s.db.recent.writeBack(s.db.pending); err != nil {
 		return 0
 	}
 	it, err := s.db.rw().NewIter(&pebble.IterOptions{LowerBound: s.prefix, UpperBound: s.end})

@@ -166,6 +166,15 @@ type StoreSpec struct {
 	// historyRetention of Stores.persistentVersionedKeyValueStore).
 	// Versioned stores only.
 	HistoryRetention time.Duration
+	// Serdes are the serdes of the store's keys and values, for
+	// interactive queries (the runtime's typed views and HTTP); nil when
+	// unknown (a store of the Processor API, an internal store). The DSL
+	// sets them on the stores of its aggregations and tables.
+	Serdes StoreSerdes
+	// WindowSize is the size of the windows a window store holds (a
+	// window's end is its start plus the size), for interactive queries;
+	// zero when unknown. Window stores of windowed aggregations only.
+	WindowSize time.Duration
 }
 
 // VersionedChangelogCompactionLagExtra is what a versioned store's

@@ -39,6 +39,11 @@
 //	clickstream -brokers host:9092    run on a Kafka cluster
 //	clickstream -generate 10000       also feed 10,000 generated clicks, check the outputs and exit
 //	clickstream -describe             print the compiled topology and exit
+//	clickstream -http 127.0.0.1:8080  serve the web UI, /metrics, /healthz, /readyz and /topology there
+//
+// The app's HTTP server (runtime.HTTPAddr) runs on a free loopback port
+// unless -http says otherwise ("" turns it off); the app prints its URL on
+// stderr at start: "web UI and metrics: http://127.0.0.1:PORT/".
 //
 // With no -brokers it starts an in-process Kafka broker (kfake), so it runs
 // on a bare machine. It creates its topics if they do not exist. The first
@@ -100,6 +105,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the generated input, with -generate")
 	describe := fs.Bool("describe", false, "print the topology and exit")
 	verbose := fs.Bool("v", false, "log what the runtime does")
+	httpAddr := demo.HTTPFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -156,7 +162,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	app, err := runtime.New(topo, runtime.ApplicationID(*appID), runtime.Brokers(addrs...),
 		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(commit),
-		runtime.SkipUndecodableRecords(), runtime.Registerer(reg))
+		runtime.SkipUndecodableRecords(), runtime.Registerer(reg), runtime.HTTPAddr(*httpAddr))
 	if err != nil {
 		return err
 	}
@@ -164,6 +170,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	defer stopApp()
 	done := make(chan error, 1)
 	go func() { done <- app.Run(appCtx) }()
+	demo.AnnounceHTTP(logOut, app)
 
 	if g == nil {
 		fmt.Fprintf(out, "Joining %s with %s and %s, and %s with %s, on %s into %s, %s and %s; Ctrl-C stops.\n",

@@ -29,6 +29,11 @@
 //	orders -brokers host:9092    run on a Kafka cluster
 //	orders -generate 5000        also feed 5,000 generated orders, check the outputs and exit
 //	orders -describe             print the compiled topology and exit
+//	orders -http 127.0.0.1:8080  serve the web UI, /metrics, /healthz, /readyz and /topology there
+//
+// The app's HTTP server (runtime.HTTPAddr) runs on a free loopback port
+// unless -http says otherwise ("" turns it off); the app prints its URL on
+// stderr at start: "web UI and metrics: http://127.0.0.1:PORT/".
 //
 // With no -brokers it starts an in-process Kafka broker (kfake), so it runs
 // on a bare machine. It creates its topics if they do not exist (orders and
@@ -92,6 +97,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the generated input, with -generate")
 	describe := fs.Bool("describe", false, "print the topology and exit")
 	verbose := fs.Bool("v", false, "log what the runtime does")
+	httpAddr := demo.HTTPFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -148,7 +154,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	app, err := runtime.New(topo, runtime.ApplicationID(*appID), runtime.Brokers(addrs...),
 		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(commit),
-		runtime.SkipUndecodableRecords(), runtime.Registerer(reg))
+		runtime.SkipUndecodableRecords(), runtime.Registerer(reg), runtime.HTTPAddr(*httpAddr))
 	if err != nil {
 		return err
 	}
@@ -156,6 +162,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	defer stopApp()
 	done := make(chan error, 1)
 	go func() { done <- app.Run(appCtx) }()
+	demo.AnnounceHTTP(logOut, app)
 
 	if g == nil {
 		fmt.Fprintf(out, "Joining %s with %s on %s into %s, totals per hour into %s; Ctrl-C stops.\n",

@@ -26,6 +26,11 @@
 //	pageviews -brokers host:9092    run on a Kafka cluster
 //	pageviews -generate 10000       also feed 10,000 generated views, print the windows and exit
 //	pageviews -describe             print the compiled topology and exit
+//	pageviews -http 127.0.0.1:8080  serve the web UI, /metrics, /healthz, /readyz and /topology there
+//
+// The app's HTTP server (runtime.HTTPAddr) runs on a free loopback port
+// unless -http says otherwise ("" turns it off); the app prints its URL on
+// stderr at start: "web UI and metrics: http://127.0.0.1:PORT/".
 //
 // With no -brokers it starts an in-process Kafka broker (kfake), so it runs
 // on a bare machine. It creates its input and output topics if they do not
@@ -90,6 +95,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	top := fs.Int("top", 3, "number of top pages to print per window with -generate")
 	describe := fs.Bool("describe", false, "print the topology and exit")
 	verbose := fs.Bool("v", false, "log what the runtime does")
+	httpAddr := demo.HTTPFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,7 +138,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	app, err := runtime.New(topo, runtime.ApplicationID(*appID), runtime.Brokers(addrs...),
 		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(time.Second),
-		runtime.SkipUndecodableRecords(), runtime.Registerer(reg))
+		runtime.SkipUndecodableRecords(), runtime.Registerer(reg), runtime.HTTPAddr(*httpAddr))
 	if err != nil {
 		return err
 	}
@@ -140,6 +146,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	defer stopApp()
 	done := make(chan error, 1)
 	go func() { done <- app.Run(appCtx) }()
+	demo.AnnounceHTTP(logOut, app)
 
 	if *views <= 0 {
 		fmt.Fprintf(out, "Counting page views from %s on %s per %v window (grace %v) into %s; Ctrl-C stops.\n",

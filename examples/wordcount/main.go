@@ -10,6 +10,7 @@
 //	wordcount -brokers host:9092    run on a Kafka cluster
 //	wordcount -generate 100000      also feed 100,000 generated lines, print the top words and exit
 //	wordcount -describe             print the compiled topology and exit
+//	wordcount -http 127.0.0.1:8080  serve the web UI, /metrics, /healthz, /readyz and /topology there
 //	wordcount -dlq wordcount-dlq    send records that fail to the dead-letter topic wordcount-dlq
 //
 // -dlq TOPIC sets all three error handlers (deserialization, processing,
@@ -20,6 +21,10 @@
 // with Kafka Streams' error headers, and counting goes on. Without it,
 // such a line stops the app with an error naming its topic, partition and
 // offset (the default, as in Kafka Streams).
+//
+// The app's HTTP server (runtime.HTTPAddr) runs on a free loopback port
+// unless -http says otherwise ("" turns it off); the app prints its URL on
+// stderr at start: "web UI and metrics: http://127.0.0.1:PORT/".
 //
 // With no -brokers it starts an in-process Kafka broker (kfake), so it runs
 // on a bare machine. It creates its input and output topics if they do not
@@ -45,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/examples/internal/demo"
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/runtime"
 )
@@ -71,6 +77,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	top := fs.Int("top", 10, "number of top words to print with -generate")
 	describe := fs.Bool("describe", false, "print the topology and exit")
 	verbose := fs.Bool("v", false, "log what the runtime does")
+	httpAddr := demo.HTTPFlag(fs)
 	dlq := fs.String("dlq", "", "dead-letter queue topic: records that fail to deserialize, process or produce go there and processing goes on; empty: they stop the app")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -108,7 +115,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	}
 
 	opts := append([]runtime.Option{runtime.ApplicationID(*appID), runtime.Brokers(addrs...),
-		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(time.Second)}, errorOptions(*dlq)...)
+		runtime.StateDir(*stateDir), runtime.Logger(log), runtime.CommitInterval(time.Second), runtime.HTTPAddr(*httpAddr)}, errorOptions(*dlq)...)
 	app, err := runtime.New(topo, opts...)
 	if err != nil {
 		return err
@@ -117,6 +124,7 @@ func run(ctx context.Context, args []string, out, logOut io.Writer) error {
 	defer stopApp()
 	done := make(chan error, 1)
 	go func() { done <- app.Run(appCtx) }()
+	demo.AnnounceHTTP(logOut, app)
 
 	if *generate <= 0 {
 		fmt.Fprintf(out, "Counting words from %s on %s into %s; Ctrl-C stops.\n", *input, where, *output)

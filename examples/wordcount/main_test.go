@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -145,5 +148,70 @@ func TestSIGTERMShutsDownGracefully(t *testing.T) {
 	case <-time.After(time.Minute):
 		_ = cmd.Process.Kill()
 		t.Fatalf("still running a minute after SIGTERM; stderr:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the app's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The app serves HTTP on a free loopback port by default and prints its
+// URL on stderr at start; -http "" turns it off.
+func TestRunServesHTTP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-state-dir", t.TempDir()}, io.Discard, &logs) }()
+	announce := regexp.MustCompile(`(?m)^web UI and metrics: (http://127\.0\.0\.1:[0-9]+)/$`)
+	var url string
+	deadline := time.Now().Add(time.Minute)
+	for url == "" {
+		if m := announce.FindStringSubmatch(logs.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no line %q within a minute; stderr:\n%s", announce, logs.String())
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	topo, err := Topology("text-input", "word-counts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(url + "/topology")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(body) != topo.Describe() {
+		t.Errorf("GET %s/topology = %d %q, %v; want the topology", url, resp.StatusCode, body, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	var quiet syncBuffer
+	if err := run(context.Background(), []string{"-generate", "100", "-http", ""}, io.Discard, &quiet); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(quiet.String(), "web UI") {
+		t.Errorf("-http \"\" printed a URL:\n%s", quiet.String())
 	}
 }

@@ -25,19 +25,39 @@ type ValueGetter[K, V any] interface {
 // StoreGetter reads the rows of a table kept in the timestamped key-value
 // store named store (Kafka Streams' KTableMaterializedValueGetterSupplier).
 // It reads through the store's record cache, if it has one, so it sees the
-// writes the cache has not flushed yet.
+// writes the cache has not flushed yet. A reader whose answers are
+// retracted through the table's updates (a foreign-key join answering a
+// subscription, a table-table join) reads with state.CachingStore.
+// GetShared: a row it read there that is then deleted before the flush is
+// forwarded as a delete even if the store below never held it, so that
+// the join's answer is retracted. A reader opened with PlainReads (a
+// stream-table join, whose output is a stream of events) reads as Kafka
+// Streams does and leaves the flush unchanged.
 func StoreGetter[K, V any](ctx Context, store string, keys serde.Serde[K], values serde.Serde[V]) (ValueGetter[K, V], error) {
 	s, err := openTimestamped(ctx, store, keys, values)
 	if err != nil {
 		return nil, err
 	}
+	_, plain := ctx.(plainReadsContext)
 	if s.versioned != nil {
-		return versionedGetter[K, V]{storeGetter[K, V]{s}}, nil
+		return versionedGetter[K, V]{storeGetter[K, V]{s, plain}}, nil
 	}
-	return storeGetter[K, V]{s}, nil
+	return storeGetter[K, V]{s, plain}, nil
 }
 
-type storeGetter[K, V any] struct{ s *timestamped[K, V] }
+// PlainReads returns ctx for opening the getter of a reader that never
+// retracts what it emitted with a row (a stream-table join): its
+// StoreGetters read a record cache with Get, not GetShared, so that its
+// reads never make the table forward a delete of a row the store below
+// never held (Kafka Streams' CachingKeyValueStore drops it).
+func PlainReads(ctx Context) Context { return plainReadsContext{ctx} }
+
+type plainReadsContext struct{ Context }
+
+type storeGetter[K, V any] struct {
+	s     *timestamped[K, V]
+	plain bool // opened with PlainReads
+}
 
 // AsOfGetter is the ValueGetter of a versioned table (Kafka Streams: a
 // KTableValueGetter whose isVersioned() is true): besides the latest row
@@ -67,7 +87,10 @@ func (g storeGetter[K, V]) Get(k K) (v V, ts int64, ok bool, err error) {
 	if err != nil {
 		return v, 0, false, err
 	}
-	return g.s.get(kb)
+	if g.plain {
+		return g.s.get(kb)
+	}
+	return g.s.getShared(kb)
 }
 
 // FilterGetter reads the rows of parent for which pred returns keep: the

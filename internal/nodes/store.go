@@ -131,7 +131,24 @@ func (s *timestamped[K, V]) get(kb []byte) (v V, ts int64, ok bool, err error) {
 	if s.versioned != nil {
 		return s.getVersion(s.versioned.Get(kb))
 	}
-	b, ok, err := s.store.Get(kb)
+	return s.decodeRow(s.store.Get(kb))
+}
+
+// getShared is get for a value getter: a join reading the table, not the
+// node that writes it. Through a record cache it tells the cache that the
+// row read may have been acted on before the cache forwards it, so that
+// the row's delete is forwarded even when the store below never held it
+// (state.CachingStore.GetShared): the join that answered with the row is
+// then told it is gone.
+func (s *timestamped[K, V]) getShared(kb []byte) (v V, ts int64, ok bool, err error) {
+	if s.cache != nil {
+		return s.decodeRow(s.cache.GetShared(kb))
+	}
+	return s.get(kb)
+}
+
+// decodeRow decodes a timestamped value read from the store.
+func (s *timestamped[K, V]) decodeRow(b []byte, ok bool, err error) (v V, ts int64, _ bool, _ error) {
 	if err != nil || !ok {
 		return v, 0, false, err
 	}

@@ -93,6 +93,9 @@ type Config struct {
 	// goroutine while the reader writes. As in Kafka Streams, any node may
 	// read a global store; none may write one.
 	GlobalStores map[string]state.Store
+	// Punctuated, if set, is told how long each punctuator run took (wall
+	// time), for the metrics.
+	Punctuated func(time.Duration)
 }
 
 // ID returns the Kafka Streams style task ID "<sub-topology>_<partition>".
@@ -516,7 +519,12 @@ func (t *Task) punctuate(typ operators.PunctuationType, now int64) error {
 		}
 		s.next = next
 		t.recordTime = now
-		if err := t.runPunctuator(s, now); err != nil {
+		start := time.Now()
+		err := t.runPunctuator(s, now)
+		if t.cfg.Punctuated != nil {
+			t.cfg.Punctuated(time.Since(start))
+		}
+		if err != nil {
 			return t.wrap(s.node, fmt.Errorf("%s punctuator: %w", typ, err))
 		}
 	}

@@ -21,6 +21,17 @@
 // topic. CPU time is this process's (user+system);
 // with the embedded broker that includes the broker's work, with a real
 // broker it does not.
+//
+// Issue 15's measurements have modes of their own. -table (table.go) runs
+// the raw count loop, count per key with the record cache off and on, the
+// window count with the cache off and the stream-stream join, each run in
+// a child process so that its peak RSS is its own, and prints the medians
+// with the ratios to the raw loop; -allocs (allocs.go) adds the
+// allocations per record of the per-record Go benchmarks. -only latency
+// (latency.go) feeds the raw count loop and Sluice's count per key (cache
+// off, commit 100 ms) at half their measured maximum and reports the
+// percentiles of the time from an input's produce to its output's arrival.
+// make bench runs both; docs/performance.md explains the figures.
 package main
 
 import (
@@ -32,6 +43,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	goruntime "runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -65,6 +77,9 @@ type result struct {
 	cpu     time.Duration
 	written int64 // records in the output topic after the run (Sluice workloads)
 	want    int64 // records it should hold, if known
+	// dropped counts the records the app dropped on purpose (late,
+	// null key, ...), by reason (Sluice workloads).
+	dropped map[string]float64
 }
 
 func (r result) rate() float64 { return float64(r.records) / r.elapsed.Seconds() }
@@ -77,12 +92,13 @@ func run() error {
 	n := flag.Int("records", 2_000_000, "input records")
 	partitions := flag.Int("partitions", 4, "input partitions")
 	workers := flag.Int("workers", 2, "Sluice worker goroutines")
-	only := flag.String("only", "", "comma-separated workloads to run (raw,stateless,count,count-alos,count-eos,count-alos-cache,count-eos-cache,windowcount,suppresscount,rawwordcount,wordcount,stjoin,ssjoin,fkjoin); empty runs all")
+	only := flag.String("only", "", "comma-separated workloads to run (raw,rawcount,stateless,count,count-alos,count-eos,count-alos-cache,count-eos-cache,windowcount,windowcount-nocache,suppresscount,rawwordcount,wordcount,stjoin,ssjoin,fkjoin; latency: latency.go; with -table its rows: table.go); empty runs all")
 	joinRecords := flag.Int("join-records", 1_000_000, "records of the join workloads' stream (stjoin) and of each of their two streams (ssjoin)")
 	tableKeys := flag.Int("table-keys", 100_000, "keys of the stream-table join's table (stjoin)")
 	joinKeys := flag.Int("join-keys", 10_000, "keys of the stream-stream join's streams (ssjoin)")
 	runs := flag.Int("runs", 3, "runs of each workload (interleaved); the median is reported")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the workloads (not of producing the input) to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the workloads (not of producing the input) to this file")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -97,6 +113,10 @@ func run() error {
 		brokers, where = e.Brokers(), "embedded kfake"
 	}
 	run := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	// -child, -table, -only latency, -allocs: modes.go.
+	if done, err := runModes(ctx, brokers, where, run, *n, *workers, *runs, int32(*partitions), *only); done || err != nil {
+		return err
+	}
 	input := run + "-input"
 	if err := connectors.CreateTopics(ctx, brokers, int32(*partitions), input); err != nil {
 		return err
@@ -152,6 +172,13 @@ func run() error {
 		}},
 		{"windowcount", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "windowcount", *n, *n, *workers, int32(*partitions), windowCount)
+		}},
+		{"windowcount-nocache", func() (result, error) {
+			return sluice(ctx, brokers, input, run, "windowcount-nocache", *n, *n, *workers, int32(*partitions),
+				labelled(windowCount, "Sluice 1m tumbling window count, cache off"), runtime.CacheMaxBytes(0))
+		}},
+		{"rawcount", func() (result, error) {
+			return rawCount(ctx, brokers, input, run+"-rawcount", *n, int32(*partitions), time.Second)
 		}},
 		{"suppresscount", func() (result, error) {
 			return sluice(ctx, brokers, input, run, "suppresscount", *n, *n, *workers, int32(*partitions), suppressedWindowCount)
@@ -216,6 +243,19 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memprofile != "" {
+		// Counts from here on only: the input's allocations are left out
+		// by comparing with the profile at the start (pprof -diff_base),
+		// or simply by reading alloc_space/alloc_objects of the workloads'
+		// functions.
+		defer func() {
+			f, err := os.Create(*memprofile)
+			if err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	var results []result
 	// Each workload runs *runs times, the rounds interleaved so that drift
 	// of the machine spreads over all of them; the median run counts.
@@ -227,7 +267,17 @@ func run() error {
 			if !selected(w.name) {
 				continue
 			}
+			var before goruntime.MemStats
+			if *memprofile != "" {
+				goruntime.ReadMemStats(&before)
+			}
 			r, err := w.run()
+			if *memprofile != "" {
+				var after goruntime.MemStats
+				goruntime.ReadMemStats(&after)
+				fmt.Printf("  %-46s %9.1f allocs/record  %7.0f B/record\n", w.name,
+					float64(after.Mallocs-before.Mallocs)/float64(r.records), float64(after.TotalAlloc-before.TotalAlloc)/float64(r.records))
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", w.name, err)
 			}
@@ -599,31 +649,7 @@ func produceJoinInputs(ctx context.Context, brokers []string, run string, partit
 	for i := range n {
 		produce(in.orders, fmt.Sprintf("o%07d", i), append([]byte(fmt.Sprintf("k%06d|", rng.IntN(tableKeys))), value(82)...), now)
 	}
-	const spacing = 12 // ms
-	first := now - int64(n)*spacing - time.Minute.Milliseconds()
-	lefts, rights := make([][]int64, joinKeys), make([][]int64, joinKeys)
-	for i := range n {
-		l, r := rng.IntN(joinKeys), rng.IntN(joinKeys)
-		lts, rts := first+int64(i)*spacing, first+int64(i)*spacing+spacing/2
-		lefts[l], rights[r] = append(lefts[l], lts), append(rights[r], rts)
-		produce(in.left, fmt.Sprintf("w%05d", l), value(90), lts)
-		produce(in.right, fmt.Sprintf("w%05d", r), value(90), rts)
-	}
-	window := time.Minute.Milliseconds()
-	for k := range joinKeys {
-		// Both lists are in time order: count the right records within a
-		// minute of each left one with a sliding range.
-		lo, hi := 0, 0
-		for _, t := range lefts[k] {
-			for lo < len(rights[k]) && rights[k][lo] < t-window {
-				lo++
-			}
-			for hi < len(rights[k]) && rights[k][hi] <= t+window {
-				hi++
-			}
-			in.pairs += int64(hi - lo)
-		}
-	}
+	in.pairs = produceStreams(produce, value, in.left, in.right, n, joinKeys, now, rng)
 	if err := cl.Flush(ctx); err != nil {
 		return in, err
 	}
@@ -722,6 +748,7 @@ func sluice(ctx context.Context, brokers []string, input, run, name string, reco
 		return result{}, err
 	}
 	r.written = written
+	r.dropped = droppedByReason(reg)
 	return r, nil
 }
 
