@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,13 +19,14 @@ import (
 	"github.com/sluicehq/sluice/window"
 )
 
-// A stream-stream join whose right input is fetched late (its broker holds
-// every fetch for a few seconds) still writes every pair the inputs allow,
-// or counts the records it could not join as dropped. Kafka Streams' task
-// does not process the left partition ahead while the right one is empty
-// and its fetch lag is unknown or above zero (PartitionGroup.readyToProcess
-// with max.task.idle.ms=0, KIP-695): it waits for the fetch however long it
-// takes, so both inputs are joined in timestamp order and every pair comes
+// A stream-stream join whose right input is fetched late writes every
+// pair its inputs allow. The right input's first fetch brings its first
+// records and shows (high watermark) that more are on the broker; then its
+// broker holds every fetch for up to 5 s. Kafka Streams' task does not
+// process the left partition ahead while the right one is empty and its
+// fetch lag is above zero (PartitionGroup.readyToProcess with the default
+// max.task.idle.ms=0, KIP-695): it waits for the fetch however long it
+// takes, so the inputs are joined in timestamp order and every pair comes
 // out.
 //
 // Sluice bounds that wait (runner.waiting, maxFetchWait = 1 s): after it,
@@ -32,7 +34,7 @@ import (
 // observed stream time and drops what is older than the retention (2 s
 // here), and the right records, processed afterwards, find only the last 2
 // s of left records. Their own store is not behind, so nothing counts as
-// dropped: pairs are lost silently.
+// dropped: pairs are lost silently (the benchmark's ssjoin row under load).
 func TestStreamJoinWaitsForLaggingPartition(t *testing.T) {
 	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{Brokers: 2})
 	if err != nil {
@@ -80,17 +82,23 @@ func TestStreamJoinWaitsForLaggingPartition(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := c.client(t).ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
+	// A batch per right record, so that a fetch of at most 1 KiB a
+	// partition brings a few of them, not all.
+	pcl := c.client(t)
+	for _, r := range recs {
+		if err := pcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	// Hold every fetch the right input's broker gets until released: the
-	// right partition's records are on the broker (a fetch would show its
-	// lag) but do not arrive.
+	// After its first fetch, hold every fetch the right input's broker
+	// gets until released: the right partition's next records are on the
+	// broker (the first fetch showed its lag) but do not arrive.
 	release := make(chan struct{})
+	var rightFetches atomic.Int32
 	kc.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
 		kc.KeepControl()
-		if kc.CurrentNode() == 1 {
+		if kc.CurrentNode() == 1 && rightFetches.Add(1) > 1 {
 			kc.SleepControl(func() { <-release })
 		}
 		return nil, nil, false
@@ -108,7 +116,7 @@ func TestStreamJoinWaitsForLaggingPartition(t *testing.T) {
 	appID := topic(t, "app")
 	reg := prometheus.NewRegistry()
 	in := start(t, topo, runtime.ApplicationID(appID), runtime.Brokers(c.brokers...), runtime.Registerer(reg),
-		runtime.CommitInterval(50*time.Millisecond))
+		runtime.CommitInterval(50*time.Millisecond), runtime.ClientOptions(kgo.FetchMaxPartitionBytes(1<<10)))
 
 	// The fault lasts until the app has committed the whole left input
 	// (it ran ahead) or for 5 s (the held fetches' delay when it waits).
