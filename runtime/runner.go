@@ -69,9 +69,9 @@ type partitionQueue struct {
 	waitSince time.Time
 }
 
-// maxFetchWait bounds how long a task waits for a partition whose records
-// are on the broker but not fetched yet, or whose position is not known
-// yet (no fetch has returned it). The wait ends as soon as records arrive;
+// maxFetchWait bounds how long a task waits for a partition whose
+// position is not known yet (no fetch has returned it); one whose records
+// are known to be on the broker past its position waits up to maxLagWait. The wait ends as soon as records arrive;
 // the bound is for a partition that stays empty (franz-go returns an
 // empty partition only in a fetch that has records of another) or whose
 // records are slow to come: it waits again only once records of it
@@ -132,8 +132,22 @@ func (r *runner) waiting(i int) bool {
 	if q.waitSince.IsZero() {
 		q.waitSince = r.now
 	}
+	if pos >= 0 && q.end > pos {
+		// Records known to be on the broker past the position (the
+		// clients keep control records, so a transaction marker moves
+		// the position too): wait for them, as Kafka Streams does with
+		// no limit (PartitionGroup.readyToProcess); processing the other
+		// partitions ahead would let a join's window stores expire what
+		// these records join with. maxLagWait only guards against an end
+		// offset that went stale.
+		return r.now.Sub(q.waitSince) < maxLagWait
+	}
 	return r.now.Sub(q.waitSince) < maxFetchWait
 }
+
+// maxLagWait bounds the wait for a partition whose records are known to be
+// on the broker past the task's position (see waiting).
+const maxLagWait = 30 * time.Second
 
 // taskID is the task's ID, "" before the task exists.
 func (r *runner) taskID() string {

@@ -107,24 +107,30 @@ func TestRunnerWaitsForUnfetchedRecords(t *testing.T) {
 	if want := []string{"a10", "b20", "b25"}; !slices.Equal(*seen, want) {
 		t.Fatalf("after b's next fetch: processed %v, want %v", *seen, want)
 	}
-	// b's offset 2 never comes (say, a transaction marker): after
-	// maxFetchWait the task goes on.
+	// b's offset 2 is known to be on the broker but does not come: the
+	// task waits for it up to maxLagWait, then goes on.
 	if err := r.process(start.Add(20 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if len(*seen) != 3 {
-		t.Fatalf("within maxFetchWait: processed %v", *seen)
+		t.Fatalf("within maxLagWait: processed %v", *seen)
 	}
 	if err := r.process(start.Add(20*time.Millisecond + maxFetchWait)); err != nil {
 		t.Fatal(err)
 	}
+	if len(*seen) != 3 {
+		t.Fatalf("after maxFetchWait, b's record known on the broker: processed %v, want a30 to wait", *seen)
+	}
+	if err := r.process(start.Add(20*time.Millisecond + maxLagWait)); err != nil {
+		t.Fatal(err)
+	}
 	if want := []string{"a10", "b20", "b25", "a30"}; !slices.Equal(*seen, want) {
-		t.Errorf("after maxFetchWait: processed %v, want %v", *seen, want)
+		t.Errorf("after maxLagWait: processed %v, want %v", *seen, want)
 	}
 	// A partition fetched to its high watermark is not waited for, even
 	// at once.
 	r.add("b", 0, []*kgo.Record{rec("b", 2, 40, "b40")}, 3)
-	if err := r.process(start.Add(30*time.Millisecond + maxFetchWait)); err != nil {
+	if err := r.process(start.Add(30*time.Millisecond + maxLagWait)); err != nil {
 		t.Fatal(err)
 	}
 	r.add("a", 0, []*kgo.Record{rec("a", 2, 50, "a50")}, 3)
