@@ -615,6 +615,7 @@ func (a *App) restoreRunner(r *runner) {
 			return a.openStore(ctx, r, spec, id.partition)
 		},
 		Changelog:              changelogWriter{a.prod},
+		ChangelogBuffer:        changelogBufferBytes,
 		Cache:                  cache,
 		Logger:                 a.log,
 		OnDeserializationError: a.cfg.onDeserialize,

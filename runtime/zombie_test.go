@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,8 +111,9 @@ func TestRestoreSkipsZombieChangelogWrite(t *testing.T) {
 	}
 	// Every changelog record is tagged with its writer's generation.
 	gens := f.changelogGenerations(t)
-	if len(gens) != 140 || gens[0] != zGen || gens[139] != aGen {
-		t.Fatalf("changelog generations %v, want 70 of %d then 70 of %d", gens, zGen, aGen)
+	if len(gens) < 2 || gens[0] != zGen || gens[len(gens)-1] != aGen || !slices.IsSorted(gens) ||
+		slices.ContainsFunc(gens, func(g int32) bool { return g != zGen && g != aGen }) {
+		t.Fatalf("changelog generations %v, want those of %d then those of %d", gens, zGen, aGen)
 	}
 	// Z resumes and writes k0's count from its state, for its input
 	// offset 63 (committed since by A).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/operators"
 	"github.com/sluicehq/sluice/state"
@@ -83,6 +84,9 @@ type loggedStore struct {
 	// version is the header "v" of every record, if the store's kind has
 	// one (topology.StoreKind.ChangelogVersion).
 	version []byte
+	// buf, if not nil, keeps the latest write of each key until the task
+	// flushes (Config.ChangelogBuffer).
+	buf *changelogBuffer
 }
 
 // IterErr implements state.IterErrReporter for a store below that does,
@@ -102,23 +106,16 @@ func (s *loggedStore) SetRecordContext(rc state.RecordContext) {
 	s.flushed, s.hasFlushed = rc, true
 }
 
-// headers returns the headers of the next changelog record and the
-// timestamp of the record that caused it.
-func (s *loggedStore) headers() ([]operators.Header, int64) {
-	topic, part, off, ts := s.position()
+// context returns the input position and the timestamp of the next
+// changelog record: the record being processed (or the cached write being
+// flushed, SetRecordContext); offset is -1 outside of a record's
+// processing (a punctuator).
+func (s *loggedStore) context() (topic string, partition int32, offset int64, ts int64) {
+	topic, partition, offset, ts = s.position()
 	if s.hasFlushed {
 		ts, s.hasFlushed = s.flushed.Timestamp, false
 	}
-	ts = max(ts, 0)
-	hdrs := s.hdr[:0]
-	if s.version != nil {
-		hdrs = append(hdrs, operators.Header{Key: VersionHeader, Value: s.version})
-	}
-	if off < 0 {
-		return hdrs, ts
-	}
-	s.hbuf = AppendInputPosition(s.hbuf[:0], topic, part, off)
-	return append(hdrs, operators.Header{Key: InputHeader, Value: s.hbuf}), ts
+	return topic, partition, offset, max(ts, 0)
 }
 
 // VersionHeader is the header of a changelog record that gives the version
@@ -137,7 +134,7 @@ func versionHeader(spec *topology.StoreSpec) []byte {
 }
 
 func (s *loggedStore) Put(key, value []byte) error {
-	hdrs, ts := s.headers()
+	topic, part, off, ts := s.context()
 	if s.timestamped && len(value) < 8 {
 		return fmt.Errorf("sluice: store %s: value of %d bytes has no timestamp", s.Name(), len(value))
 	}
@@ -151,15 +148,153 @@ func (s *loggedStore) Put(key, value []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	return s.w.WriteChangelog(s.topic, s.partition, key[s.skip:], v, hdrs, ts)
+	return s.write(key[s.skip:], v, topic, part, off, ts)
 }
 
 func (s *loggedStore) Delete(key []byte) error {
-	hdrs, ts := s.headers()
+	topic, part, off, ts := s.context()
 	if err := s.KeyValueStore.Delete(key); err != nil {
 		return err
 	}
-	return s.w.WriteChangelog(s.topic, s.partition, key[s.skip:], nil, hdrs, ts)
+	return s.write(key[s.skip:], nil, topic, part, off, ts)
+}
+
+// write logs a change (a nil value: a tombstone) caused by the input
+// record at offset of partition of topic (none if offset < 0), or keeps it
+// in the buffer until the task flushes.
+func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64) error {
+	if s.buf == nil {
+		return s.log(key, value, topic, part, off, ts)
+	}
+	s.buf.add(key, value, topic, part, off, ts)
+	if s.buf.bytes > s.buf.max {
+		return s.flushLog()
+	}
+	return nil
+}
+
+// log writes one changelog record.
+func (s *loggedStore) log(key, value []byte, topic string, part int32, off, ts int64) error {
+	hdrs := s.hdr[:0]
+	if s.version != nil {
+		hdrs = append(hdrs, operators.Header{Key: VersionHeader, Value: s.version})
+	}
+	if off >= 0 {
+		s.hbuf = AppendInputPosition(s.hbuf[:0], topic, part, off)
+		hdrs = append(hdrs, operators.Header{Key: InputHeader, Value: s.hbuf})
+	}
+	return s.w.WriteChangelog(s.topic, s.partition, key, value, hdrs, ts)
+}
+
+// flushLog logs the buffered writes, in the order their keys were first
+// written since the last flush.
+func (s *loggedStore) flushLog() error {
+	if s.buf == nil || len(s.buf.ents) == 0 {
+		return nil
+	}
+	for i := range s.buf.ents {
+		e := &s.buf.ents[i]
+		v := e.value
+		if e.del {
+			v = nil
+		} else if v == nil {
+			v = []byte{}
+		}
+		if err := s.log(unsafe.Slice(unsafe.StringData(e.key), len(e.key)), v, e.topic, e.part, e.off, e.ts); err != nil {
+			return err
+		}
+	}
+	s.buf.reset()
+	return nil
+}
+
+// Flush logs the buffered writes, then flushes the store below.
+func (s *loggedStore) Flush() error {
+	if err := s.flushLog(); err != nil {
+		return err
+	}
+	return s.KeyValueStore.Flush()
+}
+
+// changelogBuffer holds the latest write of each key a loggedStore logs
+// at the task's next flush (Config.ChangelogBuffer): a key written n times
+// between two commits is logged once, with the value, timestamp and input
+// position of its latest write (of its latest write caused by an input
+// record, if a punctuator wrote it after: the value reflects that record).
+//
+// What a restore rebuilds is unchanged. The runtime's commit flushes the
+// task, so the changelog holds the latest value of every key written
+// before a commit when the commit's offsets move, as it does when every
+// write is logged. A restore skips each record whose input position is
+// past the committed one (the writes of a commit that did not complete);
+// a record here reflects its key's writes since the previous flush, all
+// caused by input past the previous commit, so it is skipped exactly when
+// they all must be. Records logged when the buffer is full, before a
+// flush, are the same as those of a flush.
+type changelogBuffer struct {
+	idx   map[string]int32
+	ents  []bufferedWrite
+	bytes int
+	max   int
+}
+
+// bufferedWrite is the latest write of a key (del: a delete).
+type bufferedWrite struct {
+	key   string
+	value []byte
+	del   bool
+	topic string
+	part  int32
+	off   int64
+	ts    int64
+}
+
+// bufferedWriteOverhead is the memory of an entry besides its key and
+// value, counted against the buffer's budget: the entry, the map's.
+const bufferedWriteOverhead = 96
+
+func newChangelogBuffer(max int) *changelogBuffer {
+	return &changelogBuffer{idx: map[string]int32{}, max: max}
+}
+
+func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64) {
+	i, ok := b.idx[string(key)]
+	if !ok {
+		i = int32(len(b.ents))
+		if len(b.ents) < cap(b.ents) {
+			b.ents = b.ents[:i+1]
+		} else {
+			b.ents = append(b.ents, bufferedWrite{})
+		}
+		e := &b.ents[i]
+		e.key = string(key)
+		e.off = -1
+		b.idx[e.key] = i
+		b.bytes += len(key) + bufferedWriteOverhead
+	}
+	e := &b.ents[i]
+	b.bytes += len(value) - len(e.value)
+	e.value = append(e.value[:0], value...)
+	e.del = value == nil
+	e.ts = ts
+	if off >= 0 {
+		e.topic, e.part, e.off = topic, part, off
+	}
+}
+
+// reset empties the buffer, keeping the entries' room for values.
+func (b *changelogBuffer) reset() {
+	for i := range b.ents {
+		e := &b.ents[i]
+		e.key, e.topic = "", ""
+		if cap(e.value) > 1024 {
+			e.value = nil
+		}
+		e.value = e.value[:0]
+	}
+	b.ents = b.ents[:0]
+	clear(b.idx)
+	b.bytes = 0
 }
 
 // DeleteRange implements state.RangeDeleter without logging: window and

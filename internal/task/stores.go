@@ -14,7 +14,9 @@ import (
 //     in-memory one (Config.OpenBase), restored from the changelog by the
 //     caller;
 //   - the changelog logger (loggedStore), if the store logs and the task
-//     has a ChangelogWriter: every write that reaches it is logged;
+//     has a ChangelogWriter: every write that reaches it is logged, at
+//     once or, with Config.ChangelogBuffer and no record cache, the
+//     latest write of each key when the task flushes;
 //   - the record cache (state.CachingStore), if the store caches and the
 //     task has a Cache: updates of a key between two flushes reach the
 //     logger, and are forwarded downstream, as one;
@@ -50,12 +52,18 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 		return vs, nil
 	}
 	if t.cfg.Changelog != nil && !spec.DisableLogging {
-		kv = &loggedStore{KeyValueStore: kv, topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition,
+		ls := &loggedStore{KeyValueStore: kv, topic: ChangelogTopic(t.cfg.ApplicationID, spec), partition: t.cfg.Partition,
 			timestamped: spec.Timestamped, w: t.cfg.Changelog, skip: spec.Kind.SegmentPrefixLen(), version: versionHeader(spec),
 			position: func() (string, int32, int64, int64) {
 				tp, p, o := t.InputPosition()
 				return tp, p, o, t.RecordTimestamp()
 			}}
+		if t.cfg.ChangelogBuffer > 0 && !spec.RetainDuplicates && (t.cfg.Cache == nil || spec.DisableCaching) {
+			// Below a record cache the writes are already one per key
+			// per flush; a store of duplicates never writes a key twice.
+			ls.buf = newChangelogBuffer(t.cfg.ChangelogBuffer)
+		}
+		kv = ls
 	}
 	if t.cfg.Cache != nil && !spec.DisableCaching {
 		c := state.NewCachingStore(kv, t.cfg.Cache)

@@ -52,6 +52,14 @@ type Config struct {
 	// Changelog receives the changelog records of the task's stores that
 	// log (StoreSpec.DisableLogging unset); nil: no store logs.
 	Changelog ChangelogWriter
+	// ChangelogBuffer, if above zero, lets the changelog logger of each
+	// key-value, window or session store without a record cache (and
+	// whose keys can repeat: not a join's window store of duplicates)
+	// keep the latest write of each key until the task flushes (Flush)
+	// and log only that, up to about this many bytes per store (a fuller
+	// buffer is logged at once). Zero logs every write when it is made.
+	// See loggedStore.
+	ChangelogBuffer int
 	// Cache is the record cache of the task's stores that cache
 	// (StoreSpec.DisableCaching unset); nil: no store caches. The caller
 	// flushes it by flushing the task (Flush), at each commit.
