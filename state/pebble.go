@@ -151,6 +151,54 @@ type PebbleDB struct {
 	// (PebbleOptions.RecentBytes), nil when off. Like pending, it belongs
 	// to the one task using the DB.
 	recent *recentWrites
+
+	// iters are idle iterators over pending, kept for the next Range of a
+	// store of the DB (iter, release): a window store's fetch, a join's
+	// per record, made a new iterator each (its merging stack over the
+	// memtables and each level's files) and closed it, about a third of
+	// a stream-stream join's processing. An iterator over an indexed
+	// batch sees the batch's later writes once its options are set again
+	// (pebble.Iterator.SetOptions), and the DB as of its creation: they
+	// are closed (dropIters) before anything else changes the DB or
+	// replaces the batch.
+	iters []*pebble.Iterator
+}
+
+// maxIdleIters is the most idle iterators a DB keeps (iters): one per
+// iteration in progress at once is enough; a join nests two at most.
+const maxIdleIters = 4
+
+// iter returns an iterator over the stores' view (rw) with the bounds
+// given, an idle one if there is one. Give it back with release.
+func (d *PebbleDB) iter(lower, upper []byte) (*pebble.Iterator, error) {
+	if n := len(d.iters); n > 0 && d.pending != nil {
+		it := d.iters[n-1]
+		d.iters[n-1] = nil
+		d.iters = d.iters[:n-1]
+		it.SetOptions(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		return it, nil
+	}
+	return d.rw().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+}
+
+// release gives back an iterator of iter, made over the pending batch of,
+// for reuse while that batch is still the pending one.
+func (d *PebbleDB) release(it *pebble.Iterator, of *pebble.Batch) error {
+	if of != nil && of == d.pending && len(d.iters) < maxIdleIters && it.Error() == nil && !d.closed.Load() {
+		d.iters = append(d.iters, it)
+		return nil
+	}
+	return it.Close()
+}
+
+// dropIters closes the idle iterators: the pending batch is about to be
+// applied or replaced, or the DB written around it.
+func (d *PebbleDB) dropIters() {
+	for i, it := range d.iters {
+		_ = it.Close()
+		d.iters[i] = nil
+	}
+	d.iters = d.iters[:0]
 }
 
 // pebbleRW is what stores read and write through: the DB, or the pending
@@ -247,6 +295,7 @@ func (d *PebbleDB) Commit(sync bool) (err error) {
 		return err
 	}
 	defer d.recoverFatal(&err)
+	d.dropIters()
 	// A pending batch whose commit failed fatally cannot be read or
 	// written any more: the stores read the DB as of the last commit.
 	defer func() {
@@ -301,6 +350,7 @@ func (d *PebbleDB) Discard() error {
 	if d.pending == nil {
 		return nil
 	}
+	d.dropIters()
 	_ = d.pending.Close()
 	d.pending = d.db.NewIndexedBatch()
 	d.recent.clear()
@@ -321,6 +371,7 @@ func (d *PebbleDB) Close() (err error) {
 		return ErrClosed
 	}
 	defer d.recoverFatal(&err)
+	d.dropIters()
 	if d.pending != nil {
 		_ = d.pending.Close() // uncommitted writes are dropped
 		d.pending = nil
@@ -616,6 +667,7 @@ func (b *Batch) Commit(sync bool) (err error) {
 		return fmt.Errorf("sluice: pebble %q: commit batch: %w", b.db.dir, err)
 	}
 	b.db.recent.clear()
+	b.db.dropIters()
 	if err := b.db.db.Apply(b.b, opts); err != nil {
 		return fmt.Errorf("sluice: pebble %q: commit batch: %w", b.db.dir, err)
 	}
@@ -896,7 +948,8 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 			s.iterErr = s.error("iterate", err)
 			return
 		}
-		it, err := s.db.rw().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		of := s.db.pending
+		it, err := s.db.iter(lower, upper)
 		if err != nil {
 			s.iterErr = s.error("iterate", err)
 			return
@@ -905,7 +958,7 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 			if s.db.closed.Load() {
 				return // the DB closed under the iteration, and its iterators with it
 			}
-			if err := it.Close(); err != nil && s.iterErr == nil {
+			if err := s.db.release(it, of); err != nil && s.iterErr == nil {
 				s.iterErr = s.error("iterate", err)
 			}
 		}()
