@@ -22,7 +22,8 @@ type KeyValueStoreRef[K, V any] struct {
 // AddKeyValueStore declares a key-value store for user processors (Kafka
 // Streams: StreamsBuilder.addStateStore). s.Name is required. As Kafka
 // Streams' store builders, the store is logged but not cached unless
-// s.EnableCaching is set: every write reaches the changelog.
+// s.EnableCaching is set: every write reaches the changelog (the runtime
+// logs the latest write of each key per commit; docs/state.md).
 func AddKeyValueStore[K, V any](b *Builder, s StoreOptions, keys serde.Serde[K], values serde.Serde[V]) *KeyValueStoreRef[K, V] {
 	if s.Name == "" {
 		b.fail("", "AddKeyValueStore needs StoreOptions.Name")
