@@ -424,8 +424,9 @@ func startSluiceCount(ctx context.Context, brokers []string, input, output, id s
 	running := make(chan struct{})
 	var once sync.Once
 	topo, _ := countByKey(input, output)
+	reg := prometheus.NewRegistry()
 	opts := append([]runtime.Option{runtime.ApplicationID(id), runtime.Brokers(brokers...), runtime.Workers(workers),
-		runtime.Registerer(prometheus.NewRegistry()), runtime.StateDir(stateDir),
+		runtime.Registerer(reg), runtime.StateDir(stateDir),
 		runtime.OnStateChange(func(s, _ runtime.State) {
 			if s == runtime.Running {
 				once.Do(func() { close(running) })
@@ -438,11 +439,13 @@ func startSluiceCount(ctx context.Context, brokers []string, input, output, id s
 	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
+	started := time.Now()
 	stop := func() error {
 		err := app.Close()
 		if rerr := <-done; err == nil {
 			err = rerr
 		}
+		printCommits(reg, time.Since(started))
 		return errors.Join(err, os.RemoveAll(stateDir))
 	}
 	select {
@@ -454,5 +457,37 @@ func startSluiceCount(ctx context.Context, brokers []string, input, output, id s
 	case <-time.After(time.Minute):
 		_ = stop()
 		return nil, fmt.Errorf("app %s not running within a minute", id)
+	}
+}
+
+// printCommits prints what the App's commits took (the workers wait
+// through each): their number, mean and largest bucket, and their share
+// of the run.
+func printCommits(reg *prometheus.Registry, run time.Duration) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_commit_duration_seconds" {
+			continue
+		}
+		var n uint64
+		var sum float64
+		var p99 float64
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			n += h.GetSampleCount()
+			sum += h.GetSampleSum()
+			for _, b := range h.GetBucket() {
+				if p99 == 0 && float64(b.GetCumulativeCount()) >= 0.99*float64(h.GetSampleCount()) {
+					p99 = b.GetUpperBound()
+				}
+			}
+		}
+		if n > 0 {
+			fmt.Printf("  Sluice commits: %d, mean %.1f ms, p99 at most %.0f ms, %.1f%% of the run\n",
+				n, 1000*sum/float64(n), 1000*p99, 100*sum/run.Seconds())
+		}
 	}
 }
