@@ -615,7 +615,7 @@ func (a *App) restoreRunner(r *runner) {
 			return a.openStore(ctx, r, spec, id.partition)
 		},
 		Changelog:              changelogWriter{a.prod},
-		ChangelogBuffer:        changelogBufferBytes,
+		ChangelogBuffer:        a.cfg.changelogBuffer,
 		Cache:                  cache,
 		Logger:                 a.log,
 		OnDeserializationError: a.cfg.onDeserialize,

@@ -15,9 +15,3 @@ func (w changelogWriter) WriteChangelog(topic string, partition int32, key, valu
 	w.p.sendChangelog(topic, partition, key, value, headers, ts)
 	return nil
 }
-
-// changelogBufferBytes is the task.Config.ChangelogBuffer of the tasks:
-// a store without a record cache logs the latest write of each key per
-// commit, not every write, in up to about this many bytes of buffered
-// writes per store (docs/architecture.md, "Per-record cost").
-const changelogBufferBytes = 1 << 20

@@ -44,11 +44,13 @@ type config struct {
 	onProduce      operators.ErrorHandler
 	deadLetter     string
 	cacheBytes     int64
-	blockCache     int64
-	memTableBytes  int64
-	cleanupDelay   time.Duration
-	metricsLevel   MetricsLevel
-	shutdownTime   time.Duration
+	// changelogBuffer is ChangelogBufferBytes.
+	changelogBuffer int
+	blockCache      int64
+	memTableBytes   int64
+	cleanupDelay    time.Duration
+	metricsLevel    MetricsLevel
+	shutdownTime    time.Duration
 
 	guarantee         Guarantee
 	commitIntervalSet bool
@@ -68,6 +70,7 @@ func defaultConfig() config {
 		startupTimeout:  30 * time.Second,
 		maxPollRecords:  50000,
 		cacheBytes:      10 << 20,
+		changelogBuffer: 1 << 20,
 		blockCache:      64 << 20,
 		memTableBytes:   1 << 20,
 		cleanupDelay:    10 * time.Minute,
@@ -202,6 +205,16 @@ func StateDir(dir string) Option { return optionFunc(func(c *config) { c.stateDi
 // Default 10 MiB; 0 turns caching off, so every update is forwarded and
 // logged at once. Kafka Streams: statestore.cache.max.bytes.
 func CacheMaxBytes(n int64) Option { return optionFunc(func(c *config) { c.cacheBytes = n }) }
+
+// ChangelogBufferBytes sets how much each store without a record cache
+// (CacheMaxBytes(0), DisableCaching, a processor's store) keeps of its
+// latest writes per key until the commit, per task: it then logs each
+// key's latest write once instead of every write (downstream still sees
+// every update). Default 1 MiB; 0 logs every write at once, as Kafka
+// Streams does. See docs/state.md, Changelogs.
+func ChangelogBufferBytes(n int) Option {
+	return optionFunc(func(c *config) { c.changelogBuffer = n })
+}
 
 // BlockCacheBytes sets the size of the Pebble block cache shared by all the
 // instance's stores; default 64 MiB. With the memtables (MemTableBytes, two
@@ -376,6 +389,9 @@ func (c *config) validate() error {
 	}
 	if c.shutdownTime <= 0 {
 		errs = append(errs, &ConfigError{"ShutdownTimeout", "must be positive"})
+	}
+	if c.changelogBuffer < 0 {
+		errs = append(errs, &ConfigError{"ChangelogBufferBytes", fmt.Sprintf("%d is negative", c.changelogBuffer)})
 	}
 	if c.cacheBytes < 0 {
 		errs = append(errs, &ConfigError{"CacheMaxBytes", fmt.Sprintf("%d is negative", c.cacheBytes)})

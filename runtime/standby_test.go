@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -543,5 +544,47 @@ func TestWarmupCatchesUpAndTheTaskMovesToIt(t *testing.T) {
 	f.produce(t, 100)
 	if got := f.outputCounts(t); !equalMaps(got, f.want) {
 		t.Fatalf("after the move: output counts %v, want %v", got, f.want)
+	}
+}
+
+// ChangelogBufferBytes(0) logs every write of a store without a record
+// cache, as Kafka Streams does; by default each key's latest write per
+// commit is logged (one per key and commit, after the task's first write),
+// and the counts restored from either are the same.
+func TestChangelogBufferBytes(t *testing.T) {
+	for _, every := range []bool{true, false} {
+		t.Run(fmt.Sprintf("every-write=%v", every), func(t *testing.T) {
+			f := newStandbyFixture(t)
+			var opts []Option
+			if every {
+				opts = append(opts, ChangelogBufferBytes(0))
+			}
+			a := f.start(t, t.TempDir(), prometheus.NewRegistry(), opts...)
+			f.produce(t, 70)
+			f.waitCommitted(t)
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			end := f.end(t, f.changelog)
+			switch {
+			case every && end != 70:
+				t.Fatalf("%d changelog records for 70 writes with ChangelogBufferBytes(0), want 70", end)
+			case !every && (end >= 70 || end < 7):
+				t.Fatalf("%d changelog records for 70 writes of 7 keys, want fewer than one per write and one per key at least", end)
+			}
+			// A new instance restores the counts from the changelog alone.
+			b := f.start(t, t.TempDir(), prometheus.NewRegistry(), opts...)
+			waitUntil(t, "the new instance to restore the task", func() bool {
+				ids, _ := b.Tasks()
+				return len(ids) == 1
+			})
+			f.produce(t, 7)
+			if got := f.outputCounts(t); !equalMaps(got, f.want) {
+				t.Fatalf("counts after a restore from %d changelog records: %v, want %v", end, got, f.want)
+			}
+		})
+	}
+	if _, err := New(newStandbyFixture(t).topo, ApplicationID("x"), Brokers("b"), ChangelogBufferBytes(-1)); err == nil || !strings.Contains(err.Error(), "ChangelogBufferBytes") {
+		t.Errorf("ChangelogBufferBytes(-1): %v, want a ConfigError naming it", err)
 	}
 }

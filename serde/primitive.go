@@ -12,7 +12,9 @@ import (
 // it is. (Kafka's StringDeserializer replaces invalid UTF-8 by U+FFFD: use
 // JavaString to read as it does, StrictString to refuse invalid UTF-8.)
 // Decode copies its input (the result does not alias it); nil or empty
-// input decodes to "".
+// input decodes to "". Encode never returns nil (a Kafka null): "" into a
+// nil buffer is an empty, non-nil slice, as Kafka's StringSerializer
+// gives an empty array.
 var String Serde[string] = stringSerde{}
 
 // Bytes encodes a byte slice as itself, like Kafka's ByteArraySerializer.
@@ -49,7 +51,12 @@ var Float64 Serde[float64] = float64Serde{}
 
 type stringSerde struct{}
 
-func (stringSerde) Encode(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
+func (stringSerde) Encode(dst []byte, v string) ([]byte, error) {
+	if dst == nil && v == "" {
+		return []byte{}, nil
+	}
+	return append(dst, v...), nil
+}
 
 func (stringSerde) Decode(b []byte) (string, error) { return string(b), nil }
 

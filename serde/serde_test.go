@@ -424,3 +424,20 @@ func BenchmarkJSONEncode(b *testing.B) {
 }
 
 func deepEqual[T any](a, b T) bool { return reflect.DeepEqual(a, b) }
+
+// "" is an empty value, never a Kafka null, whatever the buffer it is
+// encoded into (Kafka's StringSerializer gives an empty array): a sink's
+// or a store's first key "" was written as a null key.
+func TestEmptyStringEncodesNotNull(t *testing.T) {
+	for name, s := range map[string]serde.Serde[string]{"String": serde.String, "JavaString": serde.JavaString, "StrictString": serde.StrictString} {
+		for _, dst := range [][]byte{nil, {}, make([]byte, 0, 8)} {
+			b, err := s.Encode(dst, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b == nil || len(b) != 0 {
+				t.Errorf("%s.Encode(%v, \"\") = %#v, want an empty non-nil slice", name, dst, b)
+			}
+		}
+	}
+}

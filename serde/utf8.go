@@ -142,6 +142,9 @@ var StrictString Serde[string] = strictStringSerde{}
 type javaStringSerde struct{}
 
 func (javaStringSerde) Encode(dst []byte, v string) ([]byte, error) {
+	if dst == nil && v == "" {
+		return []byte{}, nil // an empty array, never a Kafka null
+	}
 	if utf8.ValidString(v) {
 		return append(dst, v...), nil
 	}
@@ -155,6 +158,9 @@ type strictStringSerde struct{}
 func (strictStringSerde) Encode(dst []byte, v string) ([]byte, error) {
 	if !utf8.ValidString(v) {
 		return dst, fmt.Errorf("sluice: serde strictstring: cannot encode %d bytes: %w", len(v), &InvalidUTF8Error{Offset: invalidUTF8Offset([]byte(v))})
+	}
+	if dst == nil && v == "" {
+		return []byte{}, nil // an empty array, never a Kafka null
 	}
 	return append(dst, v...), nil
 }

@@ -87,6 +87,8 @@ type loggedStore struct {
 	// buf, if not nil, keeps the latest write of each key until the task
 	// flushes (Config.ChangelogBuffer).
 	buf *changelogBuffer
+	// logged: the store logged a write since the task opened (write).
+	logged bool
 }
 
 // IterErr implements state.IterErrReporter for a store below that does,
@@ -163,8 +165,24 @@ func (s *loggedStore) Delete(key []byte) error {
 // record at offset of partition of topic (none if offset < 0), or keeps it
 // in the buffer until the task flushes.
 func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64) error {
-	if s.buf == nil {
+	if s.buf == nil || !s.logged {
+		// The first write of the task to the store is logged at once:
+		// the new owner's generation reaches the changelog as soon as
+		// it writes, which is what makes a restore skip a former owner's
+		// later writes (the runtime's generation filter).
+		s.logged = true
 		return s.log(key, value, topic, part, off, ts)
+	}
+	if off >= 0 && s.buf.unpos > 0 {
+		if e := s.buf.unpositioned(key); e != nil {
+			// The key's buffered write has no input position (a
+			// punctuator's, before the task's first record): a restore
+			// applies it whatever the offsets, and must still after
+			// this write, which it may skip. Log it first.
+			if err := s.logEntry(e); err != nil {
+				return err
+			}
+		}
 	}
 	s.buf.add(key, value, topic, part, off, ts)
 	if s.buf.bytes > s.buf.max {
@@ -193,19 +211,37 @@ func (s *loggedStore) flushLog() error {
 		return nil
 	}
 	for i := range s.buf.ents {
-		e := &s.buf.ents[i]
-		v := e.value
-		if e.del {
-			v = nil
-		} else if v == nil {
-			v = []byte{}
-		}
-		if err := s.log(unsafe.Slice(unsafe.StringData(e.key), len(e.key)), v, e.topic, e.part, e.off, e.ts); err != nil {
+		if err := s.logEntry(&s.buf.ents[i]); err != nil {
 			return err
 		}
 	}
 	s.buf.reset()
 	return nil
+}
+
+// logEntry logs a buffered write.
+func (s *loggedStore) logEntry(e *bufferedWrite) error {
+	v := e.value
+	if e.del {
+		v = nil
+	} else if v == nil {
+		v = []byte{}
+	}
+	k := unsafe.Slice(unsafe.StringData(e.key), len(e.key))
+	if k == nil {
+		k = []byte{} // an empty key, not a Kafka null
+	}
+	return s.log(k, v, e.topic, e.part, e.off, e.ts)
+}
+
+// Dirty returns the number of buffered writes (Task.Flush flushes again
+// while a store has some: a flush of another store's cache may write to
+// this one after its own flush).
+func (s *loggedStore) Dirty() int {
+	if s.buf == nil {
+		return 0
+	}
+	return len(s.buf.ents)
 }
 
 // Flush logs the buffered writes, then flushes the store below.
@@ -236,6 +272,8 @@ type changelogBuffer struct {
 	ents  []bufferedWrite
 	bytes int
 	max   int
+	// unpos is the number of entries without an input position.
+	unpos int
 }
 
 // bufferedWrite is the latest write of a key (del: a delete).
@@ -250,11 +288,26 @@ type bufferedWrite struct {
 }
 
 // bufferedWriteOverhead is the memory of an entry besides its key and
-// value, counted against the buffer's budget: the entry, the map's.
-const bufferedWriteOverhead = 96
+// value, counted against the buffer's budget: the entry (88 bytes), the
+// map's slot and key, and the growth of both.
+const bufferedWriteOverhead = 160
+
+// maxKeptValue is the largest value buffer an entry keeps for the next
+// interval's writes: a reset keeps at most about the budget's worth of
+// entries, each with a small value's room.
+const maxKeptValue = 64
 
 func newChangelogBuffer(max int) *changelogBuffer {
 	return &changelogBuffer{idx: map[string]int32{}, max: max}
+}
+
+// unpositioned returns the buffered write of key if it has no input
+// position, else nil.
+func (b *changelogBuffer) unpositioned(key []byte) *bufferedWrite {
+	if i, ok := b.idx[string(key)]; ok && b.ents[i].off < 0 {
+		return &b.ents[i]
+	}
+	return nil
 }
 
 func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64) {
@@ -271,6 +324,7 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 		e.off = -1
 		b.idx[e.key] = i
 		b.bytes += len(key) + bufferedWriteOverhead
+		b.unpos++
 	}
 	e := &b.ents[i]
 	b.bytes += len(value) - len(e.value)
@@ -278,6 +332,9 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 	e.del = value == nil
 	e.ts = ts
 	if off >= 0 {
+		if e.off < 0 {
+			b.unpos--
+		}
 		e.topic, e.part, e.off = topic, part, off
 	}
 }
@@ -287,14 +344,14 @@ func (b *changelogBuffer) reset() {
 	for i := range b.ents {
 		e := &b.ents[i]
 		e.key, e.topic = "", ""
-		if cap(e.value) > 1024 {
+		if cap(e.value) > maxKeptValue {
 			e.value = nil
 		}
 		e.value = e.value[:0]
 	}
 	b.ents = b.ents[:0]
 	clear(b.idx)
-	b.bytes = 0
+	b.bytes, b.unpos = 0, 0
 }
 
 // DeleteRange implements state.RangeDeleter without logging: window and

@@ -253,8 +253,8 @@ func TestChangelogBufferRestoresLastCommit(t *testing.T) {
 						maps.Copy(committed, next)
 					}
 				}
-				if buffer == 1<<20 && early > 0 {
-					t.Fatalf("seed %d: %d records logged before a flush with a buffer of 1 MiB", seed, early)
+				if buffer == 1<<20 && early > 1 {
+					t.Fatalf("seed %d: %d records logged before a flush with a buffer of 1 MiB, want only the first write's", seed, early)
 				}
 				// The crash: a last flush whose commit never completed.
 				ok(t, tk.Flush())
@@ -299,7 +299,8 @@ func TestChangelogBufferRestoresLastCommit(t *testing.T) {
 
 // A key written many times between two flushes is logged once, with its
 // latest value, timestamp and input position; a deleted one as a
-// tombstone.
+// tombstone. The task's first write to the store is logged at once (the
+// new owner's generation in the changelog for the zombie filter).
 func TestChangelogBufferLogsLatestWrite(t *testing.T) {
 	b := dsl.NewBuilder()
 	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
@@ -313,8 +314,8 @@ func TestChangelogBufferLogsLatestWrite(t *testing.T) {
 	for i, k := range []string{"a", "a", "b", "a"} {
 		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: int64(i), Timestamp: int64(10 * (i + 1)), Key: []byte(k), Value: []byte("v")}))
 	}
-	if len(logged) != 0 {
-		t.Fatalf("%d changelog records before the flush, want 0", len(logged))
+	if len(logged) != 1 {
+		t.Fatalf("%d changelog records before the flush, want 1 (the first write)", len(logged))
 	}
 	ok(t, tk.Flush())
 	got := func() []string {
@@ -333,7 +334,7 @@ func TestChangelogBufferLogsLatestWrite(t *testing.T) {
 	}
 	// In the order the keys were first written; each with the input
 	// position of its own latest write.
-	want(t, "changelog", got(), []string{"a=3@40 from offset 3", "b=1@30 from offset 2"})
+	want(t, "changelog", got(), []string{"a=1@10 from offset 0", "a=3@40 from offset 3", "b=1@30 from offset 2"})
 	logged = nil
 	kv := tk.Store("counts").(state.KeyValueStore)
 	ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 4, Timestamp: 50, Key: []byte("b"), Value: []byte("v")}))

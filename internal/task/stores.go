@@ -62,6 +62,7 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 			// Below a record cache the writes are already one per key
 			// per flush; a store of duplicates never writes a key twice.
 			ls.buf = newChangelogBuffer(t.cfg.ChangelogBuffer)
+			t.addDirty(spec.Name, ls)
 		}
 		kv = ls
 	}
@@ -72,6 +73,7 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 		// the record that made them, not of the record processed at
 		// flush time.
 		c.SetDefaultRecordContext(func() state.RecordContext { return state.RecordContext{Timestamp: t.RecordTimestamp()} })
+		t.addDirty(spec.Name, c)
 		kv = c
 	}
 	return WrapStore(spec, kv)
@@ -126,4 +128,13 @@ func (s readOnlyStore) IterErr() error {
 		return r.IterErr()
 	}
 	return nil
+}
+
+// addDirty registers a layer of the store name whose unflushed writes
+// Flush waits for (Task.dirty).
+func (t *Task) addDirty(name string, d interface{ Dirty() int }) {
+	if t.dirty == nil {
+		t.dirty = map[string][]interface{ Dirty() int }{}
+	}
+	t.dirty[name] = append(t.dirty[name], d)
 }

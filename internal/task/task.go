@@ -125,6 +125,10 @@ type Task struct {
 	closers []topology.Closer
 	stores  map[string]state.Store
 	order   []string // store names in open order
+	// dirty reports, per store name, the writes its record cache or its
+	// changelog buffer holds unflushed (layers below the store's kind,
+	// which a window or session store does not expose).
+	dirty map[string][]interface{ Dirty() int }
 
 	// metadata of the record being processed
 	topic     string
@@ -402,8 +406,12 @@ func (t *Task) Flush() (err error) {
 		}
 		dirty := ""
 		for _, name := range t.order {
-			if d, ok := t.stores[name].(interface{ Dirty() int }); ok && d.Dirty() > 0 {
-				dirty = name
+			for _, d := range t.dirty[name] {
+				if d.Dirty() > 0 {
+					dirty = name
+				}
+			}
+			if dirty != "" {
 				break
 			}
 		}
