@@ -160,8 +160,14 @@ type PebbleDB struct {
 	// batch sees the batch's later writes once its options are set again
 	// (pebble.Iterator.SetOptions), and the DB as of its creation: they
 	// are closed (dropIters) before anything else changes the DB or
-	// replaces the batch.
+	// replaces the batch, at the latest at the next commit. Until then
+	// they hold the memtables and sstables of their view (a flushed
+	// memtable, compacted tables) in memory and on disk. Only a DB with a
+	// pending batch (BufferWrites), used by one goroutine, pools them.
 	iters []*pebble.Iterator
+	// epoch counts the pending batches (a closed batch's *pebble.Batch
+	// comes back from Pebble's pool as the next one).
+	epoch uint64
 }
 
 // maxIdleIters is the most idle iterators a DB keeps (iters): one per
@@ -183,8 +189,8 @@ func (d *PebbleDB) iter(lower, upper []byte) (*pebble.Iterator, error) {
 
 // release gives back an iterator of iter, made over the pending batch of,
 // for reuse while that batch is still the pending one.
-func (d *PebbleDB) release(it *pebble.Iterator, of *pebble.Batch) error {
-	if of != nil && of == d.pending && len(d.iters) < maxIdleIters && it.Error() == nil && !d.closed.Load() {
+func (d *PebbleDB) release(it *pebble.Iterator, of *pebble.Batch, epoch uint64) error {
+	if of != nil && of == d.pending && epoch == d.epoch && len(d.iters) < maxIdleIters && it.Error() == nil && !d.closed.Load() {
 		d.iters = append(d.iters, it)
 		return nil
 	}
@@ -194,6 +200,10 @@ func (d *PebbleDB) release(it *pebble.Iterator, of *pebble.Batch) error {
 // dropIters closes the idle iterators: the pending batch is about to be
 // applied or replaced, or the DB written around it.
 func (d *PebbleDB) dropIters() {
+	if d.pending == nil {
+		return // nothing pooled; a DB without a pending batch may be shared between goroutines
+	}
+	d.epoch++ // the pending batch is about to change: in-flight iterators are not pooled
 	for i, it := range d.iters {
 		_ = it.Close()
 		d.iters[i] = nil
@@ -948,7 +958,7 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 			s.iterErr = s.error("iterate", err)
 			return
 		}
-		of := s.db.pending
+		of, epoch := s.db.pending, s.db.epoch
 		it, err := s.db.iter(lower, upper)
 		if err != nil {
 			s.iterErr = s.error("iterate", err)
@@ -958,7 +968,7 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 			if s.db.closed.Load() {
 				return // the DB closed under the iteration, and its iterators with it
 			}
-			if err := s.db.release(it, of); err != nil && s.iterErr == nil {
+			if err := s.db.release(it, of, epoch); err != nil && s.iterErr == nil {
 				s.iterErr = s.error("iterate", err)
 			}
 		}()

@@ -182,10 +182,26 @@ func TestResetRefusedWhileRunning(t *testing.T) {
 	ra := startApp(t, c, topo, appID, t.TempDir())
 	ra.awaitRunning(t)
 	newCountReader(t, c, out, nil).await(t, want)
-	inputEnds := endOffsets(t, adm, in)
-	waitFor(t, 30*time.Second, "the input offsets to be committed", func() (bool, string) {
-		got := committed(t, adm, appID)[in]
-		return maps.Equal(got, inputEnds), formatOffsets(got)
+	// The App commits the input's offsets and, later, those of the
+	// repartition topic it also reads: wait for both to reach their
+	// ends, after which the running App changes no offset.
+	consumed := []string{in}
+	for _, it := range internalTopics(topo, appID) {
+		if strings.HasSuffix(it, "-repartition") {
+			consumed = append(consumed, it)
+		}
+	}
+	if len(consumed) < 2 {
+		t.Fatalf("word count reads no repartition topic: %v", internalTopics(topo, appID))
+	}
+	waitFor(t, 30*time.Second, "the offsets of the input and repartition topics to be committed at their ends", func() (bool, string) {
+		got := committed(t, adm, appID)
+		for _, tp := range consumed {
+			if !maps.Equal(got[tp], endOffsets(t, adm, tp)) {
+				return false, formatOffsets(got[tp])
+			}
+		}
+		return true, ""
 	})
 	described, err := adm.DescribeGroups(context.Background(), appID)
 	if err != nil {

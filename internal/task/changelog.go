@@ -89,6 +89,9 @@ type loggedStore struct {
 	buf *changelogBuffer
 	// logged: the store logged a write since the task opened (write).
 	logged bool
+	// hasInput reports whether the task is processing an input record
+	// (Task.HasInput): only such writes are buffered.
+	hasInput func() bool
 }
 
 // IterErr implements state.IterErrReporter for a store below that does,
@@ -165,24 +168,27 @@ func (s *loggedStore) Delete(key []byte) error {
 // record at offset of partition of topic (none if offset < 0), or keeps it
 // in the buffer until the task flushes.
 func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64) error {
-	if s.buf == nil || !s.logged {
-		// The first write of the task to the store is logged at once:
-		// the new owner's generation reaches the changelog as soon as
-		// it writes, which is what makes a restore skip a former owner's
-		// later writes (the runtime's generation filter).
-		s.logged = true
+	if s.buf == nil {
 		return s.log(key, value, topic, part, off, ts)
 	}
-	if off >= 0 && s.buf.unpos > 0 {
-		if e := s.buf.unpositioned(key); e != nil {
-			// The key's buffered write has no input position (a
-			// punctuator's, before the task's first record): a restore
-			// applies it whatever the offsets, and must still after
-			// this write, which it may skip. Log it first.
+	if !s.logged || !s.hasInput() {
+		// Logged at once: the task's first write to the store (the new
+		// owner's generation reaches the changelog as soon as it writes,
+		// which is what makes a restore skip a former owner's later
+		// writes: the runtime's generation filter), and a write made
+		// outside a record's processing (a punctuator's, a record
+		// cache's flush). Such a write carries the position of the last
+		// record processed, which may be committed already: merged into
+		// a later record's write of the key, a restore after a crash
+		// before the next commit would skip it with that write. The
+		// key's buffered write, older, goes first.
+		s.logged = true
+		if e := s.buf.take(key); e != nil {
 			if err := s.logEntry(e); err != nil {
 				return err
 			}
 		}
+		return s.log(key, value, topic, part, off, ts)
 	}
 	s.buf.add(key, value, topic, part, off, ts)
 	if s.buf.bytes > s.buf.max {
@@ -193,6 +199,9 @@ func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts
 
 // log writes one changelog record.
 func (s *loggedStore) log(key, value []byte, topic string, part int32, off, ts int64) error {
+	if key == nil {
+		key = []byte{} // an empty key (a serde's nil encoding), never a Kafka null
+	}
 	hdrs := s.hdr[:0]
 	if s.version != nil {
 		hdrs = append(hdrs, operators.Header{Key: VersionHeader, Value: s.version})
@@ -211,6 +220,9 @@ func (s *loggedStore) flushLog() error {
 		return nil
 	}
 	for i := range s.buf.ents {
+		if s.buf.ents[i].taken {
+			continue // logged already
+		}
 		if err := s.logEntry(&s.buf.ents[i]); err != nil {
 			return err
 		}
@@ -227,11 +239,8 @@ func (s *loggedStore) logEntry(e *bufferedWrite) error {
 	} else if v == nil {
 		v = []byte{}
 	}
-	k := unsafe.Slice(unsafe.StringData(e.key), len(e.key))
-	if k == nil {
-		k = []byte{} // an empty key, not a Kafka null
-	}
-	return s.log(k, v, e.topic, e.part, e.off, e.ts)
+	// An empty key's data is nil: log makes it an empty key.
+	return s.log(unsafe.Slice(unsafe.StringData(e.key), len(e.key)), v, e.topic, e.part, e.off, e.ts)
 }
 
 // Dirty returns the number of buffered writes (Task.Flush flushes again
@@ -255,8 +264,9 @@ func (s *loggedStore) Flush() error {
 // changelogBuffer holds the latest write of each key a loggedStore logs
 // at the task's next flush (Config.ChangelogBuffer): a key written n times
 // between two commits is logged once, with the value, timestamp and input
-// position of its latest write (of its latest write caused by an input
-// record, if a punctuator wrote it after: the value reflects that record).
+// position of its latest write. Only writes made while the task processes
+// an input record are buffered (loggedStore.write logs the others at once,
+// after the key's buffered write).
 //
 // What a restore rebuilds is unchanged. The runtime's commit flushes the
 // task, so the changelog holds the latest value of every key written
@@ -264,16 +274,14 @@ func (s *loggedStore) Flush() error {
 // write is logged. A restore skips each record whose input position is
 // past the committed one (the writes of a commit that did not complete);
 // a record here reflects its key's writes since the previous flush, all
-// caused by input past the previous commit, so it is skipped exactly when
-// they all must be. Records logged when the buffer is full, before a
-// flush, are the same as those of a flush.
+// caused by input records past the previous commit, so it is skipped
+// exactly when they all must be. Records logged when the buffer is full,
+// before a flush, are the same as those of a flush.
 type changelogBuffer struct {
 	idx   map[string]int32
 	ents  []bufferedWrite
 	bytes int
 	max   int
-	// unpos is the number of entries without an input position.
-	unpos int
 }
 
 // bufferedWrite is the latest write of a key (del: a delete).
@@ -281,6 +289,8 @@ type bufferedWrite struct {
 	key   string
 	value []byte
 	del   bool
+	// taken: logged out of the buffer (take); not logged at the flush.
+	taken bool
 	topic string
 	part  int32
 	off   int64
@@ -301,13 +311,17 @@ func newChangelogBuffer(max int) *changelogBuffer {
 	return &changelogBuffer{idx: map[string]int32{}, max: max}
 }
 
-// unpositioned returns the buffered write of key if it has no input
-// position, else nil.
-func (b *changelogBuffer) unpositioned(key []byte) *bufferedWrite {
-	if i, ok := b.idx[string(key)]; ok && b.ents[i].off < 0 {
-		return &b.ents[i]
+// take removes the buffered write of key from the buffer and returns it
+// (valid until the next add), or nil.
+func (b *changelogBuffer) take(key []byte) *bufferedWrite {
+	i, ok := b.idx[string(key)]
+	if !ok {
+		return nil
 	}
-	return nil
+	delete(b.idx, string(key))
+	e := &b.ents[i]
+	e.taken = true
+	return e
 }
 
 func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64) {
@@ -324,7 +338,6 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 		e.off = -1
 		b.idx[e.key] = i
 		b.bytes += len(key) + bufferedWriteOverhead
-		b.unpos++
 	}
 	e := &b.ents[i]
 	b.bytes += len(value) - len(e.value)
@@ -332,9 +345,6 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 	e.del = value == nil
 	e.ts = ts
 	if off >= 0 {
-		if e.off < 0 {
-			b.unpos--
-		}
 		e.topic, e.part, e.off = topic, part, off
 	}
 }
@@ -343,7 +353,7 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 func (b *changelogBuffer) reset() {
 	for i := range b.ents {
 		e := &b.ents[i]
-		e.key, e.topic = "", ""
+		e.key, e.topic, e.taken = "", "", false
 		if cap(e.value) > maxKeptValue {
 			e.value = nil
 		}
@@ -351,7 +361,7 @@ func (b *changelogBuffer) reset() {
 	}
 	b.ents = b.ents[:0]
 	clear(b.idx)
-	b.bytes, b.unpos = 0, 0
+	b.bytes = 0
 }
 
 // DeleteRange implements state.RangeDeleter without logging: window and
@@ -406,7 +416,7 @@ func (s *loggedVersionedStore) Put(key, value []byte, ts int64) (int64, error) {
 		return validTo, err
 	}
 	// A nil value is the store's tombstone, and the changelog's.
-	return validTo, s.w.WriteChangelog(s.topic, s.partition, key, value, s.headers(), ts)
+	return validTo, s.w.WriteChangelog(s.topic, s.partition, nonNil(key), value, s.headers(), ts)
 }
 
 func (s *loggedVersionedStore) Delete(key []byte, ts int64) (state.VersionedRecord, bool, error) {
@@ -414,7 +424,7 @@ func (s *loggedVersionedStore) Delete(key []byte, ts int64) (state.VersionedReco
 	if err != nil {
 		return rec, ok, err
 	}
-	return rec, ok, s.w.WriteChangelog(s.topic, s.partition, key, nil, s.headers(), ts)
+	return rec, ok, s.w.WriteChangelog(s.topic, s.partition, nonNil(key), nil, s.headers(), ts)
 }
 
 // ChangelogRestorer applies the records of a store's changelog to the
@@ -491,4 +501,13 @@ func (r *ChangelogRestorer) Apply(key, value []byte, ts int64) error {
 	default:
 		return r.put(key, value)
 	}
+}
+
+// nonNil returns key, or an empty key for nil (a serde's encoding of an
+// empty key): a changelog record's key is never a Kafka null.
+func nonNil(key []byte) []byte {
+	if key == nil {
+		return []byte{}
+	}
+	return key
 }

@@ -338,9 +338,10 @@ func TestChangelogBufferLogsLatestWrite(t *testing.T) {
 	logged = nil
 	kv := tk.Store("counts").(state.KeyValueStore)
 	ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 4, Timestamp: 50, Key: []byte("b"), Value: []byte("v")}))
-	ok(t, kv.Delete([]byte("b"))) // outside a node: the position of the last record processed
+	// Outside a record's processing (the position of the last record
+	// processed): logged at once, after the key's buffered write.
+	ok(t, kv.Delete([]byte("b")))
+	want(t, "changelog after a delete outside processing", got(), []string{"b=2@50 from offset 4", "b=<tombstone>@50 from offset 4"})
 	ok(t, tk.Flush())
-	want(t, "changelog after a delete", got(), []string{"b=<tombstone>@50 from offset 4"})
-	ok(t, tk.Flush())
-	want(t, "changelog after an empty flush", got(), []string{"b=<tombstone>@50 from offset 4"})
+	want(t, "changelog after the flush", got(), []string{"b=2@50 from offset 4", "b=<tombstone>@50 from offset 4"})
 }

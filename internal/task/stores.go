@@ -61,7 +61,7 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 		if t.cfg.ChangelogBuffer > 0 && !spec.RetainDuplicates && (t.cfg.Cache == nil || spec.DisableCaching) {
 			// Below a record cache the writes are already one per key
 			// per flush; a store of duplicates never writes a key twice.
-			ls.buf = newChangelogBuffer(t.cfg.ChangelogBuffer)
+			ls.buf, ls.hasInput = newChangelogBuffer(t.cfg.ChangelogBuffer), t.HasInput
 			t.addDirty(spec.Name, ls)
 		}
 		kv = ls
