@@ -553,7 +553,7 @@ func TestWarmupCatchesUpAndTheTaskMovesToIt(t *testing.T) {
 // and the counts restored from either are the same.
 func TestChangelogBufferBytes(t *testing.T) {
 	for _, every := range []bool{true, false} {
-		t.Run(fmt.Sprintf("every-write=%v", every), func(t *testing.T) {
+		t.Run(map[bool]string{true: "every-write", false: "per-commit"}[every], func(t *testing.T) {
 			f := newStandbyFixture(t)
 			var opts []Option
 			if every {
