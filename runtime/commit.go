@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -513,23 +514,41 @@ func flushStores(runners []*runner) error {
 // sync: a crash may lose the
 // last commits of a DB (Pebble keeps whole batches or none), which the
 // next start restores from the changelogs, read from the offsets in the
-// DB's meta record. The tasks commit one after the other: applying them
-// in parallel was slower on the 2-vCPU machine it was measured on
-// (BenchmarkCommitLocalState; figures in docs/state.md). gen is the group
-// generation the tasks wrote their changelog records with
-// (GenerationHeader), recorded with their state; 0 if unknown.
+// DB's meta record. The tasks commit in parallel, each DB its own: a
+// Pebble apply now and then waits for its memtable's rotation (the tasks'
+// DBs fill at the same rate and rotate together), and one after the other
+// those waits added up to stalls of 300-500 ms in a commit, the workers
+// waiting through them (docs/performance.md; in parallel the latency
+// benchmark's p99 went from 355 to 184 ms, median of 3 interleaved runs).
+// gen is the group generation the tasks wrote their changelog records
+// with (GenerationHeader), recorded with their state; 0 if unknown.
 func commitLocalState(runners []*runner, ends map[state.TopicPartition]int64, durable bool, gen int32) error {
-	for _, r := range runners {
+	errs := make([]error, len(runners))
+	var wg sync.WaitGroup
+	for i, r := range runners {
 		if gen > 0 {
 			r.st.gen = gen
 		}
 		// A persistent store without a changelog has no other copy: its
 		// task's commit is synced before the group's offsets move on.
-		if err := r.st.commitLocal(r.positions(), r.task.Metadata(), ends, durable || r.st.unlogged); err != nil {
-			return fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
+		pos, md, synced := r.positions(), r.task.Metadata(), durable || r.st.unlogged
+		commit := func() {
+			if err := r.st.commitLocal(pos, md, ends, synced); err != nil {
+				errs[i] = fmt.Errorf("sluice: task %s: commit local state: %w", r.id, err)
+			}
 		}
+		if len(runners) == 1 {
+			commit()
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			commit()
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // purgeRepartition deletes the records of repartition topics below the
