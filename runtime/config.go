@@ -202,8 +202,9 @@ func StateDir(dir string) Option { return optionFunc(func(c *config) { c.stateDi
 // stores, shared out among the tasks when they are created: a cache holds
 // each key's latest update until the commit (or until it is full), so
 // downstream and the changelog see one update per key per commit interval.
-// Default 10 MiB; 0 turns caching off, so every update is forwarded and
-// logged at once. Kafka Streams: statestore.cache.max.bytes.
+// Default 10 MiB; 0 turns caching off, so every update is forwarded at
+// once (and logged per key and commit, or at once with
+// ChangelogBufferBytes(0)). Kafka Streams: statestore.cache.max.bytes.
 func CacheMaxBytes(n int64) Option { return optionFunc(func(c *config) { c.cacheBytes = n }) }
 
 // ChangelogBufferBytes sets how much each store without a record cache
