@@ -46,6 +46,59 @@ func dump(kv state.KeyValueStore) []string {
 	return out
 }
 
+// countTask opens the task of a count per key of topic "in" (string keys,
+// store "counts") with cfg's changelog settings, logging to logged.
+func countTask(t *testing.T, cfg task.Config, logged *changelogs) *task.Task {
+	t.Helper()
+	b := dsl.NewBuilder()
+	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
+	topo, err := b.Build()
+	ok(t, err)
+	cfg.ApplicationID, cfg.SubTopology, cfg.Collector, cfg.Changelog = "app", topo.SubTopologies()[0], &rig{}, logged
+	tk, err := task.New(cfg)
+	ok(t, err)
+	return tk
+}
+
+// counts describes the records of a count's changelog as
+// "key=count@timestamp from offset o" (o from the input header).
+func (c changelogs) counts(t *testing.T) []string {
+	t.Helper()
+	var got []string
+	for _, r := range c {
+		_, _, off, _ := task.ParseInputPosition(r.header(task.InputHeader))
+		if r.value == nil {
+			got = append(got, fmt.Sprintf("%s=<tombstone>@%d from offset %d", r.key, r.ts, off))
+			continue
+		}
+		n, err := serde.Int64.Decode(r.value)
+		ok(t, err)
+		got = append(got, fmt.Sprintf("%s=%d@%d from offset %d", r.key, n, r.ts, off))
+	}
+	return got
+}
+
+// header returns the value of the record's header key, nil without one.
+func (r changelogRecord) header(key string) []byte {
+	for _, h := range r.headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+// unconfirmed reports whether a restore skips r: its input position is at
+// or past its topic's committed offset (the runtime's taskState.confirmed).
+func (r changelogRecord) unconfirmed(committed map[string]int64) bool {
+	h := r.header(task.InputHeader)
+	if h == nil {
+		return false
+	}
+	topic, _, off, _ := task.ParseInputPosition(h)
+	return off >= committed[topic]
+}
+
 // What the store stack logs restores, through ChangelogRestorer, to the
 // very entries the stores' bases hold: key-value (timestamped), window and
 // session stores, with a record cache in front or not (without one, the
@@ -137,14 +190,8 @@ func TestChangelogRestoresWhatWasLogged(t *testing.T) {
 // The record cache compacts the changelog as it compacts the output: one
 // record per key and commit.
 func TestCachedStoreLogsOncePerFlush(t *testing.T) {
-	b := dsl.NewBuilder()
-	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
-	topo, err := b.Build()
-	ok(t, err)
 	var logged changelogs
-	tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
-		Changelog: &logged, Cache: state.NewCache(1 << 20)})
-	ok(t, err)
+	tk := countTask(t, task.Config{Cache: state.NewCache(1 << 20)}, &logged)
 	defer tk.Close()
 	for i, k := range []string{"a", "a", "b", "a"} {
 		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: int64(i), Timestamp: int64(10 * (i + 1)), Key: []byte(k), Value: []byte("v")}))
@@ -153,16 +200,9 @@ func TestCachedStoreLogsOncePerFlush(t *testing.T) {
 		t.Fatalf("%d changelog records before the flush, want 0", len(logged))
 	}
 	ok(t, tk.Flush())
-	var got []string
-	for _, r := range logged {
-		n, err := serde.Int64.Decode(r.value)
-		ok(t, err)
-		_, _, off, _ := task.ParseInputPosition(r.headers[0].Value)
-		got = append(got, fmt.Sprintf("%s=%d@%d from offset %d", r.key, n, r.ts, off))
-	}
 	// Each record names the last input record processed before the flush:
 	// the flush happens after it.
-	want(t, "changelog", got, []string{"b=1@30 from offset 3", "a=3@40 from offset 3"})
+	want(t, "changelog", logged.counts(t), []string{"b=1@30 from offset 3", "a=3@40 from offset 3"})
 }
 
 // Store specs that disable logging or caching get neither.
@@ -263,17 +303,12 @@ func TestChangelogBufferRestoresLastCommit(t *testing.T) {
 				rs, err := task.NewChangelogRestorer(topo.SubTopologies()[0].Stores[0], restored, nil, nil)
 				ok(t, err)
 				for _, r := range logged {
-					skip := false
-					for _, h := range r.headers {
-						if h.Key == task.InputHeader {
-							topic, _, off, okp := task.ParseInputPosition(h.Value)
-							if !okp {
-								t.Fatalf("bad input header %x", h.Value)
-							}
-							skip = off >= committed[topic]
+					if h := r.header(task.InputHeader); h != nil {
+						if _, _, _, okp := task.ParseInputPosition(h); !okp {
+							t.Fatalf("bad input header %x", h)
 						}
 					}
-					if !skip {
+					if !r.unconfirmed(committed) {
 						ok(t, rs.Apply(r.key, r.value, r.ts))
 					}
 				}
@@ -302,14 +337,8 @@ func TestChangelogBufferRestoresLastCommit(t *testing.T) {
 // tombstone. The task's first write to the store is logged at once (the
 // new owner's generation in the changelog for the zombie filter).
 func TestChangelogBufferLogsLatestWrite(t *testing.T) {
-	b := dsl.NewBuilder()
-	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
-	topo, err := b.Build()
-	ok(t, err)
 	var logged changelogs
-	tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
-		Changelog: &logged, ChangelogBuffer: 1 << 20})
-	ok(t, err)
+	tk := countTask(t, task.Config{ChangelogBuffer: 1 << 20}, &logged)
 	defer tk.Close()
 	for i, k := range []string{"a", "a", "b", "a"} {
 		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: int64(i), Timestamp: int64(10 * (i + 1)), Key: []byte(k), Value: []byte("v")}))
@@ -318,20 +347,7 @@ func TestChangelogBufferLogsLatestWrite(t *testing.T) {
 		t.Fatalf("%d changelog records before the flush, want 1 (the first write)", len(logged))
 	}
 	ok(t, tk.Flush())
-	got := func() []string {
-		var got []string
-		for _, r := range logged {
-			_, _, off, _ := task.ParseInputPosition(r.headers[0].Value)
-			if r.value == nil {
-				got = append(got, fmt.Sprintf("%s=<tombstone>@%d from offset %d", r.key, r.ts, off))
-				continue
-			}
-			n, err := serde.Int64.Decode(r.value)
-			ok(t, err)
-			got = append(got, fmt.Sprintf("%s=%d@%d from offset %d", r.key, n, r.ts, off))
-		}
-		return got
-	}
+	got := func() []string { return logged.counts(t) }
 	// In the order the keys were first written; each with the input
 	// position of its own latest write.
 	want(t, "changelog", got(), []string{"a=1@10 from offset 0", "a=3@40 from offset 3", "b=1@30 from offset 2"})

@@ -1,12 +1,13 @@
 package task_test
 
-// Cases of the changelog buffer a review found (each failed before its
+// Cases of the changelog buffer that reviews found (each failed before its
 // fix): a buffered store written by what a record cache forwards during
 // Task.Flush, when the buffered store comes before the cached one in the
 // task's store order, kept those writes in its buffer after Flush
 // returned (the commit that follows moved the offsets without them in the
 // changelog); an empty key was logged as a null one; a write without an
-// input position was dropped with the positioned write that followed it.
+// input position, or a punctuator's after a commit, was dropped with the
+// positioned write that followed it.
 
 import (
 	"fmt"
@@ -76,15 +77,26 @@ func TestBufferedStoreWrittenByCacheFlushIsLoggedByFlush(t *testing.T) {
 	}
 }
 
-// An empty store key (a count of the empty-string key) is logged with an
-// empty, not-null key without the buffer; with it the key goes through
-// unsafe.StringData of an empty string, which is nil: the changelog
-// record's key is null, which Kafka refuses on a compacted topic.
+// An empty store key is logged as an empty key, never a Kafka null
+// (refused on a compacted topic): logged at once (the store's first
+// write, every write with ChangelogBuffer 0) or from the buffer, after a
+// string key "" following another key (the node's key buffer not nil) and
+// a Bytes key (Bytes.Decode gives nil, NullKey stays false, and
+// Bytes.Encode(nil, nil) gives nil) as the first write.
 func TestBufferedEmptyKeyIsNotNull(t *testing.T) {
 	for _, buffer := range []int{0, 1 << 20} {
-		t.Run(fmt.Sprintf("buffer=%d", buffer), func(t *testing.T) {
+		t.Run(fmt.Sprintf("string/buffer=%d", buffer), func(t *testing.T) {
+			var logged changelogs
+			tk := countTask(t, task.Config{ChangelogBuffer: buffer}, &logged)
+			defer tk.Close()
+			ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 0, Timestamp: 100, Key: []byte("x"), Value: []byte("v")}))
+			ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 1, Timestamp: 100, Key: []byte{}, Value: []byte("v")}))
+			ok(t, tk.Flush())
+			checkOneNotNullKey(t, logged[1:])
+		})
+		t.Run(fmt.Sprintf("bytes-first/buffer=%d", buffer), func(t *testing.T) {
 			b := dsl.NewBuilder()
-			dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
+			dsl.FromTopic(b, "in", serde.Bytes, serde.String).GroupByKey().Count(dsl.Named("counts"))
 			topo, err := b.Build()
 			ok(t, err)
 			var logged changelogs
@@ -92,74 +104,102 @@ func TestBufferedEmptyKeyIsNotNull(t *testing.T) {
 				Changelog: &logged, ChangelogBuffer: buffer})
 			ok(t, err)
 			defer tk.Close()
-			ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 0, Timestamp: 100, Key: []byte("x"), Value: []byte("v")}))
-			// The count's key buffer is not nil after "x": key "" is
-			// encoded as an empty, non-nil slice.
-			ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 1, Timestamp: 100, Key: []byte{}, Value: []byte("v")}))
+			ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 0, Timestamp: 100, Key: []byte{}, Value: []byte("v")}))
 			ok(t, tk.Flush())
-			logged = logged[1:]
-			if len(logged) != 1 {
-				t.Fatalf("%d changelog records, want 1", len(logged))
-			}
-			if logged[0].key == nil {
-				t.Fatalf("the changelog record of key \"\" has a null key (Kafka refuses it on a compacted topic)")
-			}
+			checkOneNotNullKey(t, logged)
 		})
+	}
+}
+
+func checkOneNotNullKey(t *testing.T, logged changelogs) {
+	t.Helper()
+	if len(logged) != 1 {
+		t.Fatalf("%d changelog records, want 1", len(logged))
+	}
+	if logged[0].key == nil {
+		t.Fatalf("the changelog record of an empty key has a null key (Kafka refuses it on a compacted topic)")
+	}
+}
+
+// restoreAfterCrash runs ops on a fresh count task over a base holding
+// k=5, flushes, then restores the logged records onto the same base state,
+// skipping records at or past committed, and returns k.
+func restoreAfterCrash(t *testing.T, buffer int, committed int64, ops func(tk *task.Task)) string {
+	t.Helper()
+	old := []byte{0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 5}
+	base := state.NewInMemoryKeyValueStore("counts")
+	ok(t, base.Put([]byte("k"), old))
+	var logged changelogs
+	var spec *topology.StoreSpec
+	tk := countTask(t, task.Config{ChangelogBuffer: buffer,
+		OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) { spec = s; return base, nil }}, &logged)
+	ops(tk)
+	ok(t, tk.Flush())
+	tk.Close()
+	rb := state.NewInMemoryKeyValueStore("counts")
+	ok(t, rb.Put([]byte("k"), old))
+	rs, err := task.NewChangelogRestorer(spec, rb, nil, nil)
+	ok(t, err)
+	for _, r := range logged {
+		if !r.unconfirmed(map[string]int64{"in": committed}) {
+			ok(t, rs.Apply(r.key, r.value, r.ts))
+		}
+	}
+	v, has, err := rb.Get([]byte("k"))
+	ok(t, err)
+	return fmt.Sprintf("present=%v %x", has, v)
+}
+
+// sameRestore checks that ops restore to the same state after a crash
+// before the commit of offset committed with and without the buffer.
+func sameRestore(t *testing.T, committed int64, ops func(tk *task.Task)) {
+	t.Helper()
+	if a, b := restoreAfterCrash(t, 0, committed, ops), restoreAfterCrash(t, 1<<20, committed, ops); a != b {
+		t.Fatalf("restore after a crash differs: without the buffer %s, with it %s", a, b)
 	}
 }
 
 // A write with no input position (a wall-clock punctuator before the
 // task's first record: Task.InputPosition is -1) followed, before the
 // commit, by a write of the same key caused by an input record: without
-// the buffer the first is logged without an InputHeader, so a restore after
-// a crash before the commit keeps it (and skips the second); with the
-// buffer the key's one record carries the record's position and the
-// restore skips both: the restored state differs (here: a TTL-style
-// delete is undone, and replaying the record counts on the old value).
+// the buffer the first is logged without an InputHeader, so a restore
+// after a crash before the commit keeps it (and skips the second); the
+// buffer must not merge them into one record the restore skips (a
+// TTL-style delete undone, the replayed record counting on the old value).
 func TestBufferedUnpositionedWriteSurvivesRestore(t *testing.T) {
-	restored := map[int]string{}
-	for _, buffer := range []int{0, 1 << 20} {
-		b := dsl.NewBuilder()
-		dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
-		topo, err := b.Build()
-		ok(t, err)
-		spec := topo.SubTopologies()[0].Stores[0]
-		// The state as of the last commit: k=5.
-		old := []byte{0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 5}
-		base := state.NewInMemoryKeyValueStore("counts")
-		ok(t, base.Put([]byte("k"), old))
-		var logged changelogs
-		tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
-			OpenBase:  func(*topology.StoreSpec) (state.KeyValueStore, error) { return base, nil },
-			Changelog: &logged, ChangelogBuffer: buffer})
-		ok(t, err)
-		// A punctuator-like write before any record: no input position.
+	sameRestore(t, 7, func(tk *task.Task) {
 		ok(t, tk.Store("counts").(state.KeyValueStore).Delete([]byte("k")))
 		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 7, Timestamp: 100, Key: []byte("k"), Value: []byte("v")}))
-		ok(t, tk.Flush()) // records sent; then a crash before the offsets commit (committed: 7)
-		tk.Close()
-		// Restore onto the last commit's state, skipping unconfirmed records.
-		rb := state.NewInMemoryKeyValueStore("counts")
-		ok(t, rb.Put([]byte("k"), old))
-		rs, err := task.NewChangelogRestorer(spec, rb, nil, nil)
-		ok(t, err)
-		for _, r := range logged {
-			skip := false
-			for _, h := range r.headers {
-				if h.Key == task.InputHeader {
-					_, _, off, _ := task.ParseInputPosition(h.Value)
-					skip = off >= 7
-				}
-			}
-			if !skip {
-				ok(t, rs.Apply(r.key, r.value, r.ts))
-			}
-		}
-		v, has, err := rb.Get([]byte("k"))
-		ok(t, err)
-		restored[buffer] = fmt.Sprintf("present=%v %x", has, v)
-	}
-	if restored[0] != restored[1<<20] {
-		t.Fatalf("restore after a crash differs: without the buffer %s, with it %s", restored[0], restored[1<<20])
-	}
+	})
+}
+
+// The same when the unpositioned writes are not the store's first (another
+// key's is, and the first write is logged at once).
+func TestUnpositionedNotFirstWrite(t *testing.T) {
+	sameRestore(t, 7, func(tk *task.Task) {
+		kv := tk.Store("counts").(state.KeyValueStore)
+		ok(t, kv.Delete([]byte("z")))
+		ok(t, kv.Delete([]byte("k")))
+		ok(t, kv.Delete([]byte("k")))
+		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 7, Timestamp: 100, Key: []byte("k"), Value: []byte("v")}))
+	})
+}
+
+// A wall-clock punctuator between a commit and the task's next record:
+// its write carries InputPosition, the last (committed) record's offset 6.
+// The next record (7) writes the same key before the next commit. Merged
+// into one record tagged 7, a restore after a crash before that commit
+// (committed = 7) would skip the punctuator's delete with it (k=6 after
+// the replay of record 7, where the original run had 1): a write outside
+// a record's processing is logged at once, so it is kept as without the
+// buffer.
+func TestPunctuatorAfterCommitMergedIntoNextRecord(t *testing.T) {
+	sameRestore(t, 7, func(tk *task.Task) {
+		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 6, Timestamp: 100, Key: []byte("x"), Value: []byte("v")}))
+		ok(t, tk.Flush()) // the commit of offset 7 (records <= 6)
+		// wall-clock punctuator: Position offset -1, InputPosition 6
+		ok(t, tk.Store("counts").(state.KeyValueStore).Delete([]byte("k")))
+		ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 7, Timestamp: 100, Key: []byte("k"), Value: []byte("v")}))
+		// crash before the next commit
+	})
 }
