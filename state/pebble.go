@@ -165,8 +165,10 @@ type PebbleDB struct {
 	// memtable, compacted tables) in memory and on disk. Only a DB with a
 	// pending batch (BufferWrites), used by one goroutine, pools them.
 	iters []*pebble.Iterator
-	// epoch counts the pending batches (a closed batch's *pebble.Batch
-	// comes back from Pebble's pool as the next one).
+	// epoch counts the changes of the pending batch and of the DB around
+	// it (dropIters): an iterator made at another epoch is not pooled. (The
+	// batch's pointer would not tell: a closed batch's *pebble.Batch comes
+	// back from Pebble's pool as the next one.)
 	epoch uint64
 }
 
@@ -187,10 +189,10 @@ func (d *PebbleDB) iter(lower, upper []byte) (*pebble.Iterator, error) {
 	return d.rw().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 }
 
-// release gives back an iterator of iter, made over the pending batch of,
-// for reuse while that batch is still the pending one.
-func (d *PebbleDB) release(it *pebble.Iterator, of *pebble.Batch, epoch uint64) error {
-	if of != nil && of == d.pending && epoch == d.epoch && len(d.iters) < maxIdleIters && it.Error() == nil && !d.closed.Load() {
+// release gives back an iterator of iter, made at epoch, for reuse while
+// its batch is still the pending one (the epoch has not moved).
+func (d *PebbleDB) release(it *pebble.Iterator, epoch uint64) error {
+	if d.pending != nil && epoch == d.epoch && len(d.iters) < maxIdleIters && it.Error() == nil && !d.closed.Load() {
 		d.iters = append(d.iters, it)
 		return nil
 	}
@@ -958,7 +960,7 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 			s.iterErr = s.error("iterate", err)
 			return
 		}
-		of, epoch := s.db.pending, s.db.epoch
+		epoch := s.db.epoch
 		it, err := s.db.iter(lower, upper)
 		if err != nil {
 			s.iterErr = s.error("iterate", err)
@@ -968,7 +970,7 @@ func (s *pebbleStore) Range(from, to []byte) iter.Seq2[[]byte, []byte] {
 			if s.db.closed.Load() {
 				return // the DB closed under the iteration, and its iterators with it
 			}
-			if err := s.db.release(it, of, epoch); err != nil && s.iterErr == nil {
+			if err := s.db.release(it, epoch); err != nil && s.iterErr == nil {
 				s.iterErr = s.error("iterate", err)
 			}
 		}()
