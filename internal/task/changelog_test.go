@@ -50,8 +50,17 @@ func dump(kv state.KeyValueStore) []string {
 // store "counts") with cfg's changelog settings, logging to logged.
 func countTask(t *testing.T, cfg task.Config, logged *changelogs) *task.Task {
 	t.Helper()
+	return loggedTask(t, func(b *dsl.Builder) {
+		dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
+	}, cfg, logged)
+}
+
+// loggedTask opens the task of the first sub-topology build makes, of
+// application "app", with cfg's other settings, logging to logged.
+func loggedTask(t *testing.T, build func(b *dsl.Builder), cfg task.Config, logged *changelogs) *task.Task {
+	t.Helper()
 	b := dsl.NewBuilder()
-	dsl.FromTopic(b, "in", serde.String, serde.String).GroupByKey().Count(dsl.Named("counts"))
+	build(b)
 	topo, err := b.Build()
 	ok(t, err)
 	cfg.ApplicationID, cfg.SubTopology, cfg.Collector, cfg.Changelog = "app", topo.SubTopologies()[0], &rig{}, logged
@@ -258,16 +267,16 @@ func TestChangelogBufferRestoresLastCommit(t *testing.T) {
 		t.Run(fmt.Sprintf("buffer=%d", buffer), func(t *testing.T) {
 			for seed := range int64(20) {
 				rng := rand.New(rand.NewPCG(uint64(seed), uint64(buffer)))
-				b := dsl.NewBuilder()
-				dsl.FromTopic(b, "x", serde.String, serde.String).
-					Merge(dsl.FromTopic(b, "y", serde.String, serde.String)).
-					GroupByKey().Count(dsl.Named("counts"))
-				topo, err := b.Build()
-				ok(t, err)
 				var logged changelogs
-				tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
-					Changelog: &logged, ChangelogBuffer: buffer})
-				ok(t, err)
+				var spec *topology.StoreSpec
+				tk := loggedTask(t, func(b *dsl.Builder) {
+					dsl.FromTopic(b, "x", serde.String, serde.String).
+						Merge(dsl.FromTopic(b, "y", serde.String, serde.String)).
+						GroupByKey().Count(dsl.Named("counts"))
+				}, task.Config{ChangelogBuffer: buffer, OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) {
+					spec = s
+					return state.NewInMemoryKeyValueStore(s.Name), nil
+				}}, &logged)
 				next := map[string]int64{}      // next offset per topic
 				committed := map[string]int64{} // committed offset per topic
 				type in struct {
@@ -300,7 +309,7 @@ func TestChangelogBufferRestoresLastCommit(t *testing.T) {
 				ok(t, tk.Flush())
 				tk.Close()
 				restored := state.NewInMemoryKeyValueStore("counts")
-				rs, err := task.NewChangelogRestorer(topo.SubTopologies()[0].Stores[0], restored, nil, nil)
+				rs, err := task.NewChangelogRestorer(spec, restored, nil, nil)
 				ok(t, err)
 				for _, r := range logged {
 					if h := r.header(task.InputHeader); h != nil {

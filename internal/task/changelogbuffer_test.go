@@ -95,14 +95,10 @@ func TestBufferedEmptyKeyIsNotNull(t *testing.T) {
 			checkOneNotNullKey(t, logged[1:])
 		})
 		t.Run(fmt.Sprintf("bytes-first/buffer=%d", buffer), func(t *testing.T) {
-			b := dsl.NewBuilder()
-			dsl.FromTopic(b, "in", serde.Bytes, serde.String).GroupByKey().Count(dsl.Named("counts"))
-			topo, err := b.Build()
-			ok(t, err)
 			var logged changelogs
-			tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
-				Changelog: &logged, ChangelogBuffer: buffer})
-			ok(t, err)
+			tk := loggedTask(t, func(b *dsl.Builder) {
+				dsl.FromTopic(b, "in", serde.Bytes, serde.String).GroupByKey().Count(dsl.Named("counts"))
+			}, task.Config{ChangelogBuffer: buffer}, &logged)
 			defer tk.Close()
 			ok(t, tk.Process(&operators.RawRecord{Topic: "in", Offset: 0, Timestamp: 100, Key: []byte{}, Value: []byte("v")}))
 			ok(t, tk.Flush())
