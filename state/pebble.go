@@ -733,6 +733,21 @@ type RangeDeleter interface {
 	DeleteRange(from, to []byte) error
 }
 
+// SlotPutter is implemented by stores that keep recent writes in memory
+// (the Pebble store, PebbleOptions.RecentBytes): PutSlot is Put, and also
+// returns a word of memory kept with the key's entry there, for the
+// caller to keep something with the key without a lookup of its own (the
+// changelog buffer keeps the place of the key's buffered write in it).
+// The word is 0 for a new entry; it lives as long as the entry, and a
+// key written again after its entry was dropped (evicted, a range
+// deletion, a commit of a Batch, a Discard) gets a new one. slot is nil
+// when the key has no entry (the value is too large for it, or the store
+// keeps none). A caller must check that what it finds through the word
+// is still the key's: another caller's PutSlot of the same key shares it.
+type SlotPutter interface {
+	PutSlot(key, value []byte) (slot *uint64, err error)
+}
+
 // IterErrReporter is implemented by stores whose Range and Prefix can fail
 // part way, as the Pebble store's can on an I/O error or corruption: such
 // an iteration ends early, and IterErr says why.
@@ -862,24 +877,30 @@ func (s *pebbleStore) hold(v []byte) []byte {
 	return s.arena[n:len(s.arena):len(s.arena)]
 }
 
-func (s *pebbleStore) Put(key, value []byte) (err error) {
+func (s *pebbleStore) Put(key, value []byte) error {
+	_, err := s.PutSlot(key, value)
+	return err
+}
+
+// PutSlot implements SlotPutter.
+func (s *pebbleStore) PutSlot(key, value []byte) (slot *uint64, err error) {
 	if err := s.writeCheck(); err != nil {
-		return err
+		return nil, err
 	}
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
 	k := s.key(key)
-	if ok, err := s.db.recent.write(s.db.pending, k, value, false); ok || err != nil {
+	if e, err := s.db.recent.update(s.db.pending, k, value, false); e != nil || err != nil {
 		if err != nil {
-			return s.error("put", err)
+			return nil, s.error("put", err)
 		}
-		return nil
+		return &e.slot, nil
 	}
 	s.db.recent.forget(k)
 	if err := s.db.rw().Set(k, value, pebble.NoSync); err != nil {
-		return s.error("put", err)
+		return nil, s.error("put", err)
 	}
-	return nil
+	return nil, nil
 }
 
 func (s *pebbleStore) Delete(key []byte) (err error) {

@@ -53,6 +53,8 @@ type recentEntry struct {
 	value   []byte
 	deleted bool
 	dirty   bool // not in the pending batch yet
+	// slot is the caller's word kept with the entry (PutSlot).
+	slot uint64
 }
 
 func newRecentWrites(maxBytes int) *recentWrites {
@@ -77,8 +79,14 @@ func (r *recentWrites) get(key []byte) *recentEntry {
 // An existing entry's buffer is reused, so that updating a key allocates
 // nothing once its value's size is reached.
 func (r *recentWrites) write(b *pebble.Batch, key, value []byte, deleted bool) (bool, error) {
+	e, err := r.update(b, key, value, deleted)
+	return e != nil, err
+}
+
+// update is write, returning the key's entry (nil if it has none).
+func (r *recentWrites) update(b *pebble.Batch, key, value []byte, deleted bool) (*recentEntry, error) {
 	if r == nil {
-		return false, nil
+		return nil, nil
 	}
 	e, ok := r.last, r.last != nil && r.last.key == string(key)
 	if !ok {
@@ -87,7 +95,7 @@ func (r *recentWrites) write(b *pebble.Batch, key, value []byte, deleted bool) (
 	if !ok {
 		size := len(key) + len(value) + recentEntryOverhead
 		if size > r.max/8 {
-			return false, nil // a value this large would crowd out the rest
+			return nil, nil // a value this large would crowd out the rest
 		}
 		e = &recentEntry{key: string(key)}
 		r.m[e.key] = e
@@ -102,9 +110,9 @@ func (r *recentWrites) write(b *pebble.Batch, key, value []byte, deleted bool) (
 		r.dirty = append(r.dirty, e)
 	}
 	if r.bytes > r.max {
-		return true, r.evict(b, e)
+		return e, r.evict(b, e)
 	}
-	return true, nil
+	return e, nil
 }
 
 // evict drops entries until the cache is at three quarters of its size,

@@ -92,6 +92,10 @@ type loggedStore struct {
 	// hasInput reports whether the task is processing an input record
 	// (Task.HasInput): only such writes are buffered.
 	hasInput func() bool
+	// slots is the store below if it keeps a word with each recent key
+	// (state.SlotPutter), with buf only: the buffer finds a key's entry
+	// through it without a lookup of its own.
+	slots state.SlotPutter
 }
 
 // IterErr implements state.IterErrReporter for a store below that does,
@@ -143,7 +147,14 @@ func (s *loggedStore) Put(key, value []byte) error {
 	if s.timestamped && len(value) < 8 {
 		return fmt.Errorf("sluice: store %s: value of %d bytes has no timestamp", s.Name(), len(value))
 	}
-	if err := s.KeyValueStore.Put(key, value); err != nil {
+	var slot *uint64
+	var err error
+	if s.slots != nil {
+		slot, err = s.slots.PutSlot(key, value)
+	} else {
+		err = s.KeyValueStore.Put(key, value)
+	}
+	if err != nil {
 		return err
 	}
 	v := value
@@ -153,7 +164,7 @@ func (s *loggedStore) Put(key, value []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	return s.write(key[s.skip:], v, topic, part, off, ts)
+	return s.write(key[s.skip:], v, topic, part, off, ts, slot)
 }
 
 func (s *loggedStore) Delete(key []byte) error {
@@ -161,13 +172,14 @@ func (s *loggedStore) Delete(key []byte) error {
 	if err := s.KeyValueStore.Delete(key); err != nil {
 		return err
 	}
-	return s.write(key[s.skip:], nil, topic, part, off, ts)
+	return s.write(key[s.skip:], nil, topic, part, off, ts, nil)
 }
 
 // write logs a change (a nil value: a tombstone) caused by the input
 // record at offset of partition of topic (none if offset < 0), or keeps it
-// in the buffer until the task flushes.
-func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64) error {
+// in the buffer until the task flushes. slot, if not nil, is the key's
+// word in the store below (state.SlotPutter).
+func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64, slot *uint64) error {
 	if s.buf == nil {
 		return s.log(key, value, topic, part, off, ts)
 	}
@@ -190,7 +202,7 @@ func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts
 		}
 		return s.log(key, value, topic, part, off, ts)
 	}
-	s.buf.add(key, value, topic, part, off, ts)
+	s.buf.add(key, value, topic, part, off, ts, slot)
 	if s.buf.bytes > s.buf.max {
 		return s.flushLog()
 	}
@@ -282,6 +294,10 @@ type changelogBuffer struct {
 	ents  []bufferedWrite
 	bytes int
 	max   int
+	// gen counts the resets: a key's slot (add) holds the generation and
+	// the index of its entry, so that a slot of an earlier generation is
+	// not taken for one of this one.
+	gen uint32
 }
 
 // bufferedWrite is the latest write of a key (del: a delete).
@@ -308,7 +324,7 @@ const bufferedWriteOverhead = 160
 const maxKeptValue = 64
 
 func newChangelogBuffer(max int) *changelogBuffer {
-	return &changelogBuffer{idx: map[string]int32{}, max: max}
+	return &changelogBuffer{idx: map[string]int32{}, max: max, gen: 1}
 }
 
 // take removes the buffered write of key from the buffer and returns it
@@ -324,8 +340,23 @@ func (b *changelogBuffer) take(key []byte) *bufferedWrite {
 	return e
 }
 
-func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64) {
-	i, ok := b.idx[string(key)]
+// add buffers a write of key. slot, if not nil, is a word kept with the
+// key by the store below (state.SlotPutter): add keeps the generation and
+// index of the key's entry in it, and finds the entry there the next
+// time, without a map lookup (a key written many times between two
+// flushes is the every-update path's common case). The entry found there
+// is checked to be the key's, still in the buffer.
+func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64, slot *uint64) {
+	var i int32
+	ok := false
+	if slot != nil && uint32(*slot>>32) == b.gen {
+		if j := int32(uint32(*slot)); int(j) < len(b.ents) && !b.ents[j].taken && b.ents[j].key == string(key) {
+			i, ok = j, true
+		}
+	}
+	if !ok {
+		i, ok = b.idx[string(key)]
+	}
 	if !ok {
 		i = int32(len(b.ents))
 		if len(b.ents) < cap(b.ents) {
@@ -338,6 +369,9 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 		e.off = -1
 		b.idx[e.key] = i
 		b.bytes += len(key) + bufferedWriteOverhead
+	}
+	if slot != nil {
+		*slot = uint64(b.gen)<<32 | uint64(uint32(i))
 	}
 	e := &b.ents[i]
 	b.bytes += len(value) - len(e.value)
@@ -362,6 +396,7 @@ func (b *changelogBuffer) reset() {
 	b.ents = b.ents[:0]
 	clear(b.idx)
 	b.bytes = 0
+	b.gen++
 }
 
 // DeleteRange implements state.RangeDeleter without logging: window and

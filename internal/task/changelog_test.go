@@ -262,82 +262,102 @@ func FuzzParseInputPosition(f *testing.F) {
 // skips each record whose input position the committed offsets do not
 // cover, as the runtime's does (taskState.confirmed). Input from two
 // topics, random keys, random commit points; a model count per key.
+//
+// The store below is in memory, or a Pebble DB that buffers its writes
+// with a cache of recent writes so small that it evicts all the time:
+// the buffer then finds keys through the cache's slots (state.SlotPutter),
+// which the evictions and the buffer's resets make stale.
 func TestChangelogBufferRestoresLastCommit(t *testing.T) {
-	for _, buffer := range []int{0, 1 << 20, 400} {
-		t.Run(fmt.Sprintf("buffer=%d", buffer), func(t *testing.T) {
-			for seed := range int64(20) {
-				rng := rand.New(rand.NewPCG(uint64(seed), uint64(buffer)))
-				var logged changelogs
-				var spec *topology.StoreSpec
-				tk := loggedTask(t, func(b *dsl.Builder) {
-					dsl.FromTopic(b, "x", serde.String, serde.String).
-						Merge(dsl.FromTopic(b, "y", serde.String, serde.String)).
-						GroupByKey().Count(dsl.Named("counts"))
-				}, task.Config{ChangelogBuffer: buffer, OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) {
-					spec = s
-					return state.NewInMemoryKeyValueStore(s.Name), nil
-				}}, &logged)
-				next := map[string]int64{}      // next offset per topic
-				committed := map[string]int64{} // committed offset per topic
-				type in struct {
-					topic, key string
-					off        int64
-				}
-				var input []in
-				early := 0
-				for range 40 + rng.IntN(200) {
-					topic := []string{"x", "y"}[rng.IntN(2)]
-					k := fmt.Sprintf("k%d", rng.IntN(12))
-					before := len(logged)
-					ok(t, tk.Process(&operators.RawRecord{Topic: topic, Offset: next[topic], Timestamp: 1000,
-						Key: []byte(k), Value: []byte("v")}))
-					if buffer > 0 && len(logged) > before {
-						early++
-					}
-					input = append(input, in{topic, k, next[topic]})
-					next[topic]++
-					if rng.IntN(10) == 0 {
-						// A commit: the task flushes, then the offsets move.
-						ok(t, tk.Flush())
-						maps.Copy(committed, next)
-					}
-				}
-				if buffer == 1<<20 && early > 1 {
-					t.Fatalf("seed %d: %d records logged before a flush with a buffer of 1 MiB, want only the first write's", seed, early)
-				}
-				// The crash: a last flush whose commit never completed.
+	for _, base := range []string{"memory", "pebble"} {
+		for _, buffer := range []int{0, 1 << 20, 400} {
+			t.Run(fmt.Sprintf("%s/buffer=%d", base, buffer), func(t *testing.T) {
+				testChangelogBufferRestores(t, base, buffer)
+			})
+		}
+	}
+}
+
+func testChangelogBufferRestores(t *testing.T, base string, buffer int) {
+	for seed := range int64(20) {
+		rng := rand.New(rand.NewPCG(uint64(seed), uint64(buffer)))
+		var logged changelogs
+		var spec *topology.StoreSpec
+		open := func(s *topology.StoreSpec) (state.KeyValueStore, error) {
+			spec = s
+			if base == "memory" {
+				return state.NewInMemoryKeyValueStore(s.Name), nil
+			}
+			db, err := state.OpenPebble(t.TempDir(), state.PebbleOptions{BufferWrites: true, RecentBytes: 1000})
+			if err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { db.Close() })
+			return db.KeyValueStore(s.Name), nil
+		}
+		tk := loggedTask(t, func(b *dsl.Builder) {
+			dsl.FromTopic(b, "x", serde.String, serde.String).
+				Merge(dsl.FromTopic(b, "y", serde.String, serde.String)).
+				GroupByKey().Count(dsl.Named("counts"))
+		}, task.Config{ChangelogBuffer: buffer, OpenBase: open}, &logged)
+		next := map[string]int64{}      // next offset per topic
+		committed := map[string]int64{} // committed offset per topic
+		type in struct {
+			topic, key string
+			off        int64
+		}
+		var input []in
+		early := 0
+		for range 40 + rng.IntN(200) {
+			topic := []string{"x", "y"}[rng.IntN(2)]
+			k := fmt.Sprintf("k%d", rng.IntN(12))
+			before := len(logged)
+			ok(t, tk.Process(&operators.RawRecord{Topic: topic, Offset: next[topic], Timestamp: 1000,
+				Key: []byte(k), Value: []byte("v")}))
+			if buffer > 0 && len(logged) > before {
+				early++
+			}
+			input = append(input, in{topic, k, next[topic]})
+			next[topic]++
+			if rng.IntN(10) == 0 {
+				// A commit: the task flushes, then the offsets move.
 				ok(t, tk.Flush())
-				tk.Close()
-				restored := state.NewInMemoryKeyValueStore("counts")
-				rs, err := task.NewChangelogRestorer(spec, restored, nil, nil)
-				ok(t, err)
-				for _, r := range logged {
-					if h := r.header(task.InputHeader); h != nil {
-						if _, _, _, okp := task.ParseInputPosition(h); !okp {
-							t.Fatalf("bad input header %x", h)
-						}
-					}
-					if !r.unconfirmed(committed) {
-						ok(t, rs.Apply(r.key, r.value, r.ts))
-					}
-				}
-				want := map[string]int64{}
-				for _, r := range input {
-					if r.off < committed[r.topic] {
-						want[r.key]++
-					}
-				}
-				got := map[string]int64{}
-				for k, v := range restored.Range(nil, nil) {
-					n, err := serde.Int64.Decode(v[8:]) // timestamped: the count after the timestamp
-					ok(t, err)
-					got[string(k)] = n
-				}
-				if !maps.Equal(got, want) {
-					t.Fatalf("seed %d: restored %v, want the committed counts %v (%d changelog records)", seed, got, want, len(logged))
+				maps.Copy(committed, next)
+			}
+		}
+		if buffer == 1<<20 && early > 1 {
+			t.Fatalf("seed %d: %d records logged before a flush with a buffer of 1 MiB, want only the first write's", seed, early)
+		}
+		// The crash: a last flush whose commit never completed.
+		ok(t, tk.Flush())
+		tk.Close()
+		restored := state.NewInMemoryKeyValueStore("counts")
+		rs, err := task.NewChangelogRestorer(spec, restored, nil, nil)
+		ok(t, err)
+		for _, r := range logged {
+			if h := r.header(task.InputHeader); h != nil {
+				if _, _, _, okp := task.ParseInputPosition(h); !okp {
+					t.Fatalf("bad input header %x", h)
 				}
 			}
-		})
+			if !r.unconfirmed(committed) {
+				ok(t, rs.Apply(r.key, r.value, r.ts))
+			}
+		}
+		want := map[string]int64{}
+		for _, r := range input {
+			if r.off < committed[r.topic] {
+				want[r.key]++
+			}
+		}
+		got := map[string]int64{}
+		for k, v := range restored.Range(nil, nil) {
+			n, err := serde.Int64.Decode(v[8:]) // timestamped: the count after the timestamp
+			ok(t, err)
+			got[string(k)] = n
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("seed %d: restored %v, want the committed counts %v (%d changelog records)", seed, got, want, len(logged))
+		}
 	}
 }
 

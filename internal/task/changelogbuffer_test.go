@@ -199,3 +199,30 @@ func TestPunctuatorAfterCommitMergedIntoNextRecord(t *testing.T) {
 		// crash before the next commit
 	})
 }
+
+// Over a store that keeps a slot with each recent key (state.SlotPutter,
+// a buffering Pebble DB), the buffer finds a key's entry through its slot.
+// A write outside a record's processing takes the key's entry out of the
+// buffer (logged at once); the key's next write in the same interval, its
+// slot still naming the taken entry, must make a new one, logged at the
+// flush.
+func TestBufferedSlotOfTakenEntry(t *testing.T) {
+	db, err := state.OpenPebble(t.TempDir(), state.PebbleOptions{BufferWrites: true})
+	ok(t, err)
+	defer db.Close()
+	var logged changelogs
+	tk := countTask(t, task.Config{ChangelogBuffer: 1 << 20,
+		OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) { return db.KeyValueStore(s.Name), nil }}, &logged)
+	defer tk.Close()
+	rec := func(off int64, k string) *operators.RawRecord {
+		return &operators.RawRecord{Topic: "in", Offset: off, Timestamp: 100, Key: []byte(k), Value: []byte("v")}
+	}
+	ok(t, tk.Process(rec(0, "z"))) // the store's first write: logged at once
+	ok(t, tk.Process(rec(1, "k"))) // buffered
+	// A punctuator's delete: logs k's buffered write, then the tombstone.
+	ok(t, tk.Store("counts").(state.KeyValueStore).Delete([]byte("k")))
+	ok(t, tk.Process(rec(2, "k"))) // buffered again, in a new entry
+	ok(t, tk.Flush())
+	want(t, "changelog", logged.counts(t), []string{"z=1@100 from offset 0", "k=1@100 from offset 1",
+		"k=<tombstone>@100 from offset 1", "k=1@100 from offset 2"})
+}

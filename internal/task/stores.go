@@ -62,6 +62,7 @@ func (t *Task) openStore(spec *topology.StoreSpec) (state.Store, error) {
 			// Below a record cache the writes are already one per key
 			// per flush; a store of duplicates never writes a key twice.
 			ls.buf, ls.hasInput = newChangelogBuffer(t.cfg.ChangelogBuffer), t.HasInput
+			ls.slots, _ = kv.(state.SlotPutter)
 			t.addDirty(spec.Name, ls)
 		}
 		kv = ls
