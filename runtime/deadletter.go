@@ -205,6 +205,9 @@ type sinkContext struct {
 	// sentAgain: the record was refused with its batch and sent again
 	// (handleRefused).
 	sentAgain bool
+	// own is the allocation of the record and this context, recycled
+	// once Kafka acknowledged the record (sinkRecords).
+	own *sinkRecordInline
 }
 
 // sinkRecord is a record a sink writes and its context, in one

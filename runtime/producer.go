@@ -139,6 +139,14 @@ func newProducer(cl *kgo.Client) *producer {
 			}
 		}
 		p.promise(r, err)
+		if err == nil {
+			if sc, ok := r.Context.(*sinkContext); ok && sc.own != nil {
+				// Acknowledged: nothing refers to the record any more
+				// (franz-go is done with it, and only a refused one is
+				// kept, above).
+				sinkRecords.Put(sc.own)
+			}
+		}
 	}
 	p.ends = map[state.TopicPartition]int64{}
 	p.logged = func(r *kgo.Record, err error) {
@@ -317,8 +325,10 @@ func (p *producer) wait(ctx context.Context) error {
 // headers, with its origin in its context (sinkContext). by, if not nil,
 // is what it is partitioned by; part >= 0 is its partition.
 func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, headers []operators.Header, ts int64) *sinkRecord {
-	sri := &sinkRecordInline{}
+	sri := sinkRecords.Get().(*sinkRecordInline)
 	sr := &sri.sinkRecord
+	*sr = sinkRecord{}
+	sr.ctx.own = sri
 	r := &sr.rec
 	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
 	buf := inlineOr(&sri.inline, len(key)+len(value)+len(by))
@@ -354,6 +364,11 @@ type sinkRecordInline struct {
 	sinkRecord
 	inline [inlineBytes]byte
 }
+
+// sinkRecords recycles the sink records Kafka acknowledged (sinkPromise):
+// a record per output record was the largest allocation of the
+// every-update path (docs/architecture.md, per-record cost).
+var sinkRecords = sync.Pool{New: func() any { return new(sinkRecordInline) }}
 
 // taskCollector is a task's operators.Collector: it writes what the sinks
 // of the task write, each bound to its sink (ForNode).
