@@ -294,10 +294,6 @@ type changelogBuffer struct {
 	ents  []bufferedWrite
 	bytes int
 	max   int
-	// gen counts the resets: a key's slot (add) holds the generation and
-	// the index of its entry, so that a slot of an earlier generation is
-	// not taken for one of this one.
-	gen uint32
 }
 
 // bufferedWrite is the latest write of a key (del: a delete).
@@ -307,6 +303,9 @@ type bufferedWrite struct {
 	del   bool
 	// taken: logged out of the buffer (take); not logged at the flush.
 	taken bool
+	// slot is the key's slot in the store below that names this entry
+	// (add), nil if none.
+	slot  *uint64
 	topic string
 	part  int32
 	off   int64
@@ -314,7 +313,7 @@ type bufferedWrite struct {
 }
 
 // bufferedWriteOverhead is the memory of an entry besides its key and
-// value, counted against the buffer's budget: the entry (88 bytes), the
+// value, counted against the buffer's budget: the entry (96 bytes), the
 // map's slot and key, and the growth of both.
 const bufferedWriteOverhead = 160
 
@@ -324,7 +323,7 @@ const bufferedWriteOverhead = 160
 const maxKeptValue = 64
 
 func newChangelogBuffer(max int) *changelogBuffer {
-	return &changelogBuffer{idx: map[string]int32{}, max: max, gen: 1}
+	return &changelogBuffer{idx: map[string]int32{}, max: max}
 }
 
 // take removes the buffered write of key from the buffer and returns it
@@ -341,17 +340,20 @@ func (b *changelogBuffer) take(key []byte) *bufferedWrite {
 }
 
 // add buffers a write of key. slot, if not nil, is a word kept with the
-// key by the store below (state.SlotPutter): add keeps the generation and
-// index of the key's entry in it, and finds the entry there the next
-// time, without a map lookup (a key written many times between two
-// flushes is the every-update path's common case). The entry found there
-// is checked to be the key's, still in the buffer.
+// key by the store below (state.SlotPutter): add keeps the index of the
+// key's entry in it, and finds the entry there the next time without a
+// map lookup (a key written many times between two flushes is the
+// every-update path's common case). The entry at that index is the key's
+// if it points back to the slot: a slot is the store's for one key, and
+// the entry is the one add last gave it, not one of an earlier interval
+// (a reset hands its index to other keys) nor one taken out since
+// (take). Comparing the key instead was a cache miss per write.
 func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64, slot *uint64) {
 	var i int32
 	ok := false
-	if slot != nil && uint32(*slot>>32) == b.gen {
-		if j := int32(uint32(*slot)); int(j) < len(b.ents) && !b.ents[j].taken && b.ents[j].key == string(key) {
-			i, ok = j, true
+	if slot != nil {
+		if j := *slot; j < uint64(len(b.ents)) && b.ents[j].slot == slot && !b.ents[j].taken {
+			i, ok = int32(j), true
 		}
 	}
 	if !ok {
@@ -370,10 +372,10 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 		b.idx[e.key] = i
 		b.bytes += len(key) + bufferedWriteOverhead
 	}
-	if slot != nil {
-		*slot = uint64(b.gen)<<32 | uint64(uint32(i))
-	}
 	e := &b.ents[i]
+	if slot != nil {
+		*slot, e.slot = uint64(i), slot
+	}
 	b.bytes += len(value) - len(e.value)
 	e.value = append(e.value[:0], value...)
 	e.del = value == nil
@@ -387,7 +389,7 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 func (b *changelogBuffer) reset() {
 	for i := range b.ents {
 		e := &b.ents[i]
-		e.key, e.topic, e.taken = "", "", false
+		e.key, e.topic, e.taken, e.slot = "", "", false, nil
 		if cap(e.value) > maxKeptValue {
 			e.value = nil
 		}
@@ -396,7 +398,6 @@ func (b *changelogBuffer) reset() {
 	b.ents = b.ents[:0]
 	clear(b.idx)
 	b.bytes = 0
-	b.gen++
 }
 
 // DeleteRange implements state.RangeDeleter without logging: window and
