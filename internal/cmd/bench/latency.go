@@ -463,6 +463,10 @@ func startSluiceCount(ctx context.Context, brokers []string, input, output, id s
 // printCommits prints what the App's commits took (the workers wait
 // through each): their number, mean and largest bucket, and their share
 // of the run.
+//
+// -commits prints them after each Sluice run of the other workloads too.
+var commitStats = flag.Bool("commits", false, "print what the commits of each Sluice run took (count, mean, p99 bucket, share of the run)")
+
 func printCommits(reg *prometheus.Registry, run time.Duration) {
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -743,6 +743,9 @@ func sluice(ctx context.Context, brokers []string, input, run, name string, reco
 		return result{}, err
 	}
 	r := result{name: label, records: records, elapsed: time.Since(start), cpu: cpuTime() - cpu}
+	if *commitStats {
+		printCommits(reg, r.elapsed)
+	}
 	written, err := endOffsets(ctx, brokers, output)
 	if err != nil {
 		return result{}, err
