@@ -186,12 +186,21 @@ func (l *recordLimits) learn(ctx context.Context, topics ...string) {
 }
 
 // sinkContext is the context of a record a sink writes (kgo.Record's
-// Context): how it is partitioned, and its origin, for its promise: the
-// input record it came from (kept by reference: its bytes are the
-// fetch's, not copied), the task and the sink. It lives in the same
-// allocation as the record (sinkRecord).
+// Context): how it is partitioned, and its origin, for its promise
+// (sinkOrigin). It lives in the same allocation as the record
+// (sinkRecord).
 type sinkContext struct {
+	// Context is set once, when the record's allocation is made, and
+	// never written again, recycled or not (sinkRecords): franz-go may
+	// call its Done after the promise ran (the goroutine that waits for
+	// the partitions of a topic new to the client, waitUnknownTopic,
+	// loops on the context of the record that started it).
 	context.Context
+	sinkOrigin
+}
+
+// sinkOrigin is what a sink record's promise needs to know of it.
+type sinkOrigin struct {
 	in   *kgo.Record // nil: written outside of a record's processing (a punctuator, a cache flush)
 	task string
 	node string
@@ -205,7 +214,7 @@ type sinkContext struct {
 	// sentAgain: the record was refused with its batch and sent again
 	// (handleRefused).
 	sentAgain bool
-	// own is the allocation of the record and this context, recycled
+	// own is the allocation of the record and its context, recycled
 	// once Kafka acknowledged the record (sinkRecords).
 	own *sinkRecordInline
 }

@@ -69,7 +69,7 @@ func TestRememberedRefusalOnReplay(t *testing.T) {
 	in := &kgo.Record{Topic: "in", Partition: 1, Offset: 7, Key: []byte("k"), Value: []byte("v")}
 	// The second output of sink "s" for input in/1/7 was refused as
 	// invalid; refusals arrive as the promise leaves them.
-	p.refused = []refusal{{rec: &kgo.Record{Topic: "out"}, sc: &sinkContext{in: in, node: "s", seq: 1}, err: kerr.InvalidRecord}}
+	p.refused = []refusal{{rec: &kgo.Record{Topic: "out"}, sc: &sinkContext{sinkOrigin: sinkOrigin{in: in, node: "s", seq: 1}}, err: kerr.InvalidRecord}}
 	p.rememberRefused(context.Background())
 	if len(p.refused) != 0 || len(p.remembered) != 1 {
 		t.Fatalf("after rememberRefused: %d refusals left, %d remembered; want 0 and 1", len(p.refused), len(p.remembered))
@@ -112,7 +112,7 @@ func TestRememberedRefusalWithoutInput(t *testing.T) {
 	p.limits = &recordLimits{client: 1000012}
 	m := map[string]int32{"out": 1000012}
 	p.limits.topics.Store(&m)
-	p.refused = []refusal{{rec: &kgo.Record{Topic: "out", Value: []byte("window-end")}, sc: &sinkContext{node: "s"}, err: kerr.InvalidTimestamp}}
+	p.refused = []refusal{{rec: &kgo.Record{Topic: "out", Value: []byte("window-end")}, sc: &sinkContext{sinkOrigin: sinkOrigin{node: "s"}}, err: kerr.InvalidTimestamp}}
 	p.rememberRefused(context.Background())
 	c := newTaskCollector(p, &runner{}).ForNode("s")
 	if err := c.Send("out", -1, nil, []byte("window-end"), nil, 0); err != nil {

@@ -327,8 +327,7 @@ func (p *producer) wait(ctx context.Context) error {
 func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, headers []operators.Header, ts int64) *sinkRecord {
 	sri := sinkRecords.Get().(*sinkRecordInline)
 	sr := &sri.sinkRecord
-	*sr = sinkRecord{}
-	sr.ctx.own = sri
+	sr.rec, sr.ctx.sinkOrigin = kgo.Record{}, sinkOrigin{own: sri} // not sr.ctx.Context (sinkContext)
 	r := &sr.rec
 	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
 	buf := inlineOr(&sri.inline, len(key)+len(value)+len(by))
@@ -354,7 +353,6 @@ func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, h
 		r.Partition = part
 		sr.ctx.explicit = true
 	}
-	sr.ctx.Context = context.Background()
 	r.Context = &sr.ctx
 	return sr
 }
@@ -368,7 +366,11 @@ type sinkRecordInline struct {
 // sinkRecords recycles the sink records Kafka acknowledged (sinkPromise):
 // a record per output record was the largest allocation of the
 // every-update path (docs/architecture.md, per-record cost).
-var sinkRecords = sync.Pool{New: func() any { return new(sinkRecordInline) }}
+var sinkRecords = sync.Pool{New: func() any {
+	sri := new(sinkRecordInline)
+	sri.ctx.Context = context.Background()
+	return sri
+}}
 
 // taskCollector is a task's operators.Collector: it writes what the sinks
 // of the task write, each bound to its sink (ForNode).
