@@ -156,8 +156,12 @@ func newProducer(cl *kgo.Client) *producer {
 			if sc, ok := r.Context.(*sinkContext); ok && sc.own != nil {
 				// Acknowledged: nothing refers to the record any more
 				// (franz-go is done with it, and only a refused one is
-				// kept, above).
-				sinkRecords.Put(sc.own)
+				// kept, above). Emptied now, so that the pool keeps no
+				// input record (and its fetch's buffer) alive; never its
+				// context.Context (sinkContext).
+				own := sc.own
+				own.rec, own.ctx.sinkOrigin = kgo.Record{}, sinkOrigin{}
+				sinkRecords.Put(own)
 			}
 		}
 	}
@@ -367,7 +371,7 @@ func (p *producer) wait(ctx context.Context) error {
 func (p *producer) sinkRecord(topic string, part int32, by, key, value []byte, headers []operators.Header, ts int64) *sinkRecord {
 	sri := sinkRecords.Get().(*sinkRecordInline)
 	sr := &sri.sinkRecord
-	sr.rec, sr.ctx.sinkOrigin = kgo.Record{}, sinkOrigin{own: sri} // not sr.ctx.Context (sinkContext)
+	sr.ctx.own = sri // empty: new, or emptied when recycled (sinkPromise)
 	r := &sr.rec
 	r.Topic, r.Timestamp = topic, time.UnixMilli(ts)
 	buf := inlineOr(&sri.inline, len(key)+len(value)+len(by))

@@ -735,18 +735,22 @@ type RangeDeleter interface {
 
 // SlotPutter is implemented by stores that keep recent writes in memory
 // (the Pebble store, PebbleOptions.RecentBytes): PutSlot is Put, and also
-// returns a word of memory kept with the key's entry there, for the
-// caller to keep something with the key without a lookup of its own (the
-// changelog buffer keeps the place of the key's buffered write in it).
-// The word is 0 for a new entry; it lives as long as the entry, and a
-// key written again after its entry was dropped (evicted, a range
-// deletion, a commit of a Batch, a Discard) gets a new one. slot is nil
-// when the key has no entry (the value is too large for it, or the store
-// keeps none). A caller must check that what it finds through the word
-// is still the key's: another caller's PutSlot of the same key shares it.
+// returns a Slot kept with the key's entry there, for the caller to keep
+// something with the key without a lookup of its own (the changelog
+// buffer keeps the place of the key's buffered write in it). A Slot is
+// zero for a new entry; it lives as long as the entry, and a key written
+// again after its entry was dropped (evicted, a range deletion, a commit
+// of a Batch, a Discard) gets a new one. slot is nil when the key has no
+// entry (the value is too large for it, or the store keeps none). The
+// caller must not keep the pointer beyond its next write (it would keep a
+// dropped entry's memory alive), and must check that what it finds
+// through the Slot is still the key's.
 type SlotPutter interface {
-	PutSlot(key, value []byte) (slot *uint64, err error)
+	PutSlot(key, value []byte) (slot *Slot, err error)
 }
+
+// A Slot is two words of memory a SlotPutter's caller keeps with a key.
+type Slot [2]uint64
 
 // IterErrReporter is implemented by stores whose Range and Prefix can fail
 // part way, as the Pebble store's can on an I/O error or corruption: such
@@ -883,7 +887,7 @@ func (s *pebbleStore) Put(key, value []byte) error {
 }
 
 // PutSlot implements SlotPutter.
-func (s *pebbleStore) PutSlot(key, value []byte) (slot *uint64, err error) {
+func (s *pebbleStore) PutSlot(key, value []byte) (slot *Slot, err error) {
 	if err := s.writeCheck(); err != nil {
 		return nil, err
 	}

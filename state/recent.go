@@ -12,7 +12,7 @@ const defaultRecentBytes = 1 << 20
 // recentEntryOverhead approximates what an entry of recentWrites costs
 // beyond its key and value bytes: the map slot, the string and slice
 // headers, the entry itself.
-const recentEntryOverhead = 96
+const recentEntryOverhead = 112
 
 // recentWrites holds the latest value written to each key through the
 // stores of a PebbleDB that buffers its writes (PebbleOptions.RecentBytes),
@@ -53,8 +53,8 @@ type recentEntry struct {
 	value   []byte
 	deleted bool
 	dirty   bool // not in the pending batch yet
-	// slot is the caller's word kept with the entry (PutSlot).
-	slot uint64
+	// slot is the caller's, kept with the entry (PutSlot).
+	slot Slot
 }
 
 func newRecentWrites(maxBytes int) *recentWrites {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/sluicehq/sluice/operators"
@@ -147,7 +148,7 @@ func (s *loggedStore) Put(key, value []byte) error {
 	if s.timestamped && len(value) < 8 {
 		return fmt.Errorf("sluice: store %s: value of %d bytes has no timestamp", s.Name(), len(value))
 	}
-	var slot *uint64
+	var slot *state.Slot
 	var err error
 	if s.slots != nil {
 		slot, err = s.slots.PutSlot(key, value)
@@ -179,7 +180,7 @@ func (s *loggedStore) Delete(key []byte) error {
 // record at offset of partition of topic (none if offset < 0), or keeps it
 // in the buffer until the task flushes. slot, if not nil, is the key's
 // word in the store below (state.SlotPutter).
-func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64, slot *uint64) error {
+func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64, slot *state.Slot) error {
 	if s.buf == nil {
 		return s.log(key, value, topic, part, off, ts)
 	}
@@ -303,9 +304,9 @@ type bufferedWrite struct {
 	del   bool
 	// taken: logged out of the buffer (take); not logged at the flush.
 	taken bool
-	// slot is the key's slot in the store below that names this entry
-	// (add), nil if none.
-	slot  *uint64
+	// tag identifies the entry to the key's slot in the store below (add),
+	// 0 until a slot names it.
+	tag   uint64
 	topic string
 	part  int32
 	off   int64
@@ -315,7 +316,11 @@ type bufferedWrite struct {
 // bufferedWriteOverhead is the memory of an entry besides its key and
 // value, counted against the buffer's budget: the entry (96 bytes), the
 // map's slot and key, and the growth of both.
-const bufferedWriteOverhead = 160
+const bufferedWriteOverhead = 168
+
+// bufferedWriteTags numbers the entries slots name (changelogBuffer.add),
+// in the whole process, so that a tag is never given twice.
+var bufferedWriteTags atomic.Uint64
 
 // maxKeptValue is the largest value buffer an entry keeps for the next
 // interval's writes: a reset keeps at most about the budget's worth of
@@ -339,20 +344,22 @@ func (b *changelogBuffer) take(key []byte) *bufferedWrite {
 	return e
 }
 
-// add buffers a write of key. slot, if not nil, is a word kept with the
-// key by the store below (state.SlotPutter): add keeps the index of the
-// key's entry in it, and finds the entry there the next time without a
-// map lookup (a key written many times between two flushes is the
-// every-update path's common case). The entry at that index is the key's
-// if it points back to the slot: a slot is the store's for one key, and
-// the entry is the one add last gave it, not one of an earlier interval
-// (a reset hands its index to other keys) nor one taken out since
-// (take). Comparing the key instead was a cache miss per write.
-func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64, slot *uint64) {
+// add buffers a write of key. slot, if not nil, is kept with the key by
+// the store below (state.SlotPutter): add keeps there the index of the
+// key's entry and the entry's tag, unique in the process
+// (bufferedWriteTags), and finds the entry through it the next time
+// without a map lookup (a key written many times between two flushes is
+// the every-update path's common case). The entry at that index is the
+// key's if it has that tag: not one of an earlier interval (a reset hands
+// its index to other keys), nor one of an earlier buffer over the same DB
+// (a reopened task), and if it is not taken out since (take). Comparing
+// the key instead was a cache miss per write; a pointer to the slot in the
+// entry kept the store's dropped entries alive.
+func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, ts int64, slot *state.Slot) {
 	var i int32
 	ok := false
 	if slot != nil {
-		if j := *slot; j < uint64(len(b.ents)) && b.ents[j].slot == slot && !b.ents[j].taken {
+		if j := slot[0]; j < uint64(len(b.ents)) && b.ents[j].tag == slot[1] && slot[1] != 0 && !b.ents[j].taken {
 			i, ok = int32(j), true
 		}
 	}
@@ -374,7 +381,10 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 	}
 	e := &b.ents[i]
 	if slot != nil {
-		*slot, e.slot = uint64(i), slot
+		if e.tag == 0 {
+			e.tag = bufferedWriteTags.Add(1)
+		}
+		*slot = state.Slot{uint64(i), e.tag}
 	}
 	b.bytes += len(value) - len(e.value)
 	e.value = append(e.value[:0], value...)
@@ -389,7 +399,7 @@ func (b *changelogBuffer) add(key, value []byte, topic string, part int32, off, 
 func (b *changelogBuffer) reset() {
 	for i := range b.ents {
 		e := &b.ents[i]
-		e.key, e.topic, e.taken, e.slot = "", "", false, nil
+		e.key, e.topic, e.taken, e.tag = "", "", false, 0
 		if cap(e.value) > maxKeptValue {
 			e.value = nil
 		}
