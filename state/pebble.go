@@ -894,7 +894,7 @@ func (s *pebbleStore) PutSlot(key, value []byte) (slot *Slot, err error) {
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
 	k := s.key(key)
-	if e, err := s.db.recent.update(s.db.pending, k, value, false); e != nil || err != nil {
+	if e, err := s.db.recent.write(s.db.pending, k, value, false); e != nil || err != nil {
 		if err != nil {
 			return nil, s.error("put", err)
 		}
@@ -914,7 +914,7 @@ func (s *pebbleStore) Delete(key []byte) (err error) {
 	defer s.db.recoverFatal(&err)
 	s.wrote = true
 	k := s.key(key)
-	if ok, err := s.db.recent.write(s.db.pending, k, nil, true); ok || err != nil {
+	if e, err := s.db.recent.write(s.db.pending, k, nil, true); e != nil || err != nil {
 		if err != nil {
 			return s.error("delete", err)
 		}

@@ -74,17 +74,12 @@ func (r *recentWrites) get(key []byte) *recentEntry {
 }
 
 // write records that key now holds value, or that it was deleted, as a
-// dirty entry, and reports false if it did not (the cache is off or the
-// value too large for it): the caller then writes to the batch itself.
+// dirty entry, and returns the entry, or nil if it did not (the cache is
+// off or the value too large for it): the caller then writes to the batch
+// itself.
 // An existing entry's buffer is reused, so that updating a key allocates
 // nothing once its value's size is reached.
-func (r *recentWrites) write(b *pebble.Batch, key, value []byte, deleted bool) (bool, error) {
-	e, err := r.update(b, key, value, deleted)
-	return e != nil, err
-}
-
-// update is write, returning the key's entry (nil if it has none).
-func (r *recentWrites) update(b *pebble.Batch, key, value []byte, deleted bool) (*recentEntry, error) {
+func (r *recentWrites) write(b *pebble.Batch, key, value []byte, deleted bool) (*recentEntry, error) {
 	if r == nil {
 		return nil, nil
 	}

@@ -93,7 +93,7 @@ type loggedStore struct {
 	// hasInput reports whether the task is processing an input record
 	// (Task.HasInput): only such writes are buffered.
 	hasInput func() bool
-	// slots is the store below if it keeps a word with each recent key
+	// slots is the store below if it keeps a slot with each recent key
 	// (state.SlotPutter), with buf only: the buffer finds a key's entry
 	// through it without a lookup of its own.
 	slots state.SlotPutter
@@ -179,7 +179,7 @@ func (s *loggedStore) Delete(key []byte) error {
 // write logs a change (a nil value: a tombstone) caused by the input
 // record at offset of partition of topic (none if offset < 0), or keeps it
 // in the buffer until the task flushes. slot, if not nil, is the key's
-// word in the store below (state.SlotPutter).
+// slot in the store below (state.SlotPutter).
 func (s *loggedStore) write(key, value []byte, topic string, part int32, off, ts int64, slot *state.Slot) error {
 	if s.buf == nil {
 		return s.log(key, value, topic, part, off, ts)
