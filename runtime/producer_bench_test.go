@@ -39,9 +39,7 @@ func BenchmarkSinkSend(b *testing.B) {
 	hs := []operators.Header{{Key: "h", Value: []byte("v")}}
 	in := &kgo.Record{Topic: "in", Key: key, Value: value, Offset: 1}
 	run := func(b *testing.B, send func(p *producer) error) {
-		p := newProducer(cl)
-		p.limits = &recordLimits{client: 1000012, admin: cl, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		p.handler = &productionHandler{handle: operators.LogAndFail, log: p.limits.log, dropped: func(string, string, string) {}}
+		p := handledProducer(cl)
 		p.limits.forTopic("bench-out")
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -113,4 +111,14 @@ func BenchmarkSinkRecordMake(b *testing.B) {
 		}
 	})
 	_ = sink
+}
+
+// handledProducer returns a producer over cl as an App makes it for sinks:
+// with the record limits (the client's default) and the production
+// handler (LogAndFail), logging nowhere.
+func handledProducer(cl *kgo.Client) *producer {
+	p := newProducer(cl)
+	p.limits = &recordLimits{client: 1000012, admin: cl, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p.handler = &productionHandler{handle: operators.LogAndFail, log: p.limits.log, dropped: func(string, string, string) {}}
+	return p
 }

@@ -3,8 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,31 +10,25 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/connectors"
+	"github.com/sluicehq/sluice/internal/kafkatest"
 	"github.com/sluicehq/sluice/operators"
 )
 
 // Recycled sink records (sinkRecords): sinks on several goroutines write
-// to topics new to the client (franz-go's waitUnknownTopic holds the
+// to topics new to their client (franz-go's waitUnknownTopic holds the
 // first record's context), flushing now and then; every record must
 // reach the broker with its own key, value and headers, and the race
 // detector must see no access to a recycled record.
 func TestRecycledSinkRecordsStress(t *testing.T) {
-	e, err := connectors.StartEmbedded(connectors.EmbeddedConfig{DefaultPartitions: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx := context.Background()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers()...), kgo.RecordPartitioner(partitioner{}), kgo.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p := newProducer(cl)
-	p.limits = &recordLimits{client: 1000012, admin: cl, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	p.handler = &productionHandler{handle: operators.LogAndFail, log: p.limits.log, dropped: func(string, string, string) {}}
 	const workers, per, topics = 4, 3000, 8
+	kc := kafkatest.New(t)
+	var names []string
+	for i := range topics {
+		names = append(names, kafkatest.Topic(t, fmt.Sprint("out", i)))
+	}
+	kc.Create(t, 3, names...) // created, but new to the producer's client
+	ctx := context.Background()
+	p := handledProducer(kc.Client(t, kgo.RecordPartitioner(partitioner{})))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -46,7 +38,7 @@ func TestRecycledSinkRecordsStress(t *testing.T) {
 				r.cur = &kgo.Record{Topic: "in", Offset: int64(i)}
 				k := fmt.Sprintf("w%d-%d", w, i)
 				v := strings.Repeat(k, 1+i%9)
-				topic := fmt.Sprintf("out%d", (i/200+w)%topics)
+				topic := names[(i/200+w)%topics]
 				var by []byte
 				if i%3 == 0 {
 					by = []byte(k)
@@ -70,15 +62,7 @@ func TestRecycledSinkRecordsStress(t *testing.T) {
 	if err := p.flush(fctx); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for i := range topics {
-		names = append(names, fmt.Sprintf("out%d", i))
-	}
-	rd, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers()...), kgo.ConsumeTopics(names...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	rd := kc.Client(t, kgo.ConsumeTopics(names...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]bool{}
 	for len(seen) < workers*per && fctx.Err() == nil {
 		fs := rd.PollFetches(fctx)
