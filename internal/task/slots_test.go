@@ -37,40 +37,35 @@ func slotsRandom(t *testing.T, seed uint64) {
 	other := db.KeyValueStore("other")
 	var logged changelogs
 	open := func() (*task.Task, *state.KV[string, string]) {
-		b := dsl.NewBuilder()
-		ps := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "ps", DisableCaching: true}, serde.String, serde.String)
 		var kv *state.KV[string, string]
-		var kvp **state.KV[string, string] = &kv
-		dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
-			return &operators.ProcessorFuncs[string, string, string, string]{
-				InitFunc: func(ctx operators.ProcessorContext[string, string]) (err error) {
-					*kvp, err = ps.Open(ctx)
-					return err
-				},
-				ProcessFunc: func(_ operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
-					for _, op := range strings.Split(r.Value, ";") {
-						k, v, _ := strings.Cut(op, "=")
-						if _, _, err := kv.Get(k); err != nil {
-							return err
-						}
-						if v == "-" {
-							if err := kv.Delete(k); err != nil {
+		tk := loggedTask(t, func(b *dsl.Builder) {
+			ps := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "ps", DisableCaching: true}, serde.String, serde.String)
+			dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
+				return &operators.ProcessorFuncs[string, string, string, string]{
+					InitFunc: func(ctx operators.ProcessorContext[string, string]) (err error) {
+						kv, err = ps.Open(ctx)
+						return err
+					},
+					ProcessFunc: func(_ operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
+						for _, op := range strings.Split(r.Value, ";") {
+							k, v, _ := strings.Cut(op, "=")
+							if _, _, err := kv.Get(k); err != nil {
 								return err
 							}
-						} else if err := kv.Put(k, v); err != nil {
-							return err
+							if v == "-" {
+								if err := kv.Delete(k); err != nil {
+									return err
+								}
+							} else if err := kv.Put(k, v); err != nil {
+								return err
+							}
 						}
-					}
-					return nil
-				},
-			}
-		}, dsl.Named("proc"), dsl.ConnectStores(ps))
-		topo, err := b.Build()
-		ok(t, err)
-		tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
-			Changelog: &logged, ChangelogBuffer: 200 + rng.IntN(4000),
-			OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) { return db.KeyValueStore(s.Name), nil }})
-		ok(t, err)
+						return nil
+					},
+				}
+			}, dsl.Named("proc"), dsl.ConnectStores(ps))
+		}, task.Config{ChangelogBuffer: 200 + rng.IntN(4000),
+			OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) { return db.KeyValueStore(s.Name), nil }}, &logged)
 		return tk, kv
 	}
 	tk, _ := open()
@@ -177,41 +172,37 @@ func TestChangelogBufferSlotsKeepNoDroppedEntry(t *testing.T) {
 		defer db.Close()
 		var logged changelogs
 		other := db.KeyValueStore("other")
-		b := dsl.NewBuilder()
-		ps := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "ps", DisableCaching: true}, serde.String, serde.Bytes)
 		var kv *state.KV[string, []byte]
 		value := make([]byte, size)
-		dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
-			return &operators.ProcessorFuncs[string, string, string, string]{
-				InitFunc: func(ctx operators.ProcessorContext[string, string]) (err error) {
-					kv, err = ps.Open(ctx)
-					return err
-				},
-				ProcessFunc: func(_ operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
-					if err := kv.Put(r.Key, value); err != nil {
+		tk := loggedTask(t, func(b *dsl.Builder) {
+			ps := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "ps", DisableCaching: true}, serde.String, serde.Bytes)
+			dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
+				return &operators.ProcessorFuncs[string, string, string, string]{
+					InitFunc: func(ctx operators.ProcessorContext[string, string]) (err error) {
+						kv, err = ps.Open(ctx)
 						return err
-					}
-					// An iteration (a join's window fetch, a range
-					// query) writes the recent writes back to the
-					// pending batch: they no longer keep the evicted
-					// entries alive.
-					for range other.Range(nil, nil) {
-					}
-					return nil
-				},
-			}
-		}, dsl.Named("proc"), dsl.ConnectStores(ps))
-		topo, err := b.Build()
-		ok(t, err)
-		tk, err := task.New(task.Config{ApplicationID: "app", SubTopology: topo.SubTopologies()[0], Collector: &rig{},
-			Changelog: &logged, ChangelogBuffer: 1 << 30,
+					},
+					ProcessFunc: func(_ operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
+						if err := kv.Put(r.Key, value); err != nil {
+							return err
+						}
+						// An iteration (a join's window fetch, a range
+						// query) writes the recent writes back to the
+						// pending batch: they no longer keep the evicted
+						// entries alive.
+						for range other.Range(nil, nil) {
+						}
+						return nil
+					},
+				}
+			}, dsl.Named("proc"), dsl.ConnectStores(ps))
+		}, task.Config{ChangelogBuffer: 1 << 30,
 			OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) {
 				if hide {
 					return hideSlots{db.KeyValueStore(s.Name)}, nil
 				}
 				return db.KeyValueStore(s.Name), nil
-			}})
-		ok(t, err)
+			}}, &logged)
 		defer tk.Close()
 		var ms runtime.MemStats
 		runtime.GC()
