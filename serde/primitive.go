@@ -22,8 +22,10 @@ var String Serde[string] = stringSerde{}
 // Decode does not copy: the slice it returns aliases its input and is valid
 // only as long as the input is (for a slice from a state store, until the
 // next write to the store; for a record, as long as the record). Copy it
-// with bytes.Clone to keep it longer. Nil or empty input decodes to nil.
-// Encode of a nil or empty slice appends nothing.
+// with bytes.Clone to keep it longer. Nil input decodes to nil, empty
+// input to an empty, non-nil slice (a value, not a Kafka null: Kafka's
+// ByteArrayDeserializer gives an empty array). Encode of a nil or empty
+// slice appends nothing.
 var Bytes Serde[[]byte] = bytesSerde{}
 
 // Int32 encodes an int32 as 4 bytes, big-endian two's complement, like
@@ -64,12 +66,7 @@ type bytesSerde struct{}
 
 func (bytesSerde) Encode(dst []byte, v []byte) ([]byte, error) { return append(dst, v...), nil }
 
-func (bytesSerde) Decode(b []byte) ([]byte, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	return b, nil
-}
+func (bytesSerde) Decode(b []byte) ([]byte, error) { return b, nil }
 
 type int32Serde struct{}
 

@@ -275,7 +275,14 @@ func decodeEmpty[T any](t *testing.T, name string, s serde.Serde[T], emptyOK boo
 // 4/8"; Jackson: "No content to map due to end-of-input").
 func TestDecodeEmpty(t *testing.T) {
 	decodeEmpty(t, "String", serde.String, true)
-	decodeEmpty(t, "Bytes", serde.Bytes, true) // nil, not []byte{}
+	// Bytes: nil for nil, and an empty value is an empty slice, not nil
+	// (the user would take it for a null), as ByteArrayDeserializer gives.
+	if got, err := serde.Bytes.Decode(nil); err != nil || got != nil {
+		t.Errorf("Bytes.Decode(nil) = %#v, %v; want nil", got, err)
+	}
+	if got, err := serde.Bytes.Decode([]byte{}); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("Bytes.Decode([]byte{}) = %#v, %v; want an empty, non-nil slice", got, err)
+	}
 	decodeEmpty(t, "Int32", serde.Int32, false)
 	decodeEmpty(t, "Int64", serde.Int64, false)
 	decodeEmpty(t, "Float64", serde.Float64, false)
