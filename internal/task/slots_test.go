@@ -38,32 +38,21 @@ func slotsRandom(t *testing.T, seed uint64) {
 	var logged changelogs
 	open := func() (*task.Task, *state.KV[string, string]) {
 		var kv *state.KV[string, string]
-		tk := loggedTask(t, func(b *dsl.Builder) {
-			ps := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "ps", DisableCaching: true}, serde.String, serde.String)
-			dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
-				return &operators.ProcessorFuncs[string, string, string, string]{
-					InitFunc: func(ctx operators.ProcessorContext[string, string]) (err error) {
-						kv, err = ps.Open(ctx)
-						return err
-					},
-					ProcessFunc: func(_ operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
-						for _, op := range strings.Split(r.Value, ";") {
-							k, v, _ := strings.Cut(op, "=")
-							if _, _, err := kv.Get(k); err != nil {
-								return err
-							}
-							if v == "-" {
-								if err := kv.Delete(k); err != nil {
-									return err
-								}
-							} else if err := kv.Put(k, v); err != nil {
-								return err
-							}
-						}
-						return nil
-					},
+		tk := storeProcTask(t, serde.String, &kv, func(r operators.Record[string, string]) error {
+			for _, op := range strings.Split(r.Value, ";") {
+				k, v, _ := strings.Cut(op, "=")
+				if _, _, err := kv.Get(k); err != nil {
+					return err
 				}
-			}, dsl.Named("proc"), dsl.ConnectStores(ps))
+				if v == "-" {
+					if err := kv.Delete(k); err != nil {
+						return err
+					}
+				} else if err := kv.Put(k, v); err != nil {
+					return err
+				}
+			}
+			return nil
 		}, task.Config{ChangelogBuffer: 200 + rng.IntN(4000),
 			OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) { return db.KeyValueStore(s.Name), nil }}, &logged)
 		return tk, kv
@@ -174,28 +163,16 @@ func TestChangelogBufferSlotsKeepNoDroppedEntry(t *testing.T) {
 		other := db.KeyValueStore("other")
 		var kv *state.KV[string, []byte]
 		value := make([]byte, size)
-		tk := loggedTask(t, func(b *dsl.Builder) {
-			ps := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "ps", DisableCaching: true}, serde.String, serde.Bytes)
-			dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
-				return &operators.ProcessorFuncs[string, string, string, string]{
-					InitFunc: func(ctx operators.ProcessorContext[string, string]) (err error) {
-						kv, err = ps.Open(ctx)
-						return err
-					},
-					ProcessFunc: func(_ operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
-						if err := kv.Put(r.Key, value); err != nil {
-							return err
-						}
-						// An iteration (a join's window fetch, a range
-						// query) writes the recent writes back to the
-						// pending batch: they no longer keep the evicted
-						// entries alive.
-						for range other.Range(nil, nil) {
-						}
-						return nil
-					},
-				}
-			}, dsl.Named("proc"), dsl.ConnectStores(ps))
+		tk := storeProcTask(t, serde.Bytes, &kv, func(r operators.Record[string, string]) error {
+			if err := kv.Put(r.Key, value); err != nil {
+				return err
+			}
+			// An iteration (a join's window fetch, a range query) writes
+			// the recent writes back to the pending batch: they no longer
+			// keep the evicted entries alive.
+			for range other.Range(nil, nil) {
+			}
+			return nil
 		}, task.Config{ChangelogBuffer: 1 << 30,
 			OpenBase: func(s *topology.StoreSpec) (state.KeyValueStore, error) {
 				if hide {
@@ -221,4 +198,26 @@ func TestChangelogBufferSlotsKeepNoDroppedEntry(t *testing.T) {
 		t.Fatalf("the slot path holds %d MB more than the key path for the same buffered writes (evicted recent entries kept alive, counted by no budget)",
 			(with-without)>>20)
 	}
+}
+
+// storeProcTask is a logged task (loggedTask) whose processor "proc" reads
+// topic "in" and runs process over the store "ps" (string keys, values of
+// vs, no record cache), which *kv holds once the task has opened it.
+func storeProcTask[V any](t *testing.T, vs serde.Serde[V], kv **state.KV[string, V], process func(operators.Record[string, string]) error,
+	cfg task.Config, logged *changelogs) *task.Task {
+	t.Helper()
+	return loggedTask(t, func(b *dsl.Builder) {
+		ps := dsl.AddKeyValueStore(b, dsl.StoreOptions{Name: "ps", DisableCaching: true}, serde.String, vs)
+		dsl.Process(dsl.FromTopic(b, "in", serde.String, serde.String), func() operators.Processor[string, string, string, string] {
+			return &operators.ProcessorFuncs[string, string, string, string]{
+				InitFunc: func(ctx operators.ProcessorContext[string, string]) (err error) {
+					*kv, err = ps.Open(ctx)
+					return err
+				},
+				ProcessFunc: func(_ operators.ProcessorContext[string, string], r operators.Record[string, string]) error {
+					return process(r)
+				},
+			}
+		}, dsl.Named("proc"), dsl.ConnectStores(ps))
+	}, cfg, logged)
 }
