@@ -490,7 +490,13 @@ func printCommits(reg *prometheus.Registry, run time.Duration) {
 			}
 		}
 		if n > 0 {
-			fmt.Printf("  Sluice commits: %d, mean %.1f ms, p99 at most %.0f ms, %.1f%% of the run\n",
+			// A -table child's standard output is its result; its
+			// standard error reaches the terminal.
+			out := os.Stdout
+			if *childSpec != "" {
+				out = os.Stderr
+			}
+			fmt.Fprintf(out, "  Sluice commits: %d, mean %.1f ms, p99 at most %.0f ms, %.1f%% of the run\n",
 				n, 1000*sum/float64(n), 1000*p99, 100*sum/run.Seconds())
 		}
 	}

@@ -154,7 +154,11 @@ func runTableChild(ctx context.Context, c childRun) (tableResult, error) {
 	if err != nil {
 		return tableResult{}, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "-brokers", strings.Join(c.Brokers, ","), "-child", string(spec))
+	args := []string{"-brokers", strings.Join(c.Brokers, ","), "-child", string(spec)}
+	if *commitStats {
+		args = append(args, "-commits")
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
