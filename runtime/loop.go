@@ -175,6 +175,7 @@ func (a *App) processLocked() error {
 	a.now = time.Now()
 	rs := ready(slices.Collect(maps.Values(a.runners)))
 	n := len(rs)
+	a.prod.beginRound()
 	go func() {
 		for _, r := range rs {
 			a.work <- r
@@ -188,6 +189,7 @@ func (a *App) processLocked() error {
 		}
 		a.metrics.taskRound(r)
 	}
+	a.prod.endRound()
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		if a.cfg.guarantee == ExactlyOnce && isProduceError(err) {

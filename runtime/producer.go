@@ -110,6 +110,18 @@ type producer struct {
 	// group generation of the instance's latest assignment (setGeneration),
 	// nil before the first.
 	gen atomic.Pointer[[]byte]
+
+	// Records staged during a round (produceRecord, beginRound): the
+	// batch being filled, the round's channel to its goroutine and that
+	// goroutine's end, nil outside of rounds; spare are emptied batches
+	// for reuse, under a lock of their own (the goroutine returns them
+	// while a worker may hold stageMu, waiting to hand it a batch).
+	stageMu     sync.Mutex
+	staged      []stagedRecord
+	handoff     chan []stagedRecord
+	handoffDone chan struct{}
+	spareMu     sync.Mutex
+	spare       [][]stagedRecord
 }
 
 // setGeneration sets the group generation changelog records are tagged
@@ -306,7 +318,112 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 
 func (p *producer) produceRecord(r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.produced.Add(1)
-	p.cl.Produce(context.Background(), r, promise)
+	p.stageMu.Lock()
+	if p.handoff == nil {
+		p.stageMu.Unlock()
+		p.cl.Produce(context.Background(), r, promise)
+		return
+	}
+	p.staged = append(p.staged, stagedRecord{r, promise})
+	if len(p.staged) < stageBatch {
+		p.stageMu.Unlock()
+		return
+	}
+	b := p.staged
+	p.staged = p.takeBatch()
+	p.handoff <- b // under stageMu: the batches go in the order they were staged
+	p.stageMu.Unlock()
+}
+
+// Handing records to franz-go off the workers. During a round of
+// processing (beginRound to endRound) produceRecord only appends the
+// record to a batch; a full batch (stageBatch records) goes to a goroutine
+// of the round's own that calls kgo.Client.Produce for each record in turn,
+// so that franz-go's share of a send (its partitioner, its buffer's locks,
+// the promise's bookkeeping: about a quarter of a worker's time on the
+// every-update path) runs on another core while the worker goes on. One
+// goroutine and batches in staging order keep the order of the sends, so
+// each partition's records stay in the order the tasks sent them.
+// endRound hands over the last batch and waits until the goroutine has
+// produced everything: between rounds (commits, aborts, rebalances,
+// shutdown) every record sent is in franz-go's buffer, as if produced at
+// once. Outside of rounds (tests, a commit's resends) produceRecord calls
+// Produce itself. docs/architecture.md ("Per-record cost") has the
+// measurements.
+
+// stageBatch is the number of records handed to the round's goroutine at
+// once: a channel send per record would cost more than it saves.
+const stageBatch = 256
+
+// stagedRecord is a record waiting in a batch to be produced.
+type stagedRecord struct {
+	r       *kgo.Record
+	promise func(*kgo.Record, error)
+}
+
+// takeBatch returns an empty batch, a recycled one if there is one.
+func (p *producer) takeBatch() []stagedRecord {
+	p.spareMu.Lock()
+	defer p.spareMu.Unlock()
+	if n := len(p.spare); n > 0 {
+		b := p.spare[n-1]
+		p.spare = p.spare[:n-1]
+		return b
+	}
+	return make([]stagedRecord, 0, stageBatch)
+}
+
+// beginRound starts staging the records the workers send (see above).
+func (p *producer) beginRound() {
+	if p.cl == nil {
+		return
+	}
+	p.stageMu.Lock()
+	defer p.stageMu.Unlock()
+	ch := make(chan []stagedRecord, stageDepth)
+	done := make(chan struct{})
+	p.handoff, p.handoffDone = ch, done
+	if p.staged == nil {
+		p.staged = p.takeBatch()
+	}
+	go func() {
+		defer close(done)
+		for b := range ch {
+			for i, s := range b {
+				p.cl.Produce(context.Background(), s.r, s.promise)
+				b[i] = stagedRecord{}
+			}
+			p.spareMu.Lock()
+			if len(p.spare) < stageDepth {
+				p.spare = append(p.spare, b[:0])
+			}
+			p.spareMu.Unlock()
+		}
+	}()
+}
+
+// stageDepth is the number of full batches that may wait for the round's
+// goroutine: a worker that gets that far ahead waits, as it would for
+// franz-go's buffer.
+const stageDepth = 16
+
+// endRound hands over the records staged and waits until they are all
+// produced (given to franz-go: not acknowledged), then stops staging.
+func (p *producer) endRound() {
+	p.stageMu.Lock()
+	ch, done := p.handoff, p.handoffDone
+	if ch == nil {
+		p.stageMu.Unlock()
+		return
+	}
+	if len(p.staged) > 0 {
+		ch <- p.staged
+		p.staged = nil
+	}
+	close(ch)
+	p.handoff, p.handoffDone = nil, nil
+	p.stageMu.Unlock()
+	<-done
 }
 
 // finish counts a record whose promise ran, and ends a wait it completes.

@@ -20,6 +20,14 @@ import (
 // reach the broker with its own key, value and headers, and the race
 // detector must see no access to a recycled record.
 func TestRecycledSinkRecordsStress(t *testing.T) {
+	for _, round := range []bool{false, true} {
+		t.Run(fmt.Sprint("round=", round), func(t *testing.T) { recycledSinkRecordsStress(t, round) })
+	}
+}
+
+// recycledSinkRecordsStress is TestRecycledSinkRecordsStress, its sends
+// staged in one round (producer.beginRound) if round is set.
+func recycledSinkRecordsStress(t *testing.T, round bool) {
 	const workers, per, topics = 4, 3000, 8
 	kc := kafkatest.New(t)
 	var names []string
@@ -29,6 +37,9 @@ func TestRecycledSinkRecordsStress(t *testing.T) {
 	kc.Create(t, 3, names...) // created, but new to the producer's client
 	ctx := context.Background()
 	p := handledProducer(kc.Client(t, kgo.RecordPartitioner(partitioner{})))
+	if round {
+		p.beginRound()
+	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -57,6 +68,9 @@ func TestRecycledSinkRecordsStress(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if round {
+		p.endRound()
+	}
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := p.flush(fctx); err != nil {
