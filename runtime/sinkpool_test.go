@@ -20,9 +20,9 @@ import (
 // reach the broker with its own key, value and headers, and the race
 // detector must see no access to a recycled record.
 func TestRecycledSinkRecordsStress(t *testing.T) {
-	for _, round := range []bool{false, true} {
-		t.Run(fmt.Sprint("round=", round), func(t *testing.T) { recycledSinkRecordsStress(t, round) })
-	}
+	// Subtest names go into topic names: only Kafka's topic characters.
+	t.Run("direct", func(t *testing.T) { recycledSinkRecordsStress(t, false) })
+	t.Run("staged", func(t *testing.T) { recycledSinkRecordsStress(t, true) })
 }
 
 // recycledSinkRecordsStress is TestRecycledSinkRecordsStress, its sends
