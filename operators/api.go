@@ -5,8 +5,11 @@ package operators
 // type KOut, VOut, from Process or from punctuators it schedules in Init.
 //
 // One Processor value serves one task: the topology calls its supplier once
-// per task. Init is called before the first record, Close when the task
-// closes. Kafka Streams: org.apache.kafka.streams.processor.api.Processor.
+// per task. Init is called before the first record, once the task's stores
+// are restored, Close when the task closes. Init may write to its stores
+// and forward records: what it writes and forwards is sent when the task
+// starts processing, and under exactly-once it is part of the task's first
+// transaction. Kafka Streams: org.apache.kafka.streams.processor.api.Processor.
 type Processor[KIn, VIn, KOut, VOut any] interface {
 	Init(ctx ProcessorContext[KOut, VOut]) error
 	Process(r Record[KIn, VIn]) error

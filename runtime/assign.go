@@ -318,6 +318,10 @@ func (a *App) activateRestoredLocked() error {
 			return r.restoreErr
 		}
 		r.task, r.pending, r.restoring = r.pending, nil, false
+		for _, s := range r.held {
+			a.prod.produceRecord(s.r, s.promise)
+		}
+		r.held = nil
 		a.metrics.taskOpened(r)
 		a.offsets.set(r.id, offsetSumRunning) // member metadata
 		resume := map[string][]int32{}
@@ -614,7 +618,7 @@ func (a *App) restoreRunner(r *runner) {
 		OpenBase: func(spec *topology.StoreSpec) (state.KeyValueStore, error) {
 			return a.openStore(ctx, r, spec, id.partition)
 		},
-		Changelog:              changelogWriter{a.prod},
+		Changelog:              changelogWriter{p: a.prod, r: r},
 		ChangelogBuffer:        a.cfg.changelogBuffer,
 		Cache:                  cache,
 		Logger:                 a.log,
@@ -631,13 +635,11 @@ func (a *App) restoreRunner(r *runner) {
 		Metadata:     ts.metadata,
 		GlobalStores: a.globals.views(),
 		Punctuated:   a.metrics.punctuated(id),
+		// The restore is committed before the processors' Init, whose
+		// writes wait in the pending batch (and their changelog records
+		// in r.held) for the task's first commit.
+		Opened: func() error { return a.finishRestore(ts) },
 	})
-	if err == nil {
-		err = a.finishRestore(ts)
-		if err != nil {
-			_ = t.Close()
-		}
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			a.log.Info("restore abandoned: the task was closed; its next start restores from its checkpoint", "task", id, "err", err)

@@ -6,12 +6,15 @@ import "github.com/sluicehq/sluice/operators"
 // produces changelog records through the instance's producer, failing a
 // write once a send failed (at-least-once cannot go on past a lost
 // record).
-type changelogWriter struct{ p *producer }
+type changelogWriter struct {
+	p *producer
+	r *runner // the task's: what it logs while it restores waits (sendFor)
+}
 
 func (w changelogWriter) WriteChangelog(topic string, partition int32, key, value []byte, headers []operators.Header, ts int64) error {
 	if err := w.p.err(); err != nil {
 		return err
 	}
-	w.p.sendChangelog(topic, partition, key, value, headers, ts)
+	w.p.sendChangelog(w.r, topic, partition, key, value, headers, ts)
 	return nil
 }

@@ -344,7 +344,7 @@ func errorContext(task, node string, in *kgo.Record) *operators.ErrorContext {
 // caller names the task, node and input record). outTS is the refused
 // record's timestamp: without an input record it is the context's, as
 // Kafka Streams' punctuator context has the punctuation's time.
-func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Record, outTS int64, perr *operators.ProductionError) error {
+func (h *productionHandler) decide(p *producer, r *runner, task, node string, in *kgo.Record, outTS int64, perr *operators.ProductionError) error {
 	ec := errorContext(task, node, in)
 	if in == nil {
 		ec.Timestamp = outTS
@@ -371,7 +371,7 @@ func (h *productionHandler) decide(p *producer, task, node string, in *kgo.Recor
 		if in != nil {
 			key, value = in.Key, in.Value
 		}
-		p.sendDeadLetter(h.deadLetter, key, value, hs, ec.Timestamp)
+		p.sendDeadLetter(r, h.deadLetter, key, value, hs, ec.Timestamp)
 		h.dropped(task, node, "dead-letter")
 		if h.deadLettered != nil {
 			h.deadLettered(task, node)
@@ -415,7 +415,7 @@ func (h *productionHandler) logDropped(msg string, ec *operators.ErrorContext, p
 // collector): never to the production handler, so that a record counted
 // as dead-lettered is written or the instance stops. Over the dead-letter
 // topic's limit it is an error that stops the task.
-func (p *producer) sendDeadLetterChecked(topic string, key, value []byte, headers []operators.Header, ts int64) error {
+func (p *producer) sendDeadLetterChecked(r *runner, topic string, key, value []byte, headers []operators.Header, ts int64) error {
 	if err := p.err(); err != nil {
 		return err
 	}
@@ -426,7 +426,7 @@ func (p *producer) sendDeadLetterChecked(topic string, key, value []byte, header
 	for i, h := range headers {
 		hs[i] = operators.Header{Key: h.Key, Value: bytesCloneNullable(h.Value)}
 	}
-	p.sendDeadLetter(topic, bytesCloneNullable(key), bytesCloneNullable(value), hs, ts)
+	p.sendDeadLetter(r, topic, bytesCloneNullable(key), bytesCloneNullable(value), hs, ts)
 	return nil
 }
 
@@ -441,14 +441,15 @@ func bytesCloneNullable(b []byte) []byte {
 
 // sendDeadLetter produces a dead-letter record, partitioned by its key (as
 // Kafka Streams' dead-letter records have no partition). Its failure is
-// fatal, as any send's.
-func (p *producer) sendDeadLetter(topic string, key, value []byte, headers []operators.Header, ts int64) {
-	r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: time.UnixMilli(ts)}
-	r.Headers = make([]kgo.RecordHeader, len(headers))
+// fatal, as any send's. r is the runner of the task it is for, nil if
+// none (sendFor).
+func (p *producer) sendDeadLetter(r *runner, topic string, key, value []byte, headers []operators.Header, ts int64) {
+	rec := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: time.UnixMilli(ts)}
+	rec.Headers = make([]kgo.RecordHeader, len(headers))
 	for i, h := range headers {
-		r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+		rec.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
 	}
-	p.produceRecord(r, p.promise)
+	p.sendFor(r, rec, p.promise)
 }
 
 // refuse handles a record of size bytes to topic that Kafka would refuse
@@ -457,7 +458,7 @@ func (p *producer) sendDeadLetter(topic string, key, value []byte, headers []ope
 // in is the input record the record was written for, nil if none.
 func (c *nodeCollector) refuse(in *kgo.Record, topic string, part int32, size int, ts int64, err error) error {
 	perr := &operators.ProductionError{Node: c.node, Topic: topic, Partition: part, Size: size, Err: err}
-	return c.t.p.handler.decide(c.t.p, c.t.r.taskID(), c.node, in, ts, perr)
+	return c.t.p.handler.decide(c.t.p, c.t.r, c.t.r.taskID(), c.node, in, ts, perr)
 }
 
 // errTooLarge is the error of a record refused before it is produced.
@@ -506,7 +507,7 @@ func (p *producer) handleRefused(ctx context.Context) (bool, error) {
 			continue
 		}
 		perr := &operators.ProductionError{Node: f.sc.node, Topic: r.Topic, Partition: r.Partition, Size: size, Err: f.err}
-		if err := p.handler.decide(p, f.sc.task, f.sc.node, f.sc.in, r.Timestamp.UnixMilli(), perr); err != nil {
+		if err := p.handler.decide(p, nil, f.sc.task, f.sc.node, f.sc.in, r.Timestamp.UnixMilli(), perr); err != nil {
 			ne := &operators.NodeError{Task: f.sc.task, Node: f.sc.node, Err: err}
 			if in := f.sc.in; in != nil {
 				ne.Topic, ne.Partition, ne.Offset = in.Topic, in.Partition, in.Offset
@@ -549,6 +550,8 @@ func (p *producer) rememberRefused(ctx context.Context) {
 		return
 	}
 	p.learnLimits(ctx, rs)
+	p.rememberedMu.Lock()
+	defer p.rememberedMu.Unlock()
 	if p.remembered == nil {
 		p.remembered = map[outputKey]*rememberedRefusal{}
 	}
@@ -571,11 +574,29 @@ func (p *producer) rememberRefused(ctx context.Context) {
 	}
 }
 
+// recall returns the error an output k was refused with in an aborted
+// transaction, if its replay must go to the handler before it is produced
+// (a refusal other than for size, or a second one for size); nil
+// otherwise. offLoop: the caller is a task's restore, which runs off the
+// poll loop and reads under rememberedMu.
+func (p *producer) recall(k outputKey, offLoop bool) error {
+	if offLoop {
+		p.rememberedMu.RLock()
+		defer p.rememberedMu.RUnlock()
+	}
+	if m := p.remembered[k]; m != nil && (!m.size || m.times > 1) {
+		return m.err
+	}
+	return nil
+}
+
 // forgetRemembered drops what is remembered of the input records below the
 // committed offsets, and of the records written without one after
 // noInputLifetime commits.
 func (p *producer) forgetRemembered(offsets map[string]map[int32]kgo.EpochOffset) {
 	p.commits++
+	p.rememberedMu.Lock()
+	defer p.rememberedMu.Unlock()
 	for k, m := range p.remembered {
 		if k.offset < 0 {
 			// Without an input record: known by content, kept for a

@@ -277,6 +277,10 @@
 // closeMu or alone, with nothing taken under it but what the listener
 // does. A restore goroutine takes none of them: closing a task
 // that restores cancels its restore and waits for it with App.mu held.
+// What a restoring task's processors send from Init waits in its runner
+// for the poll loop (producer.sendFor); the one lock it takes is the
+// producer's rememberedMu, a leaf the poll loop writes under (an abort's
+// refusals, a commit's forgetting) and the restore reads under.
 // The standby set's lock (standbys.mu) comes after App.mu and before
 // cleanupMu: the group callbacks open and close standby tasks holding
 // both App.mu and it; the standby reader's goroutine applies and commits

@@ -97,8 +97,11 @@ type producer struct {
 	refused     []refusal
 	// remembered are the sink records refused in aborted transactions, by
 	// input record (ExactlyOnce; see rememberRefused). Written by the
-	// poll loop while no task runs, read by the tasks.
-	remembered map[outputKey]*rememberedRefusal
+	// poll loop while no task runs, under rememberedMu, read by the tasks:
+	// by the workers between the writes, by a task's restore (its
+	// processors' Init) under rememberedMu (recall).
+	rememberedMu sync.RWMutex
+	remembered   map[outputKey]*rememberedRefusal
 	// commits counts the commits that forgot remembered refusals
 	// (forgetRemembered).
 	commits int64
@@ -227,17 +230,35 @@ func (p *producer) err() error {
 	return nil
 }
 
-// sendChangelog sends a changelog record (a copy of key, value and
-// headers: the caller reuses them) and tracks its
-// partition's end offset.
-func (p *producer) sendChangelog(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
+// sendChangelog sends a changelog record of the task of r (a copy of key,
+// value and headers: the caller reuses them) and tracks its partition's
+// end offset.
+func (p *producer) sendChangelog(r *runner, topic string, part int32, key, value []byte, headers []operators.Header, ts int64) {
 	var gen []byte
 	if g := p.gen.Load(); g != nil {
 		// The value is shared by every record of the generation: franz-go
 		// does not modify it.
 		gen = *g
 	}
-	p.produceRecord(p.record(topic, part, key, value, headers, ts, gen), p.logged)
+	p.sendFor(r, p.record(topic, part, key, value, headers, ts, gen), p.logged)
+}
+
+// sendFor sends rec, a record of the task of r (nil: of no task). While
+// the task restores, its record waits in r.held: its processors' Init
+// run in task.New on the restore's goroutine (restoreRunner), and may
+// write to a logged store or forward to a sink; sent from there, a record
+// could reach franz-go in the middle of a commit (after its flush, or
+// between one transaction's end and the next's beginning, where franz-go
+// fails it and the instance rolls back). The poll loop sends what waited
+// when it activates the task (activateRestoredLocked), between rounds
+// and commits, as Kafka Streams' stream thread sends what a processor's
+// init writes.
+func (p *producer) sendFor(r *runner, rec *kgo.Record, promise func(*kgo.Record, error)) {
+	if r != nil && r.restoring {
+		r.held = append(r.held, stagedRecord{rec, promise})
+		return
+	}
+	p.produceRecord(rec, promise)
 }
 
 // changelogRecord is a changelog record with room for its headers (the
@@ -560,7 +581,7 @@ func (c *taskCollector) ForNode(node string) operators.Collector {
 // (sendDeadLetterChecked).
 func (c *taskCollector) Send(topic string, part int32, key, value []byte, headers []operators.Header, ts int64) error {
 	if c.p.handler != nil && topic == c.p.handler.deadLetter && part < 0 {
-		return c.p.sendDeadLetterChecked(topic, key, value, headers, ts)
+		return c.p.sendDeadLetterChecked(c.r, topic, key, value, headers, ts)
 	}
 	return c.anon.Send(topic, part, key, value, headers, ts)
 }
@@ -610,20 +631,20 @@ func (c *nodeCollector) send(topic string, part int32, by, key, value []byte, he
 		if limit := p.limits.forTopic(topic); size > int(limit) {
 			return c.refuse(in, topic, part, size, ts, errTooLarge(size, limit))
 		}
-		if len(p.remembered) > 0 {
+		if restoring := c.t.r.restoring; restoring || len(p.remembered) > 0 {
 			k := outputKey{node: c.node, out: topic}
 			if in != nil {
 				k.topic, k.partition, k.offset, k.seq = in.Topic, in.Partition, in.Offset, seq
 			} else {
 				k.partition, k.offset, k.sum = -1, -1, contentSum(key, value)
 			}
-			if m := p.remembered[k]; m != nil && (!m.size || m.times > 1) {
-				return c.refuse(in, topic, part, size, ts, m.err)
+			if err := p.recall(k, restoring); err != nil {
+				return c.refuse(in, topic, part, size, ts, err)
 			}
 		}
 	}
 	sr := p.sinkRecord(topic, part, by, key, value, headers, ts)
 	sr.ctx.in, sr.ctx.node, sr.ctx.seq, sr.ctx.task = in, c.node, seq, c.t.r.taskID()
-	p.produceRecord(&sr.rec, p.sinkPromise)
+	p.sendFor(c.t.r, &sr.rec, p.sinkPromise)
 	return nil
 }

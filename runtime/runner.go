@@ -49,6 +49,10 @@ type runner struct {
 	restoreDone   chan struct{}
 	pending       *task.Task
 	restoreErr    error
+	// held are the records the task sent while it restored (its
+	// processors' Init): the poll loop sends them when it activates the
+	// task (producer.sendFor).
+	held []stagedRecord
 }
 
 // partitionQueue is the progress of one input partition of a task.
@@ -149,12 +153,16 @@ func (r *runner) waiting(i int) bool {
 // on the broker past the task's position (see waiting).
 const maxLagWait = 30 * time.Second
 
-// taskID is the task's ID, "" before the task exists.
+// taskID is the task's ID: its runner's while it restores (what its
+// processors' Init send names it), "" without a task.
 func (r *runner) taskID() string {
-	if r.task == nil {
-		return ""
+	switch {
+	case r.task != nil:
+		return r.task.ID()
+	case r.restoring:
+		return r.id.String()
 	}
-	return r.task.ID()
+	return ""
 }
 
 // process runs the queued records through the task and fires wall-clock

@@ -110,3 +110,31 @@ func TestSendOutsideRoundIsNotStaged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A task's sends while it restores (its processors' Init, on the restore's
+// goroutine) wait in its runner and reach franz-go only when the poll loop
+// sends them; once restored, its sends go at once.
+func TestRestoringTaskSendsWait(t *testing.T) {
+	kc := kafkatest.New(t)
+	topic := kafkatest.Topic(t, "init")
+	kc.Create(t, 1, topic)
+	p := handledProducer(kc.Client(t, kgo.RecordPartitioner(partitioner{})))
+	r := &runner{restoring: true}
+	c := newTaskCollector(p, r).ForNode("sink")
+	if err := c.Send(topic, 0, []byte("k"), []byte("forwarded"), nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := (changelogWriter{p: p, r: r}).WriteChangelog(topic, 0, []byte("k"), []byte("logged"), nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.produced.Load(); got != 0 || len(r.held) != 2 {
+		t.Fatalf("while restoring: %d records sent, %d held; want 0 sent, 2 held", got, len(r.held))
+	}
+	r.restoring = false
+	if err := c.Send(topic, 0, []byte("k"), []byte("after"), nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.produced.Load(); got != 1 || len(r.held) != 2 {
+		t.Fatalf("restored: %d records sent, %d held; want 1 sent (at once), 2 held", got, len(r.held))
+	}
+}

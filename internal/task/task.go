@@ -104,6 +104,12 @@ type Config struct {
 	// Punctuated, if set, is told how long each punctuator run took (wall
 	// time), for the metrics.
 	Punctuated func(time.Duration)
+	// Opened, if set, is called once every store is open (restored),
+	// before the nodes are built: before user processors' Init, whose
+	// writes are the task's first and belong to its first commit, not to
+	// its restore (the runtime commits the restore here). An error fails
+	// New.
+	Opened func() error
 }
 
 // ID returns the Kafka Streams style task ID "<sub-topology>_<partition>".
@@ -201,6 +207,11 @@ func New(cfg Config) (_ *Task, err error) {
 		}
 		t.stores[spec.Name] = s
 		t.order = append(t.order, spec.Name)
+	}
+	if cfg.Opened != nil {
+		if err := cfg.Opened(); err != nil {
+			return nil, fmt.Errorf("sluice: task %s: %w", t.id, err)
+		}
 	}
 	inst := make(map[*topology.Node]any, len(st.Nodes))
 	for _, n := range slices.Backward(st.Nodes) {
