@@ -337,6 +337,21 @@ func (p *producer) record(topic string, part int32, key, value []byte, headers [
 	return r
 }
 
+// produceRecord sends r, handing it to franz-go off the workers. During a
+// round of processing (beginRound to endRound) produceRecord only appends the
+// record to a batch; a full batch (stageBatch records) goes to a goroutine
+// of the round's own that calls kgo.Client.Produce for each record in turn,
+// so that franz-go's share of a send (its partitioner, its buffer's locks,
+// the promise's bookkeeping: about a quarter of a worker's time on the
+// every-update path) runs on another core while the worker goes on. One
+// goroutine and batches in staging order keep the order of the sends, so
+// each partition's records stay in the order the tasks sent them.
+// endRound hands over the last batch and waits until the goroutine has
+// produced everything: between rounds (commits, aborts, rebalances,
+// shutdown) every record sent is in franz-go's buffer, as if produced at
+// once. Outside of rounds (tests, a commit's resends) produceRecord calls
+// Produce itself. docs/architecture.md ("Per-record cost") has the
+// measurements.
 func (p *producer) produceRecord(r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.produced.Add(1)
 	p.stageMu.Lock()
@@ -355,22 +370,6 @@ func (p *producer) produceRecord(r *kgo.Record, promise func(*kgo.Record, error)
 	p.handoff <- b // under stageMu: the batches go in the order they were staged
 	p.stageMu.Unlock()
 }
-
-// Handing records to franz-go off the workers. During a round of
-// processing (beginRound to endRound) produceRecord only appends the
-// record to a batch; a full batch (stageBatch records) goes to a goroutine
-// of the round's own that calls kgo.Client.Produce for each record in turn,
-// so that franz-go's share of a send (its partitioner, its buffer's locks,
-// the promise's bookkeeping: about a quarter of a worker's time on the
-// every-update path) runs on another core while the worker goes on. One
-// goroutine and batches in staging order keep the order of the sends, so
-// each partition's records stay in the order the tasks sent them.
-// endRound hands over the last batch and waits until the goroutine has
-// produced everything: between rounds (commits, aborts, rebalances,
-// shutdown) every record sent is in franz-go's buffer, as if produced at
-// once. Outside of rounds (tests, a commit's resends) produceRecord calls
-// Produce itself. docs/architecture.md ("Per-record cost") has the
-// measurements.
 
 // stageBatch is the number of records handed to the round's goroutine at
 // once: a channel send per record would cost more than it saves.
