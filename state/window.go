@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -49,6 +50,16 @@ type WindowStoreOptions struct {
 	//
 	// Kafka Streams: the retainDuplicates of Stores.persistentWindowStore.
 	RetainDuplicates bool
+
+	// FetchCacheBytes, if positive, keeps the entries of the keys FetchKey
+	// reads in memory, up to about this many bytes, so that fetching a
+	// key again reads no base store: a key's first fetch reads all its
+	// live entries, and the store's writes keep the copy current. It
+	// serves only FetchKey (and Fetch when retaining duplicates); it
+	// requires, as the store does, that nothing else writes the base.
+	// Sluice gives a stream-stream join's window stores 4 MiB each
+	// (docs/performance.md); Kafka Streams has no such cache.
+	FetchCacheBytes int64
 }
 
 // WindowStore is a store of windows: values keyed by (key, window start,
@@ -89,18 +100,24 @@ type WindowStoreOptions struct {
 // Fetch are valid until the next write to the store; keys and values
 // yielded by iteration until the next step. Put and Fetch allocate nothing
 // beyond what the base store allocates (nothing at all for an overwrite
-// over an in-memory base), except a Put that drops expired segments.
+// over an in-memory base), except a Put that drops expired segments and,
+// with a fetch cache, a Put of a key the cache holds (the copy of the
+// value) and the fetch that brings a key into the cache.
 //
 // The loop body of an iteration may use the store, writes included.
 // Whether the rest of the iteration sees such writes is the base store's
 // rule (see NewInMemoryKeyValueStore and PebbleDB.KeyValueStore) applied to
-// each segment, which a fetch of a key reads with a Range of its own.
+// each segment, which a fetch of a key reads with a Range of its own,
+// except for a FetchKey served by the fetch cache
+// (WindowStoreOptions.FetchCacheBytes), which yields the entries the key
+// had when it started and none of the loop body's writes.
 //
 // A WindowStore is not safe for concurrent use; it belongs to one task.
 type WindowStore struct {
-	seg  segmented
-	dups bool
-	seq  int32 // seq of the latest Put when retaining duplicates
+	seg   segmented
+	dups  bool
+	seq   int32       // seq of the latest Put when retaining duplicates
+	cache *fetchCache // nil without WindowStoreOptions.FetchCacheBytes
 }
 
 // WindowEntryKey is the key of an entry of a WindowStore. Key is valid
@@ -125,6 +142,9 @@ func NewWindowStore(base KeyValueStore, o WindowStoreOptions) (*WindowStore, err
 		seg:  segmented{base: base, kind: kind, retention: r, interval: i, suffix: windowSuffix},
 		dups: o.RetainDuplicates,
 	}
+	if o.FetchCacheBytes > 0 {
+		s.cache = newFetchCache(o.FetchCacheBytes)
+	}
 	if err := s.seg.open(); err != nil {
 		return nil, err
 	}
@@ -143,7 +163,10 @@ func (s *WindowStore) Flush() error { return s.seg.flush() }
 
 // Close closes the store and its base store. Further use returns
 // ErrClosed, and iterations yield nothing.
-func (s *WindowStore) Close() error { return s.seg.close() }
+func (s *WindowStore) Close() error {
+	s.cache = nil
+	return s.seg.close()
+}
 
 // ObservedStreamTime returns the largest window start put or restored so
 // far, in ms, or -1 if there was none (see WindowStore).
@@ -229,7 +252,13 @@ func (s *WindowStore) write(key []byte, start int64, seq int32, value []byte) er
 	id := s.seg.segmentID(start)
 	s.seg.minSeg = min(s.seg.minSeg, id)
 	s.seg.wbuf = AppendWindowKey(appendSegment(s.seg.wbuf[:0], id), key, start, seq)
-	return s.seg.write(value)
+	if err := s.seg.write(value); err != nil {
+		return err
+	}
+	if s.cache != nil {
+		s.cache.put(key, start, seq, value, s.seg.firstLive())
+	}
+	return nil
 }
 
 // Fetch returns the value of the window of key starting at start; ok is
@@ -276,35 +305,71 @@ func (s *WindowStore) FetchKey(key []byte, from, to int64) iter.Seq2[int64, []by
 			return
 		}
 		from = max(from, s.seg.firstLive())
-		lo, hi, ok := s.seg.span(from, to)
-		if !ok {
+		if s.cache == nil {
+			s.fetchBase(key, from, to, func(start int64, _ int32, v []byte) bool { return yield(start, v) })
 			return
 		}
-		// The bounds of each segment's range, built in one buffer of the
-		// iteration's own, so that the loop body may use the store.
-		n := 8 + len(key) + windowSuffix
-		buf := make([]byte, 0, 2*n+1)
-		for id := lo; ; id++ {
-			lower := AppendWindowKey(appendSegment(buf[:0], id), key, from, 0)
-			// The greatest key of the range is key ‖ to ‖ 0xffffffff; the
-			// upper bound is the next key after it.
-			upper := AppendWindowKey(appendSegment(lower[n:n], id), key, to, -1)
-			upper = append(upper, 0)
-			for k, v := range s.seg.base.Range(lower, upper) {
-				if len(k) != n || !bytes.Equal(k[8:n-windowSuffix], key) {
-					continue // a longer key that key is a prefix of
-				}
-				start := int64(binary.BigEndian.Uint64(k[n-windowSuffix:]))
-				if start < from || start > to {
-					continue
-				}
-				if !yield(start, v) {
-					return
-				}
-			}
-			if s.seg.iterFailed() || s.seg.closed || id == hi {
+		es, ok := s.cache.get(key, s.seg.firstLive())
+		if !ok {
+			if es, ok = s.load(key); !ok {
 				return
 			}
+		}
+		i, _ := slices.BinarySearchFunc(es, from, compareStart)
+		for ; i < len(es) && es[i].start <= to; i++ {
+			if !yield(es[i].start, es[i].value) || s.seg.closed {
+				return
+			}
+		}
+	}
+}
+
+// load reads every live entry of key from the base store into the fetch
+// cache and returns them; ok is false if the read failed (IterErr).
+func (s *WindowStore) load(key []byte) (es []fetchCacheEntry, ok bool) {
+	live := s.seg.firstLive()
+	s.fetchBase(key, live, math.MaxInt64, func(start int64, seq int32, v []byte) bool {
+		es = append(es, fetchCacheEntry{start: start, seq: seq, value: bytes.Clone(v)})
+		return true
+	})
+	if s.seg.iterErr != nil || s.seg.closed {
+		return nil, false
+	}
+	s.cache.add(key, es, live)
+	return es, true
+}
+
+// fetchBase yields the entries of key with starts in from..to from the base
+// store, as FetchKey does without a cache.
+func (s *WindowStore) fetchBase(key []byte, from, to int64, yield func(start int64, seq int32, v []byte) bool) {
+	lo, hi, ok := s.seg.span(from, to)
+	if !ok {
+		return
+	}
+	// The bounds of each segment's range, built in one buffer of the
+	// iteration's own, so that the loop body may use the store.
+	n := 8 + len(key) + windowSuffix
+	buf := make([]byte, 0, 2*n+1)
+	for id := lo; ; id++ {
+		lower := AppendWindowKey(appendSegment(buf[:0], id), key, from, 0)
+		// The greatest key of the range is key ‖ to ‖ 0xffffffff; the
+		// upper bound is the next key after it.
+		upper := AppendWindowKey(appendSegment(lower[n:n], id), key, to, -1)
+		upper = append(upper, 0)
+		for k, v := range s.seg.base.Range(lower, upper) {
+			if len(k) != n || !bytes.Equal(k[8:n-windowSuffix], key) {
+				continue // a longer key that key is a prefix of
+			}
+			start := int64(binary.BigEndian.Uint64(k[n-windowSuffix:]))
+			if start < from || start > to {
+				continue
+			}
+			if !yield(start, int32(binary.BigEndian.Uint32(k[n-4:])), v) {
+				return
+			}
+		}
+		if s.seg.iterFailed() || s.seg.closed || id == hi {
+			return
 		}
 	}
 }

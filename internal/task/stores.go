@@ -93,7 +93,8 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 		return base, nil
 	case topology.Window:
 		return state.NewWindowStore(base, state.WindowStoreOptions{Retention: spec.StoreRetention(),
-			SegmentInterval: spec.EffectiveSegmentInterval(), RetainDuplicates: spec.RetainDuplicates})
+			SegmentInterval: spec.EffectiveSegmentInterval(), RetainDuplicates: spec.RetainDuplicates,
+			FetchCacheBytes: fetchCacheBytes(spec)})
 	case topology.Session:
 		return state.NewSessionStore(base, state.SessionStoreOptions{Retention: spec.StoreRetention(),
 			SegmentInterval: spec.EffectiveSegmentInterval()})
@@ -101,6 +102,20 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 		return state.NewVersionedKeyValueStore(base, state.VersionedStoreOptions{HistoryRetention: spec.HistoryRetention})
 	}
 	return nil, fmt.Errorf("sluice: store %s: unknown kind %d", spec.Name, spec.Kind)
+}
+
+// JoinFetchCacheBytes is the budget of the fetch cache of each window
+// store that retains duplicates, a stream-stream join's
+// (state.WindowStoreOptions.FetchCacheBytes): the join fetches the other
+// side's windows of every record's key, and keeping the keys' live entries
+// in memory spares the base store's seeks (docs/performance.md).
+const JoinFetchCacheBytes = 4 << 20
+
+func fetchCacheBytes(spec *topology.StoreSpec) int64 {
+	if spec.RetainDuplicates {
+		return JoinFetchCacheBytes
+	}
+	return 0
 }
 
 // ReadOnly wraps a global store for the tasks that read it: its writes
