@@ -253,6 +253,12 @@ func (s *WindowStore) write(key []byte, start int64, seq int32, value []byte) er
 	s.seg.minSeg = min(s.seg.minSeg, id)
 	s.seg.wbuf = AppendWindowKey(appendSegment(s.seg.wbuf[:0], id), key, start, seq)
 	if err := s.seg.write(value); err != nil {
+		if s.cache != nil {
+			// The base may have applied the write before it failed (a
+			// logged store whose changelog send failed): the copy of the
+			// key can no longer be trusted.
+			s.cache.drop(key)
+		}
 		return err
 	}
 	if s.cache != nil {
@@ -309,17 +315,29 @@ func (s *WindowStore) FetchKey(key []byte, from, to int64) iter.Seq2[int64, []by
 			s.fetchBase(key, from, to, func(start int64, _ int32, v []byte) bool { return yield(start, v) })
 			return
 		}
-		es, ok := s.cache.get(key, s.seg.firstLive())
-		if !ok {
-			if es, ok = s.load(key); !ok {
-				return
-			}
+		s.fetchCached(key, from, to, yield)
+	}
+}
+
+// fetchCached is FetchKey served by the fetch cache, which it loads the key
+// into first if it does not hold it.
+func (s *WindowStore) fetchCached(key []byte, from, to int64, yield func(int64, []byte) bool) {
+	c := s.cache
+	es, ok := c.get(key, s.seg.firstLive())
+	if !ok {
+		if es, ok = s.load(key); !ok {
+			return
 		}
-		i, _ := slices.BinarySearchFunc(es, from, compareStart)
-		for ; i < len(es) && es[i].start <= to; i++ {
-			if !yield(es[i].start, es[i].value) || s.seg.closed {
-				return
-			}
+	}
+	i, _ := slices.BinarySearchFunc(es, from, compareStart)
+	if i == len(es) || es[i].start > to {
+		return
+	}
+	c.readers++
+	defer func() { c.readers-- }()
+	for ; i < len(es) && es[i].start <= to; i++ {
+		if !yield(es[i].start, es[i].value) || s.seg.closed {
+			return
 		}
 	}
 }

@@ -26,19 +26,33 @@ import (
 // Expired entries are dropped from a key when it is fetched, and from
 // every key when the cache outgrows its budget; if that is not enough,
 // whole keys go, in map order (random), until the cache is at three
-// quarters of its budget. The budget counts keys and values and an
-// estimate of the cache's own overhead (fetchCacheEntryCost,
-// fetchCacheKeyCost).
+// quarters of its budget. A key that alone would take more than a quarter
+// of the budget is not cached: its fetches read the base. The budget
+// counts keys and values and an estimate of the cache's own overhead
+// (fetchCacheEntryCost, fetchCacheKeyCost); the memory held is within
+// about twice that, since trimmed entries wait in their key's array until
+// they are as many as the live ones, and arrays grow by doubling.
+//
+// A write that fails drops its key: the base may have applied it (a
+// logged store writes the base, then reports a failed changelog send).
 type fetchCache struct {
 	max   int64
 	bytes int64
 	keys  map[string]*fetchCacheKey
+	// readers counts the iterations over a slice get returned in
+	// progress. While there is one, writes copy a key's entries before
+	// they change them, so that the iteration yields what it started
+	// with; otherwise they change them in place.
+	readers int
 }
 
 // fetchCacheKey is one key's entries, sorted by (start, uint32(seq)): the
 // order of their keys in the base store.
 type fetchCacheKey struct {
 	entries []fetchCacheEntry
+	// dead is the number of trimmed entries before entries[0] in its
+	// array, which the array still holds (trim).
+	dead int
 }
 
 type fetchCacheEntry struct {
@@ -73,8 +87,8 @@ func compareEntry(e fetchCacheEntry, t fetchCacheEntry) int {
 func compareStart(e fetchCacheEntry, start int64) int { return cmp.Compare(e.start, start) }
 
 // get returns the entries of key, without those before firstLive, and
-// whether the cache holds the key. The slice is the cache's; a later
-// write copies before it changes an entry the slice shows.
+// whether the cache holds the key. The slice is the cache's: a caller
+// that yields from it counts itself in readers for as long as it does.
 func (c *fetchCache) get(key []byte, firstLive int64) ([]fetchCacheEntry, bool) {
 	k := c.keys[string(key)]
 	if k == nil {
@@ -84,7 +98,10 @@ func (c *fetchCache) get(key []byte, firstLive int64) ([]fetchCacheEntry, bool) 
 	return k.entries, true
 }
 
-// trim drops the entries of k before firstLive.
+// trim drops the entries of k before firstLive. They leave k's array when
+// they are as many as the live entries (or there are none left), so that
+// the array holds at most twice what the budget counts, and trimming a
+// few entries at a time costs no copy of the rest each time.
 func (c *fetchCache) trim(k *fetchCacheKey, firstLive int64) {
 	es := k.entries
 	if len(es) == 0 || es[0].start >= firstLive {
@@ -94,21 +111,53 @@ func (c *fetchCache) trim(k *fetchCacheKey, firstLive int64) {
 	for i := range n {
 		c.bytes -= fetchCacheEntryCost + int64(len(es[i].value))
 	}
-	// Not cleared: an iteration of the key in progress may hold them. The
-	// next append that reallocates leaves them behind.
-	k.entries = es[n:]
+	k.dead += n
+	switch live := es[n:]; {
+	case len(live) == 0:
+		k.entries, k.dead = nil, 0
+	case k.dead >= len(live):
+		// A new array, not a shift of the old one: an iteration in
+		// progress may hold it.
+		k.entries, k.dead = slices.Clone(live), 0
+	default:
+		k.entries = live
+	}
 }
 
 // add caches key with its entries, which the caller has read from the base
-// store, in order, and which the cache now owns.
+// store, in order, and which the cache now owns, unless the key alone
+// would take more than a quarter of the budget: the cache would then
+// evict other keys to hold it, and soon evict it in turn.
 func (c *fetchCache) add(key []byte, entries []fetchCacheEntry, firstLive int64) {
-	k := &fetchCacheKey{entries: entries}
-	c.keys[string(key)] = k
-	c.bytes += fetchCacheKeyCost + int64(len(key))
+	size := fetchCacheKeyCost + int64(len(key))
 	for i := range entries {
-		c.bytes += fetchCacheEntryCost + int64(len(entries[i].value))
+		size += fetchCacheEntryCost + int64(len(entries[i].value))
 	}
+	if size > c.max/4 {
+		return
+	}
+	c.keys[string(key)] = &fetchCacheKey{entries: entries}
+	c.bytes += size
 	c.fit(firstLive)
+}
+
+// drop forgets key, whose entries in the base the cache no longer knows:
+// a write through the store failed, perhaps after the base applied it.
+func (c *fetchCache) drop(key []byte) {
+	k := c.keys[string(key)]
+	if k == nil {
+		return
+	}
+	c.remove(string(key), k)
+}
+
+// remove deletes the key s, whose entries are k, and uncounts them.
+func (c *fetchCache) remove(s string, k *fetchCacheKey) {
+	for i := range k.entries {
+		c.bytes -= fetchCacheEntryCost + int64(len(k.entries[i].value))
+	}
+	delete(c.keys, s)
+	c.bytes -= fetchCacheKeyCost + int64(len(s))
 }
 
 // put records a write of the base store through the WindowStore: a nil
@@ -127,31 +176,30 @@ func (c *fetchCache) put(key []byte, start int64, seq int32, value []byte, first
 		// seq met again.
 		i, found = slices.BinarySearchFunc(es, t, compareEntry)
 	}
-	switch {
-	case value == nil && !found:
+	if value == nil && !found {
 		return
+	}
+	if c.readers > 0 && i < len(es) {
+		// An iteration may hold es: change a copy. (Appending is safe: an
+		// iteration holds the slice's old length.)
+		es, k.dead = slices.Clone(es), 0
+	}
+	switch {
 	case value == nil:
 		c.bytes -= fetchCacheEntryCost + int64(len(es[i].value))
-		// A copy, not an in-place shift: an iteration of the key in
-		// progress keeps the slice it started with.
-		k.entries = append(append(make([]fetchCacheEntry, 0, len(es)-1), es[:i]...), es[i+1:]...)
-		return
+		es = slices.Delete(es, i, i+1)
 	case found:
 		c.bytes += int64(len(value)) - int64(len(es[i].value))
-		next := append(make([]fetchCacheEntry, 0, len(es)), es...)
-		next[i].value = bytes.Clone(value)
-		k.entries = next
-	case i == len(es):
-		// Appending never changes what an iteration in progress sees:
-		// it holds the slice's old length.
-		k.entries = append(es, fetchCacheEntry{start: start, seq: seq, value: bytes.Clone(value)})
-		c.bytes += fetchCacheEntryCost + int64(len(value))
+		es[i].value = bytes.Clone(value)
 	default:
-		next := make([]fetchCacheEntry, 0, len(es)+1)
-		next = append(append(append(next, es[:i]...), fetchCacheEntry{start: start, seq: seq, value: bytes.Clone(value)}), es[i:]...)
-		k.entries = next
 		c.bytes += fetchCacheEntryCost + int64(len(value))
+		grown := len(es) == cap(es)
+		es = slices.Insert(es, i, fetchCacheEntry{start: start, seq: seq, value: bytes.Clone(value)})
+		if grown {
+			k.dead = 0 // a new array
+		}
 	}
+	k.entries = es
 	c.fit(firstLive)
 }
 
@@ -164,8 +212,7 @@ func (c *fetchCache) fit(firstLive int64) {
 	for s, k := range c.keys {
 		c.trim(k, firstLive)
 		if len(k.entries) == 0 {
-			delete(c.keys, s)
-			c.bytes -= fetchCacheKeyCost + int64(len(s))
+			c.remove(s, k)
 		}
 	}
 	target := c.max / 4 * 3
@@ -173,10 +220,6 @@ func (c *fetchCache) fit(firstLive int64) {
 		if c.bytes <= target {
 			return
 		}
-		for i := range k.entries {
-			c.bytes -= fetchCacheEntryCost + int64(len(k.entries[i].value))
-		}
-		delete(c.keys, s)
-		c.bytes -= fetchCacheKeyCost + int64(len(s))
+		c.remove(s, k)
 	}
 }
