@@ -143,7 +143,7 @@ func NewWindowStore(base KeyValueStore, o WindowStoreOptions) (*WindowStore, err
 		dups: o.RetainDuplicates,
 	}
 	if o.FetchCacheBytes > 0 {
-		s.cache = newFetchCache(o.FetchCacheBytes)
+		s.cache = newFetchCache(o.FetchCacheBytes, s.seg.retention)
 	}
 	if err := s.seg.open(); err != nil {
 		return nil, err
@@ -262,7 +262,7 @@ func (s *WindowStore) write(key []byte, start int64, seq int32, value []byte) er
 		return err
 	}
 	if s.cache != nil {
-		s.cache.put(key, start, seq, value, s.seg.firstLive())
+		s.cache.put(key, start, seq, value, s.seg.observed)
 	}
 	return nil
 }
@@ -320,12 +320,22 @@ func (s *WindowStore) FetchKey(key []byte, from, to int64) iter.Seq2[int64, []by
 }
 
 // fetchCached is FetchKey served by the fetch cache, which it loads the key
-// into first if it does not hold it.
+// into first if it does not hold it; a key too big to cache is read from
+// the base.
 func (s *WindowStore) fetchCached(key []byte, from, to int64, yield func(int64, []byte) bool) {
 	c := s.cache
-	es, ok := c.get(key, s.seg.firstLive())
+	es, ok := c.get(key, s.seg.observed)
 	if !ok {
-		if es, ok = s.load(key); !ok {
+		if c.isRefused(key, s.seg.observed) {
+			s.fetchBase(key, from, to, func(start int64, _ int32, v []byte) bool { return yield(start, v) })
+			return
+		}
+		var failed bool
+		if es, ok, failed = s.load(key); failed {
+			return
+		}
+		if !ok {
+			s.fetchBase(key, from, to, func(start int64, _ int32, v []byte) bool { return yield(start, v) })
 			return
 		}
 	}
@@ -343,18 +353,25 @@ func (s *WindowStore) fetchCached(key []byte, from, to int64, yield func(int64, 
 }
 
 // load reads every live entry of key from the base store into the fetch
-// cache and returns them; ok is false if the read failed (IterErr).
-func (s *WindowStore) load(key []byte) (es []fetchCacheEntry, ok bool) {
-	live := s.seg.firstLive()
-	s.fetchBase(key, live, math.MaxInt64, func(start int64, seq int32, v []byte) bool {
+// cache and returns them. It stops, and refuses the key, once the key is
+// too big to cache (ok false); failed reports a failed read (IterErr).
+func (s *WindowStore) load(key []byte) (es []fetchCacheEntry, ok, failed bool) {
+	c := s.cache
+	size := keySize(key)
+	s.fetchBase(key, s.seg.firstLive(), math.MaxInt64, func(start int64, seq int32, v []byte) bool {
 		es = append(es, fetchCacheEntry{start: start, seq: seq, value: bytes.Clone(v)})
-		return true
+		size += entryCost(&es[len(es)-1])
+		return !c.tooBig(size)
 	})
 	if s.seg.iterErr != nil || s.seg.closed {
-		return nil, false
+		return nil, false, true
 	}
-	s.cache.add(key, es, live)
-	return es, true
+	if c.tooBig(size) {
+		c.refuse(key, s.seg.observed)
+		return nil, false, false
+	}
+	c.add(key, es, size, s.seg.observed)
+	return es, true, false
 }
 
 // fetchBase yields the entries of key with starts in from..to from the base

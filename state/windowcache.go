@@ -27,7 +27,11 @@ import (
 // every key when the cache outgrows its budget; if that is not enough,
 // whole keys go, in map order (random), until the cache is at three
 // quarters of its budget. A key that alone would take more than a quarter
-// of the budget is not cached: its fetches read the base. The budget
+// of the budget (when it is read, or later as it grows) is not cached: it
+// would push out the others and soon be pushed out in turn. Its fetches
+// read the base, as without a cache, until a retention has passed (and
+// with it every entry it had); the cache remembers up to
+// fetchCacheRefusedKeys such keys. The budget
 // counts keys and values and an estimate of the cache's own overhead
 // (fetchCacheEntryCost, fetchCacheKeyCost); the memory held is within
 // about twice that, since trimmed entries wait in their key's array until
@@ -36,9 +40,13 @@ import (
 // A write that fails drops its key: the base may have applied it (a
 // logged store writes the base, then reports a failed changelog send).
 type fetchCache struct {
-	max   int64
-	bytes int64
-	keys  map[string]*fetchCacheKey
+	max       int64
+	retention int64 // the store's, ms
+	bytes     int64
+	keys      map[string]*fetchCacheKey
+	// refused holds the keys too big to cache, with the observed stream
+	// time when they were found so.
+	refused map[string]int64
 	// readers counts the iterations over a slice get returned in
 	// progress. While there is one, writes copy a key's entries before
 	// they change them, so that the iteration yields what it started
@@ -50,6 +58,7 @@ type fetchCache struct {
 // order of their keys in the base store.
 type fetchCacheKey struct {
 	entries []fetchCacheEntry
+	size    int64 // what the key counts in fetchCache.bytes
 	// dead is the number of trimmed entries before entries[0] in its
 	// array, which the array still holds (trim).
 	dead int
@@ -68,11 +77,20 @@ const (
 	// fetchCacheKeyCost is a key's size beyond its bytes: the map's slot,
 	// the string header, the fetchCacheKey and its slice header.
 	fetchCacheKeyCost = 96
+	// fetchCacheRefusedKeys bounds fetchCache.refused; when it is full it
+	// is emptied.
+	fetchCacheRefusedKeys = 1024
 )
 
-func newFetchCache(maxBytes int64) *fetchCache {
-	return &fetchCache{max: maxBytes, keys: map[string]*fetchCacheKey{}}
+func newFetchCache(maxBytes, retention int64) *fetchCache {
+	return &fetchCache{max: maxBytes, retention: retention, keys: map[string]*fetchCacheKey{}, refused: map[string]int64{}}
 }
+
+// firstLive is segmented.firstLive at the observed stream time now.
+func (c *fetchCache) firstLive(now int64) int64 { return max(0, now-c.retention+1) }
+
+// tooBig reports whether a key of size bytes may not be cached.
+func (c *fetchCache) tooBig(size int64) bool { return size > c.max/4 }
 
 // compareEntry orders an entry against (start, seq) as their keys are
 // ordered in the base store: by start, then by seq as the unsigned
@@ -86,16 +104,42 @@ func compareEntry(e fetchCacheEntry, t fetchCacheEntry) int {
 
 func compareStart(e fetchCacheEntry, start int64) int { return cmp.Compare(e.start, start) }
 
-// get returns the entries of key, without those before firstLive, and
-// whether the cache holds the key. The slice is the cache's: a caller
-// that yields from it counts itself in readers for as long as it does.
-func (c *fetchCache) get(key []byte, firstLive int64) ([]fetchCacheEntry, bool) {
+func entryCost(e *fetchCacheEntry) int64 { return fetchCacheEntryCost + int64(len(e.value)) }
+
+// get returns the entries of key, without those expired at the observed
+// stream time now, and whether the cache holds the key. The slice is the
+// cache's: a caller that yields from it counts itself in readers for as
+// long as it does.
+func (c *fetchCache) get(key []byte, now int64) ([]fetchCacheEntry, bool) {
 	k := c.keys[string(key)]
 	if k == nil {
 		return nil, false
 	}
-	c.trim(k, firstLive)
+	c.trim(k, c.firstLive(now))
 	return k.entries, true
+}
+
+// isRefused reports whether key was found too big to cache less than a
+// retention before now.
+func (c *fetchCache) isRefused(key []byte, now int64) bool {
+	at, ok := c.refused[string(key)]
+	if !ok {
+		return false
+	}
+	if now-at < c.retention {
+		return true
+	}
+	delete(c.refused, string(key))
+	return false
+}
+
+// refuse remembers that key is too big to cache at the observed stream
+// time now.
+func (c *fetchCache) refuse(key []byte, now int64) {
+	if len(c.refused) >= fetchCacheRefusedKeys {
+		clear(c.refused)
+	}
+	c.refused[string(key)] = now
 }
 
 // trim drops the entries of k before firstLive. They leave k's array when
@@ -109,7 +153,8 @@ func (c *fetchCache) trim(k *fetchCacheKey, firstLive int64) {
 	}
 	n, _ := slices.BinarySearchFunc(es, firstLive, compareStart)
 	for i := range n {
-		c.bytes -= fetchCacheEntryCost + int64(len(es[i].value))
+		k.size -= entryCost(&es[i])
+		c.bytes -= entryCost(&es[i])
 	}
 	k.dead += n
 	switch live := es[n:]; {
@@ -125,45 +170,36 @@ func (c *fetchCache) trim(k *fetchCacheKey, firstLive int64) {
 }
 
 // add caches key with its entries, which the caller has read from the base
-// store, in order, and which the cache now owns, unless the key alone
-// would take more than a quarter of the budget: the cache would then
-// evict other keys to hold it, and soon evict it in turn.
-func (c *fetchCache) add(key []byte, entries []fetchCacheEntry, firstLive int64) {
-	size := fetchCacheKeyCost + int64(len(key))
-	for i := range entries {
-		size += fetchCacheEntryCost + int64(len(entries[i].value))
-	}
-	if size > c.max/4 {
-		return
-	}
-	c.keys[string(key)] = &fetchCacheKey{entries: entries}
+// store, in order, and which the cache now owns; size is what they count
+// (keySize and entryCost), not too big.
+func (c *fetchCache) add(key []byte, entries []fetchCacheEntry, size, now int64) {
+	c.keys[string(key)] = &fetchCacheKey{entries: entries, size: size}
 	c.bytes += size
-	c.fit(firstLive)
+	c.fit(now)
 }
+
+// keySize is what a key with no entries counts.
+func keySize(key []byte) int64 { return fetchCacheKeyCost + int64(len(key)) }
 
 // drop forgets key, whose entries in the base the cache no longer knows:
 // a write through the store failed, perhaps after the base applied it.
 func (c *fetchCache) drop(key []byte) {
-	k := c.keys[string(key)]
-	if k == nil {
-		return
+	if k := c.keys[string(key)]; k != nil {
+		c.remove(string(key), k)
 	}
-	c.remove(string(key), k)
 }
 
 // remove deletes the key s, whose entries are k, and uncounts them.
 func (c *fetchCache) remove(s string, k *fetchCacheKey) {
-	for i := range k.entries {
-		c.bytes -= fetchCacheEntryCost + int64(len(k.entries[i].value))
-	}
+	c.bytes -= k.size
 	delete(c.keys, s)
-	c.bytes -= fetchCacheKeyCost + int64(len(s))
 }
 
-// put records a write of the base store through the WindowStore: a nil
-// value deletes the entry (start, seq), another sets it. Keys the cache
-// does not hold are left to the base.
-func (c *fetchCache) put(key []byte, start int64, seq int32, value []byte, firstLive int64) {
+// put records a write of the base store through the WindowStore, at the
+// observed stream time now after it: a nil value deletes the entry
+// (start, seq), another sets it. Keys the cache does not hold are left to
+// the base.
+func (c *fetchCache) put(key []byte, start int64, seq int32, value []byte, now int64) {
 	k := c.keys[string(key)]
 	if k == nil {
 		return
@@ -184,33 +220,45 @@ func (c *fetchCache) put(key []byte, start int64, seq int32, value []byte, first
 		// iteration holds the slice's old length.)
 		es, k.dead = slices.Clone(es), 0
 	}
+	before := k.size
 	switch {
 	case value == nil:
-		c.bytes -= fetchCacheEntryCost + int64(len(es[i].value))
+		k.size -= entryCost(&es[i])
 		es = slices.Delete(es, i, i+1)
+		if len(es) < cap(es)/4 {
+			// Deletions do not leave a large array behind a small key.
+			es, k.dead = slices.Clip(slices.Clone(es)), 0
+		}
 	case found:
-		c.bytes += int64(len(value)) - int64(len(es[i].value))
+		k.size += int64(len(value)) - int64(len(es[i].value))
 		es[i].value = bytes.Clone(value)
 	default:
-		c.bytes += fetchCacheEntryCost + int64(len(value))
 		grown := len(es) == cap(es)
 		es = slices.Insert(es, i, fetchCacheEntry{start: start, seq: seq, value: bytes.Clone(value)})
+		k.size += entryCost(&es[i])
 		if grown {
 			k.dead = 0 // a new array
 		}
 	}
 	k.entries = es
-	c.fit(firstLive)
+	c.bytes += k.size - before
+	if c.tooBig(k.size) {
+		c.remove(string(key), k)
+		c.refuse(key, now)
+		return
+	}
+	c.fit(now)
 }
 
 // fit brings the cache back within its budget: first by dropping expired
 // entries everywhere, then whole keys.
-func (c *fetchCache) fit(firstLive int64) {
+func (c *fetchCache) fit(now int64) {
 	if c.bytes <= c.max {
 		return
 	}
+	live := c.firstLive(now)
 	for s, k := range c.keys {
-		c.trim(k, firstLive)
+		c.trim(k, live)
 		if len(k.entries) == 0 {
 			c.remove(s, k)
 		}

@@ -12,14 +12,20 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// recount is what the fetch cache should count: its keys and entries.
-func recount(c *fetchCache) int64 {
+// recount is what the fetch cache should count: its keys and entries. It
+// fails t if a key counts other than its entries.
+func recount(t *testing.T, c *fetchCache) int64 {
+	t.Helper()
 	var n int64
 	for s, k := range c.keys {
-		n += fetchCacheKeyCost + int64(len(s))
-		for _, e := range k.entries {
-			n += fetchCacheEntryCost + int64(len(e.value))
+		size := keySize([]byte(s))
+		for i := range k.entries {
+			size += entryCost(&k.entries[i])
 		}
+		if size != k.size {
+			t.Fatalf("key %q counts %d bytes, its entries %d", s, k.size, size)
+		}
+		n += size
 	}
 	return n
 }
@@ -53,9 +59,9 @@ func TestFetchCacheAccountingAndNested(t *testing.T) {
 		}
 		plain, _ := NewWindowStore(pb, o)
 		oc := o
-		oc.FetchCacheBytes = int64(300 + rng.IntN(3000))
+		oc.FetchCacheBytes = int64(4000 + rng.IntN(30000))
 		cached, _ := NewWindowStore(cb, oc)
-		keys := []string{"a", "ab", "b", "c"}
+		keys := []string{"a", "ab", "b", "c", "d", "e", "f", "g"}
 		now := int64(0)
 		var op func(depth int)
 		op = func(depth int) {
@@ -91,18 +97,28 @@ func TestFetchCacheAccountingAndNested(t *testing.T) {
 				from := now - int64(rng.IntN(400))
 				to := from + int64(rng.IntN(500))
 				want := fk(plain, key, from, to)
+				// A fetch of a key the cache holds (after this one, which
+				// loads it or finds it too big) yields what the key had at
+				// its start; one the cache refused reads the base, whose
+				// iterations may see the loop body's writes.
+				if got := fk(cached, key, from, to); got != want {
+					t.Fatalf("seed %d depth %d FetchKey(%s,%d,%d):\n got %s\nwant %s", seed, depth, key, from, to, got, want)
+				}
+				_, snapshot := cached.cache.keys[key]
 				var got strings.Builder
+				nested := false
 				for st, v := range cached.FetchKey([]byte(key), from, to) {
 					fmt.Fprintf(&got, "%d=%s ", st, v)
 					if depth < 3 && rng.IntN(3) == 0 {
+						nested = true
 						op(depth + 1)
 					}
 				}
-				if got.String() != want {
+				if (snapshot || !nested) && got.String() != want {
 					t.Fatalf("seed %d depth %d FetchKey(%s,%d,%d):\n got %s\nwant %s", seed, depth, key, from, to, got.String(), want)
 				}
 			}
-			if c := recount(cached.cache); c != cached.cache.bytes {
+			if c := recount(t, cached.cache); c != cached.cache.bytes {
 				t.Fatalf("seed %d: counted %d, actual %d", seed, cached.cache.bytes, c)
 			}
 			if cached.cache.bytes > cached.cache.max {
@@ -201,13 +217,17 @@ func TestFetchCacheWriteAppliedThenFailed(t *testing.T) {
 
 // TestFetchCacheOversizedKey: a key that would take more than a quarter of
 // the budget is read from the base each time, not cached at the cost of
-// the other keys.
+// the other keys, nor read whole on each fetch.
 func TestFetchCacheOversizedKey(t *testing.T) {
-	s, _ := NewWindowStore(NewInMemoryKeyValueStore("w"), WindowStoreOptions{Retention: time.Hour, RetainDuplicates: true, FetchCacheBytes: 64 << 10})
 	big := bytes.Repeat([]byte("v"), 1000)
-	for i := range 100 {
-		_ = s.Put([]byte("hot"), int64(i), big)
+	open := func(cache int64) *WindowStore {
+		s, _ := NewWindowStore(NewInMemoryKeyValueStore("w"), WindowStoreOptions{Retention: time.Hour, RetainDuplicates: true, FetchCacheBytes: cache})
+		for i := range 100 {
+			_ = s.Put([]byte("hot"), int64(i), big)
+		}
+		return s
 	}
+	s := open(64 << 10)
 	for i := range 50 {
 		k := fmt.Sprintf("small-%d", i)
 		_ = s.Put([]byte(k), 1, []byte("x"))
@@ -221,5 +241,70 @@ func TestFetchCacheOversizedKey(t *testing.T) {
 	}
 	if n := len(s.cache.keys); n != 50 {
 		t.Errorf("%d keys cached after a fetch of the hot key, want the 50 small ones", n)
+	}
+	perFetch := func(s *WindowStore) uint64 {
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		for range 100 {
+			for range s.FetchKey([]byte("hot"), 98, 99) {
+			}
+		}
+		runtime.ReadMemStats(&b)
+		return (b.TotalAlloc - a.TotalAlloc) / 100
+	}
+	if p, c := perFetch(open(0)), perFetch(s); c > 2*p+1024 {
+		t.Errorf("a fetch of the refused key allocates %d bytes, %d without a cache", c, p)
+	}
+}
+
+// TestFetchCacheGrownKey: a key cached while small and grown past a quarter
+// of the budget by puts leaves the cache, not the other keys.
+func TestFetchCacheGrownKey(t *testing.T) {
+	s, _ := NewWindowStore(NewInMemoryKeyValueStore("w"), WindowStoreOptions{Retention: time.Hour, RetainDuplicates: true, FetchCacheBytes: 64 << 10})
+	big := bytes.Repeat([]byte("v"), 1000)
+	_ = s.Put([]byte("hot"), 0, big)
+	_ = fk(s, "hot", 0, 0) // cached at 1 KB
+	for i := range 50 {
+		k := fmt.Sprintf("small-%02d", i)
+		_ = s.Put([]byte(k), 1, []byte("x"))
+		_ = fk(s, k, 0, 10)
+	}
+	for i := 1; i < 70; i++ {
+		_ = s.Put([]byte("hot"), int64(i), big)
+		if k := s.cache.keys["hot"]; k != nil && s.cache.tooBig(k.size) {
+			t.Fatalf("the hot key is cached at %d bytes, more than a quarter of the budget", k.size)
+		}
+	}
+	if s.cache.keys["hot"] != nil {
+		t.Error("the hot key, 70 KB, is in a cache of 64 KiB")
+	}
+	if n := len(s.cache.keys); n != 50 {
+		t.Errorf("%d keys cached, want the 50 small ones", n)
+	}
+	if got := strings.Count(fk(s, "hot", 0, 100), "="); got != 70 {
+		t.Errorf("FetchKey(hot) yielded %d windows, want 70", got)
+	}
+}
+
+// TestFetchCacheDeletesShrinkArray: a key whose entries were deleted does
+// not keep the array they filled.
+func TestFetchCacheDeletesShrinkArray(t *testing.T) {
+	s, _ := NewWindowStore(NewInMemoryKeyValueStore("w"), WindowStoreOptions{Retention: time.Hour, RetainDuplicates: true, FetchCacheBytes: 4 << 20})
+	for i := range 2000 {
+		_ = s.Put([]byte("k"), int64(i), []byte("v"))
+	}
+	_ = fk(s, "k", 0, 0)
+	for i := range 1999 {
+		ck := AppendWindowKey(nil, []byte("k"), int64(i), int32(i+1))
+		if err := s.Restore(ck, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := s.cache.keys["k"]
+	if len(k.entries) != 1 || cap(k.entries) > 16 {
+		t.Errorf("after deleting 1999 of 2000 entries: len %d, cap %d", len(k.entries), cap(k.entries))
+	}
+	if got := fk(s, "k", 0, 5000); got != "1999=v " {
+		t.Errorf("FetchKey = %q", got)
 	}
 }

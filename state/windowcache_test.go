@@ -18,7 +18,7 @@ import (
 func TestWindowStoreFetchCacheModel(t *testing.T) {
 	forEachBase(t, func(t *testing.T, b segmentedBase) {
 		for _, dups := range []bool{true, false} {
-			for _, budget := range []int64{1 << 20, 600} {
+			for _, budget := range []int64{1 << 20, 4096} {
 				t.Run(fmt.Sprintf("dups=%v/budget=%d", dups, budget), func(t *testing.T) {
 					for seed := range uint64(8) {
 						fetchCacheModel(t, b, seed, dups, budget)
