@@ -479,7 +479,8 @@ func rawLoop(ctx context.Context, brokers []string, input, group string, n int, 
 	if err := cl.LeaveGroupContext(ctx); err != nil {
 		return result{}, err
 	}
-	return result{name: "raw franz-go consume→produce", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}, nil
+	r := result{name: "raw franz-go consume→produce", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}
+	return r, dropTopics(ctx, brokers, output)
 }
 
 // rawWordCount is the hand-written franz-go equivalent of the word count
@@ -541,7 +542,8 @@ func rawWordCount(ctx context.Context, brokers []string, input, group string, n,
 	if err := cl.LeaveGroupContext(ctx); err != nil {
 		return result{}, err
 	}
-	return result{name: "raw franz-go word count (words topic)", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}, nil
+	r := result{name: "raw franz-go word count (words topic)", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}
+	return r, dropTopics(ctx, brokers, group+"-")
 }
 
 func stateless(in, out string) (*topology.Topology, string) {
@@ -783,7 +785,41 @@ func sluice(ctx context.Context, brokers []string, input, run, name string, reco
 	}
 	r.written = written
 	r.dropped = droppedByReason(reg)
-	return r, nil
+	return r, dropTopics(ctx, brokers, run+"-"+name+"-")
+}
+
+// dropTopics deletes the topics whose names start with prefix: a run's own
+// (its output, changelog and repartition topics), once it is measured. Left
+// behind, each run's records would weigh on the runs after it: gigabytes
+// the kernel writes back to disk under them (real Kafka) or the embedded
+// broker keeps in memory (kfake). The runs are sequential, so a prefix that
+// is also another workload's (count-alos-, count-alos-cache-...) only
+// matches topics of a run that is over.
+func dropTopics(ctx context.Context, brokers []string, prefix string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return err
+	}
+	var drop []string
+	for _, t := range topics.Names() {
+		if strings.HasPrefix(t, prefix) {
+			drop = append(drop, t)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	resp, err := adm.DeleteTopics(ctx, drop...)
+	if err != nil {
+		return fmt.Errorf("delete the run's topics %v: %w", drop, err)
+	}
+	return resp.Error()
 }
 
 // endOffsets is the sum of the end offsets of topic's partitions: the

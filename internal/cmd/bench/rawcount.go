@@ -41,7 +41,10 @@ func rawCount(ctx context.Context, brokers []string, input, group string, n int,
 	r := result{name: "raw franz-go consume→count in a map→produce", records: n, elapsed: time.Since(start), cpu: cpuTime() - cpu}
 	r.written, err = endOffsets(ctx, brokers, output)
 	r.want = int64(n)
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	return r, dropTopics(ctx, brokers, output)
 }
 
 func rawCountClient(brokers []string, input, group, output string) (*kgo.Client, error) {
