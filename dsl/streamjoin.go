@@ -47,9 +47,10 @@ type StreamJoinOptions struct {
 	ThisStoreName, OtherStoreName string
 	// InMemory keeps the stores in memory (they are still restored from
 	// their changelogs). Kafka Streams: in-memory store suppliers. Either
-	// way, each window store keeps the live windows of the keys it has
-	// fetched in a cache of up to 4 MiB per task, which its own writes
-	// keep current (docs/state.md).
+	// way, each of the two window stores keeps the live windows of the
+	// keys it has fetched in a cache of up to 4 MiB in each task, on top of
+	// the record cache's budget, which its own writes keep current
+	// (docs/state.md).
 	InMemory bool
 	// DisableLogging: no changelog topics; the stores do not survive the
 	// task moving. Kafka Streams: StreamJoined.withLoggingDisabled.

@@ -32,7 +32,8 @@ type WindowStoreOptions struct {
 	// its last window has expired, so the store holds up to one
 	// SegmentInterval of expired windows (never returned) on top of
 	// Retention. Smaller segments drop sooner; every fetch visits each
-	// segment its time range overlaps, up to Retention/SegmentInterval + 2.
+	// segment its time range overlaps, up to Retention/SegmentInterval + 2
+	// (without a fetch cache; see FetchCacheBytes).
 	// Zero means Kafka Streams' default, max(Retention/2, 60s); otherwise at
 	// least 1ms, in whole milliseconds. It must not change while the
 	// store holds entries (nor may Kafka Streams'): NewWindowStore checks
@@ -101,8 +102,9 @@ type WindowStoreOptions struct {
 // yielded by iteration until the next step. Put and Fetch allocate nothing
 // beyond what the base store allocates (nothing at all for an overwrite
 // over an in-memory base), except a Put that drops expired segments and,
-// with a fetch cache, a Put of a key the cache holds (the copy of the
-// value) and the fetch that brings a key into the cache.
+// with a fetch cache, its bookkeeping: the copy of each value it keeps,
+// of a key's entries when it compacts them or a write meets an iteration
+// in progress, and the fetch that brings a key into the cache.
 //
 // The loop body of an iteration may use the store, writes included.
 // Whether the rest of the iteration sees such writes is the base store's
@@ -299,9 +301,10 @@ func (s *WindowStore) fetchFirst(key []byte, start int64) ([]byte, bool, error) 
 // FetchKey yields the windows of key whose start is in from..to, both
 // inclusive, in ascending order of start (and of seq for duplicates), with
 // their values: Kafka Streams' WindowStore.fetch(key, timeFrom, timeTo).
-// Expired windows are not yielded. It visits only the segments the range
-// overlaps and, in each, only the key's entries in the range (and those of
-// keys the key is a byte prefix of, which it skips).
+// Expired windows are not yielded. Without a fetch cache, it visits only
+// the segments the range overlaps and, in each, only the key's entries in
+// the range (and those of keys the key is a byte prefix of, which it
+// skips); with one, see WindowStoreOptions.FetchCacheBytes.
 //
 // After the loop, IterErr reports an error that ended it early.
 func (s *WindowStore) FetchKey(key []byte, from, to int64) iter.Seq2[int64, []byte] {
@@ -312,7 +315,7 @@ func (s *WindowStore) FetchKey(key []byte, from, to int64) iter.Seq2[int64, []by
 		}
 		from = max(from, s.seg.firstLive())
 		if s.cache == nil {
-			s.fetchBase(key, from, to, func(start int64, _ int32, v []byte) bool { return yield(start, v) })
+			s.fetchBase(key, from, to, withoutSeq(yield))
 			return
 		}
 		s.fetchCached(key, from, to, yield)
@@ -327,7 +330,7 @@ func (s *WindowStore) fetchCached(key []byte, from, to int64, yield func(int64, 
 	es, ok := c.get(key, s.seg.observed)
 	if !ok {
 		if c.isRefused(key, s.seg.observed) {
-			s.fetchBase(key, from, to, func(start int64, _ int32, v []byte) bool { return yield(start, v) })
+			s.fetchBase(key, from, to, withoutSeq(yield))
 			return
 		}
 		var failed bool
@@ -335,7 +338,7 @@ func (s *WindowStore) fetchCached(key []byte, from, to int64, yield func(int64, 
 			return
 		}
 		if !ok {
-			s.fetchBase(key, from, to, func(start int64, _ int32, v []byte) bool { return yield(start, v) })
+			s.fetchBase(key, from, to, withoutSeq(yield))
 			return
 		}
 	}
@@ -363,7 +366,7 @@ func (s *WindowStore) load(key []byte) (es []fetchCacheEntry, ok, failed bool) {
 		size += entryCost(&es[len(es)-1])
 		return !c.tooBig(size)
 	})
-	if s.seg.iterErr != nil || s.seg.closed {
+	if s.seg.iterErr != nil {
 		return nil, false, true
 	}
 	if c.tooBig(size) {
@@ -372,6 +375,11 @@ func (s *WindowStore) load(key []byte) (es []fetchCacheEntry, ok, failed bool) {
 	}
 	c.add(key, es, size, s.seg.observed)
 	return es, true, false
+}
+
+// withoutSeq adapts FetchKey's yield to fetchBase's.
+func withoutSeq(yield func(int64, []byte) bool) func(int64, int32, []byte) bool {
+	return func(start int64, _ int32, v []byte) bool { return yield(start, v) }
 }
 
 // fetchBase yields the entries of key with starts in from..to from the base

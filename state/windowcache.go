@@ -33,9 +33,10 @@ import (
 // with it every entry it had); the cache remembers up to
 // fetchCacheRefusedKeys such keys. The budget
 // counts keys and values and an estimate of the cache's own overhead
-// (fetchCacheEntryCost, fetchCacheKeyCost); the memory held is within
-// about twice that, since trimmed entries wait in their key's array until
-// they are as many as the live ones, and arrays grow by doubling.
+// (fetchCacheEntryCost, fetchCacheKeyCost); the memory held is a small
+// multiple of that (up to about three times), since trimmed entries, and
+// their values, wait in their key's array until they are as many as the
+// live ones, and arrays grow by doubling.
 //
 // A write that fails drops its key: the base may have applied it (a
 // logged store writes the base, then reports a failed changelog send).

@@ -104,16 +104,18 @@ func WrapStore(spec *topology.StoreSpec, base state.KeyValueStore) (state.Store,
 	return nil, fmt.Errorf("sluice: store %s: unknown kind %d", spec.Name, spec.Kind)
 }
 
-// JoinFetchCacheBytes is the budget of the fetch cache of each window
+// joinFetchCacheBytes is the budget of the fetch cache of each window
 // store that retains duplicates, a stream-stream join's
 // (state.WindowStoreOptions.FetchCacheBytes): the join fetches the other
 // side's windows of every record's key, and keeping the keys' live entries
-// in memory spares the base store's seeks (docs/performance.md).
-const JoinFetchCacheBytes = 4 << 20
+// in memory spares the base store's seeks (docs/performance.md). It is
+// not part of the record cache's budget (runtime.CacheMaxBytes): each
+// task's join takes up to twice this on top.
+const joinFetchCacheBytes = 4 << 20
 
 func fetchCacheBytes(spec *topology.StoreSpec) int64 {
 	if spec.RetainDuplicates {
-		return JoinFetchCacheBytes
+		return joinFetchCacheBytes
 	}
 	return 0
 }

@@ -39,6 +39,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -52,6 +53,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
@@ -816,10 +818,15 @@ func dropTopics(ctx context.Context, brokers []string, prefix string) error {
 		return nil
 	}
 	resp, err := adm.DeleteTopics(ctx, drop...)
-	if err != nil {
-		return fmt.Errorf("delete the run's topics %v: %w", drop, err)
+	if err == nil {
+		err = resp.Error()
 	}
-	return resp.Error()
+	if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		// The run is measured: a topic left behind weighs on the next
+		// runs, not on this one's figures.
+		fmt.Fprintf(os.Stderr, "warning: delete the run's topics %v: %v\n", drop, err)
+	}
+	return nil
 }
 
 // endOffsets is the sum of the end offsets of topic's partitions: the
