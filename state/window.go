@@ -145,7 +145,7 @@ func NewWindowStore(base KeyValueStore, o WindowStoreOptions) (*WindowStore, err
 		dups: o.RetainDuplicates,
 	}
 	if o.FetchCacheBytes > 0 {
-		s.cache = newFetchCache(o.FetchCacheBytes, s.seg.retention)
+		s.cache = newFetchCache(o.FetchCacheBytes, &s.seg)
 	}
 	if err := s.seg.open(); err != nil {
 		return nil, err
@@ -264,7 +264,7 @@ func (s *WindowStore) write(key []byte, start int64, seq int32, value []byte) er
 		return err
 	}
 	if s.cache != nil {
-		s.cache.put(key, start, seq, value, s.seg.observed)
+		s.cache.put(key, start, seq, value)
 	}
 	return nil
 }
@@ -327,12 +327,8 @@ func (s *WindowStore) FetchKey(key []byte, from, to int64) iter.Seq2[int64, []by
 // the base.
 func (s *WindowStore) fetchCached(key []byte, from, to int64, yield func(int64, []byte) bool) {
 	c := s.cache
-	es, ok := c.get(key, s.seg.observed)
+	es, ok := c.get(key)
 	if !ok {
-		if c.isRefused(key, s.seg.observed) {
-			s.fetchBase(key, from, to, withoutSeq(yield))
-			return
-		}
 		var failed bool
 		if es, ok, failed = s.load(key); failed {
 			return
@@ -357,9 +353,13 @@ func (s *WindowStore) fetchCached(key []byte, from, to int64, yield func(int64, 
 
 // load reads every live entry of key from the base store into the fetch
 // cache and returns them. It stops, and refuses the key, once the key is
-// too big to cache (ok false); failed reports a failed read (IterErr).
+// too big to cache, and reads nothing for a key refused before (ok false
+// both times); failed reports a failed read (IterErr).
 func (s *WindowStore) load(key []byte) (es []fetchCacheEntry, ok, failed bool) {
 	c := s.cache
+	if c.isRefused(key) {
+		return nil, false, false
+	}
 	size := keySize(key)
 	s.fetchBase(key, s.seg.firstLive(), math.MaxInt64, func(start int64, seq int32, v []byte) bool {
 		es = append(es, fetchCacheEntry{start: start, seq: seq, value: bytes.Clone(v)})
@@ -370,10 +370,10 @@ func (s *WindowStore) load(key []byte) (es []fetchCacheEntry, ok, failed bool) {
 		return nil, false, true
 	}
 	if c.tooBig(size) {
-		c.refuse(key, s.seg.observed)
+		c.refuse(key)
 		return nil, false, false
 	}
-	c.add(key, es, size, s.seg.observed)
+	c.add(key, es, size)
 	return es, true, false
 }
 

@@ -41,10 +41,10 @@ import (
 // A write that fails drops its key: the base may have applied it (a
 // logged store writes the base, then reports a failed changelog send).
 type fetchCache struct {
-	max       int64
-	retention int64 // the store's, ms
-	bytes     int64
-	keys      map[string]*fetchCacheKey
+	max   int64
+	seg   *segmented // the store's: its observed stream time and first live time
+	bytes int64
+	keys  map[string]*fetchCacheKey
 	// refused holds the keys too big to cache, with the observed stream
 	// time when they were found so.
 	refused map[string]int64
@@ -83,12 +83,9 @@ const (
 	fetchCacheRefusedKeys = 1024
 )
 
-func newFetchCache(maxBytes, retention int64) *fetchCache {
-	return &fetchCache{max: maxBytes, retention: retention, keys: map[string]*fetchCacheKey{}, refused: map[string]int64{}}
+func newFetchCache(maxBytes int64, seg *segmented) *fetchCache {
+	return &fetchCache{max: maxBytes, seg: seg, keys: map[string]*fetchCacheKey{}, refused: map[string]int64{}}
 }
-
-// firstLive is segmented.firstLive at the observed stream time now.
-func (c *fetchCache) firstLive(now int64) int64 { return max(0, now-c.retention+1) }
 
 // tooBig reports whether a key of size bytes may not be cached.
 func (c *fetchCache) tooBig(size int64) bool { return size > c.max/4 }
@@ -107,40 +104,39 @@ func compareStart(e fetchCacheEntry, start int64) int { return cmp.Compare(e.sta
 
 func entryCost(e *fetchCacheEntry) int64 { return fetchCacheEntryCost + int64(len(e.value)) }
 
-// get returns the entries of key, without those expired at the observed
-// stream time now, and whether the cache holds the key. The slice is the
-// cache's: a caller that yields from it counts itself in readers for as
-// long as it does.
-func (c *fetchCache) get(key []byte, now int64) ([]fetchCacheEntry, bool) {
+// get returns the entries of key, without the expired ones, and whether
+// the cache holds the key. The slice is the cache's: a caller that yields
+// from it counts itself in readers for as long as it does.
+func (c *fetchCache) get(key []byte) ([]fetchCacheEntry, bool) {
 	k := c.keys[string(key)]
 	if k == nil {
 		return nil, false
 	}
-	c.trim(k, c.firstLive(now))
+	c.trim(k, c.seg.firstLive())
 	return k.entries, true
 }
 
-// isRefused reports whether key was found too big to cache less than a
-// retention before now.
-func (c *fetchCache) isRefused(key []byte, now int64) bool {
+// isRefused reports whether key was found too big to cache while an entry
+// it had then may still be live.
+func (c *fetchCache) isRefused(key []byte) bool {
 	at, ok := c.refused[string(key)]
 	if !ok {
 		return false
 	}
-	if now-at < c.retention {
+	if c.seg.firstLive() <= at {
 		return true
 	}
 	delete(c.refused, string(key))
 	return false
 }
 
-// refuse remembers that key is too big to cache at the observed stream
-// time now.
-func (c *fetchCache) refuse(key []byte, now int64) {
+// refuse remembers that key is too big to cache, with the observed stream
+// time: none of its entries is later.
+func (c *fetchCache) refuse(key []byte) {
 	if len(c.refused) >= fetchCacheRefusedKeys {
 		clear(c.refused)
 	}
-	c.refused[string(key)] = now
+	c.refused[string(key)] = c.seg.observed
 }
 
 // trim drops the entries of k before firstLive. They leave k's array when
@@ -173,10 +169,10 @@ func (c *fetchCache) trim(k *fetchCacheKey, firstLive int64) {
 // add caches key with its entries, which the caller has read from the base
 // store, in order, and which the cache now owns; size is what they count
 // (keySize and entryCost), not too big.
-func (c *fetchCache) add(key []byte, entries []fetchCacheEntry, size, now int64) {
+func (c *fetchCache) add(key []byte, entries []fetchCacheEntry, size int64) {
 	c.keys[string(key)] = &fetchCacheKey{entries: entries, size: size}
 	c.bytes += size
-	c.fit(now)
+	c.fit()
 }
 
 // keySize is what a key with no entries counts.
@@ -196,11 +192,11 @@ func (c *fetchCache) remove(s string, k *fetchCacheKey) {
 	delete(c.keys, s)
 }
 
-// put records a write of the base store through the WindowStore, at the
-// observed stream time now after it: a nil value deletes the entry
+// put records a write of the base store through the WindowStore, after it
+// moved the observed stream time: a nil value deletes the entry
 // (start, seq), another sets it. Keys the cache does not hold are left to
 // the base.
-func (c *fetchCache) put(key []byte, start int64, seq int32, value []byte, now int64) {
+func (c *fetchCache) put(key []byte, start int64, seq int32, value []byte) {
 	k := c.keys[string(key)]
 	if k == nil {
 		return
@@ -245,19 +241,19 @@ func (c *fetchCache) put(key []byte, start int64, seq int32, value []byte, now i
 	c.bytes += k.size - before
 	if c.tooBig(k.size) {
 		c.remove(string(key), k)
-		c.refuse(key, now)
+		c.refuse(key)
 		return
 	}
-	c.fit(now)
+	c.fit()
 }
 
 // fit brings the cache back within its budget: first by dropping expired
 // entries everywhere, then whole keys.
-func (c *fetchCache) fit(now int64) {
+func (c *fetchCache) fit() {
 	if c.bytes <= c.max {
 		return
 	}
-	live := c.firstLive(now)
+	live := c.seg.firstLive()
 	for s, k := range c.keys {
 		c.trim(k, live)
 		if len(k.entries) == 0 {
