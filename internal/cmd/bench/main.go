@@ -46,6 +46,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"syscall"
@@ -101,6 +102,7 @@ func run() error {
 	runs := flag.Int("runs", 3, "runs of each workload (interleaved); the median is reported")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the workloads (not of producing the input) to this file")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the workloads (not of producing the input) to this file")
+	traceFile := flag.String("trace", "", "write an execution trace of the in-process workloads (not of producing the input; not with -table or latency) to this file, for go tool trace: where the worker and the poll loop wait (docs/performance.md)")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -234,6 +236,19 @@ func run() error {
 		if _, err := joinInput(); err != nil {
 			return err
 		}
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer func() {
+			trace.Stop()
+			f.Close()
+		}()
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
