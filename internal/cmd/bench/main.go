@@ -102,7 +102,7 @@ func run() error {
 	runs := flag.Int("runs", 3, "runs of each workload (interleaved); the median is reported")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the workloads (not of producing the input) to this file")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the workloads (not of producing the input) to this file")
-	traceFile := flag.String("trace", "", "write an execution trace of the in-process workloads (not of producing the input; not with -table or latency) to this file, for go tool trace: where the worker and the poll loop wait (docs/performance.md)")
+	traceFile := flag.String("trace", "", "write an execution trace of the in-process workloads (not of producing the input; the -table rows and the latency benchmark are not traced) to this file, for go tool trace and internal/cmd/bench/tracewait: where the worker and the poll loop wait (docs/performance.md)")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -243,11 +243,14 @@ func run() error {
 			return err
 		}
 		if err := trace.Start(f); err != nil {
+			f.Close()
 			return err
 		}
 		defer func() {
 			trace.Stop()
-			f.Close()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: write the trace %s: %v\n", *traceFile, err)
+			}
 		}()
 	}
 	if *cpuprofile != "" {
