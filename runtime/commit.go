@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -49,6 +50,45 @@ type committer interface {
 	start(ctx context.Context) error
 }
 
+// The phases of a commit, as sluice_commit_phase_duration_seconds labels
+// them, in the order each guarantee runs them (see atLeastOnce and
+// exactlyOnce).
+const (
+	// phaseStores: the record caches and stores flushed into the tasks'
+	// pending batches and changelogs (a cache's dirty entries sent on).
+	phaseStores = "stores"
+	// phaseProduce: every record produced so far acknowledged, and the
+	// records Kafka refused handed to the production handler.
+	phaseProduce = "produce"
+	// phaseOffsets: the input offsets committed (OffsetCommit, or under
+	// ExactlyOnce TxnOffsetCommit in the transaction).
+	phaseOffsets = "offsets"
+	// phaseTransaction: the transaction committed (EndTxn; ExactlyOnce).
+	phaseTransaction = "transaction"
+	// phaseLocal: each task's pending batch applied to its DB with the
+	// input positions it reflects.
+	phaseLocal = "local"
+)
+
+// phaseTimer times the phases of one commit.
+type phaseTimer struct {
+	h    *prometheus.HistogramVec
+	last time.Time
+}
+
+// phases starts timing the phases of a commit that began at start.
+func (m *metrics) phases(start time.Time) phaseTimer {
+	return phaseTimer{h: m.commitPhase, last: start}
+}
+
+// done observes the time since the previous phase ended (or the commit
+// began) as phase's.
+func (t *phaseTimer) done(phase string) {
+	now := time.Now()
+	t.h.WithLabelValues(phase).Observe(now.Sub(t.last).Seconds())
+	t.last = now
+}
+
 // errRolledBack is wrapped by a commit that failed and was aborted.
 var errRolledBack = errors.New("sluice: commit aborted: the uncommitted progress of the tasks was rolled back")
 
@@ -81,9 +121,11 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 		return nil
 	}
 	start := time.Now()
+	phases := c.metrics.phases(start)
 	if err := flushStores(runners); err != nil {
 		return err
 	}
+	phases.done(phaseStores)
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := c.prod.flush(fctx); err != nil {
@@ -123,10 +165,12 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	// unlogged), and a
 	// sync per task per commit held the workers for tens of milliseconds
 	// at every 100 ms commit (docs/architecture.md, per-record cost).
+	phases.done(phaseProduce)
 	ends := c.prod.changelogEnds()
 	if err := commitLocalState(runners, ends, false, c.prod.generation()); err != nil {
 		return err
 	}
+	phases.done(phaseLocal)
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, r := range runners {
 		r.offsets(offsets)
@@ -148,6 +192,7 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 			}
 		}
 	})
+	phases.done(phaseOffsets)
 	if commitErr != nil {
 		if isRebalanceError(commitErr) {
 			// The group moved on without this member: its tasks are lost
@@ -237,9 +282,11 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 		return c.broken
 	}
 	start := time.Now()
+	phases := c.metrics.phases(start)
 	if err := flushStores(runners); err != nil {
 		return err
 	}
+	phases.done(phaseStores)
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, r := range runners {
 		r.offsets(offsets)
@@ -262,11 +309,13 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 		// abort, and replay knowing what was refused (deadletter.go).
 		return c.rollback(ctx, errRefused)
 	}
+	phases.done(phaseProduce)
 	if c.prod.sentInTxn() == 0 {
 		err = c.commitPlain(fctx, offsets, meta)
 	} else {
 		err = c.txn.commitOffsets(fctx, offsets, meta)
 	}
+	phases.done(phaseOffsets)
 	if err == nil && c.hook != nil {
 		err = c.hook("offsets")
 	}
@@ -276,6 +325,7 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 	if err != nil {
 		return c.rollback(ctx, err)
 	}
+	phases.done(phaseTransaction)
 	ends := c.prod.changelogEnds()
 	if c.hook != nil {
 		if err := c.hook("ended"); err != nil {
@@ -286,6 +336,7 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 	if err := commitLocalState(runners, ends, false, c.prod.generation()); err != nil {
 		return err
 	}
+	phases.done(phaseLocal)
 	for _, r := range runners {
 		r.committed(offsets)
 	}

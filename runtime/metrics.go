@@ -53,8 +53,10 @@ type metrics struct {
 	deadLettered *prometheus.CounterVec
 	commits      prometheus.Counter
 	commitDur    prometheus.Histogram
-	tasks        prometheus.Gauge
-	restored     *prometheus.CounterVec
+	// commitPhase times each phase of a commit (phaseTimer).
+	commitPhase *prometheus.HistogramVec
+	tasks       prometheus.Gauge
+	restored    *prometheus.CounterVec
 	// restoreRemaining is the number of changelog records a store still
 	// has to restore.
 	restoreRemaining *prometheus.GaugeVec
@@ -157,6 +159,10 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_commit_duration_seconds", Help: "Time to flush state and output and commit offsets.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		commitPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_commit_phase_duration_seconds", Help: "Time of each phase of a commit (stores, produce, offsets, transaction, local).", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}, []string{"phase"}),
 		tasks: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_active_tasks", Help: "Tasks assigned to this instance.", ConstLabels: labels,
 		}),
@@ -239,7 +245,7 @@ func newMetrics(appID string, reg prometheus.Registerer) (*metrics, error) {
 
 // collectors are every metric family of the App's.
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.processed, m.dropped, m.deadLettered, m.commits, m.commitDur, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
+	return []prometheus.Collector{m.processed, m.dropped, m.deadLettered, m.commits, m.commitDur, m.commitPhase, m.tasks, m.restored, m.restoreRemaining, m.cleaned,
 		m.txnCommits, m.txnAborts, m.fenced, m.standbyApplied, m.standbyLag, m.standbyPromotions, m.staleSkipped, m.brokersReachable,
 		m.processSeconds, m.processLatency, m.punctuate, m.polls, m.polledRecords, m.lag, m.storeOps, m.standbyTasks, m.rebalances,
 		m.caches, m.state}

@@ -340,6 +340,26 @@ func testMetricsMoveUnderLoad(t *testing.T, g Guarantee) {
 	if got := gather(t, a.gatherer)["sluice_application_state"].series["application_id="+appID+",state=NOT_RUNNING"]; got != 1 {
 		t.Errorf("sluice_application_state{state=NOT_RUNNING} of the closed instance = %v, want 1", got)
 	}
+	// Every completed commit timed each of its phases (observed before
+	// the commit counts itself); ExactlyOnce alone has a transaction.
+	final := gather(t, a.gatherer)
+	commits := value(final, "sluice_commits_total")
+	phases := map[string]float64{}
+	for k, n := range final["sluice_commit_phase_duration_seconds"].series {
+		phases[strings.TrimPrefix(k, "application_id="+appID+",phase=")] = n
+	}
+	want := []string{"local", "offsets", "produce", "stores"}
+	if g == ExactlyOnce {
+		want = []string{"local", "offsets", "produce", "stores", "transaction"}
+	}
+	if got := slices.Sorted(maps.Keys(phases)); commits == 0 || !slices.Equal(got, want) {
+		t.Errorf("commit phases timed %v after %v commits, want %v", phases, commits, want)
+	}
+	for p, n := range phases {
+		if n < commits {
+			t.Errorf("commit phase %s timed %v times, fewer than the %v commits", p, n, commits)
+		}
+	}
 }
 
 // The records lag gauge of each input partition comes down to 0 once the

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/connectors"
@@ -462,7 +464,7 @@ func startSluiceCount(ctx context.Context, brokers []string, input, output, id s
 
 // printCommits prints what the App's commits took (the workers wait
 // through each): their number, mean and largest bucket, and their share
-// of the run.
+// of the run; and the mean of each of their phases.
 //
 // -commits prints them after each Sluice run of the other workloads too.
 var commitStats = flag.Bool("commits", false, "print what the commits of each Sluice run took (count, mean, p99 bucket, share of the run)")
@@ -472,7 +474,16 @@ func printCommits(reg *prometheus.Registry, run time.Duration) {
 	if err != nil {
 		return
 	}
+	// A -table child's standard output is its result; its standard error
+	// reaches the terminal.
+	out := os.Stdout
+	if *childSpec != "" {
+		out = os.Stderr
+	}
 	for _, mf := range mfs {
+		if mf.GetName() == "sluice_commit_phase_duration_seconds" {
+			printPhases(out, mf)
+		}
 		if mf.GetName() != "sluice_commit_duration_seconds" {
 			continue
 		}
@@ -490,14 +501,37 @@ func printCommits(reg *prometheus.Registry, run time.Duration) {
 			}
 		}
 		if n > 0 {
-			// A -table child's standard output is its result; its
-			// standard error reaches the terminal.
-			out := os.Stdout
-			if *childSpec != "" {
-				out = os.Stderr
-			}
 			fmt.Fprintf(out, "  Sluice commits: %d, mean %.1f ms, p99 at most %.0f ms, %.1f%% of the run\n",
 				n, 1000*sum/float64(n), 1000*p99, 100*sum/run.Seconds())
 		}
 	}
+}
+
+// printPhases prints the mean time of each commit phase, in the order the
+// commits run them.
+func printPhases(out io.Writer, mf *dto.MetricFamily) {
+	order := []string{"stores", "produce", "offsets", "transaction", "local"}
+	if !slices.ContainsFunc(mf.GetMetric(), func(m *dto.Metric) bool { return labelValue(m, "phase") == "transaction" }) {
+		order = []string{"stores", "produce", "local", "offsets"} // at-least-once
+	}
+	var parts []string
+	for _, phase := range order {
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); labelValue(m, "phase") == phase && h.GetSampleCount() > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.1f", phase, 1000*h.GetSampleSum()/float64(h.GetSampleCount())))
+			}
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(out, "  Sluice commit phases, mean ms: %s\n", strings.Join(parts, ", "))
+	}
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }
