@@ -106,6 +106,9 @@ func run() error {
 	flag.Parse()
 
 	ctx := context.Background()
+	if *compareBins != "" {
+		return runCompare(ctx, *compareBins, *compareRounds, flag.Args())
+	}
 	brokers := strings.Split(*brokersFlag, ",")
 	where := "real Kafka at " + *brokersFlag
 	if *brokersFlag == "" {
