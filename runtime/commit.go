@@ -61,19 +61,30 @@ const (
 	// records Kafka refused handed to the production handler.
 	phaseProduce = "produce"
 	// phaseOffsets: the input offsets committed (OffsetCommit, or under
-	// ExactlyOnce TxnOffsetCommit in the transaction).
+	// ExactlyOnce TxnOffsetCommit in the transaction; OffsetCommit there
+	// too when nothing was produced, commitPlain).
 	phaseOffsets = "offsets"
-	// phaseTransaction: the transaction committed (EndTxn; ExactlyOnce).
+	// phaseTransaction: the transaction committed (EndTxn; ExactlyOnce;
+	// next to nothing when nothing was produced: no EndTxn is sent).
 	phaseTransaction = "transaction"
 	// phaseLocal: each task's pending batch applied to its DB with the
 	// input positions it reflects.
 	phaseLocal = "local"
 )
 
-// phaseTimer times the phases of one commit.
+// phaseTimer times the phases of one commit. They are observed when the
+// commit completes (observe), with sluice_commits_total and
+// sluice_commit_duration_seconds: a commit that had nothing to commit,
+// failed or was postponed is in none of them, so each phase's count is
+// the commits' and their means add up to the commits' mean.
 type phaseTimer struct {
-	h    *prometheus.HistogramVec
-	last time.Time
+	h      *prometheus.HistogramVec
+	last   time.Time
+	n      int
+	phases [5]struct {
+		name string
+		d    time.Duration
+	}
 }
 
 // phases starts timing the phases of a commit that began at start.
@@ -81,12 +92,20 @@ func (m *metrics) phases(start time.Time) phaseTimer {
 	return phaseTimer{h: m.commitPhase, last: start}
 }
 
-// done observes the time since the previous phase ended (or the commit
+// done records the time since the previous phase ended (or the commit
 // began) as phase's.
 func (t *phaseTimer) done(phase string) {
 	now := time.Now()
-	t.h.WithLabelValues(phase).Observe(now.Sub(t.last).Seconds())
+	t.phases[t.n].name, t.phases[t.n].d = phase, now.Sub(t.last)
+	t.n++
 	t.last = now
+}
+
+// observe observes the phases of the completed commit.
+func (t *phaseTimer) observe() {
+	for _, p := range t.phases[:t.n] {
+		t.h.WithLabelValues(p.name).Observe(p.d.Seconds())
+	}
 }
 
 // errRolledBack is wrapped by a commit that failed and was aborted.
@@ -218,6 +237,7 @@ func (c *atLeastOnce) commit(ctx context.Context, runners []*runner) error {
 	// No checkpoint file per commit: the commits are unsynced, so, as
 	// under exactly-once, each task writes it when it closes, after a
 	// sync (checkpointOnClose), and after a restore.
+	phases.observe()
 	c.metrics.commits.Inc()
 	c.metrics.commitDur.Observe(time.Since(start).Seconds())
 	c.purge(fctx, offsets)
@@ -342,6 +362,7 @@ func (c *exactlyOnce) commit(ctx context.Context, runners []*runner) error {
 	}
 	c.lastEnds = ends
 	c.prod.forgetRemembered(offsets)
+	phases.observe()
 	c.metrics.commits.Inc()
 	c.metrics.txnCommits.Inc()
 	c.metrics.commitDur.Observe(time.Since(start).Seconds())

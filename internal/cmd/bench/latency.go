@@ -467,7 +467,7 @@ func startSluiceCount(ctx context.Context, brokers []string, input, output, id s
 // of the run; and the mean of each of their phases.
 //
 // -commits prints them after each Sluice run of the other workloads too.
-var commitStats = flag.Bool("commits", false, "print what the commits of each Sluice run took (count, mean, p99 bucket, share of the run)")
+var commitStats = flag.Bool("commits", false, "print what the commits of each Sluice run took (count, mean, p99 bucket, share of the run) and the mean of each of their phases")
 
 func printCommits(reg *prometheus.Registry, run time.Duration) {
 	mfs, err := reg.Gather()
