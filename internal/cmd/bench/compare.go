@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -10,10 +11,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // -compare is the A/B method of docs/performance.md in one command: two
@@ -21,12 +24,16 @@ import (
 // scripts/abbench.sh builds) run alternately with the same arguments, A
 // then B in odd rounds and B then A in even ones, so that neither always
 // runs first; on real Kafka, on the same broker. Each build prints a
-// line per workload run ("  <workload>  N records/s  X CPU-s/M"); the
-// comparison takes each workload's median per build over the rounds and
-// B's factor over A, and each round's factor, since the machine's speed
-// moves between rounds.
+// line per workload run ("  <workload>  N records/s  X CPU-s/M"). For
+// each workload and build the comparison takes the median run as the
+// rest of the benchmark does (the run of median records/s, the upper one
+// of an even count, and its CPU per record), B's factor over A, and,
+// when each round ran the workload once per build (-runs 1), each
+// round's factor and their median: the two runs of a round are next to
+// each other in time, so their ratio leaves out the machine's drift
+// between rounds.
 var (
-	compareBins   = flag.String("compare", "", "A,B: run the two bench binaries A and B alternately (-rounds each; A B, then B A, ...) with the arguments after --, and print each workload's median records/s and CPU-s per 1M for each, and B's factor over A (scripts/abbench.sh builds them from two revisions)")
+	compareBins   = flag.String("compare", "", "A,B: run the two bench binaries A and B alternately (-rounds each; A B, then B A, ...) with the arguments after --, and print each workload's median run for each, and B's factor over A (scripts/abbench.sh builds them from two revisions)")
 	compareRounds = flag.Int("rounds", 3, "-compare: how many times each binary runs")
 )
 
@@ -62,57 +69,60 @@ func parseRuns(out []byte) (map[string][]runResult, []string) {
 	return byName, order
 }
 
-// comparison is a workload's results under both builds, a round's result
-// per entry (several if the build ran the workload more than once in a
-// round: -runs).
+// comparison is a workload's runs under both builds, in the order of the
+// rounds (several per round with -runs N).
 type comparison struct {
 	name string
 	a, b []runResult
 }
 
-// median returns the median of xs (the upper one of an even count, as the
-// rest of the benchmark takes it).
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
+// medianRun returns the run of median records/s (the upper one of an even
+// count), as the rest of the benchmark reports a workload.
+func medianRun(rs []runResult) runResult {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(x, y runResult) int { return cmp.Compare(x.rate, y.rate) })
 	return s[len(s)/2]
 }
 
-// printComparison prints each workload both builds ran: the medians, B's
-// factor over A (records/s B/A, CPU A/B: above 1 means B is better in
-// both), and each round's records/s factor when each round ran the
-// workload once in each build.
+// printComparison prints each workload of cs: each build's median run,
+// B's factor over A (records/s B/A, CPU per record A/B: above 1 means B
+// is better in both), and, when each of the rounds ran the workload once
+// in each build, each round's records/s factor and their median.
 func printComparison(w io.Writer, cs []comparison, rounds int) {
 	fmt.Fprintf(w, "%-48s %12s %10s %12s %10s %14s %12s\n", "workload", "A records/s", "A CPU-s/M", "B records/s", "B CPU-s/M", "B/A records/s", "A/B CPU-s/M")
 	for _, c := range cs {
 		if len(c.a) == 0 || len(c.b) == 0 {
-			fmt.Fprintf(w, "%-48s only in %s\n", c.name, map[bool]string{true: "B", false: "A"}[len(c.a) == 0])
+			only := "A"
+			if len(c.a) == 0 {
+				only = "B"
+			}
+			fmt.Fprintf(w, "%-48s only in %s\n", c.name, only)
 			continue
 		}
-		field := func(rs []runResult, f func(runResult) float64) []float64 {
-			xs := make([]float64, len(rs))
-			for i, r := range rs {
-				xs[i] = f(r)
-			}
-			return xs
-		}
-		rate := func(r runResult) float64 { return r.rate }
-		cpu := func(r runResult) float64 { return r.cpu }
-		ar, ac, br, bc := median(field(c.a, rate)), median(field(c.a, cpu)), median(field(c.b, rate)), median(field(c.b, cpu))
-		fmt.Fprintf(w, "%-48s %12.0f %10.2f %12.0f %10.2f %14.2f %12.2f\n", c.name, ar, ac, br, bc, br/ar, ac/bc)
-		if len(c.a) == rounds && len(c.b) == rounds {
-			var each []string
+		a, b := medianRun(c.a), medianRun(c.b)
+		fmt.Fprintf(w, "%-48s %12.0f %10.2f %12.0f %10.2f %14.2f %12.2f\n", c.name, a.rate, a.cpu, b.rate, b.cpu, b.rate/a.rate, a.cpu/b.cpu)
+		if len(c.a) == rounds && len(c.b) == rounds && rounds > 1 {
+			each := make([]float64, rounds)
+			var text []string
 			for i := range rounds {
-				each = append(each, fmt.Sprintf("%.2f", c.b[i].rate/c.a[i].rate))
+				each[i] = c.b[i].rate / c.a[i].rate
+				text = append(text, fmt.Sprintf("%.2f", each[i]))
 			}
-			fmt.Fprintf(w, "  B/A records/s each round: %s\n", strings.Join(each, " "))
+			slices.Sort(each)
+			fmt.Fprintf(w, "  B/A records/s each round: %s; median %.2f\n", strings.Join(text, " "), (each[(rounds-1)/2]+each[rounds/2])/2)
 		}
 	}
 }
 
-// runCompare runs the two binaries alternately and prints the comparison;
-// their own output goes to standard error as it comes.
-func runCompare(ctx context.Context, bins string, rounds int, args []string) error {
+// compareFlags are the flags -compare takes itself; the builds' go after
+// --.
+var compareFlags = []string{"compare", "rounds"}
+
+// runCompare runs the two binaries alternately and prints the comparison
+// to w; their own output goes to standard error as it comes. A run that
+// fails ends the comparison, after what the rounds before it gave is
+// printed.
+func runCompare(ctx context.Context, w io.Writer, bins string, rounds int, args []string) error {
 	ab := strings.Split(bins, ",")
 	if len(ab) != 2 || ab[0] == "" || ab[1] == "" {
 		return fmt.Errorf("-compare %q: want two binaries, A,B", bins)
@@ -120,9 +130,17 @@ func runCompare(ctx context.Context, bins string, rounds int, args []string) err
 	if rounds < 1 {
 		return fmt.Errorf("-rounds %d: want at least 1", rounds)
 	}
-	results := [2]map[string][]runResult{{}, {}}
-	var order []string
-	var orders []string
+	var results [2]map[string][]runResult
+	results[0], results[1] = map[string][]runResult{}, map[string][]runResult{}
+	var names, orders []string
+	report := func(done int) {
+		cs := make([]comparison, len(names))
+		for i, n := range names {
+			cs[i] = comparison{name: n, a: results[0][n], b: results[1][n]}
+		}
+		fmt.Fprintf(w, "\nA = %s, B = %s; %d rounds (%s); median runs:\n", ab[0], ab[1], done, strings.Join(orders[:done], ", "))
+		printComparison(w, cs, done)
+	}
 	for r := range rounds {
 		turn := []int{0, 1}
 		if r%2 == 1 {
@@ -136,29 +154,43 @@ func runCompare(ctx context.Context, bins string, rounds int, args []string) err
 			cmd := exec.CommandContext(ctx, ab[i], args...)
 			cmd.Stdout = io.MultiWriter(os.Stderr, &out)
 			cmd.Stderr = os.Stderr
-			if err := cmd.Run(); err != nil {
+			err := cmd.Run()
+			byName, found := parseRuns(out.Bytes())
+			if err == nil && len(byName) == 0 {
+				err = errors.New("no result line in its output")
+			}
+			if err != nil {
+				if r > 0 {
+					report(r)
+				}
 				return fmt.Errorf("round %d, %s (%s): %w", r+1, label, ab[i], err)
 			}
-			byName, names := parseRuns(out.Bytes())
-			if len(byName) == 0 {
-				return fmt.Errorf("round %d, %s (%s): no result line in its output", r+1, label, ab[i])
-			}
-			for _, n := range names {
-				if !slices.Contains(order, n) {
-					order = append(order, n)
+			for _, n := range found {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
 				}
 				results[i][n] = append(results[i][n], byName[n]...)
 			}
 		}
 	}
-	cs := make([]comparison, len(order))
-	for i, n := range order {
-		cs[i] = comparison{name: n, a: results[0][n], b: results[1][n]}
-	}
-	fmt.Printf("\nA = %s, B = %s; %d rounds (%s); medians:\n", ab[0], ab[1], rounds, strings.Join(orders, ", "))
-	printComparison(os.Stdout, cs, rounds)
-	if len(cs) == 0 {
-		return errors.New("no workload to compare")
-	}
+	report(rounds)
 	return nil
+}
+
+// compareMode runs -compare, refusing flags meant for the builds given
+// before the -- that passes them on.
+func compareMode(ctx context.Context) error {
+	var misplaced []string
+	flag.Visit(func(f *flag.Flag) {
+		if !slices.Contains(compareFlags, f.Name) {
+			misplaced = append(misplaced, "-"+f.Name)
+		}
+	})
+	if len(misplaced) > 0 {
+		return fmt.Errorf("-compare: %s would not reach the builds; put their flags after --", strings.Join(misplaced, " "))
+	}
+	// An interrupt ends the run in progress too (CommandContext kills it).
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runCompare(ctx, os.Stdout, *compareBins, *compareRounds, flag.Args())
 }

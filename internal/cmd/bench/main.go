@@ -107,7 +107,7 @@ func run() error {
 
 	ctx := context.Background()
 	if *compareBins != "" {
-		return runCompare(ctx, *compareBins, *compareRounds, flag.Args())
+		return compareMode(ctx)
 	}
 	brokers := strings.Split(*brokersFlag, ",")
 	where := "real Kafka at " + *brokersFlag
