@@ -76,7 +76,8 @@ const (
 // commit completes (observe), with sluice_commits_total and
 // sluice_commit_duration_seconds: a commit that had nothing to commit,
 // failed or was postponed is in none of them, so each phase's count is
-// the commits' and their means add up to the commits' mean.
+// the commits' and their means add up to nearly the commits' mean (which
+// also has the bookkeeping after the last phase).
 type phaseTimer struct {
 	h      *prometheus.HistogramVec
 	last   time.Time
@@ -96,8 +97,10 @@ func (m *metrics) phases(start time.Time) phaseTimer {
 // began) as phase's.
 func (t *phaseTimer) done(phase string) {
 	now := time.Now()
-	t.phases[t.n].name, t.phases[t.n].d = phase, now.Sub(t.last)
-	t.n++
+	if t.n < len(t.phases) { // a commit has at most the five phases above
+		t.phases[t.n].name, t.phases[t.n].d = phase, now.Sub(t.last)
+		t.n++
+	}
 	t.last = now
 }
 
