@@ -108,8 +108,7 @@ func printComparison(w io.Writer, cs []comparison, rounds int) {
 				each[i] = c.b[i].rate / c.a[i].rate
 				text = append(text, fmt.Sprintf("%.2f", each[i]))
 			}
-			slices.Sort(each)
-			fmt.Fprintf(w, "  B/A records/s each round: %s; median %.2f\n", strings.Join(text, " "), (each[(rounds-1)/2]+each[rounds/2])/2)
+			fmt.Fprintf(w, "  B/A records/s each round: %s; median %.2f\n", strings.Join(text, " "), medianOfSorted(slices.Sorted(slices.Values(each))))
 		}
 	}
 }

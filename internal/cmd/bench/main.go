@@ -389,7 +389,7 @@ func run() error {
 			for _, r := range paired {
 				fmt.Printf(" %.2f", r)
 			}
-			fmt.Printf("; median %.2f\n", (paired[(n-1)/2]+paired[n/2])/2)
+			fmt.Printf("; median %.2f\n", medianOfSorted(paired))
 		}
 	}
 	if selected("count-alos") || selected("count-eos") || selected("count-alos-cache") || selected("count-eos-cache") {
@@ -868,6 +868,14 @@ func endOffsets(ctx context.Context, brokers []string, topic string) (int64, err
 }
 
 // processed sums the records processed by the tasks.
+// medianOfSorted is the median of xs, sorted and not empty: the mean of
+// the middle two of an even count. The rounds' ratios take it; a
+// workload's figures are its median run instead, a run that happened.
+func medianOfSorted(xs []float64) float64 {
+	n := len(xs)
+	return (xs[(n-1)/2] + xs[n/2]) / 2
+}
+
 func processed(reg *prometheus.Registry) float64 {
 	mfs, err := reg.Gather()
 	if err != nil {
